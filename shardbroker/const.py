@@ -1,0 +1,54 @@
+"""Limits, defaults, exit codes and shard ids shared by every process.
+
+Names follow nats-server where one exists (MAX_PAYLOAD, MAX_CONTROL_LINE, ...).
+"""
+
+from __future__ import annotations
+
+# The version advertised in INFO. Clients parse it as semver and gate features on
+# it (nats.py needs 2.x with x >= 9 for the named consumer-create API).
+SERVER_VERSION = "2.10.0"
+PROTO = 1
+API_LEVEL = 1
+
+DEFAULT_HOST = "0.0.0.0"
+DEFAULT_PORT = 4222
+RANDOM_PORT = -1
+
+MAX_PAYLOAD = 1024 * 1024
+MAX_CONTROL_LINE = 4096
+MAX_PENDING = 64 * 1024 * 1024
+MAX_CONNECTIONS = 64 * 1024
+MAX_SUBSCRIPTIONS = 0  # unlimited
+PING_INTERVAL = 120.0  # seconds
+PING_MAX = 2
+FIRST_PING_INTERVAL = 2.0  # the first server PING, for RTT, comes this soon after CONNECT
+WRITE_DEADLINE = 10.0
+AUTH_TIMEOUT = 2.0
+
+GLOBAL_ACCOUNT = b"$G"
+
+# Shard ids: the supervisor is shard 0, workers are 1..N, the storage process follows.
+SUPERVISOR_SHARD = 0
+MAX_SHARDS = 64
+
+# A client id carries its shard and the shard's generation in the high bits, so ids
+# are unique broker-wide and across worker restarts without any shared counter:
+#   cid = ((generation << 8 | shard_id) << CID_SHARD_SHIFT) | per-process counter
+# It stays below 2**53 (JSON-safe) for the first 8192 restarts of a shard.
+CID_SHARD_SHIFT = 32
+
+
+def shard_of_client_id(cid: int) -> int:
+    """The shard (worker) a connection with this client id lives on."""
+    return (cid >> CID_SHARD_SHIFT) & 0xFF
+
+
+# Exit codes are a contract between shards and the supervisor.
+EXIT_OK = 0
+EXIT_BOOT_FAILURE = 3  # config, port, shared memory: halt, never restart-loop
+
+# The mesh.
+DEFAULT_RING_SIZE = 4 * 1024 * 1024
+TICK_INTERVAL = 0.1  # seconds between worker housekeeping ticks
+READY_TIMEOUT = 20.0  # seconds the supervisor waits for all shards to report ready

@@ -1,0 +1,83 @@
+"""Error types, and the exact error texts nats-server writes on the wire.
+
+Wire texts are verbatim from nats-server; clients compare lower-cased prefixes, so
+never invent new ones. They live only here.
+"""
+
+from __future__ import annotations
+
+from shardbroker.const import EXIT_BOOT_FAILURE
+
+ERR_UNKNOWN_PROTOCOL = "Unknown Protocol Operation"
+ERR_AUTH_VIOLATION = "Authorization Violation"
+ERR_AUTH_TIMEOUT = "Authentication Timeout"
+ERR_INVALID_PROTOCOL = "invalid client protocol"
+ERR_NO_RESPONDERS_REQUIRES_HEADERS = "no responders requires headers support"
+ERR_MAX_CONTROL_LINE = "maximum control line exceeded"
+ERR_MAX_PAYLOAD = "Maximum Payload Violation"
+ERR_MAX_CONNECTIONS = "maximum connections exceeded"
+ERR_MAX_SUBSCRIPTIONS = "maximum subscriptions exceeded"
+ERR_STALE_CONNECTION = "Stale Connection"
+ERR_INVALID_SUBJECT = "Invalid Subject"
+ERR_INVALID_PUBLISH_SUBJECT = "Invalid Publish Subject"
+
+
+def go_quote(text: str) -> str:
+    """Quote like Go's %q for the ASCII range clients see in permission errors."""
+    out = ['"']
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def err_publish_violation(subject: str) -> str:
+    return f"Permissions Violation for Publish to {go_quote(subject)}"
+
+
+def err_publish_reply_violation(reply: str) -> str:
+    return f"Permissions Violation for Publish with Reply of {go_quote(reply)}"
+
+
+def err_subscribe_violation(subject: str, queue: str | None = None) -> str:
+    if queue is None:
+        return f"Permissions Violation for Subscription to {go_quote(subject)}"
+    return (
+        f"Permissions Violation for Subscription to {go_quote(subject)} "
+        f"using queue {go_quote(queue)}"
+    )
+
+
+class ShardbrokerError(Exception):
+    """Base of every error the broker raises on purpose."""
+
+
+class ProtocolError(ShardbrokerError):
+    """A client broke the protocol.
+
+    `wire_text` is the -ERR text to send before closing, or None for a silent close.
+    """
+
+    def __init__(self, wire_text: str | None, detail: str = "") -> None:
+        super().__init__(detail or wire_text or "protocol error")
+        self.wire_text = wire_text
+
+
+class HaltBroker(BaseException):  # noqa: N818 - mirrors gunicorn's HaltServer
+    """Stop the whole broker with a reason and an exit status; caught only in cli.py."""
+
+    def __init__(self, reason: str, exit_status: int = EXIT_BOOT_FAILURE) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_status = exit_status
