@@ -74,7 +74,7 @@ class ProtocolError(ShardbrokerError):
         self.wire_text = wire_text
 
 
-class HaltBroker(BaseException):  # noqa: N818 - mirrors gunicorn's HaltServer
+class HaltBroker(BaseException):
     """Stop the whole broker with a reason and an exit status; caught only in cli.py."""
 
     def __init__(self, reason: str, exit_status: int = EXIT_BOOT_FAILURE) -> None:

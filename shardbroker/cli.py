@@ -1,0 +1,129 @@
+"""The `shardbroker` command. Flags of `serve` follow nats-server's where they exist.
+
+The only place that exits the process: a HaltBroker raised anywhere below ends up
+here as a clear message and its exit status.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from shardbroker import __version__, const, log
+from shardbroker.config.options import Options, OptionsError, validate
+from shardbroker.errors import HaltBroker
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="shardbroker: a NATS-compatible message broker that uses every core.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def parse_workers(value: str) -> int:
+    """`auto` (0: one per usable core) or a positive count."""
+    if value == "auto":
+        return 0
+    try:
+        count = int(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a number or 'auto', not {value!r}") from None
+    if count < 1:
+        raise typer.BadParameter("the broker needs at least one worker")
+    return count
+
+
+@app.command()
+def serve(
+    addr: str = typer.Option(
+        const.DEFAULT_HOST, "-a", "--addr", "--net", help="Bind to host address."
+    ),
+    port: int = typer.Option(
+        const.DEFAULT_PORT, "-p", "--port", help="Client port (-1 picks a free one)."
+    ),
+    name: str = typer.Option(
+        "", "-n", "--name", "--server_name", help="Server name (default: the server id)."
+    ),
+    pid_file: str = typer.Option("", "-P", "--pid", help="File to write the supervisor's pid to."),
+    ports_file_dir: str = typer.Option(
+        "", "--ports_file_dir", help="Write a ports file into this directory."
+    ),
+    log_file: str = typer.Option("", "-l", "--log", help="File to redirect log output to."),
+    debug: bool = typer.Option(False, "-D", "--debug", help="Enable debug output."),
+    trace: bool = typer.Option(False, "-V", "--trace", help="Trace the raw protocol."),
+    workers: str = typer.Option(
+        "auto", "--workers", help="Worker processes: a number or 'auto' (one per core)."
+    ),
+    max_payload: int = typer.Option(
+        const.MAX_PAYLOAD, "--max_payload", help="Largest message payload in bytes."
+    ),
+    max_pending: int = typer.Option(
+        const.MAX_PENDING,
+        "--max_pending",
+        help="Bytes pending for a client before it is a slow consumer.",
+    ),
+    max_control_line: int = typer.Option(
+        const.MAX_CONTROL_LINE, "--max_control_line", help="Longest protocol control line."
+    ),
+    max_connections: int = typer.Option(
+        const.MAX_CONNECTIONS, "--max_connections", help="Most client connections broker-wide."
+    ),
+    max_subscriptions: int = typer.Option(
+        const.MAX_SUBSCRIPTIONS,
+        "--max_subscriptions",
+        help="Most subscriptions per connection (0: no limit).",
+    ),
+    ping_interval: float = typer.Option(
+        const.PING_INTERVAL, "--ping_interval", help="Seconds between server PINGs to idle clients."
+    ),
+    ping_max: int = typer.Option(
+        const.PING_MAX, "--ping_max", help="Unanswered PINGs before a connection is stale."
+    ),
+) -> None:
+    """Start the broker: a supervisor and one worker per core on one port."""
+    # Imported here so `shardbroker --help` stays fast and light.
+    from shardbroker.supervisor.arbiter import Arbiter
+
+    try:
+        opts = validate(
+            Options(
+                host=addr,
+                port=port,
+                server_name=name,
+                pid_file=pid_file,
+                ports_file_dir=ports_file_dir,
+                log_file=log_file,
+                debug=debug,
+                trace=trace,
+                workers=parse_workers(workers),
+                max_payload=max_payload,
+                max_pending=max_pending,
+                max_control_line=max_control_line,
+                max_connections=max_connections,
+                max_subscriptions=max_subscriptions,
+                ping_interval=ping_interval,
+                ping_max=ping_max,
+            )
+        )
+    except OptionsError as exc:
+        typer.echo(f"shardbroker: {exc}", err=True)
+        raise typer.Exit(const.EXIT_BOOT_FAILURE) from None
+    log.setup(opts.log_file, opts.debug, opts.trace, opts.logtime)
+    try:
+        code = Arbiter(opts).run()
+    except HaltBroker as halt:
+        typer.echo(f"shardbroker: {halt.reason}", err=True)
+        raise typer.Exit(halt.exit_status) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(f"shardbroker {__version__} (nats-server protocol {const.SERVER_VERSION})")
+
+
+def main() -> None:
+    sys.exit(app())

@@ -1,0 +1,65 @@
+"""Options: every setting of a broker, validated once in the supervisor.
+
+Children receive the msgspec-encoded Options and never re-read a config file. Field
+names are nats-server's config keys. Durations are seconds (floats).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from shardbroker import const
+
+
+class Options(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = const.DEFAULT_HOST
+    port: int = const.DEFAULT_PORT
+    server_name: str = ""
+    pid_file: str = ""
+    ports_file_dir: str = ""
+    log_file: str = ""
+    debug: bool = False
+    trace: bool = False
+    logtime: bool = True
+    # 0 means one worker per usable core.
+    workers: int = 0
+
+    max_payload: int = const.MAX_PAYLOAD
+    max_pending: int = const.MAX_PENDING
+    max_control_line: int = const.MAX_CONTROL_LINE
+    max_connections: int = const.MAX_CONNECTIONS
+    max_subscriptions: int = const.MAX_SUBSCRIPTIONS
+    ping_interval: float = const.PING_INTERVAL
+    ping_max: int = const.PING_MAX
+    write_deadline: float = const.WRITE_DEADLINE
+
+
+class OptionsError(ValueError):
+    """An option value that cannot be used; the message says which and why."""
+
+
+def validate(opts: Options) -> Options:
+    """Check values that types alone cannot; returns opts or raises OptionsError."""
+    if not (opts.port == const.RANDOM_PORT or 0 <= opts.port <= 65535):
+        raise OptionsError(f"port {opts.port} is out of range (0-65535, or -1 for a free port)")
+    if opts.workers < 0 or opts.workers > const.MAX_SHARDS - 2:
+        raise OptionsError(f"workers must be between 1 and {const.MAX_SHARDS - 2}, or auto")
+    if opts.max_payload <= 0:
+        raise OptionsError("max_payload must be positive")
+    if opts.max_control_line <= 0:
+        raise OptionsError("max_control_line must be positive")
+    if opts.max_pending <= 0:
+        raise OptionsError("max_pending must be positive")
+    if opts.ping_interval <= 0:
+        raise OptionsError("ping_interval must be positive")
+    if opts.ping_max < 0:
+        raise OptionsError("ping_max must not be negative")
+    return opts
+
+
+def encode(opts: Options) -> bytes:
+    return msgspec.msgpack.encode(opts)
+
+
+def decode(data: bytes) -> Options:
+    return msgspec.msgpack.decode(data, type=Options)

@@ -1,0 +1,79 @@
+"""Encoders for what the broker writes: to clients (INFO, MSG, HMSG, PONG, +OK, -ERR)
+and to peer shards (RS+, RS-, RMSG, HRMSG, control verbs).
+
+Pure. Constant frames are built once at import. Per-message encoders avoid formatting
+and use ``b"".join``/concatenation of bytes only.
+"""
+
+from __future__ import annotations
+
+PING = b"PING\r\n"
+PONG = b"PONG\r\n"
+OK = b"+OK\r\n"
+CRLF = b"\r\n"
+
+
+def err(text: str) -> bytes:
+    """An -ERR line; the text is wrapped in single quotes like nats-server does."""
+    return b"-ERR '" + text.encode() + b"'\r\n"
+
+
+def info(json_body: bytes) -> bytes:
+    """INFO with the one space nats-server writes before the CRLF."""
+    return b"INFO " + json_body + b" \r\n"
+
+
+def no_responders(reply: bytes, sid: bytes, subject: bytes) -> bytes:
+    """The 503 status a requester gets when its request reached nobody."""
+    header = b"NATS/1.0 503\r\nNats-Subject: " + subject + b"\r\n\r\n"
+    size = str(len(header)).encode()
+    return b"HMSG " + reply + b" " + sid + b" " + size + b" " + size + b"\r\n" + header + b"\r\n"
+
+
+# -- mesh --------------------------------------------------------------------------------
+
+
+def rs_plus(account: bytes, subject: bytes, queue: bytes | None = None, weight: int = 1) -> bytes:
+    if queue is None:
+        return b"RS+ " + account + b" " + subject + b"\r\n"
+    return b"RS+ " + account + b" " + subject + b" " + queue + b" " + str(weight).encode() + CRLF
+
+
+def rs_minus(account: bytes, subject: bytes, queue: bytes | None = None) -> bytes:
+    if queue is None:
+        return b"RS- " + account + b" " + subject + b"\r\n"
+    return b"RS- " + account + b" " + subject + b" " + queue + b"\r\n"
+
+
+def rmsg(
+    account: bytes,
+    subject: bytes,
+    reply: bytes | None,
+    queues: tuple[bytes, ...] | list[bytes],
+    header_size: int,
+    message: bytes,
+) -> bytes:
+    """RMSG/HRMSG in the nats route grammar (see parser.parse_mesh)."""
+    parts = [b"HRMSG " if header_size else b"RMSG ", account, b" ", subject]
+    if queues:
+        if reply is not None:
+            parts += (b" + ", reply)
+        else:
+            parts.append(b" |")
+        for queue in queues:
+            parts += (b" ", queue)
+    elif reply is not None:
+        parts += (b" ", reply)
+    if header_size:
+        parts += (b" ", str(header_size).encode())
+    parts += (b" ", str(len(message)).encode(), CRLF, message, CRLF)
+    return b"".join(parts)
+
+
+def control(verb: bytes, *args: bytes | int) -> bytes:
+    """A shard control frame: ``VERB arg ...``. Arguments must not contain blanks."""
+    if not args:
+        return verb + CRLF
+    return (
+        verb + b" " + b" ".join(a if isinstance(a, bytes) else str(a).encode() for a in args) + CRLF
+    )

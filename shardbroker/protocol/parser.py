@@ -1,0 +1,346 @@
+"""The NATS wire parser: client verbs (from sockets) and mesh verbs (from rings).
+
+Pure: bytes in, calls on a handler out; no asyncio, no sockets. Imported by workers
+(client connections and inbound rings), the storage process and the supervisor.
+
+States, at Python granularity rather than nats-server's byte-at-a-time machine:
+
+* control line: find the line end with one ``bytes.find(b"\\n")`` (a bare LF ends a
+  line, a preceding CR is dropped), split the arguments once, dispatch on the verb;
+* payload: PUB/HPUB declare a size; the payload is taken by that size (never scanned)
+  and must be followed by exactly CRLF;
+* split data: a partial control line or payload is kept in one bytearray until the rest
+  arrives. ``max_control_line`` is checked on complete lines and on partial ones, and
+  ``max_payload`` on the control line, before any payload byte is awaited.
+
+Errors raise ``ProtocolError`` carrying the nats wire text (or None for the silent
+closes nats-server does); the caller is the one catch site.
+
+``ClientParser.feed`` is on the hot path: one call per ``data_received``; the handler's
+``process_*`` methods are bound once in ``__init__``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shardbroker.errors import (
+    ERR_MAX_CONTROL_LINE,
+    ERR_MAX_PAYLOAD,
+    ERR_UNKNOWN_PROTOCOL,
+    ProtocolError,
+)
+
+# nats-server parses at most 9 size digits; longer is a bad size (silent close).
+_MAX_SIZE_DIGITS = 9
+
+_PUB = b"PUB"
+_HPUB = b"HPUB"
+_SUB = b"SUB"
+_UNSUB = b"UNSUB"
+_PING = b"PING"
+_PONG = b"PONG"
+_CONNECT = b"CONNECT"
+_INFO = b"INFO"
+_OK = b"+OK"
+_ERR = b"-ERR"
+
+_CLIENT_VERBS = frozenset((_PUB, _HPUB, _SUB, _UNSUB, _PING, _PONG, _CONNECT, _INFO, _OK, _ERR))
+# Verbs that must be followed by a blank; alone on a line they are unknown operations.
+_VERBS_WITH_ARGS = frozenset((_PUB, _HPUB, _SUB, _UNSUB, _CONNECT, _INFO, _ERR))
+
+
+def parse_size(token: bytes) -> int:
+    """A payload size token: decimal digits only, at most 9 of them; -1 if invalid."""
+    if 0 < len(token) <= _MAX_SIZE_DIGITS and token.isdigit():
+        return int(token)
+    return -1
+
+
+def _bad_args() -> ProtocolError:
+    # nats-server closes without an -ERR on a wrong argument count or a bad size.
+    return ProtocolError(None, "bad arguments")
+
+
+def _unknown() -> ProtocolError:
+    return ProtocolError(ERR_UNKNOWN_PROTOCOL)
+
+
+class ClientParser:
+    """Parses what a client sends. The handler receives:
+
+    process_pub(subject, reply|None, payload, size_token)
+    process_hpub(subject, reply|None, header_size, message, header_token, total_token)
+        (message = header block + payload)
+    process_sub(subject, queue|None, sid)
+    process_unsub(sid, max_msgs|None)    (max_msgs -1 when present but unparsable)
+    process_ping(), process_pong(), process_connect(json_bytes), process_client_err()
+    """
+
+    __slots__ = (
+        "_buf",
+        "_connect",
+        "_err",
+        "_hpub",
+        "_need",
+        "_pending",
+        "_ping",
+        "_pong",
+        "_pub",
+        "_sub",
+        "_unsub",
+        "headers",
+        "max_control_line",
+        "max_payload",
+    )
+
+    def __init__(self, handler: Any, max_control_line: int, max_payload: int) -> None:
+        self._pub = handler.process_pub
+        self._hpub = handler.process_hpub
+        self._sub = handler.process_sub
+        self._unsub = handler.process_unsub
+        self._ping = handler.process_ping
+        self._pong = handler.process_pong
+        self._connect = handler.process_connect
+        self._err = handler.process_client_err
+        self.max_control_line = max_control_line
+        self.max_payload = max_payload
+        # Set by the connection once CONNECT asked for headers; HPUB is refused before.
+        self.headers = False
+        self._buf = bytearray()
+        # A control line whose payload has not fully arrived: (is_hpub, args, size).
+        self._pending: tuple[bool, list[bytes], int] | None = None
+        self._need = 0
+
+    def feed(self, data: bytes) -> None:
+        """Parse one read. Raises ProtocolError; the parser is then unusable."""
+        buf = self._buf
+        if buf:
+            buf += data
+            if self._pending is not None and len(buf) < self._need:
+                return
+            data = bytes(buf)
+            buf.clear()
+        pos = 0
+        n = len(data)
+        if self._pending is not None:
+            is_hpub, args, size = self._pending
+            self._pending = None
+            pos = self._deliver(data, 0, is_hpub, args, size)
+            if pos < 0:
+                return
+        find = data.find
+        max_line = self.max_control_line
+        pub = self._pub
+        while pos < n:
+            nl = find(b"\n", pos)
+            if nl < 0:
+                if n - pos > max_line:
+                    raise ProtocolError(ERR_MAX_CONTROL_LINE)
+                buf += data[pos:]
+                return
+            if nl - pos > max_line:
+                raise ProtocolError(ERR_MAX_CONTROL_LINE)
+            args = data[pos:nl].split()
+            start = pos
+            pos = nl + 1
+            if not args:
+                raise _unknown()
+            verb = args[0]
+            if verb == _PUB:
+                nargs = len(args)
+                if nargs == 3:
+                    reply = None
+                    size_tok = args[2]
+                elif nargs == 4:
+                    reply = args[2]
+                    size_tok = args[3]
+                else:
+                    raise self._arg_error(data, start, nl, verb)
+                size = parse_size(size_tok)
+                if size < 0:
+                    raise _bad_args()
+                if size > self.max_payload:
+                    raise ProtocolError(ERR_MAX_PAYLOAD)
+                end = pos + size
+                if end + 2 <= n:
+                    if data[end : end + 2] != b"\r\n":
+                        raise _unknown()
+                    pub(args[1], reply, data[pos:end], size_tok)
+                    pos = end + 2
+                    continue
+                pos = self._wait_payload(data, pos, False, args, size)
+                if pos < 0:
+                    return
+                continue
+            if verb not in _CLIENT_VERBS:
+                verb = verb.upper()
+                if verb not in _CLIENT_VERBS:
+                    if verb.startswith(_PING):
+                        self._ping()
+                        continue
+                    if verb.startswith(_PONG):
+                        self._pong()
+                        continue
+                    raise _unknown()
+                args[0] = verb
+            pos = self._control(data, start, nl, pos, verb, args)
+            if pos < 0:
+                return
+
+    def _arg_error(self, data: bytes, start: int, nl: int, verb: bytes) -> ProtocolError:
+        """`UNSUB` alone is an unknown operation; `UNSUB ` with bad args a silent close."""
+        after = start + len(verb)
+        if after >= nl or data[after] not in b" \t":
+            return _unknown()
+        return _bad_args()
+
+    def _control(
+        self, data: bytes, start: int, nl: int, pos: int, verb: bytes, args: list[bytes]
+    ) -> int:
+        """Every verb but the fast-path PUB. Returns the new position, -1 to stop."""
+        nargs = len(args)
+        if verb == _PING:
+            self._ping()
+            return pos
+        if verb == _PONG:
+            self._pong()
+            return pos
+        if verb in _VERBS_WITH_ARGS and nargs == 1:
+            raise self._arg_error(data, start, nl, verb)
+        if verb == _SUB:
+            if nargs == 3:
+                self._sub(args[1], None, args[2])
+            elif nargs == 4:
+                self._sub(args[1], args[2], args[3])
+            else:
+                raise _bad_args()
+            return pos
+        if verb == _UNSUB:
+            if nargs == 2:
+                self._unsub(args[1], None)
+            elif nargs == 3:
+                max_tok = args[2]
+                self._unsub(args[1], int(max_tok) if max_tok.isdigit() else -1)
+            else:
+                raise _bad_args()
+            return pos
+        if verb == _HPUB:
+            if not self.headers:
+                raise _bad_args()
+            if nargs not in (4, 5):
+                raise _bad_args()
+            hsize = parse_size(args[-2])
+            tsize = parse_size(args[-1])
+            if hsize < 0 or tsize < 0 or hsize > tsize:
+                raise _bad_args()
+            if tsize > self.max_payload:
+                raise ProtocolError(ERR_MAX_PAYLOAD)
+            return self._wait_payload(data, pos, True, args, tsize)
+        if verb == _PUB:
+            raise self._arg_error(data, start, nl, verb)
+        if verb == _CONNECT:
+            line = data[start:nl]
+            self._connect(line[line.upper().find(_CONNECT) + len(_CONNECT) :].strip())
+            return pos
+        if verb == _ERR:
+            self._err()
+            return -1
+        # INFO and +OK from a client are ignored.
+        return pos
+
+    def _wait_payload(
+        self, data: bytes, pos: int, is_hpub: bool, args: list[bytes], size: int
+    ) -> int:
+        """Deliver now if the payload is here, else keep the rest for the next read."""
+        if pos + size + 2 <= len(data):
+            return self._deliver(data, pos, is_hpub, args, size)
+        self._pending = (is_hpub, args, size)
+        self._need = size + 2
+        self._buf += data[pos:]
+        return -1
+
+    def _deliver(self, data: bytes, pos: int, is_hpub: bool, args: list[bytes], size: int) -> int:
+        end = pos + size
+        if data[end : end + 2] != b"\r\n":
+            raise _unknown()
+        if is_hpub:
+            reply = args[2] if len(args) == 5 else None
+            hdr_tok = args[-2]
+            self._hpub(args[1], reply, int(hdr_tok), data[pos:end], hdr_tok, args[-1])
+        else:
+            self._pub(args[1], args[2] if len(args) == 4 else None, data[pos:end], args[-1])
+        return end + 2
+
+
+# -- mesh frames -----------------------------------------------------------------------
+
+_RMSG = b"RMSG"
+_HRMSG = b"HRMSG"
+_RS_PLUS = b"RS+"
+_RS_MINUS = b"RS-"
+_PLUS = b"+"
+_BAR = b"|"
+
+
+def _split_rmsg(args: list[bytes], nsizes: int) -> tuple[bytes | None, tuple[bytes, ...]]:
+    """The reply and queue names between the subject and the size tokens.
+
+    Grammar (nats route RMSG): ``subj size``, ``subj reply size``,
+    ``subj + reply q1 q2 size``, ``subj | q1 q2 size`` (HRMSG: two size tokens).
+    """
+    middle = args[3 : len(args) - nsizes]
+    if not middle:
+        return None, ()
+    first = middle[0]
+    if first == _PLUS:
+        return middle[1], tuple(middle[2:])
+    if first == _BAR:
+        return None, tuple(middle[1:])
+    return first, ()
+
+
+def parse_mesh(data: bytes, handler: Any) -> None:
+    """Parse frames read from an inbound ring.
+
+    A ring only ever holds whole frames (the producer commits frame by frame), so
+    there is no partial state to keep. Handler methods:
+
+    process_rmsg(account, subject, reply|None, queues, header_size, message)
+        (header_size 0 for RMSG; message = header block + payload)
+    process_rs_plus(account, subject, queue|None, weight)
+    process_rs_minus(account, subject, queue|None)
+    process_control(verb, args)   (HELLO, SDOWN, READY, STOP and other shard control)
+    """
+    find = data.find
+    pos = 0
+    n = len(data)
+    rmsg = handler.process_rmsg
+    while pos < n:
+        nl = find(b"\r\n", pos)
+        if nl < 0:
+            raise ValueError("mesh frame without a line end")
+        args = data[pos:nl].split()
+        pos = nl + 2
+        verb = args[0]
+        if verb == _RMSG:
+            size = int(args[-1])
+            reply, queues = _split_rmsg(args, 1)
+            end = pos + size
+            rmsg(args[1], args[2], reply, queues, 0, data[pos:end])
+            pos = end + 2
+        elif verb == _HRMSG:
+            size = int(args[-1])
+            reply, queues = _split_rmsg(args, 2)
+            end = pos + size
+            rmsg(args[1], args[2], reply, queues, int(args[-2]), data[pos:end])
+            pos = end + 2
+        elif verb == _RS_PLUS:
+            if len(args) == 5:
+                handler.process_rs_plus(args[1], args[2], args[3], int(args[4]))
+            else:
+                handler.process_rs_plus(args[1], args[2], None, 1)
+        elif verb == _RS_MINUS:
+            handler.process_rs_minus(args[1], args[2], args[3] if len(args) == 4 else None)
+        else:
+            handler.process_control(verb, args[1:])

@@ -1,0 +1,391 @@
+"""The supervisor: shard 0 of the mesh, and the parent of every other shard.
+
+gunicorn's arbiter on an asyncio loop: signal handlers only record what happened;
+the loop reaps children, restarts crashed workers with jittered backoff, and stops the
+tree. Exit codes are a contract (const.py): a shard that exits before it reported READY
+halts the whole broker with EXIT_BOOT_FAILURE instead of restart-looping.
+
+When a worker dies the supervisor (1) tells every other shard ``SDOWN <id> <gen>
+<pos>``, where pos is where the dead shard's ring to that shard ends, so the survivor
+drops its interest and skips its stale frames, (2) returns the connection slots it held
+to the broker-wide semaphore, and (3) before the respawn, empties every ring into the
+dead shard (its consumer is gone, so the supervisor may move the read counter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+import time
+
+import uvloop
+
+from shardbroker import const
+from shardbroker.config import options as options_mod
+from shardbroker.config.options import Options
+from shardbroker.errors import HaltBroker
+from shardbroker.mesh.mesh import Mesh, ShardBoot
+from shardbroker.mesh.ring import Ring
+from shardbroker.protocol import frames
+from shardbroker.protocol.parser import parse_mesh
+from shardbroker.supervisor.spawn import (
+    SharedResources,
+    reserve_port,
+    ring_size_for,
+    spawn_shard,
+    usable_cores,
+)
+
+log = logging.getLogger("shardbroker.supervisor")
+
+HELLO = b"HELLO"
+READY = b"READY"
+SDOWN = b"SDOWN"
+
+_STOP_GRACE = 5.0  # seconds shards get to exit after SIGTERM before SIGKILL
+_BACKOFF_START = 0.1
+_BACKOFF_MAX = 5.0
+_STABLE_AFTER = 10.0  # a worker up this long resets its backoff
+
+
+def new_server_id() -> str:
+    """A 56-character id shaped like nats-server's public server NKEY."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    return "N" + "".join(random.choice(alphabet) for _ in range(55))
+
+
+class ShardProcess:
+    __slots__ = ("failures", "generation", "pid", "ready", "shard_id", "started")
+
+    def __init__(self, shard_id: int) -> None:
+        self.shard_id = shard_id
+        self.generation = -1
+        self.pid = 0
+        self.ready = False
+        self.started = 0.0
+        self.failures = 0
+
+
+class Arbiter:
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.server_id = new_server_id()
+        self.n_workers = opts.workers or usable_cores()
+        self.n_shards = 1 + self.n_workers
+        self.shards = {i: ShardProcess(i) for i in range(1, self.n_shards)}
+        self.stopping = False
+        self.halt_reason: str | None = None
+        self.port = 0
+        self.ports_file = ""
+        self.resources: SharedResources | None = None
+        self.mesh: Mesh | None = None
+        self.peer_gen = [-1] * self.n_shards
+        self.ack_peers: set[int] = set()
+        self.current_peer = -1
+        self.done: asyncio.Event | None = None
+        self.all_ready: asyncio.Event | None = None
+
+    # -- entry ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        return uvloop.run(self.main())
+
+    async def main(self) -> int:
+        self.done = asyncio.Event()
+        self.all_ready = asyncio.Event()
+        opts = self.opts
+        try:
+            keeper = reserve_port(opts.host, opts.port)
+        except OSError as exc:
+            raise HaltBroker(
+                f"cannot listen on {opts.host}:{opts.port}: {exc.strerror or exc}"
+            ) from exc
+        self.port = keeper.getsockname()[1]
+        try:
+            return await self._serve()
+        finally:
+            keeper.close()
+            self._stop_watching_mesh()
+            self._cleanup()
+
+    async def _serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        opts = self.opts
+        ring_size = ring_size_for(opts.max_payload, opts.max_control_line)
+        try:
+            self.resources = SharedResources(
+                self.port, self.n_shards, ring_size, opts.max_connections
+            )
+        except OSError as exc:
+            raise HaltBroker(f"cannot create shared memory: {exc}") from exc
+        res = self.resources
+        self.mesh = Mesh(res.spec, const.SUPERVISOR_SHARD, buf=res.mesh_buf)
+        loop.add_reader(self.mesh.doorbell.fileno(), self.on_doorbell)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.handle_stop)
+
+        log.info("Starting shardbroker")
+        log.info("  Version:  %s", const.SERVER_VERSION)
+        log.info("  ID:       %s", self.server_id)
+        log.info("  Workers:  %d", self.n_workers)
+        for shard in self.shards.values():
+            self.spawn(shard)
+        assert self.all_ready is not None and self.done is not None
+        ready_wait = asyncio.ensure_future(self.all_ready.wait())
+        done_wait = asyncio.ensure_future(self.done.wait())
+        await asyncio.wait(
+            {ready_wait, done_wait},
+            timeout=const.READY_TIMEOUT,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        ready_wait.cancel()
+        done_wait.cancel()
+        if not self.all_ready.is_set():
+            if self.halt_reason is None and not self.stopping:
+                self.halt_reason = "workers did not report ready in time"
+            await self.stop_shards()
+            if self.halt_reason is not None:
+                raise HaltBroker(self.halt_reason)
+            return const.EXIT_OK
+        log.info("Listening for client connections on %s:%d", opts.host, self.port)
+        self._write_files()
+        log.info("Server is ready")
+        await self.done.wait()
+        await self.stop_shards()
+        if self.halt_reason is not None:
+            raise HaltBroker(self.halt_reason)
+        return const.EXIT_OK
+
+    def _stop_watching_mesh(self) -> None:
+        if self.mesh is not None:
+            asyncio.get_running_loop().remove_reader(self.mesh.doorbell.fileno())
+
+    # -- files -----------------------------------------------------------------------------
+
+    def _write_files(self) -> None:
+        opts = self.opts
+        if opts.pid_file:
+            with open(opts.pid_file, "w") as f:
+                f.write(str(os.getpid()))
+        if opts.ports_file_dir:
+            host = opts.host if opts.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+            self.ports_file = os.path.join(opts.ports_file_dir, f"shardbroker_{os.getpid()}.ports")
+            tmp = self.ports_file + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump({"nats": [f"nats://{host}:{self.port}"]}, f)
+            os.replace(tmp, self.ports_file)
+
+    def _cleanup(self) -> None:
+        for path in (self.ports_file, self.opts.pid_file):
+            if path:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        if self.resources is not None:
+            self.resources.remove()
+
+    # -- shards ----------------------------------------------------------------------------
+
+    def live_shards(self, excluding: int) -> list[int]:
+        return [const.SUPERVISOR_SHARD] + [
+            s.shard_id for s in self.shards.values() if s.pid and s.shard_id != excluding
+        ]
+
+    def spawn(self, shard: ShardProcess) -> None:
+        res = self.resources
+        mesh = self.mesh
+        assert res is not None and mesh is not None
+        # Whatever waits in rings into this shard was meant for its previous life.
+        self._empty_rings_into(shard.shard_id)
+        res.table.slots[shard.shard_id].clear()
+        shard.generation += 1
+        shard.ready = False
+        shard.started = time.monotonic()
+        boot = ShardBoot(
+            shard_id=shard.shard_id,
+            generation=shard.generation,
+            mesh=res.spec,
+            live=self.live_shards(excluding=shard.shard_id),
+            server_id=self.server_id,
+            supervisor_pid=os.getpid(),
+            options=options_mod.encode(self.opts),
+        )
+        shard.pid = spawn_shard(boot, res.doorbell_fds)
+        # A pidfd becomes readable when the process exits (uvloop keeps SIGCHLD to itself).
+        pidfd = os.pidfd_open(shard.pid)
+        asyncio.get_running_loop().add_reader(pidfd, self.on_shard_exit, shard, shard.pid, pidfd)
+        log.debug(
+            "spawned shard %d (generation %d) as pid %d",
+            shard.shard_id,
+            shard.generation,
+            shard.pid,
+        )
+
+    def _ring(self, src: int, dst: int) -> Ring:
+        """A view of any ring of the mesh (the supervisor's own are in self.mesh)."""
+        res = self.resources
+        assert res is not None
+        return Ring(res.mesh_buf, res.layout.ring_offset(src, dst), res.layout.ring_size)
+
+    def _empty_rings_into(self, shard_id: int) -> None:
+        mesh = self.mesh
+        assert mesh is not None
+        for peer in range(self.n_shards):
+            if peer == shard_id:
+                continue
+            ring = self._ring(peer, shard_id)
+            if ring.discard_all():
+                mesh.doorbells[peer].ring()  # its producer waited for room
+            ring.close()
+
+    def on_shard_exit(self, shard: ShardProcess, pid: int, pidfd: int) -> None:
+        asyncio.get_running_loop().remove_reader(pidfd)
+        os.close(pidfd)
+        try:
+            _, status = os.waitpid(pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            code = -1
+        if shard.pid == pid:
+            self.shard_exited(shard, code)
+
+    def shard_exited(self, shard: ShardProcess, code: int) -> None:
+        was_ready = shard.ready
+        shard.pid = 0
+        shard.ready = False
+        self.announce_down(shard)
+        assert self.done is not None
+        if self.stopping:
+            if all(s.pid == 0 for s in self.shards.values()):
+                self.done.set()
+            return
+        if not was_ready:
+            how = "exited" if code >= 0 else f"was killed by signal {-code}"
+            self.halt_reason = (
+                f"worker shard {shard.shard_id} {how} (code {code}) before it was ready; "
+                "stopping the broker instead of restarting it (see the lines above)"
+            )
+            log.error("%s", self.halt_reason)
+            self.handle_stop()
+            return
+        if time.monotonic() - shard.started > _STABLE_AFTER:
+            shard.failures = 0
+        delay = min(_BACKOFF_MAX, _BACKOFF_START * (2**shard.failures))
+        delay *= 0.5 + random.random()
+        shard.failures += 1
+        how = f"exited with code {code}" if code >= 0 else f"was killed by signal {-code}"
+        log.warning("worker shard %d %s; restarting in %.2fs", shard.shard_id, how, delay)
+        asyncio.get_running_loop().call_later(delay, self._respawn, shard)
+
+    def _respawn(self, shard: ShardProcess) -> None:
+        if not self.stopping and shard.pid == 0:
+            self.spawn(shard)
+
+    def announce_down(self, shard: ShardProcess) -> None:
+        """Tell every other shard that this generation of the shard is gone."""
+        res = self.resources
+        mesh = self.mesh
+        assert res is not None and mesh is not None
+        dead = shard.shard_id
+        for other in self.shards.values():
+            if other.shard_id == dead or other.pid == 0:
+                continue
+            ring = self._ring(dead, other.shard_id)
+            end = ring.write_counter
+            ring.close()
+            mesh.send(other.shard_id, frames.control(SDOWN, dead, shard.generation, end))
+        mesh.forget_peer_output(dead)
+        inbound = mesh.inbound[dead]
+        assert inbound is not None
+        mesh.discard_inbound(dead, inbound.write_counter)
+        self.peer_gen[dead] = shard.generation
+        held = res.table.slots[dead].get("connections")
+        if held:
+            res.connection_limit.release(held)
+        res.table.slots[dead].clear()
+        mesh.flush()
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def handle_stop(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("Initiating Shutdown...")
+        for shard in self.shards.values():
+            if shard.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(shard.pid, signal.SIGTERM)
+        assert self.done is not None
+        if all(s.pid == 0 for s in self.shards.values()):
+            self.done.set()
+
+    async def stop_shards(self) -> None:
+        """Wait for every shard to exit after SIGTERM; SIGKILL what is left."""
+        self.handle_stop()
+        deadline = time.monotonic() + _STOP_GRACE
+        while any(s.pid for s in self.shards.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for shard in self.shards.values():
+            if shard.pid:
+                log.warning("shard %d did not stop in time; killing it", shard.shard_id)
+                try:
+                    os.kill(shard.pid, signal.SIGKILL)
+                    os.waitpid(shard.pid, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+                shard.pid = 0
+        log.info("Server Exiting..")
+
+    # -- mesh --------------------------------------------------------------------------------
+
+    def on_doorbell(self) -> None:
+        mesh = self.mesh
+        assert mesh is not None
+        more = mesh.drain(self.apply_frames)
+        if mesh.overflowing:
+            mesh.retry_overflow()
+        mesh.flush()
+        for peer in self.ack_peers:
+            mesh.doorbells[peer].ring()
+        self.ack_peers.clear()
+        if more:
+            asyncio.get_running_loop().call_soon(self.on_doorbell)
+
+    def apply_frames(self, peer: int, data: bytes) -> None:
+        self.current_peer = peer
+        parse_mesh(data, self)
+
+    def process_rmsg(self, *args: object) -> None:
+        """The supervisor has no subscribers; nothing is routed to it yet."""
+
+    def process_rs_plus(self, *args: object) -> None:
+        self.ack_peers.add(self.current_peer)
+
+    def process_rs_minus(self, *args: object) -> None:
+        self.ack_peers.add(self.current_peer)
+
+    def process_control(self, verb: bytes, args: list[bytes]) -> None:
+        mesh = self.mesh
+        assert mesh is not None
+        if verb == HELLO:
+            peer, generation = int(args[0]), int(args[1])
+            if generation > self.peer_gen[peer]:
+                self.peer_gen[peer] = generation
+                mesh.send(peer, frames.control(HELLO, const.SUPERVISOR_SHARD, 0))
+        elif verb == READY:
+            peer, generation = int(args[0]), int(args[1])
+            shard = self.shards.get(peer)
+            if shard is not None and shard.generation == generation and shard.pid:
+                shard.ready = True
+                if shard.generation > 0:
+                    log.info("worker shard %d restarted (pid %d)", peer, shard.pid)
+                assert self.all_ready is not None
+                if all(s.ready for s in self.shards.values()):
+                    self.all_ready.set()
+        else:
+            log.warning("unknown control frame %r from shard %d", verb, self.current_peer)

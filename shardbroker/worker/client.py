@@ -1,0 +1,390 @@
+"""One client connection: the protocol handler a worker runs per socket.
+
+Owner: a worker shard; runs on its loop and never blocks. ``data_received`` feeds the
+whole read to the parser, whose callbacks are the ``process_*`` methods here; it is the
+one catch site for protocol errors. Output is collected in ``out`` and written once
+per read batch by the server (``flush``), never per message.
+
+A PONG is a barrier (ARCHITECTURE "One server to the outside"): when this connection's
+SUB/UNSUB produced interest frames that a peer shard has not applied yet, the PONG and
+everything queued after it are held (``hold_index``) until the server sees every peer's
+ring read counter pass the recorded position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from random import random
+from typing import TYPE_CHECKING
+
+from shardbroker import const
+from shardbroker.errors import (
+    ERR_AUTH_VIOLATION,
+    ERR_INVALID_PROTOCOL,
+    ERR_INVALID_PUBLISH_SUBJECT,
+    ERR_INVALID_SUBJECT,
+    ERR_MAX_CONNECTIONS,
+    ERR_MAX_SUBSCRIPTIONS,
+    ERR_NO_RESPONDERS_REQUIRES_HEADERS,
+    ERR_STALE_CONNECTION,
+    ProtocolError,
+    err_publish_reply_violation,
+    err_publish_violation,
+    err_subscribe_violation,
+)
+from shardbroker.protocol import frames
+from shardbroker.protocol.messages import decode_connect
+from shardbroker.protocol.parser import ClientParser
+from shardbroker.protocol.subjects import (
+    is_valid_literal_subject,
+    is_valid_subject,
+    subject_matches,
+)
+from shardbroker.worker.router import Subscription
+
+if TYPE_CHECKING:
+    from shardbroker.worker.server import Server
+
+log = logging.getLogger("shardbroker.client")
+
+_RESERVED_PUBLISH = (b"_GR_.", b"$NRG.")
+_RESERVED_REPLY = (b"_R_.", b"$JS.ACK.", b"_GR_.")
+_SYS_QUEUE = b"_sys_"
+
+
+class ClosedState:
+    """Why a connection ended (nats-server's ClosedState names, for /connz later)."""
+
+    CLIENT_CLOSED = "Client Closed"
+    PROTOCOL_VIOLATION = "Protocol Violation"
+    PARSE_ERROR = "Parse Error"
+    SLOW_CONSUMER_PENDING_BYTES = "Slow Consumer (Pending Bytes)"
+    STALE_CONNECTION = "Stale Connection"
+    MAX_CONNECTIONS_EXCEEDED = "Maximum Connections Exceeded"
+    SERVER_SHUTDOWN = "Server Shutdown"
+    MAX_PAYLOAD_EXCEEDED = "Maximum Message Payload Exceeded"
+
+
+class ClientProtocol(asyncio.Protocol):
+    __slots__ = (
+        "account",
+        "active",
+        "barrier",
+        "cid",
+        "closed",
+        "connected",
+        "echo",
+        "first_ping",
+        "headers",
+        "hold_index",
+        "hold_targets",
+        "host",
+        "in_bytes",
+        "in_msgs",
+        "info_sent",
+        "lang",
+        "name",
+        "no_responders",
+        "out",
+        "out_msgs",
+        "parser",
+        "pedantic",
+        "ping_handle",
+        "pings_out",
+        "protocol",
+        "server",
+        "subs",
+        "transport",
+        "verbose",
+        "version",
+    )
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        opts = server.opts
+        self.parser = ClientParser(self, opts.max_control_line, opts.max_payload)
+        self.out: list[bytes] = []
+        self.subs: dict[bytes, Subscription] = {}
+        self.account = const.GLOBAL_ACCOUNT
+        self.cid = 0
+        self.closed = False
+        self.connected = False
+        # nats-server's CONNECT defaults: verbose, pedantic and echo are on when absent.
+        self.verbose = False
+        self.pedantic = False
+        self.echo = True
+        self.headers = False
+        self.no_responders = False
+        self.protocol = 0
+        self.name = ""
+        self.lang = ""
+        self.version = ""
+        self.host = ""
+        self.info_sent = False
+        self.in_msgs = 0
+        self.out_msgs = 0
+        self.in_bytes = 0
+        self.pings_out = 0
+        self.active = False
+        self.first_ping = False
+        self.ping_handle: asyncio.TimerHandle | None = None
+        # peer -> (peer generation, logical ring position) our interest frames reached.
+        self.barrier: dict[int, tuple[int, int]] = {}
+        self.hold_index = -1
+        self.hold_targets: dict[int, tuple[int, int]] = {}
+
+    # -- transport callbacks -------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not subclasses
+        server = self.server
+        peer = transport.get_extra_info("peername")
+        self.host = peer[0] if peer else ""
+        self.cid = server.next_client_id()
+        transport.write(server.info_for(self))
+        if not server.admit(self):
+            transport.write(frames.err(ERR_MAX_CONNECTIONS))
+            self.closed = True
+            transport.close()
+            return
+        self.arm_ping(server.opts.ping_interval)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.active = True
+        self.in_bytes += len(data)
+        try:
+            self.parser.feed(data)
+        except ProtocolError as exc:
+            self.server.flush_batch(self)
+            self.close_with_error(exc.wire_text, ClosedState.PROTOCOL_VIOLATION)
+            return
+        except Exception:  # a bug must cost one connection, never the worker
+            log.exception("cid=%d: internal error while processing input; closing", self.cid)
+            self.server.flush_batch(self)
+            self.close_connection(ClosedState.PARSE_ERROR)
+            return
+        self.server.flush_batch(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close_connection(ClosedState.CLIENT_CLOSED)
+
+    # -- protocol callbacks ----------------------------------------------------------
+
+    def process_connect(self, body: bytes) -> None:
+        opts = decode_connect(body)
+        if opts.has_account:
+            raise ProtocolError(ERR_AUTH_VIOLATION)
+        if opts.protocol not in (0, 1):
+            raise ProtocolError(ERR_INVALID_PROTOCOL)
+        if opts.no_responders and not opts.headers:
+            raise ProtocolError(ERR_NO_RESPONDERS_REQUIRES_HEADERS)
+        self.verbose = opts.verbose
+        self.pedantic = opts.pedantic
+        self.echo = opts.echo
+        self.headers = opts.headers
+        self.parser.headers = opts.headers
+        self.no_responders = opts.no_responders
+        self.protocol = opts.protocol
+        self.name = opts.name
+        self.lang = opts.lang
+        self.version = opts.version
+        first = not self.connected
+        self.connected = True
+        if self.verbose:
+            self.out.append(frames.OK)
+            self.server.pending.add(self)
+        if first:
+            self.first_ping = True
+            interval = min(self.server.opts.ping_interval, const.FIRST_PING_INTERVAL)
+            self.arm_ping(interval * (1.0 + 0.2 * random()))
+
+    def process_pub(
+        self, subject: bytes, reply: bytes | None, payload: bytes, size_token: bytes
+    ) -> None:
+        self.in_msgs += 1
+        if not self.check_publish(subject, reply):
+            return
+        delivered = self.server.router.process_msg_results(
+            self, self.account, subject, reply, 0, payload, size_token
+        )
+        if not delivered and reply is not None and self.no_responders:
+            self.send_no_responders(subject, reply)
+
+    def process_hpub(
+        self,
+        subject: bytes,
+        reply: bytes | None,
+        header_size: int,
+        message: bytes,
+        header_token: bytes,
+        total_token: bytes,
+    ) -> None:
+        self.in_msgs += 1
+        if not self.check_publish(subject, reply):
+            return
+        delivered = self.server.router.process_msg_results(
+            self,
+            self.account,
+            subject,
+            reply,
+            header_size,
+            message,
+            None if header_size else total_token,
+        )
+        if not delivered and reply is not None and self.no_responders:
+            self.send_no_responders(subject, reply)
+
+    def check_publish(self, subject: bytes, reply: bytes | None) -> bool:
+        """Reserved subjects and pedantic checks; queues +OK. False: do not route."""
+        if reply is not None and reply.startswith(_RESERVED_REPLY):
+            self.send_err(err_publish_reply_violation(reply.decode(errors="replace")))
+            return False
+        if subject.startswith(_RESERVED_PUBLISH):
+            self.send_err(err_publish_violation(subject.decode(errors="replace")))
+            return False
+        if self.pedantic and not is_valid_literal_subject(subject):
+            # nats-server still delivers it after saying so.
+            self.send_err(ERR_INVALID_PUBLISH_SUBJECT)
+        if self.verbose:
+            self.out.append(frames.OK)
+            self.server.pending.add(self)
+        return True
+
+    def send_no_responders(self, subject: bytes, reply: bytes) -> None:
+        """The 503 goes to this connection's own plain subscription matching the reply."""
+        for sub in self.subs.values():
+            if sub.queue is None and subject_matches(sub.subject, reply):
+                self.out.append(frames.no_responders(reply, sub.sid, subject))
+                self.server.pending.add(self)
+                return
+
+    def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
+        server = self.server
+        if not is_valid_subject(subject):
+            self.send_err(ERR_INVALID_SUBJECT)
+            return
+        if queue == _SYS_QUEUE:
+            self.send_err(err_subscribe_violation(subject.decode(errors="replace"), queue.decode()))
+            return
+        if sid not in self.subs:
+            limit = server.opts.max_subscriptions
+            if limit and len(self.subs) >= limit:
+                self.send_err(ERR_MAX_SUBSCRIPTIONS)
+                return
+            sub = Subscription(self, self.account, subject, queue, sid)
+            self.subs[sid] = sub
+            server.add_subscription(sub)
+        if self.verbose:
+            self.out.append(frames.OK)
+            server.pending.add(self)
+
+    def process_unsub(self, sid: bytes, max_msgs: int | None) -> None:
+        sub = self.subs.get(sid)
+        if sub is not None:
+            if max_msgs is None or max_msgs <= 0 or max_msgs <= sub.delivered:
+                self.server.remove_subscription(sub)
+            else:
+                sub.max = max_msgs
+        if self.verbose:
+            self.out.append(frames.OK)
+            self.server.pending.add(self)
+
+    def process_ping(self) -> None:
+        server = self.server
+        if self.barrier or self.hold_index >= 0:
+            server.hold_pong(self)
+        self.out.append(frames.PONG)
+        if self.connected and not self.info_sent:
+            self.info_sent = True
+            if self.protocol >= 1:
+                self.out.append(server.connect_info_for(self))
+        server.pending.add(self)
+
+    def process_pong(self) -> None:
+        self.pings_out = 0
+
+    def process_client_err(self) -> None:
+        raise ProtocolError(None, "client sent -ERR")
+
+    # -- output ----------------------------------------------------------------------
+
+    def send_err(self, text: str) -> None:
+        self.out.append(frames.err(text))
+        self.server.pending.add(self)
+
+    def flush(self) -> None:
+        """Write queued output, except what a held PONG keeps back."""
+        out = self.out
+        if not out or self.closed:
+            return
+        hold = self.hold_index
+        if hold >= 0:
+            if hold == 0:
+                return
+            data = b"".join(out[:hold])
+            del out[:hold]
+            self.hold_index = 0
+        else:
+            data = b"".join(out)
+            out.clear()
+        transport = self.transport
+        assert transport is not None
+        transport.write(data)
+
+    # -- keepalive ---------------------------------------------------------------------
+
+    def arm_ping(self, delay: float) -> None:
+        if self.ping_handle is not None:
+            self.ping_handle.cancel()
+        self.ping_handle = self.server.loop.call_later(delay, self.on_ping_timer)
+
+    def on_ping_timer(self) -> None:
+        self.ping_handle = None
+        if self.closed:
+            return
+        opts = self.server.opts
+        if self.active and not self.first_ping:
+            # The client talked to us lately: no need to probe it.
+            self.active = False
+            self.arm_ping(opts.ping_interval)
+            return
+        if self.pings_out + 1 > opts.ping_max:
+            self.close_with_error(ERR_STALE_CONNECTION, ClosedState.STALE_CONNECTION)
+            return
+        self.active = False
+        self.first_ping = False
+        self.pings_out += 1
+        self.out.append(frames.PING)
+        self.server.pending.add(self)
+        self.server.flush_batch(None)
+        self.arm_ping(opts.ping_interval)
+
+    # -- closing -----------------------------------------------------------------------
+
+    def close_with_error(self, wire_text: str | None, reason: str) -> None:
+        if self.closed:
+            return
+        if wire_text is not None and self.transport is not None:
+            self.hold_index = -1
+            self.flush()
+            self.transport.write(frames.err(wire_text))
+        self.close_connection(reason)
+
+    def close_connection(self, reason: str, abort: bool = False) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.ping_handle is not None:
+            self.ping_handle.cancel()
+            self.ping_handle = None
+        self.server.client_closed(self, reason)
+        transport = self.transport
+        if transport is not None:
+            if abort:
+                transport.abort()
+            else:
+                transport.close()

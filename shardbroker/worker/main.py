@@ -1,0 +1,142 @@
+"""Entry point of a worker shard: ``python -m shardbroker.worker.main --shard N --boot-fd FD``.
+
+Started by the supervisor by module path, never forked from it. Reads its ShardBoot
+(mesh, options, live peers) from the inherited boot fd, dies with the supervisor
+(parent-death signal), greets its peers and waits for their HELLO, then binds the
+client port with SO_REUSEPORT and reports READY. Any failure before READY exits with
+EXIT_BOOT_FAILURE so the supervisor halts instead of restart-looping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import logging
+import os
+import signal
+import socket
+import sys
+
+import uvloop
+
+from shardbroker import const, log
+from shardbroker.config import options as options_mod
+from shardbroker.config.options import Options
+from shardbroker.mesh import stats
+from shardbroker.mesh.mesh import Mesh, ShardBoot, decode_boot
+from shardbroker.worker.client import ClientProtocol
+from shardbroker.worker.server import Server
+
+logger = logging.getLogger("shardbroker.worker")
+
+_PR_SET_PDEATHSIG = 1
+_PEER_WAIT = 15.0  # seconds to wait for every live peer's HELLO at boot
+
+
+def read_boot(fd: int) -> ShardBoot:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return decode_boot(b"".join(chunks))
+
+
+def die_with_parent(supervisor_pid: int) -> None:
+    """Ask the kernel to SIGKILL us when the supervisor dies; check it is not gone already."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != supervisor_pid:
+        os._exit(const.EXIT_BOOT_FAILURE)
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(boot: ShardBoot, opts: Options) -> int:
+    loop = asyncio.get_running_loop()
+    mesh = Mesh(boot.mesh, boot.shard_id)
+    table = stats.ShardTable(stats.attach(boot.mesh.port, boot.mesh.n_shards), boot.mesh.n_shards)
+    slot = table.slots[boot.shard_id]
+    slot.set("pid", os.getpid())
+    slot.set("generation", boot.generation)
+    limit = stats.ConnectionLimit(boot.mesh.port)
+    server = Server(boot, opts, loop, mesh, slot, limit)
+    loop.add_reader(mesh.doorbell.fileno(), server.on_doorbell)
+    loop.add_signal_handler(signal.SIGTERM, server.stopping.set)
+
+    server.say_hello(boot.live)
+    waiting = set(boot.live)
+    deadline = loop.time() + _PEER_WAIT
+    while True:
+        server.on_doorbell()
+        waiting = {p for p in waiting if not server.peer_up[p] and server.peer_gen[p] < 0}
+        if not waiting:
+            break
+        if loop.time() > deadline:
+            logger.error(
+                "shard %d: no HELLO from shards %s; giving up", boot.shard_id, sorted(waiting)
+            )
+            return const.EXIT_BOOT_FAILURE
+        await asyncio.sleep(0.005)
+
+    try:
+        sock = listen_socket(opts.host, boot.mesh.port)
+    except OSError as exc:
+        logger.error(
+            "shard %d: cannot listen on %s:%d: %s", boot.shard_id, opts.host, boot.mesh.port, exc
+        )
+        return const.EXIT_BOOT_FAILURE
+    listener = await loop.create_server(lambda: ClientProtocol(server), sock=sock)
+    server.report_ready()
+    logger.debug("worker shard %d (generation %d) ready", boot.shard_id, boot.generation)
+
+    async def ticker() -> None:
+        while True:
+            await asyncio.sleep(const.TICK_INTERVAL)
+            server.tick()
+
+    tick_task = loop.create_task(ticker())
+    await server.stopping.wait()
+    tick_task.cancel()
+    listener.close()
+    server.close_all_clients()
+    server.flush_batch(None)
+    await asyncio.sleep(0)
+    return const.EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="shardbroker.worker.main")
+    parser.add_argument("--shard", type=int, required=True)
+    parser.add_argument("--boot-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    try:
+        boot = read_boot(args.boot_fd)
+        die_with_parent(boot.supervisor_pid)
+        opts = options_mod.decode(boot.options)
+    except Exception as exc:
+        print(f"shardbroker worker {args.shard}: bad boot data: {exc}", file=sys.stderr)
+        return const.EXIT_BOOT_FAILURE
+    log.setup(opts.log_file, opts.debug, opts.trace, opts.logtime)
+    try:
+        return uvloop.run(serve(boot, opts))
+    except Exception:
+        logger.exception("worker shard %d failed", args.shard)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Routing a message: local delivery and forwarding to peer shards.
+
+Owner: a worker shard; runs on its loop. The sublist of an account holds both local
+subscriptions (`Subscription`, a client and a sid) and the interest other shards
+advertised (`RemoteInterest`, a peer and a queue weight). A match result is turned once,
+when it is cached, into a `RouteResult`: the local plain subscriptions, the peers with
+plain interest, and per queue group the members to pick from. ``process_msg_results``
+then only walks tuples.
+
+Queue groups are exactly-once broker-wide: the publishing shard picks one member among
+its local members (weight 1 each) and the peers that advertised the group (weight =
+their member count), so deliveries balance over all shards. A remote pick travels as
+``RMSG ... | queue``; the receiving shard hands it to one of its local members.
+Each peer gets at most one RMSG per message, carrying every queue picked for it.
+
+Delivery bytes are built once per message: a shared ``MSG <subject> `` head and a
+``[reply] <size>\\r\\n<payload>\\r\\n`` tail, with only the sid varying.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from random import random
+from typing import TYPE_CHECKING, Any
+
+from shardbroker.protocol import frames
+
+if TYPE_CHECKING:
+    from shardbroker.worker.client import ClientProtocol
+
+
+class Subscription:
+    """A client's subscription on this shard."""
+
+    __slots__ = ("account", "client", "delivered", "max", "queue", "sid", "subject")
+
+    def __init__(
+        self,
+        client: ClientProtocol,
+        account: bytes,
+        subject: bytes,
+        queue: bytes | None,
+        sid: bytes,
+    ) -> None:
+        self.client = client
+        self.account = account
+        self.subject = subject
+        self.queue = queue
+        self.sid = sid
+        self.max = 0
+        self.delivered = 0
+
+
+class RemoteInterest:
+    """Interest a peer shard advertised with RS+ (a queue carries a member count)."""
+
+    __slots__ = ("account", "peer", "queue", "subject", "weight")
+
+    def __init__(
+        self, peer: int, account: bytes, subject: bytes, queue: bytes | None, weight: int
+    ) -> None:
+        self.peer = peer
+        self.account = account
+        self.subject = subject
+        self.queue = queue
+        self.weight = weight
+
+
+class QueueGroup:
+    """The members of one queue group that a subject reaches."""
+
+    __slots__ = ("cumulative", "local", "members", "name", "total")
+
+    def __init__(self, name: bytes, subs: list[Any]) -> None:
+        self.name = name
+        self.local: tuple[Subscription, ...] = tuple(s for s in subs if type(s) is Subscription)
+        remote = [s for s in subs if type(s) is RemoteInterest]
+        # Local members first, then peers; weights 1 for local, member count for peers.
+        self.members: tuple[Any, ...] = (*self.local, *remote)
+        cumulative: list[float] = []
+        total = 0
+        for member in self.members:
+            total += member.weight if type(member) is RemoteInterest else 1
+            cumulative.append(total)
+        self.cumulative = cumulative
+        self.total = total
+
+    def pick(self) -> Any:
+        """One member, weighted; a local Subscription or a RemoteInterest."""
+        if len(self.members) == 1:
+            return self.members[0]
+        return self.members[bisect_right(self.cumulative, random() * self.total)]
+
+    def pick_local(self) -> Subscription | None:
+        local = self.local
+        if not local:
+            return None
+        return local[int(random() * len(local))]
+
+
+class RouteResult:
+    """A cached match, ready to route."""
+
+    __slots__ = ("local", "peers", "queues")
+
+    def __init__(self, plain: list[Any], queue_groups: dict[bytes, list[Any]]) -> None:
+        self.local: tuple[Subscription, ...] = tuple(s for s in plain if type(s) is Subscription)
+        self.peers: tuple[int, ...] = tuple(
+            sorted({s.peer for s in plain if type(s) is RemoteInterest})
+        )
+        self.queues: tuple[QueueGroup, ...] = tuple(
+            QueueGroup(name, subs) for name, subs in queue_groups.items()
+        )
+
+
+def make_result(plain: list[Any], queue_groups: dict[bytes, list[Any]]) -> RouteResult:
+    return RouteResult(plain, queue_groups)
+
+
+def _tails(
+    reply: bytes | None, header_size: int, message: bytes, size_token: bytes | None
+) -> tuple[bytes, bytes | None]:
+    """The delivery tails: for MSG (headers stripped) and, with headers, for HMSG."""
+    reply_part = b" " + reply if reply is not None else b""
+    if header_size:
+        total = len(message)
+        payload = message[header_size:]
+        msg_tail = (
+            reply_part + b" " + str(total - header_size).encode() + b"\r\n" + payload + b"\r\n"
+        )
+        hmsg_tail = (
+            reply_part
+            + b" "
+            + str(header_size).encode()
+            + b" "
+            + str(total).encode()
+            + b"\r\n"
+            + message
+            + b"\r\n"
+        )
+        return msg_tail, hmsg_tail
+    size = size_token if size_token is not None else str(len(message)).encode()
+    return reply_part + b" " + size + b"\r\n" + message + b"\r\n", None
+
+
+class Router:
+    """Delivers messages on one shard; the server owns it and the state it uses."""
+
+    __slots__ = ("mesh", "peer_up", "pending", "sublists", "unsubscribe")
+
+    def __init__(self, server: Any) -> None:
+        self.sublists = server.sublists
+        self.mesh = server.mesh
+        self.peer_up: list[bool] = server.peer_up
+        # Clients with output waiting for the end of the read batch.
+        self.pending: set[ClientProtocol] = server.pending
+        self.unsubscribe = server.remove_subscription
+
+    def deliver(
+        self,
+        subs: tuple[Subscription, ...] | list[Subscription],
+        publisher: ClientProtocol | None,
+        subject: bytes,
+        reply: bytes | None,
+        header_size: int,
+        message: bytes,
+        size_token: bytes | None,
+    ) -> int:
+        """Write the message to local subscriptions; returns how many got it."""
+        msg_tail, hmsg_tail = _tails(reply, header_size, message, size_token)
+        msg_head = b"MSG " + subject + b" "
+        hmsg_head = b"HMSG " + subject + b" "
+        pending = self.pending
+        count = 0
+        for sub in subs:
+            client = sub.client
+            if client is publisher and not client.echo:
+                continue
+            if hmsg_tail is not None and client.headers:
+                client.out += (hmsg_head, sub.sid, hmsg_tail)
+            else:
+                client.out += (msg_head, sub.sid, msg_tail)
+            client.out_msgs += 1
+            pending.add(client)
+            count += 1
+            sub.delivered += 1
+            if sub.max and sub.delivered >= sub.max:
+                self.unsubscribe(sub)
+        return count
+
+    def process_msg_results(
+        self,
+        publisher: ClientProtocol,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        header_size: int,
+        message: bytes,
+        size_token: bytes | None,
+    ) -> bool:
+        """Route a message a local client published. True if anyone may receive it."""
+        sublist = self.sublists.get(account)
+        if sublist is None:
+            return False
+        result: RouteResult = sublist.match(subject)
+        delivered = False
+        if result.local:
+            delivered = (
+                self.deliver(
+                    result.local, publisher, subject, reply, header_size, message, size_token
+                )
+                > 0
+            )
+        peers = result.peers
+        if not result.queues:
+            if peers:
+                frame = frames.rmsg(account, subject, reply, (), header_size, message)
+                send = self.mesh.send
+                for peer in peers:
+                    send(peer, frame)
+                return True
+            return delivered
+        picked: dict[int, list[bytes]] = {peer: [] for peer in peers}
+        for group in result.queues:
+            member = group.pick()
+            if type(member) is RemoteInterest:
+                picked.setdefault(member.peer, []).append(group.name)
+            elif member.client is publisher and not publisher.echo:
+                # The publisher does not hear itself: try another local member.
+                others = [s for s in group.local if s.client is not publisher]
+                target = others[int(random() * len(others))] if others else None
+                if target is None:
+                    remote = [m for m in group.members if type(m) is RemoteInterest]
+                    if remote:
+                        picked.setdefault(remote[0].peer, []).append(group.name)
+                        delivered = True
+                    continue
+                delivered = (
+                    self.deliver(
+                        (target,), publisher, subject, reply, header_size, message, size_token
+                    )
+                    > 0
+                    or delivered
+                )
+            else:
+                delivered = (
+                    self.deliver(
+                        (member,), publisher, subject, reply, header_size, message, size_token
+                    )
+                    > 0
+                    or delivered
+                )
+        for peer, queues in picked.items():
+            self.mesh.send(peer, frames.rmsg(account, subject, reply, queues, header_size, message))
+            delivered = True
+        return delivered
+
+    def process_remote_msg(
+        self,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        queues: tuple[bytes, ...],
+        header_size: int,
+        message: bytes,
+    ) -> None:
+        """Deliver a message a peer forwarded: to every local plain subscription, and
+        to one local member of each queue group the peer picked us for."""
+        sublist = self.sublists.get(account)
+        if sublist is None:
+            return
+        result: RouteResult = sublist.match(subject)
+        if result.local:
+            self.deliver(result.local, None, subject, reply, header_size, message, None)
+        if queues:
+            for group in result.queues:
+                if group.name in queues:
+                    member = group.pick_local()
+                    if member is not None:
+                        self.deliver((member,), None, subject, reply, header_size, message, None)

@@ -1,0 +1,416 @@
+"""A worker's state: its clients, its sublists, its peers, and the batch flush.
+
+Owner: one worker shard; everything runs on its loop and never blocks.
+
+Interest. ``local_interest`` counts local subscriptions per (account, subject, queue).
+RS+ goes to every up peer on a 0->1 transition, RS- on 1->0, and for a queue group an
+RS+ with the new member count on every change (the weight peers pick with). Interest
+peers advertise lives in the same sublists as `RemoteInterest` entries.
+
+Peers. A peer is up from its HELLO until the supervisor's SDOWN for that generation.
+HELLO carries the sender's generation, so a restarted peer's HELLO and the SDOWN of its
+previous life can arrive in either order: a HELLO of a newer generation replaces
+everything we knew of the peer; an SDOWN older than what we know is ignored. On HELLO
+we answer with our own HELLO and our whole local interest (RS+ frames are
+idempotent, so an answer crossing the peer's own HELLO does no harm).
+
+PONG barrier. A SUB/UNSUB records, per up peer, the logical end of what we have sent
+it (``Mesh.sent_end``). A PING while such a record is not yet applied by the peer (its
+read counter behind) holds the PONG; peers ring our doorbell after applying interest
+frames, and a short timer re-checks too, so the PONG is released promptly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from shardbroker import const
+from shardbroker.config.options import Options
+from shardbroker.mesh.mesh import Mesh, ShardBoot
+from shardbroker.mesh.stats import ConnectionLimit, ShardSlot
+from shardbroker.protocol import frames
+from shardbroker.protocol.messages import ServerInfo, encode_info
+from shardbroker.protocol.parser import parse_mesh
+from shardbroker.worker.router import RemoteInterest, Router, Subscription, make_result
+from shardbroker.worker.sublist import Sublist
+
+if TYPE_CHECKING:
+    from shardbroker.worker.client import ClientProtocol
+
+log = logging.getLogger("shardbroker.worker")
+
+HELLO = b"HELLO"
+SDOWN = b"SDOWN"
+READY = b"READY"
+STOP = b"STOP"
+
+_HOLD_RECHECK = 0.001  # seconds between barrier re-checks while a PONG is held
+
+InterestKey = tuple[bytes, bytes, bytes | None]
+
+
+class Server:
+    """Everything one worker shard owns, except the listening socket (main.py)."""
+
+    def __init__(
+        self,
+        boot: ShardBoot,
+        opts: Options,
+        loop: asyncio.AbstractEventLoop,
+        mesh: Mesh,
+        slot: ShardSlot | None,
+        connection_limit: ConnectionLimit | None,
+    ) -> None:
+        self.boot = boot
+        self.opts = opts
+        self.loop = loop
+        self.mesh = mesh
+        self.slot = slot
+        self.connection_limit = connection_limit
+        self.shard_id = boot.shard_id
+        self.generation = boot.generation
+        n = boot.mesh.n_shards
+        self.peer_up = [False] * n
+        self.peer_gen = [-1] * n
+        self.sublists: dict[bytes, Sublist[Any, Any]] = {}
+        self.sublist_for(const.GLOBAL_ACCOUNT)
+        self.pending: set[ClientProtocol] = set()
+        self.local_interest: dict[InterestKey, int] = {}
+        self.remote: list[dict[InterestKey, RemoteInterest]] = [{} for _ in range(n)]
+        self.clients: dict[int, ClientProtocol] = {}
+        self.holding: set[ClientProtocol] = set()
+        self.paused: set[ClientProtocol] = set()
+        self.ack_peers: set[int] = set()
+        self.router = Router(self)
+        self.current_peer = -1
+        self.stopping = asyncio.Event()
+        self._hold_timer: asyncio.TimerHandle | None = None
+        self._cid_base = ((self.generation << 8) | self.shard_id) << const.CID_SHARD_SHIFT
+        self._cid_next = 0
+        self.total_connections = 0
+        self.slow_consumers = 0
+        self._info = ServerInfo(
+            server_id=boot.server_id,
+            server_name=opts.server_name or boot.server_id,
+            version=const.SERVER_VERSION,
+            proto=const.PROTO,
+            go="python",
+            host=opts.host,
+            port=boot.mesh.port,
+            headers=True,
+            max_payload=opts.max_payload,
+        )
+
+    def sublist_for(self, account: bytes) -> Sublist[Any, Any]:
+        sublist = self.sublists.get(account)
+        if sublist is None:
+            sublist = self.sublists[account] = Sublist(make_result)
+        return sublist
+
+    # -- connections -------------------------------------------------------------------
+
+    def next_client_id(self) -> int:
+        self._cid_next += 1
+        return self._cid_base | self._cid_next
+
+    def info_for(self, client: ClientProtocol) -> bytes:
+        info = msgspec.structs.replace(self._info, client_id=client.cid, client_ip=client.host)
+        return frames.info(encode_info(info))
+
+    def connect_info_for(self, client: ClientProtocol) -> bytes:
+        info = msgspec.structs.replace(
+            self._info,
+            client_id=client.cid,
+            client_ip=client.host,
+            connect_info=True,
+            remote_account=client.account.decode(),
+        )
+        return frames.info(encode_info(info))
+
+    def admit(self, client: ClientProtocol) -> bool:
+        """Count a new connection against the broker-wide limit."""
+        limit = self.connection_limit
+        if limit is not None and not limit.try_acquire():
+            return False
+        self.clients[client.cid] = client
+        self.total_connections += 1
+        if self.slot is not None:
+            self.slot.set("connections", len(self.clients))
+        return True
+
+    def client_closed(self, client: ClientProtocol, reason: str) -> None:
+        for sub in list(client.subs.values()):
+            self.remove_subscription(sub)
+        self.pending.discard(client)
+        self.holding.discard(client)
+        self.paused.discard(client)
+        if self.clients.pop(client.cid, None) is not None:
+            if self.connection_limit is not None:
+                self.connection_limit.release()
+            if self.slot is not None:
+                self.slot.set("connections", len(self.clients))
+        log.debug("cid=%d closed: %s", client.cid, reason)
+
+    # -- subscriptions and interest ------------------------------------------------------
+
+    def up_peers(self) -> list[int]:
+        up = self.peer_up
+        return [p for p in self.mesh.peers if up[p]]
+
+    def add_subscription(self, sub: Subscription) -> None:
+        self.sublist_for(sub.account).insert(sub)
+        key = (sub.account, sub.subject, sub.queue)
+        count = self.local_interest.get(key, 0) + 1
+        self.local_interest[key] = count
+        if count == 1 or sub.queue is not None:
+            self._broadcast(frames.rs_plus(sub.account, sub.subject, sub.queue, count))
+        self._mark_barrier(sub.client)
+
+    def remove_subscription(self, sub: Subscription) -> None:
+        client = sub.client
+        if client.subs.get(sub.sid) is sub:
+            del client.subs[sub.sid]
+        if not self.sublist_for(sub.account).remove(sub):
+            return
+        key = (sub.account, sub.subject, sub.queue)
+        count = self.local_interest.get(key, 0) - 1
+        if count <= 0:
+            self.local_interest.pop(key, None)
+            self._broadcast(frames.rs_minus(sub.account, sub.subject, sub.queue))
+        else:
+            self.local_interest[key] = count
+            if sub.queue is not None:
+                self._broadcast(frames.rs_plus(sub.account, sub.subject, sub.queue, count))
+        if not client.closed:
+            self._mark_barrier(client)
+
+    def _broadcast(self, frame: bytes) -> None:
+        send = self.mesh.send
+        for peer in self.up_peers():
+            send(peer, frame)
+
+    def _mark_barrier(self, client: ClientProtocol) -> None:
+        sent_end = self.mesh.sent_end
+        gen = self.peer_gen
+        barrier = client.barrier
+        for peer in self.up_peers():
+            barrier[peer] = (gen[peer], sent_end[peer])
+
+    def _barrier_passed(self, targets: dict[int, tuple[int, int]]) -> bool:
+        up = self.peer_up
+        gen = self.peer_gen
+        applied = self.mesh.applied
+        for peer, (peer_gen, position) in targets.items():
+            if up[peer] and gen[peer] == peer_gen and not applied(peer, position):
+                return False
+        return True
+
+    def hold_pong(self, client: ClientProtocol) -> None:
+        """Called on PING: hold it (and what follows) if interest is not yet everywhere."""
+        barrier = client.barrier
+        if client.hold_index < 0:
+            if self._barrier_passed(barrier):
+                barrier.clear()
+                return
+            client.hold_index = len(client.out)
+            client.hold_targets = dict(barrier)
+        else:
+            client.hold_targets.update(barrier)
+        barrier.clear()
+        self.holding.add(client)
+        if self._hold_timer is None:
+            self._hold_timer = self.loop.call_later(_HOLD_RECHECK, self._recheck_holding)
+
+    def check_holding(self) -> None:
+        for client in list(self.holding):
+            if self._barrier_passed(client.hold_targets):
+                self.holding.discard(client)
+                client.hold_index = -1
+                client.hold_targets = {}
+                self.pending.add(client)
+
+    def _recheck_holding(self) -> None:
+        self._hold_timer = None
+        self.check_holding()
+        self.flush_batch(None)
+        if self.holding:
+            self._hold_timer = self.loop.call_later(_HOLD_RECHECK, self._recheck_holding)
+
+    # -- the batch -------------------------------------------------------------------------
+
+    def flush_batch(self, publisher: ClientProtocol | None) -> None:
+        """End of a read batch: write every touched client once, commit ring batches."""
+        # A peer's ring is full: stop reading from whoever is publishing until the
+        # consumer makes room (it rings our doorbell).
+        if (
+            not self.mesh.flush()
+            and publisher is not None
+            and not publisher.closed
+            and publisher not in self.paused
+            and publisher.transport is not None
+        ):
+            publisher.transport.pause_reading()
+            self.paused.add(publisher)
+        pending = self.pending
+        if pending:
+            max_pending = self.opts.max_pending
+            for client in pending:
+                client.flush()
+                transport = client.transport
+                if (
+                    transport is not None
+                    and not client.closed
+                    and transport.get_write_buffer_size() > max_pending
+                ):
+                    self.slow_consumers += 1
+                    log.debug("cid=%d: slow consumer, closing", client.cid)
+                    client.close_connection("Slow Consumer (Pending Bytes)", abort=True)
+            pending.clear()
+        if self.ack_peers:
+            doorbells = self.mesh.doorbells
+            for peer in self.ack_peers:
+                doorbells[peer].ring()
+            self.ack_peers.clear()
+
+    def resume_paused(self) -> None:
+        for client in self.paused:
+            if not client.closed and client.transport is not None:
+                client.transport.resume_reading()
+        self.paused.clear()
+
+    # -- the mesh ----------------------------------------------------------------------------
+
+    def on_doorbell(self) -> None:
+        """Our eventfd fired: apply inbound frames, retry our own overflow."""
+        more = self.mesh.drain(self.apply_frames)
+        if self.mesh.overflowing:
+            if self.mesh.retry_overflow():
+                self.resume_paused()
+        elif self.paused:
+            self.resume_paused()
+        if self.holding:
+            self.check_holding()
+        self.flush_batch(None)
+        if more:
+            self.loop.call_soon(self.on_doorbell)
+
+    def apply_frames(self, peer: int, data: bytes) -> None:
+        self.current_peer = peer
+        parse_mesh(data, self)
+
+    def process_rmsg(
+        self,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        queues: tuple[bytes, ...],
+        header_size: int,
+        message: bytes,
+    ) -> None:
+        self.router.process_remote_msg(account, subject, reply, queues, header_size, message)
+
+    def process_rs_plus(
+        self, account: bytes, subject: bytes, queue: bytes | None, weight: int
+    ) -> None:
+        peer = self.current_peer
+        table = self.remote[peer]
+        key = (account, subject, queue)
+        sublist = self.sublist_for(account)
+        old = table.get(key)
+        if old is not None:
+            if queue is None or old.weight == weight:
+                return
+            sublist.remove(old)
+        interest = RemoteInterest(peer, account, subject, queue, weight)
+        table[key] = interest
+        sublist.insert(interest)
+        self.ack_peers.add(peer)
+
+    def process_rs_minus(self, account: bytes, subject: bytes, queue: bytes | None) -> None:
+        peer = self.current_peer
+        interest = self.remote[peer].pop((account, subject, queue), None)
+        if interest is not None:
+            self.sublist_for(account).remove(interest)
+        self.ack_peers.add(peer)
+
+    def process_control(self, verb: bytes, args: list[bytes]) -> None:
+        if verb == HELLO:
+            self.on_hello(int(args[0]), int(args[1]))
+        elif verb == SDOWN:
+            self.on_shard_down(int(args[0]), int(args[1]), int(args[2]))
+        elif verb == STOP:
+            self.stopping.set()
+        else:
+            log.warning("unknown control frame %r from shard %d", verb, self.current_peer)
+
+    def say_hello(self, peers: list[int]) -> None:
+        frame = frames.control(HELLO, self.shard_id, self.generation)
+        for peer in peers:
+            self.mesh.send(peer, frame)
+        self.mesh.flush()
+
+    def on_hello(self, peer: int, generation: int) -> None:
+        if generation <= self.peer_gen[peer]:
+            return
+        if self.peer_gen[peer] >= 0:
+            self.forget_peer(peer)
+            self.mesh.forget_peer_output(peer)
+        self.peer_gen[peer] = generation
+        self.peer_up[peer] = True
+        send = self.mesh.send
+        send(peer, frames.control(HELLO, self.shard_id, self.generation))
+        for (account, subject, queue), count in self.local_interest.items():
+            send(peer, frames.rs_plus(account, subject, queue, count))
+        self.ack_peers.add(peer)
+        log.debug("shard %d (generation %d) is up", peer, generation)
+
+    def on_shard_down(self, peer: int, generation: int, position: int) -> None:
+        if generation < self.peer_gen[peer]:
+            return
+        self.peer_gen[peer] = generation
+        self.peer_up[peer] = False
+        self.forget_peer(peer)
+        self.mesh.forget_peer_output(peer)
+        self.mesh.discard_inbound(peer, position)
+        if self.holding:
+            self.check_holding()
+        log.debug("shard %d (generation %d) is down", peer, generation)
+
+    def forget_peer(self, peer: int) -> None:
+        table = self.remote[peer]
+        for interest in table.values():
+            self.sublist_for(interest.account).remove(interest)
+        table.clear()
+
+    def report_ready(self) -> None:
+        self.mesh.send(
+            const.SUPERVISOR_SHARD, frames.control(READY, self.shard_id, self.generation)
+        )
+        self.mesh.flush()
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Every TICK_INTERVAL: heartbeat and counters into the shard slot, retries."""
+        slot = self.slot
+        if slot is not None:
+            slot.set("heartbeat_ns", time.monotonic_ns())
+            slot.set("connections", len(self.clients))
+            slot.set("total_connections", self.total_connections)
+            slot.set("subscriptions", sum(s.count for s in self.sublists.values()))
+            slot.set("slow_consumers", self.slow_consumers)
+            slot.set("ring_full_events", self.mesh.ring_full_events)
+        if self.mesh.overflowing and self.mesh.retry_overflow():
+            self.resume_paused()
+        if self.holding:
+            self.check_holding()
+            self.flush_batch(None)
+
+    def close_all_clients(self) -> None:
+        for client in list(self.clients.values()):
+            client.close_connection("Server Shutdown")
