@@ -50,11 +50,41 @@ _CLIENT_VERBS = frozenset((_PUB, _HPUB, _SUB, _UNSUB, _PING, _PONG, _CONNECT, _I
 _VERBS_WITH_ARGS = frozenset((_PUB, _HPUB, _SUB, _UNSUB, _CONNECT, _INFO, _ERR))
 
 
+_BLANKS = b" \t"
+
+
+def _split_blanks(line: bytes) -> list[bytes]:
+    """Split on spaces and tabs only (the slow path for lines with other whitespace)."""
+    return [token for token in line.replace(b"\t", b" ").split(b" ") if token]
+
+
 def parse_size(token: bytes) -> int:
     """A payload size token: decimal digits only, at most 9 of them; -1 if invalid."""
     if 0 < len(token) <= _MAX_SIZE_DIGITS and token.isdigit():
         return int(token)
     return -1
+
+
+# What a partial line may start with: a prefix of a client verb, or a verb and a blank.
+_VERB_PREFIXES = frozenset(verb[:i] for verb in _CLIENT_VERBS for i in range(1, len(verb) + 1))
+_LONGEST_VERB = max(len(verb) for verb in _CLIENT_VERBS) + 1
+
+
+def _check_partial(data: bytes, pos: int, n: int, max_line: int) -> None:
+    """Fail a line that has not ended yet as soon as nats-server would.
+
+    nats-server parses byte by byte, so garbage is refused at its first byte and a
+    long line as soon as its arguments pass max_control_line, without waiting for LF.
+    """
+    head = data[pos : pos + _LONGEST_VERB].upper()
+    verb = head.split(None, 1)[0] if head[:1] not in (b" ", b"\t") else b""
+    if verb not in _VERB_PREFIXES:
+        if not (verb.startswith(_PING) or verb.startswith(_PONG)):
+            raise _unknown()
+    elif len(verb) < len(head) and verb not in _CLIENT_VERBS:
+        raise _unknown()  # a verb prefix followed by a blank: "PU B"
+    if n - pos - len(verb) - 1 > max_line:
+        raise ProtocolError(ERR_MAX_CONTROL_LINE)
 
 
 def _bad_args() -> ProtocolError:
@@ -115,10 +145,15 @@ class ClientParser:
     def feed(self, data: bytes) -> None:
         """Parse one read. Raises ProtocolError; the parser is then unusable."""
         buf = self._buf
-        if buf:
+        if self._pending is not None:
+            # The payload may not have started yet: the buffer can be empty here.
             buf += data
-            if self._pending is not None and len(buf) < self._need:
+            if len(buf) < self._need:
                 return
+            data = bytes(buf)
+            buf.clear()
+        elif buf:
+            buf += data
             data = bytes(buf)
             buf.clear()
         pos = 0
@@ -135,18 +170,34 @@ class ClientParser:
         while pos < n:
             nl = find(b"\n", pos)
             if nl < 0:
-                if n - pos > max_line:
-                    raise ProtocolError(ERR_MAX_CONTROL_LINE)
+                _check_partial(data, pos, n, max_line)
                 buf += data[pos:]
                 return
-            if nl - pos > max_line:
-                raise ProtocolError(ERR_MAX_CONTROL_LINE)
-            args = data[pos:nl].split()
+            # Only the CR right before the LF is dropped; a blank before the verb, or a
+            # CR/VT/FF anywhere else, is part of the line as in nats-server.
+            line = data[pos : nl - 1] if nl > pos and data[nl - 1] == 13 else data[pos:nl]
+            args = line.split()
             start = pos
             pos = nl + 1
-            if not args:
+            if not args or line[0] in _BLANKS:
                 raise _unknown()
+            if b"\r" in line or b"\x0b" in line or b"\x0c" in line:
+                args = _split_blanks(line)
             verb = args[0]
+            if len(line) > max_line and len(line) - len(verb) - 1 > max_line:
+                # The limit counts the argument bytes after the verb and its blank.
+                raise ProtocolError(ERR_MAX_CONTROL_LINE)
+            if verb not in _CLIENT_VERBS:
+                verb = verb.upper()
+                if verb not in _CLIENT_VERBS:
+                    if verb.startswith(_PING):
+                        self._ping()
+                        continue
+                    if verb.startswith(_PONG):
+                        self._pong()
+                        continue
+                    raise _unknown()
+                args[0] = verb
             if verb == _PUB:
                 nargs = len(args)
                 if nargs == 3:
@@ -173,17 +224,6 @@ class ClientParser:
                 if pos < 0:
                     return
                 continue
-            if verb not in _CLIENT_VERBS:
-                verb = verb.upper()
-                if verb not in _CLIENT_VERBS:
-                    if verb.startswith(_PING):
-                        self._ping()
-                        continue
-                    if verb.startswith(_PONG):
-                        self._pong()
-                        continue
-                    raise _unknown()
-                args[0] = verb
             pos = self._control(data, start, nl, pos, verb, args)
             if pos < 0:
                 return
@@ -206,6 +246,8 @@ class ClientParser:
         if verb == _PONG:
             self._pong()
             return pos
+        if verb == _CONNECT and nargs == 1:
+            raise _bad_args()  # nats-server: an empty CONNECT is bad JSON, a silent close
         if verb in _VERBS_WITH_ARGS and nargs == 1:
             raise self._arg_error(data, start, nl, verb)
         if verb == _SUB:

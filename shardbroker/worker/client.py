@@ -111,9 +111,10 @@ class ClientProtocol(asyncio.Protocol):
         self.cid = 0
         self.closed = False
         self.connected = False
-        # nats-server's CONNECT defaults: verbose, pedantic and echo are on when absent.
-        self.verbose = False
-        self.pedantic = False
+        # nats-server's CONNECT defaults, which also serve a client that never sends
+        # CONNECT (allowed without auth): verbose, pedantic and echo are on.
+        self.verbose = True
+        self.pedantic = True
         self.echo = True
         self.headers = False
         self.no_responders = False
@@ -193,6 +194,11 @@ class ClientProtocol(asyncio.Protocol):
         self.lang = opts.lang
         self.version = opts.version
         first = not self.connected
+        if not first:
+            # A repeated CONNECT re-binds the connection: nats-server drops its
+            # subscriptions and does not add them back.
+            for sub in list(self.subs.values()):
+                self.server.remove_subscription(sub)
         self.connected = True
         if self.verbose:
             self.out.append(frames.OK)

@@ -259,7 +259,9 @@ class Server:
         pending = self.pending
         if pending:
             max_pending = self.opts.max_pending
-            for client in pending:
+            clients = list(pending)
+            pending.clear()
+            for client in clients:
                 client.flush()
                 transport = client.transport
                 if (
@@ -270,7 +272,6 @@ class Server:
                     self.slow_consumers += 1
                     log.debug("cid=%d: slow consumer, closing", client.cid)
                     client.close_connection("Slow Consumer (Pending Bytes)", abort=True)
-            pending.clear()
         if self.ack_peers:
             doorbells = self.mesh.doorbells
             for peer in self.ack_peers:
