@@ -51,6 +51,7 @@ _VERBS_WITH_ARGS = frozenset((_PUB, _HPUB, _SUB, _UNSUB, _CONNECT, _INFO, _ERR))
 
 
 _BLANKS = b" \t"
+_WHITESPACE = b" \t\r\n\x0b\x0c"
 
 
 def _split_blanks(line: bytes) -> list[bytes]:
@@ -71,19 +72,31 @@ _LONGEST_VERB = max(len(verb) for verb in _CLIENT_VERBS) + 1
 
 
 def _check_partial(data: bytes, pos: int, n: int, max_line: int) -> None:
-    """Fail a line that has not ended yet as soon as nats-server would.
+    """Fail a line that has not ended yet as soon as nats-server would, and exactly as
+    the complete line would fail.
 
     nats-server parses byte by byte, so garbage is refused at its first byte and a
     long line as soon as its arguments pass max_control_line, without waiting for LF.
     """
-    head = data[pos : pos + _LONGEST_VERB].upper()
-    verb = head.split(None, 1)[0] if head[:1] not in (b" ", b"\t") else b""
-    if verb not in _VERB_PREFIXES:
-        if not (verb.startswith(_PING) or verb.startswith(_PONG)):
+    if data[pos] in _WHITESPACE:
+        raise _unknown()
+    end = n - 1 if data[n - 1] == 13 else n  # a CR may be the start of the line end
+    head = data[pos : min(end, pos + _LONGEST_VERB)]
+    cut = len(head)
+    for blank in (b" ", b"\t"):
+        k = head.find(blank)
+        if 0 <= k < cut:
+            cut = k
+    verb = head[:cut].upper()
+    if verb.startswith(_PING) or verb.startswith(_PONG):
+        return  # nats-server never limits a PING/PONG line
+    if cut == len(head) and end - pos < _LONGEST_VERB:
+        if verb not in _VERB_PREFIXES:
             raise _unknown()
-    elif len(verb) < len(head) and verb not in _CLIENT_VERBS:
-        raise _unknown()  # a verb prefix followed by a blank: "PU B"
-    if n - pos - len(verb) - 1 > max_line:
+        return
+    if verb not in _CLIENT_VERBS:
+        raise _unknown()
+    if end - pos - len(verb) - 1 > max_line:
         raise ProtocolError(ERR_MAX_CONTROL_LINE)
 
 
@@ -143,7 +156,14 @@ class ClientParser:
         self._need = 0
 
     def feed(self, data: bytes) -> None:
-        """Parse one read. Raises ProtocolError; the parser is then unusable."""
+        """Parse one read. Raises ProtocolError; the parser is then unusable.
+
+        Fast path: the read is split into CRLF-terminated lines in one C call, and
+        canonical PUBs (single blanks, upper case) are taken line by line, the payload
+        being the next line when its length matches the declared size. Anything else
+        is handed to ``_one`` (the exact, nats-compatible path) for one operation, and
+        the fast path resumes if that operation ended on a CRLF.
+        """
         buf = self._buf
         if self._pending is not None:
             # The payload may not have started yet: the buffer can be empty here.
@@ -152,81 +172,130 @@ class ClientParser:
                 return
             data = bytes(buf)
             buf.clear()
+            is_hpub, args, size = self._pending
+            self._pending = None
+            pos = self._deliver(data, 0, is_hpub, args, size)
+            if pos == len(data):
+                return
+            data = data[pos:]
         elif buf:
             buf += data
             data = bytes(buf)
             buf.clear()
-        pos = 0
         n = len(data)
-        if self._pending is not None:
-            is_hpub, args, size = self._pending
-            self._pending = None
-            pos = self._deliver(data, 0, is_hpub, args, size)
-            if pos < 0:
-                return
-        find = data.find
+        lines = data.split(b"\r\n")
+        last = len(lines) - 1
         max_line = self.max_control_line
+        max_payload = self.max_payload
         pub = self._pub
-        while pos < n:
-            nl = find(b"\n", pos)
-            if nl < 0:
-                _check_partial(data, pos, n, max_line)
-                buf += data[pos:]
-                return
-            # Only the CR right before the LF is dropped; a blank before the verb, or a
-            # CR/VT/FF anywhere else, is part of the line as in nats-server.
-            line = data[pos : nl - 1] if nl > pos and data[nl - 1] == 13 else data[pos:nl]
-            args = line.split()
-            start = pos
-            pos = nl + 1
-            if not args or line[0] in _BLANKS:
-                raise _unknown()
-            if b"\r" in line or b"\x0b" in line or b"\x0c" in line:
-                args = _split_blanks(line)
-            verb = args[0]
-            if len(line) > max_line and len(line) - len(verb) - 1 > max_line:
-                # The limit counts the argument bytes after the verb and its blank.
-                raise ProtocolError(ERR_MAX_CONTROL_LINE)
-            if verb not in _CLIENT_VERBS:
-                verb = verb.upper()
-                if verb not in _CLIENT_VERBS:
-                    if verb.startswith(_PING):
-                        self._ping()
-                        continue
-                    if verb.startswith(_PONG):
-                        self._pong()
-                        continue
-                    raise _unknown()
-                args[0] = verb
-            if verb == _PUB:
+        count = data.count
+        i = 0
+        pos = 0
+        while i < last:
+            line = lines[i]
+            if line[:4] == b"PUB " and len(line) <= max_line and b"\t" not in line:
+                args = line.split(b" ")
                 nargs = len(args)
                 if nargs == 3:
                     reply = None
                     size_tok = args[2]
-                elif nargs == 4:
+                elif nargs == 4 and args[2]:
                     reply = args[2]
                     size_tok = args[3]
                 else:
-                    raise self._arg_error(data, start, nl, verb)
-                size = parse_size(size_tok)
-                if size < 0:
-                    raise _bad_args()
-                if size > self.max_payload:
-                    raise ProtocolError(ERR_MAX_PAYLOAD)
-                end = pos + size
-                if end + 2 <= n:
-                    if data[end : end + 2] != b"\r\n":
-                        raise _unknown()
-                    pub(args[1], reply, data[pos:end], size_tok)
-                    pos = end + 2
-                    continue
-                pos = self._wait_payload(data, pos, False, args, size)
-                if pos < 0:
-                    return
-                continue
-            pos = self._control(data, start, nl, pos, verb, args)
+                    size_tok = b""
+                if args[1] and size_tok.isdigit() and len(size_tok) <= _MAX_SIZE_DIGITS:
+                    size = int(size_tok)
+                    if size <= max_payload:
+                        if i + 1 < last:
+                            payload = lines[i + 1]
+                            if len(payload) == size:
+                                pub(args[1], reply, payload, size_tok)
+                                pos += len(line) + size + 4
+                                i += 2
+                                continue
+                        # The payload holds CRLFs, or has not fully arrived.
+                        start = pos + len(line) + 2
+                        end = start + size
+                        if end + 2 > n:
+                            self._pending = (False, args, size)
+                            self._need = size + 2
+                            buf += data[start:]
+                            return
+                        if data[end : end + 2] != b"\r\n":
+                            raise _unknown()
+                        pub(args[1], reply, data[start:end], size_tok)
+                        i += 1 + count(b"\r\n", start, end + 2)
+                        pos = end + 2
+                        continue
+            # Anything else: one operation the exact way, then resync with the lines.
+            new_pos = self._one(data, pos)
+            if new_pos < 0:
+                return
+            if data[new_pos - 2 : new_pos] != b"\r\n":
+                pos = new_pos
+                break  # a bare LF: the split lines no longer line up
+            i += count(b"\r\n", pos, new_pos)
+            pos = new_pos
+        while pos < n:
+            pos = self._one(data, pos)
             if pos < 0:
                 return
+
+    def _one(self, data: bytes, pos: int) -> int:
+        """Parse one operation at pos the way nats-server does; returns the position
+        after it, or -1 when it waits for more data (kept in the buffer)."""
+        n = len(data)
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            _check_partial(data, pos, n, self.max_control_line)
+            self._buf += data[pos:]
+            return -1
+        # Only the CR right before the LF is dropped; a blank before the verb, or a
+        # CR/VT/FF anywhere else, is part of the line as in nats-server.
+        line = data[pos : nl - 1] if nl > pos and data[nl - 1] == 13 else data[pos:nl]
+        args = line.split()
+        start = pos
+        pos = nl + 1
+        if not args or line[0] in _BLANKS:
+            raise _unknown()
+        if b"\r" in line or b"\x0b" in line or b"\x0c" in line:
+            args = _split_blanks(line)
+        verb = args[0]
+        if verb not in _CLIENT_VERBS:
+            verb = verb.upper()
+            if verb not in _CLIENT_VERBS:
+                if verb.startswith(_PING):
+                    self._ping()
+                    return pos
+                if verb.startswith(_PONG):
+                    self._pong()
+                    return pos
+                raise _unknown()
+            args[0] = verb
+        max_line = self.max_control_line
+        if (
+            len(line) > max_line
+            and len(line) - len(verb) - 1 > max_line
+            and verb not in (_PING, _PONG)
+        ):
+            # The limit counts the argument bytes after the verb and its blank.
+            raise ProtocolError(ERR_MAX_CONTROL_LINE)
+        if verb == _PUB:
+            nargs = len(args)
+            if nargs == 3:
+                size_tok = args[2]
+            elif nargs == 4:
+                size_tok = args[3]
+            else:
+                raise self._arg_error(data, start, nl, verb)
+            size = parse_size(size_tok)
+            if size < 0:
+                raise _bad_args()
+            if size > self.max_payload:
+                raise ProtocolError(ERR_MAX_PAYLOAD)
+            return self._wait_payload(data, pos, False, args, size)
+        return self._control(data, start, nl, pos, verb, args)
 
     def _arg_error(self, data: bytes, start: int, nl: int, verb: bytes) -> ProtocolError:
         """`UNSUB` alone is an unknown operation; `UNSUB ` with bad args a silent close."""
@@ -238,7 +307,7 @@ class ClientParser:
     def _control(
         self, data: bytes, start: int, nl: int, pos: int, verb: bytes, args: list[bytes]
     ) -> int:
-        """Every verb but the fast-path PUB. Returns the new position, -1 to stop."""
+        """Every verb but PUB. Returns the new position, -1 to stop."""
         nargs = len(args)
         if verb == _PING:
             self._ping()
@@ -279,8 +348,6 @@ class ClientParser:
             if tsize > self.max_payload:
                 raise ProtocolError(ERR_MAX_PAYLOAD)
             return self._wait_payload(data, pos, True, args, tsize)
-        if verb == _PUB:
-            raise self._arg_error(data, start, nl, verb)
         if verb == _CONNECT:
             line = data[start:nl]
             self._connect(line[line.upper().find(_CONNECT) + len(_CONNECT) :].strip())

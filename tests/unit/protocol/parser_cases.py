@@ -1,0 +1,270 @@
+"""Expected results for the client parser cases in ``cases/*.nats``.
+
+Each ``cases/<name>.nats`` file is raw client input; ``CASES[name]`` says which handler
+calls it must produce, in order, and how the connection ends (``None``: still open;
+``Closed(text)``: ProtocolError with that wire text, ``Closed(None)`` a silent close).
+test_parser.py replays every file whole, line by line, byte by byte and in random
+chunks, and expects the same result each time.
+
+Also home of ``Recorder``, the handler that turns every ``process_*`` callback into a
+tuple; the fuzz tests import it from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shardbroker.errors import (
+    ERR_MAX_CONTROL_LINE,
+    ERR_MAX_PAYLOAD,
+    ERR_UNKNOWN_PROTOCOL,
+    ProtocolError,
+)
+
+Op = tuple[Any, ...]
+
+
+class Recorder:
+    """A ClientParser handler recording each callback as a tuple.
+
+    ("pub", subject, reply, payload, size_token)
+    ("hpub", subject, reply, header_size, message, header_token, total_token)
+    ("sub", subject, queue, sid)   ("unsub", sid, max_msgs)
+    ("ping",) ("pong",) ("connect", body) ("err",)
+    """
+
+    def __init__(self) -> None:
+        self.ops: list[Op] = []
+
+    def process_pub(
+        self, subject: bytes, reply: bytes | None, payload: bytes, size_token: bytes
+    ) -> None:
+        self.ops.append(("pub", subject, reply, payload, size_token))
+
+    def process_hpub(
+        self,
+        subject: bytes,
+        reply: bytes | None,
+        header_size: int,
+        message: bytes,
+        header_token: bytes,
+        total_token: bytes,
+    ) -> None:
+        self.ops.append(("hpub", subject, reply, header_size, message, header_token, total_token))
+
+    def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
+        self.ops.append(("sub", subject, queue, sid))
+
+    def process_unsub(self, sid: bytes, max_msgs: int | None) -> None:
+        self.ops.append(("unsub", sid, max_msgs))
+
+    def process_ping(self) -> None:
+        self.ops.append(("ping",))
+
+    def process_pong(self) -> None:
+        self.ops.append(("pong",))
+
+    def process_connect(self, body: bytes) -> None:
+        self.ops.append(("connect", body))
+
+    def process_client_err(self) -> None:
+        # Like worker/client.py: a client -ERR closes the connection without a reply.
+        self.ops.append(("err",))
+        raise ProtocolError(None, "client sent -ERR")
+
+
+@dataclass(frozen=True)
+class Closed:
+    """The parser raised ProtocolError with this wire text (None: silent close)."""
+
+    wire_text: str | None
+
+
+# What a replay ends with: the ops recorded, and how the connection ended.
+Outcome = tuple[list[Op], Closed | None]
+
+SILENT = Closed(None)
+UNKNOWN = Closed(ERR_UNKNOWN_PROTOCOL)
+MAX_PAYLOAD = Closed(ERR_MAX_PAYLOAD)
+MAX_CONTROL_LINE = Closed(ERR_MAX_CONTROL_LINE)
+
+
+@dataclass(frozen=True)
+class Case:
+    ops: tuple[Op, ...]
+    end: Closed | None = None
+    headers: bool = False
+    max_payload: int = 1024 * 1024
+    max_control_line: int = 4096
+
+
+# -- op builders ---------------------------------------------------------------------
+
+
+def pub(
+    subject: bytes, payload: bytes, reply: bytes | None = None, size: bytes | None = None
+) -> Op:
+    return ("pub", subject, reply, payload, str(len(payload)).encode() if size is None else size)
+
+
+def hpub(subject: bytes, headers: bytes, payload: bytes, reply: bytes | None = None) -> Op:
+    total = len(headers) + len(payload)
+    return (
+        "hpub",
+        subject,
+        reply,
+        len(headers),
+        headers + payload,
+        str(len(headers)).encode(),
+        str(total).encode(),
+    )
+
+
+def sub(subject: bytes, sid: bytes, queue: bytes | None = None) -> Op:
+    return ("sub", subject, queue, sid)
+
+
+def unsub(sid: bytes, max_msgs: int | None = None) -> Op:
+    return ("unsub", sid, max_msgs)
+
+
+def connect(body: bytes) -> Op:
+    return ("connect", body)
+
+
+PING: Op = ("ping",)
+PONG: Op = ("pong",)
+CLIENT_ERR: Op = ("err",)
+
+EMPTY_HDR = b"NATS/1.0\r\n\r\n"
+FOO_HDR = b"NATS/1.0\r\nFoo: Bar\r\n\r\n"
+
+CASES: dict[str, Case] = {
+    # -- every verb, normal form ---------------------------------------------------------
+    "pub": Case((pub(b"foo", b"hello"),)),
+    "pub_reply": Case((pub(b"foo", b"hello", reply=b"bar"),)),
+    "pub_zero_payload": Case((pub(b"NOTIFY", b""), pub(b"foo", b"", reply=b"bar"))),
+    "pub_payload_with_crlf": Case(
+        (pub(b"foo", b"ab\r\nPUB x 1\r\n\r\ncd"), pub(b"foo", b"\r\n")),
+    ),
+    "pub_leading_zero_size": Case(
+        (pub(b"foo", b"hello", size=b"05"), pub(b"foo", b"", reply=b"bar", size=b"000")),
+    ),
+    "pub_blanks": Case((pub(b"foo", b"abc"), pub(b"foo", b"abc", reply=b"bar"))),
+    "pub_binary_payload": Case((pub(b"bin", b"\x00\xff\n\r\t "),)),
+    "pub_vt_ff_not_blanks": Case((pub(b"foo\x0b", b"abc"), sub(b"a\x0cb", b"1"))),
+    "sub": Case(
+        (sub(b"foo", b"1"), sub(b"foo", b"2", b"q1"), sub(b"foo.*", b"3"), sub(b">", b"4")),
+    ),
+    "sub_blanks": Case((sub(b"foo", b"1"), sub(b"foo", b"2"), sub(b"foo", b"3", b"q"))),
+    "unsub": Case(
+        (
+            unsub(b"1"),
+            unsub(b"1"),
+            unsub(b"2", 5),
+            unsub(b"3", 0),
+            unsub(b"4", -1),
+            unsub(b"5", -1),
+            unsub(b"6", -1),
+        ),
+    ),
+    "ping_pong": Case((PING, PONG, PING, PONG, PING)),
+    "verbs_case_insensitive": Case(
+        (
+            PING,
+            PING,
+            PONG,
+            PONG,
+            sub(b"foo", b"1"),
+            sub(b"foo", b"2", b"q"),
+            unsub(b"1"),
+            unsub(b"2", 3),
+            connect(b"{}"),
+        ),
+    ),
+    "pub_case_insensitive": Case(
+        (pub(b"foo", b"a"), pub(b"foo", b"b", reply=b"r"), pub(b"foo", b"")),
+    ),
+    "hpub_case_insensitive": Case(
+        (hpub(b"foo", EMPTY_HDR, b""), hpub(b"foo", EMPTY_HDR, b"x", reply=b"r")),
+        headers=True,
+    ),
+    "bare_lf": Case((sub(b"foo", b"1"), pub(b"foo", b"abc"), PING, PONG, unsub(b"1"))),
+    "connect": Case(
+        (
+            connect(b'{"verbose": false, "pedantic": false, "name": "a b", "lang": "python3"}'),
+            connect(b'{"verbose":true}'),
+        ),
+    ),
+    "ok_info_ignored": Case((PING,)),
+    "session": Case(
+        (
+            connect(b'{"verbose":true,"pedantic":false}'),
+            sub(b"foo", b"1"),
+            sub(b"foo", b"2", b"q1"),
+            pub(b"foo", b"hello"),
+            pub(b"foo", b"", reply=b"bar"),
+            unsub(b"1"),
+            unsub(b"99"),
+            pub(b"foo", b"hi"),
+            PING,
+        ),
+    ),
+    "hpub": Case((hpub(b"foo", FOO_HDR, b"hello"),), headers=True),
+    "hpub_reply": Case((hpub(b"foo", FOO_HDR, b"hello", reply=b"_INBOX.1"),), headers=True),
+    "hpub_header_only": Case((hpub(b"foo", EMPTY_HDR, b""),), headers=True),
+    "hpub_zero_header": Case((hpub(b"foo", b"", b"hello"),), headers=True),
+    "hpub_blanks_and_crlf_payload": Case(
+        (hpub(b"foo", EMPTY_HDR, b"a\r\nb", reply=b"r"),), headers=True
+    ),
+    # -- a client -ERR closes silently; nothing after it is parsed -------------------------
+    "client_err": Case((sub(b"foo", b"1"), CLIENT_ERR), SILENT),
+    # -- Unknown Protocol Operation ----------------------------------------------------
+    "err_unknown_verb": Case((PING,), UNKNOWN),
+    "err_misspelt_verb": Case((), UNKNOWN),
+    "err_client_msg": Case((), UNKNOWN),
+    "err_client_hmsg": Case((), UNKNOWN, headers=True),
+    "err_client_route_op": Case((), UNKNOWN),
+    "err_unsub_alone": Case((PING,), UNKNOWN),
+    "err_pub_alone": Case((), UNKNOWN),
+    "err_sub_alone": Case((), UNKNOWN),
+    "err_hpub_alone": Case((), UNKNOWN, headers=True),
+    "err_leading_blank": Case((PING,), UNKNOWN),
+    "err_leading_tab": Case((), UNKNOWN),
+    "err_empty_line": Case((PING,), UNKNOWN),
+    "err_unknown_verb_no_newline": Case((PING,), UNKNOWN),
+    "err_payload_too_long": Case((), UNKNOWN),
+    "err_payload_lf_only": Case((), UNKNOWN),
+    "err_payload_cr_only": Case((), UNKNOWN),
+    "err_hpub_payload_too_long": Case((), UNKNOWN, headers=True),
+    # -- silent close ------------------------------------------------------------------
+    "err_pub_no_size": Case((sub(b"foo", b"1"),), SILENT),
+    "err_pub_blank_only": Case((), SILENT),
+    "err_pub_size_not_digits": Case((), SILENT),
+    "err_pub_size_negative": Case((), SILENT),
+    "err_pub_size_plus": Case((), SILENT),
+    "err_pub_size_hex": Case((), SILENT),
+    "err_pub_size_ten_digits": Case((), SILENT),
+    "err_pub_too_many_args": Case((), SILENT),
+    "err_sub_no_sid": Case((), SILENT),
+    "err_sub_too_many_args": Case((), SILENT),
+    "err_unsub_too_many_args": Case((), SILENT),
+    "err_hpub_without_headers": Case((sub(b"foo", b"1"),), SILENT),
+    "err_hpub_header_over_total": Case((), SILENT, headers=True),
+    "err_hpub_bad_size": Case((), SILENT, headers=True),
+    "err_hpub_one_size": Case((), SILENT, headers=True),
+    # -- limits (the files hold only the control line: the error must not wait for a
+    #    payload) ---------------------------------------------------------------------
+    "err_max_payload": Case((PING,), MAX_PAYLOAD),
+    "err_max_payload_reply": Case((), MAX_PAYLOAD),
+    "err_hpub_max_payload": Case((), MAX_PAYLOAD, headers=True),
+    "max_payload_exact": Case((pub(b"foo", b"x" * 32),), max_payload=32),
+    "err_max_payload_small": Case((), MAX_PAYLOAD, max_payload=32),
+    # 64 argument bytes after "SUB " (bare LF: see test_parser for the CRLF split)
+    "control_line_at_limit": Case((sub(b"s" * 62, b"0"),), max_control_line=64),
+    "err_control_line_over_limit": Case((), MAX_CONTROL_LINE, max_control_line=64),
+    "err_max_control_line": Case((PING,), MAX_CONTROL_LINE),
+    # No newline at all: the partial line alone must trip the limit.
+    "err_max_control_line_no_newline": Case((PING,), MAX_CONTROL_LINE),
+}
