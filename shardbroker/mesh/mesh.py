@@ -8,8 +8,8 @@ frame for that peer queues behind it (order is never changed), and ``flush`` rep
 it so the caller can pause the publisher. The consumer rings our doorbell when it frees
 space while we wait; ``retry_overflow`` then moves the queue into the ring.
 
-``sent_end[peer]`` is the logical write position after the last frame handed to
-``send`` (committed or queued). Because a ring's write counter is the count of all
+``logical_end(peer)`` is the write position after the last frame handed to ``send``
+(committed, queued in the overflow, or still in the batch). Because a ring's write counter is the count of all
 bytes ever committed in order, a peer has applied every frame up to a position P
 exactly when its read counter is >= P: that is the PONG barrier.
 """
@@ -74,16 +74,17 @@ class Mesh:
             self.outbound[p] = Ring(self.buf, self.layout.ring_offset(shard_id, p), spec.ring_size)
         self.doorbells = [Doorbell(fd) for fd in spec.doorbell_fds]
         self.doorbell = self.doorbells[shard_id]
-        self._batch: list[list[bytes]] = [[] for _ in range(n)]
-        self._batch_bytes = [0] * n
-        self._dirty: list[int] = []
+        # Frames waiting for the end of the read batch, per peer. The lists are never
+        # replaced, so a hot loop may hold one and append to it directly.
+        self.batches: list[list[bytes]] = [[] for _ in range(n)]
         self._overflow: list[deque[bytes]] = [deque() for _ in range(n)]
         self.overflowing: set[int] = set()
-        self.sent_end = [0] * n
+        # Bytes committed to, or queued in the overflow for, each outbound ring.
+        self._handed = [0] * n
         for p in self.peers:
             ring = self.outbound[p]
             assert ring is not None
-            self.sent_end[p] = ring.write_counter
+            self._handed[p] = ring.write_counter
         # Commit in pieces no larger than this so one piece always fits an empty ring.
         self._chunk = spec.ring_size // 4
         self.ring_full_events = 0
@@ -92,13 +93,11 @@ class Mesh:
 
     def send(self, peer: int, frame: bytes) -> None:
         """Queue a frame for a peer; it is committed by the next flush."""
-        batch = self._batch[peer]
-        if not batch:
-            self._dirty.append(peer)
-        batch.append(frame)
-        size = len(frame)
-        self._batch_bytes[peer] += size
-        self.sent_end[peer] += size
+        self.batches[peer].append(frame)
+
+    def logical_end(self, peer: int) -> int:
+        """The ring position just after the last frame handed to ``send`` so far."""
+        return self._handed[peer] + sum(map(len, self.batches[peer]))
 
     def flush(self) -> bool:
         """Commit every batch and ring each peer that got data once.
@@ -106,17 +105,18 @@ class Mesh:
         Returns False when some peer's ring is full and frames wait in its overflow
         queue (the caller pauses whoever published them).
         """
-        if not self._dirty:
-            return not self.overflowing
-        for peer in self._dirty:
-            frames = self._batch[peer]
-            size = self._batch_bytes[peer]
-            self._batch[peer] = []
-            self._batch_bytes[peer] = 0
+        batches = self.batches
+        for peer in self.peers:
+            frames = batches[peer]
+            if not frames:
+                continue
+            size = sum(map(len, frames))
+            chunks = [b"".join(frames)] if size <= self._chunk else self._chunked(frames)
+            frames.clear()
+            self._handed[peer] += size
             ring = self.outbound[peer]
             assert ring is not None
             overflow = self._overflow[peer]
-            chunks = [b"".join(frames)] if size <= self._chunk else self._chunked(frames)
             wrote = False
             for chunk in chunks:
                 if overflow or not ring.try_write(chunk):
@@ -128,10 +128,10 @@ class Mesh:
                     wrote = True
             if wrote:
                 self.doorbells[peer].ring()
-        self._dirty.clear()
         return not self.overflowing
 
     def _chunked(self, frames: list[bytes]) -> list[bytes]:
+        """Join frames into pieces of at most _chunk bytes (one frame may be longer)."""
         chunks: list[bytes] = []
         current: list[bytes] = []
         current_size = 0
@@ -165,15 +165,12 @@ class Mesh:
 
     def forget_peer_output(self, peer: int) -> None:
         """Drop everything queued for a peer that died, and resync the logical end."""
-        self._batch[peer] = []
-        self._batch_bytes[peer] = 0
-        if peer in self._dirty:
-            self._dirty.remove(peer)
+        self.batches[peer].clear()
         self._overflow[peer].clear()
         self.overflowing.discard(peer)
         ring = self.outbound[peer]
         assert ring is not None
-        self.sent_end[peer] = ring.write_counter
+        self._handed[peer] = ring.write_counter
 
     def applied(self, peer: int, position: int) -> bool:
         """Has the peer applied every frame we sent it up to this logical position?"""

@@ -190,6 +190,9 @@ class ClientParser:
         pub = self._pub
         count = data.count
         i = 0
+        # The byte position of line i is only needed off the fast path: it is brought
+        # up to date from the last known (line, position) pair when it is.
+        known_i = 0
         pos = 0
         while i < last:
             line = lines[i]
@@ -204,17 +207,18 @@ class ClientParser:
                     size_tok = args[3]
                 else:
                     size_tok = b""
-                if args[1] and size_tok.isdigit() and len(size_tok) <= _MAX_SIZE_DIGITS:
+                if args[1] and size_tok.isdigit() and len(size_tok) <= 9:
                     size = int(size_tok)
                     if size <= max_payload:
                         if i + 1 < last:
                             payload = lines[i + 1]
                             if len(payload) == size:
                                 pub(args[1], reply, payload, size_tok)
-                                pos += len(line) + size + 4
                                 i += 2
                                 continue
                         # The payload holds CRLFs, or has not fully arrived.
+                        if known_i < i:
+                            pos += sum(map(len, lines[known_i:i])) + 2 * (i - known_i)
                         start = pos + len(line) + 2
                         end = start + size
                         if end + 2 > n:
@@ -227,8 +231,11 @@ class ClientParser:
                         pub(args[1], reply, data[start:end], size_tok)
                         i += 1 + count(b"\r\n", start, end + 2)
                         pos = end + 2
+                        known_i = i
                         continue
             # Anything else: one operation the exact way, then resync with the lines.
+            if known_i < i:
+                pos += sum(map(len, lines[known_i:i])) + 2 * (i - known_i)
             new_pos = self._one(data, pos)
             if new_pos < 0:
                 return
@@ -237,6 +244,10 @@ class ClientParser:
                 break  # a bare LF: the split lines no longer line up
             i += count(b"\r\n", pos, new_pos)
             pos = new_pos
+            known_i = i
+        else:
+            if known_i < i:
+                pos += sum(map(len, lines[known_i:i])) + 2 * (i - known_i)
         while pos < n:
             pos = self._one(data, pos)
             if pos < 0:
@@ -415,36 +426,57 @@ def parse_mesh(data: bytes, handler: Any) -> None:
     A ring only ever holds whole frames (the producer commits frame by frame), so
     there is no partial state to keep. Handler methods:
 
-    process_rmsg(account, subject, reply|None, queues, header_size, message)
+    process_rmsg(account, subject, reply|None, queues, header_size, message, size_token)
         (header_size 0 for RMSG; message = header block + payload)
     process_rs_plus(account, subject, queue|None, weight)
     process_rs_minus(account, subject, queue|None)
     process_control(verb, args)   (HELLO, SDOWN, READY, STOP and other shard control)
+
+    Like the client parser, the data is split into lines once and a payload is the
+    next line when its length matches; one holding CRLFs is cut out by its size.
     """
-    find = data.find
-    pos = 0
-    n = len(data)
+    lines = data.split(b"\r\n")
+    last = len(lines) - 1
+    count = data.count
     rmsg = handler.process_rmsg
-    while pos < n:
-        nl = find(b"\r\n", pos)
-        if nl < 0:
-            raise ValueError("mesh frame without a line end")
-        args = data[pos:nl].split()
-        pos = nl + 2
+    i = 0
+    pos = 0
+    while i < last:
+        line = lines[i]
+        args = line.split(b" ")
         verb = args[0]
-        if verb == _RMSG:
-            size = int(args[-1])
-            reply, queues = _split_rmsg(args, 1)
-            end = pos + size
-            rmsg(args[1], args[2], reply, queues, 0, data[pos:end])
+        if verb == _RMSG or verb == _HRMSG:
+            size_tok = args[-1]
+            size = int(size_tok)
+            if verb == _RMSG:
+                nargs = len(args)
+                if nargs == 4:
+                    reply: bytes | None = None
+                    queues: tuple[bytes, ...] = ()
+                elif nargs == 5:
+                    reply = args[3]
+                    queues = ()
+                else:
+                    reply, queues = _split_rmsg(args, 1)
+                header_size = 0
+            else:
+                reply, queues = _split_rmsg(args, 2)
+                header_size = int(args[-2])
+            payload = lines[i + 1] if i + 1 < last else None
+            if payload is not None and len(payload) == size:
+                rmsg(args[1], args[2], reply, queues, header_size, payload, size_tok)
+                pos += len(line) + size + 4
+                i += 2
+                continue
+            start = pos + len(line) + 2
+            end = start + size
+            rmsg(args[1], args[2], reply, queues, header_size, data[start:end], size_tok)
+            i += 1 + count(b"\r\n", start, end + 2)
             pos = end + 2
-        elif verb == _HRMSG:
-            size = int(args[-1])
-            reply, queues = _split_rmsg(args, 2)
-            end = pos + size
-            rmsg(args[1], args[2], reply, queues, int(args[-2]), data[pos:end])
-            pos = end + 2
-        elif verb == _RS_PLUS:
+            continue
+        pos += len(line) + 2
+        i += 1
+        if verb == _RS_PLUS:
             if len(args) == 5:
                 handler.process_rs_plus(args[1], args[2], args[3], int(args[4]))
             else:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("shardbroker.client")
 
 _RESERVED_PUBLISH = (b"_GR_.", b"$NRG.")
+_RESERVED_FIRST = (b"_", b"$")
 _RESERVED_REPLY = (b"_R_.", b"$JS.ACK.", b"_GR_.")
 _SYS_QUEUE = b"_sys_"
 
@@ -76,6 +77,7 @@ class ClientProtocol(asyncio.Protocol):
         "connected",
         "echo",
         "first_ping",
+        "guarded",
         "headers",
         "hold_index",
         "hold_targets",
@@ -93,6 +95,7 @@ class ClientProtocol(asyncio.Protocol):
         "ping_handle",
         "pings_out",
         "protocol",
+        "route",
         "server",
         "subs",
         "transport",
@@ -115,7 +118,9 @@ class ClientProtocol(asyncio.Protocol):
         # CONNECT (allowed without auth): verbose, pedantic and echo are on.
         self.verbose = True
         self.pedantic = True
+        self.guarded = True  # verbose or pedantic: publishes take the checked path
         self.echo = True
+        self.route = server.router.process_msg_results
         self.headers = False
         self.no_responders = False
         self.protocol = 0
@@ -185,6 +190,7 @@ class ClientProtocol(asyncio.Protocol):
             raise ProtocolError(ERR_NO_RESPONDERS_REQUIRES_HEADERS)
         self.verbose = opts.verbose
         self.pedantic = opts.pedantic
+        self.guarded = opts.verbose or opts.pedantic
         self.echo = opts.echo
         self.headers = opts.headers
         self.parser.headers = opts.headers
@@ -212,12 +218,16 @@ class ClientProtocol(asyncio.Protocol):
         self, subject: bytes, reply: bytes | None, payload: bytes, size_token: bytes
     ) -> None:
         self.in_msgs += 1
-        if not self.check_publish(subject, reply):
+        # Checks only when one can apply: verbose/pedantic, a reply, a reserved prefix.
+        if (self.guarded or reply is not None or subject[:1] in _RESERVED_FIRST) and (
+            not self.check_publish(subject, reply)
+        ):
             return
-        delivered = self.server.router.process_msg_results(
-            self, self.account, subject, reply, 0, payload, size_token
-        )
-        if not delivered and reply is not None and self.no_responders:
+        if (
+            not self.route(self, self.account, subject, reply, 0, payload, size_token)
+            and reply is not None
+            and self.no_responders
+        ):
             self.send_no_responders(subject, reply)
 
     def process_hpub(
@@ -232,7 +242,7 @@ class ClientProtocol(asyncio.Protocol):
         self.in_msgs += 1
         if not self.check_publish(subject, reply):
             return
-        delivered = self.server.router.process_msg_results(
+        delivered = self.route(
             self,
             self.account,
             subject,

@@ -99,9 +99,15 @@ class QueueGroup:
 
 
 class RouteResult:
-    """A cached match, ready to route."""
+    """A cached match, ready to route.
 
-    __slots__ = ("local", "peers", "queues")
+    A result belongs to one (account, subject): the sublist caches it under the
+    subject. The first message routed with it fills ``targets`` (each local
+    subscription with its ``MSG <subject> <sid>`` prefix) and ``rmsg_prefix``, so later
+    messages only join bytes. The shared empty result is never prepared.
+    """
+
+    __slots__ = ("empty", "local", "peers", "queues", "rmsg_prefix", "targets")
 
     def __init__(self, plain: list[Any], queue_groups: dict[bytes, list[Any]]) -> None:
         self.local: tuple[Subscription, ...] = tuple(s for s in plain if type(s) is Subscription)
@@ -111,6 +117,17 @@ class RouteResult:
         self.queues: tuple[QueueGroup, ...] = tuple(
             QueueGroup(name, subs) for name, subs in queue_groups.items()
         )
+        self.empty = not (self.local or self.peers or self.queues)
+        self.targets: tuple[tuple[Subscription, ClientProtocol, bytes], ...] | None = None
+        self.rmsg_prefix = b""
+
+    def prepare(
+        self, account: bytes, subject: bytes
+    ) -> tuple[tuple[Subscription, ClientProtocol, bytes], ...]:
+        head = b"MSG " + subject + b" "
+        self.targets = tuple((sub, sub.client, head + sub.sid) for sub in self.local)
+        self.rmsg_prefix = b"RMSG " + account + b" " + subject + b" "
+        return self.targets
 
 
 def make_result(plain: list[Any], queue_groups: dict[bytes, list[Any]]) -> RouteResult:
@@ -146,12 +163,12 @@ def _tails(
 class Router:
     """Delivers messages on one shard; the server owns it and the state it uses."""
 
-    __slots__ = ("mesh", "peer_up", "pending", "sublists", "unsubscribe")
+    __slots__ = ("batches", "pending", "sublists", "unsubscribe")
 
     def __init__(self, server: Any) -> None:
         self.sublists = server.sublists
-        self.mesh = server.mesh
-        self.peer_up: list[bool] = server.peer_up
+        # Per-peer frame lists of the mesh, committed at the end of the read batch.
+        self.batches: list[list[bytes]] = server.mesh.batches
         # Clients with output waiting for the end of the read batch.
         self.pending: set[ClientProtocol] = server.pending
         self.unsubscribe = server.remove_subscription
@@ -198,11 +215,65 @@ class Router:
         message: bytes,
         size_token: bytes | None,
     ) -> bool:
-        """Route a message a local client published. True if anyone may receive it."""
+        """Route a message a local client published. True if anyone may receive it.
+
+        Hot path: plain subscribers and peers without headers join their bytes here;
+        headers and queue groups take the general path.
+        """
         sublist = self.sublists.get(account)
         if sublist is None:
             return False
         result: RouteResult = sublist.match(subject)
+        if result.empty:
+            return False
+        targets = result.targets
+        if targets is None:
+            targets = result.prepare(account, subject)
+        if header_size or size_token is None:
+            return self._route_general(
+                result, publisher, account, subject, reply, header_size, message, size_token
+            )
+        delivered = False
+        if reply is None:
+            tail = b"".join((b" ", size_token, b"\r\n", message, b"\r\n"))
+        else:
+            tail = b"".join((b" ", reply, b" ", size_token, b"\r\n", message, b"\r\n"))
+        if targets:
+            pending = self.pending
+            for sub, client, prefix in targets:
+                if client is publisher and not client.echo:
+                    continue
+                client.out.append(prefix + tail)
+                client.out_msgs += 1
+                pending.add(client)
+                delivered = True
+                sub.delivered += 1
+                if sub.max and sub.delivered >= sub.max:
+                    self.unsubscribe(sub)
+        if result.queues:
+            return self._route_queues(
+                result, publisher, account, subject, reply, 0, message, size_token, delivered
+            )
+        peers = result.peers
+        if peers:
+            frame = result.rmsg_prefix + tail[1:]
+            batches = self.batches
+            for peer in peers:
+                batches[peer].append(frame)
+            return True
+        return delivered
+
+    def _route_general(
+        self,
+        result: RouteResult,
+        publisher: ClientProtocol,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        header_size: int,
+        message: bytes,
+        size_token: bytes | None,
+    ) -> bool:
         delivered = False
         if result.local:
             delivered = (
@@ -211,47 +282,59 @@ class Router:
                 )
                 > 0
             )
-        peers = result.peers
-        if not result.queues:
-            if peers:
-                frame = frames.rmsg(account, subject, reply, (), header_size, message)
-                send = self.mesh.send
-                for peer in peers:
-                    send(peer, frame)
-                return True
-            return delivered
-        picked: dict[int, list[bytes]] = {peer: [] for peer in peers}
+        if result.queues:
+            return self._route_queues(
+                result,
+                publisher,
+                account,
+                subject,
+                reply,
+                header_size,
+                message,
+                size_token,
+                delivered,
+            )
+        if result.peers:
+            frame = frames.rmsg(account, subject, reply, (), header_size, message)
+            batches = self.batches
+            for peer in result.peers:
+                batches[peer].append(frame)
+            return True
+        return delivered
+
+    def _route_queues(
+        self,
+        result: RouteResult,
+        publisher: ClientProtocol,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        header_size: int,
+        message: bytes,
+        size_token: bytes | None,
+        delivered: bool,
+    ) -> bool:
+        """Queue groups (after plain local delivery): one member per group, broker-wide."""
+        picked: dict[int, list[bytes]] = {peer: [] for peer in result.peers}
         for group in result.queues:
             member = group.pick()
             if type(member) is RemoteInterest:
                 picked.setdefault(member.peer, []).append(group.name)
-            elif member.client is publisher and not publisher.echo:
+                continue
+            if member.client is publisher and not publisher.echo:
                 # The publisher does not hear itself: try another local member.
                 others = [s for s in group.local if s.client is not publisher]
-                target = others[int(random() * len(others))] if others else None
-                if target is None:
+                if not others:
                     remote = [m for m in group.members if type(m) is RemoteInterest]
                     if remote:
                         picked.setdefault(remote[0].peer, []).append(group.name)
-                        delivered = True
                     continue
-                delivered = (
-                    self.deliver(
-                        (target,), publisher, subject, reply, header_size, message, size_token
-                    )
-                    > 0
-                    or delivered
-                )
-            else:
-                delivered = (
-                    self.deliver(
-                        (member,), publisher, subject, reply, header_size, message, size_token
-                    )
-                    > 0
-                    or delivered
-                )
+                member = others[int(random() * len(others))]
+            if self.deliver((member,), publisher, subject, reply, header_size, message, size_token):
+                delivered = True
+        batches = self.batches
         for peer, queues in picked.items():
-            self.mesh.send(peer, frames.rmsg(account, subject, reply, queues, header_size, message))
+            batches[peer].append(frames.rmsg(account, subject, reply, queues, header_size, message))
             delivered = True
         return delivered
 
@@ -263,6 +346,7 @@ class Router:
         queues: tuple[bytes, ...],
         header_size: int,
         message: bytes,
+        size_token: bytes,
     ) -> None:
         """Deliver a message a peer forwarded: to every local plain subscription, and
         to one local member of each queue group the peer picked us for."""
@@ -270,8 +354,27 @@ class Router:
         if sublist is None:
             return
         result: RouteResult = sublist.match(subject)
-        if result.local:
-            self.deliver(result.local, None, subject, reply, header_size, message, None)
+        if result.empty:
+            return
+        targets = result.targets
+        if targets is None:
+            targets = result.prepare(account, subject)
+        if targets:
+            if header_size:
+                self.deliver(result.local, None, subject, reply, header_size, message, None)
+            else:
+                if reply is None:
+                    tail = b"".join((b" ", size_token, b"\r\n", message, b"\r\n"))
+                else:
+                    tail = b"".join((b" ", reply, b" ", size_token, b"\r\n", message, b"\r\n"))
+                pending = self.pending
+                for sub, client, prefix in targets:
+                    client.out.append(prefix + tail)
+                    client.out_msgs += 1
+                    pending.add(client)
+                    sub.delivered += 1
+                    if sub.max and sub.delivered >= sub.max:
+                        self.unsubscribe(sub)
         if queues:
             for group in result.queues:
                 if group.name in queues:

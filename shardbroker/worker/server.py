@@ -15,7 +15,7 @@ we answer with our own HELLO and our whole local interest (RS+ frames are
 idempotent, so an answer crossing the peer's own HELLO does no harm).
 
 PONG barrier. A SUB/UNSUB records, per up peer, the logical end of what we have sent
-it (``Mesh.sent_end``). A PING while such a record is not yet applied by the peer (its
+it (``Mesh.logical_end``). A PING while such a record is not yet applied by the peer (its
 read counter behind) holds the PONG; peers ring our doorbell after applying interest
 frames, and a short timer re-checks too, so the PONG is released promptly.
 """
@@ -87,6 +87,8 @@ class Server:
         self.paused: set[ClientProtocol] = set()
         self.ack_peers: set[int] = set()
         self.router = Router(self)
+        # Ring frames carrying messages go straight to the router (parse_mesh's hook).
+        self.process_rmsg = self.router.process_remote_msg
         self.current_peer = -1
         self.stopping = asyncio.Event()
         self._hold_timer: asyncio.TimerHandle | None = None
@@ -195,11 +197,11 @@ class Server:
             send(peer, frame)
 
     def _mark_barrier(self, client: ClientProtocol) -> None:
-        sent_end = self.mesh.sent_end
+        logical_end = self.mesh.logical_end
         gen = self.peer_gen
         barrier = client.barrier
         for peer in self.up_peers():
-            barrier[peer] = (gen[peer], sent_end[peer])
+            barrier[peer] = (gen[peer], logical_end(peer))
 
     def _barrier_passed(self, targets: dict[int, tuple[int, int]]) -> bool:
         up = self.peer_up
@@ -303,17 +305,6 @@ class Server:
     def apply_frames(self, peer: int, data: bytes) -> None:
         self.current_peer = peer
         parse_mesh(data, self)
-
-    def process_rmsg(
-        self,
-        account: bytes,
-        subject: bytes,
-        reply: bytes | None,
-        queues: tuple[bytes, ...],
-        header_size: int,
-        message: bytes,
-    ) -> None:
-        self.router.process_remote_msg(account, subject, reply, queues, header_size, message)
 
     def process_rs_plus(
         self, account: bytes, subject: bytes, queue: bytes | None, weight: int

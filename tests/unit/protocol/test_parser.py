@@ -309,7 +309,9 @@ class MeshRecorder:
         queues: tuple[bytes, ...],
         header_size: int,
         message: bytes,
+        size_token: bytes,
     ) -> None:
+        assert int(size_token) == len(message)
         self.ops.append(("rmsg", account, subject, reply, tuple(queues), header_size, message))
 
     def process_rs_plus(
