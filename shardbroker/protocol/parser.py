@@ -445,7 +445,7 @@ def parse_mesh(data: bytes, handler: Any) -> None:
         line = lines[i]
         args = line.split(b" ")
         verb = args[0]
-        if verb == _RMSG or verb == _HRMSG:
+        if verb in (_RMSG, _HRMSG):
             size_tok = args[-1]
             size = int(size_tok)
             if verb == _RMSG:
