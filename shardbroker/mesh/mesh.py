@@ -9,9 +9,10 @@ it so the caller can pause the publisher. The consumer rings our doorbell when i
 space while we wait; ``retry_overflow`` then moves the queue into the ring.
 
 ``logical_end(peer)`` is the write position after the last frame handed to
-``send`` (committed, queued in the overflow, or still in the batch). Because a ring's write counter is the count of all
-bytes ever committed in order, a peer has applied every frame up to a position P
-exactly when its read counter is >= P: that is the PONG barrier.
+``send`` (committed, queued in the overflow, or still in the batch). Because a
+ring's write counter is the count of all bytes ever committed in order, a peer has
+applied every frame up to a position P exactly when its read counter is >= P: that
+is the PONG barrier.
 """
 
 from __future__ import annotations
