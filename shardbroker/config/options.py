@@ -50,6 +50,12 @@ def validate(opts: Options) -> Options:
         raise OptionsError("max_control_line must be positive")
     if opts.max_pending <= 0:
         raise OptionsError("max_pending must be positive")
+    if opts.max_payload > opts.max_pending:
+        # nats-server refuses this too: one maximal message would make a slow consumer.
+        raise OptionsError(
+            f"max_payload ({opts.max_payload}) cannot be higher than max_pending "
+            f"({opts.max_pending})"
+        )
     if opts.ping_interval <= 0:
         raise OptionsError("ping_interval must be positive")
     if opts.ping_max < 0:
