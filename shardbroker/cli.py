@@ -81,6 +81,9 @@ def serve(
     ping_max: int = typer.Option(
         const.PING_MAX, "--ping_max", help="Unanswered PINGs before a connection is stale."
     ),
+    ring_size: int = typer.Option(
+        0, "--ring_size", help="Bytes per shared-memory ring between two shards (0: automatic)."
+    ),
 ) -> None:
     """Start the broker: a supervisor and one worker per core on one port."""
     # Imported here so `shardbroker --help` stays fast and light.
@@ -105,6 +108,7 @@ def serve(
                 max_subscriptions=max_subscriptions,
                 ping_interval=ping_interval,
                 ping_max=ping_max,
+                ring_size=ring_size,
             )
         )
     except OptionsError as exc:

@@ -32,6 +32,24 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     ping_interval: float = const.PING_INTERVAL
     ping_max: int = const.PING_MAX
     write_deadline: float = const.WRITE_DEADLINE
+    # Bytes of each shared-memory ring between two shards; 0 sizes them from max_payload.
+    ring_size: int = 0
+
+
+def min_ring_size(max_payload: int, max_control_line: int) -> int:
+    """The smallest ring that holds two maximal frames, rounded up to a power of two."""
+    need = 2 * (max_payload + max_control_line + 1024)
+    size = 4096
+    while size < need:
+        size *= 2
+    return size
+
+
+def ring_size(opts: Options) -> int:
+    """The ring size in effect: the configured one, or at least 4 maximal frames."""
+    if opts.ring_size:
+        return opts.ring_size
+    return max(const.DEFAULT_RING_SIZE, 2 * min_ring_size(opts.max_payload, opts.max_control_line))
 
 
 class OptionsError(ValueError):
@@ -56,6 +74,13 @@ def validate(opts: Options) -> Options:
             f"max_payload ({opts.max_payload}) cannot be higher than max_pending "
             f"({opts.max_pending})"
         )
+    if opts.ring_size:
+        need = min_ring_size(opts.max_payload, opts.max_control_line)
+        if opts.ring_size & (opts.ring_size - 1) or opts.ring_size < need:
+            raise OptionsError(
+                f"ring_size must be a power of two of at least {need} bytes "
+                "(two maximal messages), or 0 for automatic"
+            )
     if opts.ping_interval <= 0:
         raise OptionsError("ping_interval must be positive")
     if opts.ping_max < 0:

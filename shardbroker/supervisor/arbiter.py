@@ -36,7 +36,6 @@ from shardbroker.protocol.parser import parse_mesh
 from shardbroker.supervisor.spawn import (
     SharedResources,
     reserve_port,
-    ring_size_for,
     spawn_shard,
     usable_cores,
 )
@@ -116,7 +115,7 @@ class Arbiter:
     async def _serve(self) -> int:
         loop = asyncio.get_running_loop()
         opts = self.opts
-        ring_size = ring_size_for(opts.max_payload, opts.max_control_line)
+        ring_size = options_mod.ring_size(opts)
         try:
             self.resources = SharedResources(
                 self.port, self.n_shards, ring_size, opts.max_connections

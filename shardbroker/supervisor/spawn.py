@@ -28,15 +28,6 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def ring_size_for(max_payload: int, max_control_line: int) -> int:
-    """The ring must hold several maximal frames; a power of two, at least the default."""
-    need = 4 * (max_payload + max_control_line + 1024)
-    size = const.DEFAULT_RING_SIZE
-    while size < need:
-        size *= 2
-    return size
-
-
 def reserve_port(host: str, port: int) -> socket.socket:
     """Check the port is free and hold it for the workers' SO_REUSEPORT listeners.
 

@@ -31,6 +31,9 @@ from shardbroker.worker.server import Server
 logger = logging.getLogger("shardbroker.worker")
 
 _PR_SET_PDEATHSIG = 1
+# Test hook: a comma-separated list of shard ids that fail their boot on purpose, so the
+# supervisor's halt-instead-of-restart-loop policy can be exercised end to end.
+FAIL_BOOT_ENV = "SHARDBROKER_FAIL_BOOT"
 _PEER_WAIT = 15.0  # seconds to wait for every live peer's HELLO at boot
 
 
@@ -76,6 +79,9 @@ async def serve(boot: ShardBoot, opts: Options) -> int:
     loop.add_reader(mesh.doorbell.fileno(), server.on_doorbell)
     loop.add_signal_handler(signal.SIGTERM, server.stopping.set)
 
+    if str(boot.shard_id) in os.environ.get(FAIL_BOOT_ENV, "").split(","):
+        logger.error("shard %d: boot failure injected by %s", boot.shard_id, FAIL_BOOT_ENV)
+        return const.EXIT_BOOT_FAILURE
     server.say_hello(boot.live)
     waiting = set(boot.live)
     deadline = loop.time() + _PEER_WAIT
