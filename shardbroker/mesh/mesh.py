@@ -86,8 +86,9 @@ class Mesh:
             ring = self.outbound[p]
             assert ring is not None
             self._handed[p] = ring.write_counter
-        # Commit in pieces no larger than this so one piece always fits an empty ring.
-        self._chunk = spec.ring_size // 4
+        # Commit in pieces no larger than this so one piece always fits an empty ring;
+        # producers that join many messages into one frame keep their frames below it.
+        self.max_commit = self._chunk = spec.ring_size // 4
         self.ring_full_events = 0
 
     # -- producer side -------------------------------------------------------------

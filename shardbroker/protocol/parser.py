@@ -22,6 +22,7 @@ closes nats-server does); the caller is the one catch site.
 
 from __future__ import annotations
 
+from itertools import groupby, islice
 from typing import Any
 
 from shardbroker.errors import (
@@ -57,6 +58,13 @@ _WHITESPACE = b" \t\r\n\x0b\x0c"
 def _split_blanks(line: bytes) -> list[bytes]:
     """Split on spaces and tabs only (the slow path for lines with other whitespace)."""
     return [token for token in line.replace(b"\t", b" ").split(b" ") if token]
+
+
+def _run_length(lines: list[bytes], i: int, last: int) -> int:
+    """How many messages from line i on have the control line lines[i] (every other
+    line), counting only those whose payload line is complete (index < last)."""
+    most = (last - i) // 2
+    return len(list(next(groupby(islice(lines, i, i + 2 * most, 2)))[1]))
 
 
 def parse_size(token: bytes) -> int:
@@ -113,6 +121,8 @@ class ClientParser:
     """Parses what a client sends. The handler receives:
 
     process_pub(subject, reply|None, payload, size_token)
+    process_pub_run(subject, reply|None, payloads, size_token)
+        (consecutive PUBs with an identical control line, so equal sizes; at least 2)
     process_hpub(subject, reply|None, header_size, message, header_token, total_token)
         (message = header block + payload)
     process_sub(subject, queue|None, sid)
@@ -130,6 +140,7 @@ class ClientParser:
         "_ping",
         "_pong",
         "_pub",
+        "_pub_run",
         "_sub",
         "_unsub",
         "headers",
@@ -139,6 +150,7 @@ class ClientParser:
 
     def __init__(self, handler: Any, max_control_line: int, max_payload: int) -> None:
         self._pub = handler.process_pub
+        self._pub_run = handler.process_pub_run
         self._hpub = handler.process_hpub
         self._sub = handler.process_sub
         self._unsub = handler.process_unsub
@@ -188,6 +200,7 @@ class ClientParser:
         max_line = self.max_control_line
         max_payload = self.max_payload
         pub = self._pub
+        pub_run = self._pub_run
         count = data.count
         i = 0
         # The byte position of line i is only needed off the fast path: it is brought
@@ -213,6 +226,14 @@ class ClientParser:
                         if i + 1 < last:
                             payload = lines[i + 1]
                             if len(payload) == size:
+                                if i + 3 < last and lines[i + 2] == line:
+                                    # A run of identical control lines: one call for all.
+                                    run = _run_length(lines, i, last)
+                                    payloads = lines[i + 1 : i + 2 * run : 2]
+                                    if max(map(len, payloads)) == size == min(map(len, payloads)):
+                                        pub_run(args[1], reply, payloads, size_tok)
+                                        i += 2 * run
+                                        continue
                                 pub(args[1], reply, payload, size_tok)
                                 i += 2
                                 continue
@@ -428,6 +449,8 @@ def parse_mesh(data: bytes, handler: Any) -> None:
 
     process_rmsg(account, subject, reply|None, queues, header_size, message, size_token)
         (header_size 0 for RMSG; message = header block + payload)
+    process_rmsg_run(account, subject, reply|None, queues, payloads, size_token)
+        (consecutive RMSGs with an identical control line; at least 2)
     process_rs_plus(account, subject, queue|None, weight)
     process_rs_minus(account, subject, queue|None)
     process_control(verb, args)   (HELLO, SDOWN, READY, STOP and other shard control)
@@ -439,6 +462,7 @@ def parse_mesh(data: bytes, handler: Any) -> None:
     last = len(lines) - 1
     count = data.count
     rmsg = handler.process_rmsg
+    rmsg_run = handler.process_rmsg_run
     i = 0
     pos = 0
     while i < last:
@@ -464,6 +488,14 @@ def parse_mesh(data: bytes, handler: Any) -> None:
                 header_size = int(args[-2])
             payload = lines[i + 1] if i + 1 < last else None
             if payload is not None and len(payload) == size:
+                if not header_size and i + 3 < last and lines[i + 2] == line:
+                    run = _run_length(lines, i, last)
+                    payloads = lines[i + 1 : i + 2 * run : 2]
+                    if max(map(len, payloads)) == size == min(map(len, payloads)):
+                        rmsg_run(args[1], args[2], reply, queues, payloads, size_tok)
+                        pos += run * (len(line) + size + 4)
+                        i += 2 * run
+                        continue
                 rmsg(args[1], args[2], reply, queues, header_size, payload, size_tok)
                 pos += len(line) + size + 4
                 i += 2

@@ -362,6 +362,9 @@ class Arbiter:
     def process_rmsg(self, *args: object) -> None:
         """The supervisor has no subscribers; nothing is routed to it yet."""
 
+    def process_rmsg_run(self, *args: object) -> None:
+        """As process_rmsg."""
+
     def process_rs_plus(self, *args: object) -> None:
         self.ack_peers.add(self.current_peer)
 

@@ -96,6 +96,7 @@ class ClientProtocol(asyncio.Protocol):
         "pings_out",
         "protocol",
         "route",
+        "route_run",
         "server",
         "subs",
         "transport",
@@ -121,6 +122,7 @@ class ClientProtocol(asyncio.Protocol):
         self.guarded = True  # verbose or pedantic: publishes take the checked path
         self.echo = True
         self.route = server.router.process_msg_results
+        self.route_run = server.router.process_msg_run
         self.headers = False
         self.no_responders = False
         self.protocol = 0
@@ -229,6 +231,18 @@ class ClientProtocol(asyncio.Protocol):
             and self.no_responders
         ):
             self.send_no_responders(subject, reply)
+
+    def process_pub_run(
+        self, subject: bytes, reply: bytes | None, payloads: list[bytes], size_token: bytes
+    ) -> None:
+        """Consecutive PUBs with one control line, routed together when no check or
+        no-responders answer can differ from message to message."""
+        if self.guarded or reply is not None or subject[:1] in _RESERVED_FIRST:
+            for payload in payloads:
+                self.process_pub(subject, reply, payload, size_token)
+            return
+        self.in_msgs += len(payloads)
+        self.route_run(self, self.account, subject, None, payloads, size_token)
 
     def process_hpub(
         self,

@@ -20,7 +20,7 @@ Delivery bytes are built once per message: a shared ``MSG <subject> `` head and 
 from __future__ import annotations
 
 from bisect import bisect_right
-from random import random
+from random import choices, random
 from typing import TYPE_CHECKING, Any
 
 from shardbroker.protocol import frames
@@ -163,12 +163,13 @@ def _tails(
 class Router:
     """Delivers messages on one shard; the server owns it and the state it uses."""
 
-    __slots__ = ("batches", "pending", "sublists", "unsubscribe")
+    __slots__ = ("batches", "max_frame", "pending", "sublists", "unsubscribe")
 
     def __init__(self, server: Any) -> None:
         self.sublists = server.sublists
         # Per-peer frame lists of the mesh, committed at the end of the read batch.
         self.batches: list[list[bytes]] = server.mesh.batches
+        self.max_frame: int = server.mesh.max_commit
         # Clients with output waiting for the end of the read batch.
         self.pending: set[ClientProtocol] = server.pending
         self.unsubscribe = server.remove_subscription
@@ -337,6 +338,172 @@ class Router:
             batches[peer].append(frames.rmsg(account, subject, reply, queues, header_size, message))
             delivered = True
         return delivered
+
+    def process_msg_run(
+        self,
+        publisher: ClientProtocol,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        payloads: list[bytes],
+        size_token: bytes,
+    ) -> bool:
+        """Route consecutive messages with one control line (same subject, reply and
+        size). Each destination gets the whole run as one join: with
+        ``line = MSG <subject> <sid> [reply] <size>``, the run is
+        ``line CRLF p1 CRLF line CRLF p2 ... pn CRLF`` = ``line + CRLF + sep.join(ps) + CRLF``
+        where ``sep = CRLF + line + CRLF``. Queue groups and subscriptions with an
+        UNSUB max go message by message."""
+        sublist = self.sublists.get(account)
+        if sublist is None:
+            return False
+        result: RouteResult = sublist.match(subject)
+        if result.empty:
+            return False
+        if result.queues and (result.peers or not publisher.echo):
+            # A peer with plain interest must get each message in one RMSG together
+            # with the queues picked for it: message by message.
+            delivered = False
+            for payload in payloads:
+                if self.process_msg_results(
+                    publisher, account, subject, reply, 0, payload, size_token
+                ):
+                    delivered = True
+            return delivered
+        targets = result.targets
+        if targets is None:
+            targets = result.prepare(account, subject)
+        rest = b" " + reply + b" " + size_token if reply is not None else b" " + size_token
+        delivered = self._deliver_run(targets, publisher, subject, reply, rest, payloads)
+        if result.queues:
+            for group in result.queues:
+                self._queue_run(
+                    group, group.members, group.cumulative, account, subject, reply, rest, payloads
+                )
+            return True
+        if result.peers:
+            run_frames = self._run_frames(result.rmsg_prefix + rest[1:], payloads)
+            batches = self.batches
+            for peer in result.peers:
+                batches[peer] += run_frames
+            return True
+        return delivered
+
+    def _run_frames(self, line: bytes, payloads: list[bytes]) -> list[bytes]:
+        """A run as ring frames: joined, but cut so no piece outgrows what one ring
+        commit may hold (a single message is never cut)."""
+        per_message = len(line) + len(payloads[0]) + 4
+        most = max(1, self.max_frame // per_message)
+        sep = b"\r\n" + line + b"\r\n"
+        head = line + b"\r\n"
+        return [
+            head + sep.join(payloads[i : i + most]) + b"\r\n" for i in range(0, len(payloads), most)
+        ]
+
+    def _queue_run(
+        self,
+        group: QueueGroup,
+        members: tuple[Any, ...],
+        cumulative: list[float] | None,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        rest: bytes,
+        payloads: list[bytes],
+    ) -> None:
+        """One member per message for a whole run: pick them all at once, then send
+        each member (or peer) its share as one join."""
+        if len(members) == 1:
+            buckets: dict[Any, list[bytes]] = {members[0]: payloads}
+        else:
+            picks = choices(members, cum_weights=cumulative, k=len(payloads))
+            buckets = {}
+            for member, payload in zip(picks, payloads, strict=True):
+                bucket = buckets.get(member)
+                if bucket is None:
+                    buckets[member] = [payload]
+                else:
+                    bucket.append(payload)
+        for member, share in buckets.items():
+            if type(member) is RemoteInterest:
+                if reply is None:
+                    line = b"RMSG " + account + b" " + subject + b" | " + group.name + rest
+                else:
+                    size_token = rest.rsplit(b" ", 1)[1]
+                    line = b"RMSG %s %s + %s %s %s" % (
+                        account,
+                        subject,
+                        reply,
+                        group.name,
+                        size_token,
+                    )
+                self.batches[member.peer] += self._run_frames(line, share)
+            else:
+                prefix = b"MSG " + subject + b" " + member.sid
+                self._deliver_run(
+                    ((member, member.client, prefix),), None, subject, reply, rest, share
+                )
+
+    def _deliver_run(
+        self,
+        targets: tuple[tuple[Subscription, ClientProtocol, bytes], ...],
+        publisher: ClientProtocol | None,
+        subject: bytes,
+        reply: bytes | None,
+        rest: bytes,
+        payloads: list[bytes],
+    ) -> bool:
+        delivered = False
+        count = len(payloads)
+        pending = self.pending
+        for sub, client, prefix in targets:
+            if client is publisher and not client.echo:
+                continue
+            delivered = True
+            if sub.max:
+                # Stop exactly at the UNSUB max: one message at a time.
+                size_token = rest.rsplit(b" ", 1)[1]
+                for payload in payloads:
+                    if client.subs.get(sub.sid) is not sub:
+                        break
+                    self.deliver((sub,), publisher, subject, reply, 0, payload, size_token)
+                continue
+            line = prefix + rest
+            client.out.append(line + b"\r\n" + (b"\r\n" + line + b"\r\n").join(payloads) + b"\r\n")
+            client.out_msgs += count
+            pending.add(client)
+            sub.delivered += count
+        return delivered
+
+    def process_remote_run(
+        self,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        queues: tuple[bytes, ...],
+        payloads: list[bytes],
+        size_token: bytes,
+    ) -> None:
+        """A run of identical RMSG frames from a peer (see process_msg_run)."""
+        sublist = self.sublists.get(account)
+        if sublist is None:
+            return
+        result: RouteResult = sublist.match(subject)
+        if result.empty:
+            return
+        targets = result.targets
+        if targets is None:
+            targets = result.prepare(account, subject)
+        if targets:
+            rest = b" " + reply + b" " + size_token if reply is not None else b" " + size_token
+            self._deliver_run(targets, None, subject, reply, rest, payloads)
+        if queues:
+            rest = b" " + reply + b" " + size_token if reply is not None else b" " + size_token
+            for group in result.queues:
+                if group.name in queues and group.local:
+                    self._queue_run(
+                        group, group.local, None, account, subject, reply, rest, payloads
+                    )
 
     def process_remote_msg(
         self,

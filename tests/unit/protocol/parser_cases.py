@@ -36,11 +36,23 @@ class Recorder:
 
     def __init__(self) -> None:
         self.ops: list[Op] = []
+        self.runs = 0
 
     def process_pub(
         self, subject: bytes, reply: bytes | None, payload: bytes, size_token: bytes
     ) -> None:
         self.ops.append(("pub", subject, reply, payload, size_token))
+
+    def process_pub_run(
+        self, subject: bytes, reply: bytes | None, payloads: list[bytes], size_token: bytes
+    ) -> None:
+        # A run is the same messages in one call: record them one by one, so every
+        # expectation holds whichever way the parser grouped them.
+        assert len(payloads) >= 2
+        self.runs += 1
+        for payload in payloads:
+            assert len(payload) == int(size_token)
+            self.ops.append(("pub", subject, reply, payload, size_token))
 
     def process_hpub(
         self,

@@ -300,6 +300,21 @@ def test_parser_parse_size(token: bytes, size: int) -> None:
 class MeshRecorder:
     def __init__(self) -> None:
         self.ops: list[Op] = []
+        self.runs = 0
+
+    def process_rmsg_run(
+        self,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        queues: tuple[bytes, ...],
+        payloads: list[bytes],
+        size_token: bytes,
+    ) -> None:
+        assert len(payloads) >= 2
+        self.runs += 1
+        for payload in payloads:
+            self.process_rmsg(account, subject, reply, queues, 0, payload, size_token)
 
     def process_rmsg(
         self,
@@ -444,3 +459,52 @@ def _rmsg_calls(draw: st.DrawFn) -> Op:
 def test_parser_mesh_rmsg_roundtrip(calls: list[Op]) -> None:
     stream = b"".join(frames.rmsg(*call[1:]) for call in calls)
     assert mesh_ops(stream) == calls
+
+
+# -- runs: consecutive messages with an identical control line ---------------------------------
+
+
+def test_parser_run_of_identical_pubs_is_one_call() -> None:
+    recorder = Recorder()
+    parser = ClientParser(recorder, 4096, 1024 * 1024)
+    parser.feed(b"PUB a 2\r\nx1\r\n" * 50 + b"PUB b 2\r\ny1\r\n" + b"PUB a 2\r\nx2\r\n" * 3)
+    assert recorder.runs == 2
+    assert recorder.ops == (
+        [("pub", b"a", None, b"x1", b"2")] * 50
+        + [("pub", b"b", None, b"y1", b"2")]
+        + [("pub", b"a", None, b"x2", b"2")] * 3
+    )
+
+
+def test_parser_run_stops_at_a_payload_of_another_length_or_with_crlf() -> None:
+    recorder = Recorder()
+    parser = ClientParser(recorder, 4096, 1024 * 1024)
+    data = b"PUB a 4\r\nabcd\r\n" * 3 + b"PUB a 4\r\na\r\nb\r\n" + b"PUB a 4\r\nwxyz\r\n" * 2
+    parser.feed(data)
+    assert recorder.ops == (
+        [("pub", b"a", None, b"abcd", b"4")] * 3
+        + [("pub", b"a", None, b"a\r\nb", b"4")]
+        + [("pub", b"a", None, b"wxyz", b"4")] * 2
+    )
+
+
+@pytest.mark.parametrize("cut", range(1, 60))
+def test_parser_run_split_anywhere(cut: int) -> None:
+    data = b"PUB q r 3\r\nabc\r\n" * 4 + b"PING\r\n"
+    recorder = Recorder()
+    parser = ClientParser(recorder, 4096, 1024 * 1024)
+    parser.feed(data[:cut])
+    parser.feed(data[cut:])
+    assert recorder.ops == [("pub", b"q", b"r", b"abc", b"3")] * 4 + [PING]
+
+
+def test_parser_mesh_run_of_identical_rmsg_is_one_call() -> None:
+    frame = frames.rmsg(b"$G", b"foo", None, (), 0, b"0123")
+    recorder = MeshRecorder()
+    parse_mesh(frame * 10 + frames.rmsg(b"$G", b"foo", b"r", (b"q",), 0, b"zz") * 2, recorder)
+    assert recorder.runs == 2
+    assert (
+        recorder.ops
+        == [("rmsg", b"$G", b"foo", None, (), 0, b"0123")] * 10
+        + [("rmsg", b"$G", b"foo", b"r", (b"q",), 0, b"zz")] * 2
+    )
