@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.helpers.fakes import connect, shard_pair  # noqa: E402
+from tests.helpers.fakes import connect, shard_pair
 
 BATCH = 2000
 ROUNDS = 50
