@@ -26,13 +26,11 @@ def parse_workers(value: str) -> int:
     """`auto` (0: one per usable core) or a positive count."""
     if value == "auto":
         return 0
-    try:
-        count = int(value)
-    except ValueError:
-        raise typer.BadParameter(f"expected a number or 'auto', not {value!r}") from None
-    if count < 1:
-        raise typer.BadParameter("the broker needs at least one worker")
-    return count
+    if not value.isdigit() or int(value) < 1:
+        raise OptionsError(
+            f"--workers takes 'auto' or a count of at least one worker, not {value!r}"
+        )
+    return int(value)
 
 
 @app.command()

@@ -90,6 +90,8 @@ async def serve(boot: ShardBoot, opts: Options) -> int:
         waiting = {p for p in waiting if not server.peer_up[p] and server.peer_gen[p] < 0}
         if not waiting:
             break
+        if server.stopping.is_set():
+            return const.EXIT_OK  # stopped (SIGTERM) while still booting
         if loop.time() > deadline:
             logger.error(
                 "shard %d: no HELLO from shards %s; giving up", boot.shard_id, sorted(waiting)

@@ -284,8 +284,10 @@ def run_broker(
     limits: dict[str, Any] | None = None,
     extra_args: Sequence[str] = (),
     tmp_dir: Path | None = None,
+    port: int = -1,
 ) -> Iterator[Broker]:
-    """Start the broker under test on a random port; stop it (and check its workers) on exit."""
+    """Start the broker under test on `port` (-1: a random one); stop it (and check its
+    workers) on exit."""
     own_tmp = tmp_dir is None
     base = Path(tempfile.mkdtemp(prefix="sbtest-")) if tmp_dir is None else Path(tmp_dir)
     run_dir = base / f"broker-{uuid.uuid4().hex[:8]}"
@@ -297,7 +299,7 @@ def run_broker(
     if shardbroker:
         argv = [
             sys.executable, "-m", "shardbroker", "serve",
-            "-a", HOST, "-p", "-1",
+            "-a", HOST, "-p", str(port),
             "--workers", str(workers),
             "--ports_file_dir", str(ports_dir),
             *shardbroker_limit_flags(limits or {}),
@@ -305,7 +307,9 @@ def run_broker(
         ]  # fmt: skip
         exe_name = "shardbroker"
     else:
-        argv = [nats_server_binary(), "-a", HOST, "-p", "-1", "--ports_file_dir", str(ports_dir)]
+        argv = [
+            nats_server_binary(), "-a", HOST, "-p", str(port), "--ports_file_dir", str(ports_dir)
+        ]  # fmt: skip
         if limits:
             conf = run_dir / "nats-server.conf"
             conf.write_text(nats_server_config(limits))
@@ -553,3 +557,115 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+# -- `shardbroker serve` run to its end; its shared memory -----------------------------
+
+SHM_DIR = Path("/dev/shm")
+# Put into the environment of a serve command (and so of every shard it spawns), to find
+# any process of that tree still alive after the command returned.
+TREE_MARKER_ENV = "SHARDBROKER_TEST_TREE"
+SERVE_TIMEOUT = 30.0
+
+
+def shardbroker_command(*args: str) -> list[str]:
+    """argv of `python -m shardbroker <args>` with the interpreter running the tests."""
+    return [sys.executable, "-m", "shardbroker", *args]
+
+
+def expected_shm_entries(port: int) -> list[str]:
+    """What a running shardbroker on `port` has in /dev/shm: the mesh segment, the shard
+    table and the connection semaphore (POSIX semaphores appear as `sem.<name>`)."""
+    return sorted(
+        [f"shardbroker-{port}-mesh", f"shardbroker-{port}-shards", f"sem.shardbroker-{port}-conns"]
+    )
+
+
+def shm_entries(port: int) -> list[str]:
+    """Names in /dev/shm that belong to a shardbroker on `port`."""
+    tag = f"shardbroker-{port}-"
+    return sorted(n for n in os.listdir(SHM_DIR) if n.startswith((tag, "sem." + tag)))
+
+
+def remove_shm_entries(port: int) -> list[str]:
+    """Unlink (by name) whatever a shardbroker on `port` left in /dev/shm; a test's cleanup."""
+    removed = []
+    for name in shm_entries(port):
+        with contextlib.suppress(FileNotFoundError):
+            (SHM_DIR / name).unlink()
+            removed.append(name)
+    return removed
+
+
+def free_port_without_shm() -> int:
+    """A TCP port that was free a moment ago and has no shardbroker entries in /dev/shm
+    (a killed run elsewhere may have left some), for tests that check shared memory."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port = int(sock.getsockname()[1])
+        if not shm_entries(port):
+            return port
+    raise RuntimeError("no free port without leftovers in /dev/shm")
+
+
+def processes_with_env(name: str, value: str) -> list[psutil.Process]:
+    """Live processes of ours whose environment has name=value."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(name) == value and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+@dataclass
+class ServeResult:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    # PIDs of processes of the tree that were still alive after the command returned
+    # (they have been killed, by PID).
+    leftovers: list[int]
+
+    def describe(self) -> str:
+        return (
+            f"{' '.join(self.argv)}\nexit code {self.returncode}\n"
+            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        )
+
+
+def run_serve_to_end(
+    *args: str, env: dict[str, str] | None = None, timeout: float = SERVE_TIMEOUT
+) -> ServeResult:
+    """Run `shardbroker serve <args>` until it exits (for commands that must fail).
+
+    Output goes to files, not pipes, so a shard that outlived the supervisor cannot hold
+    the command open; such shards are found by an environment marker afterwards.
+    """
+    marker = uuid.uuid4().hex
+    argv = shardbroker_command("serve", *args)
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    full_env[TREE_MARKER_ENV] = marker
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        done = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+            cwd=REPO_ROOT, env=full_env, timeout=timeout, check=False,
+        )  # fmt: skip
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    # The parent-death signal takes a moment to reach the shards.
+    with contextlib.suppress(AssertionError):
+        check_for(
+            WORKER_GONE_TIMEOUT, 0.05, lambda: not processes_with_env(TREE_MARKER_ENV, marker)
+        )
+    leftovers = processes_with_env(TREE_MARKER_ENV, marker)
+    for proc in leftovers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    return ServeResult(argv, done.returncode, stdout, stderr, [p.pid for p in leftovers])

@@ -52,7 +52,5 @@ def test_imports_layer_contracts() -> None:
     lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
     if lint_imports is None:
         pytest.skip("import-linter is not installed in this environment")
-    result = subprocess.run(
-        [lint_imports], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([lint_imports], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
