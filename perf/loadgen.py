@@ -49,10 +49,13 @@ CONNECT_PING = (
 PING = b"PING\r\n"
 PONG = b"PONG\r\n"
 
-SCENARIOS = ("pub", "pubsub", "fanout", "queue", "reqrep")
+SCENARIOS = ("pub", "pubsub", "pubsub-mixed", "fanout", "queue", "reqrep")
 TITLES = {
     "pub": "pub-only",
     "pubsub": "pubsub 1:1",
+    # Payload sizes alternate, so no two consecutive PUBs share a control line: this
+    # measures the per-message path of a broker that batches identical lines.
+    "pubsub-mixed": "pubsub 1:1, mixed sizes",
     "fanout": "fan-out 1:4",
     "queue": "queue 4x4",
     "reqrep": "request/reply",
@@ -60,6 +63,7 @@ TITLES = {
 UNITS = {
     "pub": "msg/s",
     "pubsub": "msg/s",
+    "pubsub-mixed": "msg/s",
     "fanout": "msg/s delivered",
     "queue": "msg/s",
     "reqrep": "round trips/s",
@@ -71,6 +75,8 @@ ALIASES = {
     "pubsub": "pubsub",
     "pubsub-1:1": "pubsub",
     "1:1": "pubsub",
+    "pubsub-mixed": "pubsub-mixed",
+    "mixed": "pubsub-mixed",
     "fanout": "fanout",
     "fan-out": "fanout",
     "queue": "queue",
@@ -164,6 +170,11 @@ def plan(scenario: str, host: str, port: int, opt: Options) -> list[dict[str, An
         return [
             role("sub", "sub", [conn("bench.ps", 1)], expect=n),
             role("pub", "pub", [conn("bench.ps", 0, n)]),
+        ]
+    if scenario == "pubsub-mixed":
+        return [
+            role("sub", "sub", [conn("bench.mix", 1)], expect=n),
+            role("pub", "pub", [conn("bench.mix", 0, n)], mixed=True),
         ]
     if scenario == "fanout":
         subs = [conn("bench.fan", 1 + i) for i in range(FANOUT_SUBS)]
@@ -379,8 +390,17 @@ async def open_conn(
     return conn, shard, attempt
 
 
-async def _publish(conn: Conn, subject: bytes, n: int, payload: bytes, idle: float) -> None:
+async def _publish(
+    conn: Conn, subject: bytes, n: int, payload: bytes, idle: float, mixed: bool = False
+) -> None:
     frame = b"PUB %s %d\r\n%s\r\n" % (subject, len(payload), payload)
+    if mixed:
+        # Two messages whose sizes differ by one byte: every other control line differs.
+        longer = payload + b"+"
+        frame += b"PUB %s %d\r\n%s\r\n" % (subject, len(longer), longer)
+        n, odd = divmod(n, 2)
+        if odd:
+            conn.transport.write(b"PUB %s %d\r\n%s\r\n" % (subject, len(payload), payload))  # type: ignore[union-attr]
     per = max(1, CHUNK_BYTES // len(frame))
     chunk = frame * per
     full, rem = divmod(n, per)
@@ -410,7 +430,9 @@ async def _run_pub(spec: dict, conns: list[Conn]) -> dict[str, Any]:
     async def one(conn: Conn, c: dict) -> tuple[float, float]:
         t0 = time.monotonic()
         starts.append(t0)
-        await _publish(conn, c["subject"].encode(), c["msgs"], payload, idle)
+        await _publish(
+            conn, c["subject"].encode(), c["msgs"], payload, idle, spec.get("mixed", False)
+        )
         try:
             await conn.flush(idle + 20.0)
         except TimeoutError:
