@@ -33,6 +33,7 @@ from shardbroker.errors import (
     err_publish_violation,
     err_subscribe_violation,
 )
+from shardbroker.log import TRACE
 from shardbroker.protocol import frames
 from shardbroker.protocol.messages import decode_connect
 from shardbroker.protocol.parser import ClientParser
@@ -52,6 +53,7 @@ _RESERVED_PUBLISH = (b"_GR_.", b"$NRG.")
 _RESERVED_FIRST = (b"_", b"$")
 _RESERVED_REPLY = (b"_R_.", b"$JS.ACK.", b"_GR_.")
 _SYS_QUEUE = b"_sys_"
+_TRACE_WIDTH = 128
 
 
 class ClosedState:
@@ -164,6 +166,8 @@ class ClientProtocol(asyncio.Protocol):
             return
         self.active = True
         self.in_bytes += len(data)
+        if self.server.trace:
+            self.trace("<<-", data)
         try:
             self.parser.feed(data)
         except ProtocolError as exc:
@@ -363,7 +367,19 @@ class ClientProtocol(asyncio.Protocol):
             out.clear()
         transport = self.transport
         assert transport is not None
+        if self.server.trace:
+            self.trace("->>", data)
         transport.write(data)
+
+    def trace(self, direction: str, data: bytes) -> None:
+        """nats-server's -V lines: one per protocol line, payloads included, shortened."""
+        for line in data.split(b"\r\n"):
+            if line:
+                text = line[:_TRACE_WIDTH].decode(errors="replace")
+                more = "..." if len(line) > _TRACE_WIDTH else ""
+                log.log(
+                    TRACE, "%s - cid:%d - %s [%s%s]", self.host, self.cid, direction, text, more
+                )
 
     # -- keepalive ---------------------------------------------------------------------
 

@@ -97,6 +97,8 @@ class Server:
         self._cid_next = 0
         self.total_connections = 0
         self.slow_consumers = 0
+        # -V: trace the protocol of every connection (decided once, not per message).
+        self.trace = opts.trace
         self._info = ServerInfo(
             server_id=boot.server_id,
             server_name=opts.server_name or boot.server_id,
@@ -395,7 +397,7 @@ class Server:
             slot.set("heartbeat_ns", time.monotonic_ns())
             slot.set("connections", len(self.clients))
             slot.set("total_connections", self.total_connections)
-            slot.set("subscriptions", sum(s.count for s in self.sublists.values()))
+            slot.set("subscriptions", sum(self.local_interest.values()))
             slot.set("slow_consumers", self.slow_consumers)
             slot.set("ring_full_events", self.mesh.ring_full_events)
         if self.mesh.overflowing and self.mesh.retry_overflow():

@@ -73,6 +73,21 @@ def test_cli_debug_flag_logs_connections(tmp_path: Path) -> None:
         check_for(LOG_TIMEOUT, 0.05, lambda: line.search(b.log_text()) is not None)
 
 
+def test_cli_trace_flag_logs_protocol(tmp_path: Path) -> None:
+    with run_broker(workers=2, tmp_dir=tmp_path, extra_args=("-V",)) as b:
+        client = raw_connect(b)
+        subject = unique()
+        with client:
+            client.handshake()
+            client.send(f"SUB {subject} 1\r\nPUB {subject} 5\r\nhello\r\n".encode())
+            assert client.read_msg().payload == b"hello"
+        # Both servers write "<<- [op ...]" for what a client sent and "->> [...]" back.
+        sent = re.compile(rf"\[TRC\].*<<- \[PUB {subject} 5\]")
+        delivered = re.compile(rf"\[TRC\].*->> \[MSG {subject} 1 5\]")
+        check_for(LOG_TIMEOUT, 0.05, lambda: sent.search(b.log_text()) is not None)
+        check_for(LOG_TIMEOUT, 0.05, lambda: delivered.search(b.log_text()) is not None)
+
+
 @shardbroker_only
 def test_cli_workers_count(tmp_path: Path) -> None:
     with run_broker(workers=3, tmp_dir=tmp_path) as b:
