@@ -14,6 +14,7 @@ import asyncio
 import ctypes
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -54,6 +55,18 @@ def die_with_parent(supervisor_pid: int) -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != supervisor_pid:
         os._exit(const.EXIT_BOOT_FAILURE)
+
+
+def raise_fd_limit() -> None:
+    """Every connection is a descriptor: allow as many as the hard limit permits."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            logger.warning("cannot raise the open-files limit to %d: %s", hard, exc)
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -139,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shardbroker worker {args.shard}: bad boot data: {exc}", file=sys.stderr)
         return const.EXIT_BOOT_FAILURE
     log.setup(opts.log_file, opts.debug, opts.trace, opts.logtime)
+    raise_fd_limit()
     try:
         return uvloop.run(serve(boot, opts))
     except Exception:
