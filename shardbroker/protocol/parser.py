@@ -67,6 +67,30 @@ def _run_length(lines: list[bytes], i: int, last: int) -> int:
     return len(list(next(groupby(islice(lines, i, i + 2 * most, 2)))[1]))
 
 
+def _sized_run(
+    lines: list[bytes], i: int, last: int, head_len: int, max_line: int, max_payload: int
+) -> list[bytes]:
+    """The size tokens of the messages from line i on whose control line is the head of
+    lines[i] (everything up to the size) followed by a valid size, and whose payload
+    line is complete and of that size."""
+    head = lines[i][:head_len]
+    sizes: list[bytes] = []
+    j = i
+    while j + 1 < last:
+        line = lines[j]
+        if not line.startswith(head) or len(line) > max_line:
+            break
+        token = line[head_len:]
+        if not token.isdigit() or len(token) > 9:
+            break
+        size = int(token)
+        if size > max_payload or len(lines[j + 1]) != size:
+            break
+        sizes.append(token)
+        j += 2
+    return sizes
+
+
 def parse_size(token: bytes) -> int:
     """A payload size token: decimal digits only, at most 9 of them; -1 if invalid."""
     if 0 < len(token) <= _MAX_SIZE_DIGITS and token.isdigit():
@@ -121,8 +145,9 @@ class ClientParser:
     """Parses what a client sends. The handler receives:
 
     process_pub(subject, reply|None, payload, size_token)
-    process_pub_run(subject, reply|None, payloads, size_token)
-        (consecutive PUBs with an identical control line, so equal sizes; at least 2)
+    process_pub_run(subject, reply|None, payloads, sizes)
+        (at least 2 consecutive PUBs with one subject and reply; sizes is one size token
+        when the control lines were identical, else a list of one token per message)
     process_hpub(subject, reply|None, header_size, message, header_token, total_token)
         (message = header block + payload)
     process_sub(subject, queue|None, sid)
@@ -226,14 +251,37 @@ class ClientParser:
                         if i + 1 < last:
                             payload = lines[i + 1]
                             if len(payload) == size:
-                                if i + 3 < last and lines[i + 2] == line:
-                                    # A run of identical control lines: one call for all.
-                                    run = _run_length(lines, i, last)
-                                    payloads = lines[i + 1 : i + 2 * run : 2]
-                                    if max(map(len, payloads)) == size == min(map(len, payloads)):
-                                        pub_run(args[1], reply, payloads, size_tok)
-                                        i += 2 * run
-                                        continue
+                                if i + 3 < last:
+                                    following = lines[i + 2]
+                                    if following == line:
+                                        # A run of identical control lines: one call.
+                                        run = _run_length(lines, i, last)
+                                        payloads = lines[i + 1 : i + 2 * run : 2]
+                                        if (
+                                            max(map(len, payloads))
+                                            == size
+                                            == min(map(len, payloads))
+                                        ):
+                                            pub_run(args[1], reply, payloads, size_tok)
+                                            i += 2 * run
+                                            continue
+                                    elif (
+                                        len(following) >= len(line) - len(size_tok)
+                                        and following[len(line) - len(size_tok) - 1] == 32
+                                        and following.startswith(line[: len(line) - len(size_tok)])
+                                    ):
+                                        # Same subject and reply, other sizes.
+                                        sizes = _sized_run(
+                                            lines, i, last, len(line) - len(size_tok), max_line,
+                                            max_payload,
+                                        )  # fmt: skip
+                                        if len(sizes) > 1:
+                                            pub_run(
+                                                args[1], reply,
+                                                lines[i + 1 : i + 2 * len(sizes) : 2], sizes,
+                                            )  # fmt: skip
+                                            i += 2 * len(sizes)
+                                            continue
                                 pub(args[1], reply, payload, size_tok)
                                 i += 2
                                 continue
@@ -449,8 +497,9 @@ def parse_mesh(data: bytes, handler: Any) -> None:
 
     process_rmsg(account, subject, reply|None, queues, header_size, message, size_token)
         (header_size 0 for RMSG; message = header block + payload)
-    process_rmsg_run(account, subject, reply|None, queues, payloads, size_token)
-        (consecutive RMSGs with an identical control line; at least 2)
+    process_rmsg_run(account, subject, reply|None, queues, payloads, sizes)
+        (at least 2 consecutive RMSGs with one account, subject, reply and queues;
+        sizes as for process_pub_run)
     process_rs_plus(account, subject, queue|None, weight)
     process_rs_minus(account, subject, queue|None)
     process_control(verb, args)   (HELLO, SDOWN, READY, STOP and other shard control)
@@ -488,14 +537,34 @@ def parse_mesh(data: bytes, handler: Any) -> None:
                 header_size = int(args[-2])
             payload = lines[i + 1] if i + 1 < last else None
             if payload is not None and len(payload) == size:
-                if not header_size and i + 3 < last and lines[i + 2] == line:
-                    run = _run_length(lines, i, last)
-                    payloads = lines[i + 1 : i + 2 * run : 2]
-                    if max(map(len, payloads)) == size == min(map(len, payloads)):
-                        rmsg_run(args[1], args[2], reply, queues, payloads, size_tok)
-                        pos += run * (len(line) + size + 4)
-                        i += 2 * run
-                        continue
+                if not header_size and i + 3 < last:
+                    following = lines[i + 2]
+                    if following == line:
+                        run = _run_length(lines, i, last)
+                        payloads = lines[i + 1 : i + 2 * run : 2]
+                        if max(map(len, payloads)) == size == min(map(len, payloads)):
+                            rmsg_run(args[1], args[2], reply, queues, payloads, size_tok)
+                            pos += run * (len(line) + size + 4)
+                            i += 2 * run
+                            continue
+                    elif (
+                        len(following) >= len(line) - len(size_tok)
+                        and following[len(line) - len(size_tok) - 1] == 32
+                        and following.startswith(line[: len(line) - len(size_tok)])
+                    ):
+                        sizes = _sized_run(
+                            lines, i, last, len(line) - len(size_tok), 1 << 30, 1 << 30
+                        )
+                        if len(sizes) > 1:
+                            payloads = lines[i + 1 : i + 2 * len(sizes) : 2]
+                            rmsg_run(args[1], args[2], reply, queues, payloads, sizes)
+                            pos += (
+                                sum(map(len, payloads))
+                                + len(sizes) * 4
+                                + sum(map(len, lines[i : i + 2 * len(sizes) : 2]))
+                            )
+                            i += 2 * len(sizes)
+                            continue
                 rmsg(args[1], args[2], reply, queues, header_size, payload, size_tok)
                 pos += len(line) + size + 4
                 i += 2

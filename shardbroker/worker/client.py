@@ -237,16 +237,21 @@ class ClientProtocol(asyncio.Protocol):
             self.send_no_responders(subject, reply)
 
     def process_pub_run(
-        self, subject: bytes, reply: bytes | None, payloads: list[bytes], size_token: bytes
+        self,
+        subject: bytes,
+        reply: bytes | None,
+        payloads: list[bytes],
+        sizes: bytes | list[bytes],
     ) -> None:
-        """Consecutive PUBs with one control line, routed together when no check or
+        """Consecutive PUBs with one subject, routed together when no check or
         no-responders answer can differ from message to message."""
         if self.guarded or reply is not None or subject[:1] in _RESERVED_FIRST:
-            for payload in payloads:
-                self.process_pub(subject, reply, payload, size_token)
+            each = [sizes] * len(payloads) if type(sizes) is bytes else sizes
+            for payload, size in zip(payloads, each, strict=True):
+                self.process_pub(subject, reply, payload, size)
             return
         self.in_msgs += len(payloads)
-        self.route_run(self, self.account, subject, None, payloads, size_token)
+        self.route_run(self, self.account, subject, None, payloads, sizes)
 
     def process_hpub(
         self,

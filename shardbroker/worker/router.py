@@ -160,6 +160,29 @@ def _tails(
     return reply_part + b" " + size + b"\r\n" + message + b"\r\n", None
 
 
+def run_blob(head: bytes, payloads: list[bytes], sizes: bytes | list[bytes]) -> bytes:
+    """Messages of a run as one bytes object, built by C-level joins.
+
+    ``head`` is the control line up to the size (``MSG <subject> <sid> [reply] `` or
+    ``RMSG <account> <subject> [reply] ``). With one size token for all, the lines are
+    identical: ``line CRLF p1 CRLF line CRLF p2 ... pn CRLF`` is
+    ``line + CRLF + (CRLF + line + CRLF).join(payloads) + CRLF``. With a token per
+    message, lines and payloads are interleaved and joined with CRLF.
+    """
+    if type(sizes) is bytes:
+        line = head + sizes
+        return line + b"\r\n" + (b"\r\n" + line + b"\r\n").join(payloads) + b"\r\n"
+    parts: list[bytes] = [b""] * (2 * len(payloads))
+    parts[0::2] = [head + size for size in sizes]
+    parts[1::2] = payloads
+    return b"\r\n".join(parts) + b"\r\n"
+
+
+def _each(sizes: bytes | list[bytes], count: int) -> list[bytes]:
+    """The size token of every message of a run."""
+    return [sizes] * count if type(sizes) is bytes else sizes
+
+
 class Router:
     """Delivers messages on one shard; the server owns it and the state it uses."""
 
@@ -346,58 +369,65 @@ class Router:
         subject: bytes,
         reply: bytes | None,
         payloads: list[bytes],
-        size_token: bytes,
+        sizes: bytes | list[bytes],
     ) -> bool:
-        """Route consecutive messages with one control line (same subject, reply and
-        size). Each destination gets the whole run as one join: with
-        ``line = MSG <subject> <sid> [reply] <size>``, the run is
-        ``line CRLF p1 CRLF line CRLF p2 ... pn CRLF`` = ``line + CRLF + sep.join(ps) + CRLF``
-        where ``sep = CRLF + line + CRLF``. Queue groups and subscriptions with an
-        UNSUB max go message by message."""
+        """Route consecutive messages with one subject and reply (a run).
+
+        ``sizes`` is one size token when every control line was identical, else one
+        token per message. Each destination gets the whole run as one join (see
+        ``run_blob``). Queue groups pick all their members at once; subscriptions with
+        an UNSUB max, a publisher with echo off next to a queue group, and queue groups
+        with sizes that vary go message by message."""
         sublist = self.sublists.get(account)
         if sublist is None:
             return False
         result: RouteResult = sublist.match(subject)
         if result.empty:
             return False
-        if result.queues and (result.peers or not publisher.echo):
+        uniform = type(sizes) is bytes
+        if result.queues and (result.peers or not publisher.echo or not uniform):
             # A peer with plain interest must get each message in one RMSG together
             # with the queues picked for it: message by message.
             delivered = False
-            for payload in payloads:
-                if self.process_msg_results(
-                    publisher, account, subject, reply, 0, payload, size_token
-                ):
+            for payload, size in zip(payloads, _each(sizes, len(payloads)), strict=True):
+                if self.process_msg_results(publisher, account, subject, reply, 0, payload, size):
                     delivered = True
             return delivered
         targets = result.targets
         if targets is None:
             targets = result.prepare(account, subject)
-        rest = b" " + reply + b" " + size_token if reply is not None else b" " + size_token
-        delivered = self._deliver_run(targets, publisher, subject, reply, rest, payloads)
+        reply_part = reply + b" " if reply is not None else b""
+        delivered = self._deliver_run(
+            targets, publisher, subject, reply, reply_part, payloads, sizes
+        )
         if result.queues:
             for group in result.queues:
                 self._queue_run(
-                    group, group.members, group.cumulative, account, subject, reply, rest, payloads
+                    group, group.members, group.cumulative, account, subject, reply, payloads, sizes
                 )
             return True
         if result.peers:
-            run_frames = self._run_frames(result.rmsg_prefix + rest[1:], payloads)
+            run_frames = self._run_frames(result.rmsg_prefix + reply_part, payloads, sizes)
             batches = self.batches
             for peer in result.peers:
                 batches[peer] += run_frames
             return True
         return delivered
 
-    def _run_frames(self, line: bytes, payloads: list[bytes]) -> list[bytes]:
-        """A run as ring frames: joined, but cut so no piece outgrows what one ring
-        commit may hold (a single message is never cut)."""
-        per_message = len(line) + len(payloads[0]) + 4
+    def _run_frames(
+        self, head: bytes, payloads: list[bytes], sizes: bytes | list[bytes]
+    ) -> list[bytes]:
+        """A run as ring frames, cut so no piece outgrows what one ring commit may hold
+        (a single message is never cut)."""
+        per_message = len(head) + 13 + max(map(len, payloads))
         most = max(1, self.max_frame // per_message)
-        sep = b"\r\n" + line + b"\r\n"
-        head = line + b"\r\n"
+        if len(payloads) <= most:
+            return [run_blob(head, payloads, sizes)]
         return [
-            head + sep.join(payloads[i : i + most]) + b"\r\n" for i in range(0, len(payloads), most)
+            run_blob(
+                head, payloads[i : i + most], sizes if type(sizes) is bytes else sizes[i : i + most]
+            )
+            for i in range(0, len(payloads), most)
         ]
 
     def _queue_run(
@@ -408,11 +438,11 @@ class Router:
         account: bytes,
         subject: bytes,
         reply: bytes | None,
-        rest: bytes,
         payloads: list[bytes],
+        size: bytes,
     ) -> None:
-        """One member per message for a whole run: pick them all at once, then send
-        each member (or peer) its share as one join."""
+        """One member per message for a whole run of identical lines: pick them all at
+        once, then send each member (or peer) its share as one join."""
         if len(members) == 1:
             buckets: dict[Any, list[bytes]] = {members[0]: payloads}
         else:
@@ -424,24 +454,24 @@ class Router:
                     buckets[member] = [payload]
                 else:
                     bucket.append(payload)
+        reply_part = reply + b" " if reply is not None else b""
         for member, share in buckets.items():
             if type(member) is RemoteInterest:
                 if reply is None:
-                    line = b"RMSG " + account + b" " + subject + b" | " + group.name + rest
+                    head = b"RMSG " + account + b" " + subject + b" | " + group.name + b" "
                 else:
-                    size_token = rest.rsplit(b" ", 1)[1]
-                    line = b"RMSG %s %s + %s %s %s" % (
-                        account,
-                        subject,
-                        reply,
-                        group.name,
-                        size_token,
-                    )
-                self.batches[member.peer] += self._run_frames(line, share)
+                    head = b"RMSG %s %s + %s %s " % (account, subject, reply, group.name)
+                self.batches[member.peer] += self._run_frames(head, share, size)
             else:
                 prefix = b"MSG " + subject + b" " + member.sid
                 self._deliver_run(
-                    ((member, member.client, prefix),), None, subject, reply, rest, share
+                    ((member, member.client, prefix),),
+                    None,
+                    subject,
+                    reply,
+                    reply_part,
+                    share,
+                    size,
                 )
 
     def _deliver_run(
@@ -450,8 +480,9 @@ class Router:
         publisher: ClientProtocol | None,
         subject: bytes,
         reply: bytes | None,
-        rest: bytes,
+        reply_part: bytes,
         payloads: list[bytes],
+        sizes: bytes | list[bytes],
     ) -> bool:
         delivered = False
         count = len(payloads)
@@ -462,14 +493,12 @@ class Router:
             delivered = True
             if sub.max:
                 # Stop exactly at the UNSUB max: one message at a time.
-                size_token = rest.rsplit(b" ", 1)[1]
-                for payload in payloads:
+                for payload, size in zip(payloads, _each(sizes, count), strict=True):
                     if client.subs.get(sub.sid) is not sub:
                         break
-                    self.deliver((sub,), publisher, subject, reply, 0, payload, size_token)
+                    self.deliver((sub,), publisher, subject, reply, 0, payload, size)
                 continue
-            line = prefix + rest
-            client.out.append(line + b"\r\n" + (b"\r\n" + line + b"\r\n").join(payloads) + b"\r\n")
+            client.out.append(run_blob(prefix + b" " + reply_part, payloads, sizes))
             client.out_msgs += count
             pending.add(client)
             sub.delivered += count
@@ -482,9 +511,9 @@ class Router:
         reply: bytes | None,
         queues: tuple[bytes, ...],
         payloads: list[bytes],
-        size_token: bytes,
+        sizes: bytes | list[bytes],
     ) -> None:
-        """A run of identical RMSG frames from a peer (see process_msg_run)."""
+        """A run of RMSG frames from a peer (see process_msg_run)."""
         sublist = self.sublists.get(account)
         if sublist is None:
             return
@@ -495,15 +524,21 @@ class Router:
         if targets is None:
             targets = result.prepare(account, subject)
         if targets:
-            rest = b" " + reply + b" " + size_token if reply is not None else b" " + size_token
-            self._deliver_run(targets, None, subject, reply, rest, payloads)
+            reply_part = reply + b" " if reply is not None else b""
+            self._deliver_run(targets, None, subject, reply, reply_part, payloads, sizes)
         if queues:
-            rest = b" " + reply + b" " + size_token if reply is not None else b" " + size_token
             for group in result.queues:
-                if group.name in queues and group.local:
+                if group.name not in queues or not group.local:
+                    continue
+                if type(sizes) is bytes:
                     self._queue_run(
-                        group, group.local, None, account, subject, reply, rest, payloads
+                        group, group.local, None, account, subject, reply, payloads, sizes
                     )
+                    continue
+                for payload, size in zip(payloads, sizes, strict=True):
+                    member = group.pick_local()
+                    if member is not None:
+                        self.deliver((member,), None, subject, reply, 0, payload, size)
 
     def process_remote_msg(
         self,

@@ -3,7 +3,7 @@
 Two worker shards (tests/helpers/fakes.py) share a real mesh segment. A publisher on
 shard 1 is fed PUB batches; subscribers sit on shard 1 or 2. Prints ns per message
 for pub-only, local pub/sub, the two sides of a cross-shard pub/sub, fan-out, and the
-same with every message on its own subject (no runs of identical control lines).
+same when sizes alternate (runs of one subject) and when subjects alternate (no runs).
 
     .venv/bin/python tests/benchmarks/bench_worker.py
 """
@@ -62,7 +62,14 @@ def main() -> None:
         mixed = b"".join(
             b"PUB remote %d\r\n%s\r\n" % (8 + i % 2, b"x" * (8 + i % 2)) for i in range(BATCH)
         )
-        bench("cross-shard, sizes alternate (no runs)", feed(mixed, receiver_too=True), n)
+        bench("cross-shard, sizes alternate (sized runs)", feed(mixed, receiver_too=True), n)
+        connect(b, keep=False).data_received(b"SUB other 1\r\n")
+        pair.settle()
+        alternating = b"".join(
+            b"PUB %s 16\r\n0123456789abcdef\r\n" % (b"remote" if i % 2 else b"other")
+            for i in range(BATCH)
+        )
+        bench("cross-shard, subjects alternate (no runs)", feed(alternating, receiver_too=True), n)
         for server in (a, a, b, b):
             connect(server, keep=False).data_received(b"SUB work grp 1\r\n")
         pair.settle()

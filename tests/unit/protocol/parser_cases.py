@@ -44,15 +44,21 @@ class Recorder:
         self.ops.append(("pub", subject, reply, payload, size_token))
 
     def process_pub_run(
-        self, subject: bytes, reply: bytes | None, payloads: list[bytes], size_token: bytes
+        self,
+        subject: bytes,
+        reply: bytes | None,
+        payloads: list[bytes],
+        sizes: bytes | list[bytes],
     ) -> None:
         # A run is the same messages in one call: record them one by one, so every
         # expectation holds whichever way the parser grouped them.
         assert len(payloads) >= 2
         self.runs += 1
-        for payload in payloads:
-            assert len(payload) == int(size_token)
-            self.ops.append(("pub", subject, reply, payload, size_token))
+        each = [sizes] * len(payloads) if isinstance(sizes, bytes) else sizes
+        assert len(each) == len(payloads)
+        for payload, size in zip(payloads, each, strict=True):
+            assert len(payload) == int(size)
+            self.ops.append(("pub", subject, reply, payload, size))
 
     def process_hpub(
         self,

@@ -309,12 +309,13 @@ class MeshRecorder:
         reply: bytes | None,
         queues: tuple[bytes, ...],
         payloads: list[bytes],
-        size_token: bytes,
+        sizes: bytes | list[bytes],
     ) -> None:
         assert len(payloads) >= 2
         self.runs += 1
-        for payload in payloads:
-            self.process_rmsg(account, subject, reply, queues, 0, payload, size_token)
+        each = [sizes] * len(payloads) if isinstance(sizes, bytes) else sizes
+        for payload, size in zip(payloads, each, strict=True):
+            self.process_rmsg(account, subject, reply, queues, 0, payload, size)
 
     def process_rmsg(
         self,
@@ -508,3 +509,34 @@ def test_parser_mesh_run_of_identical_rmsg_is_one_call() -> None:
         == [("rmsg", b"$G", b"foo", None, (), 0, b"0123")] * 10
         + [("rmsg", b"$G", b"foo", b"r", (b"q",), 0, b"zz")] * 2
     )
+
+
+def test_parser_run_of_one_subject_with_varying_sizes_is_one_call() -> None:
+    recorder = Recorder()
+    parser = ClientParser(recorder, 4096, 1024 * 1024)
+    payloads = [b"x" * (i % 7) for i in range(40)]
+    parser.feed(b"".join(b"PUB s r %d\r\n%s\r\n" % (len(p), p) for p in payloads) + b"PING\r\n")
+    assert recorder.runs == 1
+    assert recorder.ops == [("pub", b"s", b"r", p, b"%d" % len(p)) for p in payloads] + [PING]
+
+
+def test_parser_sized_run_stops_where_the_head_or_a_size_differs() -> None:
+    recorder = Recorder()
+    parser = ClientParser(recorder, 4096, 1024 * 1024)
+    # "PUB s 12" then "PUB s r 2": the second shares the head "PUB s " but its rest is
+    # not a size, so it is not part of the run.
+    parser.feed(b"PUB s 1\r\na\r\nPUB s 2\r\nbb\r\nPUB s r 2\r\ncc\r\nPUB s 4\r\nd\r\ne\r\n")
+    assert recorder.ops == [
+        ("pub", b"s", None, b"a", b"1"),
+        ("pub", b"s", None, b"bb", b"2"),
+        ("pub", b"s", b"r", b"cc", b"2"),
+        ("pub", b"s", None, b"d\r\ne", b"4"),
+    ]
+
+
+def test_parser_mesh_run_with_varying_sizes() -> None:
+    payloads = [b"y" * n for n in (1, 5, 2, 9)]
+    recorder = MeshRecorder()
+    parse_mesh(b"".join(frames.rmsg(b"$G", b"v", None, (), 0, p) for p in payloads), recorder)
+    assert recorder.runs == 1
+    assert recorder.ops == [("rmsg", b"$G", b"v", None, (), 0, p) for p in payloads]

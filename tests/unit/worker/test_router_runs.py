@@ -90,3 +90,30 @@ def test_router_run_fan_out_counts(pair: ShardPair) -> None:
     for sub in subs:
         assert sub.out_msgs == 1000
         assert sub.subs[b"1"].delivered == 1000
+
+
+def test_router_run_with_varying_sizes_local_and_remote(pair: ShardPair) -> None:
+    local = connect(pair.one)
+    remote = connect(pair.two)
+    local.data_received(b"SUB var 1\r\n")
+    remote.data_received(b"SUB var 2\r\nUNSUB 2 30\r\n")
+    pair.settle()
+    publisher = connect(pair.one)
+    payloads = [b"z" * (i % 11) for i in range(50)]
+    publisher.data_received(b"".join(b"PUB var %d\r\n%s\r\n" % (len(p), p) for p in payloads))
+    pair.settle()
+    assert output(local) == msgs(b"var", b"1", payloads)
+    assert output(remote) == msgs(b"var", b"2", payloads[:30])
+
+
+def test_router_run_with_varying_sizes_to_a_queue_group(pair: ShardPair) -> None:
+    members = [connect(pair.one), connect(pair.two)]
+    for member in members:
+        member.data_received(b"SUB vq g 1\r\n")
+    pair.settle()
+    publisher = connect(pair.one)
+    payloads = [b"q" * (1 + i % 3) for i in range(300)]
+    publisher.data_received(b"".join(b"PUB vq %d\r\n%s\r\n" % (len(p), p) for p in payloads))
+    pair.settle()
+    received = b"".join(output(member) for member in members)
+    assert received.count(b"MSG vq 1 ") == 300
