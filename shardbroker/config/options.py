@@ -83,6 +83,8 @@ def validate(opts: Options) -> Options:
             )
     if opts.ping_interval <= 0:
         raise OptionsError("ping_interval must be positive")
+    if opts.write_deadline <= 0:
+        raise OptionsError("write_deadline must be positive")
     if opts.ping_max < 0:
         raise OptionsError("ping_max must not be negative")
     return opts

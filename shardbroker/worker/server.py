@@ -85,6 +85,8 @@ class Server:
         self.clients: dict[int, ClientProtocol] = {}
         self.holding: set[ClientProtocol] = set()
         self.paused: set[ClientProtocol] = set()
+        # Clients whose last write left bytes in the socket buffer, with since when.
+        self.blocked: dict[ClientProtocol, float] = {}
         self.ack_peers: set[int] = set()
         self.router = Router(self)
         # Ring frames carrying messages go straight to the router (parse_mesh's hook).
@@ -154,6 +156,7 @@ class Server:
         self.pending.discard(client)
         self.holding.discard(client)
         self.paused.discard(client)
+        self.blocked.pop(client, None)
         if self.clients.pop(client.cid, None) is not None:
             if self.connection_limit is not None:
                 self.connection_limit.release()
@@ -266,22 +269,41 @@ class Server:
             max_pending = self.opts.max_pending
             clients = list(pending)
             pending.clear()
+            blocked = self.blocked
             for client in clients:
                 client.flush()
                 transport = client.transport
-                if (
-                    transport is not None
-                    and not client.closed
-                    and transport.get_write_buffer_size() > max_pending
-                ):
-                    self.slow_consumers += 1
-                    log.debug("cid=%d: slow consumer, closing", client.cid)
-                    client.close_connection("Slow Consumer (Pending Bytes)", abort=True)
+                if transport is None or client.closed:
+                    continue
+                buffered = transport.get_write_buffer_size()
+                if buffered > max_pending:
+                    self.slow_consumer(client, "Slow Consumer (Pending Bytes)")
+                elif buffered and client not in blocked:
+                    # The socket did not take everything: the tick watches how long.
+                    blocked[client] = self.loop.time()
         if self.ack_peers:
             doorbells = self.mesh.doorbells
             for peer in self.ack_peers:
                 doorbells[peer].ring()
             self.ack_peers.clear()
+
+    def slow_consumer(self, client: ClientProtocol, reason: str) -> None:
+        """Cut a client that cannot keep up, without an -ERR, as nats-server does."""
+        self.slow_consumers += 1
+        log.debug("cid=%d: %s, closing", client.cid, reason.lower())
+        client.close_connection(reason, abort=True)
+
+    def check_write_deadlines(self) -> None:
+        """Cut clients whose output stayed stuck in the socket past write_deadline."""
+        now = self.loop.time()
+        deadline = self.opts.write_deadline
+        for client, since in list(self.blocked.items()):
+            transport = client.transport
+            if client.closed or transport is None or not transport.get_write_buffer_size():
+                del self.blocked[client]
+            elif now - since > deadline:
+                del self.blocked[client]
+                self.slow_consumer(client, "Slow Consumer (Write Deadline)")
 
     def resume_paused(self) -> None:
         for client in self.paused:
@@ -405,6 +427,8 @@ class Server:
         if self.holding:
             self.check_holding()
             self.flush_batch(None)
+        if self.blocked:
+            self.check_write_deadlines()
 
     def close_all_clients(self) -> None:
         for client in list(self.clients.values()):

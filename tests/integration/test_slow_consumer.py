@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import nats.errors
 import pytest
 
 from tests.helpers.broker import (
@@ -85,6 +86,49 @@ async def test_slow_consumer_is_cut_and_others_get_everything(
             frames += 1
         assert b"-ERR" not in stuck.received
         assert frames < count, "the stuck subscriber was never cut off"
+    finally:
+        stuck.close()
+    if not broker.is_shardbroker:
+        assert "Slow Consumer Detected" in broker.log_text()
+
+
+async def test_slow_consumer_write_deadline_cuts_a_stuck_reader(broker_factory) -> None:
+    # max_pending is far away: only the write deadline can cut this client.
+    broker = broker_factory(limits={"write_deadline": 1, "max_pending": 64 * 1024 * 1024})
+    subject = unique("wd.")
+    stuck = raw_connect_on_shard(broker, 1, rcvbuf=4096)
+    try:
+        stuck.handshake()
+        stuck.send(f"SUB {subject} 1\r\n".encode())
+        assert stuck.ping_barrier() == b""
+        async with NatsClients(broker) as clients:
+            publisher = await clients.on_shard(2)
+            # About 8 MiB: more than the kernel buffers of the stuck socket, far less
+            # than max_pending, so the broker holds the rest and the write stays blocked.
+            chunk = b"w" * (64 * 1024)
+            for _ in range(128):
+                await publisher.publish(subject, chunk)
+            await barrier(publisher)
+
+            # Reading the stuck socket would unblock the write; watch the interest
+            # instead: once the broker cut the client, a request finds no responder.
+            async def cut() -> bool:
+                try:
+                    await publisher.request(subject, b"?", timeout=0.5)
+                except nats.errors.NoRespondersError:
+                    return True
+                except nats.errors.TimeoutError:
+                    return False
+                return False
+
+            for _ in range(60):
+                if await cut():
+                    break
+            else:
+                pytest.fail("the stuck client was not cut after its write deadline")
+            assert publisher.is_connected
+        stuck.expect_closed(timeout=30)
+        assert b"-ERR" not in stuck.received
     finally:
         stuck.close()
     if not broker.is_shardbroker:
