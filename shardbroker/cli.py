@@ -79,6 +79,11 @@ def serve(
     ping_max: int = typer.Option(
         const.PING_MAX, "--ping_max", help="Unanswered PINGs before a connection is stale."
     ),
+    write_deadline: float = typer.Option(
+        const.WRITE_DEADLINE,
+        "--write_deadline",
+        help="Seconds a write may stay blocked before the client is a slow consumer.",
+    ),
     ring_size: int = typer.Option(
         0, "--ring_size", help="Bytes per shared-memory ring between two shards (0: automatic)."
     ),
@@ -107,6 +112,7 @@ def serve(
                 ping_interval=ping_interval,
                 ping_max=ping_max,
                 ring_size=ring_size,
+                write_deadline=write_deadline,
             )
         )
     except OptionsError as exc:
