@@ -362,6 +362,19 @@ class Router:
             delivered = True
         return delivered
 
+    def _prepared_match(self, account: bytes, subject: bytes) -> RouteResult | None:
+        """The route result for a subject with its delivery prefixes, or None when
+        nobody is interested. (The per-message paths inline this to save a call.)"""
+        sublist = self.sublists.get(account)
+        if sublist is None:
+            return None
+        result: RouteResult = sublist.match(subject)
+        if result.empty:
+            return None
+        if result.targets is None:
+            result.prepare(account, subject)
+        return result
+
     def process_msg_run(
         self,
         publisher: ClientProtocol,
@@ -378,11 +391,8 @@ class Router:
         ``run_blob``). Queue groups pick all their members at once; subscriptions with
         an UNSUB max, a publisher with echo off next to a queue group, and queue groups
         with sizes that vary go message by message."""
-        sublist = self.sublists.get(account)
-        if sublist is None:
-            return False
-        result: RouteResult = sublist.match(subject)
-        if result.empty:
+        result = self._prepared_match(account, subject)
+        if result is None:
             return False
         uniform = type(sizes) is bytes
         if result.queues and (result.peers or not publisher.echo or not uniform):
@@ -394,8 +404,7 @@ class Router:
                     delivered = True
             return delivered
         targets = result.targets
-        if targets is None:
-            targets = result.prepare(account, subject)
+        assert targets is not None
         reply_part = reply + b" " if reply is not None else b""
         delivered = self._deliver_run(
             targets, publisher, subject, reply, reply_part, payloads, sizes
@@ -514,15 +523,11 @@ class Router:
         sizes: bytes | list[bytes],
     ) -> None:
         """A run of RMSG frames from a peer (see process_msg_run)."""
-        sublist = self.sublists.get(account)
-        if sublist is None:
-            return
-        result: RouteResult = sublist.match(subject)
-        if result.empty:
+        result = self._prepared_match(account, subject)
+        if result is None:
             return
         targets = result.targets
-        if targets is None:
-            targets = result.prepare(account, subject)
+        assert targets is not None
         if targets:
             reply_part = reply + b" " if reply is not None else b""
             self._deliver_run(targets, None, subject, reply, reply_part, payloads, sizes)
