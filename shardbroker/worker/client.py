@@ -159,7 +159,16 @@ class ClientProtocol(asyncio.Protocol):
             self.closed = True
             transport.close()
             return
+        # Past 75% of max_pending the transport calls pause_writing: the stall signal.
+        high = server.opts.max_pending * 3 // 4
+        transport.set_write_buffer_limits(high=high, low=high // 2)  # type: ignore[attr-defined]
         self.arm_ping(server.opts.ping_interval)
+
+    def pause_writing(self) -> None:
+        self.server.stall(self)
+
+    def resume_writing(self) -> None:
+        self.server.unstall(self)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:

@@ -35,7 +35,9 @@ _PR_SET_PDEATHSIG = 1
 # Test hook: a comma-separated list of shard ids that fail their boot on purpose, so the
 # supervisor's halt-instead-of-restart-loop policy can be exercised end to end.
 FAIL_BOOT_ENV = "SHARDBROKER_FAIL_BOOT"
-_PEER_WAIT = 15.0  # seconds to wait for every live peer's HELLO at boot
+_PEER_WAIT = 15.0
+# Connection storms (reconnects after a restart) must not overflow the accept queue.
+LISTEN_BACKLOG = max(4096, socket.SOMAXCONN)  # seconds to wait for every live peer's HELLO at boot
 
 
 def read_boot(fd: int) -> ShardBoot:
@@ -75,7 +77,7 @@ def listen_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(1024)
+    sock.listen(LISTEN_BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -119,7 +121,10 @@ async def serve(boot: ShardBoot, opts: Options) -> int:
             "shard %d: cannot listen on %s:%d: %s", boot.shard_id, opts.host, boot.mesh.port, exc
         )
         return const.EXIT_BOOT_FAILURE
-    listener = await loop.create_server(lambda: ClientProtocol(server), sock=sock)
+    # create_server listens again, with a backlog of 100 unless told otherwise.
+    listener = await loop.create_server(
+        lambda: ClientProtocol(server), sock=sock, backlog=LISTEN_BACKLOG
+    )
     server.report_ready()
     logger.debug("worker shard %d (generation %d) ready", boot.shard_id, boot.generation)
 

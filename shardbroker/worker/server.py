@@ -50,6 +50,7 @@ READY = b"READY"
 STOP = b"STOP"
 
 _HOLD_RECHECK = 0.001  # seconds between barrier re-checks while a PONG is held
+STALL_MAX = 0.01  # seconds a stalled worker holds publishers and its rings back at once
 
 InterestKey = tuple[bytes, bytes, bytes | None]
 
@@ -87,6 +88,11 @@ class Server:
         self.paused: set[ClientProtocol] = set()
         # Clients whose last write left bytes in the socket buffer, with since when.
         self.blocked: dict[ClientProtocol, float] = {}
+        # Fast-producer stall: clients past the high-water mark, publishers held back.
+        self.stalled: set[ClientProtocol] = set()
+        self.stall_paused: set[ClientProtocol] = set()
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._stall_breather = False
         self.ack_peers: set[int] = set()
         self.router = Router(self)
         # Ring frames carrying messages go straight to the router (parse_mesh's hook).
@@ -157,6 +163,9 @@ class Server:
         self.holding.discard(client)
         self.paused.discard(client)
         self.blocked.pop(client, None)
+        self.stall_paused.discard(client)
+        if client in self.stalled:
+            self.unstall(client)
         if self.clients.pop(client.cid, None) is not None:
             if self.connection_limit is not None:
                 self.connection_limit.release()
@@ -264,6 +273,17 @@ class Server:
         ):
             publisher.transport.pause_reading()
             self.paused.add(publisher)
+        if (
+            self.stalled
+            and publisher is not None
+            and not publisher.closed
+            and publisher.transport is not None
+            and publisher not in self.stall_paused
+        ):
+            publisher.transport.pause_reading()
+            self.stall_paused.add(publisher)
+            if self._stall_timer is None:
+                self._stall_timer = self.loop.call_later(STALL_MAX, self.end_stall)
         pending = self.pending
         if pending:
             max_pending = self.opts.max_pending
@@ -290,8 +310,36 @@ class Server:
     def slow_consumer(self, client: ClientProtocol, reason: str) -> None:
         """Cut a client that cannot keep up, without an -ERR, as nats-server does."""
         self.slow_consumers += 1
-        log.debug("cid=%d: %s, closing", client.cid, reason.lower())
+        log.info("%s - cid:%d - Slow Consumer Detected: %s", client.host, client.cid, reason)
         client.close_connection(reason, abort=True)
+
+    # -- fast-producer stall ---------------------------------------------------------
+    # nats-server makes a publisher wait (at most 10 ms a batch) while a subscriber it
+    # feeds is past 75% of max_pending, so a healthy but slower reader is not cut.
+    # Here: a client's transport says so through pause_writing/resume_writing (its
+    # high-water mark is set to that 75%); while any client is stalled, the worker
+    # pauses the local publisher and stops draining its inbound rings, for at most
+    # STALL_MAX at a time, then serves one more batch and re-checks.
+
+    def stall(self, client: ClientProtocol) -> None:
+        self.stalled.add(client)
+        if self._stall_timer is None:
+            self._stall_timer = self.loop.call_later(STALL_MAX, self.end_stall)
+
+    def unstall(self, client: ClientProtocol) -> None:
+        self.stalled.discard(client)
+        if not self.stalled and self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self.end_stall()
+
+    def end_stall(self) -> None:
+        self._stall_timer = None
+        self._stall_breather = True
+        for client in self.stall_paused:
+            if not client.closed and client.transport is not None and client not in self.paused:
+                client.transport.resume_reading()
+        self.stall_paused.clear()
+        self.on_doorbell()  # whatever the rings hold now
 
     def check_write_deadlines(self) -> None:
         """Cut clients whose output stayed stuck in the socket past write_deadline."""
@@ -315,6 +363,15 @@ class Server:
 
     def on_doorbell(self) -> None:
         """Our eventfd fired: apply inbound frames, retry our own overflow."""
+        if self.stalled:
+            if self._stall_timer is None and not self._stall_breather:
+                self._stall_timer = self.loop.call_later(STALL_MAX, self.end_stall)
+            if self._stall_timer is not None:
+                # A local client is far behind: leave the rings alone for a moment,
+                # so the peers' publishers meet a full ring and pause.
+                self.mesh.doorbell.drain()
+                return
+            self._stall_breather = False  # serve this one batch, then hold again
         more = self.mesh.drain(self.apply_frames)
         if self.mesh.overflowing:
             if self.mesh.retry_overflow():

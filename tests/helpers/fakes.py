@@ -28,6 +28,7 @@ class MockTransport:
         self.data = bytearray()
         self.written = 0
         self.closed = False
+        self.reading = True
 
     def write(self, data: bytes) -> None:
         self.written += len(data)
@@ -37,12 +38,17 @@ class MockTransport:
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.limits = (high, low)
+
     def get_extra_info(self, name: str) -> Any:
         return ("127.0.0.1", 5555) if name == "peername" else None
 
-    def pause_reading(self) -> None: ...
+    def pause_reading(self) -> None:
+        self.reading = False
 
-    def resume_reading(self) -> None: ...
+    def resume_reading(self) -> None:
+        self.reading = True
 
     def close(self) -> None:
         self.closed = True
