@@ -128,6 +128,114 @@ def serve(
 
 
 @app.command()
+def bench(
+    mode: str = typer.Argument(
+        ..., help="pub, sub, pubsub, request, reply, queue, js-pub or js-consume."
+    ),
+    server: str = typer.Option(
+        "nats://127.0.0.1:4222",
+        "-s",
+        "--server",
+        help="Server URL: nats://host:port or nats://user:pass@host:port.",
+    ),
+    pubs: int | None = typer.Option(
+        None,
+        "--pubs",
+        help="Publishers (requesters in request mode). Default 1.",
+        show_default=False,
+    ),
+    subs: int | None = typer.Option(
+        None,
+        "--subs",
+        help="Subscribers (queue members, responders, consumers). Default 1; queue: 2.",
+        show_default=False,
+    ),
+    msgs: int | None = typer.Option(
+        None,
+        "--msgs",
+        help="Messages to publish, split over publishers (per subscriber in sub mode). "
+        "Default 100,000; reply: serve until stopped.",
+        show_default=False,
+    ),
+    duration: float | None = typer.Option(
+        None,
+        "--duration",
+        help="Run for this many seconds instead of --msgs.",
+        show_default=False,
+    ),
+    size: int | None = typer.Option(
+        None, "--size", help="Payload bytes. Default 128.", show_default=False
+    ),
+    rate: float | None = typer.Option(
+        None,
+        "--rate",
+        help="Target messages per second per publisher (paced).",
+        show_default=False,
+    ),
+    subject: str | None = typer.Option(
+        None,
+        "--subject",
+        help="Subject (JetStream: the stream's subject). Default 'bench'.",
+        show_default=False,
+    ),
+    queue: str | None = typer.Option(
+        None,
+        "--queue",
+        help="Queue group of queue members and responders. Default 'bench'.",
+        show_default=False,
+    ),
+    procs: int = typer.Option(1, "--procs", help="Client processes to spread the clients over."),
+    ack: str = typer.Option("async", "--ack", help="js-pub: sync or async PubAcks."),
+    window: int = typer.Option(
+        256, "--window", help="js-pub async: PubAcks in flight; js-consume: max ack pending."
+    ),
+    consumer: str = typer.Option("pull", "--consumer", help="js-consume: push or pull."),
+    batch: int = typer.Option(100, "--batch", help="js-consume pull: messages per request."),
+    stream: str = typer.Option("benchstream", "--stream", help="JetStream stream name."),
+    storage: str = typer.Option("file", "--storage", help="Stream storage: file or memory."),
+    no_create: bool = typer.Option(
+        False, "--no-create", help="Use an existing stream instead of creating one."
+    ),
+    keep: bool = typer.Option(False, "--keep", help="Keep the stream the run created."),
+    no_responders_started: bool = typer.Option(
+        False,
+        "--no-responders-started",
+        help="request: use an external service instead of starting responders.",
+    ),
+    timeout: float = typer.Option(
+        10.0, "--timeout", help="Seconds without progress before the run fails."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    csv_file: str = typer.Option("", "--csv", help="Write per-client rows and an aggregate row."),
+    plot_file: str = typer.Option(
+        "", "--plot", help="Write a PNG chart of throughput and latency (needs matplotlib)."
+    ),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """Load-test a NATS server (shardbroker or nats-server), like `nats bench`."""
+    # Imported here so `shardbroker --help` stays fast and light.
+    from shardbroker.bench import BenchError
+    from shardbroker.bench.runner import run_cli
+
+    try:
+        code = run_cli(
+            mode, server=server, pubs=pubs, subs=subs, msgs=msgs, duration=duration,
+            size=size, rate=rate, subject=subject, queue=queue, procs=procs, ack=ack,
+            window=window, consumer=consumer, batch=batch, stream=stream, storage=storage,
+            no_create=no_create, keep=keep, no_responders_started=no_responders_started,
+            timeout=timeout, json_output=json_output, csv=csv_file, plot=plot_file,
+            no_progress=no_progress,
+        )  # fmt: skip
+    except BenchError as exc:
+        typer.echo(f"shardbroker bench: {exc}", err=True)
+        raise typer.Exit(exc.exit_status) from None
+    except KeyboardInterrupt:
+        typer.echo("shardbroker bench: interrupted", err=True)
+        raise typer.Exit(130) from None
+    raise typer.Exit(code)
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     typer.echo(f"shardbroker {__version__} (nats-server protocol {const.SERVER_VERSION})")

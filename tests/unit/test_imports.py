@@ -20,6 +20,7 @@ ENTRY_MODULES = [
     "shardbroker.protocol.parser",
     "shardbroker.mesh.mesh",
     "shardbroker.config.options",
+    "shardbroker.bench.runner",
 ]
 
 

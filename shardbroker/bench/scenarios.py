@@ -1,0 +1,663 @@
+"""The modes of `shardbroker bench`: their clients, when they end, what they verify; and the
+core roles (publisher, subscriber, requester, responder).
+
+Owner: the coordinator (config checks, plans, stop rules, verification) and the client
+processes (the roles). Roles run on the client process's event loop and must not block.
+
+Counts a mode reports (`sent`, `received`):
+
+  pub         sent = messages published (after a final PING/PONG)
+  sub         received = messages counted (each subscriber stops at --msgs via UNSUB max)
+  pubsub      every subscriber must receive exactly what the publishers sent
+  queue       the group's members together must receive exactly what was sent
+  request     sent = requests, received = replies (one request in flight per requester)
+  reply       received = requests answered
+  js-pub      sent = publishes, received = PubAcks (each publish must be acknowledged)
+  js-consume  received = messages delivered and acknowledged
+
+The headline rate follows `nats bench`: every message a client handled (published or
+received) per second of the run; each role group also has its own rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from shardbroker.bench import (
+    DEFAULT_BATCH,
+    DEFAULT_MSGS,
+    DEFAULT_QUEUE,
+    DEFAULT_SIZE,
+    DEFAULT_STREAM,
+    DEFAULT_SUBJECT,
+    DEFAULT_TIMEOUT,
+    DEFAULT_WINDOW,
+    MODES,
+    BenchConfig,
+    ClientSpec,
+    UsageError,
+)
+from shardbroker.bench.client import (
+    CHUNK_BYTES,
+    CRLF,
+    STAMP_SIZE,
+    STATE_DONE,
+    Pacer,
+    ProcessContext,
+    Role,
+    ServerURL,
+    first_of,
+    make_payload,
+    status_of,
+)
+from shardbroker.protocol.subjects import is_valid_literal_subject, is_valid_subject
+
+# Which modes have publishers (--pubs) and subscribers (--subs), and their defaults.
+PUB_MODES = {"pub": 1, "pubsub": 1, "queue": 1, "request": 1, "js-pub": 1}
+SUB_MODES = {"sub": 1, "pubsub": 1, "queue": 2, "request": 1, "reply": 1, "js-consume": 1}
+JS_MODES = ("js-pub", "js-consume")
+# Modes whose clients only wait for traffic from elsewhere: no idle timeout, Ctrl-C is a
+# normal way to end them, and they announce on stderr when they are ready.
+PASSIVE_MODES = ("sub", "reply")
+STREAM_NAME_FORBIDDEN = set(" \t\r\n\f.*>/\\")
+
+TITLES = {
+    "pub": "Pub",
+    "sub": "Sub",
+    "pubsub": "Pub/Sub",
+    "request": "Request/Reply",
+    "reply": "Reply",
+    "queue": "Queue group",
+    "js-pub": "JetStream publish",
+    "js-consume": "JetStream consume",
+}
+
+
+# -- arguments -------------------------------------------------------------------------
+
+
+def build_config(
+    mode: str,
+    *,
+    server: str,
+    pubs: int | None = None,
+    subs: int | None = None,
+    msgs: int | None = None,
+    duration: float | None = None,
+    size: int | None = None,
+    rate: float | None = None,
+    subject: str | None = None,
+    queue: str | None = None,
+    procs: int = 1,
+    ack: str = "async",
+    window: int = DEFAULT_WINDOW,
+    consumer: str = "pull",
+    batch: int = DEFAULT_BATCH,
+    stream: str = DEFAULT_STREAM,
+    storage: str = "file",
+    no_create: bool = False,
+    keep: bool = False,
+    no_responders_started: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    json_output: bool = False,
+    csv: str = "",
+    plot: str = "",
+    no_progress: bool = False,
+) -> BenchConfig:
+    """Check the command line and resolve per-mode defaults; UsageError on a bad value."""
+    mode = mode.strip().lower()
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    url = ServerURL(server)
+
+    responders = mode == "request" and not no_responders_started
+    pub_default = PUB_MODES.get(mode)
+    sub_default = SUB_MODES.get(mode) if mode != "request" or responders else None
+    if pubs is not None and pub_default is None:
+        raise UsageError(f"--pubs does not apply to mode {mode} (it has no publishers)")
+    if subs is not None and sub_default is None:
+        what = "responders are not started (--no-responders-started)"
+        raise UsageError(
+            f"--subs does not apply to mode {mode}"
+            + (f": {what}" if mode == "request" else " (it has no subscribers)")
+        )
+    n_pubs = pub_default if pubs is None else pubs
+    n_subs = sub_default if subs is None else subs
+    if pub_default is not None and (n_pubs is None or n_pubs < 1):
+        raise UsageError(f"--pubs must be at least 1 for mode {mode} (got {n_pubs})")
+    if sub_default is not None and (n_subs is None or n_subs < 1):
+        raise UsageError(f"--subs must be at least 1 for mode {mode} (got {n_subs})")
+
+    if msgs is not None and duration is not None:
+        raise UsageError("use either --msgs or --duration, not both")
+    if msgs is not None and msgs < 1:
+        raise UsageError(f"--msgs must be at least 1 (got {msgs})")
+    if duration is not None and not duration > 0:
+        raise UsageError(f"--duration must be more than 0 seconds (got {duration:g})")
+    if msgs is None:
+        # reply serves until stopped; js-consume of an existing stream takes what it holds.
+        # js-consume fills a stream it creates with --msgs even when --duration caps the time.
+        unbounded = (
+            mode == "reply"
+            or (mode == "js-consume" and no_create)
+            or (duration is not None and mode != "js-consume")
+        )
+        n_msgs = 0 if unbounded else DEFAULT_MSGS
+    else:
+        n_msgs = msgs
+    if n_msgs and n_pubs and mode in PUB_MODES and n_msgs < n_pubs:
+        raise UsageError(f"--msgs {n_msgs} is fewer than --pubs {n_pubs}")
+
+    n_size = DEFAULT_SIZE if size is None else size
+    if n_size < 0:
+        raise UsageError(f"--size must be 0 or more bytes (got {n_size})")
+    if rate is not None:
+        if pub_default is None:
+            raise UsageError(f"--rate does not apply to mode {mode} (it has no publishers)")
+        if not rate > 0:
+            raise UsageError(f"--rate must be more than 0 messages per second (got {rate:g})")
+
+    subj = DEFAULT_SUBJECT if subject is None else subject
+    publishes = mode in PUB_MODES or (mode == "js-consume" and not no_create)
+    if publishes and not is_valid_literal_subject(subj.encode()):
+        raise UsageError(f"--subject {subj!r} is not a valid subject to publish to")
+    if not is_valid_subject(subj.encode()):
+        raise UsageError(f"--subject {subj!r} is not a valid subject")
+    group = DEFAULT_QUEUE if queue is None else queue
+    if not group or any(c.isspace() for c in group):
+        raise UsageError(f"--queue {group!r} is not a valid queue group name")
+    if procs < 1:
+        raise UsageError(f"--procs must be at least 1 (got {procs})")
+    if ack not in ("sync", "async"):
+        raise UsageError(f"--ack takes sync or async, not {ack!r}")
+    if consumer not in ("push", "pull"):
+        raise UsageError(f"--consumer takes push or pull, not {consumer!r}")
+    if storage not in ("file", "memory"):
+        raise UsageError(f"--storage takes file or memory, not {storage!r}")
+    if window < 1:
+        raise UsageError(f"--window must be at least 1 (got {window})")
+    if batch < 1:
+        raise UsageError(f"--batch must be at least 1 (got {batch})")
+    if not stream or len(stream) > 255 or STREAM_NAME_FORBIDDEN & set(stream):
+        raise UsageError(f"--stream {stream!r} is not a valid stream name")
+    if not timeout > 0:
+        raise UsageError(f"--timeout must be more than 0 seconds (got {timeout:g})")
+    return BenchConfig(
+        mode=mode,
+        server=server,
+        server_display=url.display,
+        pubs=n_pubs or 0,
+        subs=n_subs or 0,
+        msgs=n_msgs,
+        msgs_given=msgs is not None,
+        duration=float(duration or 0.0),
+        size=n_size,
+        rate=float(rate or 0.0),
+        subject=subj,
+        queue=group,
+        procs=procs,
+        ack=ack,
+        window=1 if ack == "sync" and mode == "js-pub" else window,
+        consumer=consumer,
+        batch=batch,
+        stream=stream,
+        storage=storage,
+        create=not no_create,
+        keep=keep,
+        responders=responders,
+        timeout=timeout,
+        json=json_output,
+        csv=csv,
+        plot=plot,
+        progress=not (no_progress or json_output),
+    )
+
+
+# -- plans ---------------------------------------------------------------------------------
+
+
+def _shares(total: int, n: int) -> list[int]:
+    base, extra = divmod(total, n)
+    return [base + (1 if i < extra else 0) for i in range(n)]
+
+
+def plan(cfg: BenchConfig, js_extra: dict[str, str] | None = None) -> list[ClientSpec]:
+    """The clients of a run, receivers first (they must be subscribed before "go"), each
+    assigned to one of `--procs` processes round-robin."""
+    specs: list[tuple[str, str, int, str, int, dict[str, str]]] = []
+
+    def add(
+        role: str,
+        prefix: str,
+        count: int,
+        msgs: int = 0,
+        queue: str = "",
+        unsub: int = 0,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        shares = _shares(msgs, count) if msgs else [0] * count
+        for i in range(count):
+            specs.append((role, f"{prefix}-{i + 1}", shares[i], queue, unsub, extra or {}))
+
+    mode = cfg.mode
+    if mode == "pub":
+        add("pub", "pub", cfg.pubs, cfg.msgs)
+    elif mode == "sub":
+        add("sub", "sub", cfg.subs, unsub=cfg.msgs)
+    elif mode == "pubsub":
+        add("sub", "sub", cfg.subs)
+        add("pub", "pub", cfg.pubs, cfg.msgs)
+    elif mode == "queue":
+        add("sub", "member", cfg.subs, queue=cfg.queue)
+        add("pub", "pub", cfg.pubs, cfg.msgs)
+    elif mode == "request":
+        if cfg.responders:
+            add("rep", "rep", cfg.subs, queue=cfg.queue)
+        add("req", "req", cfg.pubs, cfg.msgs)
+    elif mode == "reply":
+        add("rep", "rep", cfg.subs, queue=cfg.queue)
+    elif mode == "js-pub":
+        add("jspub", "jspub", cfg.pubs, cfg.msgs)
+    elif mode == "js-consume":
+        role = "jspush" if cfg.consumer == "push" else "jspull"
+        add(role, "consumer", cfg.subs, extra=js_extra)
+    procs = max(1, min(cfg.procs, len(specs)))
+    # The first push consumer creates the JetStream consumer once every member listens.
+    return [
+        ClientSpec(
+            index=i,
+            role=role,
+            name=name,
+            proc=i % procs,
+            msgs=msgs,
+            queue=queue,
+            unsub_after=unsub,
+            extra=dict(extra, creator="1") if i == 0 and role == "jspush" else extra,
+        )
+        for i, (role, name, msgs, queue, unsub, extra) in enumerate(specs)
+    ]
+
+
+def is_active(role: str) -> bool:
+    """Active roles end by themselves; the others run until the coordinator stops them."""
+    return role in ("pub", "req", "jspub", "jspull")
+
+
+class Tracker:
+    """The coordinator's view of a running mode, from the shared counters alone: when to
+    stop the passive clients, how far along the run is, what is missing on a timeout."""
+
+    def __init__(self, cfg: BenchConfig, specs: Sequence[ClientSpec], expected: int) -> None:
+        self.cfg = cfg
+        self.active = [s.index for s in specs if is_active(s.role)]
+        self.passive = [s.index for s in specs if not is_active(s.role)]
+        self.names = {s.index: s.name for s in specs}
+        self.expected = expected  # js-consume: messages to consume
+        # Waiting for traffic from elsewhere: no idle timeout.
+        self.external = cfg.mode in PASSIVE_MODES
+
+    def _actives_done(self, states: Sequence[int]) -> bool:
+        return all(states[i] == STATE_DONE for i in self.active)
+
+    def sent(self, counts: Sequence[int]) -> int:
+        return sum(counts[i] for i in self.active)
+
+    def finished(self, counts: Sequence[int], states: Sequence[int], elapsed: float) -> bool:
+        cfg = self.cfg
+        mode = cfg.mode
+        if not self.active:  # passive-only: sub, reply, js-consume push
+            if cfg.duration and elapsed >= cfg.duration:
+                return True
+            if mode == "sub":
+                return bool(cfg.msgs) and all(counts[i] >= cfg.msgs for i in self.passive)
+            if mode == "reply":
+                return bool(cfg.msgs) and sum(counts[i] for i in self.passive) >= cfg.msgs
+            return bool(self.expected) and sum(counts[i] for i in self.passive) >= self.expected
+        if not self._actives_done(states):
+            return False
+        sent = self.sent(counts)
+        if mode == "pubsub":
+            return all(counts[i] >= sent for i in self.passive)
+        if mode == "queue":
+            return sum(counts[i] for i in self.passive) >= sent
+        return True  # pub, request, js-pub, js-consume pull
+
+    def progress(self, counts: Sequence[int], elapsed: float) -> tuple[float, float | None, str]:
+        """(done, total or None, unit) for the progress bar."""
+        cfg = self.cfg
+        if cfg.duration:
+            return min(elapsed, cfg.duration), cfg.duration, "s"
+        mode = cfg.mode
+        received = sum(counts[i] for i in self.passive)
+        if mode in ("pub", "request", "js-pub", "js-consume") and self.active:
+            return self.sent(counts), cfg.msgs or self.expected or None, "msgs"
+        if mode in ("pubsub", "sub"):
+            return received, (cfg.msgs * cfg.subs) or None, "msgs"
+        if mode == "js-consume":
+            return received, self.expected or None, "msgs"
+        return received, cfg.msgs or None, "msgs"
+
+    def missing(self, counts: Sequence[int], states: Sequence[int]) -> str:
+        """What the run is still waiting for, for a timeout message."""
+        cfg = self.cfg
+        busy = [self.names[i] for i in self.active if states[i] != STATE_DONE]
+        if busy:
+            return f"{', '.join(busy)} did not finish ({self.sent(counts)} sent)"
+        sent = self.sent(counts)
+        if cfg.mode == "queue":
+            got = sum(counts[i] for i in self.passive)
+            return f"queue group {cfg.queue!r} received {got} of {sent} messages"
+        if cfg.mode == "js-consume":
+            got = sum(counts[i] for i in self.passive)
+            return f"consumers received {got} of {self.expected} messages"
+        short = [
+            f"{self.names[i]} received {counts[i]} of {sent}"
+            for i in self.passive
+            if counts[i] < sent
+        ]
+        return "; ".join(short) or "no progress"
+
+
+def verify(
+    cfg: BenchConfig, specs: Sequence[ClientSpec], results: Sequence[dict[str, Any]], expected: int
+) -> list[str]:
+    """Exactness checks once every client reported; returns the problems found."""
+    by_index = {r["index"]: r for r in results}
+    actives = [by_index[s.index] for s in specs if is_active(s.role)]
+    passives = [by_index[s.index] for s in specs if not is_active(s.role)]
+    sent = sum(r["msgs"] for r in actives if r["role"] == "pub")
+    errors: list[str] = []
+    if cfg.mode == "pubsub":
+        for r in passives:
+            if r["msgs"] != sent:
+                errors.append(
+                    f"{r['name']} received {r['msgs']} of {sent} messages"
+                    f" ({_loss_or_dup(r['msgs'], sent)})"
+                )
+    elif cfg.mode == "queue":
+        got = sum(r["msgs"] for r in passives)
+        if got != sent:
+            errors.append(
+                f"queue group {cfg.queue!r} received {got} of {sent} messages"
+                f" ({_loss_or_dup(got, sent)})"
+            )
+    elif cfg.mode == "js-consume":
+        got = sum(r["msgs"] for r in passives + actives)
+        if expected and got != expected and not cfg.duration:
+            errors.append(
+                f"consumers received {got} of {expected} messages ({_loss_or_dup(got, expected)})"
+            )
+    if not cfg.duration:
+        for s in specs:
+            r = by_index[s.index]
+            if is_active(s.role) and s.msgs and r["msgs"] != s.msgs:
+                what = {"pub": "published", "req": "got replies to", "jspub": "got PubAcks for"}
+                errors.append(
+                    f"{s.name} {what.get(s.role, 'handled')} {r['msgs']} of {s.msgs} messages"
+                )
+        if cfg.mode == "sub" and cfg.msgs:
+            errors += [
+                f"{r['name']} received {r['msgs']} of {cfg.msgs} messages"
+                for r in passives
+                if r["msgs"] != cfg.msgs
+            ]
+    return errors
+
+
+def _loss_or_dup(got: int, want: int) -> str:
+    return f"{want - got} lost" if got < want else f"{got - want} duplicates"
+
+
+# -- core roles --------------------------------------------------------------------------
+
+
+class Publisher(Role):
+    """Writes ~64 KiB chunks of PUB frames; every frame of a chunk carries the chunk's
+    send time in its first 8 payload bytes (size permitting). Ends with a PING/PONG."""
+
+    __slots__ = ()
+    active = True
+
+    async def setup(self) -> None:
+        await self.open()
+
+    async def run(self) -> None:
+        cfg = self.ctx.cfg
+        conn = self.conn
+        assert conn is not None
+        stop = self.ctx.stop
+        size = cfg.size
+        head = b"PUB " + cfg.subject.encode() + b" " + str(size).encode() + CRLF
+        frame = head + make_payload(size) + CRLF
+        hl, fl = len(head), len(frame)
+        per = max(1, CHUNK_BYTES // fl)
+        chunk = bytearray(frame * per)
+        stamp = size >= STAMP_SIZE
+        n = self.spec.msgs
+        self.t_start = t0 = time.monotonic()
+        deadline = t0 + cfg.duration if cfg.duration else 0.0
+        pacer = Pacer(cfg.rate, t0) if cfg.rate else None
+        sent = 0
+        write = conn.write
+        clock = time.monotonic
+        while not stop.is_set():
+            k = per if not n else min(per, n - sent)
+            if k <= 0:
+                break
+            if deadline or pacer:
+                now = clock()
+                if deadline and now >= deadline:
+                    break
+                if pacer is not None:
+                    due = pacer.due(now, sent)
+                    if due <= 0:
+                        await asyncio.sleep(pacer.wait(now, sent))
+                        continue
+                    k = min(k, due)
+            if not conn.can_write.is_set() or conn.lost:
+                await conn.writable()
+            buf = chunk if k == per else chunk[: k * fl]
+            if stamp:
+                ts = time.monotonic_ns().to_bytes(8, "big")
+                for j in range(STAMP_SIZE):
+                    buf[hl + j :: fl] = ts[j : j + 1] * k
+            write(bytes(buf))
+            sent += k
+            self.publish_count(sent)
+            await asyncio.sleep(0)  # let the other clients of this process run
+        await conn.flush(cfg.timeout)
+        self.t_end = time.monotonic()
+        self.count = sent
+        self.nbytes = sent * size
+        self.publish_count(sent)
+        self.mark_done()
+
+
+class Subscriber(Role):
+    """Counts what arrives on one subscription (a queue member when the spec has a queue);
+    records end-to-end latency from the publishers' stamps."""
+
+    __slots__ = ()
+
+    async def setup(self) -> None:
+        conn = await self.open(counting=True, hist=self.ctx.hist)
+        conn.counters = self.ctx.counters
+        conn.slot = 2 * self.spec.index
+        conn.subscribe(self.ctx.cfg.subject, b"1", self.spec.queue)
+        if self.spec.unsub_after:
+            conn.write(b"UNSUB 1 " + str(self.spec.unsub_after).encode() + CRLF)
+        await conn.flush(self.ctx.cfg.timeout)
+
+    async def run(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        await self.ctx.stop.wait()
+        if not conn.lost:
+            await conn.flush(self.ctx.cfg.timeout)  # late (duplicate) deliveries show up
+        self.count = conn.count
+        self.nbytes = conn.nbytes
+        # With publishers in the run the clock starts at "go"; alone, at the first message.
+        external = self.ctx.cfg.mode in PASSIVE_MODES
+        self.t_start = conn.t_first if external and conn.count else self.ctx.t_go
+        self.t_end = conn.t_last if conn.count else self.t_start
+
+
+class Responder(Role):
+    """Answers every request on the subject (in the --queue group) with its own payload."""
+
+    __slots__ = ("first", "last")
+
+    def __init__(self, spec: ClientSpec, ctx: ProcessContext) -> None:
+        super().__init__(spec, ctx)
+        self.first = 0.0
+        self.last = 0.0
+
+    async def setup(self) -> None:
+        conn = await self.open()
+        conn.handlers[b"1"] = self.on_request
+        conn.subscribe(self.ctx.cfg.subject, b"1", self.spec.queue)
+        await conn.flush(self.ctx.cfg.timeout)
+
+    def on_request(self, subject: bytes, reply: bytes | None, hdr: int, payload: bytes) -> None:
+        if reply is None:
+            return
+        body = payload[hdr:] if hdr else payload
+        self.conn.out.append(  # type: ignore[union-attr]
+            b"PUB " + reply + b" " + str(len(body)).encode() + CRLF + body + CRLF
+        )
+        now = time.monotonic()
+        if not self.count:
+            self.first = now
+        self.last = now
+        self.count += 1
+        self.nbytes += len(body)
+        self.publish_count(self.count)
+
+    async def run(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        await self.ctx.stop.wait()
+        if not conn.lost:
+            await conn.flush(self.ctx.cfg.timeout)
+        self.t_start = self.first if self.count else self.ctx.t_go
+        self.t_end = self.last if self.count else self.t_start
+
+
+class Requester(Role):
+    """Round trips, one request in flight: the reply (or a pacing timer) sends the next
+    request straight from the callback, without a task switch. Each request has its own
+    reply token, so a late or duplicate reply is never taken for the current one."""
+
+    __slots__ = (
+        "deadline",
+        "done",
+        "expect",
+        "head",
+        "inbox",
+        "late",
+        "pacer",
+        "seq",
+        "t_sent",
+        "tail",
+    )
+    active = True
+
+    def __init__(self, spec: ClientSpec, ctx: ProcessContext) -> None:
+        super().__init__(spec, ctx)
+        self.inbox = b""
+        self.head = b""
+        self.tail = b""
+        self.seq = 0
+        self.expect = b""
+        self.t_sent = 0
+        self.late = 0
+        self.deadline = 0.0
+        self.pacer: Pacer | None = None
+        self.done: asyncio.Future[None] | None = None
+
+    async def setup(self) -> None:
+        cfg = self.ctx.cfg
+        conn = await self.open()
+        self.inbox = b"_INBOX." + secrets.token_hex(11).encode() + b"."
+        conn.handlers[b"1"] = self.on_reply
+        conn.write(b"SUB " + self.inbox + b"* 1" + CRLF)
+        self.head = b"PUB " + cfg.subject.encode() + b" " + self.inbox
+        self.tail = b" " + str(cfg.size).encode() + CRLF + make_payload(cfg.size) + CRLF
+        await conn.flush(cfg.timeout)
+
+    async def run(self) -> None:
+        cfg = self.ctx.cfg
+        conn = self.conn
+        assert conn is not None
+        self.done = conn.loop.create_future()
+        self.t_start = self.t_end = time.monotonic()
+        self.deadline = self.t_start + cfg.duration if cfg.duration else 0.0
+        self.pacer = Pacer(cfg.rate, self.t_start) if cfg.rate else None
+        self.send_next()
+        await first_of(self.done, self.ctx.stop)
+        if not conn.lost:
+            await conn.flush(cfg.timeout)
+        self.mark_done()
+
+    def send_next(self) -> None:
+        done = self.done
+        assert done is not None
+        if done.done():
+            return
+        n = self.spec.msgs
+        if self.ctx.stop.is_set() or (n and self.seq >= n):
+            done.set_result(None)
+            return
+        if self.deadline or self.pacer is not None:
+            now = time.monotonic()
+            if self.deadline and now >= self.deadline:
+                done.set_result(None)
+                return
+            if self.pacer is not None and self.pacer.due(now, self.seq) <= 0:
+                self.conn.loop.call_later(self.pacer.wait(now, self.seq), self.send_next)  # type: ignore[union-attr]
+                return
+        self.seq += 1
+        self.expect = self.inbox + str(self.seq).encode()
+        self.t_sent = time.monotonic_ns()
+        self.conn.write(self.head + self.expect[len(self.inbox) :] + self.tail)  # type: ignore[union-attr]
+
+    def on_reply(self, subject: bytes, reply: bytes | None, hdr: int, payload: bytes) -> None:
+        now = time.monotonic_ns()
+        if subject != self.expect:
+            self.late += 1
+            return
+        if hdr and status_of(payload) == b"503":
+            self.ctx.fail(f"{self.spec.name}: no responders on subject {self.ctx.cfg.subject!r}")
+            return
+        self.expect = b""
+        self.ctx.hist.record_value(max(1, now - self.t_sent))
+        self.count += 1
+        self.nbytes += len(payload) - hdr
+        self.t_end = time.monotonic()
+        self.publish_count(self.count)
+        self.send_next()
+
+    def result(self) -> dict[str, Any]:
+        res = super().result()
+        res["sent"] = self.seq
+        res["late_replies"] = self.late
+        return res
+
+
+def role_class(role: str) -> Callable[[ClientSpec, ProcessContext], Role]:
+    from shardbroker.bench import jetstream
+
+    classes: dict[str, Callable[[ClientSpec, ProcessContext], Role]] = {
+        "pub": Publisher,
+        "sub": Subscriber,
+        "req": Requester,
+        "rep": Responder,
+        "jspub": jetstream.JsPublisher,
+        "jspush": jetstream.JsPushConsumer,
+        "jspull": jetstream.JsPullConsumer,
+    }
+    return classes[role]
