@@ -371,8 +371,10 @@ class Server:
                 # so the peers' publishers meet a full ring and pause.
                 self.mesh.doorbell.drain()
                 return
-            self._stall_breather = False  # serve this one batch, then hold again
-        more = self.mesh.drain(self.apply_frames)
+            self._stall_breather = False  # serve what is there now, then hold again
+            more = self.mesh.drain(self.apply_frames, max_passes=1)
+        else:
+            more = self.mesh.drain(self.apply_frames)
         if self.mesh.overflowing:
             if self.mesh.retry_overflow():
                 self.resume_paused()
