@@ -32,6 +32,16 @@ def no_responders(reply: bytes, sid: bytes, subject: bytes) -> bytes:
 
 # -- mesh --------------------------------------------------------------------------------
 
+# Control verbs between shards (beside the route grammar's RS+, RS-, RMSG, HRMSG):
+#   HELLO <shard> <generation>         a shard (re)started: send me your interest
+#   SDOWN <shard> <generation> <pos>   supervisor: that shard died; its ring to you ends at pos
+#   READY <shard> <generation>         to the supervisor: listening and in sync
+#   STOP                               supervisor: stop now
+HELLO = b"HELLO"
+SDOWN = b"SDOWN"
+READY = b"READY"
+STOP = b"STOP"
+
 
 def rs_plus(account: bytes, subject: bytes, queue: bytes | None = None, weight: int = 1) -> bytes:
     if queue is None:

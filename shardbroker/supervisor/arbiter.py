@@ -32,6 +32,7 @@ from shardbroker.errors import HaltBroker
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.ring import Ring
 from shardbroker.protocol import frames
+from shardbroker.protocol.frames import HELLO, READY, SDOWN
 from shardbroker.protocol.parser import parse_mesh
 from shardbroker.supervisor.spawn import (
     SharedResources,
@@ -42,9 +43,6 @@ from shardbroker.supervisor.spawn import (
 
 log = logging.getLogger("shardbroker.supervisor")
 
-HELLO = b"HELLO"
-READY = b"READY"
-SDOWN = b"SDOWN"
 
 _STOP_GRACE = 5.0  # seconds shards get to exit after SIGTERM before SIGKILL
 _BACKOFF_START = 0.1

@@ -34,6 +34,7 @@ from shardbroker.config.options import Options
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.stats import ConnectionLimit, ShardSlot
 from shardbroker.protocol import frames
+from shardbroker.protocol.frames import HELLO, READY, SDOWN, STOP
 from shardbroker.protocol.messages import ServerInfo, encode_info
 from shardbroker.protocol.parser import parse_mesh
 from shardbroker.worker.router import RemoteInterest, Router, Subscription, make_result
@@ -44,10 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shardbroker.worker")
 
-HELLO = b"HELLO"
-SDOWN = b"SDOWN"
-READY = b"READY"
-STOP = b"STOP"
 
 _HOLD_RECHECK = 0.001  # seconds between barrier re-checks while a PONG is held
 STALL_MAX = 0.01  # seconds a stalled worker holds publishers and its rings back at once
