@@ -179,10 +179,13 @@ class Runner:
                 child.close()
                 self.children.append(_Child(p, process, parent))
             self._wait_ready()
-            if cfg.mode in scenarios.PASSIVE_MODES:
-                _announce(cfg, specs)
             tracker = scenarios.Tracker(cfg, specs, expected)
-            self._monitor(tracker, counters)
+            # A passive run says it is ready only once "go" is out: a signal after the
+            # ready line then ends a started run with its report.
+            announce = (
+                (lambda: _announce(cfg, specs)) if cfg.mode in scenarios.PASSIVE_MODES else None
+            )
+            self._monitor(tracker, counters, announce)
         except KeyboardInterrupt:
             if not self.started:
                 raise BenchError("interrupted", EXIT_INTERRUPTED) from None
@@ -247,12 +250,14 @@ class Runner:
     def _stop_all(self) -> None:
         self._send_all(("stop", None))
 
-    def _monitor(self, tracker: scenarios.Tracker, counters: Any) -> None:
+    def _monitor(self, tracker: scenarios.Tracker, counters: Any, announce: Any = None) -> None:
         """From "go" until every process reported: stop rules, idle timeout, progress."""
         cfg = self.cfg
         progress = _Progress(cfg)
         self._send_all(("go", None))
         self.started = True
+        if announce is not None:
+            announce()
         t_go = last_change = time.monotonic()
         last_total = -1
         stopped_at = 0.0
