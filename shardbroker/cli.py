@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import sys
 
+import msgspec
 import typer
 
 from shardbroker import __version__, const, log
+from shardbroker.config.merge import load as load_config
+from shardbroker.config.merge import merge
 from shardbroker.config.options import Options, OptionsError, validate
+from shardbroker.config.parse import ConfigError
 from shardbroker.errors import HaltBroker
 
 app = typer.Typer(
@@ -33,8 +37,63 @@ def parse_workers(value: str) -> int:
     return int(value)
 
 
+# serve's parameters that set an Options field of the same meaning, by field name.
+_FLAG_FIELDS = {
+    "addr": "host",
+    "port": "port",
+    "name": "server_name",
+    "pid_file": "pid_file",
+    "ports_file_dir": "ports_file_dir",
+    "log_file": "log_file",
+    "debug": "debug",
+    "trace": "trace",
+    "max_payload": "max_payload",
+    "max_pending": "max_pending",
+    "max_control_line": "max_control_line",
+    "max_connections": "max_connections",
+    "max_subscriptions": "max_subscriptions",
+    "ping_interval": "ping_interval",
+    "ping_max": "ping_max",
+    "write_deadline": "write_deadline",
+    "ring_size": "ring_size",
+}
+
+
+def _given_flags(ctx: typer.Context) -> dict[str, object]:
+    """Options fields set on the command line (not defaults): they win over the file."""
+    given: dict[str, object] = {}
+    for param, field in _FLAG_FIELDS.items():
+        source = ctx.get_parameter_source(param)
+        if source is not None and source.name == "COMMANDLINE":
+            given[field] = ctx.params[param]
+    return given
+
+
+def _options(config: str, flags: dict[str, object]) -> Options:
+    """defaults < config file < flags, validated; exits with a one-line error."""
+    from_file: dict[str, object] = {}
+    if config:
+        try:
+            from_file = load_config(config)
+        except ConfigError as exc:
+            typer.echo(f"shardbroker: {exc}", err=True)
+            raise typer.Exit(const.EXIT_BOOT_FAILURE) from None
+    fields = merge(msgspec.structs.asdict(Options()), from_file, flags)
+    try:
+        return validate(Options(**fields))  # type: ignore[arg-type]
+    except OptionsError as exc:
+        where = f"{config}: " if config else ""
+        typer.echo(f"shardbroker: {where}{exc}", err=True)
+        raise typer.Exit(const.EXIT_BOOT_FAILURE) from None
+
+
 @app.command()
 def serve(
+    ctx: typer.Context,
+    config: str = typer.Option("", "-c", "--config", help="nats-server style configuration file."),
+    check_only: bool = typer.Option(
+        False, "-t", help="Check the configuration (with -c) and exit."
+    ),
     addr: str = typer.Option(
         const.DEFAULT_HOST, "-a", "--addr", "--net", help="Bind to host address."
     ),
@@ -93,31 +152,18 @@ def serve(
     from shardbroker.supervisor.arbiter import Arbiter
 
     try:
-        opts = validate(
-            Options(
-                host=addr,
-                port=port,
-                server_name=name,
-                pid_file=pid_file,
-                ports_file_dir=ports_file_dir,
-                log_file=log_file,
-                debug=debug,
-                trace=trace,
-                workers=parse_workers(workers),
-                max_payload=max_payload,
-                max_pending=max_pending,
-                max_control_line=max_control_line,
-                max_connections=max_connections,
-                max_subscriptions=max_subscriptions,
-                ping_interval=ping_interval,
-                ping_max=ping_max,
-                ring_size=ring_size,
-                write_deadline=write_deadline,
-            )
-        )
+        flags = _given_flags(ctx)
+        flags["workers"] = parse_workers(workers)
     except OptionsError as exc:
         typer.echo(f"shardbroker: {exc}", err=True)
         raise typer.Exit(const.EXIT_BOOT_FAILURE) from None
+    opts = _options(config, flags)
+    if check_only:
+        if not config:
+            typer.echo("shardbroker: -t needs a configuration file (-c FILE)", err=True)
+            raise typer.Exit(const.EXIT_BOOT_FAILURE)
+        typer.echo(f"shardbroker: configuration file {config} is valid")
+        raise typer.Exit(0)
     log.setup(opts.log_file, opts.debug, opts.trace, opts.logtime)
     try:
         code = Arbiter(opts).run()
@@ -233,6 +279,23 @@ def bench(
         typer.echo("shardbroker bench: interrupted", err=True)
         raise typer.Exit(130) from None
     raise typer.Exit(code)
+
+
+@app.command("check-config")
+def check_config(
+    config: str = typer.Argument(..., help="nats-server style configuration file."),
+) -> None:
+    """Check a configuration file: every error with file, line and a message."""
+    try:
+        fields = load_config(config)
+        validate(Options(**merge(msgspec.structs.asdict(Options()), fields, {})))  # type: ignore[arg-type]
+    except ConfigError as exc:
+        typer.echo(f"shardbroker: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except OptionsError as exc:
+        typer.echo(f"shardbroker: {config}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"shardbroker: configuration file {config} is valid")
 
 
 @app.command()

@@ -1,0 +1,171 @@
+"""From a parsed config file to Options fields, and the merge of defaults < file < flags.
+
+Pure (no asyncio). Runs in the supervisor and in `shardbroker check-config`.
+
+Key names, aliases and value forms follow nats-server (reference config.md §1.6, §2).
+An unknown key is an error (`unknown field "x"`), as in nats-server. A key of a
+nats-server feature shardbroker does not have yet is an error too, never ignored:
+silently dropping `authorization {}` would leave a broker open that the file meant to
+close.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from shardbroker.config.parse import ConfigError, KeyPath, Position, parse_file_with_positions
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+# nats-server features that a config file may name but shardbroker does not serve yet.
+NOT_YET_SUPPORTED = frozenset(
+    (
+        "authorization", "accounts", "no_auth_user", "system_account", "operator",
+        "resolver", "tls", "jetstream", "cluster", "gateway", "leafnodes", "websocket",
+        "mqtt", "http", "http_port", "https", "https_port", "monitor_port",
+        "lame_duck_duration", "lame_duck_grace_period", "client_advertise",
+    )
+)  # fmt: skip
+
+
+def parse_duration(text: str) -> float:
+    """A Go duration string ("2m", "1h30m", "500ms", "1.5h") in seconds."""
+    pos = 0
+    total = 0.0
+    sign = 1.0
+    if text and text[0] in "+-":
+        sign = -1.0 if text[0] == "-" else 1.0
+        pos = 1
+    if text[pos:] == "0":
+        return 0.0
+    if pos == len(text):
+        raise ValueError(f"invalid duration {text!r}")
+    while pos < len(text):
+        match = _DURATION_PART.match(text, pos)
+        if match is None:
+            raise ValueError(f"invalid duration {text!r}")
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    return sign * total
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    """A duration string, or a bare integer meaning seconds (nats-server allows both)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError(f'expected a duration such as "2m", got {value!r}')
+
+
+def _listen(value: Any) -> dict[str, Any]:
+    """`listen: host:port` or `listen: port`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"port": value}
+    text = _str(value)
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.lstrip("-").isdigit():
+        raise ValueError(f"expected host:port, got {text!r}")
+    return {"host": host.strip("[]") or "0.0.0.0", "port": int(port)}
+
+
+Converter = Callable[[Any], Any]
+
+# config key (lower case) -> (Options field, converter); aliases share a field.
+KEYS: dict[str, tuple[str, Converter]] = {
+    "host": ("host", _str),
+    "net": ("host", _str),
+    "port": ("port", _int),
+    "server_name": ("server_name", _str),
+    "pid_file": ("pid_file", _str),
+    "ports_file_dir": ("ports_file_dir", _str),
+    "log_file": ("log_file", _str),
+    "debug": ("debug", _bool),
+    "trace": ("trace", _bool),
+    "logtime": ("logtime", _bool),
+    "max_payload": ("max_payload", _int),
+    "max_pending": ("max_pending", _int),
+    "max_control_line": ("max_control_line", _int),
+    "max_connections": ("max_connections", _int),
+    "max_conn": ("max_connections", _int),
+    "max_subscriptions": ("max_subscriptions", _int),
+    "max_subs": ("max_subscriptions", _int),
+    "ping_interval": ("ping_interval", _seconds),
+    "ping_max": ("ping_max", _int),
+    "write_deadline": ("write_deadline", _seconds),
+}
+
+
+def options_from_config(
+    values: Mapping[str, Any], positions: Mapping[KeyPath, Position], filename: str
+) -> dict[str, Any]:
+    """Options fields set by a parsed config file. Raises ConfigError for the first
+    unknown, unsupported or badly typed key, naming its file and line."""
+    fields: dict[str, Any] = {}
+    for key, value in values.items():
+        position = positions.get((key,), Position(filename, 0, 0))
+        name = key.lower()
+        if name == "listen":
+            try:
+                fields.update(_listen(value))
+            except ValueError as exc:
+                raise _error(position, f"listen: {exc}") from None
+            continue
+        entry = KEYS.get(name)
+        if entry is None:
+            if name in NOT_YET_SUPPORTED:
+                raise _error(
+                    position,
+                    f"{key!r} is a nats-server option that shardbroker does not support yet",
+                )
+            raise _error(position, f'unknown field "{key}"')
+        field, convert = entry
+        try:
+            converted = convert(value)
+        except ValueError as exc:
+            raise _error(position, f"{key}: {exc}") from None
+        if field == "max_connections" and converted == 0:
+            converted = -1  # nats-server: 0 in a file rejects every client
+        fields[field] = converted
+    return fields
+
+
+def _error(position: Position, message: str) -> ConfigError:
+    return ConfigError(message, position.file, position.line, position.column)
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Options fields from a config file (ConfigError on any problem)."""
+    values, positions = parse_file_with_positions(path)  # reports unreadable files itself
+    return options_from_config(values, positions, str(path))
+
+
+def merge(
+    defaults: Mapping[str, Any], from_file: Mapping[str, Any], from_flags: Mapping[str, Any]
+) -> dict[str, Any]:
+    """nats-server's order: defaults < config file < command-line flags."""
+    return {**defaults, **from_file, **from_flags}

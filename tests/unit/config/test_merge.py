@@ -1,0 +1,105 @@
+"""Config file keys to Options fields, durations, and defaults < file < flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shardbroker.config.merge import load, merge, options_from_config, parse_duration
+from shardbroker.config.parse import ConfigError, parse_with_positions
+
+
+def fields(text: str) -> dict[str, object]:
+    values, positions = parse_with_positions(text, "test.conf")
+    return options_from_config(values, positions, "test.conf")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("2m", 120.0), ("30s", 30.0), ("1h30m", 5400.0), ("500ms", 0.5), ("1.5h", 5400.0),
+     ("100us", 1e-4), ("0", 0.0), ("1m0.5s", 60.5)],
+)  # fmt: skip
+def test_config_merge_go_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "5", "2x", "m", "1h 2m", "1.2.3s"])
+def test_config_merge_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
+
+
+def test_config_merge_every_supported_key() -> None:
+    assert fields(
+        """
+        host: 127.0.0.1
+        port: 4333
+        server_name: s1
+        pid_file: /tmp/x.pid
+        ports_file_dir: /tmp
+        log_file: /tmp/x.log
+        debug: true
+        trace: false
+        logtime: false
+        max_payload: 512KB
+        max_pending: 32MB
+        max_control_line: 2KB
+        max_connections: 100
+        max_subscriptions: 10
+        ping_interval: "1m"
+        ping_max: 3
+        write_deadline: "2s"
+        """
+    ) == {
+        "host": "127.0.0.1", "port": 4333, "server_name": "s1", "pid_file": "/tmp/x.pid",
+        "ports_file_dir": "/tmp", "log_file": "/tmp/x.log", "debug": True, "trace": False,
+        "logtime": False, "max_payload": 512 * 1024, "max_pending": 32 * 1024 * 1024,
+        "max_control_line": 2048, "max_connections": 100, "max_subscriptions": 10,
+        "ping_interval": 60.0, "ping_max": 3, "write_deadline": 2.0,
+    }  # fmt: skip
+
+
+def test_config_merge_aliases_listen_and_bare_seconds() -> None:
+    assert fields("net: 10.0.0.1\nmax_conn: 5\nmax_subs: 2\nping_interval: 30") == {
+        "host": "10.0.0.1",
+        "max_connections": 5,
+        "max_subscriptions": 2,
+        "ping_interval": 30.0,
+    }
+    assert fields("listen: 127.0.0.1:4555") == {"host": "127.0.0.1", "port": 4555}
+    assert fields("listen: 4556") == {"port": 4556}
+    # nats-server stores max_connections 0 from a file as -1: no client gets in.
+    assert fields("max_connections: 0") == {"max_connections": -1}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("port: 1\nfoo: 2\n", 2, 'unknown field "foo"'),
+        ("port: 1\n\nauthorization {\n  token: x\n}\n", 3, "does not support yet"),
+        ("jetstream {}\n", 1, "does not support yet"),
+        ("port: x\n", 1, "port: expected a number"),
+        ("debug: 3\n", 1, "debug: expected true or false"),
+        ('ping_interval: "2q"\n', 1, "invalid duration"),
+        ("listen: nowhere\n", 1, "expected host:port"),
+    ],
+)
+def test_config_merge_errors_name_the_line(text: str, line: int, message: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        fields(text)
+    assert exc.value.line == line
+    assert message in str(exc.value)
+    assert str(exc.value).startswith(f"test.conf:{line}:")
+
+
+def test_config_merge_flags_win_over_the_file_and_the_file_over_defaults() -> None:
+    assert merge({"port": 4222, "host": "0.0.0.0"}, {"port": 1, "host": "h"}, {"port": 2}) == {
+        "port": 2,
+        "host": "h",
+    }
+
+
+def test_config_merge_load_reports_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file or directory"):
+        load(tmp_path / "missing.conf")
