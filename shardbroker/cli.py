@@ -6,14 +6,15 @@ here as a clear message and its exit status.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import msgspec
 import typer
 
 from shardbroker import __version__, const, log
+from shardbroker.config.merge import apply_auth_flags, merge
 from shardbroker.config.merge import load as load_config
-from shardbroker.config.merge import merge
 from shardbroker.config.options import Options, OptionsError, validate
 from shardbroker.config.parse import ConfigError
 from shardbroker.errors import HaltBroker
@@ -69,8 +70,12 @@ def _given_flags(ctx: typer.Context) -> dict[str, object]:
     return given
 
 
-def _options(config: str, flags: dict[str, object]) -> Options:
-    """defaults < config file < flags, validated; exits with a one-line error."""
+def _options(
+    config: str, flags: dict[str, object], auth_flags: tuple[str | None, ...] = (None, None, None)
+) -> Options:
+    """defaults < config file < flags, validated; exits with a one-line error.
+
+    `auth_flags` is (--auth, --user, --pass), None where not given."""
     from_file: dict[str, object] = {}
     if config:
         try:
@@ -79,6 +84,7 @@ def _options(config: str, flags: dict[str, object]) -> Options:
             typer.echo(f"shardbroker: {exc}", err=True)
             raise typer.Exit(const.EXIT_BOOT_FAILURE) from None
     fields = merge(msgspec.structs.asdict(Options()), from_file, flags)
+    fields = apply_auth_flags(fields, *auth_flags)
     try:
         return validate(Options(**fields))  # type: ignore[arg-type]
     except OptionsError as exc:
@@ -146,6 +152,11 @@ def serve(
     ring_size: int = typer.Option(
         0, "--ring_size", help="Bytes per shared-memory ring between two shards (0: automatic)."
     ),
+    auth: str | None = typer.Option(
+        None, "--auth", help="Authorization token required for connections."
+    ),
+    user: str | None = typer.Option(None, "--user", help="User required for connections."),
+    password: str | None = typer.Option(None, "--pass", help="Password required for connections."),
 ) -> None:
     """Start the broker: a supervisor and one worker per core on one port."""
     # Imported here so `shardbroker --help` stays fast and light.
@@ -157,7 +168,7 @@ def serve(
     except OptionsError as exc:
         typer.echo(f"shardbroker: {exc}", err=True)
         raise typer.Exit(const.EXIT_BOOT_FAILURE) from None
-    opts = _options(config, flags)
+    opts = _options(config, flags, (auth, user, password))
     if check_only:
         if not config:
             typer.echo("shardbroker: -t needs a configuration file (-c FILE)", err=True)
@@ -165,6 +176,13 @@ def serve(
         typer.echo(f"shardbroker: configuration file {config} is valid")
         raise typer.Exit(0)
     log.setup(opts.log_file, opts.debug, opts.trace, opts.logtime)
+    if opts.authorization is not None:
+        from shardbroker.security.auth import Authenticator
+
+        if Authenticator(opts).plaintext_passwords():
+            logging.getLogger("shardbroker").warning(
+                "Plaintext passwords detected, use nkeys or bcrypt"
+            )
     try:
         code = Arbiter(opts).run()
     except HaltBroker as halt:

@@ -16,6 +16,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from shardbroker.config.options import Authorization, User
 from shardbroker.config.parse import ConfigError, KeyPath, Position, parse_file_with_positions
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -24,7 +27,7 @@ _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, 
 # nats-server features that a config file may name but shardbroker does not serve yet.
 NOT_YET_SUPPORTED = frozenset(
     (
-        "authorization", "accounts", "no_auth_user", "system_account", "operator",
+        "accounts", "system_account", "operator",
         "resolver", "tls", "jetstream", "cluster", "gateway", "leafnodes", "websocket",
         "mqtt", "http", "http_port", "https", "https_port", "monitor_port",
         "lame_duck_duration", "lame_duck_grace_period", "client_advertise",
@@ -129,6 +132,15 @@ def options_from_config(
     for key, value in values.items():
         position = positions.get((key,), Position(filename, 0, 0))
         name = key.lower()
+        if name == "authorization":
+            fields["authorization"] = _authorization(value, positions, (key,), position)
+            continue
+        if name == "no_auth_user":
+            try:
+                fields["no_auth_user"] = _str(value)
+            except ValueError as exc:
+                raise _error(position, f"{key}: {exc}") from None
+            continue
         if name == "listen":
             try:
                 fields.update(_listen(value))
@@ -154,6 +166,85 @@ def options_from_config(
     return fields
 
 
+# Keys nats-server knows in an authorization block or a user entry that are not
+# served yet: refused, never ignored (ignoring permissions would widen access).
+_AUTH_NOT_YET = frozenset(
+    ("default_permissions", "permissions", "permission", "auth_callout", "nkey", "nkeys")
+)
+_USER_NOT_YET = frozenset(
+    ("permissions", "permission", "nkey", "allowed_connection_types",
+     "allowed_connection_type", "account")
+)  # fmt: skip
+
+
+def _authorization(
+    value: Any, positions: Mapping[KeyPath, Position], path: KeyPath, position: Position
+) -> Authorization:
+    """`authorization { token | user+password | users: [...], timeout }`."""
+    if not isinstance(value, dict):
+        raise _error(position, f"{path[-1]}: expected a map, got {value!r}")
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        where = positions.get((*path, key), position)
+        name = key.lower()
+        try:
+            if name == "token":
+                out["token"] = _secret(item)
+            elif name in ("user", "username"):
+                out["user"] = _secret(item)
+            elif name in ("pass", "password"):
+                out["password"] = _secret(item)
+            elif name == "timeout":
+                out["timeout"] = _seconds(item)
+            elif name == "users":
+                out["users"] = _users(item, positions, (*path, key), where)
+            elif name in _AUTH_NOT_YET:
+                raise _error(where, f"authorization {key!r} is not supported by shardbroker yet")
+            else:
+                raise _error(where, f'unknown field "{key}"')
+        except ValueError as exc:
+            raise _error(where, f"{key}: {exc}") from None
+    return Authorization(**out)
+
+
+def _users(
+    value: Any, positions: Mapping[KeyPath, Position], path: KeyPath, position: Position
+) -> tuple[User, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected an array of users, got {value!r}")
+    users = []
+    for index, entry in enumerate(value):
+        at = positions.get((*path, index), position)
+        if not isinstance(entry, dict):
+            raise _error(at, f"users: expected a map {{user: a, password: b}}, not {entry!r}")
+        user: dict[str, str] = {}
+        for key, item in entry.items():
+            where = positions.get((*path, index, key), at)
+            name = key.lower()
+            try:
+                if name in ("user", "username"):
+                    user["user"] = _secret(item)
+                elif name in ("pass", "password"):
+                    user["password"] = _secret(item)
+                elif name in _USER_NOT_YET:
+                    raise _error(where, f"user {key!r} is not supported by shardbroker yet")
+                else:
+                    raise _error(where, f'unknown field "{key}"')
+            except ValueError as exc:
+                raise _error(where, f"{key}: {exc}") from None
+        if not user.get("user"):
+            raise _error(at, "users: each user needs a user name")
+        users.append(User(**user))
+    return tuple(users)
+
+
+def _secret(value: Any) -> str:
+    """A user name, password or token. nats-server takes a bare number as its text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return _str(value)
+
+
 def _error(position: Position, message: str) -> ConfigError:
     return ConfigError(message, position.file, position.line, position.column)
 
@@ -169,3 +260,19 @@ def merge(
 ) -> dict[str, Any]:
     """nats-server's order: defaults < config file < command-line flags."""
     return {**defaults, **from_file, **from_flags}
+
+
+def apply_auth_flags(
+    fields: dict[str, Any], token: str | None, user: str | None, password: str | None
+) -> dict[str, Any]:
+    """--auth, --user and --pass win over the file's authorization block (nats-server's
+    MergeOptions); validation then refuses combinations such as a user and a users list."""
+    if token is None and user is None and password is None:
+        return fields
+    auth = fields.get("authorization") or Authorization()
+    changes = {
+        name: value
+        for name, value in (("token", token), ("user", user), ("password", password))
+        if value is not None
+    }
+    return {**fields, "authorization": msgspec.structs.replace(auth, **changes)}

@@ -11,6 +11,26 @@ import msgspec
 from shardbroker import const
 
 
+class User(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of `authorization { users: [...] }`. A password starting with `$2a$`
+    (`$2b$`, `$2x$`, `$2y$`) is a bcrypt hash."""
+
+    user: str
+    password: str = ""
+
+
+class Authorization(msgspec.Struct, frozen=True, kw_only=True):
+    """The `authorization {}` block (and --auth/--user/--pass). A token, a single
+    user, or a users list; never more than one of them (validate)."""
+
+    token: str = ""
+    user: str = ""
+    password: str = ""
+    users: tuple[User, ...] | None = None
+    # Seconds a client has to send CONNECT once it got INFO.
+    timeout: float = const.AUTH_TIMEOUT
+
+
 class Options(msgspec.Struct, frozen=True, kw_only=True):
     host: str = const.DEFAULT_HOST
     port: int = const.DEFAULT_PORT
@@ -34,6 +54,11 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     write_deadline: float = const.WRITE_DEADLINE
     # Bytes of each shared-memory ring between two shards; 0 sizes them from max_payload.
     ring_size: int = 0
+
+    # None: no authentication configured, every client gets in.
+    authorization: Authorization | None = None
+    # A configured user that clients presenting no credentials are logged in as.
+    no_auth_user: str = ""
 
 
 def min_ring_size(max_payload: int, max_control_line: int) -> int:
@@ -87,7 +112,47 @@ def validate(opts: Options) -> Options:
         raise OptionsError("write_deadline must be positive")
     if opts.ping_max < 0:
         raise OptionsError("ping_max must not be negative")
+    _validate_auth(opts)
     return opts
+
+
+def _validate_auth(opts: Options) -> None:
+    """nats-server's cross-checks of the authorization options (same texts)."""
+    auth = opts.authorization
+    if auth is not None:
+        if (auth.user or auth.password) and auth.token:
+            raise OptionsError("Cannot have a user/pass and token")
+        if auth.users is not None:
+            if auth.user:
+                raise OptionsError("Can not have a single user/pass and a users array")
+            if auth.token:
+                raise OptionsError("Can not have a token and a users array")
+            seen: set[str] = set()
+            for user in auth.users:
+                if not user.user:
+                    raise OptionsError("a user in the users array has no user name")
+                if user.user in seen:
+                    raise OptionsError(f'Duplicate user "{user.user}" detected')
+                seen.add(user.user)
+        if auth.timeout <= 0:
+            raise OptionsError("authorization timeout must be positive")
+    if opts.no_auth_user:
+        users = auth.users if auth is not None else None
+        if users is None:
+            raise OptionsError(
+                f'no_auth_user: "{opts.no_auth_user}" present, but users/nkeys are not defined'
+            )
+        if not any(user.user == opts.no_auth_user for user in users):
+            raise OptionsError(
+                f'no_auth_user: "{opts.no_auth_user}" not present as user or nkey in '
+                "authorization block or account configuration"
+            )
+
+
+def auth_required(opts: Options) -> bool:
+    """Whether clients must authenticate (INFO `auth_required` before no_auth_user)."""
+    auth = opts.authorization
+    return auth is not None and bool(auth.token or auth.user or auth.users is not None)
 
 
 def encode(opts: Options) -> bytes:

@@ -192,6 +192,10 @@ class ClientParser:
         self._pending: tuple[bool, list[bytes], int] | None = None
         self._need = 0
 
+    def at_op_start(self) -> bool:
+        """True when the next byte fed starts a new operation (nothing partial is held)."""
+        return not self._buf and self._pending is None
+
     def feed(self, data: bytes) -> None:
         """Parse one read. Raises ProtocolError; the parser is then unusable.
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from shardbroker import const
 from shardbroker.errors import (
+    ERR_AUTH_TIMEOUT,
     ERR_AUTH_VIOLATION,
     ERR_INVALID_PROTOCOL,
     ERR_INVALID_PUBLISH_SUBJECT,
@@ -67,12 +68,16 @@ class ClosedState:
     MAX_CONNECTIONS_EXCEEDED = "Maximum Connections Exceeded"
     SERVER_SHUTDOWN = "Server Shutdown"
     MAX_PAYLOAD_EXCEEDED = "Maximum Message Payload Exceeded"
+    AUTHENTICATION_TIMEOUT = "Authentication Timeout"
+    AUTHENTICATION_VIOLATION = "Authentication Failure"
 
 
 class ClientProtocol(asyncio.Protocol):
     __slots__ = (
         "account",
         "active",
+        "auth_handle",
+        "awaiting_auth",
         "barrier",
         "cid",
         "closed",
@@ -102,6 +107,7 @@ class ClientProtocol(asyncio.Protocol):
         "server",
         "subs",
         "transport",
+        "user",
         "verbose",
         "version",
     )
@@ -144,6 +150,11 @@ class ClientProtocol(asyncio.Protocol):
         self.barrier: dict[int, tuple[int, int]] = {}
         self.hold_index = -1
         self.hold_targets: dict[int, tuple[int, int]] = {}
+        # Authentication configured: the first op must be a CONNECT with good credentials
+        # (checked in data_received per read, never per message) within the auth timeout.
+        self.awaiting_auth = server.auth.required
+        self.auth_handle: asyncio.TimerHandle | None = None
+        self.user = ""
 
     # -- transport callbacks -------------------------------------------------------
 
@@ -163,6 +174,8 @@ class ClientProtocol(asyncio.Protocol):
         high = server.opts.max_pending * 3 // 4
         transport.set_write_buffer_limits(high=high, low=high // 2)  # type: ignore[attr-defined]
         self.arm_ping(server.opts.ping_interval)
+        if self.awaiting_auth:
+            self.auth_handle = server.loop.call_later(server.auth.timeout, self.on_auth_timeout)
 
     def pause_writing(self) -> None:
         self.server.stall(self)
@@ -177,6 +190,14 @@ class ClientProtocol(asyncio.Protocol):
         self.in_bytes += len(data)
         if self.server.trace:
             self.trace("<<-", data)
+        if (
+            self.awaiting_auth
+            and data[:1] not in b"Cc"
+            and self.parser.at_op_start()
+            and not self.login_no_auth_user()
+        ):
+            self.close_with_error(ERR_AUTH_VIOLATION, ClosedState.AUTHENTICATION_VIOLATION)
+            return
         try:
             self.parser.feed(data)
         except ProtocolError as exc:
@@ -193,10 +214,41 @@ class ClientProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.close_connection(ClosedState.CLIENT_CLOSED)
 
+    # -- authentication ----------------------------------------------------------------
+
+    def login_no_auth_user(self) -> bool:
+        """A first op other than CONNECT under auth: only no_auth_user lets it through,
+        logging the client in as that user (nats-server's parser does the same)."""
+        name = self.server.auth.no_auth_user
+        if not name:
+            return False
+        self.authenticated(name)
+        self.connected = True
+        return True
+
+    def authenticated(self, user: str) -> None:
+        self.user = user
+        self.awaiting_auth = False
+        if self.auth_handle is not None:
+            self.auth_handle.cancel()
+            self.auth_handle = None
+
+    def on_auth_timeout(self) -> None:
+        self.auth_handle = None
+        if self.awaiting_auth and not self.closed:
+            self.close_with_error(ERR_AUTH_TIMEOUT, ClosedState.AUTHENTICATION_TIMEOUT)
+
     # -- protocol callbacks ----------------------------------------------------------
 
     def process_connect(self, body: bytes) -> None:
         opts = decode_connect(body)
+        auth = self.server.auth
+        if auth.required:
+            # Every CONNECT is (re-)authenticated; any failure is the same answer.
+            user = auth.check(opts.user, opts.password, opts.auth_token)
+            if user is None:
+                raise ProtocolError(ERR_AUTH_VIOLATION)
+            self.authenticated(user)
         if opts.has_account:
             raise ProtocolError(ERR_AUTH_VIOLATION)
         if opts.protocol not in (0, 1):
@@ -441,6 +493,9 @@ class ClientProtocol(asyncio.Protocol):
         if self.ping_handle is not None:
             self.ping_handle.cancel()
             self.ping_handle = None
+        if self.auth_handle is not None:
+            self.auth_handle.cancel()
+            self.auth_handle = None
         self.server.client_closed(self, reason)
         transport = self.transport
         if transport is not None:

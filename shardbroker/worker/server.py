@@ -37,6 +37,7 @@ from shardbroker.protocol import frames
 from shardbroker.protocol.frames import HELLO, READY, SDOWN, STOP
 from shardbroker.protocol.messages import ServerInfo, encode_info
 from shardbroker.protocol.parser import parse_mesh
+from shardbroker.security.auth import Authenticator
 from shardbroker.worker.router import RemoteInterest, Router, Subscription, make_result
 from shardbroker.worker.sublist import Sublist
 
@@ -104,6 +105,7 @@ class Server:
         self.slow_consumers = 0
         # -V: trace the protocol of every connection (decided once, not per message).
         self.trace = opts.trace
+        self.auth = Authenticator(opts)
         self._info = ServerInfo(
             server_id=boot.server_id,
             server_name=opts.server_name or boot.server_id,
@@ -113,6 +115,7 @@ class Server:
             host=opts.host,
             port=boot.mesh.port,
             headers=True,
+            auth_required=self.auth.advertised,
             max_payload=opts.max_payload,
         )
 

@@ -77,7 +77,7 @@ def test_config_merge_aliases_listen_and_bare_seconds() -> None:
     ("text", "line", "message"),
     [
         ("port: 1\nfoo: 2\n", 2, 'unknown field "foo"'),
-        ("port: 1\n\nauthorization {\n  token: x\n}\n", 3, "does not support yet"),
+        ("port: 1\n\naccounts {\n  A: {}\n}\n", 3, "does not support yet"),
         ("jetstream {}\n", 1, "does not support yet"),
         ("port: x\n", 1, "port: expected a number"),
         ("debug: 3\n", 1, "debug: expected true or false"),

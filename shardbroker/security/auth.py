@@ -1,0 +1,119 @@
+"""Authentication of a CONNECT: credentials in, the user they log in as (or None) out.
+
+Pure: no asyncio, no sockets. Built once per worker from Options (``Authenticator``)
+and consulted once per CONNECT, never per message. Follows nats-server's config mode
+(accounts-and-security.md §1): users list (client sent ``user``) -> ``no_auth_user``
+(client sent no credentials) -> single token -> single user/password. Every failure is
+the same answer (None), whatever the reason; the caller sends
+``-ERR 'Authorization Violation'``.
+
+Secrets are compared in constant time (``hmac.compare_digest``); a stored secret that
+looks like a bcrypt hash (``$2a$``, ``$2b$``, ``$2x$``, ``$2y$`` and a two-digit cost)
+is checked with the ``bcrypt`` package. bcrypt is deliberately slow, so successful
+checks are remembered (keyed by the hash and a SHA-256 of the presented secret, never
+the secret itself) and a client that reconnects does not pay for it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+import bcrypt
+
+from shardbroker.config.options import Options
+
+_BCRYPT_RE = re.compile(r"^\$2[abxy]\$\d{2}\$.*")
+_BCRYPT_CACHE_MAX = 1024
+
+# The user a token or the single user/password logs in as has no name of its own.
+ANONYMOUS = ""
+
+
+def is_bcrypt(stored: str) -> bool:
+    return _BCRYPT_RE.match(stored) is not None
+
+
+_bcrypt_ok: dict[tuple[str, bytes], bool] = {}
+
+
+def _bcrypt_matches(stored: str, given: str) -> bool:
+    key = (stored, hashlib.sha256(given.encode()).digest())
+    if key in _bcrypt_ok:
+        return True
+    # The `$2x$`/`$2y$` variants are the same algorithm; the bcrypt package knows `$2a$`/`$2b$`.
+    hashed = stored.encode()
+    if hashed[:4] in (b"$2x$", b"$2y$"):
+        hashed = b"$2b$" + hashed[4:]
+    try:
+        ok = bcrypt.checkpw(given.encode(), hashed)
+    except ValueError:  # not a well-formed hash after all
+        return False
+    if ok:
+        if len(_bcrypt_ok) >= _BCRYPT_CACHE_MAX:
+            _bcrypt_ok.clear()
+        _bcrypt_ok[key] = True
+    return ok
+
+
+def secret_matches(stored: str, given: str) -> bool:
+    """A presented password or token against the configured one (plain or bcrypt)."""
+    if is_bcrypt(stored):
+        return _bcrypt_matches(stored, given)
+    return hmac.compare_digest(stored.encode(), given.encode())
+
+
+class Authenticator:
+    """The authentication options of a broker, ready for checking CONNECTs."""
+
+    __slots__ = ("no_auth_user", "password", "required", "timeout", "token", "user", "users")
+
+    def __init__(self, opts: Options) -> None:
+        auth = opts.authorization
+        self.token = auth.token if auth is not None else ""
+        self.user = auth.user if auth is not None else ""
+        self.password = auth.password if auth is not None else ""
+        self.users: dict[str, str] | None = (
+            None if auth is None or auth.users is None else {u.user: u.password for u in auth.users}
+        )
+        self.timeout = auth.timeout if auth is not None else 0.0
+        self.required = bool(self.token or self.user or self.users is not None)
+        self.no_auth_user = opts.no_auth_user if self.required else ""
+
+    @property
+    def advertised(self) -> bool:
+        """INFO `auth_required`: hidden when no_auth_user lets credential-less clients in."""
+        return self.required and not self.no_auth_user
+
+    def check(self, user: str, password: str, token: str) -> str | None:
+        """The user name these CONNECT credentials log in as, or None (refused).
+
+        Without authentication configured everyone gets in and credentials are ignored.
+        """
+        if not self.required:
+            return ANONYMOUS
+        users = self.users
+        if users is not None:
+            if user:
+                stored = users.get(user)
+                if stored is None:
+                    return None
+                return user if secret_matches(stored, password) else None
+            if self.no_auth_user and not password and not token:
+                return self.no_auth_user
+            return None
+        if self.token:
+            return ANONYMOUS if secret_matches(self.token, token) else None
+        if hmac.compare_digest(self.user.encode(), user.encode()) and secret_matches(
+            self.password, password
+        ):
+            return user
+        return None
+
+    def plaintext_passwords(self) -> bool:
+        """nats-server warns at startup when any secret is not a bcrypt hash."""
+        secrets = [self.password] if self.user else []
+        if self.users is not None:
+            secrets.extend(self.users.values())
+        return any(s and not is_bcrypt(s) for s in secrets)

@@ -1,0 +1,137 @@
+"""security.auth: credentials in, the user they log in as (or None) out."""
+
+from __future__ import annotations
+
+import bcrypt
+import pytest
+
+from shardbroker.config.options import Authorization, Options, User
+from shardbroker.security import auth as auth_module
+from shardbroker.security.auth import ANONYMOUS, Authenticator, is_bcrypt, secret_matches
+
+
+def hashed(secret: str) -> str:
+    return bcrypt.hashpw(secret.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
+def authenticator(no_auth_user: str = "", **fields: object) -> Authenticator:
+    return Authenticator(
+        Options(authorization=Authorization(**fields), no_auth_user=no_auth_user)  # type: ignore[arg-type]
+    )
+
+
+def test_auth_nothing_configured_lets_everyone_in_and_ignores_credentials() -> None:
+    auth = Authenticator(Options())
+    assert not auth.required and not auth.advertised
+    assert auth.check("", "", "") == ANONYMOUS
+    assert auth.check("who", "ever", "tok") == ANONYMOUS
+
+
+def test_auth_timeout_alone_requires_nothing() -> None:
+    assert not authenticator(timeout=1.0).required
+
+
+def test_auth_token() -> None:
+    auth = authenticator(token="s3cr3t")
+    assert auth.required and auth.advertised
+    assert auth.check("", "", "s3cr3t") == ANONYMOUS
+    assert auth.check("", "", "s3cr3") is None
+    assert auth.check("", "", "") is None
+    assert auth.check("s3cr3t", "s3cr3t", "") is None
+
+
+def test_auth_bcrypt_token() -> None:
+    auth = authenticator(token=hashed("tok"))
+    assert auth.check("", "", "tok") == ANONYMOUS
+    assert auth.check("", "", "tik") is None
+
+
+def test_auth_single_user_plain_password() -> None:
+    auth = authenticator(user="a", password="b")
+    assert auth.check("a", "b", "") == "a"
+    assert auth.check("a", "x", "") is None
+    assert auth.check("x", "b", "") is None
+    assert auth.check("", "", "") is None
+    assert auth.check("", "", "b") is None
+    assert auth.plaintext_passwords()
+
+
+@pytest.mark.parametrize("prefix", ["$2a$", "$2b$", "$2y$"])
+def test_auth_single_user_bcrypt_password(prefix: str) -> None:
+    stored = prefix + hashed("pw")[4:]
+    assert is_bcrypt(stored)
+    auth = authenticator(user="a", password=stored)
+    assert auth.check("a", "pw", "") == "a"
+    assert auth.check("a", "pw", "") == "a"  # the remembered success
+    assert auth.check("a", "px", "") is None
+    assert auth.check("a", stored, "") is None  # the hash itself is not the password
+    assert not auth.plaintext_passwords()
+
+
+def test_auth_bcrypt_lookalike_that_is_not_a_hash_fails_closed() -> None:
+    assert is_bcrypt("$2a$10$short")
+    assert not secret_matches("$2a$10$short", "$2a$10$short")
+
+
+def test_auth_users_list() -> None:
+    auth = authenticator(
+        users=(User(user="a", password="pa"), User(user="b", password=hashed("pb")))
+    )
+    assert auth.required and auth.advertised
+    assert auth.check("a", "pa", "") == "a"
+    assert auth.check("b", "pb", "") == "b"
+    assert auth.check("a", "pb", "") is None
+    assert auth.check("c", "pa", "") is None
+    assert auth.check("", "", "") is None
+    assert auth.check("", "", "pa") is None
+
+
+def test_auth_empty_users_list_lets_nobody_in() -> None:
+    auth = authenticator(users=())
+    assert auth.required
+    assert auth.check("", "", "") is None
+
+
+def test_auth_no_auth_user() -> None:
+    auth = authenticator(
+        no_auth_user="a", users=(User(user="a", password="pa"), User(user="b", password="pb"))
+    )
+    assert auth.required and not auth.advertised
+    assert auth.check("", "", "") == "a"
+    # Credentials, when given, are checked: no falling back to the no_auth_user.
+    assert auth.check("b", "pb", "") == "b"
+    assert auth.check("b", "bad", "") is None
+    assert auth.check("", "pa", "") is None
+    assert auth.check("", "", "tok") is None
+
+
+def test_auth_plain_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[bytes, bytes]] = []
+    real = auth_module.hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(auth_module.hmac, "compare_digest", spy)
+    assert authenticator(token="t").check("", "", "t") == ANONYMOUS
+    assert authenticator(user="a", password="b").check("a", "x", "") is None
+    assert authenticator(users=(User(user="a", password="b"),)).check("a", "b", "") == "a"
+    assert (b"t", b"t") in calls
+    assert (b"b", b"x") in calls
+    assert (b"b", b"b") in calls
+
+
+def test_auth_bcrypt_goes_through_the_bcrypt_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    stored = hashed("fresh-secret")
+    seen: list[bytes] = []
+    real = auth_module.bcrypt.checkpw
+
+    def spy(password: bytes, hashed_password: bytes) -> bool:
+        seen.append(password)
+        return real(password, hashed_password)
+
+    monkeypatch.setattr(auth_module.bcrypt, "checkpw", spy)
+    assert secret_matches(stored, "fresh-secret")
+    assert not secret_matches(stored, "other")
+    assert seen == [b"fresh-secret", b"other"]
