@@ -152,7 +152,9 @@ class ClientParser:
         (message = header block + payload)
     process_sub(subject, queue|None, sid)
     process_unsub(sid, max_msgs|None)    (max_msgs -1 when present but unparsable)
-    process_ping(), process_pong(), process_connect(json_bytes), process_client_err()
+    process_ping(), process_pong(), process_client_err()
+    process_connect(json_bytes) -> bool: True suspends parsing after the CONNECT (the rest
+        of the read is kept); the handler resumes it with feed(b"")
     """
 
     __slots__ = (
@@ -434,7 +436,11 @@ class ClientParser:
             return self._wait_payload(data, pos, True, args, tsize)
         if verb == _CONNECT:
             line = data[start:nl]
-            self._connect(line[line.upper().find(_CONNECT) + len(_CONNECT) :].strip())
+            if self._connect(line[line.upper().find(_CONNECT) + len(_CONNECT) :].strip()):
+                # The handler finishes this CONNECT later (a slow credential check):
+                # keep the rest of the read until it feeds us again.
+                self._buf += data[pos:]
+                return -1
             return pos
         if verb == _ERR:
             self._err()

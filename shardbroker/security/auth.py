@@ -111,6 +111,24 @@ class Authenticator:
             return user
         return None
 
+    def is_slow(self, user: str, password: str, token: str) -> bool:
+        """Would check() run bcrypt (a stored hash whose answer is not cached yet)?
+
+        The caller then runs check() off its event loop: bcrypt takes hundreds of
+        milliseconds by design."""
+        if not self.required:
+            return False
+        if self.users is not None:
+            stored = self.users.get(user) if user else None
+            given = password
+        elif self.token:
+            stored, given = self.token, token
+        else:
+            stored, given = self.password, password
+        if stored is None or not is_bcrypt(stored):
+            return False
+        return (stored, hashlib.sha256(given.encode()).digest()) not in _bcrypt_ok
+
     def plaintext_passwords(self) -> bool:
         """nats-server warns at startup when any secret is not a bcrypt hash."""
         secrets = [self.password] if self.user else []

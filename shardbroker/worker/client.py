@@ -36,7 +36,7 @@ from shardbroker.errors import (
 )
 from shardbroker.log import TRACE
 from shardbroker.protocol import frames
-from shardbroker.protocol.messages import decode_connect
+from shardbroker.protocol.messages import ConnectOptions, decode_connect
 from shardbroker.protocol.parser import ClientParser
 from shardbroker.protocol.subjects import (
     is_valid_literal_subject,
@@ -240,15 +240,54 @@ class ClientProtocol(asyncio.Protocol):
 
     # -- protocol callbacks ----------------------------------------------------------
 
-    def process_connect(self, body: bytes) -> None:
+    def process_connect(self, body: bytes) -> bool:
+        """Returns True when the CONNECT finishes later (bcrypt runs in a thread)."""
         opts = decode_connect(body)
         auth = self.server.auth
         if auth.required:
             # Every CONNECT is (re-)authenticated; any failure is the same answer.
+            if auth.is_slow(opts.user, opts.password, opts.auth_token):
+                self.check_off_loop(opts)
+                return True
             user = auth.check(opts.user, opts.password, opts.auth_token)
             if user is None:
                 raise ProtocolError(ERR_AUTH_VIOLATION)
             self.authenticated(user)
+        self.apply_connect(opts)
+        return False
+
+    def check_off_loop(self, opts: ConnectOptions) -> None:
+        """Run a slow credential check in a thread; the connection reads nothing until
+        it is done, then the CONNECT completes and what followed it is parsed."""
+        transport = self.transport
+        assert transport is not None
+        transport.pause_reading()
+        auth = self.server.auth
+        future = self.server.loop.run_in_executor(
+            None, auth.check, opts.user, opts.password, opts.auth_token
+        )
+        future.add_done_callback(lambda done: self.connect_checked(opts, done))
+
+    def connect_checked(self, opts: ConnectOptions, done: asyncio.Future[str | None]) -> None:
+        if self.closed:
+            return
+        user = None if done.cancelled() or done.exception() else done.result()
+        try:
+            if user is None:
+                raise ProtocolError(ERR_AUTH_VIOLATION)
+            self.authenticated(user)
+            self.apply_connect(opts)
+        except ProtocolError as exc:
+            self.server.flush_batch(self)
+            self.close_with_error(exc.wire_text, ClosedState.AUTHENTICATION_VIOLATION)
+            return
+        transport = self.transport
+        assert transport is not None
+        transport.resume_reading()
+        self.data_received(b"")  # what followed the CONNECT in its read
+
+    def apply_connect(self, opts: ConnectOptions) -> None:
+        """The CONNECT options, once the connection is authenticated."""
         if opts.has_account:
             raise ProtocolError(ERR_AUTH_VIOLATION)
         if opts.protocol not in (0, 1):

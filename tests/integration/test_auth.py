@@ -16,7 +16,7 @@ import nats
 import nats.errors
 import pytest
 
-from tests.helpers.broker import Broker, raw_connect, run_broker, unique
+from tests.helpers.broker import Broker, raw_connect, raw_connect_on_shard, run_broker, unique
 from tests.helpers.wait import check_for
 from tests.helpers.wire import INFO_RE, OK_RE, PONG_RE
 
@@ -230,7 +230,6 @@ def test_auth_info_unchanged_after_connect(tmp_path: Path) -> None:
         assert b'"connect_info":true' in m.group(0)
 
 
-
 def test_auth_timeout_applies_with_no_auth_user(tmp_path: Path) -> None:
     # nats-server arms the auth timer even when no_auth_user hides auth_required.
     with (
@@ -239,3 +238,40 @@ def test_auth_timeout_applies_with_no_auth_user(tmp_path: Path) -> None:
     ):
         data = check_for(5.0, 0.05, lambda: client.expect_closed(timeout=0.05))
         assert data == AUTH_TIMEOUT
+
+
+def test_auth_bcrypt_check_does_not_stall_the_worker(tmp_path: Path) -> None:
+    # A deliberately slow hash (cost 13, most of a second): a CONNECT with a wrong
+    # password must not hold up another client on the same worker meanwhile.
+    slow_hash = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=12)).decode()
+    conf = (
+        f'authorization {{ timeout: 30, users: [ {{user: slow, password: "{slow_hash}"}}, '
+        "{user: fast, password: fastpass} ] }\n"
+    )
+    with broker_with(tmp_path, conf) as broker:
+        shard = 1 if broker.is_shardbroker else None
+        other = raw_connect_on_shard(broker, shard) if shard else raw_connect(broker)
+        checked = raw_connect_on_shard(broker, shard) if shard else raw_connect(broker)
+        with other, checked:
+            other.send(b'CONNECT {"verbose":false,"user":"fast","pass":"fastpass"}\r\nPING\r\n')
+            other.expect(PONG_RE)
+            checked.send(b'CONNECT {"verbose":false,"user":"slow","pass":"wrong"}\r\nPING\r\n')
+            other.send(b"PING\r\n")
+            other.expect(PONG_RE)
+            # The check is still running: nothing has come back on the checked
+            # connection yet (a check on the loop would have answered before the PONG).
+            checked.assert_nothing(timeout=0.05)
+            assert checked.expect_closed(timeout=20) == AUTH_VIOLATION
+
+
+def test_auth_bcrypt_login_then_pipelined_ops(tmp_path: Path) -> None:
+    # What follows the CONNECT in the same write waits for the check, then runs.
+    with broker_with(tmp_path, USERS_CONF) as broker, raw_connect(broker) as client:
+        subject = unique()
+        client.send(
+            b'CONNECT {"verbose":false,"user":"bob","pass":"' + BCRYPT_PASSWORD.encode()
+            + b'"}\r\nSUB ' + subject.encode() + b" 1\r\nPUB " + subject.encode()
+            + b" 2\r\nhi\r\nPING\r\n"
+        )  # fmt: skip
+        assert client.read_msg().payload == b"hi"
+        client.expect(PONG_RE)
