@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from shardbroker.config.nkey import is_user_nkey
 from shardbroker.config.options import Authorization, User
 from shardbroker.config.parse import ConfigError, KeyPath, Position, parse_file_with_positions
 
@@ -172,7 +173,7 @@ _AUTH_NOT_YET = frozenset(
     ("default_permissions", "permissions", "permission", "auth_callout", "nkey", "nkeys")
 )
 _USER_NOT_YET = frozenset(
-    ("permissions", "permission", "nkey", "allowed_connection_types",
+    ("permissions", "permission", "allowed_connection_types",
      "allowed_connection_type", "account")
 )  # fmt: skip
 
@@ -226,14 +227,19 @@ def _users(
                     user["user"] = _secret(item)
                 elif name in ("pass", "password"):
                     user["password"] = _secret(item)
+                elif name == "nkey":
+                    key = _str(item)
+                    if not is_user_nkey(key):
+                        raise ValueError(f"not a valid user public NKEY: {key!r}")
+                    user["nkey"] = key
                 elif name in _USER_NOT_YET:
                     raise _error(where, f"user {key!r} is not supported by shardbroker yet")
                 else:
                     raise _error(where, f'unknown field "{key}"')
             except ValueError as exc:
                 raise _error(where, f"{key}: {exc}") from None
-        if not user.get("user"):
-            raise _error(at, "users: each user needs a user name")
+        if not user.get("user") and not user.get("nkey"):
+            raise _error(at, "users: each user needs a user name or an nkey")
         users.append(User(**user))
     return tuple(users)
 

@@ -12,11 +12,13 @@ from shardbroker import const
 
 
 class User(msgspec.Struct, frozen=True, kw_only=True):
-    """One entry of `authorization { users: [...] }`. A password starting with `$2a$`
-    (`$2b$`, `$2x$`, `$2y$`) is a bcrypt hash."""
+    """One entry of `authorization { users: [...] }`: a user name with a password (one
+    starting with `$2a$`, `$2b$`, `$2x$` or `$2y$` is a bcrypt hash), or an NKEY user
+    (`nkey: U...`, who logs in by signing the INFO nonce)."""
 
-    user: str
+    user: str = ""
     password: str = ""
+    nkey: str = ""
 
 
 class Authorization(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,6 +131,15 @@ def _validate_auth(opts: Options) -> None:
                 raise OptionsError("Can not have a token and a users array")
             seen: set[str] = set()
             for user in auth.users:
+                if user.nkey:
+                    if user.user or user.password:
+                        raise OptionsError(
+                            f'Nkey "{user.nkey}" can not have a user name or a password'
+                        )
+                    if user.nkey in seen:
+                        raise OptionsError(f'Duplicate nkey "{user.nkey}" detected')
+                    seen.add(user.nkey)
+                    continue
                 if not user.user:
                     raise OptionsError("a user in the users array has no user name")
                 if user.user in seen:
@@ -142,7 +153,7 @@ def _validate_auth(opts: Options) -> None:
             raise OptionsError(
                 f'no_auth_user: "{opts.no_auth_user}" present, but users/nkeys are not defined'
             )
-        if not any(user.user == opts.no_auth_user for user in users):
+        if not any(opts.no_auth_user in (user.user, user.nkey) for user in users):
             raise OptionsError(
                 f'no_auth_user: "{opts.no_auth_user}" not present as user or nkey in '
                 "authorization block or account configuration"

@@ -22,6 +22,7 @@ import re
 
 import bcrypt
 
+from shardbroker.config.nkey import signed_by
 from shardbroker.config.options import Options
 
 _BCRYPT_RE = re.compile(r"^\$2[abxy]\$\d{2}\$.*")
@@ -67,7 +68,16 @@ def secret_matches(stored: str, given: str) -> bool:
 class Authenticator:
     """The authentication options of a broker, ready for checking CONNECTs."""
 
-    __slots__ = ("no_auth_user", "password", "required", "timeout", "token", "user", "users")
+    __slots__ = (
+        "nkeys",
+        "no_auth_user",
+        "password",
+        "required",
+        "timeout",
+        "token",
+        "user",
+        "users",
+    )
 
     def __init__(self, opts: Options) -> None:
         auth = opts.authorization
@@ -75,7 +85,13 @@ class Authenticator:
         self.user = auth.user if auth is not None else ""
         self.password = auth.password if auth is not None else ""
         self.users: dict[str, str] | None = (
-            None if auth is None or auth.users is None else {u.user: u.password for u in auth.users}
+            None
+            if auth is None or auth.users is None
+            else {u.user: u.password for u in auth.users if not u.nkey}
+        )
+        # NKEY users log in as their public key.
+        self.nkeys = (
+            frozenset(u.nkey for u in (auth.users or ()) if u.nkey) if auth else frozenset()
         )
         self.timeout = auth.timeout if auth is not None else 0.0
         self.required = bool(self.token or self.user or self.users is not None)
@@ -86,13 +102,25 @@ class Authenticator:
         """INFO `auth_required`: hidden when no_auth_user lets credential-less clients in."""
         return self.required and not self.no_auth_user
 
-    def check(self, user: str, password: str, token: str) -> str | None:
+    @property
+    def needs_nonce(self) -> bool:
+        """INFO carries a fresh nonce for every connection when NKEY users exist."""
+        return bool(self.nkeys)
+
+    def check(
+        self, user: str, password: str, token: str, nkey: str = "", sig: str = "", nonce: str = ""
+    ) -> str | None:
         """The user name these CONNECT credentials log in as, or None (refused).
 
         Without authentication configured everyone gets in and credentials are ignored.
         """
         if not self.required:
             return ANONYMOUS
+        if nkey:
+            # An NKEY user signs this connection's nonce (nats-server checks it first).
+            if nkey in self.nkeys and nonce and signed_by(nkey, nonce, sig):
+                return nkey
+            return None
         users = self.users
         if users is not None:
             if user:

@@ -14,7 +14,9 @@ ring read counter pass the recorded position.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
 from random import random
 from typing import TYPE_CHECKING
 
@@ -95,6 +97,7 @@ class ClientProtocol(asyncio.Protocol):
         "lang",
         "name",
         "no_responders",
+        "nonce",
         "out",
         "out_msgs",
         "parser",
@@ -154,6 +157,12 @@ class ClientProtocol(asyncio.Protocol):
         # (checked in data_received per read, never per message) within the auth timeout.
         self.awaiting_auth = server.auth.required
         self.auth_handle: asyncio.TimerHandle | None = None
+        # 11 random bytes as 15 base64url characters, signed by NKEY users at CONNECT.
+        self.nonce = (
+            base64.urlsafe_b64encode(os.urandom(11)).decode().rstrip("=")
+            if server.auth.needs_nonce
+            else ""
+        )
         self.user = ""
 
     # -- transport callbacks -------------------------------------------------------
@@ -246,10 +255,12 @@ class ClientProtocol(asyncio.Protocol):
         auth = self.server.auth
         if auth.required:
             # Every CONNECT is (re-)authenticated; any failure is the same answer.
-            if auth.is_slow(opts.user, opts.password, opts.auth_token):
+            if not opts.nkey and auth.is_slow(opts.user, opts.password, opts.auth_token):
                 self.check_off_loop(opts)
                 return True
-            user = auth.check(opts.user, opts.password, opts.auth_token)
+            user = auth.check(
+                opts.user, opts.password, opts.auth_token, opts.nkey, opts.sig, self.nonce
+            )
             if user is None:
                 raise ProtocolError(ERR_AUTH_VIOLATION)
             self.authenticated(user)

@@ -132,7 +132,9 @@ class Server:
         return self._cid_base | self._cid_next
 
     def info_for(self, client: ClientProtocol) -> bytes:
-        info = msgspec.structs.replace(self._info, client_id=client.cid, client_ip=client.host)
+        info = msgspec.structs.replace(
+            self._info, client_id=client.cid, client_ip=client.host, nonce=client.nonce
+        )
         return frames.info(encode_info(info))
 
     def connect_info_for(self, client: ClientProtocol) -> bytes:

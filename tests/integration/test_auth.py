@@ -275,3 +275,35 @@ def test_auth_bcrypt_login_then_pipelined_ops(tmp_path: Path) -> None:
         )  # fmt: skip
         assert client.read_msg().payload == b"hi"
         client.expect(PONG_RE)
+
+
+NKEY_SEED = "SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU"
+NKEY_PUBLIC = "UCK5N7N66OBOINFXAYC2ACJQYFSOD4VYNU6APEJTAVFZB2SVHLKGEW7L"
+OTHER_NKEY_SEED = "SUAAAAICAMCAKBQHBAEQUCYMBUHA6EARCIJRIFIWC4MBSGQ3DQOR4H776Y"
+
+
+async def test_auth_nkey_user_signs_the_nonce(tmp_path: Path) -> None:
+    conf = f"authorization {{ users: [ {{nkey: {NKEY_PUBLIC}}}, {{user: a, password: b}} ] }}\n"
+    with broker_with(tmp_path, conf) as broker:
+        with raw_connect(broker) as client:
+            nonce = client.info["nonce"]
+            assert isinstance(nonce, str) and len(nonce) == 15
+        with raw_connect(broker) as second:
+            assert second.info["nonce"] != nonce  # fresh per connection
+        await roundtrip(broker.url, nkeys_seed_str=NKEY_SEED)
+        await refused(broker.url, nkeys_seed_str=OTHER_NKEY_SEED)
+        await roundtrip(url_with(broker, "a:b"))
+
+
+def test_auth_nkey_bad_signature_exact_bytes(tmp_path: Path) -> None:
+    conf = f"authorization {{ users: [ {{nkey: {NKEY_PUBLIC}}} ] }}\n"
+    with broker_with(tmp_path, conf) as broker, raw_connect(broker) as client:
+        client.send(
+            b'CONNECT {"verbose":false,"nkey":"' + NKEY_PUBLIC.encode() + b'","sig":"AAAA"}\r\n'
+        )
+        assert client.expect_closed() == AUTH_VIOLATION
+
+
+def test_auth_no_nonce_without_nkey_users(tmp_path: Path) -> None:
+    with broker_with(tmp_path, USERS_CONF) as broker, raw_connect(broker) as client:
+        assert "nonce" not in client.info

@@ -103,3 +103,15 @@ def test_config_merge_flags_win_over_the_file_and_the_file_over_defaults() -> No
 def test_config_merge_load_reports_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file or directory"):
         load(tmp_path / "missing.conf")
+
+
+def test_config_merge_nkey_users() -> None:
+    public = "UCK5N7N66OBOINFXAYC2ACJQYFSOD4VYNU6APEJTAVFZB2SVHLKGEW7L"
+    auth = fields(f"authorization {{ users: [ {{nkey: {public}}}, {{user: a, password: b}} ] }}")[
+        "authorization"
+    ]
+    assert [(u.user, u.nkey) for u in auth.users] == [("", public), ("a", "")]  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError) as exc:
+        fields("authorization {\n  users: [\n    {nkey: UNOTAKEY}\n  ]\n}\n")
+    assert exc.value.line == 3
+    assert "not a valid user public NKEY" in str(exc.value)
