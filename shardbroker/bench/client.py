@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import socket
 import time
 from collections import deque
@@ -656,3 +657,51 @@ class Pacer:
     def wait(self, now: float, sent: int) -> float:
         """Seconds until the next message is due."""
         return max(0.0005, (sent / self.rate) - (now - self.t0))
+
+
+class InboxRequester(Role):
+    """A role that publishes with replies to its own inbox (`_INBOX.<random>.*`) and runs
+    until its work is done or the run stops: the requester and the JetStream publisher."""
+
+    __slots__ = ("deadline", "done", "head", "inbox", "pacer", "tail")
+    active = True
+
+    def __init__(self, spec: ClientSpec, ctx: ProcessContext) -> None:
+        super().__init__(spec, ctx)
+        self.inbox = b""
+        self.head = b""
+        self.tail = b""
+        self.deadline = 0.0
+        self.pacer: Pacer | None = None
+        self.done: asyncio.Future[None] | None = None
+
+    async def open_inbox(
+        self, on_reply: Callable[..., Any], on_batch: Callable[[], None] | None = None
+    ) -> None:
+        """Connect, subscribe the inbox, and prepare `head` (PUB <subject> <inbox>) and
+        `tail` (<size> CRLF payload CRLF) around each request's reply token."""
+        cfg = self.ctx.cfg
+        conn = await self.open()
+        self.inbox = b"_INBOX." + secrets.token_hex(11).encode() + b"."
+        conn.handlers[b"1"] = on_reply
+        if on_batch is not None:
+            conn.on_batch = on_batch
+        conn.write(b"SUB " + self.inbox + b"* 1" + CRLF)
+        self.head = b"PUB " + cfg.subject.encode() + b" " + self.inbox
+        self.tail = b" " + str(cfg.size).encode() + CRLF + make_payload(cfg.size) + CRLF
+        await conn.flush(cfg.timeout)
+
+    async def run_until_done(self, kick: Callable[[], None]) -> None:
+        """Start the clock and the pacer, `kick` the first request, and wait until the
+        role sets `done` or the run is stopped; then flush."""
+        cfg = self.ctx.cfg
+        conn = self.conn
+        assert conn is not None
+        self.done = conn.loop.create_future()
+        self.t_start = self.t_end = time.monotonic()
+        self.deadline = self.t_start + cfg.duration if cfg.duration else 0.0
+        self.pacer = Pacer(cfg.rate, self.t_start) if cfg.rate else None
+        kick()
+        await first_of(self.done, self.ctx.stop)
+        if not conn.lost:
+            await conn.flush(cfg.timeout)

@@ -30,13 +30,12 @@ from shardbroker.bench import BenchConfig, BenchError, ClientSpec
 from shardbroker.bench.client import (
     CRLF,
     Connection,
-    Pacer,
+    InboxRequester,
     ProcessContext,
     Role,
     ServerURL,
     connect,
     first_of,
-    make_payload,
     status_line,
     status_of,
 )
@@ -377,60 +376,24 @@ async def finish(cfg: BenchConfig, setup: JsSetup) -> dict[str, Any]:
 # -- roles (client processes) ---------------------------------------------------------------
 
 
-class JsPublisher(Role):
+class JsPublisher(InboxRequester):
     """Publishes with a reply inbox and counts PubAcks; at most `window` publishes wait
     for their ack (1 with --ack sync). Latency is publish -> PubAck."""
 
-    __slots__ = (
-        "deadline",
-        "done",
-        "head",
-        "inbox",
-        "pacer",
-        "pending",
-        "scheduled",
-        "seq",
-        "tail",
-        "window",
-    )
-    active = True
+    __slots__ = ("pending", "scheduled", "seq", "window")
 
     def __init__(self, spec: ClientSpec, ctx: ProcessContext) -> None:
         super().__init__(spec, ctx)
-        self.inbox = b""
-        self.head = b""
-        self.tail = b""
         self.seq = 0
         self.window = ctx.cfg.window
         self.pending: dict[bytes, int] = {}  # reply token -> monotonic_ns at publish
-        self.deadline = 0.0
-        self.pacer: Pacer | None = None
         self.scheduled = False
-        self.done: asyncio.Future[None] | None = None
 
     async def setup(self) -> None:
-        cfg = self.ctx.cfg
-        conn = await self.open()
-        self.inbox = b"_INBOX." + secrets.token_hex(11).encode() + b"."
-        conn.handlers[b"1"] = self.on_ack
-        conn.on_batch = self.pump
-        conn.write(b"SUB " + self.inbox + b"* 1" + CRLF)
-        self.head = b"PUB " + cfg.subject.encode() + b" " + self.inbox
-        self.tail = b" " + str(cfg.size).encode() + CRLF + make_payload(cfg.size) + CRLF
-        await conn.flush(cfg.timeout)
+        await self.open_inbox(self.on_ack, on_batch=self.pump)
 
     async def run(self) -> None:
-        cfg = self.ctx.cfg
-        conn = self.conn
-        assert conn is not None
-        self.done = conn.loop.create_future()
-        self.t_start = self.t_end = time.monotonic()
-        self.deadline = self.t_start + cfg.duration if cfg.duration else 0.0
-        self.pacer = Pacer(cfg.rate, self.t_start) if cfg.rate else None
-        self.pump()
-        await first_of(self.done, self.ctx.stop)
-        if not conn.lost:
-            await conn.flush(cfg.timeout)
+        await self.run_until_done(self.pump)
         self.publish_count(self.count)
         self.mark_done()
 

@@ -22,7 +22,6 @@ received) per second of the run; each role group also has its own rate.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -46,11 +45,11 @@ from shardbroker.bench.client import (
     CRLF,
     STAMP_SIZE,
     STATE_DONE,
+    InboxRequester,
     Pacer,
     ProcessContext,
     Role,
     ServerURL,
-    first_of,
     make_payload,
     status_of,
 )
@@ -547,60 +546,25 @@ class Responder(Role):
         self.t_end = self.last if self.count else self.t_start
 
 
-class Requester(Role):
+class Requester(InboxRequester):
     """Round trips, one request in flight: the reply (or a pacing timer) sends the next
     request straight from the callback, without a task switch. Each request has its own
     reply token, so a late or duplicate reply is never taken for the current one."""
 
-    __slots__ = (
-        "deadline",
-        "done",
-        "expect",
-        "head",
-        "inbox",
-        "late",
-        "pacer",
-        "seq",
-        "t_sent",
-        "tail",
-    )
-    active = True
+    __slots__ = ("expect", "late", "seq", "t_sent")
 
     def __init__(self, spec: ClientSpec, ctx: ProcessContext) -> None:
         super().__init__(spec, ctx)
-        self.inbox = b""
-        self.head = b""
-        self.tail = b""
         self.seq = 0
         self.expect = b""
         self.t_sent = 0
         self.late = 0
-        self.deadline = 0.0
-        self.pacer: Pacer | None = None
-        self.done: asyncio.Future[None] | None = None
 
     async def setup(self) -> None:
-        cfg = self.ctx.cfg
-        conn = await self.open()
-        self.inbox = b"_INBOX." + secrets.token_hex(11).encode() + b"."
-        conn.handlers[b"1"] = self.on_reply
-        conn.write(b"SUB " + self.inbox + b"* 1" + CRLF)
-        self.head = b"PUB " + cfg.subject.encode() + b" " + self.inbox
-        self.tail = b" " + str(cfg.size).encode() + CRLF + make_payload(cfg.size) + CRLF
-        await conn.flush(cfg.timeout)
+        await self.open_inbox(self.on_reply)
 
     async def run(self) -> None:
-        cfg = self.ctx.cfg
-        conn = self.conn
-        assert conn is not None
-        self.done = conn.loop.create_future()
-        self.t_start = self.t_end = time.monotonic()
-        self.deadline = self.t_start + cfg.duration if cfg.duration else 0.0
-        self.pacer = Pacer(cfg.rate, self.t_start) if cfg.rate else None
-        self.send_next()
-        await first_of(self.done, self.ctx.stop)
-        if not conn.lost:
-            await conn.flush(cfg.timeout)
+        await self.run_until_done(self.send_next)
         self.mark_done()
 
     def send_next(self) -> None:
