@@ -39,7 +39,7 @@ from shardbroker.protocol.messages import ServerInfo, encode_info
 from shardbroker.protocol.parser import parse_mesh
 from shardbroker.security.auth import Authenticator
 from shardbroker.worker.router import RemoteInterest, Router, Subscription, make_result
-from shardbroker.worker.sublist import Sublist
+from shardbroker.protocol.sublist import Sublist
 
 if TYPE_CHECKING:
     from shardbroker.worker.client import ClientProtocol

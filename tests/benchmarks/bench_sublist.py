@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from shardbroker.protocol.subjects import is_valid_subject, subject_matches
-from shardbroker.worker.sublist import Sublist
+from shardbroker.protocol.sublist import Sublist
 
 
 class Sub:

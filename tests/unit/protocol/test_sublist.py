@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shardbroker.protocol.subjects import subject_matches
-from shardbroker.worker.sublist import Sublist
+from shardbroker.protocol.sublist import Sublist
 
 
 class Sub:

@@ -1,6 +1,6 @@
 """The subscription index of one account: a token trie plus a bounded match cache.
 
-Owner: a worker shard (and the storage shard), one `Sublist` per account, kept by the
+Owner: a worker shard or the storage shard, one `Sublist` per account, kept by the
 caller in a dict account -> Sublist. Runs on the event loop; pure Python, never blocks,
 not thread-safe (one loop owns it). Port of nats-server's ``server/sublist.go``.
 
