@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import logging
 import os
 import resource
@@ -25,38 +24,19 @@ from shardbroker import const, log
 from shardbroker.config import options as options_mod
 from shardbroker.config.options import Options
 from shardbroker.mesh import stats
-from shardbroker.mesh.mesh import Mesh, ShardBoot, decode_boot
+from shardbroker.mesh.boot import die_with_parent, read_boot
+from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.worker.client import ClientProtocol
 from shardbroker.worker.server import Server
 
 logger = logging.getLogger("shardbroker.worker")
 
-_PR_SET_PDEATHSIG = 1
 # Test hook: a comma-separated list of shard ids that fail their boot on purpose, so the
 # supervisor's halt-instead-of-restart-loop policy can be exercised end to end.
 FAIL_BOOT_ENV = "SHARDBROKER_FAIL_BOOT"
 _PEER_WAIT = 15.0
 # Connection storms (reconnects after a restart) must not overflow the accept queue.
 LISTEN_BACKLOG = max(4096, socket.SOMAXCONN)  # seconds to wait for every live peer's HELLO at boot
-
-
-def read_boot(fd: int) -> ShardBoot:
-    chunks = []
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(fd)
-    return decode_boot(b"".join(chunks))
-
-
-def die_with_parent(supervisor_pid: int) -> None:
-    """Ask the kernel to SIGKILL us when the supervisor dies; check it is not gone already."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != supervisor_pid:
-        os._exit(const.EXIT_BOOT_FAILURE)
 
 
 def raise_fd_limit() -> None:
