@@ -57,6 +57,8 @@ _FLAG_FIELDS = {
     "ping_max": "ping_max",
     "write_deadline": "write_deadline",
     "ring_size": "ring_size",
+    "jetstream": "jetstream",
+    "store_dir": "store_dir",
 }
 
 
@@ -151,6 +153,12 @@ def serve(
     ),
     ring_size: int = typer.Option(
         0, "--ring_size", help="Bytes per shared-memory ring between two shards (0: automatic)."
+    ),
+    jetstream: bool = typer.Option(
+        False, "-js", "--jetstream", help="Enable JetStream (starts the storage process)."
+    ),
+    store_dir: str = typer.Option(
+        "", "-sd", "--store_dir", help="JetStream data directory (\"jetstream\" is appended)."
     ),
     auth: str | None = typer.Option(
         None, "--auth", help="Authorization token required for connections."

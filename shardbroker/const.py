@@ -28,6 +28,10 @@ AUTH_TIMEOUT = 2.0
 
 GLOBAL_ACCOUNT = b"$G"
 
+# JetStream (nats-server defaults).
+JS_SYNC_INTERVAL = 120.0  # seconds between fsyncs of the stores
+JS_API_PREFIX = b"$JS.API."
+
 # Shard ids: the supervisor is shard 0, workers are 1..N, the storage process follows.
 SUPERVISOR_SHARD = 0
 MAX_SHARDS = 64

@@ -29,7 +29,7 @@ _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, 
 NOT_YET_SUPPORTED = frozenset(
     (
         "accounts", "system_account", "operator",
-        "resolver", "tls", "jetstream", "cluster", "gateway", "leafnodes", "websocket",
+        "resolver", "tls", "cluster", "gateway", "leafnodes", "websocket",
         "mqtt", "http", "http_port", "https", "https_port", "monitor_port",
         "lame_duck_duration", "lame_duck_grace_period", "client_advertise",
     )
@@ -135,6 +135,15 @@ def options_from_config(
         name = key.lower()
         if name == "authorization":
             fields["authorization"] = _authorization(value, positions, (key,), position)
+            continue
+        if name == "jetstream":
+            fields.update(_jetstream(value, positions, (key,), position))
+            continue
+        if name in ("store_dir", "store", "storedir"):
+            try:
+                fields["store_dir"] = _str(value)
+            except ValueError as exc:
+                raise _error(position, f"{key}: {exc}") from None
             continue
         if name == "no_auth_user":
             try:
@@ -242,6 +251,62 @@ def _users(
             raise _error(at, "users: each user needs a user name or an nkey")
         users.append(User(**user))
     return tuple(users)
+
+
+_JETSTREAM_SWITCH = {"enabled": True, "enable": True, "disabled": False, "disable": False}
+_JETSTREAM_KEYS: dict[str, tuple[str, Converter]] = {
+    "store_dir": ("store_dir", _str),
+    "store": ("store_dir", _str),
+    "storedir": ("store_dir", _str),
+    "max_memory_store": ("max_memory_store", _int),
+    "max_mem_store": ("max_memory_store", _int),
+    "max_mem": ("max_memory_store", _int),
+    "max_file_store": ("max_file_store", _int),
+    "max_file": ("max_file_store", _int),
+    "domain": ("jetstream_domain", _str),
+}
+
+
+def _jetstream(
+    value: Any, positions: Mapping[KeyPath, Position], path: KeyPath, position: Position
+) -> dict[str, Any]:
+    """`jetstream: enabled|disabled|true|false` or `jetstream { store_dir, ... }`."""
+    if isinstance(value, bool):
+        return {"jetstream": value}
+    if isinstance(value, str):
+        switch = _JETSTREAM_SWITCH.get(value.lower())
+        if switch is None:
+            raise _error(position, f"jetstream: expected enabled, disabled or a map, not {value!r}")
+        return {"jetstream": switch}
+    if not isinstance(value, dict):
+        raise _error(position, f"jetstream: expected a map, got {value!r}")
+    out: dict[str, Any] = {"jetstream": True}
+    for key, item in value.items():
+        where = positions.get((*path, key), position)
+        name = key.lower()
+        try:
+            if name == "enabled":
+                out["jetstream"] = _bool(item)
+            elif name == "sync_interval":
+                if isinstance(item, str) and item.lower() == "always":
+                    out["sync_always"] = True
+                else:
+                    out["sync_interval"] = _seconds(item)
+            elif name in ("strict", "max_outstanding_catchup", "max_buffered_msgs"):
+                continue  # accepted for compatibility; shardbroker always behaves strictly
+            elif name in _JETSTREAM_KEYS:
+                field, convert = _JETSTREAM_KEYS[name]
+                out[field] = convert(item)
+            elif name in ("cipher", "key", "prev_key", "limits", "unique_tag", "max_ack_pending",
+                          "request_queue_limit", "extension_hint", "tpm"):
+                raise _error(
+                    where, f"jetstream {key!r} is not supported by shardbroker yet"
+                )
+            else:
+                raise _error(where, f'unknown field "{key}"')
+        except ValueError as exc:
+            raise _error(where, f"{key}: {exc}") from None
+    return out
 
 
 def _secret(value: Any) -> str:

@@ -6,6 +6,9 @@ names are nats-server's config keys. Durations are seconds (floats).
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import msgspec
 
 from shardbroker import const
@@ -62,6 +65,19 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     # A configured user that clients presenting no credentials are logged in as.
     no_auth_user: str = ""
 
+    # JetStream, served by the storage shard when enabled (`-js`, `jetstream {}`).
+    jetstream: bool = False
+    # The data directory; like nats-server, "jetstream" is appended to it. Empty: a
+    # directory under the system temporary directory.
+    store_dir: str = ""
+    # Byte budgets for all memory / file streams together; -1: no limit.
+    max_memory_store: int = -1
+    max_file_store: int = -1
+    jetstream_domain: str = ""
+    # Seconds between fsyncs of the stores; sync_always fsyncs before every PubAck.
+    sync_interval: float = const.JS_SYNC_INTERVAL
+    sync_always: bool = False
+
 
 def min_ring_size(max_payload: int, max_control_line: int) -> int:
     """The smallest ring that holds two maximal frames, rounded up to a power of two."""
@@ -115,7 +131,26 @@ def validate(opts: Options) -> Options:
     if opts.ping_max < 0:
         raise OptionsError("ping_max must not be negative")
     _validate_auth(opts)
+    _validate_jetstream(opts)
     return opts
+
+
+def _validate_jetstream(opts: Options) -> None:
+    if opts.sync_interval <= 0:
+        raise OptionsError("jetstream sync_interval must be positive, or \"always\"")
+    for name in ("max_memory_store", "max_file_store"):
+        value = getattr(opts, name)
+        if value < -1 or value == 0:
+            raise OptionsError(f"jetstream {name} must be positive, or -1 for no limit")
+    domain = opts.jetstream_domain
+    if domain and (not domain.replace("-", "").replace("_", "").isalnum()):
+        raise OptionsError(f"jetstream domain {domain!r} may only hold letters, digits, - and _")
+
+
+def jetstream_dir(opts: Options) -> str:
+    """Where the storage shard keeps its data: store_dir + "/jetstream", as nats-server."""
+    base = opts.store_dir or os.path.join(tempfile.gettempdir(), "shardbroker")
+    return os.path.join(base, "jetstream")
 
 
 def _validate_auth(opts: Options) -> None:

@@ -78,7 +78,10 @@ def test_config_merge_aliases_listen_and_bare_seconds() -> None:
     [
         ("port: 1\nfoo: 2\n", 2, 'unknown field "foo"'),
         ("port: 1\n\naccounts {\n  A: {}\n}\n", 3, "does not support yet"),
-        ("jetstream {}\n", 1, "does not support yet"),
+        ("cluster {}\n", 1, "does not support yet"),
+        ("jetstream {\n  cipher: chacha\n}\n", 2, "not supported by shardbroker yet"),
+        ("jetstream {\n  bogus: 1\n}\n", 2, 'unknown field "bogus"'),
+        ("jetstream: maybe\n", 1, "expected enabled, disabled or a map"),
         ("port: x\n", 1, "port: expected a number"),
         ("debug: 3\n", 1, "debug: expected true or false"),
         ('ping_interval: "2q"\n', 1, "invalid duration"),
@@ -91,6 +94,27 @@ def test_config_merge_errors_name_the_line(text: str, line: int, message: str) -
     assert exc.value.line == line
     assert message in str(exc.value)
     assert str(exc.value).startswith(f"test.conf:{line}:")
+
+
+def test_config_merge_jetstream_block() -> None:
+    text = (
+        'jetstream {\n  store_dir: "/data/sb"\n  max_mem: 1G\n  max_file_store: 10GB\n'
+        '  domain: hub\n  sync_interval: "30s"\n}\n'
+    )
+    assert fields(text) == {
+        "jetstream": True,
+        "store_dir": "/data/sb",
+        "max_memory_store": 1000**3,  # nats: G is decimal, GB binary
+        "max_file_store": 10 * 1024**3,
+        "jetstream_domain": "hub",
+        "sync_interval": 30.0,
+    }
+    assert fields("jetstream: enabled\nstore_dir: /x") == {"jetstream": True, "store_dir": "/x"}
+    assert fields("jetstream: false") == {"jetstream": False}
+    assert fields("jetstream { sync_interval: always }") == {
+        "jetstream": True,
+        "sync_always": True,
+    }
 
 
 def test_config_merge_flags_win_over_the_file_and_the_file_over_defaults() -> None:
