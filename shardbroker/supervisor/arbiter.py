@@ -35,6 +35,8 @@ from shardbroker.protocol import frames
 from shardbroker.protocol.frames import HELLO, READY, SDOWN
 from shardbroker.protocol.parser import parse_mesh
 from shardbroker.supervisor.spawn import (
+    STORAGE_MODULE,
+    WORKER_MODULE,
     SharedResources,
     reserve_port,
     spawn_shard,
@@ -57,10 +59,12 @@ def new_server_id() -> str:
 
 
 class ShardProcess:
-    __slots__ = ("failures", "generation", "pid", "ready", "shard_id", "started")
+    __slots__ = ("failures", "generation", "module", "pid", "ready", "role", "shard_id", "started")
 
-    def __init__(self, shard_id: int) -> None:
+    def __init__(self, shard_id: int, role: str = "worker", module: str = WORKER_MODULE) -> None:
         self.shard_id = shard_id
+        self.role = role
+        self.module = module
         self.generation = -1
         self.pid = 0
         self.ready = False
@@ -73,8 +77,12 @@ class Arbiter:
         self.opts = opts
         self.server_id = new_server_id()
         self.n_workers = opts.workers or usable_cores()
-        self.n_shards = 1 + self.n_workers
-        self.shards = {i: ShardProcess(i) for i in range(1, self.n_shards)}
+        # The storage shard, when JetStream is on, comes after the workers.
+        self.n_shards = 1 + self.n_workers + (1 if opts.jetstream else 0)
+        self.shards = {i: ShardProcess(i) for i in range(1, self.n_workers + 1)}
+        if opts.jetstream:
+            storage = self.n_workers + 1
+            self.shards[storage] = ShardProcess(storage, "storage", STORAGE_MODULE)
         self.stopping = False
         self.halt_reason: str | None = None
         self.port = 0
@@ -130,6 +138,9 @@ class Arbiter:
         log.info("  Version:  %s", const.SERVER_VERSION)
         log.info("  ID:       %s", self.server_id)
         log.info("  Workers:  %d", self.n_workers)
+        if opts.jetstream:
+            log.info("Starting JetStream")
+            log.info("  Store Directory: %s", options_mod.jetstream_dir(opts))
         for shard in self.shards.values():
             self.spawn(shard)
         assert self.all_ready is not None and self.done is not None
@@ -211,7 +222,7 @@ class Arbiter:
             supervisor_pid=os.getpid(),
             options=options_mod.encode(self.opts),
         )
-        shard.pid = spawn_shard(boot, res.doorbell_fds)
+        shard.pid = spawn_shard(boot, res.doorbell_fds, shard.module)
         # A pidfd becomes readable when the process exits (uvloop keeps SIGCHLD to itself).
         pidfd = os.pidfd_open(shard.pid)
         asyncio.get_running_loop().add_reader(pidfd, self.on_shard_exit, shard, shard.pid, pidfd)
@@ -263,7 +274,7 @@ class Arbiter:
         if not was_ready:
             how = "exited" if code >= 0 else f"was killed by signal {-code}"
             self.halt_reason = (
-                f"worker shard {shard.shard_id} {how} (code {code}) before it was ready; "
+                f"{shard.role} shard {shard.shard_id} {how} (code {code}) before it was ready; "
                 "stopping the broker instead of restarting it (see the lines above)"
             )
             log.error("%s", self.halt_reason)
@@ -275,7 +286,9 @@ class Arbiter:
         delay *= 0.5 + random.random()
         shard.failures += 1
         how = f"exited with code {code}" if code >= 0 else f"was killed by signal {-code}"
-        log.warning("worker shard %d %s; restarting in %.2fs", shard.shard_id, how, delay)
+        log.warning(
+            "%s shard %d %s; restarting in %.2fs", shard.role, shard.shard_id, how, delay
+        )
         asyncio.get_running_loop().call_later(delay, self._respawn, shard)
 
     def _respawn(self, shard: ShardProcess) -> None:
@@ -383,7 +396,7 @@ class Arbiter:
             if shard is not None and shard.generation == generation and shard.pid:
                 shard.ready = True
                 if shard.generation > 0:
-                    log.info("worker shard %d restarted (pid %d)", peer, shard.pid)
+                    log.info("%s shard %d restarted (pid %d)", shard.role, peer, shard.pid)
                 assert self.all_ready is not None
                 if all(s.ready for s in self.shards.values()):
                     self.all_ready.set()

@@ -19,6 +19,7 @@ from shardbroker.mesh.layout import MeshLayout, create_segment, segment_name, un
 from shardbroker.mesh.mesh import MeshSpec, ShardBoot, encode_boot
 
 WORKER_MODULE = "shardbroker.worker.main"
+STORAGE_MODULE = "shardbroker.jetstream.main"
 
 
 def usable_cores() -> int:

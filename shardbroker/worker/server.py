@@ -117,6 +117,8 @@ class Server:
             headers=True,
             auth_required=self.auth.advertised,
             max_payload=opts.max_payload,
+            jetstream=opts.jetstream,
+            domain=opts.jetstream_domain,
         )
 
     def sublist_for(self, account: bytes) -> Sublist[Any, Any]:

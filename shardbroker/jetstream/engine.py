@@ -1,0 +1,242 @@
+"""JetStream in the storage shard: the streams of each account and where messages go.
+
+Owner: the storage shard; runs on its loop and never blocks for long (store writes go
+to the page cache; fsync happens on the sync timer, or per batch with sync_always).
+
+A message the mesh hands over (``on_message``) is either an API request (`$JS.API.>`,
+answered by api.py) or a publish that one stream captures (stream subjects never
+overlap, so at most one). ``end_of_batch`` writes what the stores buffered; the peer
+commits our outbound frames (the PubAcks) only after it, which is the durability
+policy: a PubAck leaves only once its record reached the operating system.
+
+On disk (layout as nats-server's, so an operator finds their way around):
+    <store_dir>/jetstream/<account>/streams/<stream>/meta.inf   config + created (JSON)
+    <store_dir>/jetstream/<account>/streams/<stream>/meta.sum   checksum of meta.inf
+    <store_dir>/jetstream/<account>/streams/<stream>/msgs/      the file store's blocks
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from shardbroker import const
+from shardbroker.config.options import Options
+from shardbroker.jetstream import api, schema
+from shardbroker.jetstream.stream import Stream, StreamMeta, load_meta
+from shardbroker.protocol.sublist import Sublist
+
+if TYPE_CHECKING:
+    from shardbroker.jetstream.peer import StoragePeer
+
+log = logging.getLogger("shardbroker.jetstream")
+
+API_SUBJECT = b"$JS.API.>"
+ACK_PREFIX = b"$JS.ACK."
+
+
+class Capture:
+    """One subject of one stream, as inserted in the account's capture sublist."""
+
+    __slots__ = ("queue", "stream", "subject")
+
+    def __init__(self, subject: bytes, stream: Stream) -> None:
+        self.subject = subject
+        self.queue = None
+        self.stream = stream
+
+
+def _captures(plain: list[Capture], queue_groups: dict[bytes, list[Any]]) -> tuple[Stream, ...]:
+    return tuple({capture.stream: None for capture in plain})
+
+
+class Account:
+    """The JetStream state of one account: its streams and their capture index."""
+
+    def __init__(self, name: bytes, directory: str) -> None:
+        self.name = name
+        self.directory = directory
+        self.streams: dict[str, Stream] = {}
+        self.captures: Sublist[Capture, tuple[Stream, ...]] = Sublist(_captures)
+        self.capture_entries: dict[str, list[Capture]] = {}
+        self.api_total = 0
+        self.api_errors = 0
+
+    def streams_dir(self) -> str:
+        return os.path.join(self.directory, "streams")
+
+
+class JetStream:
+    def __init__(self, opts: Options, root: str, server_id: str) -> None:
+        self.opts = opts
+        self.root = root
+        self.server_id = server_id
+        self.server_name = opts.server_name or server_id
+        self.domain = opts.jetstream_domain
+        self.peer: StoragePeer | None = None
+        self.accounts: dict[bytes, Account] = {}
+        # Streams whose store holds records not yet written to the OS.
+        self.dirty: set[Stream] = set()
+        self._next_sync = time.monotonic() + opts.sync_interval
+        self._next_expire = 0.0
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        self.api = api.Api(self)
+        self._load()
+
+    # -- accounts and streams -----------------------------------------------------------
+
+    def account(self, name: bytes) -> Account:
+        account = self.accounts.get(name)
+        if account is None:
+            directory = os.path.join(self.root, name.decode())
+            account = self.accounts[name] = Account(name, directory)
+        return account
+
+    def _load(self) -> None:
+        """Open every stream found on disk (each store runs its recovery pass)."""
+        for account_name in sorted(os.listdir(self.root)):
+            streams_dir = os.path.join(self.root, account_name, "streams")
+            if not os.path.isdir(streams_dir):
+                continue
+            account = self.account(account_name.encode())
+            for stream_name in sorted(os.listdir(streams_dir)):
+                directory = os.path.join(streams_dir, stream_name)
+                try:
+                    meta = load_meta(directory)
+                except (OSError, ValueError) as exc:
+                    log.error("skipping stream directory %s: %s", directory, exc)
+                    continue
+                stream = Stream.open(self, account.name, directory, meta)
+                self._register(account, stream)
+                log.info(
+                    "Restored %d messages for stream '%s > %s'",
+                    stream.store.state(False).msgs,
+                    account_name,
+                    stream.name,
+                )
+
+    def attach(self, peer: StoragePeer) -> None:
+        """Start advertising: the API for every account, and each stream's subjects."""
+        self.peer = peer
+        peer.advertise(const.GLOBAL_ACCOUNT, API_SUBJECT)
+        for account in self.accounts.values():
+            for stream in account.streams.values():
+                for subject in stream.capture_subjects():
+                    peer.advertise(account.name, subject)
+
+    def _register(self, account: Account, stream: Stream) -> None:
+        account.streams[stream.name] = stream
+        entries = [Capture(subject, stream) for subject in stream.capture_subjects()]
+        account.capture_entries[stream.name] = entries
+        for entry in entries:
+            account.captures.insert(entry)
+            if self.peer is not None:
+                self.peer.advertise(account.name, entry.subject)
+
+    def _unregister(self, account: Account, stream: Stream) -> None:
+        account.streams.pop(stream.name, None)
+        self.dirty.discard(stream)
+        for entry in account.capture_entries.pop(stream.name, []):
+            account.captures.remove(entry)
+            if self.peer is not None:
+                self.peer.withdraw(account.name, entry.subject)
+
+    def add_stream(self, account: Account, config: schema.StreamConfig) -> Stream:
+        directory = os.path.join(account.streams_dir(), config.name)
+        meta = StreamMeta(config=config, created=time.time_ns())
+        stream = Stream.create(self, account.name, directory, meta)
+        self._register(account, stream)
+        return stream
+
+    def update_stream(self, account: Account, stream: Stream, config: schema.StreamConfig) -> None:
+        self._unregister(account, stream)
+        try:
+            stream.update(config)
+        finally:
+            self._register(account, stream)
+
+    def delete_stream(self, account: Account, stream: Stream) -> None:
+        self._unregister(account, stream)
+        stream.delete()
+
+    def storage_used(self) -> tuple[int, int]:
+        """Bytes held by (memory, file) streams over every account."""
+        memory = storage = 0
+        for account in self.accounts.values():
+            for stream in account.streams.values():
+                used = stream.store.state(False).bytes
+                if stream.config.storage == "memory":
+                    memory += used
+                else:
+                    storage += used
+        return memory, storage
+
+    def file_budget_exceeded(self, stream: Stream, size: int) -> bool:
+        """Would `size` more bytes exceed max_memory_store / max_file_store? Only
+        computed when such a limit is set (the sum runs over every stream)."""
+        memory_stream = stream.config.storage == "memory"
+        limit = self.opts.max_memory_store if memory_stream else self.opts.max_file_store
+        if limit < 0:
+            return False
+        memory, storage = self.storage_used()
+        return (memory if memory_stream else storage) + size > limit
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def on_message(
+        self, account: bytes, subject: bytes, reply: bytes | None, hdr: bytes, data: bytes
+    ) -> None:
+        if subject.startswith(const.JS_API_PREFIX):
+            self.api.handle(self.account(account), subject, reply, hdr, data)
+            return
+        if subject.startswith(ACK_PREFIX):
+            return  # consumers and their acks are not served yet
+        state = self.accounts.get(account)
+        if state is None:
+            return
+        for stream in state.captures.match(subject):
+            answer = stream.process_publish(subject, reply, hdr, data)
+            if answer is not None and reply is not None:
+                self.send(account, reply, answer[1], answer[0])
+
+    def send(self, account: bytes, subject: bytes, body: bytes, hdr: bytes = b"") -> None:
+        """Publish a message from JetStream (a reply, an ack) to whoever subscribes."""
+        if self.peer is not None:
+            self.peer.publish(account, subject, None, hdr, body)
+
+    def end_of_batch(self) -> None:
+        if self.dirty:
+            for stream in self.dirty:
+                stream.flush()
+            self.dirty.clear()
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        wall = time.time_ns()
+        for account in self.accounts.values():
+            for stream in account.streams.values():
+                stream.tick(wall)
+        if now >= self._next_sync:
+            self._next_sync = now + self.opts.sync_interval
+            self.sync()
+
+    def sync(self) -> None:
+        for account in self.accounts.values():
+            for stream in account.streams.values():
+                try:
+                    stream.store.sync()
+                except OSError as exc:
+                    log.error("stream '%s': sync failed: %s", stream.name, exc)
+
+    def close(self) -> None:
+        self.end_of_batch()
+        for account in self.accounts.values():
+            for stream in account.streams.values():
+                try:
+                    stream.close()
+                except OSError as exc:
+                    log.error("stream '%s': close failed: %s", stream.name, exc)

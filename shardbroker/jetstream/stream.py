@@ -1,0 +1,388 @@
+"""One stream: its config, its store, and the publish path (jetstream-semantics.md §2).
+
+Owner: the storage shard. The publish path runs once per captured message, so it
+stays lean: a message without headers costs the sealed and size checks, one
+``store_msg`` and one preformatted PubAck; header checks only run when a header
+block carries a ``Nats-`` key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import time
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from shardbroker.jetstream import jserrors, schema
+from shardbroker.jetstream.filestore import FileStore
+from shardbroker.jetstream.memstore import MemStore
+from shardbroker.jetstream.store import (
+    ErrMaxBytes,
+    ErrMaxMsgs,
+    ErrMaxMsgsPerSubject,
+    ErrMsgTooBig,
+    ErrMsgTooLarge,
+    ErrStoreFull,
+    StoreError,
+    StoreLimits,
+    StreamStore,
+)
+from shardbroker.protocol.headers import header_value
+
+if TYPE_CHECKING:
+    from shardbroker.jetstream.engine import JetStream
+
+log = logging.getLogger("shardbroker.jetstream")
+
+META_FILE = "meta.inf"
+META_SUM = "meta.sum"
+MSGS_DIR = "msgs"
+MAX_HEADERS = 65535
+
+NATS_ = b"Nats-"
+MSG_ID = b"Nats-Msg-Id"
+EXPECTED_STREAM = b"Nats-Expected-Stream"
+EXPECTED_LAST_SEQ = b"Nats-Expected-Last-Sequence"
+EXPECTED_LAST_SUBJECT_SEQ = b"Nats-Expected-Last-Subject-Sequence"
+EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = b"Nats-Expected-Last-Subject-Sequence-Subject"
+EXPECTED_LAST_MSG_ID = b"Nats-Expected-Last-Msg-Id"
+ROLLUP = b"Nats-Rollup"
+TTL = b"Nats-TTL"
+STREAM_SOURCE = b"Nats-Stream-Source"
+
+# Answer of process_publish: (header block, body) for the reply subject.
+Answer = tuple[bytes, bytes]
+
+
+class StreamMeta(msgspec.Struct):
+    """What meta.inf holds: the normalised config and the creation time (Unix ns)."""
+
+    config: schema.StreamConfig
+    created: int
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def save_meta(directory: str, meta: StreamMeta) -> None:
+    data = msgspec.json.encode({"config": schema.to_builtins(meta.config), "created": meta.created})
+    _write_atomic(os.path.join(directory, META_FILE), data)
+    _write_atomic(os.path.join(directory, META_SUM), hashlib.sha256(data).hexdigest().encode())
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load_meta(directory: str) -> StreamMeta:
+    """Read and verify meta.inf; ValueError when it is missing its checksum or corrupt."""
+    with open(os.path.join(directory, META_FILE), "rb") as f:
+        data = f.read()
+    try:
+        with open(os.path.join(directory, META_SUM), "rb") as f:
+            expected = f.read().strip()
+    except FileNotFoundError:
+        raise ValueError(f"{META_SUM} is missing") from None
+    if hashlib.sha256(data).hexdigest().encode() != expected:
+        raise ValueError(f"{META_FILE} does not match its checksum")
+    try:
+        return msgspec.json.decode(data, type=StreamMeta)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"{META_FILE} is not a valid stream config: {exc}") from None
+
+
+def limits_of(config: schema.StreamConfig) -> StoreLimits:
+    return StoreLimits(
+        max_msgs=config.max_msgs,
+        max_bytes=config.max_bytes,
+        max_age=config.max_age,
+        max_msgs_per_subject=config.max_msgs_per_subject,
+        max_msg_size=config.max_msg_size,
+        discard_new=config.discard == "new",
+        discard_new_per_subject=config.discard_new_per_subject,
+    )
+
+
+def _error_answer(stream_name: bytes, error: jserrors.ApiError) -> Answer:
+    return b"", schema.pub_ack_error(stream_name.decode(), error)
+
+
+class Stream:
+    def __init__(
+        self,
+        engine: JetStream,
+        account: bytes,
+        directory: str,
+        meta: StreamMeta,
+        store: StreamStore,
+    ) -> None:
+        self.engine = engine
+        self.account = account
+        self.directory = directory
+        self.meta = meta
+        self.store = store
+        self._configure(meta.config)
+        # Nats-Msg-Id -> (sequence, store time ns), oldest first.
+        self.msg_ids: dict[bytes, tuple[int, int]] = {}
+        self.last_msg_id = b""
+        self._next_expiry: int | None = 0
+        self._rebuild_msg_ids()
+
+    # -- life -----------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, engine: JetStream, account: bytes, directory: str, meta: StreamMeta) -> Stream:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        save_meta(directory, meta)
+        stream = cls(engine, account, directory, meta, _open_store(engine, directory, meta))
+        first = meta.config.first_seq
+        if first and first > 1:
+            stream.store.set_first_seq(first)
+        return stream
+
+    @classmethod
+    def open(cls, engine: JetStream, account: bytes, directory: str, meta: StreamMeta) -> Stream:
+        return cls(engine, account, directory, meta, _open_store(engine, directory, meta))
+
+    def _configure(self, config: schema.StreamConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.name_bytes = config.name.encode()
+        self.ack_prefix = schema.pub_ack_prefix(config.name, self.engine.domain)
+        self.sealed = config.sealed
+        self.no_ack = config.no_ack
+        self.max_msg_size = config.max_msg_size
+        self.window = config.duplicate_window
+        self.interest_retention = config.retention == "interest"
+        self.allow_rollup = config.allow_rollup_hdrs and not config.deny_purge
+
+    def capture_subjects(self) -> list[bytes]:
+        return [subject.encode() for subject in self.config.subjects or ()]
+
+    def update(self, config: schema.StreamConfig) -> None:
+        meta = StreamMeta(config=config, created=self.meta.created)
+        save_meta(self.directory, meta)
+        self.meta = meta
+        self._configure(config)
+        self.store.update_limits(limits_of(config))
+        self._next_expiry = 0
+
+    def flush(self) -> None:
+        try:
+            self.store.flush()
+        except OSError as exc:
+            log.error("stream '%s': write failed: %s", self.name, exc)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def delete(self) -> None:
+        self.store.delete()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    # -- publish ----------------------------------------------------------------------------
+
+    def process_publish(
+        self, subject: bytes, reply: bytes | None, hdr: bytes, data: bytes
+    ) -> Answer | None:
+        """Store one captured message; the answer for its reply subject (None: no answer)."""
+        if self.sealed:
+            return self._refuse(jserrors.error("JSStreamSealedErr"))
+        msg_id = b""
+        rollup = b""
+        if hdr:
+            if len(hdr) > MAX_HEADERS:
+                return self._refuse(jserrors.error("JSStreamHeaderExceedsMaximumErr"))
+            if NATS_ in hdr:
+                refused, msg_id, rollup = self._check_headers(subject, hdr)
+                if refused is not None:
+                    return None if self.no_ack else refused
+        if self.max_msg_size >= 0 and len(hdr) + len(data) > self.max_msg_size:
+            return self._refuse(jserrors.error("JSStreamMessageExceedsMaximumErr"))
+        engine = self.engine
+        if engine.file_budget_exceeded(self, len(subject) + len(hdr) + len(data)):
+            return self._refuse(jserrors.error("JSInsufficientResourcesErr"))
+        try:
+            if self.interest_retention and not self.has_interest(subject):
+                seq = self.store.skip_msg()
+                ts = 0
+            else:
+                seq, ts = self.store.store_msg(subject.decode(), hdr, data)
+        except (ErrMaxMsgs, ErrMaxBytes, ErrMaxMsgsPerSubject) as exc:
+            return self._refuse(jserrors.error("JSStreamStoreFailedF", err=str(exc)))
+        except ErrMsgTooBig:
+            return self._refuse(jserrors.error("JSStreamMessageExceedsMaximumErr"))
+        except ErrMsgTooLarge as exc:
+            return self._refuse(jserrors.error("JSStreamStoreFailedF", err=str(exc)))
+        except ErrStoreFull:
+            return self._refuse(jserrors.error("JSInsufficientResourcesErr"))
+        except (StoreError, OSError) as exc:
+            log.error("stream '%s': store failed: %s", self.name, exc)
+            return self._refuse(jserrors.error("JSStreamStoreFailedF", err=str(exc)))
+        engine.dirty.add(self)
+        if msg_id:
+            self.msg_ids[msg_id] = (seq, ts or _now_ns())
+        self.last_msg_id = msg_id
+        if rollup:
+            if rollup == b"sub":
+                self.store.purge(subject=subject.decode(), seq=seq)
+            else:
+                self.store.purge(seq=seq)
+        if self.no_ack:
+            return None
+        return b"", self.ack_prefix + str(seq).encode() + b"}"
+
+    def _refuse(self, error: jserrors.ApiError) -> Answer | None:
+        return None if self.no_ack else _error_answer(self.name_bytes, error)
+
+    def _check_headers(self, subject: bytes, hdr: bytes) -> tuple[Answer | None, bytes, bytes]:
+        """The header checks in the reference's order: (the answer when the message is
+        refused or a duplicate, else None; its msg id; its rollup value)."""
+        refused = self._header_checks(subject, hdr)
+        if refused is not None:
+            return refused, b"", b""
+        msg_id = header_value(hdr, MSG_ID) or b""
+        if msg_id and self.window:
+            seen = self.msg_ids.get(msg_id)
+            if seen is not None and _now_ns() - seen[1] < self.window:
+                return (b"", schema.pub_ack_duplicate(self.ack_prefix, seen[0])), b"", b""
+        value = header_value(hdr, EXPECTED_LAST_MSG_ID)
+        if value is not None and value != self.last_msg_id:
+            error = jserrors.error("JSStreamWrongLastMsgIDErrF", id=self.last_msg_id.decode())
+            return _error_answer(self.name_bytes, error), b"", b""
+        rollup = header_value(hdr, ROLLUP)
+        if rollup is not None:
+            refused = self._check_rollup(rollup)
+            if refused is not None:
+                return refused, b"", b""
+            rollup = rollup.lower()
+        return None, msg_id, rollup or b""
+
+    def _header_checks(self, subject: bytes, hdr: bytes) -> Answer | None:
+        """The checks that run before de-duplication."""
+        expected = header_value(hdr, EXPECTED_STREAM)
+        if expected is not None and expected != self.name_bytes:
+            return _error_answer(self.name_bytes, jserrors.error("JSStreamNotMatchErr"))
+        if header_value(hdr, TTL) is not None and not self.config.allow_msg_ttl:
+            return _error_answer(self.name_bytes, jserrors.error("JSMessageTTLDisabledErr"))
+        value = header_value(hdr, EXPECTED_LAST_SUBJECT_SEQ)
+        if value is not None:
+            wanted = _parse_seq(value)
+            on = header_value(hdr, EXPECTED_LAST_SUBJECT_SEQ_SUBJECT) or subject
+            last = self.store.load_last_msg(on.decode())
+            actual = last.seq if last is not None else 0
+            if wanted is None or wanted != actual:
+                return _error_answer(
+                    self.name_bytes, jserrors.error("JSStreamWrongLastSequenceErrF", seq=actual)
+                )
+        elif header_value(hdr, EXPECTED_LAST_SUBJECT_SEQ_SUBJECT) is not None:
+            return _error_answer(
+                self.name_bytes, jserrors.error("JSStreamExpectedLastSeqPerSubjectInvalid")
+            )
+        value = header_value(hdr, EXPECTED_LAST_SEQ)
+        if value is not None:
+            last_seq = self.store.state(False).last_seq
+            if _parse_seq(value) != last_seq:
+                return _error_answer(
+                    self.name_bytes, jserrors.error("JSStreamWrongLastSequenceErrF", seq=last_seq)
+                )
+        if header_value(hdr, STREAM_SOURCE) is not None:
+            return _error_answer(self.name_bytes, jserrors.error("JSMessageSourceHdrNotAllowedErr"))
+        return None
+
+    def _check_rollup(self, rollup: bytes) -> Answer | None:
+        if not self.allow_rollup:
+            error = jserrors.error("JSStreamRollupFailedF", err="rollup not permitted")
+            return _error_answer(self.name_bytes, error)
+        if rollup.lower() not in (b"sub", b"all"):
+            error = jserrors.error(
+                "JSStreamRollupFailedF", err=f'rollup value invalid: "{rollup.decode()}"'
+            )
+            return _error_answer(self.name_bytes, error)
+        return None
+
+    def has_interest(self, subject: bytes) -> bool:
+        """Interest retention: does any consumer want this subject? (No consumers yet.)"""
+        return False
+
+    # -- deduplication ------------------------------------------------------------------------
+
+    def _rebuild_msg_ids(self) -> None:
+        """After a restart: the ids of messages stored within the window, newest last."""
+        state = self.store.state(False)
+        if not state.msgs:
+            return
+        last = None
+        with contextlib.suppress(StoreError):
+            last = self.store.load_msg(state.last_seq)
+        if last is not None:
+            self.last_msg_id = header_value(last.hdr, MSG_ID) or b""
+        if not self.window:
+            return
+        cutoff = _now_ns() - self.window
+        found: list[tuple[bytes, int, int]] = []
+        seq = state.last_seq
+        while seq >= state.first_seq:
+            try:
+                msg = self.store.load_msg(seq)
+            except StoreError:
+                seq -= 1
+                continue
+            if msg.ts < cutoff:
+                break
+            msg_id = header_value(msg.hdr, MSG_ID)
+            if msg_id:
+                found.append((msg_id, msg.seq, msg.ts))
+            seq -= 1
+        for msg_id, seq, ts in reversed(found):
+            self.msg_ids[msg_id] = (seq, ts)
+
+    def tick(self, now_ns: int) -> None:
+        """Expire messages past max_age and msg-ids past the duplicate window."""
+        ids = self.msg_ids
+        if ids:
+            cutoff = now_ns - self.window
+            while ids:
+                msg_id, (_, ts) = next(iter(ids.items()))
+                if ts > cutoff:
+                    break
+                del ids[msg_id]
+        if self.config.max_age and self._next_expiry is not None and now_ns >= self._next_expiry:
+            self._next_expiry = self.store.expire(now_ns) or None
+            if self._next_expiry is None:
+                # Nothing left to expire now; the next stored message re-arms the check.
+                self._next_expiry = now_ns + min(self.config.max_age, 1_000_000_000)
+
+
+def _parse_seq(value: bytes) -> int | None:
+    return int(value) if value.isdigit() else None
+
+
+_now_ns = time.time_ns
+
+
+def _open_store(engine: JetStream, directory: str, meta: StreamMeta) -> StreamStore:
+    config = meta.config
+    limits = limits_of(config)
+    if config.storage == "memory":
+        return MemStore(config.name, limits)
+    return FileStore(
+        os.path.join(directory, MSGS_DIR),
+        config.name,
+        limits,
+        sync_always=engine.opts.sync_always,
+    )
