@@ -82,6 +82,13 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 
 
 @pytest.fixture
+def js_broker(tmp_path: Path) -> Iterator[Broker]:
+    """The broker under test with two workers and JetStream (storage shard) on."""
+    with run_broker(workers=2, tmp_dir=tmp_path, jetstream=True) as b:
+        yield b
+
+
+@pytest.fixture
 def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
     """`broker_factory(workers=2, limits=None, extra_args=())` starts a broker that is
     stopped (and checked) when the test ends."""
@@ -91,9 +98,18 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
             workers: int = 2,
             limits: dict[str, Any] | None = None,
             extra_args: tuple[str, ...] | list[str] = (),
+            jetstream: bool = False,
+            store_dir: Path | None = None,
         ) -> Broker:
             return stack.enter_context(
-                run_broker(workers=workers, limits=limits, extra_args=extra_args, tmp_dir=tmp_path)
+                run_broker(
+                    workers=workers,
+                    limits=limits,
+                    extra_args=extra_args,
+                    tmp_dir=tmp_path,
+                    jetstream=jetstream,
+                    store_dir=store_dir,
+                )
             )
 
         yield start

@@ -48,6 +48,7 @@ WORKER_GONE_TIMEOUT = 5.0
 SHARD_CONNECT_TRIES = 200
 CID_SHARD_SHIFT = 32
 WORKER_MODULE = "shardbroker.worker.main"
+STORAGE_MODULE = "shardbroker.jetstream.main"
 
 LIMIT_KEYS = {
     "max_payload": int,
@@ -142,6 +143,8 @@ class Broker:
     ports_file: Path
     n_workers: int
     is_shardbroker: bool
+    # The JetStream data directory (-sd) when JetStream is on.
+    store_dir: Path | None = None
     workers: dict[int, psutil.Process] = field(default_factory=dict)
     # Every worker process ever seen, so none outlives the test.
     seen_workers: dict[int, psutil.Process] = field(default_factory=dict)
@@ -177,7 +180,17 @@ class Broker:
         self.workers = self.scan_workers()
         for proc in self.workers.values():
             self.seen_workers[proc.pid] = proc
+        storage = self.storage_process()
+        if storage is not None:
+            self.seen_workers[storage.pid] = storage
         return self.workers
+
+    def storage_process(self) -> psutil.Process | None:
+        """The storage shard's process (shardbroker with JetStream only)."""
+        if not self.is_shardbroker:
+            return None
+        found = find_workers(self.pid, STORAGE_MODULE)
+        return next(iter(found.values()), None)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Signal the top process, wait (then SIGKILL), and make sure no worker survives.
@@ -234,8 +247,9 @@ def _shard_from_cmdline(cmdline: list[str]) -> int | None:
     return None
 
 
-def find_workers(pid: int) -> dict[int, psutil.Process]:
-    """Worker descendants of `pid` by shard id (cmdline has shardbroker.worker.main)."""
+def find_workers(pid: int, module: str = WORKER_MODULE) -> dict[int, psutil.Process]:
+    """Shard descendants of `pid` by shard id whose cmdline names `module` (workers by
+    default)."""
     found: dict[int, psutil.Process] = {}
     try:
         children = psutil.Process(pid).children(recursive=True)
@@ -248,7 +262,7 @@ def find_workers(pid: int) -> dict[int, psutil.Process]:
                 continue
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             continue
-        if not any(WORKER_MODULE in arg for arg in cmdline):
+        if not any(module in arg for arg in cmdline):
             continue
         shard = _shard_from_cmdline(cmdline)
         if shard is not None:
@@ -285,9 +299,12 @@ def run_broker(
     extra_args: Sequence[str] = (),
     tmp_dir: Path | None = None,
     port: int = -1,
+    jetstream: bool = False,
+    store_dir: Path | None = None,
 ) -> Iterator[Broker]:
     """Start the broker under test on `port` (-1: a random one); stop it (and check its
-    workers) on exit."""
+    workers) on exit. `jetstream` adds `-js -sd DIR` (both servers take the same flags);
+    pass `store_dir` to reuse a data directory across restarts."""
     own_tmp = tmp_dir is None
     base = Path(tempfile.mkdtemp(prefix="sbtest-")) if tmp_dir is None else Path(tmp_dir)
     run_dir = base / f"broker-{uuid.uuid4().hex[:8]}"
@@ -296,6 +313,10 @@ def run_broker(
     ports_dir.mkdir()
     log_path = run_dir / "broker.log"
     shardbroker = is_shardbroker_target()
+    if jetstream:
+        if store_dir is None:
+            store_dir = run_dir / "store"
+        extra_args = ["-js", "-sd", str(store_dir), *extra_args]
     if shardbroker:
         argv = [
             sys.executable, "-m", "shardbroker", "serve",
@@ -347,6 +368,7 @@ def run_broker(
             ports_file=ports_file,
             n_workers=workers,
             is_shardbroker=shardbroker,
+            store_dir=store_dir if jetstream else None,
         )
         started_brokers.append(broker)
         if shardbroker:
