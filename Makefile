@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 4222
 WORKERS ?= auto
+# JetStream keeps its streams here (the broker appends "jetstream").
+DATA ?= data
 
 .PHONY: install serve test test-unit test-int lint perf clean
 
@@ -19,7 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 serve: $(STAMP)
-	$(BIN)/shardbroker serve -p $(PORT) --workers $(WORKERS)
+	$(BIN)/shardbroker serve -p $(PORT) --workers $(WORKERS) -js -sd $(DATA)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --timeout 180 tests
