@@ -307,3 +307,31 @@ async def test_interest_stream_without_consumers_stores_nothing(js_broker: Broke
         assert ack.seq == 1
         info = await js.stream_info(stream)
         assert (info.state.messages, info.state.first_seq, info.state.last_seq) == (0, 2, 1)
+
+
+async def test_max_file_store_refuses_with_insufficient_resources(broker_factory, tmp_path) -> None:
+    config = tmp_path / "js.conf"
+    config.write_text(f'jetstream {{ store_dir: "{tmp_path / "js"}", max_file_store: 4096 }}\n')
+    server = broker_factory(extra_args=["-c", str(config)])
+    async with NatsClients(server) as clients:
+        nc = await clients.on_shard(1)
+        js = nc.jetstream()
+        stream = name()
+        await js.add_stream(name=stream, subjects=[f"{stream}.*"])
+        stored = 0
+        for _ in range(100):
+            answer = await raw_publish(nc, f"{stream}.x", b"z" * 200)
+            if "error" in answer:
+                assert answer == {
+                    "error": {"code": 503, "err_code": 10023, "description": "insufficient resources"},
+                    "stream": stream,
+                    "seq": 0,
+                }
+                break
+            stored += 1
+        else:
+            raise AssertionError("max_file_store never refused a message")
+        info = await js.stream_info(stream)
+        assert info.state.messages == stored > 0
+        # What is stored stays readable, and the stream still answers.
+        assert (await js.get_msg(stream, 1)).data == b"z" * 200
