@@ -192,8 +192,10 @@ class StoragePeer:
             self.loop.call_soon(self.on_doorbell)
 
     def flush(self) -> None:
-        """Commit what a timer (not the doorbell) produced."""
+        """Commit what a timer (not the doorbell) produced, and retry a full ring."""
         self.handler.end_of_batch()
+        if self.mesh.overflowing:
+            self.mesh.retry_overflow()
         self.mesh.flush()
 
     def apply_frames(self, peer: int, data: bytes) -> None:
