@@ -43,6 +43,8 @@ class MessageHandler(Protocol):
 
     def end_of_batch(self) -> None: ...
 
+    def interest_appeared(self) -> None: ...
+
 
 class RemoteInterest:
     """A subscription a peer shard advertised (RS+), weighted for queue groups."""
@@ -101,6 +103,8 @@ class StoragePeer:
         self.stopping = asyncio.Event()
         self.messages_in = 0
         self.messages_out = 0
+        # A peer advertised new interest during this batch (push consumers may resume).
+        self._new_interest = False
 
     def _sublist(self, account: bytes) -> Sublist[Any, Any]:
         sublist = self.sublists.get(account)
@@ -175,11 +179,64 @@ class StoragePeer:
         self.messages_out += 1
         return True
 
+    def interest_for(self, account: bytes, subject: bytes, group: bytes | None) -> bool:
+        """Does some shard subscribe to `subject` (in queue group `group`, if given)?"""
+        sublist = self.sublists.get(account)
+        if sublist is None:
+            return False
+        result: Interested = sublist.match(subject)
+        if group is None:
+            return bool(result.peers)
+        return any(name == group for name, _, _ in result.groups)
+
+    def deliver(
+        self,
+        account: bytes,
+        deliver_subject: bytes,
+        subject: bytes,
+        reply: bytes,
+        group: bytes | None,
+        hdr: bytes,
+        data: bytes,
+    ) -> bool:
+        """Send a consumer's delivery to the shards subscribed to `deliver_subject` (one
+        member of `group` when set); False when nobody is. Subscribers see `subject`."""
+        sublist = self.sublists.get(account)
+        if sublist is None:
+            return False
+        result: Interested = sublist.match(deliver_subject)
+        message = hdr + data if hdr else data
+        if group is None:
+            if not result.peers:
+                return False
+            frame = frames.jmsg(account, deliver_subject, subject, reply, None, len(hdr), message)
+            for peer in result.peers:
+                self.mesh.send(peer, frame)
+            self.messages_out += 1
+            return True
+        for name, peers, weights in result.groups:
+            if name == group:
+                peer = peers[0] if len(peers) == 1 else random.choices(peers, weights)[0]
+                self.mesh.send(
+                    peer,
+                    frames.jmsg(account, deliver_subject, subject, reply, group, len(hdr), message),
+                )
+                self.messages_out += 1
+                return True
+        return False
+
+    def congested(self) -> bool:
+        """Some ring out of here is full: producers of deliveries should wait."""
+        return bool(self.mesh.overflowing)
+
     # -- in ----------------------------------------------------------------------------------
 
     def on_doorbell(self) -> None:
         mesh = self.mesh
         more = mesh.drain(self.apply_frames)
+        if self._new_interest:
+            self._new_interest = False
+            self.handler.interest_appeared()
         self.handler.end_of_batch()
         if mesh.overflowing:
             mesh.retry_overflow()
@@ -234,6 +291,9 @@ class StoragePeer:
         for payload in payloads:
             on_message(account, subject, reply, b"", payload)
 
+    def process_jmsg(self, *args: object) -> None:
+        """Deliveries only flow out of the storage shard."""
+
     def process_rs_plus(
         self, account: bytes, subject: bytes, queue: bytes | None, weight: int
     ) -> None:
@@ -251,6 +311,7 @@ class StoragePeer:
         table[key] = interest
         sublist.insert(interest)
         self.ack_peers.add(peer)
+        self._new_interest = True
 
     def process_rs_minus(self, account: bytes, subject: bytes, queue: bytes | None) -> None:
         peer = self.current_peer

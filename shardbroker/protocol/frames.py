@@ -80,6 +80,27 @@ def rmsg(
     return b"".join(parts)
 
 
+def jmsg(
+    account: bytes,
+    deliver: bytes,
+    subject: bytes,
+    reply: bytes,
+    queue: bytes | None,
+    header_size: int,
+    message: bytes,
+) -> bytes:
+    """A JetStream delivery (mesh only): routed by the deliver subject's interest, but
+    shown to the subscriber with the message's own subject (and the ack reply).
+    ``JMSG <account> <deliver> <subject> <reply> <queue|-> <hdr size> <size>``."""
+    return b"".join(
+        (
+            b"JMSG ", account, b" ", deliver, b" ", subject, b" ", reply, b" ",
+            queue or b"-", b" ", str(header_size).encode(), b" ",
+            str(len(message)).encode(), CRLF, message, CRLF,
+        )
+    )  # fmt: skip
+
+
 def control(verb: bytes, *args: bytes | int) -> bytes:
     """A shard control frame: ``VERB arg ...``. Arguments must not contain blanks."""
     if not args:

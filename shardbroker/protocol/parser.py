@@ -476,6 +476,8 @@ class ClientParser:
 
 _RMSG = b"RMSG"
 _HRMSG = b"HRMSG"
+_JMSG = b"JMSG"
+_NO_QUEUE = b"-"
 _RS_PLUS = b"RS+"
 _RS_MINUS = b"RS-"
 _PLUS = b"+"
@@ -510,6 +512,8 @@ def parse_mesh(data: bytes, handler: Any) -> None:
     process_rmsg_run(account, subject, reply|None, queues, payloads, sizes)
         (at least 2 consecutive RMSGs with one account, subject, reply and queues;
         sizes as for process_pub_run)
+    process_jmsg(account, deliver, subject, reply, queue|None, header_size, message)
+        (a JetStream delivery: match `deliver`, show `subject`; see frames.jmsg)
     process_rs_plus(account, subject, queue|None, weight)
     process_rs_minus(account, subject, queue|None)
     process_control(verb, args)   (HELLO, SDOWN, READY, STOP and other shard control)
@@ -584,6 +588,23 @@ def parse_mesh(data: bytes, handler: Any) -> None:
             rmsg(args[1], args[2], reply, queues, header_size, data[start:end], size_tok)
             i += 1 + count(b"\r\n", start, end + 2)
             pos = end + 2
+            continue
+        if verb == _JMSG:
+            size = int(args[7])
+            start = pos + len(line) + 2
+            end = start + size
+            payload = lines[i + 1] if i + 1 < last else None
+            if payload is not None and len(payload) == size:
+                i += 2
+            else:
+                payload = data[start:end]
+                i += 1 + count(b"\r\n", start, end + 2)
+            pos = end + 2
+            queue = args[5]
+            handler.process_jmsg(
+                args[1], args[2], args[3], args[4],
+                None if queue == _NO_QUEUE else queue, int(args[6]), payload,
+            )  # fmt: skip
             continue
         pos += len(line) + 2
         i += 1

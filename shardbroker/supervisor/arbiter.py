@@ -376,6 +376,9 @@ class Arbiter:
     def process_rmsg_run(self, *args: object) -> None:
         """As process_rmsg."""
 
+    def process_jmsg(self, *args: object) -> None:
+        """As process_rmsg."""
+
     def process_rs_plus(self, *args: object) -> None:
         self.ack_peers.add(self.current_peer)
 

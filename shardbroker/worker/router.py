@@ -588,3 +588,33 @@ class Router:
                     member = group.pick_local()
                     if member is not None:
                         self.deliver((member,), None, subject, reply, header_size, message, None)
+
+    def process_jetstream_delivery(
+        self,
+        account: bytes,
+        deliver: bytes,
+        subject: bytes,
+        reply: bytes,
+        queue: bytes | None,
+        header_size: int,
+        message: bytes,
+    ) -> None:
+        """A message a JetStream consumer delivers: to the subscriptions on its deliver
+        subject (one member of `queue` when it names a group), shown with the message's
+        own subject and the ack reply."""
+        sublist = self.sublists.get(account)
+        if sublist is None:
+            return
+        result: RouteResult = sublist.match(deliver)
+        if result.empty:
+            return
+        if queue is None:
+            if result.local:
+                self.deliver(result.local, None, subject, reply, header_size, message, None)
+            return
+        for group in result.queues:
+            if group.name == queue:
+                member = group.pick_local()
+                if member is not None:
+                    self.deliver((member,), None, subject, reply, header_size, message, None)
+                return

@@ -330,6 +330,18 @@ class MeshRecorder:
         assert int(size_token) == len(message)
         self.ops.append(("rmsg", account, subject, reply, tuple(queues), header_size, message))
 
+    def process_jmsg(
+        self,
+        account: bytes,
+        deliver: bytes,
+        subject: bytes,
+        reply: bytes,
+        queue: bytes | None,
+        header_size: int,
+        message: bytes,
+    ) -> None:
+        self.ops.append(("jmsg", account, deliver, subject, reply, queue, header_size, message))
+
     def process_rs_plus(
         self, account: bytes, subject: bytes, queue: bytes | None, weight: int
     ) -> None:
@@ -353,6 +365,14 @@ CRLF_PAYLOAD = b"x\r\nRMSG $G a 1\r\n\r\n"
 
 # (frame, the handler call it must produce)
 MESH_FRAMES: dict[str, tuple[bytes, Op]] = {
+    "jmsg": (
+        frames.jmsg(b"$G", b"_INBOX.a.b", b"orders.new", b"$JS.ACK.S.C.1.1.1.9.0", None, 0, b"hi"),
+        ("jmsg", b"$G", b"_INBOX.a.b", b"orders.new", b"$JS.ACK.S.C.1.1.1.9.0", None, 0, b"hi"),
+    ),
+    "jmsg_queue_headers_crlf": (
+        frames.jmsg(b"$G", b"d", b"s", b"r", b"grp", len(HDR), HDR + b"a\r\nb"),
+        ("jmsg", b"$G", b"d", b"s", b"r", b"grp", len(HDR), HDR + b"a\r\nb"),
+    ),
     "rmsg": (
         frames.rmsg(b"$G", b"foo", None, (), 0, b"hello"),
         ("rmsg", b"$G", b"foo", None, (), 0, b"hello"),
