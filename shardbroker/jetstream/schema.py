@@ -47,6 +47,8 @@ __all__ = [
     "CONSUMER_PAUSE_RESPONSE",
     "CONSUMER_RESET_RESPONSE",
     "CONSUMER_UNPIN_RESPONSE",
+    "JS_API_LIST_LIMIT",
+    "JS_API_NAMES_LIMIT",
     "STREAM_CREATE_RESPONSE",
     "STREAM_DELETE_RESPONSE",
     "STREAM_INFO_RESPONSE",
@@ -63,11 +65,22 @@ __all__ = [
     "ZERO_TIME",
     "AccountInfo",
     "AccountLimits",
+    "AckPolicy",
     "ApiPaged",
     "ApiResponse",
     "ApiStats",
     "ClusterInfo",
+    "ConsumerAction",
+    "ConsumerConfig",
+    "ConsumerDeleteResponse",
+    "ConsumerInfo",
+    "ConsumerListResponse",
+    "ConsumerNamesResponse",
+    "ConsumerPauseRequest",
+    "ConsumerPauseResponse",
     "ConsumersRequest",
+    "CreateConsumerRequest",
+    "DeliverPolicy",
     "DirectGetRequest",
     "ExternalStream",
     "LostStreamData",
@@ -75,10 +88,15 @@ __all__ = [
     "MsgDeleteResponse",
     "MsgGetRequest",
     "MsgGetResponse",
+    "NextRequest",
     "PeerInfo",
     "Placement",
+    "PriorityGroupState",
+    "PriorityPolicy",
     "PubAck",
     "RePublish",
+    "ReplayPolicy",
+    "SequenceInfo",
     "StoredMsg",
     "StreamAlternate",
     "StreamConfig",
@@ -100,9 +118,13 @@ __all__ = [
     "SubjectTransformConfig",
     "Tier",
     "api_response",
+    "consumer_create_response",
+    "consumer_info_response",
+    "decode_next_request",
     "decode_request",
     "encode",
     "format_time",
+    "go_duration",
     "go_quote",
     "is_empty_request",
     "is_json_object_or_array",
@@ -1402,7 +1424,7 @@ def _decode(node: Any, desc: _Desc, top: str, path: list[str], current: Any) -> 
         if kind == "enum":
             if desc.enum == "compression":
                 raise _GoError("unknown compression algorithm")
-            raise _GoError('can not unmarshal "null"')
+            return _decode_enum(node, desc)  # UnmarshalJSON sees "null" too
         if kind == "list":
             return None if desc.nullable else []
         if kind == "map":
@@ -1469,11 +1491,22 @@ def _decode_enum(node: Any, desc: _Desc) -> str:
         return str(node)
     if mode == "persist" and raw == '""':
         return "default"
+    if mode == "deliver" and raw == '"undefined"':
+        return "all"  # DeliverPolicy reads its own "undefined" rendering as DeliverAll
     probe = raw.lower() if mode == "fold" else raw
     for value in desc.values:
         if probe == '"' + value + '"':
             return value
+    if mode in _ENUM_ERRORS:
+        raise _GoError(_ENUM_ERRORS[mode] + raw)
     raise _GoError("can not unmarshal " + go_quote(raw))
+
+
+# Consumer enums whose UnmarshalJSON reports the raw JSON with %v instead of %q.
+_ENUM_ERRORS: Final = {
+    "action": "unknown consumer action: ",
+    "priority": "unknown priority policy: ",
+}
 
 
 def _decode_struct(
@@ -1534,3 +1567,351 @@ def is_empty_request(body: bytes) -> bool:
     except ValueError:
         return False
     return isinstance(value, dict) and not value
+
+
+# =============================================================================================
+# Consumers (server/consumer.go ConsumerConfig, ConsumerInfo; jetstream_api.go JSApiConsumer*)
+# =============================================================================================
+# Same rules as above: Go field order, Go JSON names, omitempty sets, Go zero defaults. The
+# server defaults (ack_wait 30 s, max_deliver -1, ...) are applied by
+# `validate.set_consumer_config_defaults`, never here.
+
+DeliverPolicy = Annotated[
+    Literal["all", "last", "new", "by_start_sequence", "by_start_time", "last_per_subject"],
+    Meta(extra={"enum": "deliver"}),
+]
+AckPolicy = Annotated[
+    Literal["none", "all", "explicit", "flow_control"], Meta(extra={"enum": "exact"})
+]
+ReplayPolicy = Annotated[Literal["instant", "original"], Meta(extra={"enum": "exact"})]
+PriorityPolicy = Annotated[
+    Literal["none", "overflow", "pinned_client", "prioritized"], Meta(extra={"enum": "priority"})
+]
+ConsumerAction = Annotated[Literal["", "create", "update"], Meta(extra={"enum": "action"})]
+
+_DURATIONS_GO = Meta(extra={"go": "[]time.Duration"})
+
+
+class ConsumerConfig(_Go):
+    """A consumer's configuration (jetstream-api.md 8.3).
+
+    ``backoff``, ``filter_subjects`` and ``priority_groups`` are None when absent and a list
+    when sent, even empty: nats-server compares configs with ``reflect.DeepEqual``, which
+    tells a nil slice from an empty one (an ``action: "create"`` resend with ``"backoff":
+    []`` is "consumer already exists"). Both encode to nothing (omitempty).
+    """
+
+    go_name: ClassVar[str] = "ConsumerConfig"
+    omitempty: ClassVar[frozenset[str]] = frozenset(
+        {"durable_name", "name", "description", "opt_start_seq", "opt_start_time", "ack_wait",
+         "max_deliver", "backoff", "filter_subject", "filter_subjects", "rate_limit_bps",
+         "sample_freq", "max_waiting", "max_ack_pending", "flow_control", "headers_only",
+         "max_batch", "max_expires", "max_bytes", "deliver_subject", "deliver_group",
+         "idle_heartbeat", "inactive_threshold", "mem_storage", "direct", "sourcing",
+         "metadata", "pause_until", "priority_groups", "priority_policy", "priority_timeout"}
+    )  # fmt: skip
+    durable_name: str = ""
+    name: str = ""
+    description: str = ""
+    deliver_policy: DeliverPolicy = "all"
+    opt_start_seq: Uint64 = 0
+    opt_start_time: Time | None = None
+    ack_policy: AckPolicy = "none"
+    ack_wait: Duration = 0
+    max_deliver: Int = 0
+    backoff: Annotated[list[Duration], _DURATIONS_GO] | None = None
+    filter_subject: str = ""
+    filter_subjects: list[str] | None = None
+    replay_policy: ReplayPolicy = "instant"
+    rate_limit_bps: Uint64 = 0
+    sample_freq: str = ""
+    max_waiting: Int = 0
+    max_ack_pending: Int = 0
+    flow_control: bool = False
+    headers_only: bool = False
+    max_batch: Int = 0
+    max_expires: Duration = 0
+    max_bytes: Int = 0
+    deliver_subject: str = ""
+    deliver_group: str = ""
+    idle_heartbeat: Duration = 0
+    inactive_threshold: Duration = 0
+    num_replicas: Int = 0
+    mem_storage: bool = False
+    direct: bool = False
+    sourcing: bool = False
+    metadata: dict[str, str] = {}
+    pause_until: Time | None = None
+    priority_groups: list[str] | None = None
+    priority_policy: PriorityPolicy = "none"
+    priority_timeout: Duration = 0
+
+
+class CreateConsumerRequest(_Go):
+    """The body of CONSUMER.CREATE and CONSUMER.DURABLE.CREATE (jetstream-api.md 8.1).
+
+    ``config`` is a Go value, not a pointer: ``"config": null`` or no config at all leaves
+    an empty config (nats never answers 10078 "consumer config required" here).
+    """
+
+    go_name: ClassVar[str] = "CreateConsumerRequest"
+    omitempty: ClassVar[frozenset[str]] = frozenset({"pedantic"})
+    stream_name: str = ""
+    config: ConsumerConfig = msgspec.field(default_factory=ConsumerConfig)
+    action: ConsumerAction = ""
+    pedantic: bool = False
+
+
+class SequenceInfo(_Go):
+    """``delivered`` / ``ack_floor`` of a ConsumerInfo; ``last_active`` None = never."""
+
+    go_name: ClassVar[str] = "SequenceInfo"
+    omitempty: ClassVar[frozenset[str]] = frozenset({"last_active"})
+    consumer_seq: Uint64 = 0
+    stream_seq: Uint64 = 0
+    last_active: Time | None = None
+
+
+class PriorityGroupState(_Go):
+    """One priority group in a ConsumerInfo (captured: ``{"group":"g1","pinned_ts":
+    "0001-01-01T00:00:00Z"}``: a time.Time value is never empty to omitempty)."""
+
+    go_name: ClassVar[str] = "PriorityGroupState"
+    omitempty: ClassVar[frozenset[str]] = frozenset({"pinned_client_id"})
+    group: str = ""
+    pinned_client_id: str = ""
+    pinned_ts: Time = ZERO_TIME
+
+
+class ConsumerInfo(_Go):
+    """A consumer's config and state: the body of create/info and of each LIST item.
+
+    create/info answers carry the config with the dynamic metadata (``_nats.ver``,
+    ``_nats.level``, `validate.set_dynamic_consumer_metadata`); LIST items carry the stored
+    config without it (captured). A single server sends no ``cluster`` (captured).
+    ``priority_groups`` follows ``ts``, as in Go.
+    """
+
+    go_name: ClassVar[str] = "ConsumerInfo"
+    omitempty: ClassVar[frozenset[str]] = frozenset(
+        {"config", "cluster", "push_bound", "paused", "pause_remaining", "priority_groups"}
+    )
+    stream_name: str = ""
+    name: str = ""
+    created: Time = ZERO_TIME
+    config: ConsumerConfig | None = None
+    delivered: SequenceInfo = msgspec.field(default_factory=SequenceInfo)
+    ack_floor: SequenceInfo = msgspec.field(default_factory=SequenceInfo)
+    num_ack_pending: Int = 0
+    num_redelivered: Int = 0
+    num_waiting: Int = 0
+    num_pending: Uint64 = 0
+    cluster: ClusterInfo | None = None
+    push_bound: bool = False
+    paused: bool = False
+    pause_remaining: Duration = 0
+    ts: Time = ZERO_TIME
+    priority_groups: list[PriorityGroupState] = []
+
+
+class ConsumerPauseRequest(_Go):
+    """CONSUMER.PAUSE body; ``{}`` or a past time resumes (Go value: zero time = unset)."""
+
+    go_name: ClassVar[str] = "JSApiConsumerPauseRequest"
+    omitempty: ClassVar[frozenset[str]] = frozenset({"pause_until"})
+    pause_until: Time = ZERO_TIME
+
+
+JS_API_NAMES_LIMIT: Final = 1024
+"""JSApiNamesLimit: page size of STREAM.NAMES and CONSUMER.NAMES."""
+JS_API_LIST_LIMIT: Final = 256
+"""JSApiListLimit: page size of STREAM.LIST and CONSUMER.LIST."""
+
+
+class ConsumerNamesResponse(ApiResponse):
+    """``consumers`` is ``[]`` when empty, also on errors (captured), unlike stream names."""
+
+    type: str = CONSUMER_NAMES_RESPONSE
+    total: Int = 0
+    offset: Int = 0
+    limit: Int = 0
+    consumers: list[str] = []
+
+
+class ConsumerListResponse(ApiResponse):
+    omitempty: ClassVar[frozenset[str]] = frozenset({"error", "missing", "offline"})
+    type: str = CONSUMER_LIST_RESPONSE
+    total: Int = 0
+    offset: Int = 0
+    limit: Int = 0
+    consumers: list[ConsumerInfo] = []
+    missing: list[str] = []
+    offline: dict[str, str] = {}
+
+
+class ConsumerDeleteResponse(ApiResponse):
+    omitempty: ClassVar[frozenset[str]] = frozenset({"error", "success"})
+    type: str = CONSUMER_DELETE_RESPONSE
+    success: bool = False
+
+
+class ConsumerPauseResponse(ApiResponse):
+    """``pause_until`` is always written (zero time when resumed, captured)."""
+
+    omitempty: ClassVar[frozenset[str]] = frozenset({"error", "pause_remaining"})
+    type: str = CONSUMER_PAUSE_RESPONSE
+    paused: bool = False
+    pause_until: Time = ZERO_TIME
+    pause_remaining: Duration = 0
+
+
+def consumer_create_response(
+    info: ConsumerInfo | None, error: ApiError | None = None
+) -> dict[str, Any]:
+    """The CONSUMER.CREATE / DURABLE.CREATE answer (a failure has only type and error)."""
+    return api_response(CONSUMER_CREATE_RESPONSE, info, error=error)
+
+
+def consumer_info_response(
+    info: ConsumerInfo | None, error: ApiError | None = None
+) -> dict[str, Any]:
+    """The CONSUMER.INFO answer (a failure has only type and error, captured)."""
+    return api_response(CONSUMER_INFO_RESPONSE, info, error=error)
+
+
+# -- CONSUMER.MSG.NEXT ----------------------------------------------------------------------
+
+
+class NextRequest(_Go):
+    """A pull request (JSApiConsumerGetNextRequest with its embedded PriorityGroup).
+
+    Built by `decode_next_request`; ``priority_group`` says whether the body was JSON,
+    as nats only checks the priority fields then. A JSON body without ``batch`` asks for
+    batch 0 (nats does not turn it into 1); an empty or integer body has no expiry.
+    """
+
+    go_name: ClassVar[str] = ""  # Go names the struct "" in its errors (captured)
+    omitempty: ClassVar[frozenset[str]] = frozenset(
+        {"expires", "batch", "max_bytes", "no_wait", "idle_heartbeat", "group", "min_pending",
+         "min_ack_pending", "id", "priority"}
+    )  # fmt: skip
+    expires: Duration = 0
+    batch: Int = 0
+    max_bytes: Int = 0
+    no_wait: bool = False
+    idle_heartbeat: Duration = 0
+    group: str = ""
+    min_pending: Int64 = 0
+    min_ack_pending: Int64 = 0
+    id: str = ""
+    priority: Int = 0
+    priority_group: ClassVar[bool] = False
+
+
+class _JsonNextRequest(NextRequest):
+    """What a JSON body decodes to: nats then holds a PriorityGroup to check."""
+
+    priority_group: ClassVar[bool] = True
+
+
+_EOI = "unexpected end of JSON input"
+_UNICODE_SPACE = " \t\n\v\f\r\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"  # noqa: E501
+
+
+def _go_trim_space(body: bytes) -> bytes:
+    """Go's ``bytes.TrimSpace``: Unicode white space at both ends (UTF-8 aware)."""
+    body = body.strip(b" \t\n\v\f\r")
+    if body and (body[0] >= 0x80 or body[-1] >= 0x80):
+        try:
+            return body.decode().strip(_UNICODE_SPACE).encode()
+        except UnicodeDecodeError:
+            return body
+    return body
+
+
+def _go_atoi(text: str) -> int | None:
+    """``strconv.Atoi`` on a 64-bit platform: the value, or None when it fails."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not digits or not digits.isascii() or not digits.isdigit():
+        return None
+    value = int(text)
+    return value if _I64[0] <= value <= _I64[1] else None
+
+
+def decode_next_request(body: bytes) -> NextRequest:
+    """A MSG.NEXT body read as nats ``nextReqFromMsg`` reads it.
+
+    After trimming white space: empty = batch 1; starting with ``{`` = JSON, decoded with
+    ``json.Unmarshal`` (unknown fields ignored; errors without offsets: ``unexpected end of
+    JSON input``, ``invalid character 'x' after top-level value``); otherwise a decimal
+    integer (``strconv.Atoi``: sign allowed, negative kept) is the batch, and anything
+    unparsable is batch 1. Raises ValueError with Go's message for bad JSON, which the
+    consumer answers with ``400 Bad Request - <message>``.
+    """
+    req = _go_trim_space(body)
+    if not req:
+        return NextRequest(batch=1)
+    if req[:1] != b"{":
+        n = _go_atoi(req.decode(errors="replace"))
+        return NextRequest(batch=1 if n is None else n)
+    scanner = _Scanner(req)
+    try:
+        node, end = scanner._value(0)
+        end = scanner._ws(end)
+        if end < len(req):
+            raise scanner._invalid(end, "after top-level value")
+    except _Syntax as exc:
+        raise ValueError(_EOI if str(exc) == _EOF else str(exc)) from None
+    except RecursionError:
+        raise ValueError("exceeded max depth") from None
+    plan = _plan(_JsonNextRequest)
+    out: dict[str, Any] = {}
+    try:
+        for key, item in node:
+            entry = plan.exact.get(key) or plan.folded.get(_fold(key))
+            if entry is None:
+                continue  # json.Unmarshal ignores unknown fields
+            name, desc = entry
+            # json.Unmarshal names the field as the body spells it ("Go struct field .Batch").
+            value = _decode(item, desc, "", [key], out.get(name))
+            if value is not _KEEP:
+                out[name] = value
+    except _GoError as exc:
+        raise ValueError(str(exc)) from None
+    return msgspec.convert(out, _JsonNextRequest)
+
+
+# -- Go's time.Duration.String ----------------------------------------------------------------
+
+
+def go_duration(ns: int) -> str:
+    """Go's ``time.Duration(ns).String()``: ``0s``, ``1.5µs``, ``100ms``, ``1m30s``, ``2h0m0s``.
+
+    Error and status texts print durations this way (``consumer inactive threshold exceeds
+    system limit of 10s``, ``409 Exceeded MaxRequestExpires of 1.5s``).
+    """
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    u = abs(ns)
+    if u < _NS:
+        for unit, size in (("ns", 1), ("µs", 1_000), ("ms", 1_000_000)):
+            if u < size * 1000:
+                return sign + _fraction(u, size) + unit
+    secs, frac = divmod(u, _NS)
+    text = _fraction(secs % 60 * _NS + frac, _NS) + "s"
+    minutes = secs // 60
+    if minutes:
+        text = f"{minutes % 60}m" + text
+        hours = minutes // 60
+        if hours:
+            text = f"{hours}h" + text
+    return sign + text
+
+
+def _fraction(value: int, size: int) -> str:
+    whole, frac = divmod(value, size)
+    if not frac:
+        return str(whole)
+    width = len(str(size)) - 1
+    return f"{whole}." + f"{frac:0{width}d}".rstrip("0")
