@@ -2,13 +2,17 @@
 
     python -m perf.compare [--msgs N] [--repeat R] [--workers W] [--scenarios a,b]
                            [--idle-conns N] [--only nats-server|shardbroker]
-                           [--server-url URL]
+                           [--js-pubs N] [--js-window W] [--server-url URL]
 
 Both servers are started on free loopback ports, each scenario is run against them
 interleaved (A, B, A, B, ...) R times, and a markdown table (medians, min-max, the ratio
 shardbroker/nats-server, server CPU seconds per million messages, server memory with
 10,000 idle connections) is printed and written to perf/results/latest.md, with a chart
 next to it (latest.png). See perf/README.md for how to read it.
+
+The JetStream scenarios (js-pub, js-pub-sync) get a server of their own for every run:
+started with `-js -sd DIR` on a fresh store directory under one temporary directory,
+stopped and removed after the run; the other scenarios use servers without JetStream.
 
 Nothing here imports `shardbroker`: the broker is started as a subprocess
 (`python -m shardbroker serve ...`) and measured over the wire like nats-server.
@@ -23,11 +27,13 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -36,6 +42,8 @@ import psutil
 
 from perf.idle import run_idle
 from perf.loadgen import (
+    JS_SCENARIOS,
+    JS_STREAM,
     MSGS_DIVISOR,
     SCENARIOS,
     TITLES,
@@ -53,6 +61,8 @@ NATS_SERVER = Path(sys.executable).parent / "nats-server"
 HOST = "127.0.0.1"
 NATS_CMD = "{nats_server} -a {host} -p {port}"
 SB_CMD = "{python} -m shardbroker serve -a {host} -p {port} --workers {workers}"
+# Appended to either command for the JetStream scenarios (unless it has {store_dir}).
+JS_ARGS = "-js -sd {store_dir}"
 
 NATS = "nats-server"
 SB = "shardbroker"
@@ -70,6 +80,7 @@ TARGETS = {
     "queue": 0.6,
     "reqrep": 0.8,
     "idle": 3.0,
+    "js-pub": 0.5,
 }
 LOWER_IS_BETTER = frozenset({"idle"})
 MiB = 1024 * 1024
@@ -100,17 +111,22 @@ def read_info(port: int, timeout: float = 1.0) -> bytes:
 class Server:
     """A server process under test: start, readiness, CPU probe, stop by PID."""
 
-    def __init__(self, name: str, workers: int, sb_cmd: str | None = None) -> None:
+    def __init__(
+        self, name: str, workers: int, sb_cmd: str | None = None, store_dir: Path | None = None
+    ) -> None:
         self.name = name
         self.workers = workers
+        self.store_dir = store_dir  # JetStream on, with this store directory
         self.port = free_port()
-        self.log_path = RESULTS / f"{name}.log.tmp"
+        self.log_path = RESULTS / f"{name}{'-js' if store_dir else ''}.log.tmp"
         self.proc: subprocess.Popen | None = None
         self.ps: psutil.Process | None = None
         self.known: dict[tuple[int, float], psutil.Process] = {}
         self.dead_reported = False
         self.used = False  # has served any load since it started
         template = NATS_CMD if name == NATS else (sb_cmd or SB_CMD)
+        if store_dir is not None and "{store_dir}" not in template:
+            template += " " + JS_ARGS
         self.template = template
         self.cmd = self._command()
 
@@ -121,6 +137,7 @@ class Server:
             "host": HOST,
             "port": self.port,
             "workers": self.workers,
+            "store_dir": str(self.store_dir or ""),
         }
         return [part.format(**fields) for part in shlex.split(self.template)]
 
@@ -619,6 +636,12 @@ def render(
         + f", requests={args.requests:,}, payload={args.payload} B (unless the scenario names "
         f"its size), idle-conns={args.idle_conns:,}, repeat={args.repeat}, "
         f"workers={args.workers}, spread={'on' if args.spread else 'off'}"
+        + (
+            f", JetStream: {args.js_pubs} publisher(s), window {args.js_window}, "
+            f"file storage, a fresh server and store directory per run"
+            if set(scenarios) & JS_SCENARIOS
+            else ""
+        )
         + (", runs interleaved nats-server/shardbroker" if both else ""),
         f"- command: `{shlex.join(['python', '-m', 'perf.compare', *args.argv])}`",
         "",
@@ -645,20 +668,24 @@ def render(
             row.append(f"{v:.2f}" if v is not None else "-")
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
-    if "reqrep" in scenarios:
+    for sc, what in (("reqrep", "Request/reply latency"), ("js-pub-sync", "PubAck latency")):
+        if sc not in scenarios:
+            continue
         lines += [
-            "Request/reply latency (µs; median over runs of each run's percentile):",
+            f"{what} ({title(sc, args)}; µs; median over runs of each run's percentile):",
             "",
             "| server | p50 | p99 |",
             "|---|---:|---:|",
         ]
         for srv in servers:
-            s = sums["reqrep"][srv]
+            s = sums[sc][srv]
             p50, p99 = s.get("p50"), s.get("p99")
             lines.append(
                 f"| {srv} | {p50:.0f} | {p99:.0f} |" if p50 is not None else f"| {srv} | - | - |"
             )
         lines.append("")
+    if set(scenarios) & JS_SCENARIOS:
+        lines += render_js(servers, [sc for sc in scenarios if sc in JS_SCENARIOS], results, args)
     if "idle" in scenarios:
         lines += render_idle(args, servers, sums["idle"])
     lines += [
@@ -708,6 +735,39 @@ def render(
         )
     lines += ["", "</details>", ""]
     return "\n".join(lines)
+
+
+def render_js(
+    servers: list[str],
+    scenarios: list[str],
+    results: dict[str, dict[str, list[dict[str, Any]]]],
+    args: argparse.Namespace,
+) -> list[str]:
+    """Counts of the JetStream runs: published, acked, bad acks, stored (sums over runs)."""
+    lines = [
+        f"JetStream counts, summed over the runs: publishes sent, successful PubAcks, acks "
+        f'with an error (or no "seq"), and the messages the stream {JS_STREAM} held at the '
+        f"end of each run (STREAM.INFO state.messages). A run fails unless every publish got "
+        f"a successful ack and the stream holds exactly the acked messages.",
+        "",
+        "| scenario | server | runs | published | acked | bad acks | stream messages | status |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for sc in scenarios:
+        for srv in servers:
+            runs = results[sc][srv]
+            info = [r["js"] for r in runs if r.get("js")]
+            stored = [d["stream_messages"] for d in info]
+            ok = sum(1 for r in runs if r["ok"])
+            lines.append(
+                f"| {title(sc, args)} | {srv} | {len(runs)} | "
+                f"{sum(d['published'] for d in info):,} | {sum(d['acked'] for d in info):,} | "
+                f"{sum(d['bad'] for d in info):,} | "
+                + ("-" if None in stored or not info else f"{sum(stored):,}")
+                + f" | {ok}/{len(runs)} ok |"
+            )
+    lines.append("")
+    return lines
 
 
 def render_idle(
@@ -952,6 +1012,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="N",
         help="connections the idle scenario opens (default 10000)",
     )
+    p.add_argument(
+        "--js-pubs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="js-pub: publishing connections (default 1, like nats bench js pub)",
+    )
+    p.add_argument(
+        "--js-window",
+        type=int,
+        default=256,
+        metavar="W",
+        help="js-pub: un-acked publishes each publisher keeps in flight (default 256)",
+    )
     p.add_argument("--only", choices=[NATS, SB], help="run against one server only")
     p.add_argument("--server-url", help="use an already-running server (no start/stop, no ratio)")
     p.add_argument(
@@ -966,7 +1040,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--sb-cmd",
         help="command line that starts shardbroker, with {python} {host} {port} {workers} "
-        f"placeholders (default: {SB_CMD!r})",
+        f"placeholders (default: {SB_CMD!r}); the JetStream scenarios append {JS_ARGS!r} "
+        "unless it has a {store_dir} placeholder",
     )
     p.add_argument("--no-warmup", dest="warmup", action="store_false")
     p.add_argument("--start-timeout", type=float, default=30.0)
@@ -983,7 +1058,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"--scenarios names no scenario; known: {','.join(SCENARIOS)}")
     if args.repeat is None:
         args.repeat = 1 if args.server_url else 5
-    for name in ("msgs", "requests", "repeat", "workers", "idle_conns"):
+    for name in ("msgs", "requests", "repeat", "workers", "idle_conns", "js_pubs", "js_window"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.payload < 0:
@@ -1011,6 +1086,8 @@ def options(args: argparse.Namespace, spread: bool, msgs: int | None = None) -> 
         spread=spread,
         shards=args.workers,
         idle_timeout=args.idle_timeout,
+        js_pubs=args.js_pubs,
+        js_window=args.js_window,
     )
 
 
@@ -1151,6 +1228,48 @@ def idle_on(srv: Server, args: argparse.Namespace) -> dict[str, Any]:
     return r
 
 
+def js_on(name: str, sc: str, args: argparse.Namespace, root: Path, seq: int) -> dict[str, Any]:
+    """One JetStream run against a fresh `name -js -sd DIR`, DIR new under `root`.
+
+    The server is started for this run only and stopped by PID afterwards, and its store
+    directory is removed, so that every run starts from an empty store (the stream is
+    created by the run itself, see loadgen.js_prepare).
+    """
+    store = root / f"{name}-{seq}"
+    srv = Server(name, args.workers, args.sb_cmd, store_dir=store)
+    # One log per server kind for all JS runs of the suite: truncated by the first one.
+    append = seq > 1
+    try:
+        try:
+            srv.start(args.start_timeout, append=append)
+        except ServerError as exc:
+            print(f"\nerror: starting {name} with JetStream: {exc}\n--- {srv.log_path} ---\n"
+                  f"{srv.log_tail()}\n---", file=sys.stderr)  # fmt: skip
+            return failed_run(sc, f"starting {name} with JetStream: {exc}")
+        offset = srv.log_size()
+        r = run_scenario(srv.url, sc, options(args, args.spread and name == SB), srv.cpu_seconds)
+        if not srv.alive():
+            r["ok"] = False
+            r["server_cpu"] = None
+            r["errors"].append(f"{name} exited during the run (code {srv.proc.returncode})")  # type: ignore[union-attr]
+            print(f"\nerror: {name} exited\n--- {srv.log_path} ---\n{srv.log_tail()}\n---",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            trouble = [
+                line
+                for line in srv.log_since(offset).splitlines()
+                if "Traceback" in line or "Error" in line or "[ERR]" in line
+            ]
+            if trouble:
+                print(f"warning: {name} logged {len(trouble)} error line(s) during a {sc} run "
+                      f"(see {srv.log_path}); first: {trouble[0][:300]}",
+                      file=sys.stderr)  # fmt: skip
+        return r
+    finally:
+        srv.stop()
+        shutil.rmtree(store, ignore_errors=True)
+
+
 def managed(args: argparse.Namespace) -> int:
     names = [args.only] if args.only else [NATS, SB]
     if NATS in names and not NATS_SERVER.exists():
@@ -1170,8 +1289,13 @@ def managed(args: argparse.Namespace) -> int:
         sc: {n: [] for n in names} for sc in args.scenario_list
     }
     order: list[tuple[str, str, dict[str, Any]]] = []
+    plain = [sc for sc in args.scenario_list if sc not in JS_SCENARIOS]
+    js_root: Path | None = None
+    js_runs = dict.fromkeys(names, 0)
     try:
-        for name in names:
+        if len(plain) < len(args.scenario_list):
+            js_root = Path(tempfile.mkdtemp(prefix="perf-js-"))
+        for name in names if plain else []:
             srv = Server(name, args.workers, args.sb_cmd)
             servers[name] = srv
             print(f"starting {name}: {shlex.join(srv.cmd)}", file=sys.stderr, flush=True)
@@ -1191,7 +1315,21 @@ def managed(args: argparse.Namespace) -> int:
                     print(f"warm-up against {name} failed: {r['errors']}", file=sys.stderr)
         total = len(args.scenario_list) * args.repeat * len(names)
         i = 0
-        for sc in args.scenario_list:
+        for k, sc in enumerate(args.scenario_list):
+            if sc in JS_SCENARIOS:
+                if not set(args.scenario_list[k:]) - JS_SCENARIOS:
+                    for srv in servers.values():  # no longer needed: free the CPUs
+                        srv.stop()
+                for _ in range(args.repeat):
+                    for name in names:
+                        i += 1
+                        js_runs[name] += 1
+                        assert js_root is not None
+                        r = js_on(name, sc, args, js_root, js_runs[name])
+                        results[sc][name].append(r)
+                        order.append((sc, name, r))
+                        progress(i, total, title(sc, args), name, r)
+                continue
             for _ in range(args.repeat):
                 for name, srv in servers.items():
                     i += 1
@@ -1222,6 +1360,8 @@ def managed(args: argparse.Namespace) -> int:
     finally:
         for srv in servers.values():
             srv.stop()
+        if js_root is not None:
+            shutil.rmtree(js_root, ignore_errors=True)
     out = args.out or RESULTS / ("latest.md" if len(names) == 2 else f"latest-{names[0]}.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     png = out.with_suffix(".png")

@@ -10,7 +10,11 @@ machine the broker, not the generator, is what gets measured:
   64 frames and fall back to a per-frame parser (find `\\r\\n`, skip the payload by its
   declared size) for anything else;
 - request/reply uses blocking sockets (one syscall each way per round trip, no event
-  loop hop) so that the latency reported is mostly the server's.
+  loop hop) so that the latency reported is mostly the server's;
+- JetStream publishers (`js-pub`) keep a window of un-acked publishes, each with its own
+  reply subject under one wildcard inbox, and refill it once per read batch; every
+  PubAck is checked, and the coordinator creates the stream beforehand and compares the
+  stream's message count (STREAM.INFO) with the acks afterwards.
 
 Each *role* (publishers, subscribers, requester, responder) runs in its own process,
 started with the multiprocessing "spawn" context and driving all of that role's
@@ -30,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import multiprocessing as mp
 import secrets
@@ -62,7 +67,12 @@ SCENARIOS = (
     "fanin",
     "reqrep",
     "idle",
+    "js-pub",
+    "js-pub-sync",
 )
+# JetStream scenarios need a server started with -js (perf.compare starts a fresh one
+# with a fresh store directory for every run of them).
+JS_SCENARIOS = frozenset({"js-pub", "js-pub-sync"})
 # `idle` is not a message flow: perf/idle.py runs it (perf.compare dispatches); it is
 # listed here so that names, titles and aliases live in one place.
 TITLES = {
@@ -79,6 +89,8 @@ TITLES = {
     "fanin": "fan-in 32:1",
     "reqrep": "request/reply",
     "idle": "10k idle conns",
+    "js-pub": "JetStream pub, async acks",
+    "js-pub-sync": "JetStream pub, sync acks",
 }
 UNITS = {
     "pub": "msg/s",
@@ -92,6 +104,8 @@ UNITS = {
     "fanin": "msg/s",
     "reqrep": "round trips/s",
     "idle": "MiB RSS",
+    "js-pub": "msg/s acked",
+    "js-pub-sync": "msg/s acked",
 }
 ALIASES = {
     "pub": "pub",
@@ -128,6 +142,13 @@ ALIASES = {
     "req": "reqrep",
     "idle": "idle",
     "idle-conns": "idle",
+    "js-pub": "js-pub",
+    "jspub": "js-pub",
+    "js-pub-async": "js-pub",
+    "js": "js-pub",
+    "js-pub-sync": "js-pub-sync",
+    "jspub-sync": "js-pub-sync",
+    "js-sync": "js-pub-sync",
 }
 FANOUT_SUBS = 4
 FANOUT16_SUBS = 16
@@ -135,12 +156,18 @@ QUEUE_PUBS = 4
 QUEUE_MEMBERS = 4
 QUEUE_GROUP = "workers"
 FANIN_PUBS = 32
+# JetStream: the stream every JS run creates (file storage) and the subject published to.
+JS_STREAM = "PERF"
+JS_SUBJECTS = "perf.js.>"
+JS_SUBJECT = "perf.js.pub"
+JS_API_TIMEOUT = 30.0  # for the storage side to come up and answer STREAM.CREATE
 
 # Scenarios with a fixed payload size (the others use Options.payload).
 PAYLOADS = {"pubsub-1k": 1024, "pubsub-64k": 65536}
 # Messages per run = Options.msgs // divisor, so that every scenario takes about as long
 # as the 16-byte ones (a 1M x 64 KiB run would move 64 GB).
-MSGS_DIVISOR = {"pubsub-1k": 4, "pubsub-64k": 128, "fanout16": 4}
+# JetStream publishes are stored and acked one by one: N/10 acked async, N/200 sync.
+MSGS_DIVISOR = {"pubsub-1k": 4, "pubsub-64k": 128, "fanout16": 4, "js-pub": 10, "js-pub-sync": 200}
 MIN_MSGS = 100
 
 FAST_BLOCK = 64  # identical MSG frames recognised by one startswith()
@@ -187,6 +214,8 @@ class Options:
     shards: int = 2  # number of workers to alternate over
     tries: int = 64  # connection attempts per connection when spreading
     idle_timeout: float = 10.0  # no progress for this long = the run failed
+    js_pubs: int = 1  # js-pub: publishers (connections), like `nats bench js pub --pubs`
+    js_window: int = 256  # js-pub: un-acked publishes each publisher keeps in flight
 
 
 # --------------------------------------------------------------------------- plan
@@ -265,6 +294,13 @@ def plan(scenario: str, host: str, port: int, opt: Options) -> list[dict[str, An
             role("responder", "responder", [conn("svc", 1)], until_stop=True),
             role("requester", "requester", [conn("svc", 0, opt.requests)]),
         ]
+    if scenario == "js-pub":
+        k = max(1, opt.js_pubs)
+        base, extra = divmod(n, k)
+        pubs = [conn(JS_SUBJECT, i, base + (1 if i < extra else 0)) for i in range(k)]
+        return [role("jspub", "jspub", pubs, window=max(1, opt.js_window))]
+    if scenario == "js-pub-sync":
+        return [role("jspub", "jspub-sync", [conn(JS_SUBJECT, 0, n)])]
     raise ValueError(f"unknown scenario {scenario!r}")
 
 
@@ -388,28 +424,32 @@ class Conn(asyncio.Protocol):
                 cnt += 1
                 pos = end
                 continue
-            if op == b"PING":
-                self.transport.write(PONG)  # type: ignore[union-attr]
-            elif op == b"PONG":
-                if self.pongs:
-                    fut = self.pongs.popleft()
-                    if not fut.done():
-                        fut.set_result(None)
-            elif op == b"INFO":
-                if self.info is None:
-                    self.info = json.loads(data[pos + 5 : nl])
-                    if not self.info_waiter.done():
-                        self.info_waiter.set_result(self.info)
-            elif op == b"-ERR":
-                self.err = data[pos:nl].decode(errors="replace")
-                if self.state is not None:
-                    self.state.wake()
+            self._control(op, data, pos, nl)
             pos = nl + 2
         self.buf = data[pos:] if pos < n else b""
         if cnt:
             self.count += cnt
             if self.state is not None:
                 self.state.progress(cnt)
+
+    def _control(self, op: bytes, data: bytes, pos: int, nl: int) -> None:
+        """A line other than MSG/HMSG: PING, PONG, INFO, -ERR (+OK and others ignored)."""
+        if op == b"PING":
+            self.transport.write(PONG)  # type: ignore[union-attr]
+        elif op == b"PONG":
+            if self.pongs:
+                fut = self.pongs.popleft()
+                if not fut.done():
+                    fut.set_result(None)
+        elif op == b"INFO":
+            if self.info is None:
+                self.info = json.loads(data[pos + 5 : nl])
+                if not self.info_waiter.done():
+                    self.info_waiter.set_result(self.info)
+        elif op == b"-ERR":
+            self.err = data[pos:nl].decode(errors="replace")
+            if self.state is not None:
+                self.state.wake()
 
     def _protocol_error(self, line: bytes) -> None:
         self.err = f"unparsable line from server: {line[:80]!r}"
@@ -438,16 +478,19 @@ async def open_conn(
     timeout: float,
     state: RoleState | None = None,
     fast_frame: bytes | None = None,
-) -> tuple[Conn, int, int]:
+    factory: Any = None,
+) -> tuple[Any, int, int]:
     """Connect and handshake; with a target shard, re-connect until it is hit.
 
+    `factory` makes the protocol object (default: a counting `Conn`).
     Returns (connection, shard, attempts). The last attempt is kept on a miss.
     """
     loop = asyncio.get_running_loop()
+    make = factory or (lambda: Conn(state, fast_frame))
     attempt = 0
     while True:
         attempt += 1
-        _, conn = await loop.create_connection(lambda: Conn(state, fast_frame), host, port)
+        _, conn = await loop.create_connection(make, host, port)
         info = await asyncio.wait_for(conn.info_waiter, timeout)
         shard = shard_of(info.get("client_id", 0))
         if target is None or shard in (0, target) or attempt >= tries:
@@ -560,6 +603,143 @@ async def _run_sub(spec: dict, conns: list[Conn], state: RoleState) -> dict[str,
     }
 
 
+class JsPubConn(Conn):
+    """A JetStream publisher: keeps `window` publishes un-acked and checks every PubAck.
+
+    Each publish has its own reply subject `_INBOX.<id>.<n>` under one wildcard
+    subscription `_INBOX.<id>.*` (like nats.go's async publish). Acks are handled once
+    per read batch: k acks read -> k more publishes in one write, so that at most
+    `window` are outstanding. A PubAck is a success if its JSON has a "seq" and no
+    "error"; anything else is counted as bad (the first one is kept for the report).
+    """
+
+    def __init__(self, subject: bytes, payload: bytes, n: int, window: int) -> None:
+        super().__init__()
+        self.inbox = b"_INBOX.%s." % secrets.token_hex(8).encode()
+        self.head = b"PUB %s %s" % (subject, self.inbox)
+        self.tail = b" %d\r\n%s\r\n" % (len(payload), payload)
+        self.n = n
+        self.window = window
+        self.sent = 0
+        self.acks = 0  # replies received on the inbox, good or bad
+        self.bad = 0
+        self.first_bad: str | None = None
+        self.t_last: float | None = None
+        self.done = self.loop.create_future()
+
+    def publish(self, k: int) -> None:
+        """Send up to k more publishes (never past n) in one write."""
+        a = self.sent
+        b = min(self.n, a + k)
+        if b <= a:
+            return
+        head, tail = self.head, self.tail
+        self.transport.write(b"".join([head + b"%d" % i + tail for i in range(a, b)]))  # type: ignore[union-attr]
+        self.sent = b
+
+    def start(self) -> None:
+        if self.n == 0:
+            self.done.set_result(None)
+            return
+        self.publish(self.window)
+
+    def data_received(self, data: bytes) -> None:
+        if self.buf:
+            data = self.buf + data
+        n = len(data)
+        pos = 0
+        acks = 0
+        while pos < n:
+            nl = data.find(b"\r\n", pos)
+            if nl < 0:
+                break
+            op = data[pos : pos + 4]
+            if op == b"MSG ":
+                try:
+                    size = int(data[pos:nl].rsplit(None, 1)[1])
+                except (IndexError, ValueError):
+                    self._protocol_error(data[pos:nl])
+                    return
+                end = nl + 2 + size
+                if end + 2 > n:
+                    break
+                payload = data[nl + 2 : end]
+                if b'"error"' in payload or b'"seq"' not in payload:
+                    self.bad += 1
+                    if self.first_bad is None:
+                        self.first_bad = payload[:300].decode(errors="replace")
+                acks += 1
+                pos = end + 2
+                continue
+            self._control(op, data, pos, nl)
+            pos = nl + 2
+        self.buf = data[pos:] if pos < n else b""
+        if acks:
+            self.acks += acks
+            self.t_last = time.monotonic()
+            if self.acks >= self.n:
+                if not self.done.done():
+                    self.done.set_result(None)
+            else:
+                self.publish(acks)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def _run_jspub(spec: dict, conns: list[JsPubConn]) -> dict[str, Any]:
+    """Publish every connection's share with its window; wait for all acks."""
+    idle = spec["idle"]
+    errors: list[str] = []
+    t_start = time.monotonic()
+    for conn in conns:
+        conn.start()
+    pending = [c.done for c in conns]
+    last, last_acks = t_start, 0
+    while not all(f.done() for f in pending):
+        await asyncio.wait(pending, timeout=0.25)
+        acks = sum(c.acks for c in conns)
+        now = time.monotonic()
+        if acks != last_acks:
+            last, last_acks = now, acks
+        elif now - last > idle:
+            errors.append(
+                f"timeout: {acks} of {sum(c.n for c in conns)} publishes acked "
+                f"(no ack for {idle:.0f}s)"
+            )
+            break
+    t_end = max((c.t_last for c in conns if c.t_last is not None), default=time.monotonic())
+    # A PING round trip after the last ack, so that surplus acks already on the way show up.
+    for c in conns:
+        if c.lost:
+            continue
+        try:
+            await c.flush(idle)
+        except (TimeoutError, ConnectionError) as exc:
+            errors.append(f"final flush failed: {exc!r}")
+    errors += [c.err for c in conns if c.err]
+    sent = sum(c.sent for c in conns)
+    acks = sum(c.acks for c in conns)
+    bad = sum(c.bad for c in conns)
+    if acks > sent:
+        errors.append(f"{acks} acks for {sent} publishes ({acks - sent} surplus)")
+    if bad:
+        first = next(c.first_bad for c in conns if c.first_bad is not None)
+        errors.append(f"{bad} of {acks} acks were not successes; first: {first}")
+    return {
+        "t_start": t_start,
+        "t_end": t_end,
+        "published": sent,
+        "expect": sum(c.n for c in conns),
+        "acked": acks - bad,
+        "bad": bad,
+        "window": spec["window"],
+        "errors": errors,
+    }
+
+
 async def _async_role(pipe: Connection, spec: dict) -> None:
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue = asyncio.Queue()
@@ -583,10 +763,15 @@ async def _async_role(pipe: Connection, spec: dict) -> None:
     try:
         for c in spec["conns"]:
             fast = None
+            factory = None
             if kind == "sub":
                 fast = b"MSG %s 1 %d\r\n%s\r\n" % (c["subject"].encode(), len(payload), payload)
+            elif kind == "jspub":
+                factory = functools.partial(
+                    JsPubConn, c["subject"].encode(), payload, c["msgs"], spec["window"]
+                )
             conn, shard, tries = await open_conn(
-                host, port, c["target"], spec["tries"], idle, state, fast
+                host, port, c["target"], spec["tries"], idle, state, fast, factory
             )
             conns.append(conn)
             shards.append(shard)
@@ -595,6 +780,10 @@ async def _async_role(pipe: Connection, spec: dict) -> None:
             for conn, c in zip(conns, spec["conns"], strict=True):
                 queue = f" {c['queue']}" if c["queue"] else ""
                 conn.transport.write(f"SUB {c['subject']}{queue} 1\r\n".encode())  # type: ignore[union-attr]
+            await asyncio.gather(*(conn.flush(idle) for conn in conns))
+        elif kind == "jspub":
+            for conn in conns:
+                conn.transport.write(b"SUB %s* 1\r\n" % conn.inbox)  # type: ignore[union-attr]
             await asyncio.gather(*(conn.flush(idle) for conn in conns))
         targets = [c["target"] for c in spec["conns"]]
         missed = [
@@ -607,6 +796,8 @@ async def _async_role(pipe: Connection, spec: dict) -> None:
         cpu0, wall0 = time.process_time(), time.monotonic()
         if kind == "pub":
             result = await _run_pub(spec, conns)
+        elif kind == "jspub":
+            result = await _run_jspub(spec, conns)  # type: ignore[arg-type]
         else:
             assert state is not None
             result = await _run_sub(spec, conns, state)
@@ -831,6 +1022,163 @@ def _responder(pipe: Connection, spec: dict) -> None:
     )
 
 
+def _jspub_sync(pipe: Connection, spec: dict) -> None:
+    """js-pub-sync: publish one message, wait for its PubAck, repeat (latency-bound)."""
+    c = spec["conns"][0]
+    conn, shard, attempts = sync_open(
+        spec["host"], spec["port"], c["target"], spec["tries"], spec["idle"]
+    )
+    prefix = b"_INBOX.%s." % secrets.token_hex(8).encode()
+    conn.sock.sendall(b"SUB %s* 1\r\n" % prefix)
+    conn.flush()
+    _ready(pipe, spec, shard, attempts)
+    if not pipe.poll(GO_TIMEOUT) or pipe.recv()[0] != "go":
+        return
+    payload = make_payload(spec["payload"])
+    head = b"PUB %s %s" % (c["subject"].encode(), prefix)
+    tail = b" %d\r\n%s\r\n" % (len(payload), payload)
+    n = c["msgs"]
+    warmup = min(200, max(1, n // 20))
+    lat = [0] * n
+    errors: list[str] = []
+    sock = conn.sock
+    clock = time.perf_counter_ns
+    published = good = bad = surplus = done = 0
+    first_bad: bytes | None = None
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    t_start = t_end = wall0
+    try:
+        for i in range(-warmup, n):
+            if i == 0:
+                t_start = time.monotonic()
+            num = b"%d" % (i + warmup)
+            inbox = prefix + num
+            t0 = clock()
+            sock.sendall(head + num + tail)
+            published += 1
+            while True:
+                kind, line, ack = conn.next_event()
+                if kind != "MSG":
+                    continue
+                if line.split()[1] == inbox:
+                    break
+                surplus += 1
+            if b'"error"' in ack or b'"seq"' not in ack:
+                bad += 1
+                first_bad = first_bad or ack[:300]
+            else:
+                good += 1
+            if i >= 0:
+                lat[i] = clock() - t0
+                done = i + 1
+        t_end = time.monotonic()
+    except (TimeoutError, OSError, LoadError) as exc:
+        t_end = time.monotonic()
+        errors.append(f"after {done} of {n} acked publishes: {exc!r}")
+    finally:
+        sock.close()
+    if bad:
+        errors.append(
+            f"{bad} of {good + bad} acks were not successes; first: "
+            f"{(first_bad or b'').decode(errors='replace')}"
+        )
+    if surplus:
+        errors.append(f"{surplus} acks for no outstanding publish")
+    ok = sorted(lat[:done])
+    pipe.send(
+        (
+            "done",
+            {
+                "trips": done,
+                "expect": n,
+                "published": published,
+                "acked": good,
+                "bad": bad,
+                "window": 1,
+                "t_start": t_start,
+                "t_end": t_end,
+                "p50_us": ok[len(ok) // 2] / 1000 if ok else None,
+                "p99_us": ok[min(len(ok) - 1, (len(ok) * 99) // 100)] / 1000 if ok else None,
+                "errors": errors,
+                "cpu": time.process_time() - cpu0,
+                "wall": time.monotonic() - wall0,
+            },
+        )
+    )
+
+
+# ----------------------------------------------------------------- JetStream API
+
+
+class JsApi:
+    """Blocking JetStream API requests on one connection (setup and checks, untimed)."""
+
+    def __init__(self, host: str, port: int, timeout: float = 10.0) -> None:
+        self.conn, _, _ = sync_open(host, port, None, 1, timeout)
+        self.prefix = b"_INBOX.%s." % secrets.token_hex(8).encode()
+        self.conn.sock.sendall(b"SUB %s* 1\r\n" % self.prefix)
+        self.conn.flush()
+        self.n = 0
+
+    def request(self, subject: str, body: bytes = b"", timeout: float = JS_API_TIMEOUT) -> dict:
+        """Send one request and return the decoded reply.
+
+        Re-sent every second until `timeout`: right after start-up the server may not
+        answer yet (shardbroker's storage process is still attaching, and without
+        headers there is no no-responders status, just silence).
+        """
+        deadline = time.monotonic() + timeout
+        sock = self.conn.sock
+        while True:
+            self.n += 1
+            inbox = self.prefix + b"%d" % self.n
+            sock.sendall(b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), inbox, len(body), body))
+            sock.settimeout(max(0.05, min(1.0, deadline - time.monotonic())))
+            try:
+                while True:
+                    kind, line, payload = self.conn.next_event()
+                    if kind == "MSG" and line.split()[1] == inbox:
+                        return json.loads(payload)
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise LoadError(
+                        f"no answer to {subject} within {timeout:.0f}s (is JetStream enabled?)"
+                    ) from None
+
+    def close(self) -> None:
+        self.conn.sock.close()
+
+
+def js_prepare(host: str, port: int) -> None:
+    """Create the benchmark stream (file storage), deleting any earlier one first."""
+    api = JsApi(host, port)
+    try:
+        api.request(f"$JS.API.STREAM.DELETE.{JS_STREAM}")  # also waits for JetStream to answer
+        body = json.dumps(
+            {"name": JS_STREAM, "subjects": [JS_SUBJECTS], "storage": "file"},
+            separators=(",", ":"),
+        ).encode()
+        reply = api.request(f"$JS.API.STREAM.CREATE.{JS_STREAM}", body)
+        if "error" in reply:
+            raise LoadError(f"STREAM.CREATE {JS_STREAM} failed: {reply['error']}")
+    finally:
+        api.close()
+
+
+def js_stream_state(host: str, port: int, delete: bool = True) -> dict[str, Any]:
+    """The benchmark stream's `state` from STREAM.INFO; the stream is deleted afterwards."""
+    api = JsApi(host, port)
+    try:
+        reply = api.request(f"$JS.API.STREAM.INFO.{JS_STREAM}", timeout=10.0)
+        if "error" in reply:
+            raise LoadError(f"STREAM.INFO {JS_STREAM} failed: {reply['error']}")
+        if delete:
+            api.request(f"$JS.API.STREAM.DELETE.{JS_STREAM}", timeout=10.0)
+        return reply.get("state", {})
+    finally:
+        api.close()
+
+
 def role_main(pipe: Connection, spec: dict) -> None:
     """Entry point of a role process (spawned)."""
     try:
@@ -838,6 +1186,8 @@ def role_main(pipe: Connection, spec: dict) -> None:
             _requester(pipe, spec)
         elif spec["role"] == "responder":
             _responder(pipe, spec)
+        elif spec["role"] == "jspub-sync":
+            _jspub_sync(pipe, spec)
         else:
             try:
                 import uvloop
@@ -934,7 +1284,14 @@ def run_scenario(url: str, scenario: str, opt: Options, probe: Any = None) -> di
         "payload": opt.payload,
         "msgs": opt.msgs,
     }
+    js = scenario in JS_SCENARIOS
     try:
+        if js:
+            try:
+                js_prepare(host, port)
+            except (LoadError, OSError, ValueError) as exc:
+                res["errors"].append(f"JetStream setup: {exc}")
+                return res
         for spec in specs:
             parent, child = ctx.Pipe()
             proc = ctx.Process(
@@ -961,11 +1318,21 @@ def run_scenario(url: str, scenario: str, opt: Options, probe: Any = None) -> di
         res["errors"] += _collect(passive, "done", 30.0)
         if probe:
             res["server_cpu"] = probe() - cpu0
+        if js:
+            try:
+                res["js_stream"] = js_stream_state(host, port)
+            except (LoadError, OSError, ValueError) as exc:
+                res["errors"].append(f"JetStream check: {exc}")
         for p in procs:
             if p.done:
                 res["errors"] += [f"{p.spec['name']}: {e}" for e in p.done.get("errors", [])]
                 wall = p.done.get("wall") or 0.0
                 res["gen_cpu"][p.spec["name"]] = 100.0 * p.done["cpu"] / wall if wall else 0.0
+        if js and all(p.done for p in procs):
+            # Even a failed JS run reports its counts (published, acked, stored).
+            _compute(scenario, opt, {p.spec["name"]: p.done for p in procs}, res)
+            res["ok"] = not res["errors"]
+            return res
         if res["errors"]:
             return res
         _compute(scenario, opt, {p.spec["name"]: p.done for p in procs}, res)
@@ -984,6 +1351,36 @@ def run_scenario(url: str, scenario: str, opt: Options, probe: Any = None) -> di
 
 def _compute(scenario: str, opt: Options, done: dict[str, dict], res: dict[str, Any]) -> None:
     errors = res["errors"]
+    if scenario in JS_SCENARIOS:
+        r = done["jspub"]
+        stream = res.get("js_stream") or {}
+        res["js"] = {
+            "published": r["published"],
+            "acked": r["acked"],
+            "bad": r["bad"],
+            "window": r["window"],
+            "stream_messages": stream.get("messages"),
+            "stream_last_seq": stream.get("last_seq"),
+        }
+        measured = r.get("trips", r["acked"])  # sync: the warm-up publishes are not timed
+        elapsed = r["t_end"] - r["t_start"]
+        res.update(
+            messages=measured,
+            elapsed=elapsed,
+            rate=measured / elapsed if elapsed > 0 else None,
+            p50_us=r.get("p50_us"),
+            p99_us=r.get("p99_us"),
+        )
+        if measured != r["expect"]:
+            errors.append(f"{measured} of {r['expect']} publishes acked")
+        for key in ("stream_messages", "stream_last_seq"):
+            if res["js"][key] != r["acked"]:
+                errors.append(
+                    f"stream {JS_STREAM} holds {key.split('_', 1)[1]}={res['js'][key]} "
+                    f"after {r['acked']} acked publishes"
+                )
+        res["ok"] = not errors
+        return
     if scenario == "reqrep":
         r = done["requester"]
         elapsed = r["t_end"] - r["t_start"]

