@@ -24,6 +24,7 @@ from shardbroker.protocol import headers
 from shardbroker.protocol.subjects import subjects_overlap
 
 if TYPE_CHECKING:
+    from shardbroker.jetstream.consumer import Consumer
     from shardbroker.jetstream.engine import Account, JetStream
     from shardbroker.jetstream.stream import Stream
 
@@ -80,6 +81,20 @@ class Api:
             b"STREAM.MSG.GET": Route("stream_msg_get_response", self.msg_get),
             b"STREAM.MSG.DELETE": Route("stream_msg_delete_response", self.msg_delete),
             b"DIRECT.GET": Route("", self.direct_get, raw=True),
+            b"CONSUMER.CREATE": Route("consumer_create_response", self.consumer_create),
+            b"CONSUMER.DURABLE.CREATE": Route(
+                "consumer_create_response", self.consumer_durable_create
+            ),
+            b"CONSUMER.INFO": Route("consumer_info_response", self.consumer_info),
+            b"CONSUMER.DELETE": Route("consumer_delete_response", self.consumer_delete),
+            b"CONSUMER.NAMES": Route(
+                "consumer_names_response", self.consumer_names, {**paged, "consumers": []}
+            ),
+            b"CONSUMER.LIST": Route(
+                "consumer_list_response", self.consumer_list, {**paged, "consumers": []}
+            ),
+            b"CONSUMER.PAUSE": Route("consumer_pause_response", self.consumer_pause),
+            b"CONSUMER.MSG.NEXT": Route("", self.consumer_next, raw=True),
         }
 
     # -- dispatch -----------------------------------------------------------------------
@@ -101,7 +116,7 @@ class Api:
             return
         account.api_total += 1
         if route.raw:
-            answer = route.handler(account, args, body)
+            answer = route.handler(account, args, body, reply)
             if answer is not None:
                 self.engine.send(account.name, reply, answer[1], answer[0])
             return
@@ -144,7 +159,7 @@ class Api:
             "reserved_memory": reserved_memory,
             "reserved_storage": reserved_storage,
             "streams": len(account.streams),
-            "consumers": 0,
+            "consumers": sum(len(s.consumers) for s in account.streams.values()),
             "limits": {
                 "max_memory": opts.max_memory_store,
                 "max_storage": opts.max_file_store,
@@ -256,7 +271,7 @@ class Api:
                 state["deleted"] = list(store_state.deleted)
         if store_state.lost_msgs:
             state["lost"] = {"msgs": list(store_state.lost_msgs), "bytes": store_state.lost_bytes}
-        state["consumer_count"] = 0
+        state["consumer_count"] = len(stream.consumers)
         config = stream.config
         if dynamic:
             config = validate.set_dynamic_stream_metadata(
@@ -332,6 +347,7 @@ class Api:
         validate.check_purge_request(request)
         purged = stream.store.purge(subject=request.filter, seq=request.seq, keep=request.keep)
         self.engine.dirty.add(stream)
+        stream.messages_removed()
         return {"success": True, "purged": purged}
 
     # -- messages -------------------------------------------------------------------------------
@@ -381,10 +397,11 @@ class Api:
         if not stream.store.remove_msg(request.seq, erase=not request.no_erase):
             raise jserrors.error("JSSequenceNotFoundErrF", seq=request.seq)
         self.engine.dirty.add(stream)
+        stream.messages_removed()
         return {"success": True}
 
     def direct_get(
-        self, account: Account, args: list[bytes], body: bytes
+        self, account: Account, args: list[bytes], body: bytes, reply: bytes
     ) -> tuple[bytes, bytes] | None:
         """Raw message answers (jetstream-api.md §7); None: not served (no answer)."""
         if not args:
@@ -426,10 +443,141 @@ class Api:
             return _status(404, b"Message Not Found"), b""
         return _direct_headers(stream, msg, request.no_hdr), msg.data
 
+    # -- consumers ---------------------------------------------------------------------------
+
+    def _stream_of(self, account: Account, args: list[bytes]) -> Stream:
+        return self._stream(account, args[:1])
+
+    def consumer_create(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
+        return self._create_consumer(account, args, body, durable_form=False)
+
+    def consumer_durable_create(
+        self, account: Account, args: list[bytes], body: bytes
+    ) -> dict[str, Any]:
+        return self._create_consumer(account, args, body, durable_form=True)
+
+    def _create_consumer(
+        self, account: Account, args: list[bytes], body: bytes, durable_form: bool
+    ) -> dict[str, Any]:
+        request = (
+            schema.decode_request(body, schema.CreateConsumerRequest)
+            if body.strip()
+            else schema.CreateConsumerRequest()
+        )
+        verb = "CONSUMER.DURABLE.CREATE." if durable_form else "CONSUMER.CREATE."
+        subject = "$JS.API." + verb + b".".join(args).decode(errors="replace")
+        stream = account.streams.get(args[0].decode(errors="replace")) if args else None
+        existing = stream.consumers if stream is not None else {}
+        name, config = validate.check_consumer_create(
+            subject,
+            request,
+            stream.config if stream is not None else None,
+            {n: c.config for n, c in existing.items()},
+            has_interest=lambda deliver: self.engine.interest_for(
+                account.name, deliver.encode(), None
+            ),
+        )
+        assert stream is not None
+        current = stream.consumers.get(name)
+        if current is None:
+            current = stream.add_consumer(name, config)
+        elif config != current.config:
+            stream.update_consumer(current, config)
+        return self.consumer_info_of(current, dynamic=True)
+
+    def consumer_info_of(self, consumer: Consumer, dynamic: bool = False) -> dict[str, Any]:
+        info = consumer.info()
+        if dynamic:
+            info["config"] = validate.set_dynamic_consumer_metadata(
+                info["config"], version=const.SERVER_VERSION, api_level=API_LEVEL
+            )
+        return info
+
+    def consumer_info(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
+        if not _empty(body):
+            raise jserrors.error("JSNotEmptyRequestErr")
+        stream = self._stream_of(account, args)
+        return self.consumer_info_of(_consumer(stream, args), dynamic=True)
+
+    def consumer_delete(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
+        if not _empty(body):
+            raise jserrors.error("JSNotEmptyRequestErr")
+        stream = self._stream_of(account, args)
+        stream.delete_consumer(_consumer(stream, args))
+        return {"success": True}
+
+    def consumer_names(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
+        stream = self._stream_of(account, args)
+        request = _decode(body, schema.ConsumersRequest)
+        names = sorted(stream.consumers)
+        offset = min(max(request.offset, 0), len(names))
+        page = names[offset : offset + NAMES_LIMIT]
+        return {"total": len(names), "offset": offset, "limit": NAMES_LIMIT, "consumers": page}
+
+    def consumer_list(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
+        stream = self._stream_of(account, args)
+        request = _decode(body, schema.ConsumersRequest)
+        names = sorted(stream.consumers)
+        offset = min(max(request.offset, 0), len(names))
+        page = names[offset : offset + LIST_LIMIT]
+        return {
+            "total": len(names),
+            "offset": offset,
+            "limit": LIST_LIMIT,
+            "consumers": [stream.consumers[name].info() for name in page],
+        }
+
+    def consumer_pause(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
+        stream = self._stream_of(account, args)
+        consumer = _consumer(stream, args)
+        request = _decode(body, schema.ConsumerPauseRequest)
+        until = schema.parse_time(request.pause_until) if request.pause_until else 0
+        now = time.time_ns()
+        paused = until > now
+        config = msgspec.structs.replace(
+            consumer.config, pause_until=request.pause_until if paused else None
+        )
+        stream.update_consumer(consumer, config)
+        answer: dict[str, Any] = {
+            "paused": paused,
+            "pause_until": request.pause_until if paused else schema.ZERO_TIME,
+        }
+        if paused:
+            answer["pause_remaining"] = until - now
+        return answer
+
+    def consumer_next(
+        self, account: Account, args: list[bytes], body: bytes, reply: bytes
+    ) -> tuple[bytes, bytes] | None:
+        """A pull request: queued, or answered at once with a status line."""
+        stream = account.streams.get(args[0].decode(errors="replace")) if args else None
+        consumer = None
+        if stream is not None and len(args) == 2:
+            consumer = stream.consumers.get(args[1].decode(errors="replace"))
+        if consumer is None:
+            # nats-server subscribes per consumer: a missing one means no responders.
+            subject = b"$JS.API.CONSUMER.MSG.NEXT." + b".".join(args)
+            return headers.build([(b"Nats-Subject", subject)], status=503), b""
+        try:
+            request = validate.check_next_request(body, consumer.config)
+        except validate.NextRequestError as refused:
+            return refused.status(), b""
+        answer = consumer.add_request(reply, request, time.time_ns())
+        if answer is not None:
+            return answer, b""
+        return None
+
     def _direct_batch(self, stream: Stream, request: Any) -> tuple[bytes, bytes]:
         # Batched and multi-last direct gets answer with several messages; served
         # with consumers' delivery machinery later. Refused clearly for now.
         return _status(408, b"Bad Request"), b""
+
+
+def _consumer(stream: Stream, args: list[bytes]) -> Consumer:
+    consumer = stream.consumers.get(args[1].decode(errors="replace")) if len(args) == 2 else None
+    if consumer is None:
+        raise jserrors.error("JSConsumerNotFoundErr")
+    return consumer
 
 
 def _plain(config: schema.StreamConfig) -> schema.StreamConfig:

@@ -29,12 +29,16 @@ from shardbroker.jetstream.stream import Stream, StreamMeta, load_meta
 from shardbroker.protocol.sublist import Sublist
 
 if TYPE_CHECKING:
+    from shardbroker.jetstream.consumer import Consumer
     from shardbroker.jetstream.peer import StoragePeer
 
 log = logging.getLogger("shardbroker.jetstream")
 
 API_SUBJECT = b"$JS.API.>"
+ACK_SUBJECT = b"$JS.ACK.>"
 ACK_PREFIX = b"$JS.ACK."
+FC_SUBJECT = b"$JS.FC.>"
+FC_PREFIX = b"$JS.FC."
 
 
 class Capture:
@@ -79,6 +83,9 @@ class JetStream:
         self.accounts: dict[bytes, Account] = {}
         # Streams whose store holds records not yet written to the OS.
         self.dirty: set[Stream] = set()
+        # Consumers that may have something to deliver.
+        self.ready: set[Consumer] = set()
+        self._pass_scheduled = False
         self._next_sync = time.monotonic() + opts.sync_interval
         self._next_expire = 0.0
         os.makedirs(root, mode=0o700, exist_ok=True)
@@ -121,6 +128,8 @@ class JetStream:
         """Start advertising: the API for every account, and each stream's subjects."""
         self.peer = peer
         peer.advertise(const.GLOBAL_ACCOUNT, API_SUBJECT)
+        peer.advertise(const.GLOBAL_ACCOUNT, ACK_SUBJECT)
+        peer.advertise(const.GLOBAL_ACCOUNT, FC_SUBJECT)
         for account in self.accounts.values():
             for stream in account.streams.values():
                 for subject in stream.capture_subjects():
@@ -192,7 +201,13 @@ class JetStream:
             self.api.handle(self.account(account), subject, reply, hdr, data)
             return
         if subject.startswith(ACK_PREFIX):
-            return  # consumers and their acks are not served yet
+            self._ack(account, subject, reply, data)
+            return
+        if subject.startswith(FC_PREFIX):
+            consumer = self._consumer_of(account, subject.split(b".")[2:4])
+            if consumer is not None:
+                consumer.flow_control_reply(subject)
+            return
         state = self.accounts.get(account)
         if state is None:
             return
@@ -201,16 +216,98 @@ class JetStream:
             if answer is not None and reply is not None:
                 self.send(account, reply, answer[1], answer[0])
 
+    def _consumer_of(self, account: bytes, names: list[bytes]) -> Consumer | None:
+        state = self.accounts.get(account)
+        if state is None or len(names) != 2:
+            return None
+        stream = state.streams.get(names[0].decode(errors="replace"))
+        if stream is None:
+            return None
+        return stream.consumers.get(names[1].decode(errors="replace"))
+
+    def _ack(self, account: bytes, subject: bytes, reply: bytes | None, body: bytes) -> None:
+        """`$JS.ACK.<stream>.<consumer>.<n>.<sseq>.<dseq>.<ts>.<pending>` (v1), or the v2
+        form with domain and account hash in front; anything else is ignored."""
+        tokens = subject.split(b".")
+        if len(tokens) == 9:
+            names, numbers = tokens[2:4], tokens[4:9]
+        elif len(tokens) >= 11:
+            names, numbers = tokens[4:6], tokens[6:11]
+        else:
+            return
+        consumer = self._consumer_of(account, names)
+        if consumer is None or not all(n.isdigit() for n in numbers[1:3]):
+            return
+        consumer.process_ack(int(numbers[1]), int(numbers[2]), body, reply, time.time_ns())
+
     def send(self, account: bytes, subject: bytes, body: bytes, hdr: bytes = b"") -> None:
         """Publish a message from JetStream (a reply, an ack) to whoever subscribes."""
         if self.peer is not None:
             self.peer.publish(account, subject, None, hdr, body)
+
+    def publish(
+        self, account: bytes, subject: bytes, reply: bytes | None, hdr: bytes, data: bytes
+    ) -> None:
+        if self.peer is not None:
+            self.peer.publish(account, subject, reply, hdr, data)
+
+    def deliver(
+        self,
+        account: bytes,
+        deliver_subject: bytes,
+        subject: bytes,
+        reply: bytes,
+        group: bytes | None,
+        hdr: bytes,
+        data: bytes,
+    ) -> bool:
+        if self.peer is None:
+            return False
+        return self.peer.deliver(account, deliver_subject, subject, reply, group, hdr, data)
+
+    def interest_for(self, account: bytes, subject: bytes, group: bytes | None) -> bool:
+        return self.peer is not None and self.peer.interest_for(account, subject, group)
+
+    def congested(self) -> bool:
+        return self.peer is not None and self.peer.congested()
+
+    def interest_appeared(self) -> None:
+        """New interest somewhere: push consumers without a subscriber may deliver now."""
+        for account in self.accounts.values():
+            for stream in account.streams.values():
+                for consumer in stream.consumers.values():
+                    if not consumer.is_pull and not consumer.active:
+                        self.ready.add(consumer)
 
     def end_of_batch(self) -> None:
         if self.dirty:
             for stream in self.dirty:
                 stream.flush()
             self.dirty.clear()
+        if self.ready:
+            self._run_deliveries()
+        for account in self.accounts.values():
+            for stream in account.streams.values():
+                if stream.consumers:
+                    stream.save_consumers()
+
+    def _run_deliveries(self) -> None:
+        now = time.time_ns()
+        ready = self.ready
+        self.ready = set()
+        more = False
+        for consumer in ready:
+            if consumer.deliver(now):
+                self.ready.add(consumer)
+                more = True
+        if more and not self._pass_scheduled and self.peer is not None:
+            self._pass_scheduled = True
+            self.peer.loop.call_soon(self._another_pass)
+
+    def _another_pass(self) -> None:
+        self._pass_scheduled = False
+        if self.peer is not None:
+            self.peer.flush()
 
     # -- housekeeping -----------------------------------------------------------------------
 
@@ -218,8 +315,10 @@ class JetStream:
         now = time.monotonic()
         wall = time.time_ns()
         for account in self.accounts.values():
-            for stream in account.streams.values():
+            for stream in list(account.streams.values()):
                 stream.tick(wall)
+                if stream.consumers:
+                    stream.tick_consumers(wall)
         if now >= self._next_sync:
             self._next_sync = now + self.opts.sync_interval
             self.sync()

@@ -14,11 +14,12 @@ import logging
 import os
 import shutil
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from shardbroker.jetstream import jserrors, schema
+from shardbroker.jetstream.consumer import Consumer, read_state, write_state
 from shardbroker.jetstream.filestore import FileStore
 from shardbroker.jetstream.memstore import MemStore
 from shardbroker.jetstream.store import (
@@ -42,6 +43,7 @@ log = logging.getLogger("shardbroker.jetstream")
 META_FILE = "meta.inf"
 META_SUM = "meta.sum"
 MSGS_DIR = "msgs"
+CONSUMERS_DIR = "obs"
 MAX_HEADERS = 65535
 
 NATS_ = b"Nats-"
@@ -63,6 +65,14 @@ class StreamMeta(msgspec.Struct):
     """What meta.inf holds: the normalised config and the creation time (Unix ns)."""
 
     config: schema.StreamConfig
+    created: int
+
+
+class ConsumerMeta(msgspec.Struct):
+    """A consumer's meta.inf: its name, config and creation time (Unix ns)."""
+
+    name: str
+    config: Any  # a schema.ConsumerConfig once decoded (see _load_consumers)
     created: int
 
 
@@ -88,7 +98,7 @@ def save_meta(directory: str, meta: StreamMeta) -> None:
         os.close(dir_fd)
 
 
-def load_meta(directory: str) -> StreamMeta:
+def load_meta(directory: str, kind: type[Any] = StreamMeta) -> Any:
     """Read and verify meta.inf; ValueError when it is missing its checksum or corrupt."""
     with open(os.path.join(directory, META_FILE), "rb") as f:
         data = f.read()
@@ -100,7 +110,7 @@ def load_meta(directory: str) -> StreamMeta:
     if hashlib.sha256(data).hexdigest().encode() != expected:
         raise ValueError(f"{META_FILE} does not match its checksum")
     try:
-        return msgspec.json.decode(data, type=StreamMeta)
+        return msgspec.json.decode(data, type=kind)
     except msgspec.DecodeError as exc:
         raise ValueError(f"{META_FILE} is not a valid stream config: {exc}") from None
 
@@ -141,6 +151,7 @@ class Stream:
         self.last_msg_id = b""
         self._next_expiry: int | None = 0
         self._rebuild_msg_ids()
+        self.consumers: dict[str, Consumer] = {}
 
     # -- life -----------------------------------------------------------------------------
 
@@ -156,7 +167,155 @@ class Stream:
 
     @classmethod
     def open(cls, engine: JetStream, account: bytes, directory: str, meta: StreamMeta) -> Stream:
-        return cls(engine, account, directory, meta, _open_store(engine, directory, meta))
+        stream = cls(engine, account, directory, meta, _open_store(engine, directory, meta))
+        stream._load_consumers()
+        return stream
+
+    # -- consumers ----------------------------------------------------------------------------
+
+    def _consumer_dir(self, name: str) -> str:
+        return os.path.join(self.directory, CONSUMERS_DIR, name)
+
+    def _persistent(self, consumer: Consumer) -> bool:
+        return self.config.storage != "memory" and not consumer.config.mem_storage
+
+    def _load_consumers(self) -> None:
+        root = os.path.join(self.directory, CONSUMERS_DIR)
+        if not os.path.isdir(root):
+            return
+        for name in sorted(os.listdir(root)):
+            directory = os.path.join(root, name)
+            try:
+                meta = load_meta(directory, ConsumerMeta)
+            except (OSError, ValueError) as exc:
+                log.error("skipping consumer directory %s: %s", directory, exc)
+                continue
+            try:
+                config = schema.decode_request(
+                    msgspec.json.encode(meta.config), schema.ConsumerConfig
+                )
+            except jserrors.ApiError as exc:
+                log.error("skipping consumer %s: bad config: %s", directory, exc)
+                continue
+            consumer = Consumer(self, meta.name, config, meta.created)
+            state = read_state(directory)
+            if state is not None:
+                consumer.restore(state)
+            else:
+                consumer.set_start()
+            self.consumers[meta.name] = consumer
+            self.engine.ready.add(consumer)
+
+    def add_consumer(self, name: str, config: Any) -> Consumer:
+        consumer = Consumer(self, name, config, time.time_ns())
+        consumer.set_start()
+        if self._persistent(consumer):
+            directory = self._consumer_dir(name)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            save_meta(directory, ConsumerMeta(name=name, config=config, created=consumer.created))
+            write_state(directory, consumer)
+            consumer.dirty = False
+        self.consumers[name] = consumer
+        self.engine.ready.add(consumer)
+        return consumer
+
+    def update_consumer(self, consumer: Consumer, config: Any) -> None:
+        consumer.configure(config)
+        if self._persistent(consumer):
+            save_meta(
+                self._consumer_dir(consumer.name),
+                ConsumerMeta(name=consumer.name, config=config, created=consumer.created),
+            )
+        self.engine.ready.add(consumer)
+
+    def delete_consumer(self, consumer: Consumer, reason: str = "Consumer Deleted") -> None:
+        consumer.stop(reason)
+        self.consumers.pop(consumer.name, None)
+        self.engine.ready.discard(consumer)
+        shutil.rmtree(self._consumer_dir(consumer.name), ignore_errors=True)
+        if self.interest_retention:
+            self._drop_uninteresting()
+
+    def save_consumers(self) -> None:
+        for consumer in self.consumers.values():
+            if consumer.dirty:
+                consumer.dirty = False
+                if self._persistent(consumer):
+                    try:
+                        write_state(self._consumer_dir(consumer.name), consumer)
+                    except OSError as exc:
+                        log.error(
+                            "consumer '%s > %s': cannot save state: %s",
+                            self.name,
+                            consumer.name,
+                            exc,
+                        )
+
+    def tick_consumers(self, now: int) -> None:
+        for consumer in list(self.consumers.values()):
+            consumer.tick(now)
+            threshold = consumer.config.inactive_threshold
+            if threshold and consumer.inactive_for(now) > threshold:
+                log.debug("consumer '%s > %s' inactive; deleting it", self.name, consumer.name)
+                self.delete_consumer(consumer)
+
+    def acknowledged(self, consumer: Consumer, seqs: list[int]) -> None:
+        """A consumer is done with these messages: retention may remove them."""
+        retention = self.config.retention
+        if retention == "limits":
+            return
+        store = self.store
+        for seq in seqs:
+            if retention == "workqueue":
+                store.remove_msg(seq)
+                continue
+            try:
+                subject = store.load_msg(seq).subject
+            except StoreError:
+                continue
+            if all(c.acked(seq) for c in self.consumers.values() if c.matches(subject)):
+                store.remove_msg(seq)
+        self.engine.dirty.add(self)
+
+    def _drop_uninteresting(self) -> None:
+        """Interest retention after a consumer went: remove what nobody still needs."""
+        store = self.store
+        seq = store.state(False).first_seq
+        while True:
+            msg = store.load_next_msg("", seq)
+            if msg is None:
+                break
+            interested = [c for c in self.consumers.values() if c.matches(msg.subject)]
+            if all(c.acked(msg.seq) for c in interested):
+                store.remove_msg(msg.seq)
+            seq = msg.seq + 1
+        self.engine.dirty.add(self)
+
+    def messages_removed(self) -> None:
+        """Messages went (purge, delete, limits): consumers recount and drop what vanished."""
+        first = self.store.state(False).first_seq
+        for consumer in self.consumers.values():
+            consumer.npc_stale = True
+            if consumer.sseq < first:
+                consumer.sseq = first
+            dropped = False
+            for seq in list(consumer.pending):
+                if seq < first or not self._exists(seq):
+                    del consumer.pending[seq]
+                    consumer.rdc.pop(seq, None)
+                    dropped = True
+            if dropped:
+                consumer._move_floor()
+            if consumer.floor_sseq < first - 1 and not consumer.pending:
+                consumer.floor_sseq = first - 1
+            consumer.dirty = True
+
+    def _exists(self, seq: int) -> bool:
+        try:
+            self.store.load_msg(seq)
+        except StoreError:
+            return False
+        return True
 
     def _configure(self, config: schema.StreamConfig) -> None:
         self.config = config
@@ -168,6 +327,10 @@ class Stream:
         self.max_msg_size = config.max_msg_size
         self.window = config.duplicate_window
         self.interest_retention = config.retention == "interest"
+        # Limits can drop old messages as a side effect of storing a new one.
+        self.limited = bool(
+            config.max_msgs > 0 or config.max_bytes > 0 or config.max_msgs_per_subject > 0
+        )
         self.allow_rollup = config.allow_rollup_hdrs and not config.deny_purge
 
     def capture_subjects(self) -> list[bytes]:
@@ -191,6 +354,10 @@ class Stream:
         self.store.close()
 
     def delete(self) -> None:
+        for consumer in list(self.consumers.values()):
+            consumer.stop()
+            self.engine.ready.discard(consumer)
+        self.consumers.clear()
         self.store.delete()
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -242,6 +409,15 @@ class Stream:
                 self.store.purge(subject=subject.decode(), seq=seq)
             else:
                 self.store.purge(seq=seq)
+            if self.consumers:
+                self.messages_removed()
+        if self.consumers and ts:
+            text = subject.decode()
+            limited = self.limited
+            for consumer in self.consumers.values():
+                if limited:
+                    consumer.npc_stale = True
+                consumer.on_new_message(seq, text)
         if self.no_ack:
             return None
         return b"", self.ack_prefix + str(seq).encode() + b"}"
@@ -316,8 +492,9 @@ class Stream:
         return None
 
     def has_interest(self, subject: bytes) -> bool:
-        """Interest retention: does any consumer want this subject? (No consumers yet.)"""
-        return False
+        """Interest retention: does any consumer want this subject?"""
+        text = subject.decode()
+        return any(consumer.matches(text) for consumer in self.consumers.values())
 
     # -- deduplication ------------------------------------------------------------------------
 

@@ -1,0 +1,803 @@
+"""One consumer: a cursor and the delivery/ack state over one stream
+(jetstream-semantics.md §6-§13).
+
+Owner: the storage shard; runs on its loop. Names follow the reference:
+    sseq     next stream sequence to look at for a first delivery
+    dseq     next consumer (delivery) sequence; every delivery takes one
+    pending  stream seq -> [consumer seq, delivered at (ns), redeliver at (ns)]
+    rdc      stream seq -> deliveries so far, for messages delivered more than once
+    rdq      stream seqs waiting for redelivery, in order (served before new messages)
+    floor    (consumer seq, stream seq): everything at or below is acknowledged
+
+Deliveries leave through the mesh as JMSG frames routed by the deliver subject (push)
+or the pull request's reply subject, showing the message's own subject and the ack
+reply ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>``.
+Timers (ack wait, pull expiry, heartbeats, inactivity) run on the storage tick.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import random
+import string
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from shardbroker.config.merge import parse_duration
+from shardbroker.jetstream import schema
+from shardbroker.jetstream.store import StoredMsg, StoreError, subject_matches
+from shardbroker.protocol import headers
+
+if TYPE_CHECKING:
+    from shardbroker.jetstream.stream import Stream
+
+log = logging.getLogger("shardbroker.jetstream")
+
+STATE_FILE = "o.dat"
+MAX_BATCH_PER_PASS = 512  # deliveries per consumer before other work gets a turn
+FC_WINDOW_START = 2 * 1024 * 1024
+FC_WINDOW_MAX = 32 * 1024 * 1024
+ACK_ALL = "all"
+ACK_NONE = "none"
+_BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+
+
+class ConsumerState(msgspec.Struct, array_like=True):
+    """What o.dat holds (msgpack), enough to resume exactly after a restart."""
+
+    sseq: int
+    dseq: int
+    floor_dseq: int
+    floor_sseq: int
+    pending: list[tuple[int, int, int]]  # (stream seq, consumer seq, delivered at)
+    redelivered: list[tuple[int, int]]  # (stream seq, deliveries)
+    last_per_subject: list[int] = []
+
+
+class PullRequest:
+    __slots__ = (
+        "batch", "bytes_left", "delivered", "expires_at", "heartbeat", "max_bytes",
+        "next_heartbeat", "no_wait", "reply",
+    )  # fmt: skip
+
+    def __init__(
+        self, reply: bytes, batch: int, max_bytes: int, expires_at: int, no_wait: bool,
+        heartbeat: int, now: int,
+    ) -> None:  # fmt: skip
+        self.reply = reply
+        self.batch = batch
+        self.max_bytes = max_bytes
+        self.bytes_left = max_bytes
+        self.expires_at = expires_at
+        self.no_wait = no_wait
+        self.heartbeat = heartbeat
+        self.next_heartbeat = now + heartbeat if heartbeat else 0
+        self.delivered = 0
+
+
+def _status(code: int, description: str, extra: list[tuple[bytes, bytes]] | None = None) -> bytes:
+    return headers.build(extra or (), status=code, description=description.encode())
+
+
+def _pending_headers(messages: int, size: int) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"Nats-Pending-Messages", str(messages).encode()),
+        (b"Nats-Pending-Bytes", str(size).encode()),
+    ]
+
+
+def filters_of(config: Any) -> list[str]:
+    if config.filter_subjects:
+        return list(config.filter_subjects)
+    return [config.filter_subject] if config.filter_subject else []
+
+
+class Consumer:
+    def __init__(self, stream: Stream, name: str, config: Any, created: int) -> None:
+        self.stream = stream
+        self.engine = stream.engine
+        self.account = stream.account
+        self.name = name
+        self.created = created
+        self.deleted = False
+        self.configure(config)
+        self.sseq = 1
+        self.dseq = 1
+        self.floor_dseq = 0
+        self.floor_sseq = 0
+        self.pending: dict[int, list[int]] = {}
+        self.rdc: dict[int, int] = {}
+        self.rdq: list[int] = []
+        self.lps: deque[int] = deque()  # last-per-subject seqs still to deliver first
+        self.lps_end = 0
+        self.waiting: deque[PullRequest] = deque()
+        self.npc = 0
+        self.npc_stale = True
+        self.last_delivered = 0
+        self.last_acked = 0
+        self.last_activity = time.time_ns()
+        self.active = False
+        self.next_heartbeat = 0
+        # Flow control (push): bytes delivered since the last answered request.
+        self.fc_window = FC_WINDOW_START
+        self.in_flight = 0
+        self.fc_reply = b""
+        self.fc_covered = 0
+        self.paused_until = 0
+        self.dirty = False
+
+    # -- configuration and start position ---------------------------------------------------
+
+    def configure(self, config: Any) -> None:
+        self.config = config
+        self.filters = filters_of(config)
+        self.filter_tokens = [f.split(".") for f in self.filters if f not in ("", ">")]
+        self.all_subjects = not self.filter_tokens
+        self.is_pull = not config.deliver_subject
+        self.deliver_subject = config.deliver_subject.encode()
+        self.group = config.deliver_group.encode() if config.deliver_group else None
+        self.ack_policy = config.ack_policy
+        self.ack_prefix = b"$JS.ACK." + self.stream.name_bytes + b"." + self.name.encode() + b"."
+        self.backoff = list(config.backoff or ())
+        self.ack_wait = self.backoff[0] if self.backoff else config.ack_wait
+        self.npc_stale = True
+        self.paused_until = _pause_ns(config)
+
+    def matches(self, subject: str) -> bool:
+        if self.all_subjects:
+            return True
+        return any(subject_matches(tokens, subject) for tokens in self.filter_tokens)
+
+    def set_start(self) -> None:
+        """The first stream sequence to deliver, from deliver_policy (at creation)."""
+        config = self.config
+        store = self.stream.store
+        state = store.state(False)
+        first = state.first_seq or 1
+        last = state.last_seq
+        policy = config.deliver_policy
+        if policy == "last":
+            if self.all_subjects:
+                start = last or 1
+            else:
+                lasts = [m.seq for f in self.filters if (m := store.load_last_msg(f)) is not None]
+                start = max(lasts) if lasts else last + 1
+        elif policy == "new":
+            start = last + 1
+        elif policy == "by_start_sequence":
+            start = max(config.opt_start_seq, first)
+        elif policy == "by_start_time":
+            start = last + 1
+            wanted = _time_ns(config.opt_start_time)
+            seq = first
+            while True:
+                msg = store.load_next_msg("", seq)
+                if msg is None:
+                    break
+                if msg.ts >= wanted:
+                    start = msg.seq
+                    break
+                seq = msg.seq + 1
+        elif policy == "last_per_subject":
+            seqs: set[int] = set()
+            for f in self.filters or [">"]:
+                for subject in store.subjects_state(f):
+                    msg = store.load_last_msg(subject)
+                    if msg is not None:
+                        seqs.add(msg.seq)
+            self.lps = deque(sorted(seqs))
+            self.lps_end = last
+            start = self.lps[0] if self.lps else last + 1
+        else:
+            start = first
+        if policy != "by_start_sequence":
+            start = min(max(start, 1), last + 1)
+        self.sseq = start
+        self.floor_sseq = start - 1
+        self.npc_stale = True
+        self.dirty = True
+
+    # -- accounting -----------------------------------------------------------------------------
+
+    def num_pending(self) -> int:
+        if self.npc_stale:
+            self.npc = self._count_pending()
+            self.npc_stale = False
+        return self.npc
+
+    def _count_pending(self) -> int:
+        store = self.stream.store
+        state = store.state(False)
+        if self.lps:
+            later = self._count_from(self.lps_end + 1)
+            return len(self.lps) + later
+        if self.sseq > state.last_seq:
+            return 0
+        return self._count_from(self.sseq)
+
+    def _count_from(self, start: int) -> int:
+        store = self.stream.store
+        if self.all_subjects:
+            return store.num_pending(start, "")
+        return sum(store.num_pending(start, f) for f in self.filters)
+
+    def info(self) -> dict[str, Any]:
+        now = time.time_ns()
+        delivered: dict[str, Any] = {"consumer_seq": self.dseq - 1, "stream_seq": self.sseq - 1}
+        if self.last_delivered:
+            delivered["last_active"] = schema.format_time(self.last_delivered)
+        floor: dict[str, Any] = {"consumer_seq": self.floor_dseq, "stream_seq": self.floor_sseq}
+        if self.last_acked:
+            floor["last_active"] = schema.format_time(self.last_acked)
+        info: dict[str, Any] = {
+            "stream_name": self.stream.name,
+            "name": self.name,
+            "created": schema.format_time(self.created),
+            "config": self.config,
+            "delivered": delivered,
+            "ack_floor": floor,
+            "num_ack_pending": len(self.pending),
+            "num_redelivered": len(self.rdc) if self.config.max_deliver != 1 else 0,
+            "num_waiting": len(self._live_waiting(now)),
+            "num_pending": self.num_pending(),
+        }
+        if not self.is_pull and self._has_interest():
+            info["push_bound"] = True
+        if self.paused_until > now:
+            info["paused"] = True
+            info["pause_remaining"] = self.paused_until - now
+        info["ts"] = schema.format_time(now)
+        return info
+
+    def _live_waiting(self, now: int) -> list[PullRequest]:
+        return [r for r in self.waiting if not r.expires_at or r.expires_at > now]
+
+    # -- persistence ------------------------------------------------------------------------------
+
+    def state(self) -> ConsumerState:
+        return ConsumerState(
+            sseq=self.sseq,
+            dseq=self.dseq,
+            floor_dseq=self.floor_dseq,
+            floor_sseq=self.floor_sseq,
+            pending=[(s, p[0], p[1]) for s, p in self.pending.items()],
+            redelivered=list(self.rdc.items()),
+            last_per_subject=list(self.lps),
+        )
+
+    def restore(self, state: ConsumerState) -> None:
+        self.sseq = state.sseq
+        self.dseq = state.dseq
+        self.floor_dseq = state.floor_dseq
+        self.floor_sseq = state.floor_sseq
+        now = time.time_ns()
+        self.pending = {
+            s: [d, ts, ts + self._wait(state_count(state, s))] for s, d, ts in state.pending
+        }
+        self.rdc = dict(state.redelivered)
+        self.lps = deque(state.last_per_subject)
+        last = self.stream.store.state(False).last_seq
+        if self.sseq > last + 1:  # the stream lost data: clamp back to it
+            self.sseq = last + 1
+        for seq, entry in self.pending.items():
+            if entry[2] <= now:
+                bisect.insort(self.rdq, seq)
+        self.npc_stale = True
+
+    # -- pull requests ---------------------------------------------------------------------------
+
+    def add_request(self, reply: bytes, request: Any, now: int) -> bytes | None:
+        """Queue a pull request; a status header block to answer at once, or None."""
+        config = self.config
+        self.last_activity = now
+        batch = max(request.batch, 1)
+        expires = request.expires
+        if request.idle_heartbeat and request.idle_heartbeat * 2 > expires:
+            return _status(400, "Bad Request - heartbeat value too large")
+        if config.max_batch and batch > config.max_batch:
+            return _status(409, f"Exceeded MaxRequestBatch of {config.max_batch}")
+        if config.max_expires and expires > config.max_expires:
+            limit = schema.go_duration(config.max_expires)
+            return _status(409, f"Exceeded MaxRequestExpires of {limit}")
+        if config.max_bytes and request.max_bytes > config.max_bytes:
+            return _status(409, f"Exceeded MaxRequestMaxBytes of {config.max_bytes}")
+        if request.no_wait and not expires and not self._deliverable():
+            return _status(404, "No Messages")
+        self._expire_requests(now)
+        if config.max_waiting and len(self.waiting) >= config.max_waiting:
+            if request.idle_heartbeat:
+                return None
+            return _status(409, "Exceeded MaxWaiting")
+        self.waiting.append(
+            PullRequest(
+                reply,
+                batch,
+                request.max_bytes,
+                now + expires if expires else 0,
+                request.no_wait,
+                request.idle_heartbeat,
+                now,
+            )
+        )
+        self.engine.ready.add(self)
+        return None
+
+    def _deliverable(self) -> bool:
+        return bool(self.rdq) or self.num_pending() > 0
+
+    def _expire_requests(self, now: int) -> None:
+        if not self.waiting:
+            return
+        kept: deque[PullRequest] = deque()
+        for request in self.waiting:
+            if request.expires_at and request.expires_at <= now:
+                left = request.batch - request.delivered
+                self._send_status(
+                    request.reply,
+                    _status(408, "Request Timeout", _pending_headers(left, request.bytes_left)),
+                )
+            elif not self.engine.interest_for(self.account, request.reply, None):
+                continue  # nobody waits for its answers any more
+            else:
+                kept.append(request)
+        self.waiting = kept
+
+    def _send_status(self, subject: bytes, block: bytes, reply: bytes | None = None) -> None:
+        self.engine.publish(self.account, subject, reply, block, b"")
+
+    # -- delivery ---------------------------------------------------------------------------------
+
+    def _has_interest(self) -> bool:
+        return self.engine.interest_for(self.account, self.deliver_subject, self.group)
+
+    def _next_message(self) -> tuple[StoredMsg, int] | None:
+        """The next message to hand out and its delivery count (1 = first delivery)."""
+        store = self.stream.store
+        while self.rdq:
+            seq = self.rdq.pop(0)
+            if seq not in self.pending:
+                continue
+            try:
+                msg = store.load_msg(seq)
+            except StoreError:
+                self.pending.pop(seq, None)  # removed from the stream meanwhile
+                self.rdc.pop(seq, None)
+                self.dirty = True
+                continue
+            return msg, self.rdc.get(seq, 1) + 1
+        limit = self.config.max_ack_pending
+        if self.ack_policy != ACK_NONE and limit > 0 and len(self.pending) >= limit:
+            return None  # max_ack_pending: only redeliveries until acks come
+        while self.lps:
+            seq = self.lps.popleft()
+            try:
+                msg = store.load_msg(seq)
+            except StoreError:
+                continue
+            self.sseq = max(self.sseq, seq + 1)
+            if not self.lps:
+                self.sseq = max(self.sseq, self.lps_end + 1)
+            return msg, 1
+        msg = self._load_next(self.sseq)
+        if msg is None:
+            return None
+        self.sseq = msg.seq + 1
+        return msg, 1
+
+    def _load_next(self, start: int) -> StoredMsg | None:
+        store = self.stream.store
+        if self.all_subjects:
+            return store.load_next_msg("", start)
+        best: StoredMsg | None = None
+        for f in self.filters:
+            msg = store.load_next_msg(f, start)
+            if msg is not None and (best is None or msg.seq < best.seq):
+                best = msg
+        return best
+
+    def _wait(self, count: int) -> int:
+        if self.backoff:
+            return self.backoff[min(count - 1, len(self.backoff) - 1)]
+        return self.ack_wait
+
+    def _prepare(self, msg: StoredMsg, count: int, now: int) -> tuple[bytes, bytes, bytes]:
+        """Record the delivery; (ack reply, header block, payload) to send."""
+        seq = msg.seq
+        dseq = self.dseq
+        self.dseq += 1
+        if count == 1:
+            if self.npc_stale:
+                self.num_pending()
+            if self.npc > 0:
+                self.npc -= 1
+        else:
+            self.rdc[seq] = count
+        reply = self.ack_prefix + b"%d.%d.%d.%d.%d" % (count, seq, dseq, msg.ts, self.npc)
+        if self.ack_policy == ACK_NONE:
+            self.floor_dseq = dseq
+            self.floor_sseq = max(self.floor_sseq, seq)
+        else:
+            entry = self.pending.get(seq)
+            if entry is None:
+                self.pending[seq] = [dseq, now, now + self._wait(count)]
+            else:
+                entry[1] = now
+                entry[2] = now + self._wait(count)
+        self.last_delivered = now
+        self.dirty = True
+        hdr, data = msg.hdr, msg.data
+        if self.config.headers_only:
+            size = (b"Nats-Msg-Size", str(len(data)).encode())
+            if hdr:
+                hdr = hdr[:-2] + size[0] + b": " + size[1] + b"\r\n\r\n"
+            else:
+                hdr = headers.build([size])
+            data = b""
+        return reply, hdr, data
+
+    def _undo(self, msg: StoredMsg, count: int) -> None:
+        """A delivery found nobody to take it: as if it had not happened."""
+        seq = msg.seq
+        self.dseq -= 1
+        if count == 1:
+            self.npc += 1
+            self.pending.pop(seq, None)
+            if self.sseq == seq + 1:
+                self.sseq = seq
+        else:
+            bisect.insort(self.rdq, seq)
+
+    def deliver(self, now: int) -> bool:
+        """Hand out what can go now; True when it stopped early with more to do."""
+        if self.deleted or (self.paused_until and self.paused_until > now):
+            return False
+        if self.is_pull:
+            return self._deliver_pull(now)
+        return self._deliver_push(now)
+
+    def _deliver_push(self, now: int) -> bool:
+        if not self._has_interest():
+            self.active = False
+            return False
+        self.active = True
+        self.last_activity = now
+        engine = self.engine
+        sent = 0
+        while sent < MAX_BATCH_PER_PASS:
+            if self.config.flow_control and self.in_flight > self.fc_window:
+                return False
+            if engine.congested():
+                return False
+            found = self._next_message()
+            if found is None:
+                return False
+            msg, count = found
+            reply, hdr, data = self._prepare(msg, count, now)
+            subject = msg.subject.encode()
+            engine.deliver(
+                self.account, self.deliver_subject, subject, reply, self.group, hdr, data
+            )
+            sent += 1
+            self.next_heartbeat = now + self.config.idle_heartbeat
+            if self.config.flow_control:
+                self.in_flight += len(self.deliver_subject) + len(reply) + len(hdr) + len(data)
+                if not self.fc_reply and self.in_flight > self.fc_window // 2:
+                    self._request_flow_control()
+        return True
+
+    def _request_flow_control(self) -> None:
+        token = "".join(random.choice(_BASE62) for _ in range(4))
+        self.fc_reply = b"$JS.FC.%s.%s.%s" % (
+            self.stream.name_bytes,
+            self.name.encode(),
+            token.encode(),
+        )
+        self.fc_covered = self.in_flight
+        self._send_status(
+            self.deliver_subject, _status(100, "FlowControl Request"), reply=self.fc_reply
+        )
+
+    def flow_control_reply(self, subject: bytes) -> None:
+        if subject != self.fc_reply:
+            return  # only the latest request counts
+        self.in_flight = max(0, self.in_flight - self.fc_covered)
+        self.fc_reply = b""
+        self.fc_window = min(self.fc_window * 2, FC_WINDOW_MAX)
+        self.engine.ready.add(self)
+
+    def _deliver_pull(self, now: int) -> bool:
+        engine = self.engine
+        sent = 0
+        while self.waiting and sent < MAX_BATCH_PER_PASS:
+            if engine.congested():
+                return False
+            request = self.waiting[0]
+            if request.expires_at and request.expires_at <= now:
+                self._expire_requests(now)
+                continue
+            found = self._next_message()
+            if found is None:
+                self._out_of_messages()
+                return False
+            msg, count = found
+            if not engine.interest_for(self.account, request.reply, None):
+                self._undo(msg, count)
+                self.waiting.popleft()
+                continue
+            reply, hdr, data = self._prepare(msg, count, now)
+            subject = msg.subject.encode()
+            if request.max_bytes:
+                size = len(subject) + len(reply) + len(hdr) + len(data)
+                if size > request.bytes_left:
+                    self._undo(msg, count)
+                    self.waiting.popleft()
+                    left = request.batch - request.delivered
+                    self._send_status(
+                        request.reply,
+                        _status(
+                            409,
+                            "Message Size Exceeds MaxBytes",
+                            _pending_headers(left, request.bytes_left),
+                        ),
+                    )
+                    continue
+                request.bytes_left -= size
+            engine.deliver(self.account, request.reply, subject, reply, None, hdr, data)
+            sent += 1
+            request.delivered += 1
+            if request.heartbeat:
+                request.next_heartbeat = now + request.heartbeat
+            self.waiting.popleft()
+            if request.delivered >= request.batch:
+                if request.max_bytes and request.bytes_left:
+                    self._send_status(
+                        request.reply,
+                        _status(409, "Batch Completed", _pending_headers(0, request.bytes_left)),
+                    )
+            elif request.max_bytes and request.bytes_left == 0:
+                pass  # filled exactly: done
+            else:
+                self.waiting.append(request)
+        return bool(self.waiting) and sent >= MAX_BATCH_PER_PASS
+
+    def _out_of_messages(self) -> None:
+        """No message to hand out: no_wait requests end as the reference ends them."""
+        kept: deque[PullRequest] = deque()
+        for request in self.waiting:
+            if request.no_wait and (not request.expires_at or request.delivered):
+                self._send_status(request.reply, _status(404, "No Messages"))
+            else:
+                kept.append(request)
+        self.waiting = kept
+
+    def on_new_message(self, seq: int, subject: str) -> None:
+        if self.matches(subject):
+            if not self.npc_stale and seq >= self.sseq:
+                self.npc += 1
+            self.engine.ready.add(self)
+
+    # -- acks ----------------------------------------------------------------------
+
+    def process_ack(self, sseq: int, dseq: int, body: bytes, reply: bytes | None, now: int) -> None:
+        self.last_activity = now
+        kind, _, arg = body.strip().partition(b" ")
+        if kind in (b"", b"+ACK", b"+OK"):
+            self._ack(sseq, dseq, now)
+        elif kind == b"-NAK":
+            self._nak(sseq, arg, now)
+        elif kind == b"+WPI":
+            entry = self.pending.get(sseq)
+            if entry is not None:
+                entry[2] = now + self._wait(self.rdc.get(sseq, 1))
+        elif kind == b"+TERM":
+            if sseq in self.pending:
+                self._ack(sseq, dseq, now, terminated=True)
+        elif kind == b"+NXT":
+            self._ack(sseq, dseq, now)
+            if reply is not None and self.is_pull:
+                request = _next_request(arg)
+                if request is not None:
+                    answer = self.add_request(reply, request, now)
+                    if answer is not None:
+                        self._send_status(reply, answer)
+            return
+        else:
+            return
+        if reply is not None:
+            self.engine.publish(self.account, reply, None, b"", b"")
+
+    def _ack(self, sseq: int, dseq: int, now: int, terminated: bool = False) -> None:
+        policy = self.ack_policy
+        if policy == ACK_NONE or (sseq >= self.sseq and not self.lps):
+            return  # nothing to acknowledge, or never delivered
+        acked: list[int] = []
+        if policy == ACK_ALL:
+            if sseq <= self.floor_sseq:
+                return
+            acked = [s for s in self.pending if s <= sseq]
+            for s in acked:
+                del self.pending[s]
+                self.rdc.pop(s, None)
+            self.floor_dseq = max(self.floor_dseq, dseq)
+            self.floor_sseq = max(self.floor_sseq, sseq)
+        else:
+            if self.pending.pop(sseq, None) is None:
+                return
+            self.rdc.pop(sseq, None)
+            acked = [sseq]
+            self._move_floor()
+        self.last_acked = now
+        self.dirty = True
+        self.stream.acknowledged(self, acked)
+        self.engine.ready.add(self)
+
+    def _move_floor(self) -> None:
+        if not self.pending:
+            self.floor_dseq = self.dseq - 1
+            self.floor_sseq = self.sseq - 1
+            return
+        lowest = min(self.pending)
+        self.floor_sseq = max(self.floor_sseq, lowest - 1)
+        self.floor_dseq = max(self.floor_dseq, self.pending[lowest][0] - 1)
+
+    def _nak(self, sseq: int, arg: bytes, now: int) -> None:
+        entry = self.pending.get(sseq)
+        if entry is None:
+            return
+        delay = _nak_delay(arg)
+        if delay > 0:
+            entry[2] = now + delay
+            return
+        entry[2] = now
+        if sseq not in self.rdq:
+            bisect.insort(self.rdq, sseq)
+        self.engine.ready.add(self)
+
+    def acked(self, seq: int) -> bool:
+        """Has this consumer finished with stream message `seq` (interest retention)?"""
+        if seq >= self.sseq or seq in self.lps:
+            return False
+        return seq not in self.pending
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def tick(self, now: int) -> None:
+        if self.pending:
+            self._check_ack_waits(now)
+        if self.is_pull:
+            self._expire_requests(now)
+            for request in self.waiting:
+                if request.heartbeat and request.next_heartbeat <= now:
+                    request.next_heartbeat = now + request.heartbeat
+                    self._send_status(request.reply, self._heartbeat_block(False))
+        elif self.config.idle_heartbeat and now >= self.next_heartbeat:
+            self.next_heartbeat = now + self.config.idle_heartbeat
+            if self._has_interest():
+                self._send_status(self.deliver_subject, self._heartbeat_block(True))
+        if self.paused_until and self.paused_until <= now:
+            self.paused_until = 0
+            self.engine.ready.add(self)
+        if self.rdq or (not self.is_pull and not self.active):
+            self.engine.ready.add(self)
+
+    def _heartbeat_block(self, push: bool) -> bytes:
+        extra = [
+            (b"Nats-Last-Consumer", str(self.dseq - 1).encode()),
+            (b"Nats-Last-Stream", str(self.sseq - 1).encode()),
+        ]
+        if push and self.fc_reply:
+            extra.append((b"Nats-Consumer-Stalled", self.fc_reply))
+        return _status(100, "Idle Heartbeat", extra)
+
+    def _check_ack_waits(self, now: int) -> None:
+        max_deliver = self.config.max_deliver
+        queued = set(self.rdq)
+        for seq, entry in list(self.pending.items()):
+            if entry[2] > now or seq in queued:
+                continue
+            if max_deliver > 0 and self.rdc.get(seq, 1) >= max_deliver:
+                del self.pending[seq]  # delivered max_deliver times: given up
+                if max_deliver > 1:
+                    self.rdc.setdefault(seq, max_deliver)
+                self._move_floor()
+                self.dirty = True
+                continue
+            bisect.insort(self.rdq, seq)
+        if self.rdq:
+            self.engine.ready.add(self)
+
+    def inactive_for(self, now: int) -> int:
+        """ns since the consumer was last in use (0 while it is)."""
+        if not self.is_pull:
+            if self._has_interest():
+                self.last_activity = now
+                return 0
+        elif self.waiting:
+            self.last_activity = now
+            return 0
+        elif self.pending:
+            latest = max(entry[2] for entry in self.pending.values())
+            if latest > now:
+                return 0
+        return now - self.last_activity
+
+    # -- the end --------------------------------------------------------------------------------
+
+    def stop(self, reason: str = "Consumer Deleted") -> None:
+        """Deleted: waiting pull requests learn it."""
+        self.deleted = True
+        for request in self.waiting:
+            self._send_status(request.reply, _status(409, reason))
+        self.waiting.clear()
+
+
+def state_count(state: ConsumerState, seq: int) -> int:
+    for s, count in state.redelivered:
+        if s == seq:
+            return count
+    return 1
+
+
+def _pause_ns(config: Any) -> int:
+    until = getattr(config, "pause_until", None)
+    if not until:
+        return 0
+    return _time_ns(until)
+
+
+def _time_ns(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    return schema.parse_time(value)
+
+
+def _nak_delay(arg: bytes) -> int:
+    arg = arg.strip()
+    if not arg:
+        return 0
+    if arg.startswith(b"{"):
+        try:
+            delay = msgspec.json.decode(arg).get("delay", 0)
+        except (msgspec.DecodeError, AttributeError):
+            return 0
+        return delay if isinstance(delay, int) and delay > 0 else 0
+    try:
+        return int(parse_duration(arg.decode()) * 1e9)
+    except ValueError:
+        return 0
+
+
+def _next_request(body: bytes) -> Any:
+    """The pull request a +NXT body means; None when it is not valid."""
+    try:
+        return schema.decode_next_request(body)
+    except ValueError:
+        return None
+
+
+def write_state(directory: str, consumer: Consumer) -> None:
+    path = os.path.join(directory, STATE_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(msgspec.msgpack.encode(consumer.state()))
+    os.replace(tmp, path)
+
+
+def read_state(directory: str) -> ConsumerState | None:
+    try:
+        with open(os.path.join(directory, STATE_FILE), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    try:
+        return msgspec.msgpack.decode(data, type=ConsumerState)
+    except msgspec.DecodeError as exc:
+        log.warning("consumer state %s is unreadable (%s); starting it afresh", directory, exc)
+        return None
