@@ -33,10 +33,17 @@ last block's records must not come back either). Secure erase rewrites the block
 atomically (temp file + fsync + rename) with the record erased in place.
 
 Blocks roll at `block_size` (nats defaults: 8 MiB, 4 MiB KV-like, max_bytes/4 clamped).
-A block other than the last one is deleted once it holds no live message; tombstones in it
-that still hide records elsewhere are carried to the last block first. Blocks whose live
-bytes fall below half their size are compacted (rewritten atomically without dead records,
-erased records, superseded markers and stale tombstones) on `sync()` and after admin ops.
+A block other than the last one is unlinked at the next flush once it holds no live
+message and no tombstone. Blocks whose live bytes fall below half their size are compacted
+(rewritten atomically without dead records, erased records, superseded markers and stale
+tombstones) on `sync()` and after admin ops; a tombstone that still hides a record in
+another block is kept, so an emptied block may survive as a few tombstones until that
+record's block is compacted or deleted.
+
+Memory: per message, four array slots in its block (offset, length, ts, subject) and one
+in its subject's sequence array. The last block keeps at most about 1 MiB of its newest
+bytes in memory (the write buffer doubles as the read cache for consumers following the
+publishers); everything else is read with pread through a small LRU of fds.
 
 Full purge: write a new block holding only a marker (first = last + 1) to a temp file,
 fsync, rename, then unlink the old blocks. A crash before the rename leaves the old blocks
@@ -108,6 +115,11 @@ MIN_BLOCK_SIZE = 32 * 1000
 _MAX_SLOT_PAD = 65536
 # Read fds kept open for blocks other than the last one.
 _MAX_READ_FDS = 32
+# The last block keeps its newest written bytes in memory for reads (consumers follow
+# the publishers closely): once more than _TAIL_MAX are held, the buffer is cut down to
+# the newest _TAIL_KEEP. Older records are read with pread.
+_TAIL_MAX = 1024 * 1024
+_TAIL_KEEP = 256 * 1024
 
 LogFn = Callable[[str], None]
 
@@ -163,6 +175,7 @@ class _Block:
     GONE), `lens` (record length = accounted bytes), `tss`, `subjs` (live only)."""
 
     __slots__ = (
+        "base",
         "buf",
         "doomed",
         "fd",
@@ -192,9 +205,11 @@ class _Block:
         self.live_bytes = 0
         self.raw = 0  # bytes in the block, written or buffered
         self.flushed = 0  # bytes already written to the file
-        # Whole content for the last block (the write buffer doubles as its read cache);
-        # None for older blocks once their tail is written (they are read with pread).
+        # Bytes from file offset `base` to `raw`: the unwritten tail plus, for the last
+        # block, up to _TAIL_MAX written bytes kept as a read cache. None for older
+        # blocks once everything is written (they are read with pread).
         self.buf: bytearray | None = None
+        self.base = 0
         self.fd: int | None = None
         self.tombs: list[int] = []  # sequences of the tombstones stored in this block
         self.doomed = False
@@ -272,12 +287,19 @@ class FileStore(_StoreCore):
             if blk is not self._lmb and blk.index in rfds:
                 rfds[blk.index] = rfds.pop(blk.index)  # most recently used last
             return fd
-        fd = blk.fd = os.open(blk.path, os.O_RDONLY)
-        rfds[blk.index] = blk
-        if len(rfds) > _MAX_READ_FDS:
-            oldest = rfds.pop(next(iter(rfds)))
-            self._close_fd(oldest)
+        # Read-write: a block just rolled may still have bytes to write through this fd.
+        fd = blk.fd = os.open(blk.path, os.O_RDWR | os.O_APPEND)
+        if blk is not self._lmb:
+            self._remember_fd(blk)
         return fd
+
+    def _remember_fd(self, blk: _Block) -> None:
+        """Keep the fd of a block other than the last one, closing the least recently
+        used beyond _MAX_READ_FDS (a closed one is reopened when needed)."""
+        rfds = self._rfds
+        rfds[blk.index] = blk
+        while len(rfds) > _MAX_READ_FDS:
+            self._close_fd(rfds[next(iter(rfds))])
 
     def _close_fd(self, blk: _Block) -> None:
         if blk.fd is not None:
@@ -386,7 +408,7 @@ class FileStore(_StoreCore):
         if old.flushed == old.raw:
             old.buf = None
         if old.fd is not None:
-            self._rfds[old.index] = old
+            self._remember_fd(old)
         if old.live == 0:
             self._retire(old)
         elif old.live_bytes * 2 < old.raw:
@@ -429,9 +451,18 @@ class FileStore(_StoreCore):
                     self._write_out(blk)
                 if blk is not lmb:
                     blk.buf = None
+                elif blk.flushed - blk.base > _TAIL_MAX:
+                    self._cut_tail(blk)
             pending.clear()
         if self._doomed:
             self._unlink_doomed()
+
+    def _cut_tail(self, blk: _Block) -> None:
+        buf = blk.buf
+        assert buf is not None
+        cut = blk.flushed - _TAIL_KEEP
+        del buf[: cut - blk.base]
+        blk.base = cut
 
     def _write_out(self, blk: _Block) -> None:
         buf = blk.buf
@@ -440,12 +471,13 @@ class FileStore(_StoreCore):
             blk.fd = os.open(blk.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             self._dir_dirty = True
             if blk is not self._lmb:
-                self._rfds[blk.index] = blk
+                self._remember_fd(blk)
         fd = blk.fd
         try:
+            base = blk.base
             with memoryview(buf) as view:
                 while blk.flushed < blk.raw:  # one write unless the OS writes short
-                    blk.flushed += os.write(fd, view[blk.flushed : blk.raw])
+                    blk.flushed += os.write(fd, view[blk.flushed - base : blk.raw - base])
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise ErrStoreFull() from exc
@@ -575,7 +607,8 @@ class FileStore(_StoreCore):
         blk.tombs = tombs
 
     def _read_block(self, blk: _Block) -> bytes:
-        if blk.buf is not None:
+        """The block's whole content; precondition: everything is written."""
+        if blk.buf is not None and blk.base == 0:
             return bytes(blk.buf)
         with open(blk.path, "rb") as f:
             return f.read()
@@ -640,8 +673,9 @@ class FileStore(_StoreCore):
         ss = blk.subjs[i]
         assert ss is not None and off >= 0
         buf = blk.buf
-        if buf is not None:
+        if buf is not None and off >= blk.base:
             src: bytes | bytearray = buf
+            off -= blk.base
         else:
             src = os.pread(self._read_fd(blk), rl, off)
             crc, tl = _TAIL.unpack_from(src, rl - 8) if len(src) == rl else (0, 0)
@@ -719,13 +753,12 @@ class FileStore(_StoreCore):
         """Secure erase: overwrite the record in place and replace the file atomically."""
         self.flush()
         record = _erased(seq, length)
-        if blk.buf is not None:
-            blk.buf[off : off + length] = record
-            self._rewrite_block(blk, blk.buf)
-        else:
-            content = bytearray(self._read_block(blk))
-            content[off : off + length] = record
-            self._rewrite_block(blk, content)
+        content = bytearray(self._read_block(blk))
+        content[off : off + length] = record
+        buf = blk.buf
+        if buf is not None and off >= blk.base:
+            buf[off - blk.base : off - blk.base + length] = record
+        self._rewrite_block(blk, content)
 
     def _note_skip(self, first: int, last: int) -> None:
         if self._n_msgs:
@@ -864,7 +897,9 @@ class FileStore(_StoreCore):
             self._first_seq = last_seq + 1
         lmb = self._blks[-1]
         self._lmb = lmb
-        lmb.buf = bytearray(scans[-1].data)
+        data = scans[-1].data
+        lmb.base = max(0, len(data) - _TAIL_KEEP)
+        lmb.buf = bytearray(data[lmb.base :])
         lmb.fd = os.open(lmb.path, os.O_RDWR | os.O_APPEND)
         for blk in self._blks:
             if blk is lmb:
