@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shardbroker.jetstream")
 
+# Publishes stored before the stores write and the PubAcks leave, even when more wait
+# in the rings: the worker forwards earlier acks while we store the rest.
+ACK_CHUNK = 64
 API_SUBJECT = b"$JS.API.>"
 ACK_SUBJECT = b"$JS.ACK.>"
 ACK_PREFIX = b"$JS.ACK."
@@ -86,6 +89,7 @@ class JetStream:
         # Consumers that may have something to deliver.
         self.ready: set[Consumer] = set()
         self._pass_scheduled = False
+        self.unflushed = 0
         self._next_sync = time.monotonic() + opts.sync_interval
         self._next_expire = 0.0
         os.makedirs(root, mode=0o700, exist_ok=True)
@@ -215,6 +219,9 @@ class JetStream:
             answer = stream.process_publish(subject, reply, hdr, data)
             if answer is not None and reply is not None:
                 self.send(account, reply, answer[1], answer[0])
+            self.unflushed += 1
+            if self.unflushed >= ACK_CHUNK and self.peer is not None:
+                self.peer.flush()
 
     def _consumer_of(self, account: bytes, names: list[bytes]) -> Consumer | None:
         state = self.accounts.get(account)
@@ -280,6 +287,7 @@ class JetStream:
                         self.ready.add(consumer)
 
     def end_of_batch(self) -> None:
+        self.unflushed = 0
         if self.dirty:
             for stream in self.dirty:
                 stream.flush()

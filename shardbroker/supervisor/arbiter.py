@@ -141,7 +141,9 @@ class Arbiter:
         if opts.jetstream:
             log.info("Starting JetStream")
             log.info("  Store Directory: %s", options_mod.jetstream_dir(opts))
-        for shard in self.shards.values():
+        # The storage shard first: every worker then has it among the live peers it waits
+        # for, so no worker listens before JetStream's interest ($JS.API.>) reached it.
+        for shard in sorted(self.shards.values(), key=lambda s: s.role != "storage"):
             self.spawn(shard)
         assert self.all_ready is not None and self.done is not None
         ready_wait = asyncio.ensure_future(self.all_ready.wait())
