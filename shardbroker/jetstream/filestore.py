@@ -120,6 +120,11 @@ _MAX_READ_FDS = 32
 # the newest _TAIL_KEEP. Older records are read with pread.
 _TAIL_MAX = 1024 * 1024
 _TAIL_KEEP = 256 * 1024
+# A read from the file that starts at most _READ_GAP bytes after where the previous one
+# ended, in the same block, reads _READ_AHEAD bytes and serves the next records from them
+# (consumers replay in order; a random get reads just its record).
+_READ_AHEAD = 64 * 1024
+_READ_GAP = 4096
 
 LogFn = Callable[[str], None]
 
@@ -262,6 +267,9 @@ class FileStore(_StoreCore):
         self._dirty: set[_Block] = set()  # written since the last fsync
         self._dir_dirty = False
         self._rfds: dict[int, _Block] = {}  # LRU of older blocks with an open fd
+        # Read-ahead window: (block, file offset, bytes), and where the last read ended.
+        self._window: tuple[_Block | None, int, bytes] = (None, 0, b"")
+        self._read_end: tuple[_Block | None, int] = (None, 0)
         self._marker_first = 1  # every record below this is dead on disk (or will be)
         self._lmb: _Block
         os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -549,6 +557,7 @@ class FileStore(_StoreCore):
         self._doomed = []
 
     def _drop_block(self, blk: _Block) -> None:
+        self._forget_reads()
         self._close_fd(blk)
         with contextlib.suppress(FileNotFoundError):  # never flushed
             _remove_file(blk.path)
@@ -614,6 +623,7 @@ class FileStore(_StoreCore):
             return f.read()
 
     def _rewrite_block(self, blk: _Block, content: bytes | bytearray) -> None:
+        self._forget_reads()
         tmp = blk.path + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -677,11 +687,10 @@ class FileStore(_StoreCore):
             src: bytes | bytearray = buf
             off -= blk.base
         else:
-            src = os.pread(self._read_fd(blk), rl, off)
-            crc, tl = _TAIL.unpack_from(src, rl - 8) if len(src) == rl else (0, 0)
-            if tl != rl or crc != crc32(memoryview(src)[: rl - 8]):
+            src, off = self._read_record(blk, off, rl)
+            crc, tl = _TAIL.unpack_from(src, off + rl - 8) if len(src) >= off + rl else (0, 0)
+            if tl != rl or crc != crc32(memoryview(src)[off : off + rl - 8]):
                 raise StoreError(f"corrupt record for seq {seq} in {blk.path}")
-            off = 0
         p = off + 22 + len(ss.sbytes)
         if _U32.unpack_from(src, off)[0] & HBIT:
             hlen = _U32.unpack_from(src, p)[0]
@@ -690,6 +699,27 @@ class FileStore(_StoreCore):
         else:
             hdr = b""
         return StoredMsg(ss.subject, seq, blk.tss[i], hdr, bytes(src[p : off + rl - 8]))
+
+    def _read_record(self, blk: _Block, off: int, length: int) -> tuple[bytes, int]:
+        """Bytes holding the record at file offset `off`, and its offset in them."""
+        wblk, start, data = self._window
+        if wblk is blk and start <= off and off + length <= start + len(data):
+            src, pos = data, off - start
+        else:
+            last_blk, last_end = self._read_end
+            size = length
+            if last_blk is blk and last_end <= off <= last_end + _READ_GAP:
+                size = max(length, _READ_AHEAD)
+            src, pos = os.pread(self._read_fd(blk), size, off), 0
+            if size > length:
+                self._window = (blk, off, src)
+        self._read_end = (blk, off + length)
+        return src, pos
+
+    def _forget_reads(self) -> None:
+        """Block content changed or went away: drop the read-ahead window."""
+        self._window = (None, 0, b"")
+        self._read_end = (None, 0)
 
     def _next_live(self, seq: int) -> int:
         sblks = self._sblks
@@ -800,6 +830,7 @@ class FileStore(_StoreCore):
         self._cands = set()
         self._dirty = set()
         self._rfds = {}
+        self._forget_reads()
         blk.buf = bytearray(content)
         blk.raw = blk.flushed = len(content)
         blk.fd = os.open(blk.path, os.O_RDWR | os.O_APPEND)
