@@ -599,18 +599,18 @@ class Router:
         header_size: int,
         message: bytes,
     ) -> None:
-        """A message a JetStream consumer delivers: to the subscriptions on its deliver
-        subject (one member of `queue` when it names a group), shown with the message's
-        own subject and the ack reply."""
+        """A message a JetStream consumer delivers: to the plain subscriptions on its
+        deliver subject and, when `queue` names a group, to one member of it; shown with
+        the message's own subject and the ack reply."""
         sublist = self.sublists.get(account)
         if sublist is None:
             return
         result: RouteResult = sublist.match(deliver)
         if result.empty:
             return
+        if result.local:
+            self.deliver(result.local, None, subject, reply, header_size, message, None)
         if queue is None:
-            if result.local:
-                self.deliver(result.local, None, subject, reply, header_size, message, None)
             return
         for group in result.queues:
             if group.name == queue:

@@ -37,9 +37,9 @@ from shardbroker.protocol import frames
 from shardbroker.protocol.frames import HELLO, READY, SDOWN, STOP
 from shardbroker.protocol.messages import ServerInfo, encode_info
 from shardbroker.protocol.parser import parse_mesh
+from shardbroker.protocol.sublist import Sublist
 from shardbroker.security.auth import Authenticator
 from shardbroker.worker.router import RemoteInterest, Router, Subscription, make_result
-from shardbroker.protocol.sublist import Sublist
 
 if TYPE_CHECKING:
     from shardbroker.worker.client import ClientProtocol
@@ -162,8 +162,13 @@ class Server:
         return True
 
     def client_closed(self, client: ClientProtocol, reason: str) -> None:
+        had_subs = bool(client.subs)
         for sub in list(client.subs.values()):
             self.remove_subscription(sub)
+        if had_subs:
+            # A close is not a read batch: commit the RS- frames now, or peers would
+            # keep routing to this interest until the next batch on this worker.
+            self.mesh.flush()
         self.pending.discard(client)
         self.holding.discard(client)
         self.paused.discard(client)
