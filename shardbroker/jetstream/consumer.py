@@ -105,7 +105,6 @@ class Consumer:
         self.name = name
         self.created = created
         self.deleted = False
-        self.configure(config)
         self.sseq = 1
         self.dseq = 1
         self.floor_dseq = 0
@@ -122,14 +121,21 @@ class Consumer:
         self.last_acked = 0
         self.last_activity = time.time_ns()
         self.active = False
-        self.next_heartbeat = 0
         # Flow control (push): bytes delivered since the last answered request.
         self.fc_window = FC_WINDOW_START
         self.in_flight = 0
         self.fc_reply = b""
         self.fc_covered = 0
-        self.paused_until = 0
         self.dirty = False
+        # rate_limit_bps: a token bucket of bytes, refilled by elapsed time.
+        self.tokens = 0.0
+        self.tokens_at = 0
+        # replay_policy original: messages up to replay_end keep their stored time gaps,
+        # measured from (wall clock, store time) of the first one delivered.
+        self.replay_end = 0
+        self.replay_base: tuple[int, int] | None = None
+        self.replay_timer: Any = None
+        self.configure(config)
 
     # -- configuration and start position ---------------------------------------------------
 
@@ -147,6 +153,7 @@ class Consumer:
         self.ack_wait = self.backoff[0] if self.backoff else config.ack_wait
         self.npc_stale = True
         self.paused_until = _pause_ns(config)
+        self.next_heartbeat = time.time_ns() + config.idle_heartbeat
 
     def matches(self, subject: str) -> bool:
         if self.all_subjects:
@@ -201,6 +208,8 @@ class Consumer:
         self.floor_sseq = start - 1
         self.npc_stale = True
         self.dirty = True
+        if config.replay_policy == "original":
+            self.replay_end = last
 
     # -- accounting -----------------------------------------------------------------------------
 
@@ -450,7 +459,20 @@ class Consumer:
             if self.sseq == seq + 1:
                 self.sseq = seq
         else:
+            if count > 2:
+                self.rdc[seq] = count - 1
+            else:
+                self.rdc.pop(seq, None)
             bisect.insort(self.rdq, seq)
+
+    def _put_back(self, msg: StoredMsg, count: int) -> None:
+        """A message taken by _next_message but not delivered (nothing recorded yet)."""
+        if count > 1:
+            bisect.insort(self.rdq, msg.seq)
+        elif self.lps_end and msg.seq <= self.lps_end and (not self.lps or msg.seq < self.lps[0]):
+            self.lps.appendleft(msg.seq)
+        else:
+            self.sseq = min(self.sseq, msg.seq)
 
     def deliver(self, now: int) -> bool:
         """Hand out what can go now; True when it stopped early with more to do."""
@@ -468,27 +490,62 @@ class Consumer:
         self.last_activity = now
         engine = self.engine
         sent = 0
+        rate = self.config.rate_limit_bps / 8  # bytes per second
+        if rate:
+            self._refill(now, rate)
         while sent < MAX_BATCH_PER_PASS:
             if self.config.flow_control and self.in_flight > self.fc_window:
                 return False
+            if rate and self.tokens <= 0:
+                return False  # the tick refills and comes back
             if engine.congested():
                 return False
             found = self._next_message()
             if found is None:
                 return False
             msg, count = found
+            if msg.seq <= self.replay_end and self._replay_later(msg, count, now):
+                return False
             reply, hdr, data = self._prepare(msg, count, now)
             subject = msg.subject.encode()
             engine.deliver(
                 self.account, self.deliver_subject, subject, reply, self.group, hdr, data
             )
             sent += 1
+            if rate:
+                self.tokens -= len(self.deliver_subject) + len(reply) + len(hdr) + len(data)
             self.next_heartbeat = now + self.config.idle_heartbeat
             if self.config.flow_control:
                 self.in_flight += len(self.deliver_subject) + len(reply) + len(hdr) + len(data)
                 if not self.fc_reply and self.in_flight > self.fc_window // 2:
                     self._request_flow_control()
         return True
+
+    def _replay_later(self, msg: StoredMsg, count: int, now: int) -> bool:
+        """replay original: hold `msg` back until its original gap has passed."""
+        if self.replay_base is None:
+            self.replay_base = (now, msg.ts)
+            return False
+        due = self.replay_base[0] + (msg.ts - self.replay_base[1])
+        if due <= now:
+            return False
+        self._put_back(msg, count)
+        if self.replay_timer is None:
+            self.replay_timer = self.engine.call_later((due - now) / 1e9, self._replay_due)
+        return True
+
+    def _replay_due(self) -> None:
+        self.replay_timer = None
+        self.engine.kick(self)
+
+    def _refill(self, now: int, rate: float) -> None:
+        max_msg_size = self.stream.config.max_msg_size
+        burst = max_msg_size if max_msg_size > 0 else self.engine.opts.max_payload
+        if not self.tokens_at:
+            self.tokens = burst
+        else:
+            self.tokens = min(burst, self.tokens + (now - self.tokens_at) * rate / 1e9)
+        self.tokens_at = now
 
     def _request_flow_control(self) -> None:
         token = "".join(random.choice(_BASE62) for _ in range(4))
@@ -526,7 +583,7 @@ class Consumer:
                 return False
             msg, count = found
             if not engine.interest_for(self.account, request.reply, None):
-                self._undo(msg, count)
+                self._put_back(msg, count)
                 self.waiting.popleft()
                 continue
             reply, hdr, data = self._prepare(msg, count, now)
@@ -682,7 +739,7 @@ class Consumer:
         if self.paused_until and self.paused_until <= now:
             self.paused_until = 0
             self.engine.ready.add(self)
-        if self.rdq or (not self.is_pull and not self.active):
+        if self.rdq or (not self.is_pull and (not self.active or self.config.rate_limit_bps)):
             self.engine.ready.add(self)
 
     def _heartbeat_block(self, push: bool) -> bytes:

@@ -312,6 +312,16 @@ class JetStream:
             self._pass_scheduled = True
             self.peer.loop.call_soon(self._another_pass)
 
+    def call_later(self, delay: float, callback: Any) -> Any:
+        assert self.peer is not None
+        return self.peer.loop.call_later(delay, callback)
+
+    def kick(self, consumer: Consumer) -> None:
+        """Let a consumer deliver now (from a timer, outside a batch)."""
+        self.ready.add(consumer)
+        if self.peer is not None:
+            self.peer.flush()
+
     def _another_pass(self) -> None:
         self._pass_scheduled = False
         if self.peer is not None:

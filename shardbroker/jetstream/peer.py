@@ -215,14 +215,20 @@ class StoragePeer:
             self.messages_out += 1
             return True
         for name, peers, weights in result.groups:
-            if name == group:
-                peer = peers[0] if len(peers) == 1 else random.choices(peers, weights)[0]
+            if name != group:
+                continue
+            # A core publish to the deliver subject: plain subscribers everywhere get it,
+            # and one member of the group (the chosen shard delivers to both).
+            chosen = peers[0] if len(peers) == 1 else random.choices(peers, weights)[0]
+            size = len(hdr)
+            for peer in result.peers | {chosen}:
+                queue = group if peer == chosen else None
                 self.mesh.send(
                     peer,
-                    frames.jmsg(account, deliver_subject, subject, reply, group, len(hdr), message),
+                    frames.jmsg(account, deliver_subject, subject, reply, queue, size, message),
                 )
-                self.messages_out += 1
-                return True
+            self.messages_out += 1
+            return True
         return False
 
     def congested(self) -> bool:

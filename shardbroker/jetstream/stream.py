@@ -87,8 +87,13 @@ def _write_atomic(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_meta(directory: str, meta: StreamMeta) -> None:
-    data = msgspec.json.encode({"config": schema.to_builtins(meta.config), "created": meta.created})
+def save_meta(directory: str, meta: StreamMeta | ConsumerMeta) -> None:
+    fields: dict[str, Any] = {}
+    if isinstance(meta, ConsumerMeta):
+        fields["name"] = meta.name
+    fields["config"] = schema.to_builtins(meta.config)
+    fields["created"] = meta.created
+    data = msgspec.json.encode(fields)
     _write_atomic(os.path.join(directory, META_FILE), data)
     _write_atomic(os.path.join(directory, META_SUM), hashlib.sha256(data).hexdigest().encode())
     dir_fd = os.open(directory, os.O_RDONLY)
@@ -112,7 +117,7 @@ def load_meta(directory: str, kind: type[Any] = StreamMeta) -> Any:
     try:
         return msgspec.json.decode(data, type=kind)
     except msgspec.DecodeError as exc:
-        raise ValueError(f"{META_FILE} is not a valid stream config: {exc}") from None
+        raise ValueError(f"{META_FILE} is not valid: {exc}") from None
 
 
 def limits_of(config: schema.StreamConfig) -> StoreLimits:

@@ -18,6 +18,7 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from tests.helpers.broker import Broker, NatsClients, raw_connect_on_shard, unique
+from tests.helpers.wait import async_check_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -447,8 +448,6 @@ async def test_js_consumer_ephemeral_goes_away_when_inactive(js_broker: Broker) 
             answer = await api(nc, f"$JS.API.CONSUMER.INFO.{s}.{info.name}")
             return answer.get("error", {}).get("err_code") == 10014
 
-        from tests.helpers.wait import async_check_for
-
         await async_check_for(5, 0.1, gone)
         assert [c.name for c in await js.consumers_info(s)] == ["stays"]
 
@@ -619,3 +618,30 @@ async def test_js_consumer_pending_drops_with_stream_purge(js_broker: Broker) ->
         await js.publish(f"{s}.a", b"after")
         (msg,) = await psub.fetch(1, timeout=2)
         assert (msg.data, msg.metadata.sequence.stream) == (b"after", 7)
+
+
+# -- pause -------------------------------------------------------------------------------------
+
+
+async def test_js_consumer_pause_and_resume(js_broker: Broker) -> None:
+    async with NatsClients(js_broker) as clients:
+        nc = await clients.on_shard(1)
+        js = nc.jetstream()
+        s = await filled(js, 2)
+        await js.add_consumer(s, durable_name="pz")
+        answer = await api(
+            nc, f"$JS.API.CONSUMER.PAUSE.{s}.pz", {"pause_until": "2099-01-01T00:00:00Z"}
+        )
+        assert answer["type"] == "io.nats.jetstream.api.v1.consumer_pause_response"
+        assert answer["paused"] is True and answer["pause_until"] == "2099-01-01T00:00:00Z"
+        assert answer["pause_remaining"] > 0
+        info = await api(nc, f"$JS.API.CONSUMER.INFO.{s}.pz")
+        assert info["paused"] is True and info["config"]["pause_until"] == "2099-01-01T00:00:00Z"
+        psub = await js.pull_subscribe_bind("pz", stream=s)
+        assert await drain(psub) == []
+        resumed = await js.resume_consumer(s, "pz")
+        assert resumed.paused is False
+        got = await drain(psub)
+        assert [m.data for m in got] == [b"m1", b"m2"]
+        info = await api(nc, f"$JS.API.CONSUMER.INFO.{s}.pz")
+        assert "paused" not in info and "pause_remaining" not in info

@@ -48,8 +48,16 @@ def mask(value: Any) -> Any:
 
 # (subject, body, headers): requests whose JSON answers are compared one by one.
 CONVERSATION: list[tuple[str, bytes, dict[str, str] | None]] = [
-    ("$JS.API.STREAM.CREATE.PAR", b'{"name":"PAR","subjects":["par.*"],"max_msgs_per_subject":5}', None),
-    ("$JS.API.STREAM.CREATE.PAR", b'{"name":"PAR","subjects":["par.*"],"max_msgs_per_subject":5}', None),
+    (
+        "$JS.API.STREAM.CREATE.PAR",
+        b'{"name":"PAR","subjects":["par.*"],"max_msgs_per_subject":5}',
+        None,
+    ),
+    (
+        "$JS.API.STREAM.CREATE.PAR",
+        b'{"name":"PAR","subjects":["par.*"],"max_msgs_per_subject":5}',
+        None,
+    ),
     ("par.a", b"one", {"Nats-Msg-Id": "m1"}),
     ("par.b", b"two", None),
     ("par.a", b"three", {"X-Other": "x"}),
@@ -106,7 +114,9 @@ async def converse(url: str) -> list[Any]:
         await nc.close()
 
 
-async def test_api_answers_match_nats_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_api_answers_match_nats_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(TARGET_ENV, "nats-server")
     with run_broker(workers=1, tmp_dir=tmp_path / "nats", jetstream=True) as reference:
         expected = await converse(reference.url)

@@ -323,7 +323,11 @@ async def test_max_file_store_refuses_with_insufficient_resources(broker_factory
             answer = await raw_publish(nc, f"{stream}.x", b"z" * 200)
             if "error" in answer:
                 assert answer == {
-                    "error": {"code": 503, "err_code": 10023, "description": "insufficient resources"},
+                    "error": {
+                        "code": 503,
+                        "err_code": 10023,
+                        "description": "insufficient resources",
+                    },
                     "stream": stream,
                     "seq": 0,
                 }

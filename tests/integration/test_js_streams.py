@@ -10,7 +10,7 @@ import json
 import nats
 import nats.js.errors
 import pytest
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType
 
 from tests.helpers.broker import Broker, NatsClients, unique
 
