@@ -220,21 +220,28 @@ class _Block:
         self.doomed = False
 
 
-class _Scan:
-    """What recovery read from one block file."""
+class _Name:
+    """A subject read back at recovery, before it gets its `_Subj`."""
 
-    __slots__ = ("data", "lost", "markers", "size", "slots", "tombs", "top_seq", "top_ts")
+    __slots__ = ("subject",)
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+
+
+class _Scan:
+    """What recovery gathers across the block files, in order."""
+
+    __slots__ = ("lost", "marker_first", "names", "prev_seq", "tombstoned", "top_seq", "top_ts")
 
     def __init__(self) -> None:
-        self.data = b""
-        self.size = 0
-        # seq, offset, length, ts, subject of each message record; length -1 if erased
-        self.slots: list[tuple[int, int, int, int, str]] = []
-        self.lost: list[tuple[int, int]] = []  # seq, length beyond a bad record
-        self.tombs: list[tuple[int, int]] = []
-        self.markers: list[tuple[int, int, int]] = []  # first, last, last_ts
-        self.top_seq = 0
+        self.names: dict[str, _Name] = {}
+        self.tombstoned: set[int] = set()
+        self.marker_first = 0  # newest marker's first seq, 0 when none
+        self.top_seq = 0  # highest sequence any record or marker names, and its ts
         self.top_ts = 0
+        self.prev_seq = 0  # last message (or erased) record's seq
+        self.lost: list[tuple[int, int]] = []  # seq, length beyond a bad record
 
 
 class FileStore(_StoreCore):
@@ -444,8 +451,8 @@ class FileStore(_StoreCore):
 
     def flush(self) -> None:
         """Write every buffered byte to the OS: one write per block with pending bytes
-        (normally one). Called once per publish batch, before the PubAcks. Also unlinks
-        blocks that became empty, after carrying their still-needed tombstones."""
+        (normally one). Called once per publish batch, before the PubAcks. Appends a
+        marker first if first_seq moved; unlinks blocks that became empty after."""
         if self._first_seq > self._marker_first:
             self._append_last(_marker(self._first_seq, self._last_seq, self._last_ts))
             self._marker_first = self._first_seq
@@ -843,6 +850,9 @@ class FileStore(_StoreCore):
     # ---- recovery
 
     def _recover(self) -> None:
+        """Rebuild the index from the block files (see the module docstring). Memory
+        stays at the index itself: each block's slot arrays are filled while it is
+        scanned, then tombstones and the newest marker are applied to them."""
         names = os.listdir(self._dir)
         for name in names:
             if name.endswith(".tmp"):
@@ -853,82 +863,68 @@ class FileStore(_StoreCore):
         if not indexes:
             self._new_block(1)
             return
-        scans = [self._scan_block(self._block_path(index)) for index in indexes]
-        marker_first = 1
-        last_seq = last_ts = 0
-        tombstoned: set[int] = set()
-        for scan in scans:
-            for first, last, lts in scan.markers:
-                marker_first = max(marker_first, first)
-                if last >= last_seq:
-                    last_seq, last_ts = last, lts
-            for seq, _ts in scan.tombs:
-                tombstoned.add(seq)
-            if scan.top_seq >= last_seq:
-                last_seq, last_ts = scan.top_seq, scan.top_ts
-        self._marker_first = marker_first
-        psim = self._psim
-        live_seqs: list[int] = []
-        prev = 0
-        for index, scan in zip(indexes, scans, strict=True):
+        scan = _Scan()
+        data = b""
+        for index in indexes:
             blk = _Block(index, self._block_path(index))
             self._blks.append(blk)
-            blk.raw = blk.flushed = scan.size
-            blk.tombs = [seq for seq, _ts in scan.tombs]
-            for seq, off, rl, ts, subject in scan.slots:
-                if seq <= prev:
-                    continue  # out of order: never written by us; ignore
-                prev = seq
-                if not blk.first:
-                    blk.first = seq
-                    self._sblks.append(blk)
-                    self._firsts.append(seq)
-                elif seq - blk.first != len(blk.offs):
-                    self._pad_slots(blk, seq)
-                if rl < 0:  # erased
-                    blk.offs.append(GONE)
-                    blk.lens.append(0)
-                    blk.tss.append(0)
-                    blk.subjs.append(None)
+            data = self._scan_block(blk, scan)
+            if blk.first:
+                self._sblks.append(blk)
+                self._firsts.append(blk.first)
+        lmb = self._lmb = self._blks[-1]
+        marker_first = max(1, scan.marker_first)
+        self._marker_first = marker_first
+        self._last_seq = scan.top_seq
+        self._last_ts = scan.top_ts
+        # Kill what the tombstones and the marker hide.
+        for seq in scan.tombstoned:
+            blk, i = self._slot(seq)
+            if blk is not None and blk.offs[i] >= 0:
+                blk.offs[i] = DEAD
+        for blk in self._sblks:
+            if blk.first >= marker_first:
+                break
+            offs = blk.offs
+            for i in range(min(len(offs), marker_first - blk.first)):
+                if offs[i] >= 0:
+                    offs[i] = DEAD
+        # Subjects, counters and the interior deletes, in sequence order.
+        psim = self._psim
+        dmap = self._dmap
+        prev_live = 0
+        for blk in self._sblks:
+            offs, lens, subjs = blk.offs, blk.lens, blk.subjs
+            first = blk.first
+            for i, off in enumerate(offs):
+                if off < 0:
+                    subjs[i] = None
                     continue
-                live = seq >= marker_first and seq not in tombstoned
-                blk.lens.append(rl)
-                blk.tss.append(ts)
-                if not live:
-                    blk.offs.append(DEAD)
-                    blk.subjs.append(None)
-                    continue
+                seq = first + i
+                subject = subjs[i].subject  # type: ignore[union-attr]  # a _Name for now
                 ss = psim.get(subject)
                 if ss is None:
                     ss = psim[subject] = _Subj(subject, subject.encode(), seq)
                 else:
                     ss.seqs.append(seq)
-                blk.offs.append(off)
-                blk.subjs.append(ss)
+                subjs[i] = ss
+                rl = lens[i]
                 blk.live += 1
                 blk.live_bytes += rl
-                live_seqs.append(seq)
-                if not self._n_msgs:
-                    self._first_ts = ts
-                self._n_msgs += 1
                 self._n_bytes += rl
-        self._last_seq = last_seq
-        self._last_ts = last_ts
-        if live_seqs:
-            self._first_seq = live_seqs[0]
-            dmap = self._dmap
-            before = live_seqs[0]
-            for seq in live_seqs:
-                if seq > before + 1:
-                    dmap.update(range(before + 1, seq))
-                before = seq
-            if last_seq > before:
-                dmap.update(range(before + 1, last_seq + 1))
-        elif last_seq or any(scan.markers for scan in scans):
-            self._first_seq = last_seq + 1
-        lmb = self._blks[-1]
-        self._lmb = lmb
-        data = scans[-1].data
+                if prev_live:
+                    if seq > prev_live + 1:
+                        dmap.update(range(prev_live + 1, seq))
+                else:
+                    self._first_seq = seq
+                    self._first_ts = blk.tss[i]
+                prev_live = seq
+        self._n_msgs = sum(blk.live for blk in self._sblks)
+        if prev_live:
+            if self._last_seq > prev_live:
+                dmap.update(range(prev_live + 1, self._last_seq + 1))
+        elif self._last_seq or scan.marker_first:
+            self._first_seq = self._last_seq + 1
         lmb.base = max(0, len(data) - _TAIL_KEEP)
         lmb.buf = bytearray(data[lmb.base :])
         lmb.fd = os.open(lmb.path, os.O_RDWR | os.O_APPEND)
@@ -939,86 +935,102 @@ class FileStore(_StoreCore):
                 self._retire(blk)
             elif blk.live_bytes * 2 < blk.raw:
                 self._cands.add(blk)
-        for scan in scans:
-            for seq, length in scan.lost:
-                if seq >= marker_first and seq not in tombstoned:
-                    self._lost_msgs.append(seq)
-                    self._lost_bytes += length
+        for seq, length in scan.lost:
+            if seq >= marker_first and seq not in scan.tombstoned:
+                self._lost_msgs.append(seq)
+                self._lost_bytes += length
 
-    def _scan_block(self, path: str) -> _Scan:
-        """Read and check one block; truncate it at the first bad record."""
-        scan = _Scan()
+    def _scan_block(self, blk: _Block, scan: _Scan) -> bytes:
+        """Read and check one block, filling its slots (with `_Name` placeholders for the
+        subjects) and `scan`; truncate the file at the first bad record. Returns the
+        block's good bytes."""
+        path = blk.path
         with open(path, "rb") as f:
             data = f.read()
         n = len(data)
-        mv = memoryview(data)
+        names = scan.names
+        offs, lens, tss, subjs = blk.offs, blk.lens, blk.tss, blk.subjs
         p = 0
-        prev_seq = 0
         bad = ""
-        while p < n:
-            if n - p < EMPTY_RECORD_LEN:
-                bad = "torn record"
-                break
-            lf, sf, ts, slen = _HEAD.unpack_from(data, p)
-            rl = lf & LEN_MASK
-            if rl < EMPTY_RECORD_LEN or rl > MAX_RECORD_LEN:
-                bad = "bad record length"
-                break
-            if p + rl > n:
-                bad = "torn record"
-                break
-            crc, copy = _TAIL.unpack_from(data, p + rl - 8)
-            if copy != rl or crc != crc32(mv[p : p + rl - 8]):
-                bad = "checksum mismatch"
-                break
-            seq = sf & SEQ_MASK
-            if sf & TBIT:
-                scan.tombs.append((seq, ts))
-            elif sf & MBIT:
-                if rl != MARKER_LEN:
-                    bad = "bad marker"
+        with memoryview(data) as mv:
+            while p < n:
+                if n - p < EMPTY_RECORD_LEN:
+                    bad = "torn record"
                     break
-                scan.markers.append((seq, _I64.unpack_from(data, p + 22)[0], ts))
-            elif sf & EBIT:
-                scan.slots.append((seq, p, -1, 0, ""))
-            else:
-                fixed = 34 if lf & HBIT else 30
-                if fixed + slen > rl:
-                    bad = "bad subject length"
+                lf, sf, ts, slen = _HEAD.unpack_from(data, p)
+                rl = lf & LEN_MASK
+                if rl < EMPTY_RECORD_LEN or rl > MAX_RECORD_LEN:
+                    bad = "bad record length"
                     break
-                if lf & HBIT:
-                    hlen = _U32.unpack_from(data, p + 22 + slen)[0]
-                    if fixed + slen + hlen > rl:
-                        bad = "bad header length"
+                if p + rl > n:
+                    bad = "torn record"
+                    break
+                crc, copy = _TAIL.unpack_from(data, p + rl - 8)
+                if copy != rl or crc != crc32(mv[p : p + rl - 8]):
+                    bad = "checksum mismatch"
+                    break
+                seq = sf & SEQ_MASK
+                if sf & MBIT:
+                    if rl != MARKER_LEN:
+                        bad = "bad marker"
                         break
-                try:
-                    subject = data[p + 22 : p + 22 + slen].decode()
-                except UnicodeDecodeError:
-                    bad = "bad subject"
-                    break
-                scan.slots.append((seq, p, rl, ts, subject))
-            if seq >= scan.top_seq and not sf & MBIT:
-                scan.top_seq, scan.top_ts = seq, ts
-            if not sf & (MBIT | TBIT):
-                prev_seq = seq
-            p += rl
-        mv.release()
-        scan.size = p
-        if bad:
-            scan.lost = _walk_lost(data, p, prev_seq)
-            lost = [seq for seq, _ in scan.lost]
-            with open(path, "r+b") as f:
-                f.truncate(p)
-                f.flush()
-                os.fsync(f.fileno())
-            data = data[:p]
-            self._warn(
-                f"filestore {self.name}: {bad} in {path} at offset {p}: truncated the "
-                f"block there, lost {len(lost)} message(s)"
-                + (f" (seqs {lost[0]}..{lost[-1]})" if lost else "")
-            )
-        scan.data = data
-        return scan
+                    last = _I64.unpack_from(data, p + 22)[0]
+                    scan.marker_first = max(scan.marker_first, seq)
+                    if last >= scan.top_seq:
+                        scan.top_seq, scan.top_ts = last, ts
+                    p += rl
+                    continue
+                if sf & TBIT:
+                    blk.tombs.append(seq)
+                    scan.tombstoned.add(seq)
+                elif seq <= scan.prev_seq:
+                    pass  # out of order: never written by us; ignore
+                else:
+                    name: _Name | None = None
+                    if not sf & EBIT:
+                        fixed = 34 if lf & HBIT else 30
+                        if fixed + slen > rl or (
+                            lf & HBIT
+                            and fixed + slen + _U32.unpack_from(data, p + 22 + slen)[0] > rl
+                        ):
+                            bad = "bad length field"
+                            break
+                        try:
+                            subject = data[p + 22 : p + 22 + slen].decode()
+                        except UnicodeDecodeError:
+                            bad = "bad subject"
+                            break
+                        name = names.get(subject)
+                        if name is None:
+                            name = names[subject] = _Name(subject)
+                    scan.prev_seq = seq
+                    if not blk.first:
+                        blk.first = seq
+                    elif seq - blk.first != len(offs):
+                        self._pad_slots(blk, seq)
+                    offs.append(p if name is not None else GONE)
+                    lens.append(rl if name is not None else 0)
+                    tss.append(ts)
+                    subjs.append(name)  # type: ignore[arg-type]
+                if seq >= scan.top_seq:
+                    scan.top_seq, scan.top_ts = seq, ts
+                p += rl
+        blk.raw = blk.flushed = p
+        if not bad:
+            return data
+        lost = _walk_lost(data, p, scan.prev_seq)
+        scan.lost.extend(lost)
+        with open(path, "r+b") as f:
+            f.truncate(p)
+            f.flush()
+            os.fsync(f.fileno())
+        seqs = [seq for seq, _ in lost]
+        self._warn(
+            f"filestore {self.name}: {bad} in {path} at offset {p}: truncated the "
+            f"block there, lost {len(seqs)} message(s)"
+            + (f" (seqs {seqs[0]}..{seqs[-1]})" if seqs else "")
+        )
+        return data[:p]
 
     # ---- lifecycle
 
