@@ -315,9 +315,14 @@ class Consumer:
             return _status(409, f"Exceeded MaxRequestExpires of {limit}")
         if config.max_bytes and request.max_bytes > config.max_bytes:
             return _status(409, f"Exceeded MaxRequestMaxBytes of {config.max_bytes}")
-        if request.no_wait and not expires and not self._deliverable():
-            return _status(404, "No Messages")
         self._expire_requests(now)
+        if request.no_wait:
+            deliverable = len(self.rdq) + self.num_pending()
+            if not deliverable and not expires:
+                return _status(404, "No Messages")
+            asked = sum(r.batch - r.delivered for r in self.waiting)
+            if deliverable and deliverable <= asked:
+                return _status(408, "Requests Pending")
         if config.max_waiting and len(self.waiting) >= config.max_waiting:
             if request.idle_heartbeat:
                 return None
@@ -335,9 +340,6 @@ class Consumer:
         )
         self.engine.ready.add(self)
         return None
-
-    def _deliverable(self) -> bool:
-        return bool(self.rdq) or self.num_pending() > 0
 
     def _expire_requests(self, now: int) -> None:
         if not self.waiting:
