@@ -352,7 +352,7 @@ class Stream:
     def flush(self) -> None:
         try:
             self.store.flush()
-        except OSError as exc:
+        except (StoreError, OSError) as exc:
             log.error("stream '%s': write failed: %s", self.name, exc)
 
     def close(self) -> None:

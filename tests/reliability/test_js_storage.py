@@ -141,3 +141,31 @@ async def test_kill_storage_during_publish_storm(js_broker: Broker) -> None:
         # The broker keeps working: publishing continues after the restart.
         ack = await js.publish(f"{stream}.p0", b"after")
         assert ack.seq == info.state.last_seq + 1
+
+
+@pytest.mark.skipif(not is_shardbroker_target(), reason="reads shardbroker's own block files")
+async def test_torn_tail_is_recovered_with_a_log_line(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    stream = unique("T").upper()
+    with run_broker(workers=2, tmp_dir=tmp_path, jetstream=True, store_dir=store) as broker:
+        async with NatsClients(broker) as clients:
+            js = (await clients.on_shard(1)).jetstream()
+            await js.add_stream(name=stream, subjects=[f"{stream}.*"])
+            for i in range(10):
+                await js.publish(f"{stream}.x", f"payload-{i}".encode())
+    blocks = sorted((store / "jetstream" / "$G" / "streams" / stream / "msgs").glob("*.blk"))
+    assert blocks, "no block files"
+    last = blocks[-1]
+    # A write torn in the middle of the last record.
+    last.write_bytes(last.read_bytes()[:-7])
+    with run_broker(workers=2, tmp_dir=tmp_path, jetstream=True, store_dir=store) as broker:
+        async with NatsClients(broker) as clients:
+            js = (await clients.on_shard(2)).jetstream()
+            info = await js.stream_info(stream)
+            assert (info.state.messages, info.state.last_seq) == (9, 9)
+            assert info.state.lost is not None and info.state.lost.msgs == [10]
+            assert (await js.get_msg(stream, 9)).data == b"payload-8"
+            ack = await js.publish(f"{stream}.x", b"after")
+            assert ack.seq == 10
+        log = broker.log_text()
+    assert "truncated" in log and str(last) in log
