@@ -14,14 +14,44 @@ import msgspec
 from shardbroker import const
 
 
+class SubjectPermission(msgspec.Struct, frozen=True, kw_only=True):
+    """Allow and deny lists of one direction (publish or subscribe).
+
+    None: no such list (everything allowed / nothing denied). An empty allow tuple
+    denies everything; only `allow_responses` creates one (a config file's empty list
+    reads as None, as in nats-server). Subscribe entries may be `"<subject> <queue>"`.
+    """
+
+    allow: tuple[str, ...] | None = None
+    deny: tuple[str, ...] | None = None
+
+
+class ResponsePermission(msgspec.Struct, frozen=True, kw_only=True):
+    """`allow_responses`: publish to the reply subject of a received request, at most
+    `max_msgs` times within `expires` seconds (a negative value: no limit)."""
+
+    max_msgs: int = const.DEFAULT_ALLOW_RESPONSE_MAX_MSGS
+    expires: float = const.DEFAULT_ALLOW_RESPONSE_EXPIRATION
+
+
+class Permissions(msgspec.Struct, frozen=True, kw_only=True):
+    """A user's `permissions {}` (or the `default_permissions` of its users list)."""
+
+    publish: SubjectPermission | None = None
+    subscribe: SubjectPermission | None = None
+    allow_responses: ResponsePermission | None = None
+
+
 class User(msgspec.Struct, frozen=True, kw_only=True):
     """One entry of `authorization { users: [...] }`: a user name with a password (one
     starting with `$2a$`, `$2b$`, `$2x$` or `$2y$` is a bcrypt hash), or an NKEY user
-    (`nkey: U...`, who logs in by signing the INFO nonce)."""
+    (`nkey: U...`, who logs in by signing the INFO nonce). None: full rights, unless
+    the block has `default_permissions`."""
 
     user: str = ""
     password: str = ""
     nkey: str = ""
+    permissions: Permissions | None = None
 
 
 class Authorization(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,6 +62,8 @@ class Authorization(msgspec.Struct, frozen=True, kw_only=True):
     user: str = ""
     password: str = ""
     users: tuple[User, ...] | None = None
+    # For the users (and NKEY users) of `users` that have no permissions of their own.
+    default_permissions: Permissions | None = None
     # Seconds a client has to send CONNECT once it got INFO.
     timeout: float = const.AUTH_TIMEOUT
 

@@ -107,3 +107,28 @@ def subjects_overlap(a: bytes, b: bytes) -> bool:
         if x != y and x != PWC and y != PWC:
             return False
     return na == nb
+
+
+def subject_is_subset_match(subject: bytes, test: bytes) -> bool:
+    """Is every subject `subject` can match also matched by `test`? (nats subjectIsSubsetMatch)
+
+    Both may have wildcards: ``foo.bar`` and ``foo.*`` are subsets of ``foo.*``, ``foo.*``
+    is a subset of ``foo.>``, but ``foo.>`` is not a subset of ``foo.*``. Used where a
+    pattern stands for a set, e.g. a queue name with wildcards in a queue permission.
+    """
+    tokens = subject.split(TSEP)
+    for i, t2 in enumerate(test.split(TSEP)):
+        if i >= len(tokens) or not t2:
+            return False
+        if t2 == FWC:
+            return True
+        t1 = tokens[i]
+        if not t1 or t1 == FWC:
+            return False
+        if t1 == PWC:
+            if t2 != PWC:
+                return False
+            continue
+        if t2 != PWC and t1 != t2:
+            return False
+    return len(tokens) == len(test.split(TSEP))

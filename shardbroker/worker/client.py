@@ -17,6 +17,7 @@ import asyncio
 import base64
 import logging
 import os
+import time
 from random import random
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,7 @@ from shardbroker.protocol.subjects import (
     is_valid_subject,
     subject_matches,
 )
+from shardbroker.security.permissions import ResponseGrants, UserPermissions
 from shardbroker.worker.router import Subscription
 
 if TYPE_CHECKING:
@@ -86,6 +88,7 @@ class ClientProtocol(asyncio.Protocol):
         "connected",
         "echo",
         "first_ping",
+        "grants",
         "guarded",
         "headers",
         "hold_index",
@@ -102,6 +105,7 @@ class ClientProtocol(asyncio.Protocol):
         "out_msgs",
         "parser",
         "pedantic",
+        "perms",
         "ping_handle",
         "pings_out",
         "protocol",
@@ -164,6 +168,10 @@ class ClientProtocol(asyncio.Protocol):
             else ""
         )
         self.user = ""
+        # The user's permissions (None: full rights, and no check costs anything) and,
+        # with allow_responses, the reply subjects this connection may answer.
+        self.perms: UserPermissions | None = None
+        self.grants: ResponseGrants | None = None
 
     # -- transport callbacks -------------------------------------------------------
 
@@ -237,6 +245,11 @@ class ClientProtocol(asyncio.Protocol):
 
     def authenticated(self, user: str) -> None:
         self.user = user
+        perms = self.perms = self.server.permissions.get(user)
+        responses = perms.responses if perms is not None else None
+        self.grants = None if responses is None else ResponseGrants(responses, time.monotonic())
+        if perms is not None:
+            self.guarded = True  # every publish goes through check_publish
         self.awaiting_auth = False
         if self.auth_handle is not None:
             self.auth_handle.cancel()
@@ -307,7 +320,7 @@ class ClientProtocol(asyncio.Protocol):
             raise ProtocolError(ERR_NO_RESPONDERS_REQUIRES_HEADERS)
         self.verbose = opts.verbose
         self.pedantic = opts.pedantic
-        self.guarded = opts.verbose or opts.pedantic
+        self.guarded = opts.verbose or opts.pedantic or self.perms is not None
         self.echo = opts.echo
         self.headers = opts.headers
         self.parser.headers = opts.headers
@@ -356,7 +369,14 @@ class ClientProtocol(asyncio.Protocol):
     ) -> None:
         """Consecutive PUBs with one subject, routed together when no check or
         no-responders answer can differ from message to message."""
-        if self.guarded or reply is not None or subject[:1] in _RESERVED_FIRST:
+        if (self.guarded or reply is not None or subject[:1] in _RESERVED_FIRST) and not (
+            # Permissions alone: one static answer holds for the whole run.
+            reply is None
+            and not (self.verbose or self.pedantic)
+            and subject[:1] not in _RESERVED_FIRST
+            and self.perms is not None
+            and self.perms.publish_allowed(subject)
+        ):
             each = [sizes] * len(payloads) if type(sizes) is bytes else sizes
             for payload, size in zip(payloads, each, strict=True):
                 self.process_pub(subject, reply, payload, size)
@@ -389,20 +409,31 @@ class ClientProtocol(asyncio.Protocol):
             self.send_no_responders(subject, reply)
 
     def check_publish(self, subject: bytes, reply: bytes | None) -> bool:
-        """Reserved subjects and pedantic checks; queues +OK. False: do not route."""
-        if reply is not None and reply.startswith(_RESERVED_REPLY):
-            self.send_err(err_publish_reply_violation(reply.decode(errors="replace")))
-            return False
-        if subject.startswith(_RESERVED_PUBLISH):
-            self.send_err(err_publish_violation(subject.decode(errors="replace")))
-            return False
+        """Pedantic, reserved subject, permission and reserved reply checks, in
+        nats-server's order; queues +OK. False: do not route."""
         if self.pedantic and not is_valid_literal_subject(subject):
             # nats-server still delivers it after saying so.
             self.send_err(ERR_INVALID_PUBLISH_SUBJECT)
+        if subject.startswith(_RESERVED_PUBLISH) or (
+            self.perms is not None and not self.publish_permitted(subject)
+        ):
+            self.send_err(err_publish_violation(subject.decode(errors="replace")))
+            return False
+        if reply is not None and reply.startswith(_RESERVED_REPLY):
+            self.send_err(err_publish_reply_violation(reply.decode(errors="replace")))
+            return False
         if self.verbose:
             self.out.append(frames.OK)
             self.server.pending.add(self)
         return True
+
+    def publish_permitted(self, subject: bytes) -> bool:
+        """Static permissions, else a response grant (which this publish uses up)."""
+        perms = self.perms
+        if perms is None or perms.publish_allowed(subject):
+            return True
+        grants = self.grants
+        return grants is not None and grants.use(subject, time.monotonic())
 
     def send_no_responders(self, subject: bytes, reply: bytes) -> None:
         """The 503 goes to this connection's own plain subscription matching the reply."""
@@ -414,6 +445,15 @@ class ClientProtocol(asyncio.Protocol):
 
     def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
         server = self.server
+        perms = self.perms
+        if perms is not None and not perms.can_subscribe(subject, queue):
+            self.send_err(
+                err_subscribe_violation(
+                    subject.decode(errors="replace"),
+                    None if queue is None else queue.decode(errors="replace"),
+                )
+            )
+            return
         if not is_valid_subject(subject):
             self.send_err(ERR_INVALID_SUBJECT)
             return
@@ -426,6 +466,8 @@ class ClientProtocol(asyncio.Protocol):
                 self.send_err(ERR_MAX_SUBSCRIPTIONS)
                 return
             sub = Subscription(self, self.account, subject, queue, sid)
+            if perms is not None:
+                sub.checked = perms.needs_delivery_check(subject, queue)
             self.subs[sid] = sub
             server.add_subscription(sub)
         if self.verbose:

@@ -15,15 +15,24 @@ Each peer gets at most one RMSG per message, carrying every queue picked for it.
 
 Delivery bytes are built once per message: a shared ``MSG <subject> `` head and a
 ``[reply] <size>\\r\\n<payload>\\r\\n`` tail, with only the sid varying.
+
+Permissions. A subscription whose deliveries need a per-message check (``checked``:
+a delivery-time deny, or reply tracking for allow_responses; security/permissions.py)
+is kept apart in a result (``RouteResult.checked``) and in queue groups
+(``QueueGroup.checked``), so the paths that carry everyone else's messages test nothing
+more than one attribute per message. A check happens where the message is delivered,
+on the subscriber's shard, whichever shard it was published on.
 """
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_right
 from random import choices, random
 from typing import TYPE_CHECKING, Any
 
 from shardbroker.protocol import frames
+from shardbroker.security.permissions import CHECK_DENY
 
 if TYPE_CHECKING:
     from shardbroker.worker.client import ClientProtocol
@@ -32,7 +41,7 @@ if TYPE_CHECKING:
 class Subscription:
     """A client's subscription on this shard."""
 
-    __slots__ = ("account", "client", "delivered", "max", "queue", "sid", "subject")
+    __slots__ = ("account", "checked", "client", "delivered", "max", "queue", "sid", "subject")
 
     def __init__(
         self,
@@ -49,6 +58,8 @@ class Subscription:
         self.sid = sid
         self.max = 0
         self.delivered = 0
+        # permissions.CHECK_* flags; set before the subscription enters the sublist.
+        self.checked = 0
 
 
 class RemoteInterest:
@@ -69,11 +80,13 @@ class RemoteInterest:
 class QueueGroup:
     """The members of one queue group that a subject reaches."""
 
-    __slots__ = ("cumulative", "local", "members", "name", "total")
+    __slots__ = ("checked", "cumulative", "local", "members", "name", "total")
 
     def __init__(self, name: bytes, subs: list[Any]) -> None:
         self.name = name
         self.local: tuple[Subscription, ...] = tuple(s for s in subs if type(s) is Subscription)
+        # A local member's deliveries need a check: pick message by message.
+        self.checked = any(s.checked for s in self.local)
         remote = [s for s in subs if type(s) is RemoteInterest]
         # Local members first, then peers; weights 1 for local, member count for peers.
         self.members: tuple[Any, ...] = (*self.local, *remote)
@@ -107,17 +120,30 @@ class RouteResult:
     messages only join bytes. The shared empty result is never prepared.
     """
 
-    __slots__ = ("empty", "local", "peers", "queues", "rmsg_prefix", "targets")
+    __slots__ = (
+        "checked",
+        "checked_queues",
+        "empty",
+        "local",
+        "peers",
+        "queues",
+        "rmsg_prefix",
+        "targets",
+    )
 
     def __init__(self, plain: list[Any], queue_groups: dict[bytes, list[Any]]) -> None:
-        self.local: tuple[Subscription, ...] = tuple(s for s in plain if type(s) is Subscription)
+        local = [s for s in plain if type(s) is Subscription]
+        self.local: tuple[Subscription, ...] = tuple(s for s in local if not s.checked)
+        # Local plain subscriptions whose deliveries are checked one by one.
+        self.checked: tuple[Subscription, ...] = tuple(s for s in local if s.checked)
         self.peers: tuple[int, ...] = tuple(
             sorted({s.peer for s in plain if type(s) is RemoteInterest})
         )
         self.queues: tuple[QueueGroup, ...] = tuple(
             QueueGroup(name, subs) for name, subs in queue_groups.items()
         )
-        self.empty = not (self.local or self.peers or self.queues)
+        self.checked_queues = any(group.checked for group in self.queues)
+        self.empty = not (self.local or self.checked or self.peers or self.queues)
         self.targets: tuple[tuple[Subscription, ClientProtocol, bytes], ...] | None = None
         self.rmsg_prefix = b""
 
@@ -229,6 +255,68 @@ class Router:
                 self.unsubscribe(sub)
         return count
 
+    def deliver_checked(
+        self,
+        subs: tuple[Subscription, ...],
+        publisher: ClientProtocol | None,
+        subject: bytes,
+        reply: bytes | None,
+        header_size: int,
+        message: bytes,
+        size_token: bytes | None,
+    ) -> int:
+        """`deliver` for subscriptions with permission checks (nats deliverMsg): skip
+        what the subscriber's deny list keeps from it, grant a response to a reply."""
+        count = 0
+        for sub in subs:
+            client = sub.client
+            if client is publisher and not client.echo:
+                continue
+            perms = client.perms
+            assert perms is not None
+            if sub.checked & CHECK_DENY and perms.delivery_denied(subject, sub.queue):
+                continue
+            if not self.deliver(
+                (sub,), publisher, subject, reply, header_size, message, size_token
+            ):
+                continue
+            count += 1
+            grants = client.grants
+            if reply is not None and grants is not None:
+                grants.on_delivery(perms, reply, time.monotonic())
+        return count
+
+    def deliver_member(
+        self,
+        group: QueueGroup,
+        member: Subscription,
+        publisher: ClientProtocol | None,
+        subject: bytes,
+        reply: bytes | None,
+        header_size: int,
+        message: bytes,
+        size_token: bytes | None,
+    ) -> bool:
+        """Hand a message to a picked local queue member. A member that may not have it
+        passes it on to the group's other local members in turn, as nats-server does."""
+        if not member.checked:
+            return (
+                self.deliver((member,), publisher, subject, reply, header_size, message, size_token)
+                > 0
+            )
+        args = (publisher, subject, reply, header_size, message, size_token)
+        if self.deliver_checked((member,), *args):
+            return True
+        for other in group.local:
+            if other is member:
+                continue
+            if other.checked:
+                if self.deliver_checked((other,), *args):
+                    return True
+            elif self.deliver((other,), *args):
+                return True
+        return False
+
     def process_msg_results(
         self,
         publisher: ClientProtocol,
@@ -253,7 +341,7 @@ class Router:
         targets = result.targets
         if targets is None:
             targets = result.prepare(account, subject)
-        if header_size or size_token is None:
+        if header_size or size_token is None or result.checked:
             return self._route_general(
                 result, publisher, account, subject, reply, header_size, message, size_token
             )
@@ -306,6 +394,10 @@ class Router:
                 )
                 > 0
             )
+        if result.checked and self.deliver_checked(
+            result.checked, publisher, subject, reply, header_size, message, size_token
+        ):
+            delivered = True
         if result.queues:
             return self._route_queues(
                 result,
@@ -354,7 +446,14 @@ class Router:
                         picked.setdefault(remote[0].peer, []).append(group.name)
                     continue
                 member = others[int(random() * len(others))]
-            if self.deliver((member,), publisher, subject, reply, header_size, message, size_token):
+            if group.checked:
+                if self.deliver_member(
+                    group, member, publisher, subject, reply, header_size, message, size_token
+                ):
+                    delivered = True
+            elif self.deliver(
+                (member,), publisher, subject, reply, header_size, message, size_token
+            ):
                 delivered = True
         batches = self.batches
         for peer, queues in picked.items():
@@ -395,7 +494,9 @@ class Router:
         if result is None:
             return False
         uniform = type(sizes) is bytes
-        if result.queues and (result.peers or not publisher.echo or not uniform):
+        if result.queues and (
+            result.peers or not publisher.echo or not uniform or result.checked_queues
+        ):
             # A peer with plain interest must get each message in one RMSG together
             # with the queues picked for it: message by message.
             delivered = False
@@ -409,6 +510,12 @@ class Router:
         delivered = self._deliver_run(
             targets, publisher, subject, reply, reply_part, payloads, sizes
         )
+        if result.checked:
+            for payload, size in zip(payloads, _each(sizes, len(payloads)), strict=True):
+                if self.deliver_checked(
+                    result.checked, publisher, subject, reply, 0, payload, size
+                ):
+                    delivered = True
         if result.queues:
             for group in result.queues:
                 self._queue_run(
@@ -531,9 +638,20 @@ class Router:
         if targets:
             reply_part = reply + b" " if reply is not None else b""
             self._deliver_run(targets, None, subject, reply, reply_part, payloads, sizes)
+        if result.checked:
+            for payload, size in zip(payloads, _each(sizes, len(payloads)), strict=True):
+                self.deliver_checked(result.checked, None, subject, reply, 0, payload, size)
         if queues:
             for group in result.queues:
                 if group.name not in queues or not group.local:
+                    continue
+                if group.checked:
+                    for payload, size in zip(payloads, _each(sizes, len(payloads)), strict=True):
+                        member = group.pick_local()
+                        if member is not None:
+                            self.deliver_member(
+                                group, member, None, subject, reply, 0, payload, size
+                            )
                     continue
                 if type(sizes) is bytes:
                     self._queue_run(
@@ -582,11 +700,19 @@ class Router:
                     sub.delivered += 1
                     if sub.max and sub.delivered >= sub.max:
                         self.unsubscribe(sub)
+        if result.checked:
+            self.deliver_checked(result.checked, None, subject, reply, header_size, message, None)
         if queues:
             for group in result.queues:
                 if group.name in queues:
                     member = group.pick_local()
-                    if member is not None:
+                    if member is None:
+                        continue
+                    if group.checked:
+                        self.deliver_member(
+                            group, member, None, subject, reply, header_size, message, None
+                        )
+                    else:
                         self.deliver((member,), None, subject, reply, header_size, message, None)
 
     def process_jetstream_delivery(

@@ -39,6 +39,7 @@ from shardbroker.protocol.messages import ServerInfo, encode_info
 from shardbroker.protocol.parser import parse_mesh
 from shardbroker.protocol.sublist import Sublist
 from shardbroker.security.auth import Authenticator
+from shardbroker.security.permissions import users_permissions
 from shardbroker.worker.router import RemoteInterest, Router, Subscription, make_result
 
 if TYPE_CHECKING:
@@ -107,6 +108,8 @@ class Server:
         # -V: trace the protocol of every connection (decided once, not per message).
         self.trace = opts.trace
         self.auth = Authenticator(opts)
+        # User name (or NKEY) -> compiled permissions; users with full rights are absent.
+        self.permissions = users_permissions(opts)
         self._info = ServerInfo(
             server_id=boot.server_id,
             server_name=opts.server_name or boot.server_id,

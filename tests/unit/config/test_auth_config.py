@@ -94,14 +94,14 @@ def test_auth_config_no_authorization_means_none() -> None:
             'unknown field "pwd"',
         ),
         (
-            "authorization {\n  users: [\n    {user: a, password: b, permissions: {}}\n  ]\n}\n",
+            "authorization {\n  users: [\n    {user: a, password: b, account: A}\n  ]\n}\n",
             3,
-            "'permissions' is not supported by shardbroker yet",
+            "'account' is not supported by shardbroker yet",
         ),
         (
-            "authorization {\n  default_permissions: {}\n  users: []\n}\n",
+            "authorization {\n  default_permissions: { pubish: x }\n  users: []\n}\n",
             2,
-            "'default_permissions' is not supported by shardbroker yet",
+            'Unknown field "pubish" parsing permissions',
         ),
         ("authorization {\n  timeout: \"2x\"\n}\n", 2, "timeout: invalid duration"),
         ("authorization {\n  timeout: true\n}\n", 2, "timeout: expected a duration"),
