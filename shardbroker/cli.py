@@ -13,7 +13,7 @@ import msgspec
 import typer
 
 from shardbroker import __version__, const, log
-from shardbroker.config.merge import apply_auth_flags, merge
+from shardbroker.config.merge import apply_auth_flags, apply_tls_flags, merge
 from shardbroker.config.merge import load as load_config
 from shardbroker.config.options import Options, OptionsError, validate
 from shardbroker.config.parse import ConfigError
@@ -72,12 +72,35 @@ def _given_flags(ctx: typer.Context) -> dict[str, object]:
     return given
 
 
+def check_tls(opts: Options) -> None:
+    """Load the TLS certificates once here, so that a broker never starts (and a config
+    check never passes) with files the workers could not use. Raises OptionsError."""
+    if opts.tls is None:
+        return
+    from shardbroker.security.tls import TLSConfigError, server_context
+
+    try:
+        server_context(opts.tls)
+    except TLSConfigError as exc:
+        raise OptionsError(str(exc)) from None
+
+
 def _options(
-    config: str, flags: dict[str, object], auth_flags: tuple[str | None, ...] = (None, None, None)
+    config: str,
+    flags: dict[str, object],
+    auth_flags: tuple[str | None, ...] = (None, None, None),
+    tls_flags: tuple[bool, str | None, str | None, str | None, bool] = (
+        False,
+        None,
+        None,
+        None,
+        False,
+    ),
 ) -> Options:
     """defaults < config file < flags, validated; exits with a one-line error.
 
-    `auth_flags` is (--auth, --user, --pass), None where not given."""
+    `auth_flags` is (--auth, --user, --pass), None where not given; `tls_flags` is
+    (--tls, --tlscert, --tlskey, --tlscacert, --tlsverify)."""
     from_file: dict[str, object] = {}
     if config:
         try:
@@ -88,8 +111,11 @@ def _options(
     fields = merge(msgspec.structs.asdict(Options()), from_file, flags)
     fields = apply_auth_flags(fields, *auth_flags)
     try:
-        return validate(Options(**fields))  # type: ignore[arg-type]
-    except OptionsError as exc:
+        fields = apply_tls_flags(fields, *tls_flags)
+        opts = validate(Options(**fields))  # type: ignore[arg-type]
+        check_tls(opts)
+        return opts
+    except (OptionsError, ValueError) as exc:
         where = f"{config}: " if config else ""
         typer.echo(f"shardbroker: {where}{exc}", err=True)
         raise typer.Exit(const.EXIT_BOOT_FAILURE) from None
@@ -165,6 +191,15 @@ def serve(
     ),
     user: str | None = typer.Option(None, "--user", help="User required for connections."),
     password: str | None = typer.Option(None, "--pass", help="Password required for connections."),
+    tls: bool = typer.Option(False, "--tls", help="Enable TLS, do not verify clients."),
+    tlscert: str | None = typer.Option(None, "--tlscert", help="Server certificate file."),
+    tlskey: str | None = typer.Option(None, "--tlskey", help="Private key for server certificate."),
+    tlscacert: str | None = typer.Option(
+        None, "--tlscacert", help="Client certificate CA for verification."
+    ),
+    tlsverify: bool = typer.Option(
+        False, "--tlsverify", help="Enable TLS with client verification."
+    ),
 ) -> None:
     """Start the broker: a supervisor and one worker per core on one port."""
     # Imported here so `shardbroker --help` stays fast and light.
@@ -176,7 +211,9 @@ def serve(
     except OptionsError as exc:
         typer.echo(f"shardbroker: {exc}", err=True)
         raise typer.Exit(const.EXIT_BOOT_FAILURE) from None
-    opts = _options(config, flags, (auth, user, password))
+    opts = _options(
+        config, flags, (auth, user, password), (tls, tlscert, tlskey, tlscacert, tlsverify)
+    )
     if check_only:
         if not config:
             typer.echo("shardbroker: -t needs a configuration file (-c FILE)", err=True)
@@ -314,7 +351,7 @@ def check_config(
     """Check a configuration file: every error with file, line and a message."""
     try:
         fields = load_config(config)
-        validate(Options(**merge(msgspec.structs.asdict(Options()), fields, {})))  # type: ignore[arg-type]
+        check_tls(validate(Options(**merge(msgspec.structs.asdict(Options()), fields, {}))))  # type: ignore[arg-type]
     except ConfigError as exc:
         typer.echo(f"shardbroker: {exc}", err=True)
         raise typer.Exit(1) from None

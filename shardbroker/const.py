@@ -25,6 +25,7 @@ PING_MAX = 2
 FIRST_PING_INTERVAL = 2.0  # the first server PING, for RTT, comes this soon after CONNECT
 WRITE_DEADLINE = 10.0
 AUTH_TIMEOUT = 2.0
+TLS_TIMEOUT = 2.0  # seconds a client has to finish the TLS handshake
 # allow_responses: true means one response within two minutes.
 DEFAULT_ALLOW_RESPONSE_MAX_MSGS = 1
 DEFAULT_ALLOW_RESPONSE_EXPIRATION = 120.0  # seconds

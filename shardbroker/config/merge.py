@@ -11,7 +11,9 @@ close.
 
 from __future__ import annotations
 
+import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from shardbroker.config.options import (
     Permissions,
     ResponsePermission,
     SubjectPermission,
+    TLSConfig,
     User,
 )
 from shardbroker.config.parse import ConfigError, KeyPath, Position, parse_file_with_positions
@@ -36,8 +39,8 @@ _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, 
 # nats-server features that a config file may name but shardbroker does not serve yet.
 NOT_YET_SUPPORTED = frozenset(
     (
-        "accounts", "system_account", "operator",
-        "resolver", "tls", "cluster", "gateway", "leafnodes", "websocket",
+        "accounts", "system_account", "operator", "resolver", "allow_non_tls", "ocsp",
+        "cluster", "gateway", "leafnodes", "websocket",
         "mqtt", "http", "http_port", "https", "https_port", "monitor_port",
         "lame_duck_duration", "lame_duck_grace_period", "client_advertise",
     )
@@ -153,6 +156,9 @@ def options_from_config(
             except ValueError as exc:
                 raise _error(position, f"{key}: {exc}") from None
             continue
+        if name == "tls":
+            fields["tls"] = _tls(value, positions, (key,), position)
+            continue
         if name == "no_auth_user":
             try:
                 fields["no_auth_user"] = _str(value)
@@ -181,7 +187,130 @@ def options_from_config(
         if field == "max_connections" and converted == 0:
             converted = -1  # nats-server: 0 in a file rejects every client
         fields[field] = converted
+    auth = fields.get("authorization")
+    tls = fields.get("tls")
+    auth_block = next((v for k, v in values.items() if k.lower() == "authorization"), None)
+    if auth is not None and tls is not None and not _has_key(auth_block, "timeout"):
+        # nats-server: the default auth timeout is the TLS timeout plus one second.
+        fields["authorization"] = msgspec.structs.replace(auth, timeout=tls.timeout + 1.0)
     return fields
+
+
+def _has_key(block: Any, name: str) -> bool:
+    return isinstance(block, dict) and any(key.lower() == name for key in block)
+
+
+# Keys of nats-server's tls block that shardbroker does not serve yet: refused with a
+# clear message, never ignored.
+_TLS_NOT_YET = frozenset(
+    ("insecure", "verify_cert_and_check_known_urls", "allow_insecure_cipher_suites",
+     "cipher_suites", "curve_preferences", "connection_rate_limit", "pinned_certs",
+     "cert_store", "cert_match_by", "cert_match", "ca_certs_match", "cert_match_skip_invalid",
+     "ocsp_peer", "certs", "certificates")
+)  # fmt: skip
+
+
+def _tls(
+    value: Any, positions: Mapping[KeyPath, Position], path: KeyPath, position: Position
+) -> TLSConfig:
+    """`tls { cert_file, key_file, ca_file, verify, timeout, handshake_first, min_version }`.
+
+    The files must be readable now: a broker never starts without its certificates.
+    """
+    if not isinstance(value, dict):
+        raise _error(position, f"{path[-1]}: expected a map, got {value!r}")
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        where = positions.get((*path, key), position)
+        name = key.lower()
+        try:
+            if name in ("cert_file", "key_file", "ca_file"):
+                if not isinstance(item, str):
+                    raise ValueError(f"error parsing tls config, expected '{name}' to be filename")
+                _check_readable(item)
+                out[name] = item
+            elif name == "verify":
+                out["verify"] = _bool(item)
+            elif name == "verify_and_map":
+                if _bool(item):
+                    raise ValueError(
+                        "mapping client certificates to users is not supported by shardbroker yet"
+                    )
+            elif name == "timeout":
+                out["timeout"] = _seconds(item)
+            elif name in ("handshake_first", "first", "immediate"):
+                out["handshake_first"] = _handshake_first(item)
+            elif name == "min_version":
+                # nats-server wants a string; an unquoted 1.2 (a number) is taken too.
+                version = str(item) if isinstance(item, float) else _str(item)
+                if version not in ("1.2", "1.3"):
+                    raise ValueError(f"unsupported TLS version: {version}")
+                out["min_version"] = version
+            elif name in _TLS_NOT_YET:
+                raise ValueError("not supported by shardbroker yet")
+            else:
+                raise _error(where, f'error parsing tls config, unknown field "{key}"')
+        except ValueError as exc:
+            raise _error(where, f"tls {key}: {exc}") from None
+    cert, key = out.get("cert_file"), out.get("key_file")
+    try:
+        if cert and key:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
+                os.path.expanduser(cert), os.path.expanduser(key)
+            )
+    except (ssl.SSLError, OSError) as exc:
+        where = positions.get((*path, _key_named(value, "cert_file")), position)
+        raise _error(
+            where,
+            f'tls cert_file, key_file: cannot load "{cert}" with "{key}": {tls_error_text(exc)}',
+        ) from None
+    ca = out.get("ca_file")
+    try:
+        if ca:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_verify_locations(
+                cafile=os.path.expanduser(ca)
+            )
+    except (ssl.SSLError, OSError) as exc:
+        where = positions.get((*path, _key_named(value, "ca_file")), position)
+        raise _error(where, f'tls ca_file: cannot load "{ca}": {tls_error_text(exc)}') from None
+    return TLSConfig(**out)
+
+
+def _key_named(block: dict[str, Any], name: str) -> str:
+    return next((key for key in block if key.lower() == name), name)
+
+
+def tls_error_text(exc: BaseException) -> str:
+    """A readable reason for a certificate or key that does not load."""
+    text = str(exc)
+    if "PEM lib" in text or "NO_START_LINE" in text:
+        return "no PEM certificate or key in it"
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return exc.reason.replace("_", " ").lower()
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return text
+
+
+def _handshake_first(value: Any) -> bool:
+    """true/false (or "on"/"off"). nats-server's fallback forms ("auto", a delay) send
+    a plain INFO when the client stays silent; shardbroker does not do that yet."""
+    if isinstance(value, bool):
+        return value
+    text = _str(value).lower()
+    if text in ("true", "on"):
+        return True
+    if text in ("false", "off"):
+        return False
+    raise ValueError(f"{value!r}: only true or false are supported (no fallback delay yet)")
+
+
+def _check_readable(path: str) -> None:
+    try:
+        with open(os.path.expanduser(path), "rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f'cannot read "{path}": {exc.strerror}') from None
 
 
 # Keys nats-server knows in an authorization block or a user entry that are not
@@ -456,6 +585,33 @@ def merge(
 ) -> dict[str, Any]:
     """nats-server's order: defaults < config file < command-line flags."""
     return {**defaults, **from_file, **from_flags}
+
+
+def apply_tls_flags(
+    fields: dict[str, Any],
+    tls: bool,
+    cert: str | None,
+    key: str | None,
+    ca: str | None,
+    verify: bool,
+) -> dict[str, Any]:
+    """Any --tls* flag replaces the file's certificates and verify setting with the
+    flags' (nats-server overrideTLS); the file's timeout and handshake_first stay."""
+    if not (tls or verify or cert is not None or key is not None or ca is not None):
+        return fields
+    base = fields.get("tls") or TLSConfig()
+    for flag, path in (("--tlscert", cert), ("--tlskey", key), ("--tlscacert", ca)):
+        if path:
+            try:
+                _check_readable(path)
+            except ValueError as exc:
+                raise ValueError(f"{flag}: {exc}") from None
+    return {
+        **fields,
+        "tls": msgspec.structs.replace(
+            base, cert_file=cert or "", key_file=key or "", ca_file=ca or "", verify=verify
+        ),
+    }
 
 
 def apply_auth_flags(

@@ -68,6 +68,23 @@ class Authorization(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float = const.AUTH_TIMEOUT
 
 
+class TLSConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """The `tls {}` block of the client port (or --tls, --tlscert, --tlskey, --tlscacert,
+    --tlsverify). Clients must upgrade right after INFO, or, with `handshake_first`,
+    start with the TLS handshake before any INFO."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    # CA certificates for verifying client certificates (with `verify`).
+    ca_file: str = ""
+    # Require a client certificate signed by ca_file: INFO `tls_verify`.
+    verify: bool = False
+    timeout: float = const.TLS_TIMEOUT
+    handshake_first: bool = False
+    # Lowest protocol version accepted, "1.2" or "1.3".
+    min_version: str = "1.2"
+
+
 class Options(msgspec.Struct, frozen=True, kw_only=True):
     host: str = const.DEFAULT_HOST
     port: int = const.DEFAULT_PORT
@@ -109,6 +126,9 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     # Seconds between fsyncs of the stores; sync_always fsyncs before every PubAck.
     sync_interval: float = const.JS_SYNC_INTERVAL
     sync_always: bool = False
+
+    # None: plain TCP.
+    tls: TLSConfig | None = None
 
 
 def min_ring_size(max_payload: int, max_control_line: int) -> int:
@@ -164,6 +184,7 @@ def validate(opts: Options) -> Options:
         raise OptionsError("ping_max must not be negative")
     _validate_auth(opts)
     _validate_jetstream(opts)
+    _validate_tls(opts.tls)
     return opts
 
 
@@ -183,6 +204,22 @@ def jetstream_dir(opts: Options) -> str:
     """Where the storage shard keeps its data: store_dir + "/jetstream", as nats-server."""
     base = opts.store_dir or os.path.join(tempfile.gettempdir(), "shardbroker")
     return os.path.join(base, "jetstream")
+
+
+def _validate_tls(tls: TLSConfig | None) -> None:
+    """nats-server's texts; whether the files can be loaded is checked by security.tls."""
+    if tls is None:
+        return
+    if not tls.cert_file and not tls.key_file:
+        raise OptionsError("TLS Server certificate must be present and valid")
+    if not tls.key_file:
+        raise OptionsError("missing 'key_file' in TLS configuration")
+    if not tls.cert_file:
+        raise OptionsError("missing 'cert_file' in TLS configuration")
+    if tls.timeout <= 0:
+        raise OptionsError("tls timeout must be positive")
+    if tls.min_version not in ("1.2", "1.3"):
+        raise OptionsError(f"unsupported TLS version: {tls.min_version!r} (1.2 or 1.3)")
 
 
 def _validate_auth(opts: Options) -> None:
