@@ -9,14 +9,24 @@ A PONG is a barrier (ARCHITECTURE "One server to the outside"): when this connec
 SUB/UNSUB produced interest frames that a peer shard has not applied yet, the PONG and
 everything queued after it are held (``hold_index``) until the server sees every peer's
 ring read counter pass the recorded position.
+
+TLS: with a ``tls`` block a TLS layer sits between the socket and the connection from
+``connection_made`` on (``start_tls``, after the plain INFO, or before any INFO with
+``handshake_first``); the connection is counted, timed (PING, auth timeout) and parsed
+only once the handshake is done. A failed handshake
+closes this connection silently, as nats-server does, and nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import os
+import socket
+import ssl
+import struct
 import time
 from random import random
 from typing import TYPE_CHECKING
@@ -59,6 +69,9 @@ _RESERVED_FIRST = (b"_", b"$")
 _RESERVED_REPLY = (b"_R_.", b"$JS.ACK.", b"_GR_.")
 _SYS_QUEUE = b"_sys_"
 _TRACE_WIDTH = 128
+# SO_LINGER on, zero seconds: close() resets the connection instead of ending it.
+_LINGER_RESET = struct.pack("ii", 1, 0)
+_LINGER_DEFAULT = struct.pack("ii", 0, 0)
 
 
 class ClosedState:
@@ -74,6 +87,7 @@ class ClosedState:
     MAX_PAYLOAD_EXCEEDED = "Maximum Message Payload Exceeded"
     AUTHENTICATION_TIMEOUT = "Authentication Timeout"
     AUTHENTICATION_VIOLATION = "Authentication Failure"
+    TLS_HANDSHAKE_ERROR = "TLS Handshake Failure"
 
 
 class ClientProtocol(asyncio.Protocol):
@@ -181,7 +195,71 @@ class ClientProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.host = peer[0] if peer else ""
         self.cid = server.next_client_id()
-        transport.write(server.info_for(self))
+        ctx = server.ssl_context
+        if ctx is not None:
+            tls = server.opts.tls
+            assert tls is not None
+            if not tls.handshake_first:
+                transport.write(server.info_for(self))  # type: ignore[attr-defined]
+            self.start_tls(transport, ctx, tls.timeout)
+            return
+        transport.write(server.info_for(self))  # type: ignore[attr-defined]
+        self.connection_ready()
+
+    def start_tls(self, raw: asyncio.BaseTransport, ctx: ssl.SSLContext, timeout: float) -> None:
+        """Put a TLS layer between the socket and this protocol, now.
+
+        What ``loop.start_tls`` does, but synchronously from ``connection_made``: the
+        loop starts reading right after ``connection_made`` returns, and the client's
+        first bytes (its ClientHello) must reach the TLS layer, not our parser, which a
+        coroutine started later could not guarantee. The handshake's outcome arrives
+        in ``tls_handshake_done``; until then nothing is parsed, counted or timed.
+
+        A failed handshake resets the connection (SO_LINGER 0 until it succeeds): the
+        TLS layer closes without sending its alert, and a client that believed the
+        handshake done (TLS 1.3 checks the client certificate after that) would read a
+        clean EOF as no answer at all, where a reset is an unmistakable error.
+        """
+        _set_linger(raw, _LINGER_RESET)
+        server = self.server
+        waiter = server.loop.create_future()
+        tls_protocol = server.ssl_protocol_class(
+            server.loop,
+            self,
+            ctx,
+            waiter,
+            server_side=True,
+            call_connection_made=False,
+            ssl_handshake_timeout=timeout,
+        )
+        raw.set_protocol(tls_protocol)
+        tls_protocol.connection_made(raw)
+        self.transport = tls_protocol._get_app_transport()
+        waiter.add_done_callback(lambda done: self.tls_handshake_done(raw, done))
+
+    def tls_handshake_done(self, raw: asyncio.BaseTransport, waiter: asyncio.Future[None]) -> None:
+        if self.closed:
+            return
+        server = self.server
+        failure = asyncio.CancelledError() if waiter.cancelled() else waiter.exception()
+        if failure is not None:
+            # A plain-text client, a bad or missing certificate, a timeout: this
+            # connection goes, silently, as with nats-server.
+            server.tls_handshake_failed(self, failure)
+            self.close_connection(ClosedState.TLS_HANDSHAKE_ERROR, abort=True)
+            return
+        _set_linger(raw, _LINGER_DEFAULT)
+        tls = server.opts.tls
+        if tls is not None and tls.handshake_first:
+            assert self.transport is not None
+            self.transport.write(server.info_for(self))
+        self.connection_ready()
+
+    def connection_ready(self) -> None:
+        """Plain TCP, or TLS after the handshake: count, time and serve the client."""
+        server = self.server
+        transport = self.transport
+        assert transport is not None
         if not server.admit(self):
             transport.write(frames.err(ERR_MAX_CONNECTIONS))
             self.closed = True
@@ -595,3 +673,10 @@ class ClientProtocol(asyncio.Protocol):
                 transport.abort()
             else:
                 transport.close()
+
+
+def _set_linger(transport: asyncio.BaseTransport, value: bytes) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, value)

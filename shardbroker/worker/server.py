@@ -23,11 +23,14 @@ frames, and a short timer re-checks too, so the PONG is released promptly.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import uvloop
+import uvloop.loop
 
 from shardbroker import const
 from shardbroker.config.options import Options
@@ -40,6 +43,7 @@ from shardbroker.protocol.parser import parse_mesh
 from shardbroker.protocol.sublist import Sublist
 from shardbroker.security.auth import Authenticator
 from shardbroker.security.permissions import users_permissions
+from shardbroker.security.tls import server_context
 from shardbroker.worker.router import RemoteInterest, Router, Subscription, make_result
 
 if TYPE_CHECKING:
@@ -52,6 +56,14 @@ _HOLD_RECHECK = 0.001  # seconds between barrier re-checks while a PONG is held
 STALL_MAX = 0.01  # seconds a stalled worker holds publishers and its rings back at once
 
 InterestKey = tuple[bytes, bytes, bytes | None]
+
+
+def ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> Any:
+    """The loop's own TLS protocol: uvloop's (Cython) under uvloop, asyncio's otherwise.
+    Both take loop.start_tls's arguments."""
+    if isinstance(loop, uvloop.Loop):
+        return uvloop.loop.SSLProtocol  # type: ignore[attr-defined]
+    return asyncio.sslproto.SSLProtocol
 
 
 class Server:
@@ -110,6 +122,10 @@ class Server:
         self.auth = Authenticator(opts)
         # User name (or NKEY) -> compiled permissions; users with full rights are absent.
         self.permissions = users_permissions(opts)
+        # TLS on the client port: one context for every connection of this worker.
+        self.ssl_context = server_context(opts.tls) if opts.tls is not None else None
+        self.ssl_protocol_class = ssl_protocol_class(loop)
+        self.tls_errors_seen: set[str] = set()
         self._info = ServerInfo(
             server_id=boot.server_id,
             server_name=opts.server_name or boot.server_id,
@@ -120,6 +136,8 @@ class Server:
             port=boot.mesh.port,
             headers=True,
             auth_required=self.auth.advertised,
+            tls_required=opts.tls is not None,
+            tls_verify=opts.tls is not None and opts.tls.verify,
             max_payload=opts.max_payload,
             jetstream=opts.jetstream,
             domain=opts.jetstream_domain,
@@ -163,6 +181,17 @@ class Server:
         if self.slot is not None:
             self.slot.set("connections", len(self.clients))
         return True
+
+    def tls_handshake_failed(self, client: ClientProtocol, exc: BaseException) -> None:
+        """nats-server logs every failed handshake as an error; a port scanner or a
+        plain-text client would flood the log, so each distinct reason is logged once
+        per worker at WRN and again only at DBG."""
+        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+        level = logging.DEBUG
+        if reason not in self.tls_errors_seen and len(self.tls_errors_seen) < 64:
+            self.tls_errors_seen.add(reason)
+            level = logging.WARNING
+        log.log(level, "%s - cid:%d - TLS handshake error: %s", client.host, client.cid, reason)
 
     def client_closed(self, client: ClientProtocol, reason: str) -> None:
         had_subs = bool(client.subs)

@@ -17,6 +17,7 @@ import contextlib
 import json
 import re
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,11 @@ class WireClient:
         rcvbuf: int | None = None,
         auto_pong: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
+        tls: ssl.SSLContext | None = None,
+        tls_first: bool = False,
     ) -> WireClient:
+        """Connect and read INFO. With `tls`, upgrade after the plain INFO as clients
+        do, or with `tls_first` before anything (the server's `handshake_first`)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             if rcvbuf is not None:
@@ -109,6 +114,8 @@ class WireClient:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.settimeout(timeout)
             sock.connect((host, port))
+            if tls is not None and tls_first:
+                sock = tls.wrap_socket(sock, server_hostname=host)
         except BaseException:
             sock.close()
             raise
@@ -116,6 +123,10 @@ class WireClient:
         if read_info:
             try:
                 client.read_info(timeout=timeout)
+                if tls is not None and not tls_first:
+                    # The INFO came in plain text and nothing follows it until the
+                    # client's handshake, so no TLS bytes can be in our buffer.
+                    client.sock = tls.wrap_socket(client.sock, server_hostname=host)
             except BaseException:
                 client.close()
                 raise
