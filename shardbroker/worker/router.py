@@ -736,11 +736,19 @@ class Router:
             return
         if result.local:
             self.deliver(result.local, None, subject, reply, header_size, message, None)
+        if result.checked:
+            self.deliver_checked(result.checked, None, subject, reply, header_size, message, None)
         if queue is None:
             return
         for group in result.queues:
             if group.name == queue:
                 member = group.pick_local()
-                if member is not None:
+                if member is None:
+                    return
+                if group.checked:
+                    self.deliver_member(
+                        group, member, None, subject, reply, header_size, message, None
+                    )
+                else:
                     self.deliver((member,), None, subject, reply, header_size, message, None)
                 return
