@@ -10,9 +10,11 @@ shardbroker/nats-server, server CPU seconds per million messages, server memory 
 10,000 idle connections) is printed and written to perf/results/latest.md, with a chart
 next to it (latest.png). See perf/README.md for how to read it.
 
-The JetStream scenarios (js-pub, js-pub-sync) get a server of their own for every run:
+The JetStream scenarios (js-pub, js-pub-sync, js-pull, js-push) get a server of their own
+for every run:
 started with `-js -sd DIR` on a fresh store directory under one temporary directory,
 stopped and removed after the run; the other scenarios use servers without JetStream.
+js-pull and js-push fill the stream (untimed) and then time consuming it.
 
 Nothing here imports `shardbroker`: the broker is started as a subprocess
 (`python -m shardbroker serve ...`) and measured over the wire like nats-server.
@@ -42,6 +44,7 @@ import psutil
 
 from perf.idle import run_idle
 from perf.loadgen import (
+    JS_CONSUME,
     JS_SCENARIOS,
     JS_STREAM,
     MSGS_DIVISOR,
@@ -81,6 +84,8 @@ TARGETS = {
     "reqrep": 0.8,
     "idle": 3.0,
     "js-pub": 0.5,
+    "js-pull": 0.5,  # issue 6
+    "js-push": 0.5,  # issue 6
 }
 LOWER_IS_BETTER = frozenset({"idle"})
 MiB = 1024 * 1024
@@ -546,6 +551,8 @@ def title(sc: str, args: argparse.Namespace) -> str:
         n = args.idle_conns
         count = f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else f"{n:,}"
         return f"{count} idle conns"
+    if sc == "js-push" and getattr(args, "js_push_acks", "none") == "explicit":
+        return "JetStream push consume, explicit acks"
     return TITLES[sc]
 
 
@@ -642,6 +649,11 @@ def render(
             if set(scenarios) & JS_SCENARIOS
             else ""
         )
+        + (
+            f", consume: pull batch {args.js_batch}, push acks {args.js_push_acks}"
+            if set(scenarios) & JS_CONSUME
+            else ""
+        )
         + (", runs interleaved nats-server/shardbroker" if both else ""),
         f"- command: `{shlex.join(['python', '-m', 'perf.compare', *args.argv])}`",
         "",
@@ -684,8 +696,12 @@ def render(
                 f"| {srv} | {p50:.0f} | {p99:.0f} |" if p50 is not None else f"| {srv} | - | - |"
             )
         lines.append("")
-    if set(scenarios) & JS_SCENARIOS:
-        lines += render_js(servers, [sc for sc in scenarios if sc in JS_SCENARIOS], results, args)
+    pub_js = [sc for sc in scenarios if sc in JS_SCENARIOS and sc not in JS_CONSUME]
+    if pub_js:
+        lines += render_js(servers, pub_js, results, args)
+    if set(scenarios) & JS_CONSUME:
+        consume = [sc for sc in scenarios if sc in JS_CONSUME]
+        lines += render_js_consume(servers, consume, results, args)
     if "idle" in scenarios:
         lines += render_idle(args, servers, sums["idle"])
     lines += [
@@ -765,6 +781,59 @@ def render_js(
                 f"{sum(d['bad'] for d in info):,} | "
                 + ("-" if None in stored or not info else f"{sum(stored):,}")
                 + f" | {ok}/{len(runs)} ok |"
+            )
+    lines.append("")
+    return lines
+
+
+def render_js_consume(
+    servers: list[str],
+    scenarios: list[str],
+    results: dict[str, dict[str, list[dict[str, Any]]]],
+    args: argparse.Namespace,
+) -> list[str]:
+    """Counts of the consume runs (sums over runs) and the consumer's state at the end."""
+    lines = [
+        f"JetStream consume counts, summed over the runs: messages put into {JS_STREAM} before "
+        "the run (acked publishes; untimed), deliveries received, distinct stream sequences "
+        "among them (from the ack subject), duplicates, deliveries whose stream seq was not "
+        "the previous one + 1, pull requests sent; then, from CONSUMER.INFO after the run "
+        "(median over runs), the delivered and ack-floor stream seqs, num_ack_pending, and "
+        "how long after the run the info showed the end state. A run fails unless every "
+        "message arrived exactly once (push: also in order), the final ack-sync was "
+        "answered (with acks), and the info shows delivered = ack floor = N with nothing "
+        "pending. Prefill s and first-delivery ms are medians.",
+        "",
+        "| scenario | server | runs | prefilled | received | distinct | duplicates "
+        "| out of order | pull requests | delivered seq | ack floor | ack pending "
+        "| info settled ms | prefill s | first delivery ms | status |",
+        "|---|---|" + "---:|" * 13 + "---|",
+    ]
+    for sc in scenarios:
+        for srv in servers:
+            runs = results[sc][srv]
+            info = [r["js"] for r in runs if r.get("js")]
+            cons = [d["consumer"] for d in info if d.get("consumer")]
+            ok = sum(1 for r in runs if r["ok"])
+
+            def total(key: str, info: list[dict[str, Any]] = info) -> str:
+                return f"{sum(d[key] for d in info):,}" if info else "-"
+
+            def med(values: list[Any], fmt: str = "{:,.0f}", scale: float = 1.0) -> str:
+                v = _median([x * scale if x is not None else None for x in values])
+                return "-" if v is None else fmt.format(v)
+
+            settle = [c.get("settle_s") for c in cons]
+            lines.append(
+                f"| {title(sc, args)} | {srv} | {len(runs)} | {total('acked')} | "
+                f"{total('received')} | {total('unique')} | {total('duplicates')} | "
+                f"{total('out_of_order')} | {total('requests')} | "
+                f"{med([c.get('delivered') for c in cons])} | "
+                f"{med([c.get('ack_floor') for c in cons])} | "
+                f"{med([c.get('num_ack_pending') for c in cons])} | "
+                + (med(settle, "{:.0f}", 1000) if None not in settle else "never")
+                + f" | {med([d['prefill_s'] for d in info], '{:.1f}')} | "
+                f"{med([d['first_s'] for d in info], '{:.1f}', 1000)} | {ok}/{len(runs)} ok |"
             )
     lines.append("")
     return lines
@@ -1026,6 +1095,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="W",
         help="js-pub: un-acked publishes each publisher keeps in flight (default 256)",
     )
+    p.add_argument(
+        "--js-batch",
+        type=int,
+        default=500,
+        metavar="N",
+        help="js-pull: messages per pull request (default 500, like nats.go Consume)",
+    )
+    p.add_argument(
+        "--js-push-acks",
+        choices=["none", "explicit"],
+        default="none",
+        help="js-push: ack policy of the push consumer (default none)",
+    )
     p.add_argument("--only", choices=[NATS, SB], help="run against one server only")
     p.add_argument("--server-url", help="use an already-running server (no start/stop, no ratio)")
     p.add_argument(
@@ -1058,7 +1140,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"--scenarios names no scenario; known: {','.join(SCENARIOS)}")
     if args.repeat is None:
         args.repeat = 1 if args.server_url else 5
-    for name in ("msgs", "requests", "repeat", "workers", "idle_conns", "js_pubs", "js_window"):
+    for name in (
+        "msgs", "requests", "repeat", "workers", "idle_conns", "js_pubs", "js_window", "js_batch",
+    ):  # fmt: skip
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.payload < 0:
@@ -1088,6 +1172,8 @@ def options(args: argparse.Namespace, spread: bool, msgs: int | None = None) -> 
         idle_timeout=args.idle_timeout,
         js_pubs=args.js_pubs,
         js_window=args.js_window,
+        js_batch=args.js_batch,
+        js_push_ack=args.js_push_acks,
     )
 
 

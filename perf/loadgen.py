@@ -69,10 +69,14 @@ SCENARIOS = (
     "idle",
     "js-pub",
     "js-pub-sync",
+    "js-pull",
+    "js-push",
 )
 # JetStream scenarios need a server started with -js (perf.compare starts a fresh one
 # with a fresh store directory for every run of them).
-JS_SCENARIOS = frozenset({"js-pub", "js-pub-sync"})
+JS_SCENARIOS = frozenset({"js-pub", "js-pub-sync", "js-pull", "js-push"})
+# ... of which these consume a stream filled (untimed) before the run.
+JS_CONSUME = frozenset({"js-pull", "js-push"})
 # `idle` is not a message flow: perf/idle.py runs it (perf.compare dispatches); it is
 # listed here so that names, titles and aliases live in one place.
 TITLES = {
@@ -91,6 +95,8 @@ TITLES = {
     "idle": "10k idle conns",
     "js-pub": "JetStream pub, async acks",
     "js-pub-sync": "JetStream pub, sync acks",
+    "js-pull": "JetStream pull consume, explicit acks",
+    "js-push": "JetStream push consume, no acks",  # "explicit acks" with --js-push-acks
 }
 UNITS = {
     "pub": "msg/s",
@@ -106,6 +112,8 @@ UNITS = {
     "idle": "MiB RSS",
     "js-pub": "msg/s acked",
     "js-pub-sync": "msg/s acked",
+    "js-pull": "msg/s acked",
+    "js-push": "msg/s",
 }
 ALIASES = {
     "pub": "pub",
@@ -149,6 +157,12 @@ ALIASES = {
     "js-pub-sync": "js-pub-sync",
     "jspub-sync": "js-pub-sync",
     "js-sync": "js-pub-sync",
+    "js-pull": "js-pull",
+    "jspull": "js-pull",
+    "js-fetch": "js-pull",
+    "js-consume": "js-pull",
+    "js-push": "js-push",
+    "jspush": "js-push",
 }
 FANOUT_SUBS = 4
 FANOUT16_SUBS = 16
@@ -160,6 +174,11 @@ FANIN_PUBS = 32
 JS_STREAM = "PERF"
 JS_SUBJECTS = "perf.js.>"
 JS_SUBJECT = "perf.js.pub"
+# Consume scenarios: durable consumers on PERF, one per scenario.
+JS_PULL_CONSUMER = "PULL"
+JS_PUSH_CONSUMER = "PUSH"
+JS_PULL_EXPIRES_NS = 30_000_000_000  # per pull request, like nats.go Consume
+JS_PREFILL_WINDOW = 1024  # un-acked publishes while filling the stream (untimed)
 JS_API_TIMEOUT = 30.0  # for the storage side to come up and answer STREAM.CREATE
 
 # Scenarios with a fixed payload size (the others use Options.payload).
@@ -167,7 +186,16 @@ PAYLOADS = {"pubsub-1k": 1024, "pubsub-64k": 65536}
 # Messages per run = Options.msgs // divisor, so that every scenario takes about as long
 # as the 16-byte ones (a 1M x 64 KiB run would move 64 GB).
 # JetStream publishes are stored and acked one by one: N/10 acked async, N/200 sync.
-MSGS_DIVISOR = {"pubsub-1k": 4, "pubsub-64k": 128, "fanout16": 4, "js-pub": 10, "js-pub-sync": 200}
+# Consumed messages: N/10 (the stream is filled with them before the run, untimed).
+MSGS_DIVISOR = {
+    "pubsub-1k": 4,
+    "pubsub-64k": 128,
+    "fanout16": 4,
+    "js-pub": 10,
+    "js-pub-sync": 200,
+    "js-pull": 10,
+    "js-push": 10,
+}
 MIN_MSGS = 100
 
 FAST_BLOCK = 64  # identical MSG frames recognised by one startswith()
@@ -216,6 +244,8 @@ class Options:
     idle_timeout: float = 10.0  # no progress for this long = the run failed
     js_pubs: int = 1  # js-pub: publishers (connections), like `nats bench js pub --pubs`
     js_window: int = 256  # js-pub: un-acked publishes each publisher keeps in flight
+    js_batch: int = 500  # js-pull: messages per pull request (nats.go Consume's default)
+    js_push_ack: str = "none"  # js-push: the consumer's ack policy, "none" or "explicit"
 
 
 # --------------------------------------------------------------------------- plan
@@ -301,6 +331,23 @@ def plan(scenario: str, host: str, port: int, opt: Options) -> list[dict[str, An
         return [role("jspub", "jspub", pubs, window=max(1, opt.js_window))]
     if scenario == "js-pub-sync":
         return [role("jspub", "jspub-sync", [conn(JS_SUBJECT, 0, n)])]
+    if scenario in JS_CONSUME:
+        # The stream is filled (untimed) by the coordinator on a connection placed on
+        # worker 1 (`prefill` below); the consuming connection goes to the next worker.
+        pull = scenario == "js-pull"
+        return [
+            role(
+                "consumer",
+                "jsconsume",
+                [conn(JS_SUBJECT, 1, n)],
+                mode="pull" if pull else "push",
+                consumer=JS_PULL_CONSUMER if pull else JS_PUSH_CONSUMER,
+                ack="explicit" if pull else opt.js_push_ack,
+                batch=max(1, opt.js_batch),
+                deliver=None if pull else f"_INBOX.{secrets.token_hex(8)}",
+                prefill={"target": target(0), "msgs": n},
+            )
+        ]
     raise ValueError(f"unknown scenario {scenario!r}")
 
 
@@ -1107,6 +1154,270 @@ def _jspub_sync(pipe: Connection, spec: dict) -> None:
     )
 
 
+class Consumed:
+    """What a consuming connection received, checked message by message.
+
+    Deliveries are told apart from everything else by their ack reply subject
+    `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>`
+    (9 tokens; the 11+-token v2 form has two more in front): the stream sequence says
+    which message it is (`seen` catches duplicates and, at the end, missing ones), the
+    delivered count says whether it is a redelivery.
+    """
+
+    def __init__(self, n: int, sync_reply: bytes) -> None:
+        self.n = n
+        self.sync_reply = sync_reply
+        self.seen = bytearray(n + 1)
+        self.received = 0  # deliveries, duplicates included
+        self.unique = 0
+        self.duplicates = 0
+        self.out_of_range = 0
+        self.out_of_order = 0  # stream seq not the previous one + 1
+        self.redelivered = 0  # delivered count token > 1
+        self.last_seq = 0
+        self.last_reply: bytes | None = None  # ack subject of the n-th delivery
+        self.no_reply = 0  # a delivery without an ack subject
+        self.statuses: dict[str, int] = {}  # "408 Request Timeout" -> count
+        self.credit = 0  # batch left by pull requests that ended early (408/409)
+        self.synced = False  # the reply to the final ack-sync arrived
+        self.pongs = 0
+        self.ping = False  # a PING arrived that the caller has not answered yet
+        self.errors: list[str] = []
+
+    def feed(self, buf: bytes, acks: list[bytes] | None) -> int:
+        """Parse the complete frames in `buf`; return how many bytes were consumed.
+
+        With `acks`, an ack (`PUB <ack subject> 0`) is appended for every delivery.
+        """
+        pos = 0
+        end_all = len(buf)
+        seen = self.seen
+        n = self.n
+        while True:
+            nl = buf.find(b"\r\n", pos)
+            if nl < 0:
+                return pos
+            op = buf[pos : pos + 4]
+            if op == b"MSG ":
+                parts = buf[pos + 4 : nl].split(b" ")
+                size = int(parts[-1])
+                end = nl + 2 + size
+                if end + 2 > end_all:
+                    return pos
+                pos = end + 2
+                if len(parts) != 4:
+                    if parts[0] == self.sync_reply:
+                        self.synced = True
+                    else:
+                        self.no_reply += 1
+                    continue
+                reply = parts[2]
+                tokens = reply.split(b".")
+                if tokens[0] != b"$JS" or len(tokens) < 9:
+                    self.no_reply += 1
+                    continue
+                k = 5 if len(tokens) == 9 else 7
+                seq = int(tokens[k])
+                if tokens[k - 1] != b"1":
+                    self.redelivered += 1
+                self.received += 1
+                if seq != self.last_seq + 1:
+                    self.out_of_order += 1
+                self.last_seq = seq
+                if 0 < seq <= n:
+                    if seen[seq]:
+                        self.duplicates += 1
+                    else:
+                        seen[seq] = 1
+                        self.unique += 1
+                        if self.unique == n:
+                            self.last_reply = reply
+                            if acks is not None:
+                                acks.append(b"PUB %s %s 0\r\n\r\n" % (reply, self.sync_reply))
+                            continue
+                else:
+                    self.out_of_range += 1
+                if acks is not None:
+                    acks.append(b"PUB %s 0\r\n\r\n" % reply)
+                continue
+            if op == b"HMSG":
+                parts = buf[pos + 5 : nl].split(b" ")
+                hlen, size = int(parts[-2]), int(parts[-1])
+                end = nl + 2 + size
+                if end + 2 > end_all:
+                    return pos
+                block = buf[nl + 2 : nl + 2 + hlen]
+                pos = end + 2
+                first, _, rest = block.partition(b"\r\n")
+                status = first[9:].decode(errors="replace").strip() or "(headers)"
+                self.statuses[status] = self.statuses.get(status, 0) + 1
+                for line in rest.split(b"\r\n"):
+                    if line.lower().startswith(b"nats-pending-messages:"):
+                        self.credit += int(line.split(b":", 1)[1])
+                continue
+            if op == b"PING":
+                self.ping = True  # the caller answers
+            elif op == b"PONG":
+                self.pongs += 1
+            elif op == b"-ERR":
+                self.errors.append(buf[pos:nl].decode(errors="replace"))
+            pos = nl + 2
+
+
+def _jsconsume(pipe: Connection, spec: dict) -> None:
+    """js-pull / js-push: consume the pre-filled stream PERF with one durable consumer.
+
+    pull: keep 1-2 pull requests of `batch` messages outstanding (a new one as soon as
+    no more than half a batch is still owed, like nats.go Consume) and ack every
+    message (empty payload to its ack subject) in one write per read batch. push: the
+    consumer (created beforehand, no interest yet) starts delivering when "go"
+    subscribes to its deliver subject; acks as for pull if its ack policy is explicit.
+    With acks, the last one asks for a reply (ack sync) and the clock stops when that
+    empty reply arrives; without, at the last delivery.
+    """
+    c = spec["conns"][0]
+    n = c["msgs"]
+    mode, ack = spec["mode"], spec["ack"] == "explicit"
+    conn, shard, attempts = sync_open(
+        spec["host"], spec["port"], c["target"], spec["tries"], spec["idle"]
+    )
+    sock = conn.sock
+    prefix = b"_INBOX.%s." % secrets.token_hex(8).encode()
+    sync_reply = prefix + b"acksync"
+    pull_reply = prefix + b"pull"
+    sock.sendall(b"SUB %s* 1\r\n" % prefix)
+    conn.flush()
+    _ready(pipe, spec, shard, attempts)
+    if not pipe.poll(GO_TIMEOUT) or pipe.recv()[0] != "go":
+        return
+    state = Consumed(n, sync_reply)
+    batch = spec["batch"]
+    next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{JS_STREAM}.{spec['consumer']}".encode()
+    requested = 0
+    requests = 0
+
+    def pull(k: int) -> bytes:
+        nonlocal requested, requests
+        requested += k
+        requests += 1
+        body = b'{"batch":%d,"expires":%d}' % (k, JS_PULL_EXPIRES_NS)
+        return b"PUB %s %s %d\r\n%s\r\n" % (next_subject, pull_reply, len(body), body)
+
+    idle = spec["idle"]
+    errors: list[str] = []
+    buf = conn.buf[conn.pos :]
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    t_start = t_last = t_end = time.monotonic()
+    t_first: float | None = None
+    first_read = 0  # messages in the read that brought the first delivery
+    sock.settimeout(idle)
+    try:
+        if mode == "pull":
+            sock.sendall(pull(min(batch, n)))
+        else:
+            sock.sendall(b"SUB %s 2\r\n" % spec["deliver"].encode())
+        while not (state.synced if ack else state.unique >= n):
+            try:
+                data = sock.recv(1 << 20)
+            except TimeoutError:
+                errors.append(
+                    f"timeout: {state.unique} of {n} messages received"
+                    + (", final ack-sync not answered" if state.unique >= n else "")
+                    + f" (nothing for {idle:.0f}s; pull requests sent: {requests})"
+                )
+                break
+            if not data:
+                errors.append(f"connection closed by server after {state.unique} of {n}")
+                break
+            now = time.monotonic()
+            buf = buf + data if buf else data
+            before = state.received
+            acks: list[bytes] | None = [] if ack else None
+            used = state.feed(buf, acks)
+            buf = buf[used:]
+            out = b"".join(acks) if acks else b""
+            if state.ping:
+                state.ping = False
+                out += PONG
+            if state.received != before:
+                t_last = now
+                if t_first is None:
+                    t_first = now
+                    first_read = state.unique
+                if state.unique >= n and not ack:
+                    t_end = now
+            if state.credit:  # requests that ended early: what they still owed
+                requested -= state.credit
+                state.credit = 0
+            if mode == "pull" and requested < n and requested - state.received <= batch // 2:
+                out += pull(min(batch, n - requested))
+            if out:
+                sock.sendall(out)
+            if state.errors:
+                errors += state.errors
+                break
+        if ack and state.synced:
+            t_end = time.monotonic()
+        # A PING round trip: surplus deliveries already on their way show up as well.
+        if not errors:
+            sock.sendall(PING)
+            pongs = state.pongs
+            while state.pongs == pongs:
+                data = sock.recv(1 << 20)
+                if not data:
+                    break
+                buf += data
+                buf = buf[state.feed(buf, None) :]
+                if state.ping:
+                    state.ping = False
+                    sock.sendall(PONG)
+    except (OSError, LoadError, ValueError, IndexError) as exc:
+        errors.append(f"after {state.unique} of {n} messages: {exc!r}")
+        t_end = time.monotonic()
+    finally:
+        sock.close()
+    if state.duplicates:
+        errors.append(f"{state.duplicates} duplicate deliveries")
+    if state.out_of_range:
+        errors.append(f"{state.out_of_range} deliveries with a stream seq outside 1..{n}")
+    if state.no_reply:
+        errors.append(f"{state.no_reply} messages without a $JS.ACK reply subject")
+    if state.redelivered:
+        errors.append(f"{state.redelivered} redeliveries")
+    if mode == "push" and state.out_of_order:
+        errors.append(f"{state.out_of_order} deliveries out of stream order")
+    bad_status = {k: v for k, v in state.statuses.items() if not k.startswith("100")}
+    if bad_status:
+        errors.append(f"status messages: {bad_status}")
+    pipe.send(
+        (
+            "done",
+            {
+                "received": state.received,
+                "unique": state.unique,
+                "expect": n,
+                "duplicates": state.duplicates,
+                "missing": n - state.unique,
+                "out_of_order": state.out_of_order,
+                "redelivered": state.redelivered,
+                "statuses": state.statuses,
+                "requests": requests,
+                "ack": ack,
+                "acked": state.unique if ack and state.synced else 0,
+                "synced": state.synced,
+                "t_start": t_start,
+                "t_first": t_first,
+                "first_read": first_read,
+                "t_last": t_last,
+                "t_end": t_end,
+                "errors": errors,
+                "cpu": time.process_time() - cpu0,
+                "wall": time.monotonic() - wall0,
+            },
+        )
+    )
+
+
 # ----------------------------------------------------------------- JetStream API
 
 
@@ -1179,6 +1490,110 @@ def js_stream_state(host: str, port: int, delete: bool = True) -> dict[str, Any]
         api.close()
 
 
+def js_prefill(
+    host: str, port: int, n: int, payload: bytes, target: int | None, tries: int, idle: float
+) -> dict[str, Any]:
+    """Fill PERF with n messages (async publish, a window of un-acked ones; untimed).
+
+    Every PubAck is checked; returns published/acked/bad counts and the shard used.
+    """
+    conn, shard, _ = sync_open(host, port, target, tries, idle)
+    sock = conn.sock
+    prefix = b"_INBOX.%s." % secrets.token_hex(8).encode()
+    sock.sendall(b"SUB %s* 1\r\n" % prefix)
+    conn.flush()
+    head = b"PUB %s %s" % (JS_SUBJECT.encode(), prefix)
+    tail = b" %d\r\n%s\r\n" % (len(payload), payload)
+    sent = acks = bad = 0
+    first_bad: bytes | None = None
+    step = JS_PREFILL_WINDOW // 4
+    t0 = time.monotonic()
+    try:
+        sock.settimeout(idle)
+        while acks < n:
+            if sent < n and sent - acks <= JS_PREFILL_WINDOW - step:
+                k = min(n - sent, JS_PREFILL_WINDOW - (sent - acks))
+                sock.sendall(b"".join([head + b"%d" % i + tail for i in range(sent, sent + k)]))
+                sent += k
+            kind, _, ack = conn.next_event()
+            if kind != "MSG":
+                continue
+            acks += 1
+            if b'"error"' in ack or b'"seq"' not in ack:
+                bad += 1
+                first_bad = first_bad or ack[:300]
+    except (TimeoutError, OSError) as exc:
+        raise LoadError(f"filling the stream: {acks} of {n} acked, then {exc!r}") from None
+    finally:
+        sock.close()
+    return {
+        "published": sent,
+        "acked": acks - bad,
+        "bad": bad,
+        "first_bad": (first_bad or b"").decode(errors="replace"),
+        "shard": shard,
+        "missed": bool(target and shard and shard != target),
+        "seconds": time.monotonic() - t0,
+    }
+
+
+def js_create_consumer(host: str, port: int, spec: dict) -> None:
+    """The durable consumer a consume run reads with (push: no interest yet)."""
+    name = spec["consumer"]
+    config: dict[str, Any] = {"durable_name": name, "ack_policy": spec["ack"]}
+    if spec["mode"] == "push":
+        config["deliver_subject"] = spec["deliver"]
+    body = json.dumps({"stream_name": JS_STREAM, "config": config}, separators=(",", ":"))
+    api = JsApi(host, port)
+    try:
+        reply = api.request(f"$JS.API.CONSUMER.CREATE.{JS_STREAM}.{name}", body.encode())
+    finally:
+        api.close()
+    if "error" in reply:
+        raise LoadError(f"CONSUMER.CREATE {JS_STREAM}.{name} failed: {reply['error']}")
+
+
+def js_consumer_check(host: str, port: int, spec: dict, n: int) -> dict[str, Any]:
+    """CONSUMER.INFO after a consume run, polled for up to 5 s until it shows the end state.
+
+    End state: delivered.stream_seq = ack_floor.stream_seq = n, num_ack_pending 0,
+    num_pending 0. Returns the figures, how long it took to get there (`settle_s`, None
+    if it never did) and the info's error, if any.
+    """
+    name = spec["consumer"]
+    api = JsApi(host, port)
+    t0 = time.monotonic()
+    out: dict[str, Any] = {}
+    try:
+        while True:
+            reply = api.request(f"$JS.API.CONSUMER.INFO.{JS_STREAM}.{name}", timeout=10.0)
+            if "error" in reply:
+                return {"error": reply["error"]}
+            out = {
+                "delivered": (reply.get("delivered") or {}).get("stream_seq"),
+                "ack_floor": (reply.get("ack_floor") or {}).get("stream_seq"),
+                "num_ack_pending": reply.get("num_ack_pending"),
+                "num_pending": reply.get("num_pending"),
+                "num_redelivered": reply.get("num_redelivered"),
+                "num_waiting": reply.get("num_waiting"),
+                "settle_s": None,
+            }
+            done = (
+                out["delivered"] == n
+                and out["ack_floor"] == n
+                and not out["num_ack_pending"]
+                and not out["num_pending"]
+            )
+            if done:
+                out["settle_s"] = time.monotonic() - t0
+                return out
+            if time.monotonic() - t0 > 5.0:
+                return out
+            time.sleep(0.05)
+    finally:
+        api.close()
+
+
 def role_main(pipe: Connection, spec: dict) -> None:
     """Entry point of a role process (spawned)."""
     try:
@@ -1188,6 +1603,8 @@ def role_main(pipe: Connection, spec: dict) -> None:
             _responder(pipe, spec)
         elif spec["role"] == "jspub-sync":
             _jspub_sync(pipe, spec)
+        elif spec["role"] == "jsconsume":
+            _jsconsume(pipe, spec)
         else:
             try:
                 import uvloop
@@ -1289,6 +1706,22 @@ def run_scenario(url: str, scenario: str, opt: Options, probe: Any = None) -> di
         if js:
             try:
                 js_prepare(host, port)
+                if scenario in JS_CONSUME:
+                    spec = specs[0]
+                    fill = js_prefill(
+                        host, port, opt.msgs, make_payload(opt.payload),
+                        spec["prefill"]["target"], opt.tries, opt.idle_timeout,
+                    )  # fmt: skip
+                    res["prefill"] = fill
+                    res["shards"]["prefill"] = [fill["shard"]]
+                    if fill["missed"]:
+                        res["missed"].append("prefill[0]")
+                    if fill["acked"] != opt.msgs:
+                        raise LoadError(
+                            f"filling the stream: {fill['acked']} of {opt.msgs} publishes "
+                            f"acked ({fill['bad']} bad; first: {fill['first_bad']})"
+                        )
+                    js_create_consumer(host, port, spec)
             except (LoadError, OSError, ValueError) as exc:
                 res["errors"].append(f"JetStream setup: {exc}")
                 return res
@@ -1320,6 +1753,8 @@ def run_scenario(url: str, scenario: str, opt: Options, probe: Any = None) -> di
             res["server_cpu"] = probe() - cpu0
         if js:
             try:
+                if scenario in JS_CONSUME:
+                    res["js_consumer"] = js_consumer_check(host, port, specs[0], opt.msgs)
                 res["js_stream"] = js_stream_state(host, port)
             except (LoadError, OSError, ValueError) as exc:
                 res["errors"].append(f"JetStream check: {exc}")
@@ -1351,6 +1786,62 @@ def run_scenario(url: str, scenario: str, opt: Options, probe: Any = None) -> di
 
 def _compute(scenario: str, opt: Options, done: dict[str, dict], res: dict[str, Any]) -> None:
     errors = res["errors"]
+    if scenario in JS_CONSUME:
+        r = done["consumer"]
+        fill = res.get("prefill") or {}
+        stream = res.get("js_stream") or {}
+        info = res.get("js_consumer") or {}
+        ack = r["ack"]
+        res["js"] = {
+            "published": fill.get("published", 0),
+            "acked": fill.get("acked", 0),
+            "bad": fill.get("bad", 0),
+            "window": JS_PREFILL_WINDOW,
+            "stream_messages": stream.get("messages"),
+            "stream_last_seq": stream.get("last_seq"),
+            "received": r["received"],
+            "unique": r["unique"],
+            "duplicates": r["duplicates"],
+            "missing": r["missing"],
+            "out_of_order": r["out_of_order"],
+            "consumer_acked": r["acked"],
+            "requests": r["requests"],
+            "consumer": info,
+            "prefill_s": fill.get("seconds"),
+            "first_s": None if r["t_first"] is None else r["t_first"] - r["t_start"],
+        }
+        # pull: from the first pull request (the client drives the flow); push: from the
+        # first read that brought deliveries, counting only those after it (as `nats bench`
+        # times from the first message), since how soon a server notices the subscription
+        # on the deliver subject is start-up latency, not throughput (nats-server takes
+        # ~75 ms); it is reported on its own (first_s). Runs so small that everything came
+        # in one read are timed from the subscription.
+        timed, t0 = r["unique"], r["t_start"]
+        if scenario == "js-push" and r["t_first"] is not None and r["t_end"] > r["t_first"]:
+            timed, t0 = r["unique"] - r["first_read"], r["t_first"]
+        elapsed = r["t_end"] - t0
+        res.update(
+            messages=r["unique"],
+            elapsed=elapsed,
+            rate=timed / elapsed if elapsed > 0 else None,
+        )
+        if r["unique"] != r["expect"]:
+            errors.append(f"{r['unique']} of {r['expect']} messages consumed")
+        if ack and not r["synced"]:
+            errors.append("the final ack-sync got no reply")
+        if "error" in info:
+            errors.append(f"CONSUMER.INFO failed: {info['error']}")
+        elif info.get("settle_s") is None:
+            errors.append(
+                "consumer info 5 s after the run: "
+                + ", ".join(f"{k}={info.get(k)}" for k in (
+                    "delivered", "ack_floor", "num_ack_pending", "num_pending"))
+                + f" (expected delivered=ack_floor={r['expect']}, no ack pending, none pending)"
+            )  # fmt: skip
+        if stream.get("messages") != r["expect"]:
+            errors.append(f"stream {JS_STREAM} holds {stream.get('messages')} messages at the end")
+        res["ok"] = not errors
+        return
     if scenario in JS_SCENARIOS:
         r = done["jspub"]
         stream = res.get("js_stream") or {}

