@@ -109,7 +109,7 @@ class StoragePeer:
     def _sublist(self, account: bytes) -> Sublist[Any, Any]:
         sublist = self.sublists.get(account)
         if sublist is None:
-            sublist = self.sublists[account] = Sublist(Interested)
+            sublist = self.sublists[account] = Sublist(Interested, share_tails=True)
         return sublist
 
     # -- our interest ------------------------------------------------------------------

@@ -46,6 +46,12 @@ Cache (STYLE.md hot-path rule 5, nats ``slCacheMax``/``slCacheSweep``)
       affected keys: for a literal pattern the one equal key; for a wildcard pattern the
       cached subjects it matches (pre-filtered by its literal prefix). Nothing else is
       touched, so the cache is always exactly what a fresh match would return.
+    - Tail cache (``share_tails=True``, for results that do not embed the subject, as
+      the storage shard's): when no node reached at the last token has literal children, the last
+      token cannot change the result (reply inboxes under ``_INBOX.x.*``). Such a result
+      is kept under the leading tokens instead, shared by every subject with them, so
+      unique reply subjects neither miss each time nor evict the main cache. Any insert
+      or remove drops the whole tail cache.
 """
 
 from __future__ import annotations
@@ -98,7 +104,7 @@ class _Node:
 
 def _match_tokens(
     root: _Node, tokens: list[bytes], plain: list[Any], queues: dict[bytes, list[Any]]
-) -> None:
+) -> bool:
     """Collect every sub whose pattern matches `tokens` (nats matchLevel, iterative).
 
     Precondition: no empty token. At each position a ">" child matches the rest (at least
@@ -106,13 +112,21 @@ def _match_tokens(
     and resumed at the next position; the literal child continues the walk. Adding a
     node's subs (nats addNodeToResults) is written out twice instead of being a helper:
     the call overhead was about a third of a miss in the benchmark.
+
+    Returns whether the last token can change the result: True when a node reached at
+    the last position has literal children. When it cannot, every subject with the same
+    leading tokens has this result (the tail cache of `Sublist.match`).
     """
     n = len(tokens)
+    last = n - 1
+    tail_matters = False
     stack: list[tuple[_Node, int]] | None = None  # allocated only if a "*" branch exists
     node = root
     i = 0
     while True:
         while i < n:
+            if i == last and node.literals:
+                tail_matters = True
             fwc = node.fwc
             if fwc is not None:
                 if fwc.psubs:
@@ -147,7 +161,7 @@ def _match_tokens(
                     else:
                         group.extend(members.values())
         if not stack:
-            return
+            return tail_matters
         node, i = stack.pop()
 
 
@@ -161,6 +175,8 @@ class Sublist(Generic[S, R]):
         "_empty",
         "_make_result",
         "_root",
+        "_share_tails",
+        "_tail_cache",
         "count",
         "generation",
     )
@@ -170,6 +186,7 @@ class Sublist(Generic[S, R]):
         make_result: Callable[[list[S], dict[bytes, list[S]]], R],
         cache_max: int = SLCACHE_MAX,
         cache_sweep_to: int = SLCACHE_SWEEP,
+        share_tails: bool = False,
     ) -> None:
         if not 0 <= cache_sweep_to < cache_max:
             raise ValueError("need 0 <= cache_sweep_to < cache_max")
@@ -178,6 +195,13 @@ class Sublist(Generic[S, R]):
         self._cache_sweep_to = cache_sweep_to
         # Never rebound (clear() empties it in place), so `match` can rely on it.
         self._cache: dict[bytes, R] = {}
+        # Leading tokens -> result, for subjects whose last token cannot change it
+        # (`prefix.*` interest such as reply inboxes): unique subjects then share one
+        # entry instead of each taking and evicting a slot of the main cache.
+        self._tail_cache: dict[bytes, R] = {}
+        # Only for results that do not depend on the subject they were built for (a
+        # worker's results embed the subject in prebuilt MSG lines: no sharing there).
+        self._share_tails = share_tails
         self._root = _Node()
         self._empty: R = make_result([], {})
         self.count = 0  # number of subscriptions stored; read-only outside this class
@@ -193,13 +217,26 @@ class Sublist(Generic[S, R]):
         r = self._cache.get(subject)
         if r is not None:
             return r
+        dot = subject.rfind(TSEP) if self._share_tails else -1
+        if dot == len(subject) - 1:
+            dot = -1  # empty last token: never from the tail cache (it matches nothing)
+        if dot > 0:
+            r = self._tail_cache.get(subject[:dot])
+            if r is not None:
+                return r
         tokens = subject.split(TSEP)
         if b"" in tokens:
             return self._empty  # empty token: matches nothing, not cached
         plain: list[S] = []
         queues: dict[bytes, list[S]] = {}
-        _match_tokens(self._root, tokens, plain, queues)
+        tail_matters = _match_tokens(self._root, tokens, plain, queues)
         r = self._make_result(plain, queues) if plain or queues else self._empty
+        if dot > 0 and not tail_matters:
+            tail_cache = self._tail_cache
+            if len(tail_cache) >= self._cache_max:
+                tail_cache.clear()
+            tail_cache[subject[:dot]] = r
+            return r
         cache = self._cache
         cache[subject] = r
         if len(cache) > self._cache_max:
@@ -210,11 +247,17 @@ class Sublist(Generic[S, R]):
 
     @property
     def cache_count(self) -> int:
-        """Entries currently cached (nats CacheCount); for monitoring and tests."""
+        """Entries currently in the main cache (nats CacheCount); for monitoring and tests."""
         return len(self._cache)
+
+    @property
+    def tail_cache_count(self) -> int:
+        """Prefixes in the tail cache (each bounded by cache_max too)."""
+        return len(self._tail_cache)
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._tail_cache.clear()
 
     def __iter__(self) -> Iterator[S]:
         """Every stored subscription, in trie order (not the hot path)."""
@@ -318,7 +361,10 @@ class Sublist(Generic[S, R]):
         return True
 
     def _invalidate(self, subject: bytes, tokens: list[bytes]) -> None:
-        """Drop the cached results a change of pattern `subject` can affect, no others."""
+        """Drop the cached results a change of pattern `subject` can affect, no others.
+        The tail cache is dropped whole: any new pattern may make a tail matter."""
+        if self._tail_cache:
+            self._tail_cache.clear()
         cache = self._cache
         if not cache:
             return

@@ -24,9 +24,10 @@ from tests.helpers.broker import (
     NatsClients,
     assert_different_shards,
     raw_connect_on_shard,
+    run_broker,
     unique,
 )
-from tests.helpers.wait import async_check_for
+from tests.helpers.wait import async_check_for, check_for
 from tests.helpers.wire import Msg, WireClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -48,12 +49,13 @@ class RawJS:
     The tests are sequential, so the next frame is always the one expected.
     """
 
-    def __init__(self, client: WireClient) -> None:
+    def __init__(self, client: WireClient, *, handshake: bool = True) -> None:
         self.c = client
         self.inbox = unique("_RAW.")
         self.pull_inbox = unique("_PULL.")
         self.n = 0
-        client.handshake(headers=True, no_responders=True)
+        if handshake:
+            client.handshake(headers=True, no_responders=True)
         client.send(f"SUB {self.inbox}.* 1\r\nSUB {self.pull_inbox} 2\r\n".encode())
         assert client.ping_barrier() == b""
 
@@ -99,6 +101,15 @@ class RawJS:
         """Send a pull request (no reply read)."""
         data = json.dumps(body).encode() if isinstance(body, dict) else body
         self.pub(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}", data, self.pull_inbox)
+
+    def wait_waiting(self, stream: str, consumer: str, count: int) -> None:
+        """Until the consumer has `count` queued pull requests (JetStream queues a request
+        after the server has read it, so a PING barrier is not enough)."""
+
+        def queued() -> bool:
+            return self.info(stream, consumer)["num_waiting"] == count
+
+        check_for(5, 0.02, queued)
 
     def read_pull(self, timeout: float = 5.0) -> Msg:
         msg = self.c.read_msg(timeout=timeout)
@@ -209,7 +220,7 @@ def test_js_pull_no_wait_with_expires_waits_when_nothing_delivered(raw: RawJS) -
     s = filled(raw, 0)
     raw.add_consumer(s, "c1")
     raw.next(s, "c1", {"batch": 2, "no_wait": True, "expires": 3 * NS})
-    assert raw.c.ping_barrier() == b""
+    raw.wait_waiting(s, "c1", 1)
     raw.publish(f"{s}.x", b"late")
     msg = raw.read_pull()
     assert msg.payload == b"late"
@@ -234,8 +245,7 @@ def test_js_pull_waiting_request_is_served_by_a_later_publish(raw: RawJS) -> Non
     s = filled(raw, 0)
     raw.add_consumer(s, "c1")
     raw.next(s, "c1", {"batch": 1, "expires": 5 * NS})
-    assert raw.c.ping_barrier() == b""
-    assert raw.info(s, "c1")["num_waiting"] == 1
+    raw.wait_waiting(s, "c1", 1)
     raw.publish(f"{s}.x", b"now")
     assert raw.read_pull().payload == b"now"
     assert raw.info(s, "c1")["num_waiting"] == 0
@@ -354,7 +364,7 @@ def test_js_pull_consumer_deleted_is_409(raw: RawJS) -> None:
     s = filled(raw, 0)
     raw.add_consumer(s, "c1")
     raw.next(s, "c1", {"batch": 1, "expires": 5 * NS})
-    assert raw.c.ping_barrier() == b""
+    raw.wait_waiting(s, "c1", 1)
     raw.pub(f"$JS.API.CONSUMER.DELETE.{s}.c1", b"", f"{raw.inbox}.del")
     # The waiting request's status and the API reply, in either order.
     frames = sorted((raw.c.read_msg() for _ in range(2)), key=lambda m: m.sid)
@@ -387,6 +397,28 @@ def test_js_pull_idle_heartbeat(raw: RawJS) -> None:
     raw.expect_status(
         b"NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: 1\r\nNats-Last-Stream: 1\r\n\r\n"
     )
+
+
+def test_js_pull_no_wait_behind_waiting_batches_is_408_requests_pending(raw: RawJS) -> None:
+    s = filled(raw, 3)
+    raw.add_consumer(s, "c1", max_ack_pending=1)
+    raw.next(s, "c1", {"batch": 1})
+    first = raw.read_pull()
+    assert first.payload == b"m1"
+    # Blocked by max_ack_pending: this request waits with its whole batch.
+    raw.next(s, "c1", {"batch": 5, "expires": 5 * NS})
+    raw.wait_waiting(s, "c1", 1)
+    # Two messages pending, fewer than the 5 already asked for.
+    raw.next(s, "c1", {"batch": 1, "no_wait": True})
+    raw.expect_status(b"NATS/1.0 408 Requests Pending\r\n\r\n")
+    # -NAK with a Go duration: redelivered after it, to the waiting request.
+    start = time.monotonic()
+    assert raw.request(first.reply or "", b"-NAK 600ms").payload == b""
+    again = raw.read_pull()
+    assert time.monotonic() - start >= 0.5
+    assert again.payload == b"m1"
+    tokens = ack_tokens(again.reply)
+    assert (tokens[4], tokens[5], tokens[6], tokens[8]) == ("2", "1", "2", "2")
 
 
 def test_js_pull_plus_nxt_acks_and_requests_more(raw: RawJS) -> None:
@@ -796,3 +828,45 @@ async def test_js_pull_interest_retention_removes_fully_acked(js_broker: Broker)
             return (await js.stream_info(s)).state.messages == 0
 
         await async_check_for(5, 0.05, emptied)
+
+
+def test_js_pull_ack_without_permission_changes_nothing(tmp_path) -> None:
+    conf = tmp_path / "perm.conf"
+    conf.write_text(
+        "authorization {\n  users: [\n    {user: admin, password: a}\n"
+        '    {user: worker, password: w, permissions: {publish: {deny: ["$JS.ACK.>"]}}}\n'
+        "  ]\n}\n"
+    )
+    with run_broker(
+        workers=2, tmp_dir=tmp_path, jetstream=True, extra_args=("-c", str(conf))
+    ) as broker:
+        admin_client = raw_connect_on_shard(broker, 1)
+        worker = raw_connect_on_shard(broker, 2)
+        try:
+            admin_client.handshake(headers=True, user="admin", **{"pass": "a"})
+            admin = RawJS(admin_client, handshake=False)
+            s = filled(admin, 2)
+            admin.add_consumer(s, "c1")
+            worker.handshake(headers=True, user="worker", **{"pass": "w"})
+            worker.send(b"SUB _W.inbox 1\r\n")
+            body = b'{"batch": 1}'
+            worker.send(
+                f"PUB $JS.API.CONSUMER.MSG.NEXT.{s}.c1 _W.inbox {len(body)}\r\n".encode()
+                + body
+                + b"\r\n"
+            )
+            msg = worker.read_msg()
+            assert msg.payload == b"m1"
+            worker.send(f"PUB {msg.reply} 4\r\n+ACK\r\n".encode())
+            worker.expect_err(f'Permissions Violation for Publish to "{msg.reply}"')
+            assert worker.ping_barrier() == b""
+            info = admin.info(s, "c1")
+            assert info["ack_floor"] == {"consumer_seq": 0, "stream_seq": 0}
+            assert (info["num_ack_pending"], info["num_pending"]) == (1, 1)
+            # The same ack from a permitted client works.
+            assert admin.request(msg.reply or "", b"+ACK").payload == b""
+            info = admin.info(s, "c1")
+            assert info["ack_floor"]["stream_seq"] == 1 and info["num_ack_pending"] == 0
+        finally:
+            admin_client.close()
+            worker.close()

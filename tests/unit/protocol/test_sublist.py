@@ -47,6 +47,10 @@ def new_sublist(**kw) -> Sublist:
     return Sublist(make_result, **kw)
 
 
+def sharing_sublist(**kw) -> Sublist:
+    return Sublist(make_result, share_tails=True, **kw)
+
+
 def ids(subs) -> Counter:
     return Counter(id(s) for s in subs)
 
@@ -375,6 +379,14 @@ def test_sublist_generation_counter():
 # -- cache ------------------------------------------------------------------------------
 
 
+def test_sublist_without_shared_tails_caches_each_subject():
+    sl = new_sublist()
+    sl.insert(Sub(b"_INBOX.a.*"))
+    first = sl.match(b"_INBOX.a.1")
+    assert sl.match(b"_INBOX.a.2") is not first
+    assert (sl.cache_count, sl.tail_cache_count) == (2, 0)
+
+
 def test_sublist_cache_hit_returns_identical_object():
     calls = []
 
@@ -389,7 +401,7 @@ def test_sublist_cache_hit_returns_identical_object():
     assert sl.match(b"foo.bar") is first
     assert sl.match(b"foo.bar") is first
     assert len(calls) == built
-    assert sl.cache_count == 1
+    assert sl.cache_count + sl.tail_cache_count == 1
 
 
 def test_sublist_cache_stores_negative_results():
@@ -469,6 +481,9 @@ def test_sublist_cache_wildcard_in_middle_invalidates():
 def test_sublist_cache_bound_and_sweep():
     sl = new_sublist(cache_max=8, cache_sweep_to=3)
     sl.insert(Sub(b">"))
+    # Literal siblings make the last token matter, so each subject takes a slot.
+    sl.insert(Sub(b"s.lit"))
+    sl.insert(Sub(b"t.lit"))
     for i in range(8):
         sl.match(b"s.%d" % i)
     assert sl.cache_count == 8
@@ -484,11 +499,37 @@ def test_sublist_cache_bound_and_sweep():
 def test_sublist_cache_defaults_follow_nats():
     sl = new_sublist()
     sl.insert(Sub(b">"))
+    sl.insert(Sub(b"x.lit"))
     for i in range(1024):
         sl.match(b"x.%d" % i)
     assert sl.cache_count == 1024
     sl.match(b"x.overflow")
     assert sl.cache_count == 256
+
+
+def test_sublist_tail_cache_shares_one_entry_per_prefix():
+    """Reply inboxes: `_INBOX.a.*` matches every `_INBOX.a.<n>` alike, so unique
+    subjects share one tail-cache entry and leave the main cache alone."""
+    assert new_sublist().tail_cache_count == 0
+    sl = sharing_sublist()
+    inbox = Sub(b"_INBOX.a.*")
+    sl.insert(inbox)
+    first = sl.match(b"_INBOX.a.1")
+    assert first.plain == (inbox,)
+    for i in range(2, 2000):
+        assert sl.match(b"_INBOX.a.%d" % i) is first
+    assert (sl.cache_count, sl.tail_cache_count) == (0, 1)
+    # A literal subscription on one inbox makes the last token matter again.
+    exact = Sub(b"_INBOX.a.7")
+    sl.insert(exact)
+    assert sl.tail_cache_count == 0
+    assert ids(sl.match(b"_INBOX.a.7").plain) == ids([exact, inbox])
+    assert sl.match(b"_INBOX.a.8").plain == (inbox,)
+    sl.remove(exact)
+    assert sl.match(b"_INBOX.a.7").plain == (inbox,)
+    # A one-token subject has no prefix to share.
+    sl.insert(Sub(b"*"))
+    assert len(sl.match(b"solo").plain) == 1
 
 
 def test_sublist_clear_cache():
@@ -551,9 +592,14 @@ def _check(sl: Sublist, subs: list, subject: bytes) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(_ops, st.sampled_from([(4, 1), (16, 4), (1024, 256)]))
-def test_sublist_matches_brute_force(ops, cache_bounds):
-    sl = new_sublist(cache_max=cache_bounds[0], cache_sweep_to=cache_bounds[1])
+@given(_ops, st.sampled_from([(4, 1), (16, 4), (1024, 256)]), st.booleans())
+def test_sublist_matches_brute_force(ops, cache_bounds, share_tails):
+    sl = Sublist(
+        make_result,
+        cache_max=cache_bounds[0],
+        cache_sweep_to=cache_bounds[1],
+        share_tails=share_tails,
+    )
     live: list = []
     probes = [b"a", b"a.b", b"a.*", b"*.>", b"c.c.c", b"a.b.c.a"]
     for op in ops:
