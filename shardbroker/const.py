@@ -60,3 +60,12 @@ EXIT_BOOT_FAILURE = 3  # config, port, shared memory: halt, never restart-loop
 DEFAULT_RING_SIZE = 4 * 1024 * 1024
 TICK_INTERVAL = 0.1  # seconds between worker housekeeping ticks
 READY_TIMEOUT = 20.0  # seconds the supervisor waits for all shards to report ready
+
+# Lame duck mode (nats-server defaults; the duration may not be set below the minimum).
+LAME_DUCK_DURATION = 120.0  # seconds over which clients are closed
+LAME_DUCK_GRACE_PERIOD = 10.0  # seconds between the ldm INFO and the first close
+LAME_DUCK_DURATION_MIN = 30.0
+
+# Operations that nats-server has no equivalent of.
+WORKER_HEARTBEAT_TIMEOUT = 5.0  # a worker whose loop misses its heartbeat this long is killed
+REBALANCE_INTERVAL = 30.0  # seconds between two looks at how clients are spread

@@ -42,7 +42,7 @@ NOT_YET_SUPPORTED = frozenset(
         "accounts", "system_account", "operator", "resolver", "allow_non_tls", "ocsp",
         "cluster", "gateway", "leafnodes", "websocket",
         "mqtt", "http", "http_port", "https", "https_port", "monitor_port",
-        "lame_duck_duration", "lame_duck_grace_period", "client_advertise",
+        "client_advertise",
     )
 )  # fmt: skip
 
@@ -97,6 +97,13 @@ def _seconds(value: Any) -> float:
     raise ValueError(f'expected a duration such as "2m", got {value!r}')
 
 
+def _duration_string(value: Any) -> float:
+    """A duration that nats-server accepts only as a string ("2m", "10s")."""
+    if not isinstance(value, str):
+        raise ValueError(f'expected a duration string such as "2m", got {value!r}')
+    return parse_duration(value)
+
+
 def _listen(value: Any) -> dict[str, Any]:
     """`listen: host:port` or `listen: port`."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -132,6 +139,12 @@ KEYS: dict[str, tuple[str, Converter]] = {
     "ping_interval": ("ping_interval", _seconds),
     "ping_max": ("ping_max", _int),
     "write_deadline": ("write_deadline", _seconds),
+    "lame_duck_duration": ("lame_duck_duration", _duration_string),
+    "lame_duck_grace_period": ("lame_duck_grace_period", _duration_string),
+    # Not in nats-server (see Options).
+    "worker_heartbeat_timeout": ("worker_heartbeat_timeout", _seconds),
+    "rebalance": ("rebalance", _bool),
+    "rebalance_interval": ("rebalance_interval", _seconds),
 }
 
 

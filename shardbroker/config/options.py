@@ -130,6 +130,22 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     # None: plain TCP.
     tls: TLSConfig | None = None
 
+    # Lame duck mode (SIGUSR2, `shardbroker ldm`): stop accepting, send every client an
+    # INFO with ldm:true, wait the grace period, then close the clients spread over the
+    # rest of the duration, and exit.
+    lame_duck_duration: float = const.LAME_DUCK_DURATION
+    lame_duck_grace_period: float = const.LAME_DUCK_GRACE_PERIOD
+
+    # Not in nats-server. Seconds a worker's event loop may go without writing its
+    # heartbeat (every tick, 0.1 s) before the supervisor kills it with SIGKILL and
+    # starts a new one; 0 turns the check off.
+    worker_heartbeat_timeout: float = const.WORKER_HEARTBEAT_TIMEOUT
+    # Not in nats-server. When clients are unevenly spread over the workers (after a
+    # worker restart sent everybody to the survivors), ask crowded workers to close a
+    # share of their clients, which reconnect and land on the others. Off by default.
+    rebalance: bool = False
+    rebalance_interval: float = const.REBALANCE_INTERVAL
+
 
 def min_ring_size(max_payload: int, max_control_line: int) -> int:
     """The smallest ring that holds two maximal frames, rounded up to a power of two."""
@@ -182,10 +198,42 @@ def validate(opts: Options) -> Options:
         raise OptionsError("write_deadline must be positive")
     if opts.ping_max < 0:
         raise OptionsError("ping_max must not be negative")
+    _validate_operations(opts)
     _validate_auth(opts)
     _validate_jetstream(opts)
     _validate_tls(opts.tls)
     return opts
+
+
+def _validate_operations(opts: Options) -> None:
+    """Lame duck (nats-server's texts), liveness and rebalancing."""
+    if opts.lame_duck_duration < const.LAME_DUCK_DURATION_MIN:
+        raise OptionsError(
+            f"invalid lame_duck_duration of {_go_duration(opts.lame_duck_duration)}, "
+            f"minimum is {const.LAME_DUCK_DURATION_MIN:.0f} seconds"
+        )
+    if opts.lame_duck_grace_period < 0:
+        raise OptionsError("invalid lame_duck_grace_period, needs to be positive")
+    if opts.lame_duck_grace_period >= opts.lame_duck_duration:
+        raise OptionsError(
+            f"lame duck grace period ({_go_duration(opts.lame_duck_grace_period)}) should be "
+            f"strictly lower than lame duck duration ({_go_duration(opts.lame_duck_duration)})"
+        )
+    if opts.worker_heartbeat_timeout < 0:
+        raise OptionsError("worker_heartbeat_timeout must not be negative (0 turns it off)")
+    if 0 < opts.worker_heartbeat_timeout < 1.0:
+        # Ten ticks: a busy loop must not be mistaken for a stuck one.
+        raise OptionsError("worker_heartbeat_timeout must be at least 1s (or 0: off)")
+    if opts.rebalance_interval <= 0:
+        raise OptionsError("rebalance_interval must be positive")
+
+
+def _go_duration(seconds: float) -> str:
+    """5.0 -> "5s", 90.0 -> "1m30s": how nats-server prints a duration."""
+    if seconds != int(seconds) or seconds < 60:
+        return f"{seconds:g}s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest}s" if rest else f"{minutes}m0s"
 
 
 def _validate_jetstream(opts: Options) -> None:

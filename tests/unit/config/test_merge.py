@@ -139,3 +139,40 @@ def test_config_merge_nkey_users() -> None:
         fields("authorization {\n  users: [\n    {nkey: UNOTAKEY}\n  ]\n}\n")
     assert exc.value.line == 3
     assert "not a valid user public NKEY" in str(exc.value)
+
+
+def test_config_merge_operations_keys() -> None:
+    assert fields(
+        'lame_duck_duration: "1m"\nlame_duck_grace_period: "5s"\n'
+        'worker_heartbeat_timeout: "3s"\nrebalance: true\nrebalance_interval: 10\n'
+    ) == {
+        "lame_duck_duration": 60.0,
+        "lame_duck_grace_period": 5.0,
+        "worker_heartbeat_timeout": 3.0,
+        "rebalance": True,
+        "rebalance_interval": 10.0,
+    }
+    # nats-server takes the lame duck durations only as strings.
+    with pytest.raises(ConfigError, match="expected a duration string"):
+        fields("lame_duck_duration: 60\n")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"lame_duck_duration": 5.0}, "invalid lame_duck_duration of 5s, minimum is 30 seconds"),
+        ({"lame_duck_grace_period": -1.0}, "invalid lame_duck_grace_period, needs to be positive"),
+        (
+            {"lame_duck_duration": 40.0, "lame_duck_grace_period": 50.0},
+            "lame duck grace period (50s) should be strictly lower than lame duck duration (40s)",
+        ),
+        ({"worker_heartbeat_timeout": 0.5}, "at least 1s"),
+        ({"rebalance_interval": 0.0}, "rebalance_interval must be positive"),
+    ],
+)
+def test_config_merge_operations_validation(values: dict[str, float], message: str) -> None:
+    from shardbroker.config.options import Options, OptionsError, validate
+
+    with pytest.raises(OptionsError) as exc:
+        validate(Options(**values))  # type: ignore[arg-type]
+    assert message in str(exc.value)
