@@ -6,6 +6,9 @@ slot of a dead shard before it is respawned. Counters are copied from plain in-p
 ints on the worker's tick, except ``connections``, which is stored at every accept and
 close so the supervisor knows exactly how many connection slots a dead worker held.
 
+Fields a shard never writes itself (``restarts`` of a shard, everything in slot 0)
+are written by the supervisor; see FIELDS.
+
 Every field is one aligned 8-byte store or load (ctypes c_uint64), so readers never
 see a torn value; a reader may see fields of one slot from different ticks.
 """
@@ -32,6 +35,16 @@ FIELDS = (
     "out_bytes",
     "slow_consumers",
     "ring_full_events",
+    # Written by the supervisor into a shard's slot after it (re)spawned it: how many
+    # times this shard was restarted. In the supervisor's own slot 0: its pid and
+    # heartbeat, and "workers" (how many of the slots after it are worker shards).
+    "restarts",
+    "workers",
+    # 1 once the broker entered lame duck mode: slot 0 by the supervisor (what /healthz
+    # reads), each worker's own slot by the worker when it got the LDM frame.
+    "lame_duck",
+    # Clients a worker closed because the supervisor asked it to rebalance.
+    "rebalanced",
 )
 _FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
 

@@ -34,6 +34,7 @@ from shardbroker.mesh.ring import Ring
 from shardbroker.protocol import frames
 from shardbroker.protocol.frames import HELLO, READY, SDOWN
 from shardbroker.protocol.parser import parse_mesh
+from shardbroker.supervisor import liveness
 from shardbroker.supervisor.spawn import (
     STORAGE_MODULE,
     WORKER_MODULE,
@@ -50,6 +51,7 @@ _STOP_GRACE = 5.0  # seconds shards get to exit after SIGTERM before SIGKILL
 _BACKOFF_START = 0.1
 _BACKOFF_MAX = 5.0
 _STABLE_AFTER = 10.0  # a worker up this long resets its backoff
+_TICK = 0.25  # seconds between supervisor ticks (heartbeats, watchdog, rebalancing)
 
 
 def new_server_id() -> str:
@@ -59,7 +61,19 @@ def new_server_id() -> str:
 
 
 class ShardProcess:
-    __slots__ = ("failures", "generation", "module", "pid", "ready", "role", "shard_id", "started")
+    __slots__ = (
+        "failures",
+        "generation",
+        "module",
+        "pid",
+        "ready",
+        "ready_ns",
+        "restarts",
+        "role",
+        "sentenced",
+        "shard_id",
+        "started",
+    )
 
     def __init__(self, shard_id: int, role: str = "worker", module: str = WORKER_MODULE) -> None:
         self.shard_id = shard_id
@@ -70,6 +84,11 @@ class ShardProcess:
         self.ready = False
         self.started = 0.0
         self.failures = 0
+        self.restarts = 0
+        # monotonic_ns of its READY; liveness judges a shard that has not ticked yet from it.
+        self.ready_ns = 0
+        # Killed for a stuck loop and not reaped yet: do not kill it again.
+        self.sentenced = False
 
 
 class Arbiter:
@@ -94,6 +113,8 @@ class Arbiter:
         self.current_peer = -1
         self.done: asyncio.Event | None = None
         self.all_ready: asyncio.Event | None = None
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._stuck_storage_reported = False
 
     # -- entry ---------------------------------------------------------------------------
 
@@ -165,7 +186,10 @@ class Arbiter:
         log.info("Listening for client connections on %s:%d", opts.host, self.port)
         self._write_files()
         log.info("Server is ready")
+        self.tick()
         await self.done.wait()
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
         await self.stop_shards()
         if self.halt_reason is not None:
             raise HaltBroker(self.halt_reason)
@@ -211,9 +235,14 @@ class Arbiter:
         assert res is not None and mesh is not None
         # Whatever waits in rings into this shard was meant for its previous life.
         self._empty_rings_into(shard.shard_id)
-        res.table.slots[shard.shard_id].clear()
+        slot = res.table.slots[shard.shard_id]
+        slot.clear()
         shard.generation += 1
+        if shard.generation > 0:
+            shard.restarts += 1
+        slot.set("restarts", shard.restarts)
         shard.ready = False
+        shard.sentenced = False
         shard.started = time.monotonic()
         boot = ShardBoot(
             shard_id=shard.shard_id,
@@ -319,7 +348,52 @@ class Arbiter:
         if held:
             res.connection_limit.release(held)
         res.table.slots[dead].clear()
+        res.table.slots[dead].set("restarts", shard.restarts)
         mesh.flush()
+
+    # -- the tick ----------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Every _TICK once the broker is ready: own heartbeat, then judge the shards'."""
+        res = self.resources
+        if res is None or self.stopping:
+            return
+        own = res.table.slots[const.SUPERVISOR_SHARD]
+        own.set("pid", os.getpid())
+        own.set("workers", self.n_workers)
+        own.set("heartbeat_ns", time.monotonic_ns())
+        self.check_heartbeats()
+        self._tick_handle = asyncio.get_running_loop().call_later(_TICK, self.tick)
+
+    def check_heartbeats(self) -> None:
+        """Kill (SIGKILL) every worker whose loop is stuck; reaping restarts it."""
+        res = self.resources
+        assert res is not None
+        timeout = self.opts.worker_heartbeat_timeout
+        slots = res.table.slots
+        stuck = liveness.stuck_shards(
+            self.shards.values(),
+            lambda shard_id: slots[shard_id].get("heartbeat_ns"),
+            time.monotonic_ns(),
+            int(timeout * 1e9),
+        )
+        for shard, silent_ns in stuck:
+            if shard.role != "worker":
+                if not self._stuck_storage_reported:
+                    self._stuck_storage_reported = True
+                    log.warning(
+                        "%s shard %d (pid %d) has not ticked for %.1fs",
+                        shard.role, shard.shard_id, shard.pid, silent_ns / 1e9,
+                    )  # fmt: skip
+                continue
+            log.error(
+                "worker shard %d (pid %d) is stuck: no heartbeat for %.1fs "
+                "(worker_heartbeat_timeout %gs); killing it",
+                shard.shard_id, shard.pid, silent_ns / 1e9, timeout,
+            )  # fmt: skip
+            shard.sentenced = True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(shard.pid, signal.SIGKILL)
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -400,6 +474,7 @@ class Arbiter:
             shard = self.shards.get(peer)
             if shard is not None and shard.generation == generation and shard.pid:
                 shard.ready = True
+                shard.ready_ns = time.monotonic_ns()
                 if shard.generation > 0:
                     log.info("%s shard %d restarted (pid %d)", shard.role, peer, shard.pid)
                 assert self.all_ready is not None
