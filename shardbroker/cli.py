@@ -361,6 +361,38 @@ def check_config(
     typer.echo(f"shardbroker: configuration file {config} is valid")
 
 
+def _broker_pid(pid: int | None, pid_file: str, port: int | None, command: str) -> int:
+    from shardbroker.ops.locate import BrokerNotFoundError, supervisor_pid
+
+    try:
+        return supervisor_pid(pid, pid_file, port)
+    except BrokerNotFoundError as exc:
+        typer.echo(f"shardbroker {command}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def ldm(
+    pid: int | None = typer.Argument(None, help="The supervisor's PID."),
+    pid_file: str = typer.Option("", "--pid-file", "-P", help="Read the PID from this file."),
+    port: int | None = typer.Option(
+        None, "-p", "--port", help="Find the broker by its client port (default 4222)."
+    ),
+) -> None:
+    """Put a running broker in lame duck mode (SIGUSR2): it stops accepting, tells its
+    clients, closes them over lame_duck_duration, then exits."""
+    import os
+    import signal
+
+    target = _broker_pid(pid, pid_file, port, "ldm")
+    try:
+        os.kill(target, signal.SIGUSR2)
+    except OSError as exc:
+        typer.echo(f"shardbroker ldm: cannot signal pid {target}: {exc.strerror}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"shardbroker ldm: lame duck mode requested (pid {target})")
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

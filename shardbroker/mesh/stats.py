@@ -21,7 +21,7 @@ import mmap
 
 import posix_ipc
 
-SLOT_SIZE = 256
+SLOT_SIZE = 512  # room for 64 counters
 FIELDS = (
     "pid",
     "generation",
@@ -152,3 +152,34 @@ class ConnectionLimit:
     def unlink(self) -> None:
         with contextlib.suppress(posix_ipc.ExistentialError):
             posix_ipc.unlink_semaphore(self.name)
+
+
+class StatsReader:
+    """A read-only view of a running broker's segment, for `shardbroker stats`.
+
+    Mapped PROT_READ from a read-only descriptor: the reader can never write into the
+    broker, and it takes no lock, so it cannot slow it down. Each counter is read as one
+    aligned 8-byte load (a memoryview cast to "Q"). The number of slots is the segment's
+    size, so the reader needs nothing but the port. Raises ``posix_ipc.ExistentialError``
+    when no broker created the segment on that port.
+    """
+
+    def __init__(self, port: int) -> None:
+        shm = posix_ipc.SharedMemory(segment_name(port), read_only=True)
+        try:
+            size = shm.size
+            self._map = mmap.mmap(shm.fd, size, prot=mmap.PROT_READ)
+        finally:
+            shm.close_fd()
+        self.port = port
+        self.n_shards = size // SLOT_SIZE
+        self._words = memoryview(self._map).cast("Q")
+
+    def slot(self, shard_id: int) -> dict[str, int]:
+        base = shard_id * SLOT_SIZE // 8
+        words = self._words
+        return {name: words[base + i] for i, name in enumerate(FIELDS)}
+
+    def close(self) -> None:
+        self._words.release()
+        self._map.close()

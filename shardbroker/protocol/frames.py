@@ -37,10 +37,14 @@ def no_responders(reply: bytes, sid: bytes, subject: bytes) -> bytes:
 #   SDOWN <shard> <generation> <pos>   supervisor: that shard died; its ring to you ends at pos
 #   READY <shard> <generation>         to the supervisor: listening and in sync
 #   STOP                               supervisor: stop now
+#   LDM                                supervisor: enter lame duck mode (workers)
+#   REBALANCE <count>                  supervisor: close this many clients to spread them
 HELLO = b"HELLO"
 SDOWN = b"SDOWN"
 READY = b"READY"
 STOP = b"STOP"
+LDM = b"LDM"
+REBALANCE = b"REBALANCE"
 
 
 def rs_plus(account: bytes, subject: bytes, queue: bytes | None = None, weight: int = 1) -> bytes:

@@ -32,7 +32,7 @@ from shardbroker.errors import HaltBroker
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.ring import Ring
 from shardbroker.protocol import frames
-from shardbroker.protocol.frames import HELLO, READY, SDOWN
+from shardbroker.protocol.frames import HELLO, LDM, READY, SDOWN
 from shardbroker.protocol.parser import parse_mesh
 from shardbroker.supervisor import liveness
 from shardbroker.supervisor.spawn import (
@@ -103,6 +103,7 @@ class Arbiter:
             storage = self.n_workers + 1
             self.shards[storage] = ShardProcess(storage, "storage", STORAGE_MODULE)
         self.stopping = False
+        self.lame_duck = False
         self.halt_reason: str | None = None
         self.port = 0
         self.ports_file = ""
@@ -152,8 +153,9 @@ class Arbiter:
         res = self.resources
         self.mesh = Mesh(res.spec, const.SUPERVISOR_SHARD, buf=res.mesh_buf)
         loop.add_reader(self.mesh.doorbell.fileno(), self.on_doorbell)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.handle_stop)
+        loop.add_signal_handler(signal.SIGINT, self.handle_stop)
+        loop.add_signal_handler(signal.SIGTERM, self.handle_term)
+        loop.add_signal_handler(signal.SIGUSR2, self.handle_usr2)
 
         log.info("Starting shardbroker")
         log.info("  Version:  %s", const.SERVER_VERSION)
@@ -302,6 +304,11 @@ class Arbiter:
             if all(s.pid == 0 for s in self.shards.values()):
                 self.done.set()
             return
+        if self.lame_duck and shard.role == "worker":
+            # Done with its clients (or gone anyway): lame duck restarts no worker.
+            if not any(s.pid for s in self.shards.values() if s.role == "worker"):
+                self.handle_stop()
+            return
         if not was_ready:
             how = "exited" if code >= 0 else f"was killed by signal {-code}"
             self.halt_reason = (
@@ -323,6 +330,8 @@ class Arbiter:
         asyncio.get_running_loop().call_later(delay, self._respawn, shard)
 
     def _respawn(self, shard: ShardProcess) -> None:
+        if self.lame_duck and shard.role == "worker":
+            return
         if not self.stopping and shard.pid == 0:
             self.spawn(shard)
 
@@ -396,6 +405,42 @@ class Arbiter:
                 os.kill(shard.pid, signal.SIGKILL)
 
     # -- stopping ----------------------------------------------------------------------------
+
+    def handle_term(self) -> None:
+        """SIGTERM stops the broker, except in lame duck mode, which ends on its own
+        (nats-server ignores SIGTERM then too; SIGINT still stops at once)."""
+        if self.lame_duck:
+            log.info("lame duck mode in progress; SIGTERM ignored (SIGINT stops now)")
+            return
+        self.handle_stop()
+
+    def handle_usr2(self) -> None:
+        """Lame duck mode (nats-server: SIGUSR2, `--signal ldm`): every worker stops
+        accepting, sends its clients an INFO with ldm:true, waits lame_duck_grace_period,
+        closes them spread over lame_duck_duration and exits; then the broker stops."""
+        res = self.resources
+        mesh = self.mesh
+        assert self.all_ready is not None
+        if self.stopping or self.lame_duck or not self.all_ready.is_set():
+            return
+        assert res is not None and mesh is not None
+        self.lame_duck = True
+        log.info("Entering lame duck mode, stop accepting new clients")
+        res.table.slots[const.SUPERVISOR_SHARD].set("lame_duck", 1)
+        workers = [s for s in self.shards.values() if s.role == "worker" and s.pid]
+        for shard in workers:
+            mesh.send(shard.shard_id, frames.control(LDM))
+        mesh.flush()
+        if not workers:
+            self.handle_stop()
+            return
+        asyncio.get_running_loop().call_later(
+            self.opts.lame_duck_grace_period, self._lame_duck_closing
+        )
+
+    def _lame_duck_closing(self) -> None:
+        if not self.stopping:
+            log.info("Closing existing clients")
 
     def handle_stop(self) -> None:
         if self.stopping:

@@ -105,6 +105,7 @@ async def serve(boot: ShardBoot, opts: Options) -> int:
     listener = await loop.create_server(
         lambda: ClientProtocol(server), sock=sock, backlog=LISTEN_BACKLOG
     )
+    server.listener = listener
     server.report_ready()
     logger.debug("worker shard %d (generation %d) ready", boot.shard_id, boot.generation)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.sslproto
 import logging
+import random
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ from shardbroker.config.options import Options
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.stats import ConnectionLimit, ShardSlot
 from shardbroker.protocol import frames
-from shardbroker.protocol.frames import HELLO, READY, SDOWN, STOP
+from shardbroker.protocol.frames import HELLO, LDM, READY, SDOWN, STOP
 from shardbroker.protocol.messages import ServerInfo, encode_info
 from shardbroker.protocol.parser import parse_mesh
 from shardbroker.protocol.sublist import Sublist
@@ -53,6 +54,10 @@ log = logging.getLogger("shardbroker.worker")
 
 
 _HOLD_RECHECK = 0.001  # seconds between barrier re-checks while a PONG is held
+# Lame duck: nats-server's pause between two closes is at most 1 s (and at least half the
+# computed interval); below this many seconds per client, clients are closed in batches.
+_LDM_MAX_PAUSE = 1.0
+_LDM_MIN_PAUSE = 0.001
 STALL_MAX = 0.01  # seconds a stalled worker holds publishers and its rings back at once
 
 InterestKey = tuple[bytes, bytes, bytes | None]
@@ -112,6 +117,9 @@ class Server:
         self.process_jmsg = self.router.process_jetstream_delivery
         self.current_peer = -1
         self.stopping = asyncio.Event()
+        # The listening server (main.py sets it once listening); lame duck closes it.
+        self.listener: asyncio.AbstractServer | None = None
+        self.lame_duck = False
         self._hold_timer: asyncio.TimerHandle | None = None
         self._cid_base = ((self.generation << 8) | self.shard_id) << const.CID_SHARD_SHIFT
         self._cid_next = 0
@@ -463,6 +471,8 @@ class Server:
             self.on_shard_down(int(args[0]), int(args[1]), int(args[2]))
         elif verb == STOP:
             self.stopping.set()
+        elif verb == LDM:
+            self.enter_lame_duck()
         else:
             log.warning("unknown control frame %r from shard %d", verb, self.current_peer)
 
@@ -530,6 +540,70 @@ class Server:
             self.flush_batch(None)
         if self.blocked:
             self.check_write_deadlines()
+
+    # -- lame duck mode --------------------------------------------------------------------
+    # nats-server's lameDuckMode, per worker: stop accepting, tell the clients (INFO
+    # ldm:true to those with protocol >= 1 that had their first PONG), wait the grace
+    # period, then close the clients one by one spread over the rest of the duration
+    # (pause min(1 s, rest / clients), randomised between half and all of it), without
+    # -ERR. The worker then stops (exit 0); the supervisor does not restart it.
+
+    def ldm_info_for(self, client: ClientProtocol) -> bytes:
+        info = msgspec.structs.replace(
+            self._info, client_id=client.cid, client_ip=client.host, ldm=True
+        )
+        return frames.info(encode_info(info))
+
+    def enter_lame_duck(self) -> None:
+        if self.lame_duck or self.stopping.is_set():
+            return
+        self.lame_duck = True
+        if self.slot is not None:
+            self.slot.set("lame_duck", 1)
+        if self.listener is not None:
+            self.listener.close()
+        clients = [c for c in self.clients.values() if not c.closed]
+        if not clients:
+            self.stopping.set()
+            return
+        for client in clients:
+            if client.protocol >= 1 and client.info_sent:
+                client.out.append(self.ldm_info_for(client))
+                self.pending.add(client)
+        self.flush_batch(None)
+        opts = self.opts
+        rest = max(opts.lame_duck_duration - opts.lame_duck_grace_period, 1.0)
+        pause = min(_LDM_MAX_PAUSE, rest / len(clients))
+        batch = 1
+        if pause < _LDM_MIN_PAUSE:
+            pause = _LDM_MIN_PAUSE
+            batch = -(-len(clients) // int(rest / _LDM_MIN_PAUSE))
+        log.debug(
+            "shard %d: lame duck: closing %d clients in %.1fs, then every %.3fs",
+            self.shard_id, len(clients), opts.lame_duck_grace_period, pause,
+        )  # fmt: skip
+        self.loop.call_later(
+            opts.lame_duck_grace_period, self._lame_duck_close, clients, 0, pause, batch
+        )
+
+    def _lame_duck_close(
+        self, clients: list[ClientProtocol], index: int, pause: float, batch: int
+    ) -> None:
+        n = len(clients)
+        closed = 0
+        while index < n and closed < batch:
+            client = clients[index]
+            index += 1
+            if not client.closed:  # one that left on its own costs no pause
+                client.close_connection("Server Shutdown")
+                closed += 1
+        while index < n and clients[index].closed:
+            index += 1
+        if index >= n:
+            self.stopping.set()
+            return
+        delay = random.uniform(pause / 2, pause)
+        self.loop.call_later(delay, self._lame_duck_close, clients, index, pause, batch)
 
     def close_all_clients(self) -> None:
         for client in list(self.clients.values()):
