@@ -34,7 +34,7 @@ from shardbroker.mesh.ring import Ring
 from shardbroker.protocol import frames
 from shardbroker.protocol.frames import HELLO, LDM, READY, SDOWN
 from shardbroker.protocol.parser import parse_mesh
-from shardbroker.supervisor import liveness
+from shardbroker.supervisor import liveness, sdnotify
 from shardbroker.supervisor.spawn import (
     STORAGE_MODULE,
     WORKER_MODULE,
@@ -52,6 +52,7 @@ _BACKOFF_START = 0.1
 _BACKOFF_MAX = 5.0
 _STABLE_AFTER = 10.0  # a worker up this long resets its backoff
 _TICK = 0.25  # seconds between supervisor ticks (heartbeats, watchdog, rebalancing)
+_FRESH = 1.0  # seconds: a heartbeat older than this holds the systemd watchdog back
 
 
 def new_server_id() -> str:
@@ -151,6 +152,8 @@ class Arbiter:
         except OSError as exc:
             raise HaltBroker(f"cannot create shared memory: {exc}") from exc
         res = self.resources
+        # Before any shard is spawned: takes NOTIFY_SOCKET out of the shards' environment.
+        sdnotify.notifier()
         self.mesh = Mesh(res.spec, const.SUPERVISOR_SHARD, buf=res.mesh_buf)
         loop.add_reader(self.mesh.doorbell.fileno(), self.on_doorbell)
         loop.add_signal_handler(signal.SIGINT, self.handle_stop)
@@ -188,6 +191,9 @@ class Arbiter:
         log.info("Listening for client connections on %s:%d", opts.host, self.port)
         self._write_files()
         log.info("Server is ready")
+        sdnotify.notify_ready(
+            f"Serving clients on {opts.host}:{self.port} with {self.n_workers} workers"
+        )
         self.tick()
         await self.done.wait()
         if self._tick_handle is not None:
@@ -372,6 +378,7 @@ class Arbiter:
         own.set("workers", self.n_workers)
         own.set("heartbeat_ns", time.monotonic_ns())
         self.check_heartbeats()
+        sdnotify.notify_watchdog_if_due(self.heartbeats_fresh())
         self._tick_handle = asyncio.get_running_loop().call_later(_TICK, self.tick)
 
     def check_heartbeats(self) -> None:
@@ -404,6 +411,23 @@ class Arbiter:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(shard.pid, signal.SIGKILL)
 
+    def heartbeats_fresh(self) -> bool:
+        """Every ready shard ticked within the last second (ten ticks): what the systemd
+        watchdog vouches for. A stuck worker pauses the pings; with liveness on it is
+        replaced (and the pings resume) before a WatchdogSec above the timeout runs out,
+        with liveness off systemd restarts the broker."""
+        res = self.resources
+        assert res is not None
+        limit_ns = int(_FRESH * 1e9)
+        now = time.monotonic_ns()
+        slots = res.table.slots
+        return all(
+            liveness.silent_for_ns(shard, slots[shard.shard_id].get("heartbeat_ns"), now)
+            <= limit_ns
+            for shard in self.shards.values()
+            if shard.pid and shard.ready
+        )
+
     # -- stopping ----------------------------------------------------------------------------
 
     def handle_term(self) -> None:
@@ -426,6 +450,7 @@ class Arbiter:
         assert res is not None and mesh is not None
         self.lame_duck = True
         log.info("Entering lame duck mode, stop accepting new clients")
+        sdnotify.notify_status("Lame duck mode: not accepting clients, closing the others")
         res.table.slots[const.SUPERVISOR_SHARD].set("lame_duck", 1)
         workers = [s for s in self.shards.values() if s.role == "worker" and s.pid]
         for shard in workers:
@@ -447,6 +472,7 @@ class Arbiter:
             return
         self.stopping = True
         log.info("Initiating Shutdown...")
+        sdnotify.notify_stopping("Shutting down")
         for shard in self.shards.values():
             if shard.pid:
                 with contextlib.suppress(ProcessLookupError):
