@@ -497,7 +497,10 @@ class Api:
         if not _empty(body):
             raise jserrors.error("JSNotEmptyRequestErr")
         stream = self._stream_of(account, args)
-        return self.consumer_info_of(_consumer(stream, args), dynamic=True)
+        consumer = _consumer(stream, args)
+        consumer.save_now = True  # what the client is shown is what survives a crash
+        stream.save_consumers(time.time_ns())
+        return self.consumer_info_of(consumer, dynamic=True)
 
     def consumer_delete(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
         if not _empty(body):

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("shardbroker.jetstream")
 
 STATE_FILE = "o.dat"
+SAVE_INTERVAL = 100_000_000  # ns: consumer state is rewritten at most 10 times a second
 MAX_BATCH_PER_PASS = 512  # deliveries per consumer before other work gets a turn
 FC_WINDOW_START = 2 * 1024 * 1024
 FC_WINDOW_MAX = 32 * 1024 * 1024
@@ -127,6 +128,10 @@ class Consumer:
         self.fc_reply = b""
         self.fc_covered = 0
         self.dirty = False
+        # State is written at most every SAVE_INTERVAL, or at once when a client is
+        # told about it (ack-sync reply, CONSUMER.INFO): what was confirmed survives.
+        self.save_now = False
+        self.saved_at = 0
         # rate_limit_bps: a token bucket of bytes, refilled by elapsed time.
         self.tokens = 0.0
         self.tokens_at = 0
@@ -572,6 +577,7 @@ class Consumer:
     def _deliver_pull(self, now: int) -> bool:
         engine = self.engine
         sent = 0
+        listening: set[bytes] = set()  # reply subjects seen with interest in this pass
         while self.waiting and sent < MAX_BATCH_PER_PASS:
             if engine.congested():
                 return False
@@ -579,15 +585,16 @@ class Consumer:
             if request.expires_at and request.expires_at <= now:
                 self._expire_requests(now)
                 continue
+            if request.reply not in listening:
+                if not engine.interest_for(self.account, request.reply, None):
+                    self.waiting.popleft()  # nobody waits for its answers any more
+                    continue
+                listening.add(request.reply)
             found = self._next_message()
             if found is None:
                 self._out_of_messages()
                 return False
             msg, count = found
-            if not engine.interest_for(self.account, request.reply, None):
-                self._put_back(msg, count)
-                self.waiting.popleft()
-                continue
             reply, hdr, data = self._prepare(msg, count, now)
             subject = msg.subject.encode()
             if request.max_bytes:
@@ -668,6 +675,7 @@ class Consumer:
         else:
             return
         if reply is not None:
+            self.save_now = True  # the client learns the ack took: make it durable
             self.engine.publish(self.account, reply, None, b"", b"")
 
     def _ack(self, sseq: int, dseq: int, now: int, terminated: bool = False) -> None:
@@ -700,7 +708,16 @@ class Consumer:
             self.floor_dseq = self.dseq - 1
             self.floor_sseq = self.sseq - 1
             return
-        lowest = min(self.pending)
+        # Walk up from the floor to the lowest pending sequence. Acks mostly come in
+        # order, so this passes each sequence once (min() or the first key of a dict
+        # emptied from the front would cost O(pending) per ack).
+        pending = self.pending
+        lowest = self.floor_sseq + 1
+        end = self.sseq
+        while lowest not in pending and lowest < end:
+            lowest += 1
+        if lowest not in pending:
+            lowest = min(pending)  # only after an out-of-range floor (restore, purge)
         self.floor_sseq = max(self.floor_sseq, lowest - 1)
         self.floor_dseq = max(self.floor_dseq, self.pending[lowest][0] - 1)
 

@@ -294,10 +294,11 @@ class JetStream:
             self.dirty.clear()
         if self.ready:
             self._run_deliveries()
+        now = time.time_ns()
         for account in self.accounts.values():
             for stream in account.streams.values():
                 if stream.consumers:
-                    stream.save_consumers()
+                    stream.save_consumers(now)
 
     def _run_deliveries(self) -> None:
         now = time.time_ns()
@@ -351,6 +352,9 @@ class JetStream:
 
     def close(self) -> None:
         self.end_of_batch()
+        for account in self.accounts.values():
+            for stream in account.streams.values():
+                stream.save_consumers(force=True)
         for account in self.accounts.values():
             for stream in account.streams.values():
                 try:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from shardbroker.jetstream import jserrors, schema
-from shardbroker.jetstream.consumer import Consumer, read_state, write_state
+from shardbroker.jetstream.consumer import SAVE_INTERVAL, Consumer, read_state, write_state
 from shardbroker.jetstream.filestore import FileStore
 from shardbroker.jetstream.memstore import MemStore
 from shardbroker.jetstream.store import (
@@ -241,20 +241,25 @@ class Stream:
         if self.interest_retention:
             self._drop_uninteresting()
 
-    def save_consumers(self) -> None:
+    def save_consumers(self, now: int = 0, force: bool = False) -> None:
+        """Write the state of consumers that changed: at once when forced or asked
+        (`save_now`), else when the last write is SAVE_INTERVAL old."""
         for consumer in self.consumers.values():
-            if consumer.dirty:
-                consumer.dirty = False
-                if self._persistent(consumer):
-                    try:
-                        write_state(self._consumer_dir(consumer.name), consumer)
-                    except OSError as exc:
-                        log.error(
-                            "consumer '%s > %s': cannot save state: %s",
-                            self.name,
-                            consumer.name,
-                            exc,
-                        )
+            if not consumer.dirty:
+                continue
+            if not (force or consumer.save_now or now - consumer.saved_at >= SAVE_INTERVAL):
+                continue
+            consumer.dirty = False
+            consumer.save_now = False
+            consumer.saved_at = now
+            if not self._persistent(consumer):
+                continue
+            try:
+                write_state(self._consumer_dir(consumer.name), consumer)
+            except OSError as exc:
+                log.error(
+                    "consumer '%s > %s': cannot save state: %s", self.name, consumer.name, exc
+                )
 
     def tick_consumers(self, now: int) -> None:
         for consumer in list(self.consumers.values()):
