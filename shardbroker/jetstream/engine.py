@@ -186,6 +186,34 @@ class JetStream:
                     storage += used
         return memory, storage
 
+    def monitor_figures(self) -> dict[str, int]:
+        """Totals for /jsz, /varz and /metrics, copied to the shard slot by the tick."""
+        streams = consumers = messages = size = memory = storage = api_total = api_errors = 0
+        for account in self.accounts.values():
+            api_total += account.api_total
+            api_errors += account.api_errors
+            for stream in account.streams.values():
+                state = stream.store.state(False)
+                streams += 1
+                consumers += len(stream.consumers)
+                messages += state.msgs
+                size += state.bytes
+                if stream.config.storage == "memory":
+                    memory += state.bytes
+                else:
+                    storage += state.bytes
+        return {
+            "js_streams": streams,
+            "js_consumers": consumers,
+            "js_messages": messages,
+            "js_bytes": size,
+            "js_memory": memory,
+            "js_storage": storage,
+            "js_api_total": api_total,
+            "js_api_errors": api_errors,
+            "js_accounts": sum(1 for a in self.accounts.values() if a.streams or a.api_total),
+        }
+
     def file_budget_exceeded(self, stream: Stream, size: int) -> bool:
         """Would `size` more bytes exceed max_memory_store / max_file_store? Only
         computed when such a limit is set (the sum runs over every stream)."""

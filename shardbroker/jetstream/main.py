@@ -33,6 +33,7 @@ from shardbroker.mesh.mesh import Mesh, ShardBoot
 logger = logging.getLogger("shardbroker.jetstream")
 
 _PEER_WAIT = 15.0  # seconds to wait for every live peer's HELLO at boot
+_MONITOR_TICKS = 3  # ticks between copies of the JetStream totals to the shard slot
 
 
 async def serve(boot: ShardBoot, opts: Options) -> int:
@@ -42,6 +43,7 @@ async def serve(boot: ShardBoot, opts: Options) -> int:
     slot = table.slots[boot.shard_id]
     slot.set("pid", os.getpid())
     slot.set("generation", boot.generation)
+    slot.set("start_ns", time.time_ns())
     try:
         engine = JetStream(opts, options_mod.jetstream_dir(opts), boot.server_id)
     except OSError as exc:
@@ -76,11 +78,16 @@ async def serve(boot: ShardBoot, opts: Options) -> int:
     logger.debug("storage shard %d (generation %d) ready", boot.shard_id, boot.generation)
 
     async def ticker() -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(const.TICK_INTERVAL)
             slot.set("heartbeat_ns", time.monotonic_ns())
             engine.tick()
             peer.flush()
+            ticks += 1
+            if ticks % _MONITOR_TICKS == 1:
+                for name, value in engine.monitor_figures().items():
+                    slot.set(name, value)
 
     tick_task = loop.create_task(ticker())
     await peer.stopping.wait()

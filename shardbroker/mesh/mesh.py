@@ -174,6 +174,16 @@ class Mesh:
         assert ring is not None
         self._handed[peer] = ring.write_counter
 
+    def outbound_fill_pct(self) -> int:
+        """How full the fullest outbound ring is, in percent (for monitoring)."""
+        size = self.spec.ring_size
+        fullest = 0
+        for peer in self.peers:
+            ring = self.outbound[peer]
+            assert ring is not None
+            fullest = max(fullest, size - ring.free_space())
+        return fullest * 100 // size
+
     def applied(self, peer: int, position: int) -> bool:
         """Has the peer applied every frame we sent it up to this logical position?"""
         ring = self.outbound[peer]

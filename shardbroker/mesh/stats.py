@@ -9,6 +9,11 @@ close so the supervisor knows exactly how many connection slots a dead worker he
 Fields a shard never writes itself (``restarts`` of a shard, everything in slot 0)
 are written by the supervisor; see FIELDS.
 
+The worker tick (and the storage shard's) also copies what monitoring reads: message
+and byte totals, ring fill, subscription index counters and, from the storage shard,
+JetStream totals. Per-connection detail is not here: the supervisor asks workers for
+it over the mesh (mesh/snapshot.py) only when /connz or /subsz is requested.
+
 Every field is one aligned 8-byte store or load (ctypes c_uint64), so readers never
 see a torn value; a reader may see fields of one slot from different ticks.
 """
@@ -45,7 +50,26 @@ FIELDS = (
     "lame_duck",
     # Clients a worker closed because the supervisor asked it to rebalance.
     "rebalanced",
+    # Appended for monitoring (/varz, /subsz, /jsz, /metrics); readers use names only.
+    "ring_fill_pct",  # fullest outbound ring, percent of its size, at the last tick
+    "start_ns",  # wall clock (time.time_ns) when the shard started
+    "stalled_clients",
+    "sub_inserts",
+    "sub_removes",
+    "sub_cache",
+    "closed_connections",
+    # The storage shard's JetStream figures (zero elsewhere).
+    "js_streams",
+    "js_consumers",
+    "js_messages",
+    "js_bytes",
+    "js_memory",
+    "js_storage",
+    "js_api_total",
+    "js_api_errors",
+    "js_accounts",
 )
+assert len(FIELDS) * 8 <= SLOT_SIZE, "a slot holds at most 64 counters"
 _FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
 
 

@@ -17,6 +17,7 @@ import resource
 import signal
 import socket
 import sys
+import time
 
 import uvloop
 
@@ -69,6 +70,7 @@ async def serve(boot: ShardBoot, opts: Options) -> int:
     slot = table.slots[boot.shard_id]
     slot.set("pid", os.getpid())
     slot.set("generation", boot.generation)
+    slot.set("start_ns", time.time_ns())
     limit = stats.ConnectionLimit(boot.mesh.port)
     server = Server(boot, opts, loop, mesh, slot, limit)
     loop.add_reader(mesh.doorbell.fileno(), server.on_doorbell)
