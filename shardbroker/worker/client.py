@@ -112,20 +112,26 @@ class ClientProtocol(asyncio.Protocol):
         "in_msgs",
         "info_sent",
         "lang",
+        "last_ns",
         "name",
         "no_responders",
         "nonce",
         "out",
+        "out_bytes",
         "out_msgs",
         "parser",
         "pedantic",
         "perms",
         "ping_handle",
+        "ping_sent_ns",
         "pings_out",
+        "port",
         "protocol",
         "route",
         "route_run",
+        "rtt_ns",
         "server",
+        "start_ns",
         "subs",
         "transport",
         "user",
@@ -159,10 +165,18 @@ class ClientProtocol(asyncio.Protocol):
         self.lang = ""
         self.version = ""
         self.host = ""
+        self.port = 0
         self.info_sent = False
+        # Monitoring (/connz): in_* count what the client published, out_* what it was
+        # sent, bytes being message sizes (headers included) as in nats-server.
         self.in_msgs = 0
         self.out_msgs = 0
         self.in_bytes = 0
+        self.out_bytes = 0
+        self.start_ns = 0  # wall clock, set once the connection is counted
+        self.last_ns = 0  # wall clock of the last read
+        self.rtt_ns = 0  # from the last server PING to its PONG
+        self.ping_sent_ns = 0
         self.pings_out = 0
         self.active = False
         self.first_ping = False
@@ -193,7 +207,9 @@ class ClientProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not subclasses
         server = self.server
         peer = transport.get_extra_info("peername")
-        self.host = peer[0] if peer else ""
+        if peer:
+            self.host = peer[0]
+            self.port = peer[1]
         self.cid = server.next_client_id()
         ctx = server.ssl_context
         if ctx is not None:
@@ -265,6 +281,7 @@ class ClientProtocol(asyncio.Protocol):
             self.closed = True
             transport.close()
             return
+        self.start_ns = self.last_ns = time.time_ns()
         # Past 75% of max_pending the transport calls pause_writing: the stall signal.
         high = server.opts.max_pending * 3 // 4
         transport.set_write_buffer_limits(high=high, low=high // 2)  # type: ignore[attr-defined]
@@ -282,7 +299,7 @@ class ClientProtocol(asyncio.Protocol):
         if self.closed:
             return
         self.active = True
-        self.in_bytes += len(data)
+        self.last_ns = time.time_ns()
         if self.server.trace:
             self.trace("<<-", data)
         if (
@@ -426,6 +443,7 @@ class ClientProtocol(asyncio.Protocol):
         self, subject: bytes, reply: bytes | None, payload: bytes, size_token: bytes
     ) -> None:
         self.in_msgs += 1
+        self.in_bytes += len(payload)
         # Checks only when one can apply: verbose/pedantic, a reply, a reserved prefix.
         if (self.guarded or reply is not None or subject[:1] in _RESERVED_FIRST) and (
             not self.check_publish(subject, reply)
@@ -460,6 +478,7 @@ class ClientProtocol(asyncio.Protocol):
                 self.process_pub(subject, reply, payload, size)
             return
         self.in_msgs += len(payloads)
+        self.in_bytes += sum(map(len, payloads))
         self.route_run(self, self.account, subject, None, payloads, sizes)
 
     def process_hpub(
@@ -472,6 +491,7 @@ class ClientProtocol(asyncio.Protocol):
         total_token: bytes,
     ) -> None:
         self.in_msgs += 1
+        self.in_bytes += len(message)
         if not self.check_publish(subject, reply):
             return
         delivered = self.route(
@@ -576,6 +596,9 @@ class ClientProtocol(asyncio.Protocol):
 
     def process_pong(self) -> None:
         self.pings_out = 0
+        if self.ping_sent_ns:
+            self.rtt_ns = time.monotonic_ns() - self.ping_sent_ns
+            self.ping_sent_ns = 0
 
     def process_client_err(self) -> None:
         raise ProtocolError(None, "client sent -ERR")
@@ -640,6 +663,7 @@ class ClientProtocol(asyncio.Protocol):
         self.active = False
         self.first_ping = False
         self.pings_out += 1
+        self.ping_sent_ns = time.monotonic_ns()
         self.out.append(frames.PING)
         self.server.pending.add(self)
         self.server.flush_batch(None)

@@ -239,6 +239,7 @@ class Router:
         hmsg_head = b"HMSG " + subject + b" "
         pending = self.pending
         count = 0
+        size = len(message)
         for sub in subs:
             client = sub.client
             if client is publisher and not client.echo:
@@ -248,6 +249,7 @@ class Router:
             else:
                 client.out += (msg_head, sub.sid, msg_tail)
             client.out_msgs += 1
+            client.out_bytes += size
             pending.add(client)
             count += 1
             sub.delivered += 1
@@ -352,11 +354,13 @@ class Router:
             tail = b"".join((b" ", reply, b" ", size_token, b"\r\n", message, b"\r\n"))
         if targets:
             pending = self.pending
+            size = len(message)
             for sub, client, prefix in targets:
                 if client is publisher and not client.echo:
                     continue
                 client.out.append(prefix + tail)
                 client.out_msgs += 1
+                client.out_bytes += size
                 pending.add(client)
                 delivered = True
                 sub.delivered += 1
@@ -602,6 +606,7 @@ class Router:
     ) -> bool:
         delivered = False
         count = len(payloads)
+        run_bytes = -1
         pending = self.pending
         for sub, client, prefix in targets:
             if client is publisher and not client.echo:
@@ -616,6 +621,9 @@ class Router:
                 continue
             client.out.append(run_blob(prefix + b" " + reply_part, payloads, sizes))
             client.out_msgs += count
+            if run_bytes < 0:
+                run_bytes = sum(map(len, payloads))
+            client.out_bytes += run_bytes
             pending.add(client)
             sub.delivered += count
         return delivered
@@ -693,9 +701,11 @@ class Router:
                 else:
                     tail = b"".join((b" ", reply, b" ", size_token, b"\r\n", message, b"\r\n"))
                 pending = self.pending
+                size = len(message)
                 for sub, client, prefix in targets:
                     client.out.append(prefix + tail)
                     client.out_msgs += 1
+                    client.out_bytes += size
                     pending.add(client)
                     sub.delivered += 1
                     if sub.max and sub.delivered >= sub.max:
