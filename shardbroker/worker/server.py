@@ -36,6 +36,7 @@ import uvloop.loop
 from shardbroker import const
 from shardbroker.config.options import Options
 from shardbroker.mesh.mesh import Mesh, ShardBoot
+from shardbroker.mesh.snapshot import MONZ
 from shardbroker.mesh.stats import ConnectionLimit, ShardSlot
 from shardbroker.protocol import frames
 from shardbroker.protocol.frames import HELLO, LDM, READY, SDOWN, STOP
@@ -45,6 +46,7 @@ from shardbroker.protocol.sublist import Sublist
 from shardbroker.security.auth import Authenticator
 from shardbroker.security.permissions import users_permissions
 from shardbroker.security.tls import server_context
+from shardbroker.worker import snapshot
 from shardbroker.worker.router import RemoteInterest, Router, Subscription, make_result
 
 if TYPE_CHECKING:
@@ -53,6 +55,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("shardbroker.worker")
 
 
+# Ticks between copies of the message totals (a pass over every client) to the slot.
+_MONITOR_TICKS = 3
 _HOLD_RECHECK = 0.001  # seconds between barrier re-checks while a PONG is held
 # Lame duck: nats-server's pause between two closes is at most 1 s (and at least half the
 # computed interval); below this many seconds per client, clients are closed in batches.
@@ -125,6 +129,13 @@ class Server:
         self._cid_next = 0
         self.total_connections = 0
         self.slow_consumers = 0
+        # Monitoring: message and byte totals of connections already closed (live ones
+        # are summed at the tick), subscription index counters, closed connections.
+        self.closed_totals = [0, 0, 0, 0]  # in_msgs, out_msgs, in_bytes, out_bytes
+        self.sub_inserts = 0
+        self.sub_removes = 0
+        self.closed_conns = snapshot.closed_connections()
+        self._ticks = 0
         # -V: trace the protocol of every connection (decided once, not per message).
         self.trace = opts.trace
         self.auth = Authenticator(opts)
@@ -202,6 +213,12 @@ class Server:
         log.log(level, "%s - cid:%d - TLS handshake error: %s", client.host, client.cid, reason)
 
     def client_closed(self, client: ClientProtocol, reason: str) -> None:
+        snapshot.on_closed(self, client, reason)
+        totals = self.closed_totals
+        totals[0] += client.in_msgs
+        totals[1] += client.out_msgs
+        totals[2] += client.in_bytes
+        totals[3] += client.out_bytes
         had_subs = bool(client.subs)
         for sub in list(client.subs.values()):
             self.remove_subscription(sub)
@@ -231,6 +248,7 @@ class Server:
 
     def add_subscription(self, sub: Subscription) -> None:
         self.sublist_for(sub.account).insert(sub)
+        self.sub_inserts += 1
         key = (sub.account, sub.subject, sub.queue)
         count = self.local_interest.get(key, 0) + 1
         self.local_interest[key] = count
@@ -244,6 +262,7 @@ class Server:
             del client.subs[sub.sid]
         if not self.sublist_for(sub.account).remove(sub):
             return
+        self.sub_removes += 1
         key = (sub.account, sub.subject, sub.queue)
         count = self.local_interest.get(key, 0) - 1
         if count <= 0:
@@ -473,6 +492,8 @@ class Server:
             self.stopping.set()
         elif verb == LDM:
             self.enter_lame_duck()
+        elif verb == MONZ:
+            snapshot.answer_monz(self, self.current_peer, args)
         else:
             log.warning("unknown control frame %r from shard %d", verb, self.current_peer)
 
@@ -533,6 +554,9 @@ class Server:
             slot.set("subscriptions", sum(self.local_interest.values()))
             slot.set("slow_consumers", self.slow_consumers)
             slot.set("ring_full_events", self.mesh.ring_full_events)
+            self._ticks += 1
+            if self._ticks % _MONITOR_TICKS == 0:
+                self.publish_monitor_counters(slot)
         if self.mesh.overflowing and self.mesh.retry_overflow():
             self.resume_paused()
         if self.holding:
@@ -604,6 +628,21 @@ class Server:
             return
         delay = random.uniform(pause / 2, pause)
         self.loop.call_later(delay, self._lame_duck_close, clients, index, pause, batch)
+    def publish_monitor_counters(self, slot: ShardSlot) -> None:
+        """Message totals and the rest of what monitoring reads, a few times a second:
+        a pass over this worker's clients, never a per-message store."""
+        clients = self.clients.values()
+        closed = self.closed_totals
+        slot.set("in_msgs", closed[0] + sum(c.in_msgs for c in clients))
+        slot.set("out_msgs", closed[1] + sum(c.out_msgs for c in clients))
+        slot.set("in_bytes", closed[2] + sum(c.in_bytes for c in clients))
+        slot.set("out_bytes", closed[3] + sum(c.out_bytes for c in clients))
+        slot.set("ring_fill_pct", self.mesh.outbound_fill_pct())
+        slot.set("stalled_clients", len(self.stalled))
+        slot.set("sub_inserts", self.sub_inserts)
+        slot.set("sub_removes", self.sub_removes)
+        slot.set("sub_cache", sum(s.cache_count for s in self.sublists.values()))
+        slot.set("closed_connections", len(self.closed_conns))
 
     def close_all_clients(self) -> None:
         for client in list(self.clients.values()):
