@@ -59,6 +59,7 @@ _FLAG_FIELDS = {
     "ring_size": "ring_size",
     "jetstream": "jetstream",
     "store_dir": "store_dir",
+    "http_port": "http_port",
 }
 
 
@@ -185,6 +186,9 @@ def serve(
     ),
     store_dir: str = typer.Option(
         "", "-sd", "--store_dir", help="JetStream data directory (\"jetstream\" is appended)."
+    ),
+    http_port: int = typer.Option(
+        0, "-m", "--http_port", help="HTTP monitoring port (-1: a free one; 0: off)."
     ),
     auth: str | None = typer.Option(
         None, "--auth", help="Authorization token required for connections."

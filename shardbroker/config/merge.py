@@ -41,8 +41,7 @@ NOT_YET_SUPPORTED = frozenset(
     (
         "accounts", "system_account", "operator", "resolver", "allow_non_tls", "ocsp",
         "cluster", "gateway", "leafnodes", "websocket",
-        "mqtt", "http", "http_port", "https", "https_port", "monitor_port",
-        "client_advertise",
+        "mqtt", "https", "https_port", "client_advertise",
     )
 )  # fmt: skip
 
@@ -145,6 +144,9 @@ KEYS: dict[str, tuple[str, Converter]] = {
     "worker_heartbeat_timeout": ("worker_heartbeat_timeout", _seconds),
     "rebalance": ("rebalance", _bool),
     "rebalance_interval": ("rebalance_interval", _seconds),
+    "http_port": ("http_port", _int),
+    "monitor_port": ("http_port", _int),
+    "http_base_path": ("http_base_path", _str),
 }
 
 
@@ -183,6 +185,15 @@ def options_from_config(
                 fields.update(_listen(value))
             except ValueError as exc:
                 raise _error(position, f"listen: {exc}") from None
+            continue
+        if name == "http":
+            try:
+                listen = _listen(value)
+            except ValueError as exc:
+                raise _error(position, f"http: {exc}") from None
+            fields["http_port"] = listen["port"]
+            if "host" in listen:
+                fields["http_host"] = listen["host"]
             continue
         entry = KEYS.get(name)
         if entry is None:

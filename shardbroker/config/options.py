@@ -146,6 +146,12 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     rebalance: bool = False
     rebalance_interval: float = const.REBALANCE_INTERVAL
 
+    # HTTP monitoring, served by the supervisor (`-m`, `http_port`, `http: host:port`).
+    # 0: off; -1: a free port. An empty host means the client `host`.
+    http_host: str = ""
+    http_port: int = 0
+    http_base_path: str = ""
+
 
 def min_ring_size(max_payload: int, max_control_line: int) -> int:
     """The smallest ring that holds two maximal frames, rounded up to a power of two."""
@@ -199,6 +205,10 @@ def validate(opts: Options) -> Options:
     if opts.ping_max < 0:
         raise OptionsError("ping_max must not be negative")
     _validate_operations(opts)
+    if not (opts.http_port == const.RANDOM_PORT or 0 <= opts.http_port <= 65535):
+        raise OptionsError(
+            f"http_port {opts.http_port} is out of range (0-65535, or -1 for a free port)"
+        )
     _validate_auth(opts)
     _validate_jetstream(opts)
     _validate_tls(opts.tls)
@@ -310,6 +320,11 @@ def _validate_auth(opts: Options) -> None:
                 f'no_auth_user: "{opts.no_auth_user}" not present as user or nkey in '
                 "authorization block or account configuration"
             )
+
+
+def http_host(opts: Options) -> str:
+    """Where the monitoring port listens: `http`'s host, else the client host."""
+    return opts.http_host or opts.host
 
 
 def auth_required(opts: Options) -> bool:
