@@ -31,6 +31,7 @@ from shardbroker.config.options import Options
 from shardbroker.errors import HaltBroker
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.ring import Ring
+from shardbroker.monitor.service import Monitor
 from shardbroker.protocol import frames
 from shardbroker.protocol.frames import HELLO, LDM, READY, SDOWN
 from shardbroker.protocol.parser import parse_mesh
@@ -117,6 +118,8 @@ class Arbiter:
         self.all_ready: asyncio.Event | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._stuck_storage_reported = False
+        # HTTP monitoring and $SYS.REQ.SERVER answers (monitor/service.py).
+        self.monitor: Monitor | None = None
 
     # -- entry ---------------------------------------------------------------------------
 
@@ -138,6 +141,8 @@ class Arbiter:
             return await self._serve()
         finally:
             keeper.close()
+            if self.monitor is not None:
+                self.monitor.close()
             self._stop_watching_mesh()
             self._cleanup()
 
@@ -155,6 +160,7 @@ class Arbiter:
         # Before any shard is spawned: takes NOTIFY_SOCKET out of the shards' environment.
         sdnotify.notifier()
         self.mesh = Mesh(res.spec, const.SUPERVISOR_SHARD, buf=res.mesh_buf)
+        self.monitor = Monitor(self, res.table)
         loop.add_reader(self.mesh.doorbell.fileno(), self.on_doorbell)
         loop.add_signal_handler(signal.SIGINT, self.handle_stop)
         loop.add_signal_handler(signal.SIGTERM, self.handle_term)
@@ -189,6 +195,17 @@ class Arbiter:
                 raise HaltBroker(self.halt_reason)
             return const.EXIT_OK
         log.info("Listening for client connections on %s:%d", opts.host, self.port)
+        if opts.http_port:
+            assert self.monitor is not None
+            try:
+                await self.monitor.start_http()
+            except OSError as exc:
+                self.halt_reason = (
+                    f"cannot listen for monitoring on {options_mod.http_host(opts)}:"
+                    f"{opts.http_port}: {exc.strerror or exc}"
+                )
+                await self.stop_shards()
+                raise HaltBroker(self.halt_reason) from exc
         self._write_files()
         log.info("Server is ready")
         sdnotify.notify_ready(
@@ -218,8 +235,11 @@ class Arbiter:
             host = opts.host if opts.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
             self.ports_file = os.path.join(opts.ports_file_dir, f"shardbroker_{os.getpid()}.ports")
             tmp = self.ports_file + ".tmp"
+            ports: dict[str, list[str]] = {"nats": [f"nats://{host}:{self.port}"]}
+            if self.monitor is not None and self.monitor.http_port:
+                ports["monitoring"] = [f"http://{host}:{self.monitor.http_port}"]
             with open(tmp, "w") as f:
-                json.dump({"nats": [f"nats://{host}:{self.port}"]}, f)
+                json.dump(ports, f)
             os.replace(tmp, self.ports_file)
 
     def _cleanup(self) -> None:
@@ -517,11 +537,35 @@ class Arbiter:
         self.current_peer = peer
         parse_mesh(data, self)
 
-    def process_rmsg(self, *args: object) -> None:
-        """The supervisor has no subscribers; nothing is routed to it yet."""
+    def process_rmsg(
+        self,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        queues: object,
+        header_size: int,
+        message: bytes,
+        size_token: bytes | None,
+    ) -> None:
+        """Worker snapshots and $SYS requests, for the monitor."""
+        if self.monitor is not None:
+            self.monitor.on_message(
+                self.current_peer, account, subject, reply, message[header_size:]
+            )
 
-    def process_rmsg_run(self, *args: object) -> None:
-        """As process_rmsg."""
+    def process_rmsg_run(
+        self,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        queues: object,
+        payloads: list[bytes],
+        sizes: object,
+    ) -> None:
+        """As process_rmsg, message by message."""
+        if self.monitor is not None:
+            for payload in payloads:
+                self.monitor.on_message(self.current_peer, account, subject, reply, payload)
 
     def process_jmsg(self, *args: object) -> None:
         """As process_rmsg."""
@@ -540,6 +584,8 @@ class Arbiter:
             if generation > self.peer_gen[peer]:
                 self.peer_gen[peer] = generation
                 mesh.send(peer, frames.control(HELLO, const.SUPERVISOR_SHARD, 0))
+                if self.monitor is not None:
+                    self.monitor.peer_hello(peer)
         elif verb == READY:
             peer, generation = int(args[0]), int(args[1])
             shard = self.shards.get(peer)

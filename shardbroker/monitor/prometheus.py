@@ -1,0 +1,200 @@
+"""/metrics: the same Structs as the JSON endpoints, in Prometheus text format.
+
+Owner: the supervisor (called by monitor/http.py). Built with prometheus-client. Names
+follow prometheus-nats-exporter (reference monitoring.md §11) so its dashboards work:
+`gnatsd_varz_*` by its flattening rule, `gnatsd_subsz_*`, `gnatsd_routez_*`,
+`gnatsd_connz_*` (sums over open connections), `gnatsd_healthz_status`, and
+`jetstream_server_*`; every gauge carries `server_id`. shardbroker adds
+`shardbroker_shard_*` gauges labelled `shard` and `role`, one per shard slot counter.
+
+A fresh registry per scrape: the figures are computed when asked, never kept.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from shardbroker.monitor import collect
+from shardbroker.monitor.collect import BrokerState, Connz
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# The exporter keeps these string keys: as epoch ms when a time, else a `value` label.
+_STRING_KEYS = {"server_id", "server_name", "version", "domain", "leader", "name", "start",
+                "config_load_time"}  # fmt: skip
+_SKIPPED = {"leaf", "trusted_operators_claim", "cluster_tls_timeout", "cluster_cluster_port",
+            "cluster_auth_timeout", "gateway_port", "gateway_auth_timeout",
+            "gateway_tls_timeout", "gateway_connect_retries"}  # fmt: skip
+_UNDERSCORES = re.compile(r"_+")
+
+# Slot counters published per shard, with their help text.
+SHARD_GAUGES = {
+    "connections": "Client connections open on the shard",
+    "total_connections": "Client connections accepted by the shard since it started",
+    "subscriptions": "Subscriptions held by the shard's clients",
+    "in_msgs": "Messages published by the shard's clients",
+    "out_msgs": "Messages delivered to the shard's clients",
+    "in_bytes": "Bytes published by the shard's clients",
+    "out_bytes": "Bytes delivered to the shard's clients",
+    "slow_consumers": "Slow consumers cut by the shard",
+    "ring_full_events": "Times an outbound ring of the shard was full",
+    "ring_fill_pct": "Fill of the shard's fullest outbound ring, percent",
+    "stalled_clients": "Clients whose output is stalled",
+    "closed_connections": "Closed connections the shard remembers for /connz",
+}
+
+
+def _name(*parts: str) -> str:
+    return _UNDERSCORES.sub("_", "_".join(parts).replace("/", "_")).strip("_")
+
+
+def _epoch_ms(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000
+    except ValueError:
+        return None
+
+
+def flatten(prefix: str, data: Any, server_id: str) -> Iterator[GaugeMetricFamily]:
+    """prometheus-nats-exporter's generic rule for one endpoint's JSON."""
+
+    def walk(path: str, value: Any) -> Iterator[GaugeMetricFamily]:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                yield from walk(_name(path, key) if path else _name(key), item)
+            return
+        if path in _SKIPPED:
+            return
+        name = _name(prefix, path)
+        if isinstance(value, bool) or value is None or isinstance(value, list):
+            return
+        if isinstance(value, int | float):
+            gauge = GaugeMetricFamily(name, name, labels=["server_id"])
+            gauge.add_metric([server_id], float(value))
+            yield gauge
+        elif isinstance(value, str) and path in _STRING_KEYS:
+            epoch = _epoch_ms(value)
+            if epoch is not None:
+                gauge = GaugeMetricFamily(name, name, labels=["server_id"])
+                gauge.add_metric([server_id], epoch)
+            else:
+                gauge = GaugeMetricFamily(name, name, labels=["server_id", "value"])
+                gauge.add_metric([server_id, value], 1.0)
+            yield gauge
+
+    yield from walk("", msgspec.to_builtins(data))
+
+
+class _Figures(Collector):
+    def __init__(self, state: BrokerState, connz: Connz | None) -> None:
+        self.state = state
+        self.connz = connz
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        state = self.state
+        sid = state.server_id
+        yield from flatten("gnatsd_varz", collect.varz(state), sid)
+        yield from flatten("gnatsd_subsz", collect.subsz(state, collect.SubszQuery()), sid)
+        yield from flatten("gnatsd_routez", collect.routez(state), sid)
+        yield from self._connz(sid)
+        _, health = collect.healthz(state, {})
+        ok = health.status == "ok"
+        gauge = GaugeMetricFamily(
+            "gnatsd_healthz_status", "gnatsd_healthz_status", labels=["server_id"]
+        )
+        gauge.add_metric([sid], 0.0 if ok else 1.0)
+        yield gauge
+        gauge = GaugeMetricFamily(
+            "gnatsd_healthz_status_value",
+            "gnatsd_healthz_status_value",
+            labels=["server_id", "value"],
+        )
+        gauge.add_metric([sid, health.status], 1.0 if ok else 0.0)
+        yield gauge
+        yield from self._jetstream(sid)
+        yield from self._shards(sid)
+
+    def _connz(self, sid: str) -> Iterator[GaugeMetricFamily]:
+        connz = self.connz
+        if connz is None:
+            return
+        figures = {
+            "num_connections": connz.num_connections,
+            "total": connz.total,
+            "offset": connz.offset,
+            "limit": connz.limit,
+        }
+        for field in ("pending_bytes", "subscriptions", "in_bytes", "out_bytes", "in_msgs",
+                      "out_msgs"):  # fmt: skip
+            figures[field] = sum(getattr(c, field) for c in connz.connections)
+        for field, value in figures.items():
+            name = f"gnatsd_connz_{field}"
+            gauge = GaugeMetricFamily(name, name, labels=["server_id"])
+            gauge.add_metric([sid], float(value))
+            yield gauge
+
+    def _jetstream(self, sid: str) -> Iterator[GaugeMetricFamily]:
+        state = self.state
+        jsz = collect.jsz(state)
+        labels = ["server_id", "server_name", "cluster", "domain", "meta_leader", "is_meta_leader"]
+        values = [sid, state.server_name, "", state.opts.jetstream_domain, "", "true"]
+        figures = {
+            "jetstream_server_jetstream_disabled": 1.0 if jsz.disabled else 0.0,
+            "jetstream_server_total_streams": jsz.streams,
+            "jetstream_server_total_consumers": jsz.consumers,
+            "jetstream_server_total_messages": jsz.messages,
+            "jetstream_server_total_message_bytes": jsz.bytes,
+            "jetstream_server_max_memory": state.js_max_memory,
+            "jetstream_server_max_storage": state.js_max_storage,
+        }
+        for name, value in figures.items():
+            gauge = GaugeMetricFamily(name, name, labels=labels)
+            gauge.add_metric(values, float(value))
+            yield gauge
+
+    def _shards(self, sid: str) -> Iterator[GaugeMetricFamily]:
+        shards = self.state.shards
+        labels = ["server_id", "shard", "role"]
+        up = GaugeMetricFamily("shardbroker_shard_up", "1 when the shard is running and ready",
+                               labels=labels)  # fmt: skip
+        for shard in shards:
+            up.add_metric([sid, str(shard.shard_id), shard.role], 1.0 if shard.up else 0.0)
+        yield up
+        now = time.monotonic_ns()
+        beat = GaugeMetricFamily(
+            "shardbroker_shard_heartbeat_age_seconds",
+            "Seconds since the shard's loop last wrote its heartbeat",
+            labels=labels,
+        )
+        for shard in shards:
+            last = shard.counters.get("heartbeat_ns", 0)
+            if last:
+                beat.add_metric(
+                    [sid, str(shard.shard_id), shard.role], max(0.0, (now - last) / 1e9)
+                )
+        yield beat
+        for field, help_text in SHARD_GAUGES.items():
+            name = f"shardbroker_shard_{field}"
+            gauge = GaugeMetricFamily(name, help_text, labels=labels)
+            for shard in shards:
+                if shard.role == "worker":
+                    gauge.add_metric(
+                        [sid, str(shard.shard_id), shard.role],
+                        float(shard.counters.get(field, 0)),
+                    )
+            yield gauge
+
+
+def render(state: BrokerState, connz: Connz | None = None) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Figures(state, connz))
+    return generate_latest(registry)

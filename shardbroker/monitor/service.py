@@ -1,0 +1,405 @@
+"""The monitor in the supervisor: reads shard figures, asks workers for connection
+snapshots, answers `$SYS.REQ.SERVER.*` requests and runs the HTTP port.
+
+Owner: the supervisor; runs on its loop. Nothing here ever waits on a worker: the stats
+segment is read with plain loads, and a snapshot request (MONZ over the mesh) waits at
+most SNAPSHOT_TIMEOUT for each worker, answering with what arrived. Workers only spend
+time on a snapshot when one is asked for.
+
+`$SYS` requests. The supervisor takes part in the mesh like a shard without clients: when
+a worker says HELLO it advertises (RS+) interest in `$SYS.REQ.SERVER.PING`,
+`$SYS.REQ.SERVER.PING.*` and `$SYS.REQ.SERVER.<id>.*` in the global account, so a
+request from any client reaches it once, whatever worker the client is on. The reply goes
+as an RMSG to every up worker; only those with interest in the reply subject deliver it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import shutil
+import time
+from typing import Any, Protocol
+
+import msgspec
+import psutil
+
+from shardbroker import const
+from shardbroker.config.options import Options, http_host, jetstream_dir
+from shardbroker.mesh.snapshot import (
+    MON_ACCOUNT,
+    MONZ,
+    WANT_ALL_SUBS,
+    WorkerSnapshot,
+    decode,
+    parse_part_subject,
+)
+from shardbroker.mesh.stats import ShardTable
+from shardbroker.monitor import collect
+from shardbroker.monitor.collect import BrokerState, QueryError, ShardFigures
+from shardbroker.protocol import frames
+
+log = logging.getLogger("shardbroker.monitor")
+
+SNAPSHOT_TIMEOUT = 2.0  # seconds to wait for workers' connection snapshots
+_SYS_PREFIX = b"$SYS.REQ.SERVER."
+
+
+class ShardView(Protocol):
+    shard_id: int
+    role: str
+    pid: int
+    ready: bool
+
+
+class MeshView(Protocol):
+    def send(self, peer: int, frame: bytes) -> None: ...
+
+    def flush(self) -> bool: ...
+
+
+class BrokerView(Protocol):
+    """What the monitor reads of the arbiter (kept narrow so the arbiter stays free)."""
+
+    server_id: str
+    opts: Options
+    port: int
+    shards: dict[int, Any]
+    mesh: Any
+    stopping: bool
+
+
+class _Pending:
+    __slots__ = ("future", "parts", "waiting")
+
+    def __init__(self, future: asyncio.Future[None], waiting: set[int]) -> None:
+        self.future = future
+        self.waiting = waiting
+        # shard -> parts received (index -> bytes), with the expected count.
+        self.parts: dict[int, tuple[int, dict[int, bytes]]] = {}
+
+
+class Monitor:
+    def __init__(self, broker: BrokerView, table: ShardTable) -> None:
+        self.broker = broker
+        self.table = table
+        self.start_ns = time.time_ns()
+        self.config_load_ns = self.start_ns
+        self.http_req_stats: dict[str, int] = {}
+        self.http_port = 0
+        self.http_server: asyncio.AbstractServer | None = None
+        self._request_ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._seq = itertools.count(1)
+        self._procs: dict[int, psutil.Process] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._js_limits: tuple[int, int] | None = None
+
+    # -- figures ------------------------------------------------------------------------
+
+    def state(self) -> BrokerState:
+        broker = self.broker
+        opts = broker.opts
+        shards = []
+        for shard in sorted(broker.shards.values(), key=lambda s: s.shard_id):
+            slots = self.table.slots
+            counters = slots[shard.shard_id].snapshot() if shard.shard_id < len(slots) else {}
+            shards.append(
+                ShardFigures(shard.shard_id, shard.role, bool(shard.pid and shard.ready), counters)
+            )
+        mem, cpu = self._process_figures()
+        max_memory, max_storage = self._js_limits_for(opts)
+        return BrokerState(
+            server_id=broker.server_id,
+            opts=opts,
+            port=broker.port,
+            http_host=http_host(opts),
+            http_port=self.http_port,
+            start_ns=self.start_ns,
+            now_ns=time.time_ns(),
+            config_load_ns=self.config_load_ns,
+            shards=shards,
+            mem=mem,
+            cpu=cpu,
+            cores=os.cpu_count() or 1,
+            http_req_stats=self.http_req_stats,
+            js_max_memory=max_memory,
+            js_max_storage=max_storage,
+            js_store_dir=jetstream_dir(opts) if opts.jetstream else "",
+            # Lame duck closes the listeners: /healthz says error (nats-server does too).
+            listening=not (broker.stopping or getattr(broker, "lame_duck", False)),
+        )
+
+    def _process_figures(self) -> tuple[int, float]:
+        """RSS and CPU% summed over the supervisor and every shard (psutil, /proc reads)."""
+        pids = {os.getpid()} | {s.pid for s in self.broker.shards.values() if s.pid}
+        for pid in list(self._procs):
+            if pid not in pids:
+                del self._procs[pid]
+        mem = 0
+        cpu = 0.0
+        for pid in pids:
+            proc = self._procs.get(pid)
+            try:
+                if proc is None:
+                    proc = self._procs[pid] = psutil.Process(pid)
+                    proc.cpu_percent(None)  # the first call only starts the measure
+                mem += proc.memory_info().rss
+                cpu += proc.cpu_percent(None)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                self._procs.pop(pid, None)
+        return mem, round(cpu, 2)
+
+    def _js_limits_for(self, opts: Options) -> tuple[int, int]:
+        """nats-server's defaults when unlimited: 75% of RAM, 75% of the disk's free space."""
+        if not opts.jetstream:
+            return 0, 0
+        if self._js_limits is None:
+            memory = opts.max_memory_store
+            if memory < 0:
+                memory = psutil.virtual_memory().total * 3 // 4
+            storage = opts.max_file_store
+            if storage < 0:
+                path = jetstream_dir(opts)
+                while path and not os.path.exists(path):
+                    path = os.path.dirname(path)
+                try:
+                    storage = shutil.disk_usage(path or "/").free * 3 // 4
+                except OSError:
+                    storage = 0
+            self._js_limits = (memory, storage)
+        return self._js_limits
+
+    # -- worker snapshots ---------------------------------------------------------------
+
+    def live_workers(self) -> list[int]:
+        return sorted(
+            s.shard_id
+            for s in self.broker.shards.values()
+            if s.role == "worker" and s.pid and s.ready
+        )
+
+    async def snapshots(
+        self, flags: int, timeout: float = SNAPSHOT_TIMEOUT
+    ) -> list[WorkerSnapshot]:
+        """Ask every live worker for its connections; what arrives within timeout."""
+        mesh = self.broker.mesh
+        workers = self.live_workers()
+        if mesh is None or not workers:
+            return []
+        request_id = next(self._request_ids)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pending = self._pending[request_id] = _Pending(future, set(workers))
+        frame = frames.control(MONZ, request_id, flags)
+        for shard in workers:
+            mesh.send(shard, frame)
+        mesh.flush()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(future), timeout)
+        finally:
+            del self._pending[request_id]
+        if pending.waiting:
+            log.warning("no connection snapshot from worker(s) %s in time", sorted(pending.waiting))
+        out = []
+        for shard, (count, parts) in sorted(pending.parts.items()):
+            if shard in pending.waiting or len(parts) != count:
+                continue
+            try:
+                out.append(decode(b"".join(parts[i] for i in range(count))))
+            except (msgspec.DecodeError, KeyError):
+                log.warning("bad connection snapshot from worker %d", shard)
+        return out
+
+    def on_snapshot_part(self, subject: bytes, message: bytes) -> None:
+        parsed = parse_part_subject(subject)
+        if parsed is None:
+            return
+        request_id, shard, part, count = parsed
+        pending = self._pending.get(request_id)
+        if pending is None or shard not in pending.waiting:
+            return  # a late answer to a request that timed out
+        _, parts = pending.parts.setdefault(shard, (count, {}))
+        parts[part] = message
+        if len(parts) == count:
+            pending.waiting.discard(shard)
+            if not pending.waiting and not pending.future.done():
+                pending.future.set_result(None)
+
+    # -- the mesh -------------------------------------------------------------------------
+
+    def sys_subjects(self) -> list[bytes]:
+        server_id = self.broker.server_id.encode()
+        return [
+            _SYS_PREFIX + b"PING",
+            _SYS_PREFIX + b"PING.*",
+            _SYS_PREFIX + server_id + b".*",
+        ]
+
+    def peer_hello(self, peer: int) -> None:
+        """A worker (re)started: advertise the $SYS request subjects to it."""
+        shard = self.broker.shards.get(peer)
+        mesh = self.broker.mesh
+        if shard is None or shard.role != "worker" or mesh is None:
+            return
+        for subject in self.sys_subjects():
+            mesh.send(peer, frames.rs_plus(const.GLOBAL_ACCOUNT, subject))
+
+    def on_message(
+        self, peer: int, account: bytes, subject: bytes, reply: bytes | None, message: bytes
+    ) -> None:
+        """An RMSG that reached the supervisor: a snapshot part or a $SYS request."""
+        if account == MON_ACCOUNT:
+            self.on_snapshot_part(subject, message)
+            return
+        if subject.startswith(_SYS_PREFIX) and reply:
+            task = asyncio.get_running_loop().create_task(
+                self.answer_sys(account, subject, reply, message)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def answer_sys(
+        self, account: bytes, subject: bytes, reply: bytes, message: bytes
+    ) -> None:
+        try:
+            body = await self.sys_reply(subject.decode(errors="replace"), message)
+        except Exception:  # a bad request must never cost the supervisor
+            log.exception("error answering %s", subject.decode(errors="replace"))
+            return
+        if body is None:
+            return
+        mesh = self.broker.mesh
+        if mesh is None:
+            return
+        frame = frames.rmsg(account, reply, None, (), 0, body)
+        for shard in self.live_workers():
+            mesh.send(shard, frame)
+        mesh.flush()
+
+    async def sys_reply(self, subject: str, message: bytes) -> bytes | None:
+        """The JSON answer to a $SYS.REQ.SERVER request, or None to stay silent."""
+        tokens = subject.split(".")
+        if len(tokens) < 4:
+            return None
+        target = tokens[3]
+        if target == "PING" and len(tokens) == 4:
+            state = self.state()
+            return msgspec.json.encode(
+                {
+                    "server": collect.server_info(state, next(self._seq)),
+                    "statsz": collect.statsz(state),
+                }
+            )
+        if len(tokens) != 5 or target not in ("PING", self.broker.server_id):
+            return None
+        endpoint = tokens[4]
+        try:
+            options = msgspec.json.decode(message) if message.strip() else {}
+        except msgspec.DecodeError:
+            options = {}
+        if not isinstance(options, dict):
+            options = {}
+        state = self.state()
+        if _filtered_out(state, options):
+            return None
+        if endpoint == "IDZ":
+            return msgspec.json.encode(
+                {"name": state.server_name, "host": state.opts.host, "id": state.server_id}
+            )
+        info = collect.server_info(state, next(self._seq))
+        try:
+            data = await self.endpoint_data(endpoint, state, _sys_query(endpoint, options))
+        except QueryError as exc:
+            return msgspec.json.encode(
+                {"server": info, "error": {"code": 400, "description": str(exc)}}
+            )
+        if data is None:
+            error = {"code": 400, "description": f"unknown endpoint {endpoint}"}
+            return msgspec.json.encode({"server": info, "error": error})
+        return msgspec.json.encode({"server": info, "data": data})
+
+    async def endpoint_data(self, endpoint: str, state: BrokerState, query: dict[str, str]) -> Any:
+        """The Struct an endpoint returns (shared by HTTP and $SYS); None if unknown."""
+        ep = endpoint.upper()
+        if ep in ("VARZ",):
+            return collect.varz(state)
+        if ep == "STATSZ":
+            return collect.statsz(state)
+        if ep == "CONNZ":
+            q = collect.ConnzQuery.from_query(query)
+            snaps = await self.snapshots(q.snapshot_flags)
+            return collect.connz(state.server_id, state.now_ns, snaps, q)
+        if ep in ("SUBSZ", "SUBSCRIPTIONSZ"):
+            sq = collect.SubszQuery.from_query(query)
+            subs = None
+            if sq.subs:
+                subs = [s for snap in await self.snapshots(WANT_ALL_SUBS) for s in snap.subs]
+            return collect.subsz(state, sq, subs)
+        if ep == "ROUTEZ":
+            return collect.routez(state)
+        if ep == "GATEWAYZ":
+            return collect.gatewayz(state)
+        if ep == "LEAFZ":
+            return collect.leafz(state)
+        if ep == "ACCOUNTZ":
+            return collect.accountz(state, query.get("acc", ""))
+        if ep == "ACCSTATZ":
+            unused = collect.parse_bool("unused", query["unused"]) if "unused" in query else False
+            return collect.accstatz(state, unused)
+        if ep == "JSZ":
+            return collect.jsz(state)
+        if ep == "HEALTHZ":
+            return collect.healthz(state, query)[1]
+        return None
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    async def start_http(self) -> None:
+        """Listen on the monitoring port (raises OSError when it cannot)."""
+        from shardbroker.monitor.http import serve
+
+        opts = self.broker.opts
+        port = 0 if opts.http_port == const.RANDOM_PORT else opts.http_port
+        self.http_server = await serve(self, http_host(opts), port)
+        sockets = self.http_server.sockets
+        self.http_port = sockets[0].getsockname()[1] if sockets else port
+        log.info("Starting http monitor on %s:%d", http_host(opts), self.http_port)
+
+    def close(self) -> None:
+        if self.http_server is not None:
+            self.http_server.close()
+            self.http_server = None
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _sys_query(endpoint: str, options: dict[str, Any]) -> dict[str, str]:
+    """A $SYS request's JSON options as the HTTP query they stand for."""
+    out: dict[str, str] = {}
+    names = {"subscriptions": "subs", "subscriptions_detail": "subs", "account": "acc"}
+    for key, value in options.items():
+        if key in ("server_name", "cluster", "host", "tags", "domain", "exact_match"):
+            continue
+        name = names.get(key, key)
+        if key == "subscriptions_detail" and value:
+            out[name] = "detail"
+        elif isinstance(value, bool):
+            if name not in out:
+                out[name] = "true" if value else "false"
+        elif isinstance(value, int | str):
+            out[name] = str(value)
+    return out
+
+
+def _filtered_out(state: BrokerState, options: dict[str, Any]) -> bool:
+    name = options.get("server_name")
+    if isinstance(name, str) and name:
+        if options.get("exact_match"):
+            return name != state.server_name
+        return name not in state.server_name
+    host = options.get("host")
+    return bool(isinstance(host, str) and host and host != state.opts.host)
