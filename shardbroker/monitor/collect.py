@@ -177,8 +177,8 @@ class JSApiStats(msgspec.Struct):
 class JSConfig(msgspec.Struct, omit_defaults=True, kw_only=True):
     max_memory: int
     max_storage: int
-    store_dir: str
-    sync_interval: int
+    store_dir: str = ""
+    sync_interval: int = 0
     sync_always: bool = False
     domain: str = ""
     strict: bool = False  # always true here; a default of False keeps it in the JSON
@@ -549,7 +549,7 @@ def conn_info(c: ConnSnapshot, shard: int, now_ns: int, q: ConnzQuery) -> ConnIn
         last_activity=rfc3339(c.last_ns),
         stop=rfc3339(c.stop_ns) if c.stop_ns else "",
         reason=c.reason,
-        rtt=go_duration(c.rtt_ns) if c.rtt_ns else "",
+        rtt=go_duration(c.rtt_ns),
         uptime=uptime(end - c.start_ns),
         idle=uptime(end - c.last_ns),
         pending_bytes=c.pending_bytes,
@@ -567,7 +567,7 @@ def conn_info(c: ConnSnapshot, shard: int, now_ns: int, q: ConnzQuery) -> ConnIn
         account=c.account if q.auth and c.account != GLOBAL_ACCOUNT else "",
         subscriptions_list=[s.subject for s in subs] if q.subs and not q.subs_detail else [],
         subscriptions_list_detail=[_sub_detail(s) for s in subs] if q.subs_detail else [],
-        name_tag=c.account,
+        name_tag=c.account if q.auth else "",
         shard=shard,
     )
 
@@ -876,7 +876,7 @@ def jsz(state: BrokerState) -> Jsz:
         return Jsz(
             disabled=True, memory=0, storage=0, reserved_memory=0, reserved_storage=0,
             accounts=0, ha_assets=0, api=JSApiStats(0, 0, 0), server_id=state.server_id,
-            now=rfc3339(state.now_ns), streams=0, consumers=0, messages=0, bytes=0, total=0,
+            now=rfc3339(state.now_ns), config=JSConfig(max_memory=0, max_storage=0), streams=0, consumers=0, messages=0, bytes=0, total=0,
         )  # fmt: skip
     stats = _js_stats(state)
     storage = state.storage()
