@@ -1,0 +1,397 @@
+"""HTTP monitoring against nats-server: the same traffic through both servers, then every
+endpoint's JSON compared key by key and type by type, and the counters compared with
+what the test sent (and with nats-server's own). /metrics parsed with the Prometheus
+parser; `$SYS.REQ.SERVER.PING` answered exactly once; bad requests harm nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers.broker import (
+    HOST,
+    Broker,
+    NatsClients,
+    is_shardbroker_target,
+    nats_server_binary,
+    run_broker,
+)
+from tests.helpers.wait import check_for
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(
+        not is_shardbroker_target(), reason="compares shardbroker with nats-server itself"
+    ),
+]
+
+# Keys nats-server emits that shardbroker leaves out (all omitempty in nats-server, or
+# Go-only), per endpoint path; and what shardbroker adds.
+MISSING_OK = {
+    "varz": {"git_commit", "feature_flags", "jetstream.limits"},
+    "jsz": {"limits"},
+}
+EXTRA_OK = {"connz": {"connections[].shard"}}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def shape(value: Any, path: str = "") -> dict[str, str]:
+    """Every key path in a JSON document with its JSON type (arrays by their items)."""
+    out: dict[str, str] = {}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else key
+            out[sub] = kind(item)
+            out.update(shape(item, sub))
+    elif isinstance(value, list):
+        for item in value:
+            out.update(shape(item, f"{path}[]"))
+    return out
+
+
+def compare_shapes(name: str, ours: Any, theirs: Any, ignore: tuple[str, ...] = ()) -> None:
+    a, b = shape(ours), shape(theirs)
+    ignored = [*ignore, *MISSING_OK.get(name, ()), *EXTRA_OK.get(name, ())]
+
+    def skip(key: str) -> bool:
+        if key.startswith("http_req_stats."):  # which paths were asked differs
+            return True
+        return any(key == i or key.startswith(i + ".") or key.startswith(i + "[") for i in ignored)
+
+    missing = sorted(k for k in b.keys() - a.keys() if not skip(k))
+    extra = sorted(k for k in a.keys() - b.keys() if not skip(k))
+    assert not missing, f"/{name}: keys nats-server has and we lack: {missing}"
+    assert not extra, f"/{name}: keys we have and nats-server lacks: {extra}"
+    wrong = {k: (a[k], b[k]) for k in a.keys() & b.keys() if a[k] != b[k] and not skip(k)}
+    assert not wrong, f"/{name}: JSON types differ (ours, nats-server): {wrong}"
+
+
+def http_get(port: int, path: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=10) as resp:
+            return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get("Content-Type", ""), err.read().decode()
+
+
+def answers(port: int) -> bool:
+    try:
+        return http_get(port, "/healthz")[0] == 200
+    except urllib.error.URLError:
+        return False
+
+
+def get_json(port: int, path: str) -> Any:
+    status, ctype, body = http_get(port, path)
+    assert status == 200, f"{path}: {status} {body}"
+    assert ctype.startswith("application/json"), ctype
+    return json.loads(body)
+
+
+# -- the two servers ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def nats_server(jetstream: bool = False) -> Iterator[tuple[str, int]]:
+    """nats-server with -m; yields (client url, monitoring port)."""
+    run_dir = Path(tempfile.mkdtemp(prefix="sbmon-"))
+    port, mport = free_port(), free_port()
+    argv = [nats_server_binary(), "-a", HOST, "-p", str(port), "-m", str(mport)]
+    if jetstream:
+        argv += ["-js", "-sd", str(run_dir / "store")]
+    with open(run_dir / "log", "wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        check_for(10, 0.05, lambda: answers(mport))
+        yield f"nats://{HOST}:{port}", mport
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def shardbroker(tmp_path: Path, jetstream: bool = False) -> Iterator[tuple[Broker, int]]:
+    mport = free_port()
+    with run_broker(
+        workers=2, tmp_dir=tmp_path, jetstream=jetstream, extra_args=["-m", str(mport)]
+    ) as broker:
+        yield broker, mport
+
+
+# Messages the scenario publishes: (subject, payload).
+TRAFFIC = [("foo.a", b"x" * 10)] * 5 + [("bar", b"hello")] * 3 + [("nobody", b"zz")] * 2
+
+
+async def scenario(connect: Any) -> list[Any]:
+    """Three clients: a subscriber, a publisher, an idle one; returns them open."""
+    sub = await connect(1, name="subscriber")
+    pub = await connect(2, name="publisher")
+    idle = await connect(1, name="idle")
+    got: list[bytes] = []
+
+    async def on_msg(msg: Any) -> None:
+        got.append(msg.data)
+
+    await sub.subscribe("foo.*", queue="q1", cb=on_msg)
+    await sub.subscribe("bar", cb=on_msg)
+    await sub.flush()
+    for subject, payload in TRAFFIC:
+        await pub.publish(subject, payload)
+    await pub.flush()
+    await asyncio.wait_for(_until(lambda: len(got) == 8), 5)
+    return [sub, pub, idle]
+
+
+async def _until(fn: Any) -> None:
+    while not fn():
+        await asyncio.sleep(0.01)
+
+
+async def settle(mport: int) -> None:
+    """Workers copy their counters to the stats segment a few times a second."""
+    await asyncio.sleep(0.6)
+
+
+def sent_bytes() -> int:
+    return sum(len(p) for _, p in TRAFFIC)
+
+
+# -- tests --------------------------------------------------------------------------------
+
+
+async def test_monitor_endpoints_match_nats_server(tmp_path: Path) -> None:
+    docs: dict[str, dict[str, Any]] = {"ours": {}, "theirs": {}}
+    idle_cid: dict[str, int] = {}
+    paths = [
+        "/varz", "/connz", "/connz?subs=1", "/connz?subs=detail&auth=1", "/connz?sort=msgs_to",
+        "/connz?limit=1&offset=1", "/subsz", "/subsz?subs=1", "/routez", "/gatewayz", "/leafz",
+        "/accountz", "/accountz?acc=$G", "/accstatz", "/jsz",
+    ]  # fmt: skip
+    with shardbroker(tmp_path) as (broker, ours_port), nats_server() as (url, theirs_port):
+        for who, port in (("ours", ours_port), ("theirs", theirs_port)):
+            async with NatsClients(broker) as clients:
+                if who == "ours":
+                    connect = clients.on_shard
+                else:
+
+                    async def connect(shard: int, name: str) -> Any:
+                        return await nats.connect(url, name=name, allow_reconnect=False)
+
+                opened = await scenario(connect)
+                idle_cid[who] = opened[2].client_id
+                await settle(port)
+                for path in paths:
+                    docs[who][path] = get_json(port, path)
+                # A closed connection for state=closed.
+                await opened[2].close()
+                await asyncio.sleep(0.3)
+                docs[who]["/connz?state=closed"] = get_json(port, "/connz?state=closed")
+                docs[who]["/healthz"] = get_json(port, "/healthz")
+                for conn in opened[:2]:
+                    await conn.close()
+    ours, theirs = docs["ours"], docs["theirs"]
+    for path in ours:
+        name = path[1:].split("?")[0]
+        # nats-server's $SYS account makes its own subscription lists; compare items only.
+        compare_shapes(name, ours[path], theirs[path], ignore=("account_detail.imports",))
+
+    # Counters: what the test sent, and what nats-server counted for the same traffic.
+    varz, their_varz = ours["/varz"], theirs["/varz"]
+    # (total_connections differs: landing a client on a chosen worker takes retries.)
+    for key in ("in_msgs", "in_bytes", "out_msgs", "out_bytes", "connections",
+                "in_client_msgs", "out_client_bytes"):  # fmt: skip
+        assert varz[key] == their_varz[key], (key, varz[key], their_varz[key])
+    assert varz["in_msgs"] == len(TRAFFIC)
+    assert varz["in_bytes"] == sent_bytes()
+    assert varz["out_msgs"] == 8
+    assert varz["connections"] == 3
+    assert varz["subscriptions"] == 2
+    assert varz["http_port"] == ours_port and varz["port"] == broker.port
+
+    conns = {c["name"]: c for c in ours["/connz?subs=1"]["connections"]}
+    their_conns = {c["name"]: c for c in theirs["/connz?subs=1"]["connections"]}
+    assert set(conns) == {"subscriber", "publisher", "idle"}
+    for name, conn in conns.items():
+        theirs_conn = their_conns[name]
+        for key in ("in_msgs", "out_msgs", "in_bytes", "out_bytes", "subscriptions"):
+            assert conn[key] == theirs_conn[key], (name, key, conn[key], theirs_conn[key])
+        assert conn["shard"] == broker.shard_of(conn["cid"])
+        assert conn["shard"] == (2 if name == "publisher" else 1)
+    assert sorted(conns["subscriber"]["subscriptions_list"])[:2] == ["bar", "foo.*"]
+    detail = ours["/connz?subs=detail&auth=1"]["connections"]
+    sub_detail = next(c for c in detail if c["name"] == "subscriber")
+    queued = next(d for d in sub_detail["subscriptions_list_detail"] if d["subject"] == "foo.*")
+    assert queued["qgroup"] == "q1" and queued["msgs"] == 5
+    by_msgs_to = [c["name"] for c in ours["/connz?sort=msgs_to"]["connections"]]
+    assert by_msgs_to[0] == "subscriber"
+    page = ours["/connz?limit=1&offset=1"]
+    assert (page["num_connections"], page["total"], page["limit"], page["offset"]) == (1, 3, 1, 1)
+    # (Connections closed while landing clients on their workers are there too.)
+    closed = [c for c in ours["/connz?state=closed"]["connections"] if c["cid"] == idle_cid["ours"]]
+    assert len(closed) == 1 and closed[0]["stop"] and closed[0]["in_msgs"] == 0
+    assert closed[0]["reason"] == theirs["/connz?state=closed"]["connections"][0]["reason"]
+    assert ours["/subsz"]["num_subscriptions"] == 2
+    assert ours["/subsz?subs=1"]["total"] == len(ours["/subsz?subs=1"]["subscriptions_list"])
+    assert ours["/healthz"] == {"status": "ok"} == theirs["/healthz"]
+    assert ours["/jsz"]["disabled"] is True
+
+
+async def test_monitor_jsz_matches_nats_server(tmp_path: Path) -> None:
+    docs = {}
+    with (
+        shardbroker(tmp_path, jetstream=True) as (broker, ours_port),
+        nats_server(jetstream=True) as (url, theirs_port),
+    ):
+        for who, client_url, port in (
+            ("ours", broker.url, ours_port),
+            ("theirs", url, theirs_port),
+        ):
+            nc = await nats.connect(client_url)
+            js = nc.jetstream()
+            await js.add_stream(name="MON", subjects=["mon.>"])
+            for i in range(4):
+                await js.publish("mon.x", b"m%d" % i)
+            await js.add_consumer("MON", durable_name="C")
+            await asyncio.sleep(0.6)
+            docs[who] = {
+                p: get_json(port, p) for p in ("/jsz", "/varz", "/healthz?js-enabled-only=true")
+            }
+            await nc.close()
+    for path in docs["ours"]:
+        compare_shapes(path[1:].split("?")[0], docs["ours"][path], docs["theirs"][path])
+    jsz, their_jsz = docs["ours"]["/jsz"], docs["theirs"]["/jsz"]
+    for key in ("streams", "consumers", "messages", "bytes", "storage", "memory"):
+        assert jsz[key] == their_jsz[key], (key, jsz[key], their_jsz[key])
+    assert (jsz["streams"], jsz["consumers"], jsz["messages"]) == (1, 1, 4)
+    assert docs["ours"]["/varz"]["jetstream"]["stats"]["storage"] == jsz["storage"]
+
+
+async def test_monitor_bad_requests_match_nats_server(tmp_path: Path) -> None:
+    cases = [
+        "/nope", "/connz?sort=bogus", "/connz?limit=abc", "/connz?sort=stop",
+        "/connz?subs=maybe", "/connz?state=bogus", "/healthz?stream=x", "/accountz?acc=NOPE",
+    ]  # fmt: skip
+    with shardbroker(tmp_path) as (broker, ours_port), nats_server() as (_, theirs_port):
+        for path in cases:
+            ours = http_get(ours_port, path)
+            theirs = http_get(theirs_port, path)
+            assert ours[0] == theirs[0], (path, ours, theirs)
+            assert ours[2].strip() == theirs[2].strip(), (path, ours, theirs)
+        # Garbage and oversized requests: an error and a close, and the port still serves.
+        for junk in (b"NONSENSE\r\n\r\n", b"GET /varz HTTP/1.1\r\nX: " + b"a" * 20000):
+            with socket.create_connection((HOST, ours_port), timeout=5) as sock:
+                sock.sendall(junk)
+                reply = sock.recv(4096)
+                assert reply.startswith(b"HTTP/1.1 4"), reply
+        assert get_json(ours_port, "/varz")["connections"] == 0
+        # Keep-alive: two requests on one connection.
+        with socket.create_connection((HOST, ours_port), timeout=5) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n")
+            data = b""
+            deadline = time.monotonic() + 5
+            while data.count(b'{"status":"ok"}') < 2 and time.monotonic() < deadline:
+                data += sock.recv(4096)
+            assert data.count(b"HTTP/1.1 200 OK") == 2
+        async with NatsClients(broker) as clients:
+            nc = await clients.on_shard(1)
+            await nc.flush()
+
+
+async def test_monitor_metrics_parse(tmp_path: Path) -> None:
+    with shardbroker(tmp_path, jetstream=True) as (broker, port):
+        async with NatsClients(broker) as clients:
+            await scenario(clients.on_shard)
+            await asyncio.sleep(0.6)
+            varz = get_json(port, "/varz")
+            status, ctype, text = http_get(port, "/metrics")
+    assert status == 200 and ctype.startswith("text/plain")
+    samples: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    for name in (
+        "gnatsd_varz_cpu", "gnatsd_varz_mem", "gnatsd_varz_in_bytes", "gnatsd_varz_in_msgs",
+        "gnatsd_varz_out_bytes", "gnatsd_varz_out_msgs", "gnatsd_varz_connections",
+        "gnatsd_varz_subscriptions", "gnatsd_varz_slow_consumers",
+        "gnatsd_varz_jetstream_stats_memory", "gnatsd_varz_jetstream_stats_storage",
+        "gnatsd_varz_jetstream_config_max_memory", "gnatsd_varz_jetstream_config_max_storage",
+        "gnatsd_varz_start", "gnatsd_varz_version", "gnatsd_varz_http_req_stats_varz",
+        "gnatsd_subsz_num_subscriptions", "gnatsd_routez_num_routes",
+        "gnatsd_connz_num_connections", "gnatsd_connz_in_msgs", "gnatsd_healthz_status",
+        "jetstream_server_total_streams", "jetstream_server_total_consumers",
+        "shardbroker_shard_connections", "shardbroker_shard_in_msgs", "shardbroker_shard_up",
+    ):  # fmt: skip
+        assert name in samples, f"{name} missing from /metrics"
+    assert samples["gnatsd_varz_in_msgs"][0].value == len(TRAFFIC) == varz["in_msgs"]
+    assert samples["gnatsd_varz_connections"][0].value == 3
+    assert samples["gnatsd_varz_server_id"][0].labels["value"] == varz["server_id"]
+    assert samples["gnatsd_healthz_status"][0].value == 0
+    per_shard = {s.labels["shard"]: s.value for s in samples["shardbroker_shard_connections"]}
+    assert per_shard == {"1": 2.0, "2": 1.0}
+    assert sum(s.value for s in samples["shardbroker_shard_in_msgs"]) == len(TRAFFIC)
+
+
+async def test_monitor_sys_ping_answers_once(tmp_path: Path) -> None:
+    with shardbroker(tmp_path) as (broker, port):
+        async with NatsClients(broker) as clients:
+            for shard in broker.shard_ids:
+                nc = await clients.on_shard(shard)
+                for subject in ("$SYS.REQ.SERVER.PING", "$SYS.REQ.SERVER.PING.CONNZ"):
+                    inbox = nc.new_inbox()
+                    replies: list[Any] = []
+
+                    async def on_reply(msg: Any, replies: list[Any] = replies) -> None:
+                        replies.append(msg)
+
+                    sub = await nc.subscribe(inbox, cb=on_reply)
+                    await nc.publish(subject, b"", reply=inbox)
+                    await nc.flush()
+                    await asyncio.sleep(0.5)
+                    await sub.unsubscribe()
+                    assert len(replies) == 1, (subject, shard, replies)
+                    body = json.loads(replies[0].data)
+                    assert body["server"]["id"] == get_json(port, "/varz")["server_id"]
+                    if subject.endswith("PING"):
+                        assert body["statsz"]["connections"] == shard
+                    else:
+                        assert body["data"]["num_connections"] == shard
+            idz = await nc.request("$SYS.REQ.SERVER.PING.IDZ", b"", timeout=2)
+            assert set(json.loads(idz.data)) == {"name", "host", "id"}
+            varz = await nc.request("$SYS.REQ.SERVER.PING.VARZ", b"", timeout=2)
+            assert json.loads(varz.data)["data"]["port"] == broker.port
