@@ -628,6 +628,7 @@ class Server:
             return
         delay = random.uniform(pause / 2, pause)
         self.loop.call_later(delay, self._lame_duck_close, clients, index, pause, batch)
+
     def publish_monitor_counters(self, slot: ShardSlot) -> None:
         """Message totals and the rest of what monitoring reads, a few times a second:
         a pass over this worker's clients, never a per-message store."""
