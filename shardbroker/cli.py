@@ -376,6 +376,50 @@ def _broker_pid(pid: int | None, pid_file: str, port: int | None, command: str) 
 
 
 @app.command()
+def stats(
+    port: int | None = typer.Option(
+        None, "-p", "--port", help="The broker's client port (default 4222)."
+    ),
+    pid_file: str = typer.Option("", "--pid-file", "-P", help="Find the broker by pid file."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON (one object a report)."),
+    watch: bool = typer.Option(False, "--watch", "-w", help="Refresh until interrupted."),
+    interval: float = typer.Option(
+        1.0, "--interval", "-i", help="Seconds between the samples rates are computed over."
+    ),
+    count: int = typer.Option(0, "--count", help="With --watch: stop after this many reports."),
+) -> None:
+    """Per-shard connections, subscriptions, message rates, CPU and memory of a running
+    broker, read from its shared memory (no monitoring port needed)."""
+    from shardbroker.ops.locate import BrokerNotFoundError, open_stats, port_of
+    from shardbroker.ops.stats import run
+
+    if interval <= 0:
+        typer.echo("shardbroker stats: --interval must be positive", err=True)
+        raise typer.Exit(2)
+    if pid_file:
+        pid = _broker_pid(None, pid_file, None, "stats")
+        found = port_of(pid)
+        if found is None:
+            typer.echo(f"shardbroker stats: cannot tell the port of pid {pid}", err=True)
+            raise typer.Exit(1)
+        port = found
+    if port is None:
+        port = const.DEFAULT_PORT
+    _broker_pid(None, "", port, "stats")  # a live broker, not a stale segment
+    try:
+        reader = open_stats(port)
+    except BrokerNotFoundError as exc:
+        typer.echo(f"shardbroker stats: {exc}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        run(reader, interval, json_output, watch, count, typer.echo)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        reader.close()
+
+
+@app.command()
 def ldm(
     pid: int | None = typer.Argument(None, help="The supervisor's PID."),
     pid_file: str = typer.Option("", "--pid-file", "-P", help="Read the PID from this file."),
