@@ -33,9 +33,9 @@ from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.ring import Ring
 from shardbroker.monitor.service import Monitor
 from shardbroker.protocol import frames
-from shardbroker.protocol.frames import HELLO, LDM, READY, SDOWN
+from shardbroker.protocol.frames import HELLO, LDM, READY, REBALANCE, SDOWN
 from shardbroker.protocol.parser import parse_mesh
-from shardbroker.supervisor import liveness, sdnotify
+from shardbroker.supervisor import liveness, rebalance, sdnotify
 from shardbroker.supervisor.spawn import (
     STORAGE_MODULE,
     WORKER_MODULE,
@@ -117,6 +117,7 @@ class Arbiter:
         self.done: asyncio.Event | None = None
         self.all_ready: asyncio.Event | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
+        self._next_rebalance = 0.0
         self._stuck_storage_reported = False
         # HTTP monitoring and $SYS.REQ.SERVER answers (monitor/service.py).
         self.monitor: Monitor | None = None
@@ -399,6 +400,11 @@ class Arbiter:
         own.set("heartbeat_ns", time.monotonic_ns())
         self.check_heartbeats()
         sdnotify.notify_watchdog_if_due(self.heartbeats_fresh())
+        if self.opts.rebalance and not self.lame_duck:
+            now = time.monotonic()
+            if now >= self._next_rebalance:
+                self._next_rebalance = now + self.opts.rebalance_interval
+                self.rebalance_workers()
         self._tick_handle = asyncio.get_running_loop().call_later(_TICK, self.tick)
 
     def check_heartbeats(self) -> None:
@@ -430,6 +436,26 @@ class Arbiter:
             shard.sentenced = True
             with contextlib.suppress(ProcessLookupError):
                 os.kill(shard.pid, signal.SIGKILL)
+
+    def rebalance_workers(self) -> None:
+        """Ask crowded workers to shed clients (supervisor/rebalance.py); only when every
+        worker is up and ready, so that the shed clients have somewhere to go."""
+        res = self.resources
+        mesh = self.mesh
+        assert res is not None and mesh is not None
+        workers = [s for s in self.shards.values() if s.role == "worker"]
+        if not all(s.pid and s.ready for s in workers):
+            return
+        counts = {s.shard_id: res.table.slots[s.shard_id].get("connections") for s in workers}
+        moves = rebalance.plan(counts)
+        for shard_id, count in moves.items():
+            log.info(
+                "rebalancing: worker shard %d holds %d of %d clients; asking it to close %d",
+                shard_id, counts[shard_id], sum(counts.values()), count,
+            )  # fmt: skip
+            mesh.send(shard_id, frames.control(REBALANCE, count))
+        if moves:
+            mesh.flush()
 
     def heartbeats_fresh(self) -> bool:
         """Every ready shard ticked within the last second (ten ticks): what the systemd

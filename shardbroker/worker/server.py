@@ -39,7 +39,7 @@ from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.snapshot import MONZ
 from shardbroker.mesh.stats import ConnectionLimit, ShardSlot
 from shardbroker.protocol import frames
-from shardbroker.protocol.frames import HELLO, LDM, READY, SDOWN, STOP
+from shardbroker.protocol.frames import HELLO, LDM, READY, REBALANCE, SDOWN, STOP
 from shardbroker.protocol.messages import ServerInfo, encode_info
 from shardbroker.protocol.parser import parse_mesh
 from shardbroker.protocol.sublist import Sublist
@@ -62,6 +62,9 @@ _HOLD_RECHECK = 0.001  # seconds between barrier re-checks while a PONG is held
 # computed interval); below this many seconds per client, clients are closed in batches.
 _LDM_MAX_PAUSE = 1.0
 _LDM_MIN_PAUSE = 0.001
+# Rebalancing: the clients a worker is asked to shed are closed spread over this long,
+# so that their reconnects do not arrive as one burst.
+_REBALANCE_SPREAD = 1.0
 STALL_MAX = 0.01  # seconds a stalled worker holds publishers and its rings back at once
 
 InterestKey = tuple[bytes, bytes, bytes | None]
@@ -136,6 +139,7 @@ class Server:
         self.sub_removes = 0
         self.closed_conns = snapshot.closed_connections()
         self._ticks = 0
+        self.rebalanced = 0
         # -V: trace the protocol of every connection (decided once, not per message).
         self.trace = opts.trace
         self.auth = Authenticator(opts)
@@ -494,6 +498,8 @@ class Server:
             self.enter_lame_duck()
         elif verb == MONZ:
             snapshot.answer_monz(self, self.current_peer, args)
+        elif verb == REBALANCE:
+            self.shed_clients(int(args[0]))
         else:
             log.warning("unknown control frame %r from shard %d", verb, self.current_peer)
 
@@ -557,6 +563,7 @@ class Server:
             self._ticks += 1
             if self._ticks % _MONITOR_TICKS == 0:
                 self.publish_monitor_counters(slot)
+            slot.set("rebalanced", self.rebalanced)
         if self.mesh.overflowing and self.mesh.retry_overflow():
             self.resume_paused()
         if self.holding:
@@ -644,6 +651,30 @@ class Server:
         slot.set("sub_removes", self.sub_removes)
         slot.set("sub_cache", sum(s.cache_count for s in self.sublists.values()))
         slot.set("closed_connections", len(self.closed_conns))
+    # -- rebalancing ---------------------------------------------------------------------
+
+    def shed_clients(self, count: int) -> None:
+        """The supervisor found this worker crowded: close `count` clients, the most
+        recently connected first (after a worker restart those are the ones that came
+        over), without -ERR and spread over _REBALANCE_SPREAD, so that they reconnect
+        and the kernel spreads them over every listening worker."""
+        if self.lame_duck or self.stopping.is_set() or count <= 0:
+            return
+        chosen = [c for c in reversed(list(self.clients.values())) if not c.closed][:count]
+        if not chosen:
+            return
+        log.info(
+            "shard %d: closing %d clients to rebalance the workers", self.shard_id, len(chosen)
+        )
+        step = _REBALANCE_SPREAD / len(chosen)
+        for i, client in enumerate(chosen):
+            self.loop.call_later(i * step, self._shed, client)
+
+    def _shed(self, client: ClientProtocol) -> None:
+        if client.closed or self.lame_duck:
+            return
+        self.rebalanced += 1
+        client.close_connection("Server Shutdown")
 
     def close_all_clients(self) -> None:
         for client in list(self.clients.values()):
