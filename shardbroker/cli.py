@@ -375,6 +375,11 @@ def _broker_pid(pid: int | None, pid_file: str, port: int | None, command: str) 
         raise typer.Exit(1) from None
 
 
+def _write_line(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 @app.command()
 def stats(
     port: int | None = typer.Option(
@@ -412,7 +417,8 @@ def stats(
         typer.echo(f"shardbroker stats: {exc}", err=True)
         raise typer.Exit(1) from None
     try:
-        run(reader, interval, json_output, watch, count, typer.echo)
+        # Not typer.echo: it drops the screen-clearing codes of --watch when piped.
+        run(reader, interval, json_output, watch, count, _write_line)
     except KeyboardInterrupt:
         pass
     finally:
