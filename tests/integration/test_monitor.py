@@ -27,6 +27,7 @@ from tests.helpers.broker import (
     HOST,
     Broker,
     NatsClients,
+    barrier,
     is_shardbroker_target,
     nats_server_binary,
     run_broker,
@@ -170,7 +171,8 @@ async def scenario(connect: Any) -> list[Any]:
 
     await sub.subscribe("foo.*", queue="q1", cb=on_msg)
     await sub.subscribe("bar", cb=on_msg)
-    await sub.flush()
+    # A flush alone does not wait for the interest to reach the publisher's worker.
+    await barrier(sub)
     for subject, payload in TRAFFIC:
         await pub.publish(subject, payload)
     await pub.flush()
