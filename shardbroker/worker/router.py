@@ -114,10 +114,12 @@ class QueueGroup:
 class RouteResult:
     """A cached match, ready to route.
 
-    A result belongs to one (account, subject): the sublist caches it under the
-    subject. The first message routed with it fills ``targets`` (each local
-    subscription with its ``MSG <subject> <sid>`` prefix) and ``rmsg_prefix``, so later
-    messages only join bytes. The shared empty result is never prepared.
+    The sublist caches a result under its subject, or shares one among the subjects
+    that differ only in a last token no subscription depends on (reply inboxes). The
+    first message routed with it fills ``targets`` (each local subscription with its
+    ``MSG <subject> <sid>`` prefix) and ``rmsg_prefix`` for ``prepared_for``, so later
+    messages on that subject only join bytes; another subject prepares it again. The
+    shared empty result is never prepared.
     """
 
     __slots__ = (
@@ -126,6 +128,7 @@ class RouteResult:
         "empty",
         "local",
         "peers",
+        "prepared_for",
         "queues",
         "rmsg_prefix",
         "targets",
@@ -146,11 +149,13 @@ class RouteResult:
         self.empty = not (self.local or self.checked or self.peers or self.queues)
         self.targets: tuple[tuple[Subscription, ClientProtocol, bytes], ...] | None = None
         self.rmsg_prefix = b""
+        self.prepared_for = b""
 
     def prepare(
         self, account: bytes, subject: bytes
     ) -> tuple[tuple[Subscription, ClientProtocol, bytes], ...]:
         head = b"MSG " + subject + b" "
+        self.prepared_for = subject
         self.targets = tuple((sub, sub.client, head + sub.sid) for sub in self.local)
         self.rmsg_prefix = b"RMSG " + account + b" " + subject + b" "
         return self.targets
@@ -341,7 +346,7 @@ class Router:
         if result.empty:
             return False
         targets = result.targets
-        if targets is None:
+        if targets is None or result.prepared_for != subject:
             targets = result.prepare(account, subject)
         if header_size or size_token is None or result.checked:
             return self._route_general(
@@ -474,7 +479,7 @@ class Router:
         result: RouteResult = sublist.match(subject)
         if result.empty:
             return None
-        if result.targets is None:
+        if result.targets is None or result.prepared_for != subject:
             result.prepare(account, subject)
         return result
 
@@ -690,7 +695,7 @@ class Router:
         if result.empty:
             return
         targets = result.targets
-        if targets is None:
+        if targets is None or result.prepared_for != subject:
             targets = result.prepare(account, subject)
         if targets:
             if header_size:

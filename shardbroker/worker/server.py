@@ -169,7 +169,7 @@ class Server:
     def sublist_for(self, account: bytes) -> Sublist[Any, Any]:
         sublist = self.sublists.get(account)
         if sublist is None:
-            sublist = self.sublists[account] = Sublist(make_result)
+            sublist = self.sublists[account] = Sublist(make_result, share_tails=True)
         return sublist
 
     # -- connections -------------------------------------------------------------------

@@ -117,3 +117,24 @@ def test_router_run_with_varying_sizes_to_a_queue_group(pair: ShardPair) -> None
     pair.settle()
     received = b"".join(output(member) for member in members)
     assert received.count(b"MSG vq 1 ") == 300
+
+
+def test_router_reply_inboxes_share_a_result_but_keep_their_subjects(pair: ShardPair) -> None:
+    """`_INBOX.a.*` makes every `_INBOX.a.<n>` match alike: the sublist shares one result
+    for them, and each delivery must still show its own subject (locally and remotely)."""
+    requester = connect(pair.one)
+    requester.data_received(b"SUB _INBOX.a.* 1\r\n")
+    pair.settle()
+    local = connect(pair.one)
+    remote = connect(pair.two)
+    subjects = [b"_INBOX.a.%d" % i for i in range(1, 40)]
+    local.data_received(b"".join(b"PUB %s 2\r\nlo\r\n" % s for s in subjects))
+    remote.data_received(b"".join(b"PUB %s 2\r\nre\r\n" % s for s in subjects))
+    pair.settle()
+    delivered = output(requester)
+    expected_local = b"".join(b"MSG %s 1 2\r\nlo\r\n" % s for s in subjects)
+    expected_remote = b"".join(b"MSG %s 1 2\r\nre\r\n" % s for s in subjects)
+    assert expected_local in delivered and expected_remote in delivered
+    assert len(delivered) == len(expected_local) + len(expected_remote)
+    sublist = pair.one.sublist_for(b"$G")
+    assert sublist.tail_cache_count == 1
