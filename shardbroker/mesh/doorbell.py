@@ -8,13 +8,9 @@ Stdlib only; no asyncio. Targets Linux (eventfd).
 Protocol:
 
 * Producer: commit a batch of frames to the ring (ring.py), then ``ring()`` the
-  consumer's doorbell, once per batch, not once per frame. We ring after *every*
-  committed batch, not only when the ring went from empty to non-empty: deciding "was
-  empty" means storing the write counter and then loading the read counter while the
-  consumer stores the read counter and then loads the write counter, a Dekker
-  store/load pattern that x86 TSO does not order without a fence, so a wake-up could be
-  lost. An eventfd write per batch is cheap, and the counter collapses many rings into
-  one wake-up.
+  consumer's doorbell, once per batch and only when the consumer had applied every
+  earlier byte (``Ring.consumer_caught_up``, fenced against the consumer's release, see
+  ring.py "Wake-ups"); a consumer still holding earlier bytes finds the batch on its own.
 * Consumer: on wake-up, ``drain()`` the eventfd *first*, then empty all its inbound
   rings, re-checking until a full pass finds them all empty. A ring that lands after
   the drain leaves the eventfd readable, so the loop wakes again: no wake-up is lost.

@@ -2,7 +2,8 @@
 every peer, and the doorbells. Imported by every shard (workers, storage, supervisor).
 
 Outbound frames are batched per peer and committed at the end of a read batch
-(``flush``), with one doorbell ring per peer that got data. A ring that is full never
+(``flush``), with one doorbell ring per peer that got data and had applied all
+earlier data (a peer still busy with earlier frames finds the new ones by itself). A ring that is full never
 loses a frame: the rest of the batch goes to a per-peer overflow queue, every later
 frame for that peer queues behind it (order is never changed), and ``flush`` reports
 it so the caller can pause the publisher. The consumer rings our doorbell when it frees
@@ -119,6 +120,7 @@ class Mesh:
             ring = self.outbound[peer]
             assert ring is not None
             overflow = self._overflow[peer]
+            start = ring.write_counter
             wrote = False
             for chunk in chunks:
                 if overflow or not ring.try_write(chunk):
@@ -128,7 +130,7 @@ class Mesh:
                     self.overflowing.add(peer)
                 else:
                     wrote = True
-            if wrote:
+            if wrote and ring.consumer_caught_up(start):
                 self.doorbells[peer].ring()
         return not self.overflowing
 
@@ -155,11 +157,12 @@ class Mesh:
             ring = self.outbound[peer]
             assert ring is not None
             overflow = self._overflow[peer]
+            start = ring.write_counter
             wrote = False
             while overflow and ring.try_write(overflow[0]):
                 overflow.popleft()
                 wrote = True
-            if wrote:
+            if wrote and ring.consumer_caught_up(start):
                 self.doorbells[peer].ring()
             if not overflow:
                 self.overflowing.discard(peer)

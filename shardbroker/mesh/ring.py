@@ -48,6 +48,11 @@ Memory ordering (x86-64 TSO):
   space, or the consumer's release sees the flag and the caller rings the producer's
   doorbell. A flag left set after a successful re-check costs one spurious doorbell.
 
+Wake-ups. A producer rings the consumer's doorbell after a batch only when the consumer
+had applied everything before it (``consumer_caught_up``): a consumer still holding
+unreleased bytes is inside its drain loop, which releases them (a fenced store of the
+read counter) and peeks again before it stops, so it finds the new batch by itself.
+
 Crash behaviour: the producer publishes only whole writes (all-or-nothing), so a
 producer that dies mid-copy leaves the write counter at its last commit; the consumer
 never sees a torn frame. ``discard_to`` drops a dead producer's stale frames,
@@ -208,6 +213,21 @@ class Ring:
         """
         self._rc.value = self._wc.value
         return self._check_waiting()
+
+    def consumer_caught_up(self, position: int) -> bool:
+        """Producer, right after a commit: had the consumer applied everything before
+        ``position`` (the write counter before this batch)? Then it may be idle and
+        needs a doorbell; otherwise it still has earlier bytes to release and will
+        see this batch on its next pass (module doc, "Wake-ups").
+
+        A Dekker pattern again: we store the write counter then load the read counter;
+        the consumer stores the read counter (``release``, fenced in ``_check_waiting``)
+        then loads the write counter on its next ``peek``. With a full fence on both
+        sides, either we see it caught up and ring, or its next peek sees our batch.
+        """
+        self._fence_acquire()
+        self._fence_release()
+        return self._rc.value >= position
 
     def _check_waiting(self) -> bool:
         # Full fence between the read-counter store and the flag load (module doc).
