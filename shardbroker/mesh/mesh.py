@@ -3,11 +3,12 @@ every peer, and the doorbells. Imported by every shard (workers, storage, superv
 
 Outbound frames are batched per peer and committed at the end of a read batch
 (``flush``), with one doorbell ring per peer that got data and had applied all
-earlier data (a peer still busy with earlier frames finds the new ones by itself). A ring that is full never
-loses a frame: the rest of the batch goes to a per-peer overflow queue, every later
-frame for that peer queues behind it (order is never changed), and ``flush`` reports
-it so the caller can pause the publisher. The consumer rings our doorbell when it frees
-space while we wait; ``retry_overflow`` then moves the queue into the ring.
+earlier data (a peer still busy with earlier frames finds the new ones by itself).
+A ring that is full never loses a frame: the rest of the batch goes to a per-peer
+overflow queue, every later frame for that peer queues behind it (order is never
+changed), and ``flush`` reports it so the caller can pause the publisher. The consumer
+rings our doorbell when it frees space while we wait; ``retry_overflow`` then moves the
+queue into the ring.
 
 ``logical_end(peer)`` is the write position after the last frame handed to
 ``send`` (committed, queued in the overflow, or still in the batch). Because a

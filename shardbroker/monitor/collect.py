@@ -876,7 +876,8 @@ def jsz(state: BrokerState) -> Jsz:
         return Jsz(
             disabled=True, memory=0, storage=0, reserved_memory=0, reserved_storage=0,
             accounts=0, ha_assets=0, api=JSApiStats(0, 0, 0), server_id=state.server_id,
-            now=rfc3339(state.now_ns), config=JSConfig(max_memory=0, max_storage=0), streams=0, consumers=0, messages=0, bytes=0, total=0,
+            now=rfc3339(state.now_ns), config=JSConfig(max_memory=0, max_storage=0),
+            streams=0, consumers=0, messages=0, bytes=0, total=0,
         )  # fmt: skip
     stats = _js_stats(state)
     storage = state.storage()
