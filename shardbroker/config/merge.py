@@ -23,11 +23,13 @@ import msgspec
 from shardbroker.config.nkey import is_user_nkey
 from shardbroker.config.options import (
     Authorization,
+    Options,
     Permissions,
     ResponsePermission,
     SubjectPermission,
     TLSConfig,
     User,
+    validate,
 )
 from shardbroker.config.parse import ConfigError, KeyPath, Position, parse_file_with_positions
 
@@ -464,11 +466,18 @@ def _jetstream(
             elif name in _JETSTREAM_KEYS:
                 field, convert = _JETSTREAM_KEYS[name]
                 out[field] = convert(item)
-            elif name in ("cipher", "key", "prev_key", "limits", "unique_tag", "max_ack_pending",
-                          "request_queue_limit", "extension_hint", "tpm"):
-                raise _error(
-                    where, f"jetstream {key!r} is not supported by shardbroker yet"
-                )
+            elif name in (
+                "cipher",
+                "key",
+                "prev_key",
+                "limits",
+                "unique_tag",
+                "max_ack_pending",
+                "request_queue_limit",
+                "extension_hint",
+                "tpm",
+            ):
+                raise _error(where, f"jetstream {key!r} is not supported by shardbroker yet")
             else:
                 raise _error(where, f'unknown field "{key}"')
         except ValueError as exc:
@@ -652,3 +661,36 @@ def apply_auth_flags(
         if value is not None
     }
     return {**fields, "authorization": msgspec.structs.replace(auth, **changes)}
+
+
+class OptionsSource(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a broker's Options come from: the config file and the command-line flags.
+
+    The supervisor keeps it so that a reload re-reads the same file and applies the same
+    flags on top (flags win over the file after every reload, as in nats-server).
+    """
+
+    config: str = ""
+    # Options fields set on the command line, by field name.
+    flags: dict[str, Any] = msgspec.field(default_factory=dict)
+    # --auth, --user, --pass (None where not given).
+    auth_flags: tuple[str | None, str | None, str | None] = (None, None, None)
+    # --tls, --tlscert, --tlskey, --tlscacert, --tlsverify.
+    tls_flags: tuple[bool, str | None, str | None, str | None, bool] = (
+        False,
+        None,
+        None,
+        None,
+        False,
+    )
+
+
+def build_options(source: OptionsSource) -> Options:
+    """defaults < config file < flags, validated. Raises ConfigError (file, line, key)
+    for the file, OptionsError or ValueError for values; the TLS files are not loaded
+    here (the caller does that with security.tls, which config may not import)."""
+    from_file = load(source.config) if source.config else {}
+    fields = merge(msgspec.structs.asdict(Options()), from_file, source.flags)
+    fields = apply_auth_flags(fields, *source.auth_flags)
+    fields = apply_tls_flags(fields, *source.tls_flags)
+    return validate(Options(**fields))
