@@ -59,6 +59,11 @@ def err_subscribe_violation(subject: str, queue: str | None = None) -> str:
     )
 
 
+def err_subscription_removed(subject: str, queue: str | None, sid: str) -> str:
+    """A reload took a subscription's permission away (nats processSubsOnConfigReload)."""
+    return f"{err_subscribe_violation(subject, queue)} (sid {go_quote(sid)})"
+
+
 class ShardbrokerError(Exception):
     """Base of every error the broker raises on purpose."""
 

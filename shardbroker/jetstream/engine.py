@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from shardbroker import const
 from shardbroker.config.options import Options
+from shardbroker.config.reload import diff, kinds
 from shardbroker.jetstream import api, schema
 from shardbroker.jetstream.stream import Stream, StreamMeta, load_meta
+from shardbroker.log import setup as setup_logging
 from shardbroker.protocol.sublist import Sublist
 
 if TYPE_CHECKING:
@@ -369,6 +371,14 @@ class JetStream:
         if now >= self._next_sync:
             self._next_sync = now + self.opts.sync_interval
             self.sync()
+
+    def apply_options(self, new: Options) -> None:
+        """A reload the supervisor accepted: logging, and JetStream budgets (which only
+        ever grow, so no stored data is over a limit afterwards)."""
+        changed = kinds(diff(self.opts, new))
+        self.opts = new
+        if "logging" in changed:
+            setup_logging(new.log_file, new.debug, new.trace, new.logtime)
 
     def sync(self) -> None:
         for account in self.accounts.values():

@@ -27,9 +27,11 @@ import random
 from typing import Any, Protocol
 
 from shardbroker import const
+from shardbroker.config.options import Options
+from shardbroker.config.reload import decode_options_arg
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.protocol import frames
-from shardbroker.protocol.frames import HELLO, READY, SDOWN, STOP
+from shardbroker.protocol.frames import HELLO, READY, RELOAD, RELOADED, SDOWN, STOP
 from shardbroker.protocol.parser import parse_mesh
 from shardbroker.protocol.sublist import Sublist
 
@@ -44,6 +46,8 @@ class MessageHandler(Protocol):
     def end_of_batch(self) -> None: ...
 
     def interest_appeared(self) -> None: ...
+
+    def apply_options(self, new: Options) -> None: ...
 
 
 class RemoteInterest:
@@ -333,8 +337,21 @@ class StoragePeer:
             self.on_shard_down(int(args[0]), int(args[1]), int(args[2]))
         elif verb == STOP:
             self.stopping.set()
+        elif verb == RELOAD:
+            self.on_reload(int(args[0]), args[1])
         else:
             log.warning("unknown control frame %r from shard %d", verb, self.current_peer)
+
+    def on_reload(self, seq: int, options_arg: bytes) -> None:
+        """The supervisor accepted a reload: apply it and confirm (RELOADED)."""
+        status = b"ok"
+        try:
+            self.handler.apply_options(decode_options_arg(options_arg))
+        except Exception:  # a bad reload must not cost the storage shard
+            log.exception("storage shard: cannot apply the reloaded configuration")
+            status = b"failed"
+        self.mesh.send(const.SUPERVISOR_SHARD, frames.control(RELOADED, self.shard_id, seq, status))
+        self.mesh.flush()
 
     # -- peers -------------------------------------------------------------------------------
 

@@ -39,12 +39,16 @@ def no_responders(reply: bytes, sid: bytes, subject: bytes) -> bytes:
 #   STOP                               supervisor: stop now
 #   LDM                                supervisor: enter lame duck mode (workers)
 #   REBALANCE <count>                  supervisor: close this many clients to spread them
+#   RELOAD <seq> <options>             supervisor: apply these Options (msgpack, base64)
+#   RELOADED <shard> <seq> <status>    to the supervisor: applied (status "ok") or not
 HELLO = b"HELLO"
 SDOWN = b"SDOWN"
 READY = b"READY"
 STOP = b"STOP"
 LDM = b"LDM"
 REBALANCE = b"REBALANCE"
+RELOAD = b"RELOAD"
+RELOADED = b"RELOADED"
 
 
 def rs_plus(account: bytes, subject: bytes, queue: bytes | None = None, weight: int = 1) -> bytes:

@@ -157,9 +157,55 @@ class Authenticator:
             return False
         return (stored, hashlib.sha256(given.encode()).digest()) not in _bcrypt_ok
 
+    def is_listed(self, name: str) -> bool:
+        """Is `name` a user (or NKEY) of the users list?"""
+        return name in self.nkeys or (self.users is not None and name in self.users)
+
+    def secret_of(self, name: str) -> str | None:
+        """The stored password of a users-list user (None: no such user)."""
+        return None if self.users is None else self.users.get(name)
+
     def plaintext_passwords(self) -> bool:
         """nats-server warns at startup when any secret is not a bcrypt hash."""
         secrets = [self.password] if self.user else []
         if self.users is not None:
             secrets.extend(self.users.values())
         return any(s and not is_bcrypt(s) for s in secrets)
+
+
+# What a reload does to a logged-in client (nats-server reloadAuthorization).
+KEEP = "keep"  # still authorized (possibly as another user name)
+GONE = "gone"  # its user was removed: closed without an error, as nats-server does
+REFUSED = "refused"  # its credentials no longer pass: -ERR 'Authorization Violation'
+
+Credentials = tuple[str, str, str, str, str]  # CONNECT user, pass, auth_token, nkey, sig
+
+
+def reauthorize(
+    old: Authenticator,
+    new: Authenticator,
+    logged_in_as: str,
+    credentials: Credentials | None,
+    nonce: str,
+) -> tuple[str, str]:
+    """(KEEP, user) | (GONE, "") | (REFUSED, "") for a client logged in under `old`.
+
+    `credentials` are what its CONNECT presented, None when it was logged in as
+    no_auth_user without one; such a client keeps its login while that user exists with
+    the same stored secret.
+    """
+    if old.is_listed(logged_in_as) and not new.is_listed(logged_in_as):
+        return GONE, ""
+    if not new.required:
+        return KEEP, logged_in_as
+    if credentials is None:
+        if (
+            logged_in_as
+            and new.no_auth_user == logged_in_as
+            and old.secret_of(logged_in_as) == new.secret_of(logged_in_as)
+        ):
+            return KEEP, logged_in_as
+        return REFUSED, ""
+    user, password, token, nkey, sig = credentials
+    name = new.check(user, password, token, nkey, sig, nonce)
+    return (REFUSED, "") if name is None else (KEEP, name)

@@ -46,6 +46,7 @@ from shardbroker.errors import (
     err_publish_reply_violation,
     err_publish_violation,
     err_subscribe_violation,
+    err_subscription_removed,
 )
 from shardbroker.log import TRACE
 from shardbroker.protocol import frames
@@ -56,6 +57,7 @@ from shardbroker.protocol.subjects import (
     is_valid_subject,
     subject_matches,
 )
+from shardbroker.security.auth import GONE, REFUSED, Authenticator, Credentials, reauthorize
 from shardbroker.security.permissions import ResponseGrants, UserPermissions
 from shardbroker.worker.router import Subscription
 
@@ -100,6 +102,7 @@ class ClientProtocol(asyncio.Protocol):
         "cid",
         "closed",
         "connected",
+        "credentials",
         "echo",
         "first_ping",
         "grants",
@@ -196,6 +199,8 @@ class ClientProtocol(asyncio.Protocol):
             else ""
         )
         self.user = ""
+        # What CONNECT presented, kept for a reload's re-check (nats keeps c.opts too).
+        self.credentials: Credentials | None = None
         # The user's permissions (None: full rights, and no check costs anything) and,
         # with allow_responses, the reply subjects this connection may answer.
         self.perms: UserPermissions | None = None
@@ -350,6 +355,62 @@ class ClientProtocol(asyncio.Protocol):
             self.auth_handle.cancel()
             self.auth_handle = None
 
+    def reauthorize(self, old: Authenticator, new: Authenticator) -> bool:
+        """A reload changed the authorization: re-check this client against it (nats
+        reloadAuthorization). False when the client was closed."""
+        if not self.connected:
+            # Not logged in yet: its CONNECT will meet the new rules.
+            self.awaiting_auth = new.required
+            return True
+        outcome, user = reauthorize(old, new, self.user, self.credentials, self.nonce)
+        if outcome == GONE:
+            log.info(
+                "%s - cid:%d - user %r was removed by a reload", self.host, self.cid, self.user
+            )
+            self.close_connection(ClosedState.CLIENT_CLOSED)
+            return False
+        if outcome == REFUSED:
+            log.info("%s - cid:%d - authentication error after a reload", self.host, self.cid)
+            self.close_with_error(ERR_AUTH_VIOLATION, ClosedState.AUTHENTICATION_VIOLATION)
+            return False
+        self.user = user
+        self.apply_permissions(self.server.permissions.get(user))
+        return True
+
+    def apply_permissions(self, perms: UserPermissions | None) -> None:
+        """New permissions for a logged-in client: they apply to what it sends next, and
+        each subscription it may no longer hold is removed with an -ERR (nats
+        processSubsOnConfigReload). The caller clears the sublist caches (the
+        subscriptions' delivery checks may have changed)."""
+        old_responses = self.perms.responses if self.perms is not None else None
+        self.perms = perms
+        responses = perms.responses if perms is not None else None
+        if responses is None:
+            self.grants = None
+        elif self.grants is None or responses != old_responses:
+            self.grants = ResponseGrants(responses, time.monotonic())
+        self.guarded = self.verbose or self.pedantic or perms is not None
+        if perms is None:
+            for sub in self.subs.values():
+                sub.checked = 0
+            return
+        for sub in list(self.subs.values()):
+            if perms.can_subscribe(sub.subject, sub.queue):
+                sub.checked = perms.needs_delivery_check(sub.subject, sub.queue)
+                continue
+            self.server.remove_subscription(sub)
+            subject = sub.subject.decode(errors="replace")
+            queue = None if sub.queue is None else sub.queue.decode(errors="replace")
+            sid = sub.sid.decode(errors="replace")
+            self.send_err(err_subscription_removed(subject, queue, sid))
+            log.info(
+                'Removed sub "%s"%s (sid "%s") for User "%s" - not authorized',
+                subject,
+                "" if queue is None else f' using queue "{queue}"',
+                sid,
+                self.user,
+            )
+
     def on_auth_timeout(self) -> None:
         self.auth_handle = None
         if self.awaiting_auth and not self.closed:
@@ -413,6 +474,7 @@ class ClientProtocol(asyncio.Protocol):
             raise ProtocolError(ERR_INVALID_PROTOCOL)
         if opts.no_responders and not opts.headers:
             raise ProtocolError(ERR_NO_RESPONDERS_REQUIRES_HEADERS)
+        self.credentials = (opts.user, opts.password, opts.auth_token, opts.nkey, opts.sig)
         self.verbose = opts.verbose
         self.pedantic = opts.pedantic
         self.guarded = opts.verbose or opts.pedantic or self.perms is not None

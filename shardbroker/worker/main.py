@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--boot-fd", type=int, required=True)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # so is a reload (or a terminal hangup)
     try:
         boot = read_boot(args.boot_fd)
         die_with_parent(boot.supervisor_pid)

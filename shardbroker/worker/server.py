@@ -35,11 +35,22 @@ import uvloop.loop
 
 from shardbroker import const
 from shardbroker.config.options import Options
+from shardbroker.config.reload import decode_options_arg, diff, kinds
+from shardbroker.log import setup as setup_logging
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.snapshot import MONZ
 from shardbroker.mesh.stats import ConnectionLimit, ShardSlot
 from shardbroker.protocol import frames
-from shardbroker.protocol.frames import HELLO, LDM, READY, REBALANCE, SDOWN, STOP
+from shardbroker.protocol.frames import (
+    HELLO,
+    LDM,
+    READY,
+    REBALANCE,
+    RELOAD,
+    RELOADED,
+    SDOWN,
+    STOP,
+)
 from shardbroker.protocol.messages import ServerInfo, encode_info
 from shardbroker.protocol.parser import parse_mesh
 from shardbroker.protocol.sublist import Sublist
@@ -149,7 +160,13 @@ class Server:
         self.ssl_context = server_context(opts.tls) if opts.tls is not None else None
         self.ssl_protocol_class = ssl_protocol_class(loop)
         self.tls_errors_seen: set[str] = set()
-        self._info = ServerInfo(
+        self._info = self.make_info()
+
+    def make_info(self) -> ServerInfo:
+        """The INFO every new connection starts from (rebuilt by a reload)."""
+        opts = self.opts
+        boot = self.boot
+        return ServerInfo(
             server_id=boot.server_id,
             server_name=opts.server_name or boot.server_id,
             version=const.SERVER_VERSION,
@@ -500,8 +517,49 @@ class Server:
             snapshot.answer_monz(self, self.current_peer, args)
         elif verb == REBALANCE:
             self.shed_clients(int(args[0]))
+        elif verb == RELOAD:
+            self.on_reload(int(args[0]), args[1])
         else:
             log.warning("unknown control frame %r from shard %d", verb, self.current_peer)
+
+    # -- reload ------------------------------------------------------------------------------
+
+    def on_reload(self, seq: int, options_arg: bytes) -> None:
+        """The supervisor accepted a reload: apply it and confirm (RELOADED)."""
+        status = b"ok"
+        try:
+            self.apply_options(decode_options_arg(options_arg))
+        except Exception:  # a bad reload must not cost the worker; the supervisor hears of it
+            log.exception("shard %d: cannot apply the reloaded configuration", self.shard_id)
+            status = b"failed"
+        self.mesh.send(const.SUPERVISOR_SHARD, frames.control(RELOADED, self.shard_id, seq, status))
+
+    def apply_options(self, new: Options) -> None:
+        """Swap in reloaded Options, change by change kind (config/reload.py)."""
+        changed = kinds(diff(self.opts, new))
+        self.opts = new
+        if "logging" in changed:
+            setup_logging(new.log_file, new.debug, new.trace, new.logtime)
+            self.trace = new.trace
+        if "limits" in changed:
+            # Pushed into every live connection (nats-server does the same).
+            for client in self.clients.values():
+                client.parser.max_payload = new.max_payload
+                client.parser.max_control_line = new.max_control_line
+        if "tls" in changed:
+            # New connections only; established TLS sessions carry on.
+            self.ssl_context = server_context(new.tls) if new.tls is not None else None
+        if "auth" in changed:
+            old_auth = self.auth
+            self.auth = Authenticator(new)
+            self.permissions = users_permissions(new)
+            for client in list(self.clients.values()):
+                if not client.closed:
+                    client.reauthorize(old_auth, self.auth)
+            # Subscriptions' delivery checks may have changed: cached results go.
+            for sublist in self.sublists.values():
+                sublist.clear_cache()
+        self._info = self.make_info()
 
     def say_hello(self, peers: list[int]) -> None:
         frame = frames.control(HELLO, self.shard_id, self.generation)

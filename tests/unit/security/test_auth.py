@@ -135,3 +135,58 @@ def test_auth_bcrypt_goes_through_the_bcrypt_package(monkeypatch: pytest.MonkeyP
     assert secret_matches(stored, "fresh-secret")
     assert not secret_matches(stored, "other")
     assert seen == [b"fresh-secret", b"other"]
+
+
+# -- a reload's re-check of logged-in clients (nats reloadAuthorization) ---------------
+
+
+def _users(*pairs: tuple[str, str], no_auth_user: str = "") -> Authenticator:
+    return authenticator(no_auth_user, users=tuple(User(user=u, password=p) for u, p in pairs))
+
+
+def test_auth_reauthorize_removed_user_is_gone() -> None:
+    old = _users(("a", "pa"), ("b", "pb"))
+    new = _users(("a", "pa"))
+    creds = ("b", "pb", "", "", "")
+    assert auth_module.reauthorize(old, new, "b", creds, "") == (auth_module.GONE, "")
+    # Also when the new config has no users list at all (nats-server does the same).
+    assert auth_module.reauthorize(old, Authenticator(Options()), "b", creds, "")[0] == "gone"
+
+
+def test_auth_reauthorize_changed_password_is_refused_others_kept() -> None:
+    old = _users(("a", "pa"), ("b", "pb"))
+    new = _users(("a", "new"), ("b", "pb"))
+    assert auth_module.reauthorize(old, new, "a", ("a", "pa", "", "", ""), "")[0] == "refused"
+    assert auth_module.reauthorize(old, new, "b", ("b", "pb", "", "", ""), "") == ("keep", "b")
+
+
+def test_auth_reauthorize_token_and_single_user() -> None:
+    old = authenticator(token="t1")
+    assert (
+        auth_module.reauthorize(old, authenticator(token="t2"), "", ("", "", "t1", "", ""), "")[0]
+        == "refused"
+    )
+    assert auth_module.reauthorize(
+        old, authenticator(token="t1", timeout=5.0), "", ("", "", "t1", "", ""), ""
+    ) == ("keep", "")
+    single = authenticator(user="u", password="p")
+    changed = authenticator(user="u", password="q")
+    assert auth_module.reauthorize(single, changed, "u", ("u", "p", "", "", ""), "")[0] == "refused"
+
+
+def test_auth_reauthorize_auth_newly_required_refuses_anonymous() -> None:
+    old = Authenticator(Options())
+    assert (
+        auth_module.reauthorize(old, authenticator(token="t"), "", ("", "", "", "", ""), "")[0]
+        == "refused"
+    )
+
+
+def test_auth_reauthorize_no_auth_user_login() -> None:
+    old = _users(("a", "pa"), ("n", "pn"), no_auth_user="n")
+    same = _users(("a", "pa"), ("n", "pn"), ("c", "pc"), no_auth_user="n")
+    assert auth_module.reauthorize(old, same, "n", None, "") == ("keep", "n")
+    changed = _users(("a", "pa"), ("n", "other"), no_auth_user="n")
+    assert auth_module.reauthorize(old, changed, "n", None, "")[0] == "refused"
+    removed = _users(("a", "pa"))
+    assert auth_module.reauthorize(old, removed, "n", None, "")[0] == "gone"
