@@ -13,7 +13,7 @@ import msgspec
 import typer
 
 from shardbroker import __version__, const, log
-from shardbroker.config.merge import apply_auth_flags, apply_tls_flags, merge
+from shardbroker.config.merge import OptionsSource, build_options, merge
 from shardbroker.config.merge import load as load_config
 from shardbroker.config.options import Options, OptionsError, validate
 from shardbroker.config.parse import ConfigError
@@ -86,38 +86,17 @@ def check_tls(opts: Options) -> None:
         raise OptionsError(str(exc)) from None
 
 
-def _options(
-    config: str,
-    flags: dict[str, object],
-    auth_flags: tuple[str | None, ...] = (None, None, None),
-    tls_flags: tuple[bool, str | None, str | None, str | None, bool] = (
-        False,
-        None,
-        None,
-        None,
-        False,
-    ),
-) -> Options:
-    """defaults < config file < flags, validated; exits with a one-line error.
-
-    `auth_flags` is (--auth, --user, --pass), None where not given; `tls_flags` is
-    (--tls, --tlscert, --tlskey, --tlscacert, --tlsverify)."""
-    from_file: dict[str, object] = {}
-    if config:
-        try:
-            from_file = load_config(config)
-        except ConfigError as exc:
-            typer.echo(f"shardbroker: {exc}", err=True)
-            raise typer.Exit(const.EXIT_BOOT_FAILURE) from None
-    fields = merge(msgspec.structs.asdict(Options()), from_file, flags)
-    fields = apply_auth_flags(fields, *auth_flags)
+def _options(source: OptionsSource) -> Options:
+    """defaults < config file < flags, validated; exits with a one-line error."""
     try:
-        fields = apply_tls_flags(fields, *tls_flags)
-        opts = validate(Options(**fields))  # type: ignore[arg-type]
+        opts = build_options(source)
         check_tls(opts)
         return opts
+    except ConfigError as exc:
+        typer.echo(f"shardbroker: {exc}", err=True)
+        raise typer.Exit(const.EXIT_BOOT_FAILURE) from None
     except (OptionsError, ValueError) as exc:
-        where = f"{config}: " if config else ""
+        where = f"{source.config}: " if source.config else ""
         typer.echo(f"shardbroker: {where}{exc}", err=True)
         raise typer.Exit(const.EXIT_BOOT_FAILURE) from None
 
@@ -128,6 +107,13 @@ def serve(
     config: str = typer.Option("", "-c", "--config", help="nats-server style configuration file."),
     check_only: bool = typer.Option(
         False, "-t", help="Check the configuration (with -c) and exit."
+    ),
+    signal_command: str = typer.Option(
+        "",
+        "-sl",
+        "--signal",
+        help="Signal a running broker and exit: reload, quit, term, reopen, ldm or stop, "
+        "optionally =PID or =PIDFILE (else found by -P, then -p, then port 4222).",
     ),
     addr: str = typer.Option(
         const.DEFAULT_HOST, "-a", "--addr", "--net", help="Bind to host address."
@@ -206,6 +192,13 @@ def serve(
     ),
 ) -> None:
     """Start the broker: a supervisor and one worker per core on one port."""
+    if signal_command:
+        given = _given_flags(ctx)
+        port_given = given.get("port")
+        _signal_broker(
+            signal_command, pid_file, port_given if isinstance(port_given, int) else None
+        )
+        return
     # Imported here so `shardbroker --help` stays fast and light.
     from shardbroker.supervisor.arbiter import Arbiter
 
@@ -215,9 +208,13 @@ def serve(
     except OptionsError as exc:
         typer.echo(f"shardbroker: {exc}", err=True)
         raise typer.Exit(const.EXIT_BOOT_FAILURE) from None
-    opts = _options(
-        config, flags, (auth, user, password), (tls, tlscert, tlskey, tlscacert, tlsverify)
+    source = OptionsSource(
+        config=config,
+        flags=flags,
+        auth_flags=(auth, user, password),
+        tls_flags=(tls, tlscert, tlskey, tlscacert, tlsverify),
     )
+    opts = _options(source)
     if check_only:
         if not config:
             typer.echo("shardbroker: -t needs a configuration file (-c FILE)", err=True)
@@ -233,11 +230,43 @@ def serve(
                 "Plaintext passwords detected, use nkeys or bcrypt"
             )
     try:
-        code = Arbiter(opts).run()
+        code = Arbiter(opts, source).run()
     except HaltBroker as halt:
         typer.echo(f"shardbroker: {halt.reason}", err=True)
         raise typer.Exit(halt.exit_status) from None
     raise typer.Exit(code)
+
+
+def _signal_broker(command_arg: str, pid_file: str, port: int | None, who: str = "") -> int:
+    """nats-server's --signal: send the signal and return the PID; on failure a one-line
+    error and exit status 1."""
+    from shardbroker.ops.control import signal_broker
+    from shardbroker.ops.locate import BrokerNotFoundError
+
+    try:
+        return signal_broker(command_arg, pid_file, port)
+    except BrokerNotFoundError as exc:
+        typer.echo(f"shardbroker{who}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def reload(
+    target: str = typer.Argument("", help="The supervisor's PID, or its pid file."),
+    pid_file: str = typer.Option("", "--pid-file", "-P", help="Read the PID from this file."),
+    port: int | None = typer.Option(
+        None, "-p", "--port", help="Find the broker by its client port (default 4222)."
+    ),
+) -> None:
+    """Reload a running broker's configuration file (SIGHUP to its supervisor).
+
+    The broker logs `Reloaded server configuration`, or why it refused the reload (the
+    running configuration then stays as it was).
+    """
+    pid = _signal_broker("reload" + (f"={target}" if target else ""), pid_file, port, " reload")
+    typer.echo(
+        f"shardbroker reload: reload requested (pid {pid}); the broker's log has the outcome"
+    )
 
 
 @app.command()

@@ -27,15 +27,17 @@ import uvloop
 
 from shardbroker import const
 from shardbroker.config import options as options_mod
+from shardbroker.config.merge import OptionsSource
 from shardbroker.config.options import Options
 from shardbroker.errors import HaltBroker
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.ring import Ring
 from shardbroker.monitor.service import Monitor
 from shardbroker.protocol import frames
-from shardbroker.protocol.frames import HELLO, LDM, READY, REBALANCE, SDOWN
+from shardbroker.protocol.frames import HELLO, LDM, READY, REBALANCE, RELOADED, SDOWN
 from shardbroker.protocol.parser import parse_mesh
 from shardbroker.supervisor import liveness, rebalance, sdnotify
+from shardbroker.supervisor.reload import Reloader, remove_file
 from shardbroker.supervisor.spawn import (
     STORAGE_MODULE,
     WORKER_MODULE,
@@ -94,8 +96,11 @@ class ShardProcess:
 
 
 class Arbiter:
-    def __init__(self, opts: Options) -> None:
+    def __init__(self, opts: Options, source: OptionsSource | None = None) -> None:
+        # The running Options; a reload replaces them (and shards spawned later boot
+        # with the new ones). `source` is where they came from, re-read on reload.
         self.opts = opts
+        self.reloader = Reloader(self, source)
         self.server_id = new_server_id()
         self.n_workers = opts.workers or usable_cores()
         # The storage shard, when JetStream is on, comes after the workers.
@@ -166,6 +171,7 @@ class Arbiter:
         loop.add_signal_handler(signal.SIGINT, self.handle_stop)
         loop.add_signal_handler(signal.SIGTERM, self.handle_term)
         loop.add_signal_handler(signal.SIGUSR2, self.handle_usr2)
+        loop.add_signal_handler(signal.SIGHUP, self.handle_hup)
 
         log.info("Starting shardbroker")
         log.info("  Version:  %s", const.SERVER_VERSION)
@@ -242,6 +248,17 @@ class Arbiter:
             with open(tmp, "w") as f:
                 json.dump(ports, f)
             os.replace(tmp, self.ports_file)
+
+    def rewrite_files(self, old: Options) -> None:
+        """A reload changed pid_file or ports_file_dir: move the files."""
+        if old.pid_file != self.opts.pid_file:
+            remove_file(old.pid_file)
+        if old.ports_file_dir != self.opts.ports_file_dir:
+            remove_file(self.ports_file)
+            self.ports_file = ""
+        assert self.all_ready is not None
+        if self.all_ready.is_set():
+            self._write_files()
 
     def _cleanup(self) -> None:
         for path in (self.ports_file, self.opts.pid_file):
@@ -326,6 +343,7 @@ class Arbiter:
         shard.pid = 0
         shard.ready = False
         self.announce_down(shard)
+        self.reloader.shard_gone(shard.shard_id)
         assert self.done is not None
         if self.stopping:
             if all(s.pid == 0 for s in self.shards.values()):
@@ -473,6 +491,15 @@ class Arbiter:
             for shard in self.shards.values()
             if shard.pid and shard.ready
         )
+
+    # -- reload ------------------------------------------------------------------------------
+
+    def handle_hup(self) -> None:
+        """SIGHUP: reload the configuration (supervisor/reload.py)."""
+        log.info('Trapped "hangup" signal')
+        if not self.stopping:
+            sdnotify.notify_reloading()
+            self.reloader.reload()
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -623,5 +650,7 @@ class Arbiter:
                 assert self.all_ready is not None
                 if all(s.ready for s in self.shards.values()):
                     self.all_ready.set()
+        elif verb == RELOADED:
+            self.reloader.on_reloaded(int(args[0]), int(args[1]), args[2])
         else:
             log.warning("unknown control frame %r from shard %d", verb, self.current_peer)

@@ -1,0 +1,207 @@
+"""Hot reload in the supervisor (SIGHUP, `shardbroker reload`, `serve --signal reload`).
+
+Runs on the supervisor's loop. The procedure follows nats-server's reload.go:
+
+1. re-read the same config file and re-apply the command-line flags on top
+   (``OptionsSource``), validate, load the TLS files;
+2. ``config.reload.diff`` the running Options against the new ones; any change that
+   cannot be reloaded rejects the whole reload with one ERR line
+   (``Failed to reload server configuration: config reload not supported for X: ...``)
+   and nothing changes;
+3. otherwise the supervisor applies its own part (logging, pid and ports files, the
+   broker-wide connection limit), keeps the new Options for every shard it spawns from
+   now on (a respawned worker boots with them), and sends ``RELOAD <seq> <options>`` to
+   every live shard, which applies the changes by kind and answers ``RELOADED``;
+4. once every shard answered, it logs ``Reloaded server configuration``.
+
+A file that cannot be read or parsed never touches the running broker. Nothing here
+blocks for long: the file is small and read once per signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from shardbroker import log as log_setup
+from shardbroker.config.merge import OptionsSource, build_options
+from shardbroker.config.options import Options, OptionsError
+from shardbroker.config.parse import ConfigError
+from shardbroker.config.reload import Change, ReloadError, diff, encode_options_arg, kinds
+from shardbroker.protocol import frames
+from shardbroker.protocol.frames import RELOAD
+from shardbroker.security.tls import TLSConfigError, server_context
+from shardbroker.supervisor import sdnotify
+
+if TYPE_CHECKING:
+    from shardbroker.supervisor.arbiter import Arbiter
+
+log = logging.getLogger("shardbroker.supervisor")
+
+RELOAD_FAILED = "Failed to reload server configuration"
+RELOADED = "Reloaded server configuration"
+NO_CONFIG_FILE = "can only reload config when a file is provided using -c or --config"
+_ACK_TIMEOUT = 10.0  # seconds the shards have to confirm a reload
+_LIMIT_RETRY = 0.1  # seconds between attempts to take back connection slots
+
+
+def load_options(source: OptionsSource) -> Options:
+    """The Options a reload would run with; raises ReloadError with a one-line reason
+    naming the file, line and key where there is one."""
+    if not source.config:
+        raise ReloadError(NO_CONFIG_FILE)
+    try:
+        opts = build_options(source)
+        if opts.tls is not None:
+            server_context(opts.tls)
+    except ConfigError as exc:
+        raise ReloadError(str(exc)) from None
+    except (OptionsError, TLSConfigError, ValueError) as exc:
+        raise ReloadError(f"{source.config}: {exc}") from None
+    return opts
+
+
+class Reloader:
+    """The supervisor's reload state: the sequence number, and the shards that have not
+    confirmed the latest reload yet."""
+
+    def __init__(self, arbiter: Arbiter, source: OptionsSource | None) -> None:
+        self.arbiter = arbiter
+        self.source = source or OptionsSource()
+        self.seq = 0
+        self.waiting: set[int] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        # Connection slots still to take back after max_connections was lowered.
+        self.slot_debt = 0
+        self._debt_timer: asyncio.TimerHandle | None = None
+
+    # -- the procedure -------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Reload now; False (and one ERR line) when the reload was refused."""
+        arbiter = self.arbiter
+        res = arbiter.resources
+        try:
+            new = load_options(self.source)
+            changes = diff(
+                arbiter.opts, new, ring_size=res.layout.ring_size if res is not None else None
+            )
+            frame = frames.control(RELOAD, self.seq + 1, encode_options_arg(new))
+            mesh = arbiter.mesh
+            if mesh is not None and len(frame) > mesh.max_commit:
+                raise ReloadError(
+                    f"the new options take {len(frame)} bytes, more than a shared-memory "
+                    f"ring frame can hold ({mesh.max_commit}); restart the broker instead"
+                )
+        except ReloadError as exc:
+            log.error("%s: %s", RELOAD_FAILED, exc)
+            self._done("Configuration reload refused; the previous one stays in effect")
+            return False
+        self.seq += 1
+        old = arbiter.opts
+        arbiter.opts = new  # every shard spawned from now on boots with it
+        self.apply_here(old, new, changes)
+        for change in changes:
+            log.info("Reloaded: %s", change.describe())
+        self.waiting.clear()
+        if changes and mesh is not None:
+            for shard in arbiter.shards.values():
+                if shard.pid:
+                    mesh.send(shard.shard_id, frame)
+                    self.waiting.add(shard.shard_id)
+            mesh.flush()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.waiting:
+            self._timer = asyncio.get_running_loop().call_later(_ACK_TIMEOUT, self._ack_timeout)
+        else:
+            log.info("%s", RELOADED)
+            self._done("Configuration reloaded")
+        return True
+
+    def _done(self, status: str) -> None:
+        """systemd hears that the reload is over (arbiter.handle_hup said it began)."""
+        sdnotify.notify_ready(status)
+
+    def apply_here(self, old: Options, new: Options, changes: list[Change]) -> None:
+        """The supervisor's own share of a reload."""
+        changed = kinds(changes)
+        if "logging" in changed:
+            log_setup.setup(new.log_file, new.debug, new.trace, new.logtime)
+        if "files" in changed:
+            self.arbiter.rewrite_files(old)
+        if any(c.name == "max_connections" for c in changes):
+            self.resize_connection_limit(old.max_connections, new.max_connections)
+
+    # -- confirmations -----------------------------------------------------------------
+
+    def on_reloaded(self, shard_id: int, seq: int, status: bytes) -> None:
+        if seq != self.seq or shard_id not in self.waiting:
+            return
+        if status != b"ok":
+            log.warning("shard %d could not apply all of the reload (see its log)", shard_id)
+        self.shard_gone(shard_id)
+
+    def shard_gone(self, shard_id: int) -> None:
+        """A shard confirmed, or died (its next life boots with the new Options)."""
+        if shard_id not in self.waiting:
+            return
+        self.waiting.discard(shard_id)
+        if not self.waiting:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            log.info("%s", RELOADED)
+            self._done("Configuration reloaded")
+
+    def _ack_timeout(self) -> None:
+        self._timer = None
+        if self.waiting:
+            log.warning(
+                "shards %s did not confirm the reload within %.0fs",
+                sorted(self.waiting),
+                _ACK_TIMEOUT,
+            )
+            self.waiting.clear()
+            self._done("Configuration reloaded (some shards did not confirm)")
+
+    # -- max_connections ---------------------------------------------------------------
+
+    def resize_connection_limit(self, old: int, new: int) -> None:
+        """The semaphore counts free slots: grow it, or take slots back (at once where
+        free, later as clients leave; clients over the new limit are not cut)."""
+        res = self.arbiter.resources
+        if res is None:
+            return
+        delta = max(0, new) - max(0, old)
+        limit = res.connection_limit
+        if delta > 0:
+            repaid = min(delta, self.slot_debt)
+            self.slot_debt -= repaid
+            if delta > repaid:
+                limit.release(delta - repaid)
+            return
+        self.slot_debt -= delta
+        self._take_back_slots()
+
+    def _take_back_slots(self) -> None:
+        self._debt_timer = None
+        res = self.arbiter.resources
+        if res is None:
+            return
+        while self.slot_debt and res.connection_limit.try_acquire():
+            self.slot_debt -= 1
+        if self.slot_debt and not self.arbiter.stopping:
+            self._debt_timer = asyncio.get_running_loop().call_later(
+                _LIMIT_RETRY, self._take_back_slots
+            )
+
+
+def remove_file(path: str) -> None:
+    if path:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
