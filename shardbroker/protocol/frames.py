@@ -41,6 +41,9 @@ def no_responders(reply: bytes, sid: bytes, subject: bytes) -> bytes:
 #   REBALANCE <count>                  supervisor: close this many clients to spread them
 #   RELOAD <seq> <options>             supervisor: apply these Options (msgpack, base64)
 #   RELOADED <shard> <seq> <status>    to the supervisor: applied (status "ok") or not
+#   TRIM <count>                       supervisor: max_connections was lowered by a reload;
+#                                      close this many clients, keeping their slots
+#   TRIMMED <shard> <count>            to the supervisor: closed that many
 HELLO = b"HELLO"
 SDOWN = b"SDOWN"
 READY = b"READY"
@@ -49,6 +52,8 @@ LDM = b"LDM"
 REBALANCE = b"REBALANCE"
 RELOAD = b"RELOAD"
 RELOADED = b"RELOADED"
+TRIM = b"TRIM"
+TRIMMED = b"TRIMMED"
 
 
 def rs_plus(account: bytes, subject: bytes, queue: bytes | None = None, weight: int = 1) -> bytes:

@@ -34,7 +34,7 @@ from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.ring import Ring
 from shardbroker.monitor.service import Monitor
 from shardbroker.protocol import frames
-from shardbroker.protocol.frames import HELLO, LDM, READY, REBALANCE, RELOADED, SDOWN
+from shardbroker.protocol.frames import HELLO, LDM, READY, REBALANCE, RELOADED, SDOWN, TRIMMED
 from shardbroker.protocol.parser import parse_mesh
 from shardbroker.supervisor import liveness, rebalance, sdnotify
 from shardbroker.supervisor.reload import Reloader, remove_file
@@ -652,5 +652,7 @@ class Arbiter:
                     self.all_ready.set()
         elif verb == RELOADED:
             self.reloader.on_reloaded(int(args[0]), int(args[1]), args[2])
+        elif verb == TRIMMED:
+            self.reloader.on_trimmed(int(args[1]))
         else:
             log.warning("unknown control frame %r from shard %d", verb, self.current_peer)

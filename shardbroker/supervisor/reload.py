@@ -32,7 +32,7 @@ from shardbroker.config.options import Options, OptionsError
 from shardbroker.config.parse import ConfigError
 from shardbroker.config.reload import Change, ReloadError, diff, encode_options_arg, kinds
 from shardbroker.protocol import frames
-from shardbroker.protocol.frames import RELOAD
+from shardbroker.protocol.frames import RELOAD, TRIM
 from shardbroker.security.tls import TLSConfigError, server_context
 from shardbroker.supervisor import sdnotify
 
@@ -172,32 +172,61 @@ class Reloader:
     # -- max_connections ---------------------------------------------------------------
 
     def resize_connection_limit(self, old: int, new: int) -> None:
-        """The semaphore counts free slots: grow it, or take slots back (at once where
-        free, later as clients leave; clients over the new limit are not cut)."""
+        """The semaphore counts free slots. A higher limit adds slots; a lower one takes
+        slots back: the free ones at once, and for the rest the workers close clients
+        over the new limit at random (nats-server does the same) and keep their slots."""
         res = self.arbiter.resources
         if res is None:
             return
-        delta = max(0, new) - max(0, old)
-        limit = res.connection_limit
-        if delta > 0:
-            repaid = min(delta, self.slot_debt)
-            self.slot_debt -= repaid
-            if delta > repaid:
-                limit.release(delta - repaid)
-            return
-        self.slot_debt -= delta
-        self._take_back_slots()
+        self.slot_debt += max(0, old) - max(0, new)
+        self._settle_debt()
+        if self.slot_debt > 0:
+            self._ask_workers_to_trim(self.slot_debt)
 
-    def _take_back_slots(self) -> None:
-        self._debt_timer = None
+    def _ask_workers_to_trim(self, count: int) -> None:
+        arbiter = self.arbiter
+        res = arbiter.resources
+        mesh = arbiter.mesh
+        assert res is not None and mesh is not None
+        held = sorted(
+            (
+                (res.table.slots[s.shard_id].get("connections"), s.shard_id)
+                for s in arbiter.shards.values()
+                if s.pid and s.role == "worker"
+            ),
+            reverse=True,
+        )
+        for connections, shard_id in held:
+            take = min(count, connections)
+            if take <= 0:
+                continue
+            mesh.send(shard_id, frames.control(TRIM, take))
+            count -= take
+        mesh.flush()
+
+    def on_trimmed(self, count: int) -> None:
+        """A worker closed `count` clients and kept their slots."""
+        self.slot_debt -= count
+        self._settle_debt()
+
+    def _settle_debt(self) -> None:
+        """Take free slots while some are owed; give back any taken twice (a client that
+        left on its own while a worker was closing one for the same slot)."""
+        if self._debt_timer is not None:
+            self._debt_timer.cancel()
+            self._debt_timer = None
         res = self.arbiter.resources
         if res is None:
             return
-        while self.slot_debt and res.connection_limit.try_acquire():
+        limit = res.connection_limit
+        if self.slot_debt < 0:
+            limit.release(-self.slot_debt)
+            self.slot_debt = 0
+        while self.slot_debt and limit.try_acquire():
             self.slot_debt -= 1
         if self.slot_debt and not self.arbiter.stopping:
             self._debt_timer = asyncio.get_running_loop().call_later(
-                _LIMIT_RETRY, self._take_back_slots
+                _LIMIT_RETRY, self._settle_debt
             )
 
 

@@ -36,6 +36,7 @@ import uvloop.loop
 from shardbroker import const
 from shardbroker.config.options import Options
 from shardbroker.config.reload import decode_options_arg, diff, kinds
+from shardbroker.errors import ERR_MAX_CONNECTIONS
 from shardbroker.log import setup as setup_logging
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.snapshot import MONZ
@@ -50,6 +51,8 @@ from shardbroker.protocol.frames import (
     RELOADED,
     SDOWN,
     STOP,
+    TRIM,
+    TRIMMED,
 )
 from shardbroker.protocol.messages import ServerInfo, encode_info
 from shardbroker.protocol.parser import parse_mesh
@@ -118,6 +121,8 @@ class Server:
         self.local_interest: dict[InterestKey, int] = {}
         self.remote: list[dict[InterestKey, RemoteInterest]] = [{} for _ in range(n)]
         self.clients: dict[int, ClientProtocol] = {}
+        # Clients closed by a TRIM whose connection slot must not be given back.
+        self.keep_slots: set[int] = set()
         self.holding: set[ClientProtocol] = set()
         self.paused: set[ClientProtocol] = set()
         # Clients whose last write left bytes in the socket buffer, with since when.
@@ -255,7 +260,9 @@ class Server:
         if client in self.stalled:
             self.unstall(client)
         if self.clients.pop(client.cid, None) is not None:
-            if self.connection_limit is not None:
+            if client.cid in self.keep_slots:
+                self.keep_slots.discard(client.cid)
+            elif self.connection_limit is not None:
                 self.connection_limit.release()
             if self.slot is not None:
                 self.slot.set("connections", len(self.clients))
@@ -519,6 +526,8 @@ class Server:
             self.shed_clients(int(args[0]))
         elif verb == RELOAD:
             self.on_reload(int(args[0]), args[1])
+        elif verb == TRIM:
+            self.trim_connections(int(args[0]))
         else:
             log.warning("unknown control frame %r from shard %d", verb, self.current_peer)
 
@@ -533,6 +542,22 @@ class Server:
             log.exception("shard %d: cannot apply the reloaded configuration", self.shard_id)
             status = b"failed"
         self.mesh.send(const.SUPERVISOR_SHARD, frames.control(RELOADED, self.shard_id, seq, status))
+
+    def trim_connections(self, count: int) -> None:
+        """max_connections went below the number of clients: close `count` of them, at
+        random, with nats-server's error. Their connection slots are not given back:
+        they are the ones the lower limit took away (the supervisor counts them)."""
+        from shardbroker.worker.client import ClosedState  # a cold path; client imports us
+
+        victims = random.sample(list(self.clients.values()), min(count, len(self.clients)))
+        for client in victims:
+            self.keep_slots.add(client.cid)
+            client.close_with_error(ERR_MAX_CONNECTIONS, ClosedState.MAX_CONNECTIONS_EXCEEDED)
+        if victims:
+            log.info("closed %d clients over the reloaded max_connections", len(victims))
+        self.mesh.send(
+            const.SUPERVISOR_SHARD, frames.control(TRIMMED, self.shard_id, len(victims))
+        )
 
     def apply_options(self, new: Options) -> None:
         """Swap in reloaded Options, change by change kind (config/reload.py)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from tests.helpers.broker import (
     barrier,
     is_shardbroker_target,
     nats_server_binary,
+    raw_connect,
     raw_connect_on_shard,
     run_broker,
     shardbroker_command,
@@ -41,6 +43,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 RELOADED = "Reloaded server configuration"
 FAILED = "Failed to reload server configuration"
 RELOAD_TIMEOUT = 15.0
+PONG_OR_MAX_CONN = re.compile(rb"PONG\r\n|-ERR 'maximum connections exceeded'\r\n")
 
 USERS_AB = """
 authorization {
@@ -438,3 +441,31 @@ def test_reload_keeps_command_line_flags_winning(tmp_path: Path) -> None:
             client.handshake()
             client.send(pub("p", b"x" * 1500))
             assert client.ping_barrier() == b""
+
+
+def test_reload_lower_max_connections_closes_the_excess(tmp_path: Path) -> None:
+    with reloadable(tmp_path, "max_connections: 10\n") as r:
+        broker = r.broker
+        clients = [raw_connect_on_shard(broker, 1 + i % 3) for i in range(6)]
+        try:
+            for client in clients:
+                client.handshake()
+            r.reload("max_connections: 4\n")
+            closed = 0
+            for client in clients:
+                client.send(b"PING\r\n")
+                data = client.expect(PONG_OR_MAX_CONN).group(0)
+                if data.startswith(b"-ERR"):
+                    client.expect_closed()
+                    closed += 1
+            assert closed == 2
+            # Full: a new client is turned away until the limit goes up again.
+            with raw_connect(broker) as extra:
+                assert extra.expect_closed().startswith(err_line("maximum connections exceeded"))
+            r.reload("max_connections: 10\n")
+            with raw_connect(broker) as extra:
+                extra.handshake()
+                assert_alive(extra)
+        finally:
+            for client in clients:
+                client.close()
