@@ -186,13 +186,15 @@ def reauthorize(
     new: Authenticator,
     logged_in_as: str,
     credentials: Credentials | None,
-    nonce: str,
+    memo: dict[Credentials, str | None] | None = None,
 ) -> tuple[str, str]:
     """(KEEP, user) | (GONE, "") | (REFUSED, "") for a client logged in under `old`.
 
     `credentials` are what its CONNECT presented, None when it was logged in as
     no_auth_user without one; such a client keeps its login while that user exists with
-    the same stored secret.
+    the same stored secret. A users-list user whose stored secret did not change is
+    kept without checking again, and `memo` (one per reload) keeps one answer per set of
+    credentials: a reload must not run bcrypt once per connected client.
     """
     if old.is_listed(logged_in_as) and not new.is_listed(logged_in_as):
         return GONE, ""
@@ -206,6 +208,17 @@ def reauthorize(
         ):
             return KEEP, logged_in_as
         return REFUSED, ""
-    user, password, token, nkey, sig = credentials
-    name = new.check(user, password, token, nkey, sig, nonce)
+    user, password, token, nkey, _sig = credentials
+    if nkey:
+        # Its signature of this connection's nonce was checked at CONNECT.
+        return (KEEP, nkey) if nkey in new.nkeys else (REFUSED, "")
+    if user and old.is_listed(user) and old.secret_of(user) == new.secret_of(user):
+        return KEEP, user
+    key = (user, password, token, "", "")
+    if memo is not None and key in memo:
+        name = memo[key]
+    else:
+        name = new.check(user, password, token)
+        if memo is not None:
+            memo[key] = name
     return (REFUSED, "") if name is None else (KEEP, name)

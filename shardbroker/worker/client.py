@@ -355,14 +355,19 @@ class ClientProtocol(asyncio.Protocol):
             self.auth_handle.cancel()
             self.auth_handle = None
 
-    def reauthorize(self, old: Authenticator, new: Authenticator) -> bool:
+    def reauthorize(
+        self,
+        old: Authenticator,
+        new: Authenticator,
+        memo: dict[Credentials, str | None] | None = None,
+    ) -> bool:
         """A reload changed the authorization: re-check this client against it (nats
         reloadAuthorization). False when the client was closed."""
         if not self.connected:
             # Not logged in yet: its CONNECT will meet the new rules.
             self.awaiting_auth = new.required
             return True
-        outcome, user = reauthorize(old, new, self.user, self.credentials, self.nonce)
+        outcome, user = reauthorize(old, new, self.user, self.credentials, memo)
         if outcome == GONE:
             log.info(
                 "%s - cid:%d - user %r was removed by a reload", self.host, self.cid, self.user

@@ -57,7 +57,7 @@ from shardbroker.protocol.frames import (
 from shardbroker.protocol.messages import ServerInfo, encode_info
 from shardbroker.protocol.parser import parse_mesh
 from shardbroker.protocol.sublist import Sublist
-from shardbroker.security.auth import Authenticator
+from shardbroker.security.auth import Authenticator, Credentials
 from shardbroker.security.permissions import users_permissions
 from shardbroker.security.tls import server_context
 from shardbroker.worker import snapshot
@@ -578,9 +578,10 @@ class Server:
             old_auth = self.auth
             self.auth = Authenticator(new)
             self.permissions = users_permissions(new)
+            memo: dict[Credentials, str | None] = {}
             for client in list(self.clients.values()):
                 if not client.closed:
-                    client.reauthorize(old_auth, self.auth)
+                    client.reauthorize(old_auth, self.auth, memo)
             # Subscriptions' delivery checks may have changed: cached results go.
             for sublist in self.sublists.values():
                 sublist.clear_cache()

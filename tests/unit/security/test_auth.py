@@ -139,6 +139,9 @@ def test_auth_bcrypt_goes_through_the_bcrypt_package(monkeypatch: pytest.MonkeyP
 
 # -- a reload's re-check of logged-in clients (nats reloadAuthorization) ---------------
 
+KEEP, GONE, REFUSED = auth_module.KEEP, auth_module.GONE, auth_module.REFUSED
+reauthorize = auth_module.reauthorize
+
 
 def _users(*pairs: tuple[str, str], no_auth_user: str = "") -> Authenticator:
     return authenticator(no_auth_user, users=tuple(User(user=u, password=p) for u, p in pairs))
@@ -146,47 +149,63 @@ def _users(*pairs: tuple[str, str], no_auth_user: str = "") -> Authenticator:
 
 def test_auth_reauthorize_removed_user_is_gone() -> None:
     old = _users(("a", "pa"), ("b", "pb"))
-    new = _users(("a", "pa"))
     creds = ("b", "pb", "", "", "")
-    assert auth_module.reauthorize(old, new, "b", creds, "") == (auth_module.GONE, "")
+    assert reauthorize(old, _users(("a", "pa")), "b", creds) == (GONE, "")
     # Also when the new config has no users list at all (nats-server does the same).
-    assert auth_module.reauthorize(old, Authenticator(Options()), "b", creds, "")[0] == "gone"
+    assert reauthorize(old, Authenticator(Options()), "b", creds) == (GONE, "")
 
 
 def test_auth_reauthorize_changed_password_is_refused_others_kept() -> None:
     old = _users(("a", "pa"), ("b", "pb"))
     new = _users(("a", "new"), ("b", "pb"))
-    assert auth_module.reauthorize(old, new, "a", ("a", "pa", "", "", ""), "")[0] == "refused"
-    assert auth_module.reauthorize(old, new, "b", ("b", "pb", "", "", ""), "") == ("keep", "b")
+    assert reauthorize(old, new, "a", ("a", "pa", "", "", "")) == (REFUSED, "")
+    assert reauthorize(old, new, "b", ("b", "pb", "", "", "")) == (KEEP, "b")
 
 
 def test_auth_reauthorize_token_and_single_user() -> None:
     old = authenticator(token="t1")
-    assert (
-        auth_module.reauthorize(old, authenticator(token="t2"), "", ("", "", "t1", "", ""), "")[0]
-        == "refused"
-    )
-    assert auth_module.reauthorize(
-        old, authenticator(token="t1", timeout=5.0), "", ("", "", "t1", "", ""), ""
-    ) == ("keep", "")
+    creds = ("", "", "t1", "", "")
+    assert reauthorize(old, authenticator(token="t2"), "", creds) == (REFUSED, "")
+    assert reauthorize(old, authenticator(token="t1", timeout=5.0), "", creds) == (KEEP, "")
     single = authenticator(user="u", password="p")
     changed = authenticator(user="u", password="q")
-    assert auth_module.reauthorize(single, changed, "u", ("u", "p", "", "", ""), "")[0] == "refused"
+    assert reauthorize(single, changed, "u", ("u", "p", "", "", "")) == (REFUSED, "")
 
 
 def test_auth_reauthorize_auth_newly_required_refuses_anonymous() -> None:
     old = Authenticator(Options())
-    assert (
-        auth_module.reauthorize(old, authenticator(token="t"), "", ("", "", "", "", ""), "")[0]
-        == "refused"
-    )
+    assert reauthorize(old, authenticator(token="t"), "", ("", "", "", "", "")) == (REFUSED, "")
 
 
 def test_auth_reauthorize_no_auth_user_login() -> None:
     old = _users(("a", "pa"), ("n", "pn"), no_auth_user="n")
     same = _users(("a", "pa"), ("n", "pn"), ("c", "pc"), no_auth_user="n")
-    assert auth_module.reauthorize(old, same, "n", None, "") == ("keep", "n")
+    assert reauthorize(old, same, "n", None) == (KEEP, "n")
     changed = _users(("a", "pa"), ("n", "other"), no_auth_user="n")
-    assert auth_module.reauthorize(old, changed, "n", None, "")[0] == "refused"
-    removed = _users(("a", "pa"))
-    assert auth_module.reauthorize(old, removed, "n", None, "")[0] == "gone"
+    assert reauthorize(old, changed, "n", None) == (REFUSED, "")
+    assert reauthorize(old, _users(("a", "pa")), "n", None) == (GONE, "")
+
+
+def test_auth_reauthorize_runs_bcrypt_once_per_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    old = authenticator(token=hashed("t1"))
+    new = authenticator(token=hashed("t1"))
+    calls = []
+    real = auth_module._bcrypt_matches
+
+    def counting(stored: str, given: str) -> bool:
+        calls.append(given)
+        return real(stored, given)
+
+    monkeypatch.setattr(auth_module, "_bcrypt_matches", counting)
+    memo: dict[auth_module.Credentials, str | None] = {}
+    for _ in range(5):
+        assert reauthorize(old, new, "", ("", "", "t1", "", ""), memo) == (KEEP, "")
+    assert len(calls) == 1
+
+
+def test_auth_reauthorize_unchanged_listed_user_is_not_checked_again() -> None:
+    stored = hashed("pa")
+    old = _users(("a", stored), ("b", "pb"))
+    new = _users(("a", stored))
+    # The stored hash is the one the client logged in against: no bcrypt run again.
+    assert reauthorize(old, new, "a", ("a", "pa", "", "", "")) == (KEEP, "a")
