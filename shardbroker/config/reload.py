@@ -69,6 +69,9 @@ GO_NAMES: dict[str, str] = {
     "jetstream_domain": "JetStreamDomain",
     "sync_interval": "SyncInterval",
     "sync_always": "SyncAlways",
+    "http_host": "HTTPHost",
+    "http_port": "HTTPPort",
+    "http_base_path": "HTTPBasePath",
 }
 
 

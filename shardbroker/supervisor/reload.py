@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from typing import TYPE_CHECKING
 
 from shardbroker import log as log_setup
@@ -103,6 +104,8 @@ class Reloader:
         self.seq += 1
         old = arbiter.opts
         arbiter.opts = new  # every shard spawned from now on boots with it
+        if arbiter.monitor is not None:
+            arbiter.monitor.config_load_ns = time.time_ns()  # /varz config_load_time
         self.apply_here(old, new, changes)
         for change in changes:
             log.info("Reloaded: %s", change.describe())

@@ -63,7 +63,8 @@ def test_reload_diff_reloadable_changes_by_kind(field: str, value: object, kind:
      ("workers", 3, "Workers"), ("ring_size", 1 << 24, "RingSize"),
      ("jetstream", True, "JetStream"), ("store_dir", "/tmp/js", "StoreDir"),
      ("jetstream_domain", "hub", "JetStreamDomain"), ("sync_interval", 1.0, "SyncInterval"),
-     ("sync_always", True, "SyncAlways")],
+     ("sync_always", True, "SyncAlways"), ("http_port", 8222, "HTTPPort"),
+     ("lame_duck_duration", 60.0, "LameDuckDuration")],
 )  # fmt: skip
 def test_reload_diff_rejects_what_cannot_change(field: str, value: object, go_name: str) -> None:
     old = Options()
