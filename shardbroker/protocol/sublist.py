@@ -52,6 +52,12 @@ Cache (STYLE.md hot-path rule 5, nats ``slCacheMax``/``slCacheSweep``)
       is kept under the leading tokens instead, shared by every subject with them, so
       unique reply subjects neither miss each time nor evict the main cache. Any insert
       or remove drops the whole tail cache.
+    - Prefix cache (``share_tails=True`` too): when every branch of the walk ended on a
+      literal lookup that failed, only the tokens up to the deepest such lookup were
+      read, so every subject starting with those tokens has the result. It is kept
+      under that prefix (JetStream ack subjects ``$JS.ACK.<stream>.<consumer>.<n>...``
+      under ``$JS.ACK.>`` interest: one entry instead of a miss per ack). A miss tries
+      the few prefix lengths in use; dropped whole on any insert or remove.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ from shardbroker.protocol.subjects import FWC, PWC, TSEP, is_valid_subject, toke
 
 SLCACHE_MAX = 1024  # nats slCacheMax
 SLCACHE_SWEEP = 256  # nats slCacheSweep
+MAX_PREFIX_LENGTHS = 4  # token counts the prefix cache tries on a miss
 
 
 class Subscription(Protocol):
@@ -104,7 +111,7 @@ class _Node:
 
 def _match_tokens(
     root: _Node, tokens: list[bytes], plain: list[Any], queues: dict[bytes, list[Any]]
-) -> bool:
+) -> tuple[bool, int]:
     """Collect every sub whose pattern matches `tokens` (nats matchLevel, iterative).
 
     Precondition: no empty token. At each position a ">" child matches the rest (at least
@@ -113,13 +120,20 @@ def _match_tokens(
     node's subs (nats addNodeToResults) is written out twice instead of being a helper:
     the call overhead was about a third of a miss in the benchmark.
 
-    Returns whether the last token can change the result: True when a node reached at
-    the last position has literal children. When it cannot, every subject with the same
-    leading tokens has this result (the tail cache of `Sublist.match`).
+    Returns ``(tail_free, prefix)`` for the caches of `Sublist.match`. ``tail_free``: no
+    node reached at the last position has literal children, so the last token cannot
+    change the result of a subject as long as this one (tail cache). ``prefix``: when no
+    branch consumed every token, every branch stopped at a literal lookup that failed,
+    and only the first ``prefix`` tokens were read (a lookup in a node without literal
+    children fails whatever the token, so it reads none, though the token must exist):
+    any subject with more than ``prefix`` tokens that starts with them matches alike
+    (prefix cache). Else 0.
     """
     n = len(tokens)
     last = n - 1
     tail_matters = False
+    completed = False  # some branch consumed every token
+    read = 0  # tokens read by the branches that stopped on a failed lookup
     stack: list[tuple[_Node, int]] | None = None  # allocated only if a "*" branch exists
     node = root
     i = 0
@@ -144,13 +158,19 @@ def _match_tokens(
                     stack = [(pwc, i + 1)]
                 else:
                     stack.append((pwc, i + 1))
-            nxt = node.literals.get(tokens[i])
+            literals = node.literals
+            nxt = literals.get(tokens[i])
             if nxt is None:
+                # It read the tokens before i, and token i unless no token could match.
+                stop = i + 1 if literals else i
+                if stop > read:
+                    read = stop
                 break
             node = nxt
             i += 1
         else:
             # All tokens consumed on a literal/"*" path: the subs ending here match.
+            completed = True
             if node.psubs:
                 plain.extend(node.psubs.values())
             if node.qsubs:
@@ -161,7 +181,7 @@ def _match_tokens(
                     else:
                         group.extend(members.values())
         if not stack:
-            return tail_matters
+            return not tail_matters, 0 if completed else read
         node, i = stack.pop()
 
 
@@ -174,6 +194,8 @@ class Sublist(Generic[S, R]):
         "_cache_sweep_to",
         "_empty",
         "_make_result",
+        "_prefix_cache",
+        "_prefix_lengths",
         "_root",
         "_share_tails",
         "_tail_cache",
@@ -202,6 +224,10 @@ class Sublist(Generic[S, R]):
         # Only for results that do not depend on the subject they were built for (a
         # worker's results embed the subject in prebuilt MSG lines: no sharing there).
         self._share_tails = share_tails
+        # First tokens -> result, for subjects whose walk never read past them (see
+        # _match_tokens); the token counts in use are tried in order on a miss.
+        self._prefix_cache: dict[bytes, R] = {}
+        self._prefix_lengths: list[int] = []
         self._root = _Node()
         self._empty: R = make_result([], {})
         self.count = 0  # number of subscriptions stored; read-only outside this class
@@ -224,14 +250,33 @@ class Sublist(Generic[S, R]):
             r = self._tail_cache.get(subject[:dot])
             if r is not None:
                 return r
+            # An empty token anywhere matches nothing; its prefix must not answer for it.
+            if self._prefix_lengths and b".." not in subject:
+                prefix_cache = self._prefix_cache
+                for length in self._prefix_lengths:
+                    end = -1
+                    for _ in range(length):
+                        end = subject.find(TSEP, end + 1)
+                        if end < 0:
+                            break
+                    if end > 0:
+                        r = prefix_cache.get(subject[:end])
+                        if r is not None:
+                            return r
         tokens = subject.split(TSEP)
         if b"" in tokens:
             return self._empty  # empty token: matches nothing, not cached
         plain: list[S] = []
         queues: dict[bytes, list[S]] = {}
-        tail_matters = _match_tokens(self._root, tokens, plain, queues)
+        tail_free, prefix = _match_tokens(self._root, tokens, plain, queues)
         r = self._make_result(plain, queues) if plain or queues else self._empty
-        if dot > 0 and not tail_matters:
+        if dot > 0 and 0 < prefix < len(tokens) and self._keep_prefix(prefix):
+            prefix_cache = self._prefix_cache
+            if len(prefix_cache) >= self._cache_max:
+                prefix_cache.clear()
+            prefix_cache[TSEP.join(tokens[:prefix])] = r
+            return r
+        if dot > 0 and tail_free:
             tail_cache = self._tail_cache
             if len(tail_cache) >= self._cache_max:
                 tail_cache.clear()
@@ -250,6 +295,21 @@ class Sublist(Generic[S, R]):
         """Entries currently in the main cache (nats CacheCount); for monitoring and tests."""
         return len(self._cache)
 
+    def _keep_prefix(self, length: int) -> bool:
+        """Track a prefix length for lookups; a miss tries each, so keep few."""
+        lengths = self._prefix_lengths
+        if length in lengths:
+            return True
+        if len(lengths) >= MAX_PREFIX_LENGTHS:
+            return False
+        lengths.append(length)
+        return True
+
+    @property
+    def prefix_cache_count(self) -> int:
+        """Prefixes in the prefix cache."""
+        return len(self._prefix_cache)
+
     @property
     def tail_cache_count(self) -> int:
         """Prefixes in the tail cache (each bounded by cache_max too)."""
@@ -258,6 +318,8 @@ class Sublist(Generic[S, R]):
     def clear_cache(self) -> None:
         self._cache.clear()
         self._tail_cache.clear()
+        self._prefix_cache.clear()
+        self._prefix_lengths.clear()
 
     def __iter__(self) -> Iterator[S]:
         """Every stored subscription, in trie order (not the hot path)."""
@@ -365,6 +427,9 @@ class Sublist(Generic[S, R]):
         The tail cache is dropped whole: any new pattern may make a tail matter."""
         if self._tail_cache:
             self._tail_cache.clear()
+        if self._prefix_lengths:
+            self._prefix_cache.clear()
+            self._prefix_lengths.clear()
         cache = self._cache
         if not cache:
             return

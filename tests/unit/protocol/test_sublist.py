@@ -532,6 +532,41 @@ def test_sublist_tail_cache_shares_one_entry_per_prefix():
     assert len(sl.match(b"solo").plain) == 1
 
 
+def test_sublist_prefix_cache_shares_one_entry_under_a_full_wildcard():
+    """JetStream acks: `$JS.ACK.<stream>.<consumer>.<n>.<seq>...` under `$JS.ACK.>` are
+    all unique, and all match alike: one prefix entry, whatever the tail."""
+    sl = sharing_sublist()
+    acks = Sub(b"$JS.ACK.>")
+    sl.insert(acks)
+    first = sl.match(b"$JS.ACK.S.C.1.1.1.0.0")
+    assert first.plain == (acks,)
+    for i in range(2, 2000):
+        assert sl.match(b"$JS.ACK.S.C.1.%d.%d.0.0" % (i, i)) is first
+    assert (sl.cache_count, sl.tail_cache_count, sl.prefix_cache_count) == (0, 0, 1)
+    # Empty tokens match nothing even where the prefix is cached.
+    assert sl.match(b"$JS.ACK.S..1").plain == ()
+    assert sl.match(b"$JS.ACK.S.1.").plain == ()
+    # A deeper subscription makes more tokens matter, and drops the entry.
+    deeper = Sub(b"$JS.ACK.S.C.>")
+    sl.insert(deeper)
+    assert sl.prefix_cache_count == 0
+    assert ids(sl.match(b"$JS.ACK.S.C.1.5.5.0.0").plain) == ids([acks, deeper])
+    assert sl.match(b"$JS.ACK.T.C.1.5.5.0.0").plain == (acks,)
+    assert sl.match(b"$JS.ACK.S.D.1.5.5.0.0").plain == (acks,)
+    # The subject made of the prefix alone is matched on its own, not from the entry.
+    sl.insert(Sub(b"$JS.ACK.*"))
+    assert len(sl.match(b"$JS.ACK.S").plain) == 2
+    assert len(sl.match(b"$JS.ACK.S.C.9").plain) == 2
+
+
+def test_sublist_prefix_cache_is_only_for_shared_results():
+    sl = new_sublist()
+    sl.insert(Sub(b"$JS.ACK.>"))
+    sl.match(b"$JS.ACK.S.C.1.1.1.0.0")
+    sl.match(b"$JS.ACK.S.C.1.2.2.0.0")
+    assert (sl.cache_count, sl.prefix_cache_count) == (2, 0)
+
+
 def test_sublist_clear_cache():
     sl = new_sublist()
     sl.insert(Sub(b"foo"))
@@ -559,7 +594,7 @@ _patterns = st.builds(
     st.lists(st.sampled_from(_PATTERN_TOKENS), min_size=0, max_size=3),
     st.booleans(),
 ).filter(bool)
-_subjects = st.lists(st.sampled_from(_SUBJECT_TOKENS), min_size=1, max_size=4).map(b".".join)
+_subjects = st.lists(st.sampled_from(_SUBJECT_TOKENS), min_size=1, max_size=6).map(b".".join)
 _queues = st.sampled_from([None, None, b"q1", b"q2"])
 
 _ops = st.lists(
@@ -601,7 +636,9 @@ def test_sublist_matches_brute_force(ops, cache_bounds, share_tails):
         share_tails=share_tails,
     )
     live: list = []
-    probes = [b"a", b"a.b", b"a.*", b"*.>", b"c.c.c", b"a.b.c.a"]
+    # Longer probes, and ones with an empty token after a prefix another probe caches.
+    probes = [b"a", b"a.b", b"a.*", b"*.>", b"c.c.c", b"a.b.c.a", b"a.b.c.a.b", b"a.b..c"]
+    probes += [b"a.b.c.", b"c.a.b.c.a", b"c.a..", b"a.c.b.a.c.b"]
     for op in ops:
         if op[0] == "insert":
             sub = Sub(op[1], op[2])
