@@ -40,7 +40,7 @@ log = logging.getLogger("shardbroker.jetstream")
 
 STATE_FILE = "o.dat"
 SAVE_INTERVAL = 100_000_000  # ns: consumer state is rewritten at most 10 times a second
-MAX_BATCH_PER_PASS = 512  # deliveries per consumer before other work gets a turn
+MAX_BATCH_PER_PASS = 128  # deliveries per consumer before other work gets a turn
 FC_WINDOW_START = 2 * 1024 * 1024
 FC_WINDOW_MAX = 32 * 1024 * 1024
 ACK_ALL = "all"
@@ -79,6 +79,9 @@ class PullRequest:
         self.heartbeat = heartbeat
         self.next_heartbeat = now + heartbeat if heartbeat else 0
         self.delivered = 0
+
+
+_EMPTY_ACK = (b"", b"", b"")
 
 
 def _status(code: int, description: str, extra: list[tuple[bytes, bytes]] | None = None) -> bytes:
@@ -651,7 +654,8 @@ class Consumer:
 
     def process_ack(self, sseq: int, dseq: int, body: bytes, reply: bytes | None, now: int) -> None:
         self.last_activity = now
-        kind, _, arg = body.strip().partition(b" ")
+        # The common ack is an empty message: no parsing for it.
+        kind, _, arg = body.strip().partition(b" ") if body else _EMPTY_ACK
         if kind in (b"", b"+ACK", b"+OK"):
             self._ack(sseq, dseq, now)
         elif kind == b"-NAK":

@@ -42,6 +42,7 @@ ACK_CHUNK = 64
 API_SUBJECT = b"$JS.API.>"
 ACK_SUBJECT = b"$JS.ACK.>"
 ACK_PREFIX = b"$JS.ACK."
+ACK_TARGETS_MAX = 1024  # remembered ack-subject heads (one per consumer in use)
 FC_SUBJECT = b"$JS.FC.>"
 FC_PREFIX = b"$JS.FC."
 
@@ -92,6 +93,8 @@ class JetStream:
         self.ready: set[Consumer] = set()
         self._pass_scheduled = False
         self.unflushed = 0
+        # Ack subject head (account, `$JS.ACK.<stream>.<consumer>`) -> its consumer.
+        self._ack_targets: dict[tuple[bytes, bytes], Consumer] = {}
         self._next_sync = time.monotonic() + opts.sync_interval
         self._next_expire = 0.0
         os.makedirs(root, mode=0o700, exist_ok=True)
@@ -265,6 +268,16 @@ class JetStream:
     def _ack(self, account: bytes, subject: bytes, reply: bytes | None, body: bytes) -> None:
         """`$JS.ACK.<stream>.<consumer>.<n>.<sseq>.<dseq>.<ts>.<pending>` (v1), or the v2
         form with domain and account hash in front; anything else is ignored."""
+        # Fast path: the consumer of a v1 ack subject, remembered by the subject's head
+        # `$JS.ACK.<stream>.<consumer>` (every ack of a consumer shares it).
+        parts = subject.rsplit(b".", 5)  # head, n, sseq, dseq, ts, pending
+        head = parts[0]
+        consumer = self._ack_targets.get((account, head))
+        if consumer is not None and not consumer.deleted:
+            sseq, dseq = parts[2], parts[3]
+            if sseq.isdigit() and dseq.isdigit():
+                consumer.process_ack(int(sseq), int(dseq), body, reply, time.time_ns())
+            return
         tokens = subject.split(b".")
         if len(tokens) == 9:
             names, numbers = tokens[2:4], tokens[4:9]
@@ -275,6 +288,11 @@ class JetStream:
         consumer = self._consumer_of(account, names)
         if consumer is None or not all(n.isdigit() for n in numbers[1:3]):
             return
+        if len(tokens) == 9:
+            targets = self._ack_targets
+            if len(targets) >= ACK_TARGETS_MAX:
+                targets.clear()
+            targets[(account, head)] = consumer
         consumer.process_ack(int(numbers[1]), int(numbers[2]), body, reply, time.time_ns())
 
     def send(self, account: bytes, subject: bytes, body: bytes, hdr: bytes = b"") -> None:
