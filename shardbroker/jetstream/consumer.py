@@ -40,7 +40,11 @@ log = logging.getLogger("shardbroker.jetstream")
 
 STATE_FILE = "o.dat"
 SAVE_INTERVAL = 100_000_000  # ns: consumer state is rewritten at most 10 times a second
-MAX_BATCH_PER_PASS = 128  # deliveries per consumer before other work gets a turn
+# Deliveries per consumer before other work gets a turn; also what the worker gets to
+# forward while the next pass is built (one big pass would leave it idle meanwhile).
+MAX_BATCH_PER_PASS = 128
+READ_AHEAD_MIN = 4  # messages read from the store at once, doubling within a pass
+READ_AHEAD_MAX = 64
 FC_WINDOW_START = 2 * 1024 * 1024
 FC_WINDOW_MAX = 32 * 1024 * 1024
 ACK_ALL = "all"
@@ -119,6 +123,12 @@ class Consumer:
         self.lps: deque[int] = deque()  # last-per-subject seqs still to deliver first
         self.lps_end = 0
         self.waiting: deque[PullRequest] = deque()
+        # Messages read ahead from the store during one delivery pass (all subjects):
+        # every live message from `ahead_from` up to the last one held. Dropped when the
+        # pass ends, so nothing read here can have been removed from the stream since.
+        self.ahead: deque[StoredMsg] = deque()
+        self.ahead_from = 0
+        self.ahead_size = 0
         self.npc = 0
         self.npc_stale = True
         self.last_delivered = 0
@@ -411,7 +421,25 @@ class Consumer:
     def _load_next(self, start: int) -> StoredMsg | None:
         store = self.stream.store
         if self.all_subjects:
-            return store.load_next_msg("", start)
+            ahead = self.ahead
+            if ahead and self.ahead_from <= start:
+                while ahead and ahead[0].seq < start:
+                    ahead.popleft()
+                if ahead:
+                    msg = ahead.popleft()
+                    self.ahead_from = msg.seq + 1
+                    return msg
+            # Read a run: a few messages first, more while the pass keeps asking.
+            size = min(max(2 * self.ahead_size, READ_AHEAD_MIN), READ_AHEAD_MAX)
+            self.ahead_size = size
+            run = store.load_run(start, size)
+            if not run:
+                return None
+            ahead.clear()
+            ahead.extend(run)
+            msg = ahead.popleft()
+            self.ahead_from = msg.seq + 1
+            return msg
         best: StoredMsg | None = None
         for f in self.filters:
             msg = store.load_next_msg(f, start)
@@ -488,9 +516,13 @@ class Consumer:
         """Hand out what can go now; True when it stopped early with more to do."""
         if self.deleted or (self.paused_until and self.paused_until > now):
             return False
-        if self.is_pull:
-            return self._deliver_pull(now)
-        return self._deliver_push(now)
+        try:
+            if self.is_pull:
+                return self._deliver_pull(now)
+            return self._deliver_push(now)
+        finally:
+            self.ahead.clear()
+            self.ahead_size = 0
 
     def _deliver_push(self, now: int) -> bool:
         if not self._has_interest():

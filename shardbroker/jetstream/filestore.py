@@ -685,6 +685,34 @@ class FileStore(_StoreCore):
     def _load(self, seq: int) -> StoredMsg:
         blk, i = self._slot(seq)
         assert blk is not None
+        return self._load_slot(blk, i, seq)
+
+    def load_run(self, start_seq: int, limit: int) -> list[StoredMsg]:
+        """As _StoreCore.load_run, walking the blocks' slots directly."""
+        self._check_open()
+        run: list[StoredMsg] = []
+        seq = max(start_seq, self._first_seq)
+        if seq > self._last_seq or not self._n_msgs:
+            return run
+        sblks = self._sblks
+        j = max(bisect.bisect_right(self._firsts, seq) - 1, 0)
+        load = self._load_slot
+        while j < len(sblks):
+            blk = sblks[j]
+            offs = blk.offs
+            first = blk.first
+            i = seq - first if seq > first else 0
+            n = len(offs)
+            while i < n:
+                if offs[i] >= 0:
+                    run.append(load(blk, i, first + i))
+                    if len(run) == limit:
+                        return run
+                i += 1
+            j += 1
+        return run
+
+    def _load_slot(self, blk: _Block, i: int, seq: int) -> StoredMsg:
         off = blk.offs[i]
         rl = blk.lens[i]
         ss = blk.subjs[i]

@@ -153,6 +153,7 @@ class StreamStore(Protocol):
     def set_first_seq(self, seq: int) -> None: ...
     def load_msg(self, seq: int) -> StoredMsg: ...
     def load_next_msg(self, filter_subject: str, start_seq: int) -> StoredMsg | None: ...
+    def load_run(self, start_seq: int, limit: int) -> list[StoredMsg]: ...
     def load_last_msg(self, filter_subject: str) -> StoredMsg | None: ...
     def load_prev_msg(self, filter_subject: str, start_seq: int) -> StoredMsg | None: ...
     def remove_msg(self, seq: int, erase: bool = False) -> bool: ...
@@ -619,6 +620,22 @@ class _StoreCore:
                 if i < len(seqs) and (not best or seqs[i] < best):
                     best = seqs[i]
         return self._load(best) if best else None
+
+    def load_run(self, start_seq: int, limit: int) -> list[StoredMsg]:
+        """Up to `limit` live messages from start_seq on, in order, any subject: what
+        `limit` calls of load_next_msg("", previous + 1) would return."""
+        self._check_open()
+        run: list[StoredMsg] = []
+        seq = max(start_seq, self._first_seq)
+        if seq > self._last_seq or not self._n_msgs:
+            return run
+        while len(run) < limit:
+            seq = self._next_live(seq)
+            if not seq:
+                break
+            run.append(self._load(seq))
+            seq += 1
+        return run
 
     def _scan_forward(self, tokens: list[str], start: int) -> int:
         seen: dict[str, bool] = {}

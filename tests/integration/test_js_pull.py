@@ -496,6 +496,28 @@ async def test_js_pull_fetch_batches_and_timeout(js_broker: Broker) -> None:
         assert (info.num_pending, info.num_ack_pending) == (0, 0)
 
 
+async def test_js_pull_skips_messages_removed_between_fetches(js_broker: Broker) -> None:
+    """The storage reads messages ahead within a delivery pass; what is deleted or
+    purged after a fetch must not come out of the next one."""
+    async with NatsClients(js_broker) as clients:
+        pub = await clients.on_shard(1)
+        sub_nc = await clients.on_shard(2)
+        js = pub.jetstream()
+        s = await stream_with(js, 20)
+        # No filter subject: the consumer reads every subject, in runs.
+        await js.add_consumer(s, ConsumerConfig(durable_name="d1", ack_policy=AckPolicy.EXPLICIT))
+        psub = await sub_nc.jetstream().pull_subscribe_bind("d1", s)
+        got = await psub.fetch(3, timeout=2)
+        assert [m.metadata.sequence.stream for m in got] == [1, 2, 3]
+        for seq in (4, 5, 9):
+            await js.delete_msg(s, seq)
+        got = await psub.fetch(4, timeout=2)
+        assert [m.metadata.sequence.stream for m in got] == [6, 7, 8, 10]
+        await js.purge_stream(s, keep=3)  # leaves 18..20
+        got = await psub.fetch(10, timeout=1)
+        assert [m.metadata.sequence.stream for m in got] == [18, 19, 20]
+
+
 async def test_js_pull_fetch_with_heartbeat(js_broker: Broker) -> None:
     async with NatsClients(js_broker) as clients:
         nc = await clients.on_shard(1)

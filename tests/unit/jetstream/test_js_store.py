@@ -170,6 +170,29 @@ def test_store_load_next_literal_and_wildcards(make_store: MakeStore) -> None:
     assert nxt("", 4) == 5
 
 
+def test_store_load_run_is_load_next_repeated(make_store: MakeStore) -> None:
+    """load_run (the consumers' read-ahead) returns what walking load_next_msg does,
+    across block boundaries and around removed messages, never past `limit`."""
+    store = make_store()
+    fill(store, [f"s.{i % 3}" for i in range(60)], data=b"p" * 20)
+    for seq in (1, 2, 7, 8, 9, 30, 59):
+        store.remove_msg(seq)
+
+    def walk(start: int, limit: int) -> list[tuple[int, str, bytes]]:
+        out = []
+        while len(out) < limit and (msg := store.load_next_msg("", start)) is not None:
+            out.append((msg.seq, msg.subject, msg.data))
+            start = msg.seq + 1
+        return out
+
+    for start in (0, 1, 3, 7, 10, 29, 55, 60, 61, 100):
+        for limit in (1, 4, 17, 64):
+            run = store.load_run(start, limit)
+            assert [(m.seq, m.subject, m.data) for m in run] == walk(start, limit), (start, limit)
+    store.purge()
+    assert store.load_run(1, 10) == []
+
+
 def test_store_wildcard_over_many_subjects_uses_scan(make_store: MakeStore) -> None:
     # More subjects than the subject-index threshold: the linear scan path answers.
     store = make_store()
