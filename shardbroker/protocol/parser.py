@@ -34,6 +34,11 @@ from shardbroker.errors import (
 
 # nats-server parses at most 9 size digits; longer is a bad size (silent close).
 _MAX_SIZE_DIGITS = 9
+CRLF = b"\r\n"
+# Runs of PUBs with payloads this large are passed on as the bytes read (a block):
+# cutting them into lines and joining them again is where large messages spent most.
+BLOCK_MIN_PAYLOAD = 256
+BLOCK_MIN_BYTES = 2 * BLOCK_MIN_PAYLOAD
 
 _PUB = b"PUB"
 _HPUB = b"HPUB"
@@ -58,6 +63,23 @@ _WHITESPACE = b" \t\r\n\x0b\x0c"
 def _split_blanks(line: bytes) -> list[bytes]:
     """Split on spaces and tabs only (the slow path for lines with other whitespace)."""
     return [token for token in line.replace(b"\t", b" ").split(b" ") if token]
+
+
+def block_payloads(block: bytes, head_len: int, count: int, size: int) -> list[bytes]:
+    """The payloads of a block of `count` records (head, payload, CRLF) of one size."""
+    record = head_len + size + 2
+    return [block[k : k + size] for k in range(head_len, count * record, record)]
+
+
+def block_tails(block: bytes, head_len: int, count: int, size: int) -> list[Any]:
+    """The block re-headed cheaply: ``new_head.join(tails)`` is the block with every
+    record's head replaced by new_head. Tails are payload+CRLF views (no copy) after a
+    leading b"", cut at the known record starts, so payload bytes never matter."""
+    record = head_len + size + 2
+    view = memoryview(block)
+    tails: list[Any] = [b""]
+    tails += [view[k : k + size + 2] for k in range(head_len, count * record, record)]
+    return tails
 
 
 def _run_length(lines: list[bytes], i: int, last: int) -> int:
@@ -148,6 +170,10 @@ class ClientParser:
     process_pub_run(subject, reply|None, payloads, sizes)
         (at least 2 consecutive PUBs with one subject and reply; sizes is one size token
         when the control lines were identical, else a list of one token per message)
+    process_pub_block(subject, block, head, count, size_token)
+        (at least 2 consecutive identical ``PUB <subject> <size>`` of BLOCK_MIN_PAYLOAD
+        bytes or more, as the bytes read: ``block`` is ``count`` records of ``head``
+        (the control line with its CRLF), payload and CRLF; see block_payloads)
     process_hpub(subject, reply|None, header_size, message, header_token, total_token)
         (message = header block + payload)
     process_sub(subject, queue|None, sid)
@@ -167,6 +193,7 @@ class ClientParser:
         "_ping",
         "_pong",
         "_pub",
+        "_pub_block",
         "_pub_run",
         "_sub",
         "_unsub",
@@ -178,6 +205,7 @@ class ClientParser:
     def __init__(self, handler: Any, max_control_line: int, max_payload: int) -> None:
         self._pub = handler.process_pub
         self._pub_run = handler.process_pub_run
+        self._pub_block = handler.process_pub_block
         self._hpub = handler.process_hpub
         self._sub = handler.process_sub
         self._unsub = handler.process_unsub
@@ -193,6 +221,48 @@ class ClientParser:
         # A control line whose payload has not fully arrived: (is_hpub, args, size).
         self._pending: tuple[bool, list[bytes], int] | None = None
         self._need = 0
+
+    def _blocks(self, data: bytes) -> int:
+        """Hand runs of identical large PUBs (no reply) over as the bytes read, without
+        cutting them into lines and payloads; returns the bytes used (0: none here).
+
+        A record is found by its declared size, so payloads may hold anything,
+        CRLFs and PUB lines included. Stops at the first record that differs, is
+        incomplete, or is not plainly valid; the line parser takes it from there.
+        """
+        pos = 0
+        n = len(data)
+        startswith = data.startswith
+        while n - pos >= BLOCK_MIN_BYTES and startswith(b"PUB ", pos):
+            eol = data.find(b"\r\n", pos, pos + self.max_control_line + 2)
+            if eol < 0:
+                break
+            line = data[pos:eol]
+            args = line.split(b" ")
+            if len(args) != 3 or not args[1] or b"\t" in line:
+                break
+            size_tok = args[2]
+            if not size_tok.isdigit() or len(size_tok) > 9:
+                break
+            size = int(size_tok)
+            if size < BLOCK_MIN_PAYLOAD or size > self.max_payload:
+                break
+            head = data[pos : eol + 2]
+            record = len(head) + size + 2
+            end = pos
+            while (
+                end + record <= n
+                and startswith(head, end)
+                and startswith(CRLF, end + record - 2)
+            ):
+                end += record
+            count = (end - pos) // record
+            if count < 2:
+                break
+            block = data if pos == 0 and end == n else data[pos:end]
+            self._pub_block(args[1], block, head, count, size_tok)
+            pos = end
+        return pos
 
     def at_op_start(self) -> bool:
         """True when the next byte fed starts a new operation (nothing partial is held)."""
@@ -225,6 +295,12 @@ class ClientParser:
             buf += data
             data = bytes(buf)
             buf.clear()
+        if len(data) >= BLOCK_MIN_BYTES and data[:4] == b"PUB ":
+            used = self._blocks(data)
+            if used:
+                if used == len(data):
+                    return
+                data = data[used:]
         n = len(data)
         lines = data.split(b"\r\n")
         last = len(lines) - 1
@@ -501,6 +577,42 @@ def _split_rmsg(args: list[bytes], nsizes: int) -> tuple[bytes | None, tuple[byt
     return first, ()
 
 
+def _mesh_blocks(data: bytes, handler: Any) -> int:
+    """Runs of identical large RMSGs (no reply, no queues) at the start of `data`, as
+    ClientParser._blocks; returns the bytes used. A ring holds only whole frames."""
+    block_handler = getattr(handler, "process_rmsg_block", None)
+    pos = 0
+    n = len(data)
+    startswith = data.startswith
+    while n - pos >= BLOCK_MIN_BYTES and startswith(b"RMSG ", pos):
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            break
+        args = data[pos:eol].split(b" ")
+        if len(args) != 4:
+            break
+        size_tok = args[3]
+        size = int(size_tok)
+        if size < BLOCK_MIN_PAYLOAD:
+            break
+        head = data[pos : eol + 2]
+        record = len(head) + size + 2
+        end = pos
+        while end + record <= n and startswith(head, end):
+            end += record
+        count = (end - pos) // record
+        if count < 2:
+            break
+        block = data if pos == 0 and end == n else data[pos:end]
+        if block_handler is not None:
+            block_handler(args[1], args[2], block, head, count, size_tok)
+        else:
+            payloads = block_payloads(block, len(head), count, size)
+            handler.process_rmsg_run(args[1], args[2], None, (), payloads, size_tok)
+        pos = end
+    return pos
+
+
 def parse_mesh(data: bytes, handler: Any) -> None:
     """Parse frames read from an inbound ring.
 
@@ -518,9 +630,20 @@ def parse_mesh(data: bytes, handler: Any) -> None:
     process_rs_minus(account, subject, queue|None)
     process_control(verb, args)   (HELLO, SDOWN, READY, STOP and other shard control)
 
+    process_rmsg_block(account, subject, block, head, count, size_token)   (optional)
+        (leading runs of identical large ``RMSG <account> <subject> <size>``, as the
+        bytes of the ring, as process_pub_block; without the method they come to
+        process_rmsg_run)
+
     Like the client parser, the data is split into lines once and a payload is the
     next line when its length matches; one holding CRLFs is cut out by its size.
     """
+    if len(data) >= BLOCK_MIN_BYTES and data[:5] == b"RMSG ":
+        used = _mesh_blocks(data, handler)
+        if used:
+            if used == len(data):
+                return
+            data = data[used:]
     lines = data.split(b"\r\n")
     last = len(lines) - 1
     count = data.count

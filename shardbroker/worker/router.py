@@ -32,6 +32,7 @@ from random import choices, random
 from typing import TYPE_CHECKING, Any
 
 from shardbroker.protocol import frames
+from shardbroker.protocol.parser import block_payloads, block_tails
 from shardbroker.security.permissions import CHECK_DENY
 
 if TYPE_CHECKING:
@@ -539,6 +540,61 @@ class Router:
             return True
         return delivered
 
+    def process_msg_block(
+        self,
+        publisher: ClientProtocol,
+        account: bytes,
+        subject: bytes,
+        block: bytes,
+        head: bytes,
+        count: int,
+        size_token: bytes,
+    ) -> bool:
+        """Route a block: `count` identical large PUBs (no reply) as the bytes read.
+
+        Each destination gets the block with the PUB line replaced by its own, joined
+        from views of the payloads (see block_tails): one copy, where cutting the
+        payloads out and joining them again took two. Queue groups, checked
+        deliveries and UNSUB maxima go the way of runs.
+        """
+        result = self._prepared_match(account, subject)
+        if result is None:
+            return False
+        targets = result.targets
+        assert targets is not None
+        size = int(size_token)
+        if result.queues or result.checked or any(sub.max for sub, _, _ in targets):
+            payloads = block_payloads(block, len(head), count, size)
+            return self.process_msg_run(publisher, account, subject, None, payloads, size_token)
+        tails = block_tails(block, len(head), count, size)
+        delivered = False
+        line_end = b" " + size_token + b"\r\n"
+        pending = self.pending
+        for sub, client, prefix in targets:
+            if client is publisher and not client.echo:
+                continue
+            delivered = True
+            client.out.append((prefix + line_end).join(tails))
+            client.out_msgs += count
+            client.out_bytes += count * size
+            pending.add(client)
+            sub.delivered += count
+        if result.peers:
+            line = result.rmsg_prefix + size_token + b"\r\n"
+            blob = line.join(tails)
+            record = len(line) + size + 2
+            most = max(1, self.max_frame // record) * record
+            run_frames = (
+                [blob]
+                if len(blob) <= most
+                else [blob[i : i + most] for i in range(0, len(blob), most)]
+            )
+            batches = self.batches
+            for peer in result.peers:
+                batches[peer] += run_frames
+            return True
+        return delivered
+
     def _run_frames(
         self, head: bytes, payloads: list[bytes], sizes: bytes | list[bytes]
     ) -> list[bytes]:
@@ -675,6 +731,39 @@ class Router:
                     member = group.pick_local()
                     if member is not None:
                         self.deliver((member,), None, subject, reply, 0, payload, size)
+
+    def process_remote_block(
+        self,
+        account: bytes,
+        subject: bytes,
+        block: bytes,
+        head: bytes,
+        count: int,
+        size_token: bytes,
+    ) -> None:
+        """A block of identical RMSGs from a peer: local subscribers get it with their
+        MSG line in place of the RMSG line (as process_msg_block); the rest as a run."""
+        result = self._prepared_match(account, subject)
+        if result is None:
+            return
+        targets = result.targets
+        assert targets is not None
+        size = int(size_token)
+        if result.checked or any(sub.max for sub, _, _ in targets):
+            payloads = block_payloads(block, len(head), count, size)
+            self.process_remote_run(account, subject, None, (), payloads, size_token)
+            return
+        if not targets:
+            return
+        tails = block_tails(block, len(head), count, size)
+        line_end = b" " + size_token + b"\r\n"
+        pending = self.pending
+        for sub, client, prefix in targets:
+            client.out.append((prefix + line_end).join(tails))
+            client.out_msgs += count
+            client.out_bytes += count * size
+            pending.add(client)
+            sub.delivered += count
 
     def process_remote_msg(
         self,

@@ -137,6 +137,7 @@ class Server:
         # Ring frames carrying messages go straight to the router (parse_mesh's hook).
         self.process_rmsg = self.router.process_remote_msg
         self.process_rmsg_run = self.router.process_remote_run
+        self.process_rmsg_block = self.router.process_remote_block
         self.process_jmsg = self.router.process_jetstream_delivery
         self.current_peer = -1
         self.stopping = asyncio.Event()

@@ -316,6 +316,62 @@ def test_pubsub_order_and_payloads_raw_pipelined(broker: Broker) -> None:
         assert sub.ping_barrier() == b""
 
 
+def large_payload(i: int, subject: str) -> bytes:
+    """1 KiB that looks like protocol, its own PUB line included."""
+    body = f"{i}\r\nPUB {subject} 1024\r\nMSG x 1 1\r\n".encode()
+    return body + b"z" * (1024 - len(body))
+
+
+def test_pubsub_blocks_of_identical_large_pubs(broker: Broker) -> None:
+    """Many identical large PUBs in one write (passed on as blocks): every kind of
+    subscriber, local and on the other worker, gets each payload intact and in order."""
+    sub, p = two_raw(broker, sub_shard=2, pub_shard=1)
+    local = raw_connect_on_shard(broker, 1)
+    with sub, p, local:
+        local.handshake()
+        subject = unique()
+        sentinel = unique("end")
+        sub.send(f"SUB {subject} 1\r\nSUB {sentinel} 9\r\n".encode())
+        local.send(f"SUB {subject} 4\r\nSUB {sentinel} 9\r\n".encode())
+        assert sub.ping_barrier() == b""
+        assert local.ping_barrier() == b""
+        count = 300
+        payloads = [large_payload(i, subject) for i in range(count)]
+        blocks = b"".join(pub(subject, x) for x in payloads)
+
+        def received(c: WireClient) -> list[tuple[str, bytes]]:
+            return [(m.sid, m.payload) for m in read_until_sentinel(c, sentinel)]
+
+        # Plain subscribers only: blocks go through whole.
+        p.send(blocks + pub(sentinel, b"!"))
+        assert received(sub) == [("1", x) for x in payloads]
+        assert received(local) == [("4", x) for x in payloads]
+        # Pipelined with another subject in between: still whole and ordered.
+        other = unique()
+        local.send(f"SUB {other} 5\r\n".encode())
+        assert local.ping_barrier() == b""
+        p.send(
+            b"".join(pub(subject, x) for x in payloads[:50])
+            + pub(other, payloads[0])
+            + b"".join(pub(subject, x) for x in payloads[50:100])
+            + pub(sentinel, b"!")
+        )
+        assert received(sub) == [("1", x) for x in payloads[:100]]
+        assert received(local) == (
+            [("4", x) for x in payloads[:50]] + [("5", payloads[0])]
+            + [("4", x) for x in payloads[50:100]]
+        )  # fmt: skip
+        # A queue group and an UNSUB max next to them: message by message, as runs.
+        sub.send(f"SUB {subject} q 2\r\nSUB {subject} 3\r\nUNSUB 3 10\r\n".encode())
+        assert sub.ping_barrier() == b""
+        p.send(blocks + pub(sentinel, b"!"))
+        by_sid: dict[str, list[bytes]] = {}
+        for sid, payload in received(sub):
+            by_sid.setdefault(sid, []).append(payload)
+        assert by_sid == {"1": payloads, "2": payloads, "3": payloads[:10]}
+        assert received(local) == [("4", x) for x in payloads]
+
+
 def test_pubsub_empty_payload(broker: Broker) -> None:
     sub, p = two_raw(broker)
     with sub, p:

@@ -21,6 +21,7 @@ from shardbroker.errors import (
     ERR_UNKNOWN_PROTOCOL,
     ProtocolError,
 )
+from shardbroker.protocol.parser import block_payloads
 
 Op = tuple[Any, ...]
 
@@ -37,6 +38,7 @@ class Recorder:
     def __init__(self) -> None:
         self.ops: list[Op] = []
         self.runs = 0
+        self.blocks = 0
 
     def process_pub(
         self, subject: bytes, reply: bytes | None, payload: bytes, size_token: bytes
@@ -59,6 +61,19 @@ class Recorder:
         for payload, size in zip(payloads, each, strict=True):
             assert len(payload) == int(size)
             self.ops.append(("pub", subject, reply, payload, size))
+
+    def process_pub_block(
+        self, subject: bytes, block: bytes, head: bytes, count: int, size_token: bytes
+    ) -> None:
+        # A block is the bytes of `count` identical PUBs: check that, then record them.
+        assert count >= 2
+        size = int(size_token)
+        assert head == b"PUB %s %s\r\n" % (subject, size_token)
+        assert len(block) == count * (len(head) + size + 2)
+        self.blocks += 1
+        for payload in block_payloads(block, len(head), count, size):
+            assert len(payload) == size
+            self.ops.append(("pub", subject, None, payload, size_token))
 
     def process_hpub(
         self,

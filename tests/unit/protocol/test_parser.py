@@ -22,7 +22,7 @@ from shardbroker.errors import (
     ProtocolError,
 )
 from shardbroker.protocol import frames
-from shardbroker.protocol.parser import ClientParser, parse_mesh, parse_size
+from shardbroker.protocol.parser import ClientParser, block_payloads, parse_mesh, parse_size
 from tests.unit.protocol.parser_cases import (
     CASES,
     EMPTY_HDR,
@@ -517,6 +517,86 @@ def test_parser_run_split_anywhere(cut: int) -> None:
     parser.feed(data[:cut])
     parser.feed(data[cut:])
     assert recorder.ops == [("pub", b"q", b"r", b"abc", b"3")] * 4 + [PING]
+
+
+def _large(i: int) -> bytes:
+    """A 300-byte payload holding CRLFs and a PUB line of its own (never a record)."""
+    body = b"%03d\r\nPUB a 300\r\n" % i
+    return body + b"z" * (300 - len(body))
+
+
+def test_parser_block_of_identical_large_pubs_is_one_call() -> None:
+    recorder = Recorder()
+    parser = ClientParser(recorder, 4096, 1024 * 1024)
+    records = b"".join(b"PUB a 300\r\n" + _large(i) + b"\r\n" for i in range(40))
+    parser.feed(records + b"PUB b 300\r\n" + _large(99) + b"\r\nPING\r\n")
+    assert recorder.blocks == 1
+    assert recorder.ops == (
+        [("pub", b"a", None, _large(i), b"300") for i in range(40)]
+        + [("pub", b"b", None, _large(99), b"300"), PING]
+    )
+
+
+def test_parser_block_leaves_replies_small_payloads_and_bad_records_to_the_line_parser() -> None:
+    recorder = Recorder()
+    parser = ClientParser(recorder, 4096, 1024 * 1024)
+    with_reply = b"PUB a r 300\r\n" + _large(1) + b"\r\n"
+    small = b"PUB a 255\r\n" + b"s" * 255 + b"\r\n"
+    too_long = b"PUB a 300\r\n" + _large(2) + b"!\r\n"
+    parser.feed(with_reply * 3 + small * 3)
+    assert recorder.blocks == 0
+    assert len(recorder.ops) == 6
+    good = b"PUB a 300\r\n" + _large(3) + b"\r\n"
+    with pytest.raises(ProtocolError):
+        parser.feed(good * 3 + too_long)
+    assert recorder.blocks == 1
+    assert recorder.ops[6:] == [("pub", b"a", None, _large(3), b"300")] * 3
+
+
+@pytest.mark.parametrize("cut", [1, 5, 11, 12, 200, 313, 314, 315, 320, 626, 1000, 1570])
+def test_parser_block_split_anywhere(cut: int) -> None:
+    data = b"".join(b"PUB q 300\r\n" + _large(i) + b"\r\n" for i in range(5)) + b"PING\r\n"
+    recorder = Recorder()
+    parser = ClientParser(recorder, 4096, 1024 * 1024)
+    parser.feed(data[:cut])
+    parser.feed(data[cut:])
+    assert recorder.ops == [("pub", b"q", None, _large(i), b"300") for i in range(5)] + [PING]
+
+
+class MeshBlockRecorder(MeshRecorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = 0
+
+    def process_rmsg_block(
+        self, account: bytes, subject: bytes, block: bytes, head: bytes, count: int, size: bytes
+    ) -> None:
+        assert head == b"RMSG %s %s %s\r\n" % (account, subject, size)
+        assert len(block) == count * (len(head) + int(size) + 2)
+        self.blocks += 1
+        for payload in block_payloads(block, len(head), count, int(size)):
+            self.process_rmsg(account, subject, None, (), 0, payload, size)
+
+
+@pytest.mark.parametrize("recorder_type", [MeshRecorder, MeshBlockRecorder])
+def test_parser_mesh_blocks_of_large_rmsg(recorder_type: type[MeshRecorder]) -> None:
+    """Leading runs of identical large RMSGs come as blocks (or runs without the hook),
+    payloads holding CRLFs and RMSG lines included; the frames after them as usual."""
+    first = [frames.rmsg(b"$G", b"a", None, (), 0, _large(i)) for i in range(7)]
+    second = [frames.rmsg(b"$G", b"b", None, (), 0, _large(i)) for i in range(3)]
+    rest = frames.rmsg(b"$G", b"a", b"r", (), 0, _large(8)) * 2 + frames.rmsg(
+        b"$G", b"a", None, (), 0, b"small"
+    )
+    recorder = recorder_type()
+    parse_mesh(b"".join(first + second) + rest, recorder)
+    if isinstance(recorder, MeshBlockRecorder):
+        assert recorder.blocks == 2
+    assert recorder.ops == (
+        [("rmsg", b"$G", b"a", None, (), 0, _large(i)) for i in range(7)]
+        + [("rmsg", b"$G", b"b", None, (), 0, _large(i)) for i in range(3)]
+        + [("rmsg", b"$G", b"a", b"r", (), 0, _large(8))] * 2
+        + [("rmsg", b"$G", b"a", None, (), 0, b"small")]
+    )
 
 
 def test_parser_mesh_run_of_identical_rmsg_is_one_call() -> None:
