@@ -196,13 +196,16 @@ class Mesh:
 
     # -- consumer side -------------------------------------------------------------
 
-    def drain(self, apply: Callable[[int, bytes], None], max_passes: int = 8) -> bool:
+    def drain(
+        self, apply: Callable[[int, bytes], None], max_passes: int = 8, max_bytes: int = 0
+    ) -> bool:
         """Clear the doorbell, then apply every inbound ring until all are empty.
 
         ``apply(peer, data)`` handles whole frames; a ring's read counter moves past
         them only after it returns (the acknowledgement the PONG barrier waits for).
         A producer that waits for space is rung once we freed some. After
-        ``max_passes`` busy passes it returns True (more may be waiting) so the
+        ``max_passes`` busy passes, or a pass that brought the total to
+        ``max_bytes`` (when set), it returns True (more may be waiting) so the
         caller can serve its sockets and come back: the doorbell is already
         cleared, so the caller must schedule the next drain itself.
         """
@@ -212,8 +215,9 @@ class Mesh:
         peers = self.peers
         busy = True
         passes = 0
+        taken = 0
         while busy:
-            if passes == max_passes:
+            if passes == max_passes or (max_bytes and taken >= max_bytes):
                 return True
             passes += 1
             busy = False
@@ -223,6 +227,7 @@ class Mesh:
                 data = ring.peek()
                 if data:
                     busy = True
+                    taken += len(data)
                     apply(peer, data)
                     if ring.release(len(data)):
                         doorbells[peer].ring()

@@ -472,7 +472,9 @@ class Server:
             self._stall_breather = False  # serve what is there now, then hold again
             more = self.mesh.drain(self.apply_frames, max_passes=1)
         else:
-            more = self.mesh.drain(self.apply_frames)
+            # At most about a ring's worth per batch: a client falling behind is seen
+            # (stalled) before its buffer can outgrow max_pending in one batch.
+            more = self.mesh.drain(self.apply_frames, max_bytes=self.mesh.spec.ring_size)
         if self.mesh.overflowing:
             if self.mesh.retry_overflow():
                 self.resume_paused()
