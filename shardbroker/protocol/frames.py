@@ -105,12 +105,8 @@ def jmsg(
     """A JetStream delivery (mesh only): routed by the deliver subject's interest, but
     shown to the subscriber with the message's own subject (and the ack reply).
     ``JMSG <account> <deliver> <subject> <reply> <queue|-> <hdr size> <size>``."""
-    return b"".join(
-        (
-            b"JMSG ", account, b" ", deliver, b" ", subject, b" ", reply, b" ",
-            queue or b"-", b" ", str(header_size).encode(), b" ",
-            str(len(message)).encode(), CRLF, message, CRLF,
-        )
+    return b"JMSG %s %s %s %s %s %d %d\r\n%s\r\n" % (
+        account, deliver, subject, reply, queue or b"-", header_size, len(message), message,
     )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from shardbroker.jetstream.store import (
     ErrMsgDeleted,
     ErrMsgNotFound,
     ErrStoreFull,
+    StoreError,
     StoreLimits,
     StoreState,
     StreamStore,
@@ -151,6 +152,30 @@ def test_filestore_blocks_roll_and_empty_blocks_go(open_store: OpenStore, msgs_d
     store.flush()
     assert len(blocks(msgs_dir)) <= 2
     assert [m[0] for m in contents(store)] == [58, 59, 60]
+
+
+def test_filestore_runs_read_from_disk_check_each_record(
+    open_store: OpenStore, msgs_dir: Path
+) -> None:
+    """load_run reads sealed blocks a span at a time, with every record's checksum
+    checked: a payload changed on disk under an open store is an error, as for load_msg."""
+    store = open_store(block_size=1000)
+    for i in range(30):
+        store.store_msg("a", b"NATS/1.0\r\nK: v\r\n\r\n" if i % 3 == 0 else b"", b"%03d" % i * 30)
+    store.flush()
+    expected = [store.load_msg(seq) for seq in range(1, 31)]
+    assert store.load_run(1, 64) == expected
+    assert store.load_run(5, 3) == expected[4:7]
+    first = blocks(msgs_dir)[0]
+    data = bytearray(first.read_bytes())
+    spot = data.index(b"002" * 30)
+    data[spot] ^= 0xFF
+    first.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="corrupt record for seq 3"):
+        store.load_run(1, 64)
+    with pytest.raises(StoreError, match="corrupt record for seq 3"):
+        store.load_msg(3)
+    assert store.load_run(8, 4) == expected[7:11]  # other blocks are unaffected
 
 
 def test_filestore_last_block_beyond_its_memory_tail(open_store: OpenStore) -> None:
