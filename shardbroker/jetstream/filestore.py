@@ -727,11 +727,15 @@ class FileStore(_StoreCore):
             shift = blk.base
             verify = False  # written by this process, never read back from the disk
         elif (buf is None or hi <= blk.base) and hi - lo <= _READ_AHEAD:
-            src = os.pread(self._read_fd(blk), hi - lo, lo)
-            shift = lo
+            # Through the read-ahead window: the next runs are likely in it too.
+            wblk, shift, src = self._window
+            if not (wblk is blk and shift <= lo and hi <= shift + len(src)):
+                src = os.pread(self._read_fd(blk), _READ_AHEAD, lo)
+                shift = lo
+                if len(src) < hi - lo:
+                    raise StoreError(f"short read of {blk.path} at {lo}")
+                self._window = (blk, lo, src)
             verify = True
-            if len(src) < hi - lo:
-                raise StoreError(f"short read of {blk.path} at {lo}")
         else:
             first = blk.first
             run += [self._load_slot(blk, i, first + i) for i in slots]
