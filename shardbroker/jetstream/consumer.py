@@ -32,6 +32,7 @@ from shardbroker.config.merge import parse_duration
 from shardbroker.jetstream import schema
 from shardbroker.jetstream.store import StoredMsg, StoreError, subject_matches
 from shardbroker.protocol import headers
+from shardbroker.protocol.frames import jrun_record
 
 if TYPE_CHECKING:
     from shardbroker.jetstream.stream import Stream
@@ -530,6 +531,21 @@ class Consumer:
             return False
         self.active = True
         self.last_activity = now
+        # Rings only fill up when a batch is committed, never within a pass.
+        if self.engine.congested():
+            return False
+        # Without a queue group or flow control (whose requests must follow the
+        # messages they cover), the pass goes out as one JRUN frame at its end.
+        records: list[bytes] | None = (
+            [] if self.group is None and not self.config.flow_control else None
+        )
+        try:
+            return self._push_pass(now, records)
+        finally:
+            if records:
+                self.engine.deliver_run(self.account, self.deliver_subject, records)
+
+    def _push_pass(self, now: int, records: list[bytes] | None) -> bool:
         engine = self.engine
         sent = 0
         rate = self.config.rate_limit_bps / 8  # bytes per second
@@ -540,8 +556,6 @@ class Consumer:
                 return False
             if rate and self.tokens <= 0:
                 return False  # the tick refills and comes back
-            if engine.congested():
-                return False
             found = self._next_message()
             if found is None:
                 return False
@@ -550,9 +564,12 @@ class Consumer:
                 return False
             reply, hdr, data = self._prepare(msg, count, now)
             subject = msg.subject.encode()
-            engine.deliver(
-                self.account, self.deliver_subject, subject, reply, self.group, hdr, data
-            )
+            if records is not None:
+                records.append(jrun_record(subject, reply, hdr, data))
+            else:
+                engine.deliver(
+                    self.account, self.deliver_subject, subject, reply, self.group, hdr, data
+                )
             sent += 1
             if rate:
                 self.tokens -= len(self.deliver_subject) + len(reply) + len(hdr) + len(data)

@@ -320,6 +320,12 @@ class JetStream:
             return False
         return self.peer.deliver(account, deliver_subject, subject, reply, group, hdr, data)
 
+    def deliver_run(self, account: bytes, deliver_subject: bytes, records: list[bytes]) -> bool:
+        """Deliveries without a queue group, in order (see frames.jrun_record)."""
+        if self.peer is None:
+            return False
+        return self.peer.deliver_run(account, deliver_subject, records)
+
     def interest_for(self, account: bytes, subject: bytes, group: bytes | None) -> bool:
         return self.peer is not None and self.peer.interest_for(account, subject, group)
 

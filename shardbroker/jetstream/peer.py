@@ -235,6 +235,34 @@ class StoragePeer:
             return True
         return False
 
+    def deliver_run(self, account: bytes, deliver_subject: bytes, records: list[bytes]) -> bool:
+        """Deliveries (frames.jrun_record) to the shards subscribed to `deliver_subject`,
+        no queue group, as JRUN frames of at most one ring commit each."""
+        sublist = self.sublists.get(account)
+        if sublist is None:
+            return False
+        result: Interested = sublist.match(deliver_subject)
+        if not result.peers:
+            return False
+        limit = self.mesh.max_commit - len(account) - len(deliver_subject) - 32
+        run: list[bytes] = []
+        size = 0
+        out: list[bytes] = []
+        for record in records:
+            if run and size + len(record) > limit:
+                out.append(frames.jrun(account, deliver_subject, run))
+                run = []
+                size = 0
+            run.append(record)
+            size += len(record)
+        out.append(frames.jrun(account, deliver_subject, run))
+        send = self.mesh.send
+        for peer in result.peers:
+            for frame in out:
+                send(peer, frame)
+        self.messages_out += len(records)
+        return True
+
     def congested(self) -> bool:
         """Some ring out of here is full: producers of deliveries should wait."""
         return bool(self.mesh.overflowing)
@@ -303,6 +331,9 @@ class StoragePeer:
 
     def process_jmsg(self, *args: object) -> None:
         """Deliveries only flow out of the storage shard."""
+
+    def process_jrun(self, *args: object) -> None:
+        """As process_jmsg."""
 
     def process_rs_plus(
         self, account: bytes, subject: bytes, queue: bytes | None, weight: int

@@ -93,6 +93,20 @@ def rmsg(
     return b"".join(parts)
 
 
+def jrun_record(subject: bytes, reply: bytes, hdr: bytes, data: bytes) -> bytes:
+    """One delivery of a JRUN frame: ``<subject> <reply> <hdr size> <size>``, message."""
+    return b"%s %s %d %d\r\n%s%s\r\n" % (
+        subject, reply, len(hdr), len(hdr) + len(data), hdr, data,
+    )  # fmt: skip
+
+
+def jrun(account: bytes, deliver: bytes, records: list[bytes]) -> bytes:
+    """JetStream deliveries to one deliver subject, no queue group, in one frame (mesh
+    only): ``JRUN <account> <deliver> <count>`` and `count` jrun_record()s. Each is as
+    a JMSG to `deliver` without a queue."""
+    return b"".join([b"JRUN %s %s %d\r\n" % (account, deliver, len(records)), *records])
+
+
 def jmsg(
     account: bytes,
     deliver: bytes,

@@ -553,6 +553,7 @@ class ClientParser:
 _RMSG = b"RMSG"
 _HRMSG = b"HRMSG"
 _JMSG = b"JMSG"
+_JRUN = b"JRUN"
 _NO_QUEUE = b"-"
 _RS_PLUS = b"RS+"
 _RS_MINUS = b"RS-"
@@ -626,6 +627,8 @@ def parse_mesh(data: bytes, handler: Any) -> None:
         sizes as for process_pub_run)
     process_jmsg(account, deliver, subject, reply, queue|None, header_size, message)
         (a JetStream delivery: match `deliver`, show `subject`; see frames.jmsg)
+    process_jrun(account, deliver, [(subject, reply, header_size, message), ...])
+        (deliveries to `deliver` without a queue group, in order; see frames.jrun)
     process_rs_plus(account, subject, queue|None, weight)
     process_rs_minus(account, subject, queue|None)
     process_control(verb, args)   (HELLO, SDOWN, READY, STOP and other shard control)
@@ -711,6 +714,26 @@ def parse_mesh(data: bytes, handler: Any) -> None:
             rmsg(args[1], args[2], reply, queues, header_size, data[start:end], size_tok)
             i += 1 + count(b"\r\n", start, end + 2)
             pos = end + 2
+            continue
+        if verb == _JRUN:
+            pos += len(line) + 2
+            i += 1
+            entries: list[tuple[bytes, bytes, int, bytes]] = []
+            for _ in range(int(args[3])):
+                record = lines[i]
+                subject, reply_, hsize, size_tok = record.split(b" ")
+                size = int(size_tok)
+                start = pos + len(record) + 2
+                end = start + size
+                payload = lines[i + 1] if i + 1 < last else None
+                if payload is not None and len(payload) == size:
+                    i += 2
+                else:
+                    payload = data[start:end]
+                    i += 1 + count(b"\r\n", start, end + 2)
+                pos = end + 2
+                entries.append((subject, reply_, int(hsize), payload))
+            handler.process_jrun(args[1], args[2], entries)
             continue
         if verb == _JMSG:
             size = int(args[7])

@@ -620,6 +620,9 @@ class Arbiter:
             for payload in payloads:
                 self.monitor.on_message(self.current_peer, account, subject, reply, payload)
 
+    def process_jrun(self, *args: object) -> None:
+        """As process_jmsg."""
+
     def process_jmsg(self, *args: object) -> None:
         """As process_rmsg."""
 

@@ -819,6 +819,57 @@ class Router:
                     else:
                         self.deliver((member,), None, subject, reply, header_size, message, None)
 
+    def process_jetstream_run(
+        self, account: bytes, deliver: bytes, entries: list[tuple[bytes, bytes, int, bytes]]
+    ) -> None:
+        """JetStream deliveries to `deliver` without a queue group (a JRUN frame): each
+        local plain subscriber gets them all in one write; anything checked or limited
+        goes message by message as JMSGs do."""
+        sublist = self.sublists.get(account)
+        if sublist is None:
+            return
+        result: RouteResult = sublist.match(deliver)
+        if result.empty:
+            return
+        local = result.local
+        if result.checked or any(sub.max for sub in local):
+            for subject, reply, header_size, message in entries:
+                self.process_jetstream_delivery(
+                    account, deliver, subject, reply, None, header_size, message
+                )
+            return
+        if not local:
+            return
+        size = sum(len(message) for _, _, _, message in entries)
+        pending = self.pending
+        for sub in local:
+            client = sub.client
+            sid = sub.sid
+            if client.headers:
+                out = b"".join(
+                    [
+                        b"HMSG %s %s %s %d %d\r\n%s\r\n"
+                        % (subject, sid, reply, header_size, len(message), message)
+                        if header_size
+                        else b"MSG %s %s %s %d\r\n%s\r\n"
+                        % (subject, sid, reply, len(message), message)
+                        for subject, reply, header_size, message in entries
+                    ]
+                )
+            else:
+                out = b"".join(
+                    [
+                        b"MSG %s %s %s %d\r\n%s\r\n"
+                        % (subject, sid, reply, len(message) - header_size, message[header_size:])
+                        for subject, reply, header_size, message in entries
+                    ]
+                )
+            client.out.append(out)
+            client.out_msgs += len(entries)
+            client.out_bytes += size
+            pending.add(client)
+            sub.delivered += len(entries)
+
     def process_jetstream_delivery(
         self,
         account: bytes,

@@ -139,6 +139,7 @@ class Server:
         self.process_rmsg_run = self.router.process_remote_run
         self.process_rmsg_block = self.router.process_remote_block
         self.process_jmsg = self.router.process_jetstream_delivery
+        self.process_jrun = self.router.process_jetstream_run
         self.current_peer = -1
         self.stopping = asyncio.Event()
         # The listening server (main.py sets it once listening); lame duck closes it.

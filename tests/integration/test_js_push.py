@@ -194,6 +194,66 @@ async def test_js_push_raw_deliver_subject_and_interest(js_broker: Broker) -> No
             client.close()
 
 
+async def test_js_push_headers_to_clients_with_and_without_header_support(
+    js_broker: Broker,
+) -> None:
+    """Deliveries in order to several subscribers of one deliver subject on both
+    workers: HMSG to a client that asked for headers, MSG without the header block to
+    one that did not, and an UNSUB max that stops exactly."""
+    async with NatsClients(js_broker) as clients:
+        nc = await clients.on_shard(1)
+        js = nc.jetstream()
+        s = name()
+        await js.add_stream(name=s, subjects=[f"{s}.>"])
+        sent: list[tuple[str, dict[str, str] | None, bytes]] = []
+        for i in range(1, 41):
+            hdrs = {"K": f"v{i}"} if i % 3 == 0 else None
+            payload = f"m{i}\r\nPUB x 1".encode()
+            await js.publish(f"{s}.x{i % 2}", payload, headers=hdrs)
+            sent.append((f"{s}.x{i % 2}", hdrs, payload))
+        deliver = unique("dl.")
+        with_headers = raw_sub(js_broker, 2, deliver, sid="1")
+        without = raw_connect_on_shard(js_broker, 1)
+        limited = raw_connect_on_shard(js_broker, 2)
+        try:
+            without.handshake(headers=False)
+            without.send(f"SUB {deliver} 2\r\n".encode())
+            # Its own consumer: a subscriber with a limit is served message by message.
+            limited.handshake(headers=True)
+            limited_deliver = unique("dl.")
+            limited.send(
+                f"SUB {limited_deliver} 3\r\nUNSUB 3 5\r\nSUB {limited_deliver} 4\r\n".encode()
+            )
+            for c in (with_headers, without, limited):
+                assert c.ping_barrier() == b""
+            await js.add_consumer(s, durable_name="h", deliver_subject=deliver)
+            await js.add_consumer(s, durable_name="l", deliver_subject=limited_deliver)
+            got_h = [with_headers.read_msg() for _ in sent]
+            got_plain = [without.read_msg() for _ in sent]
+            got_limited = [limited.read_msg() for _ in range(len(sent) + 5)]
+            for i, (subject, hdrs, payload) in enumerate(sent, start=1):
+                h, plain = got_h[i - 1], got_plain[i - 1]
+                assert (h.subject, h.sid, plain.subject, plain.sid) == (subject, "1", subject, "2")
+                assert ack_tokens(h.reply)[5] == str(i) and plain.reply == h.reply
+                assert plain.op == "MSG" and plain.payload == payload
+                if hdrs:
+                    assert h.op == "HMSG" and h.payload == payload
+                    assert h.header == f"NATS/1.0\r\nK: v{i}\r\n\r\n".encode()
+                else:
+                    assert h.op == "MSG" and h.payload == payload
+            limited_payloads = {
+                sid: [m.payload for m in got_limited if m.sid == sid] for sid in ("3", "4")
+            }
+            assert limited_payloads == {
+                "3": [x for _, _, x in sent[:5]],  # nothing after the fifth
+                "4": [x for _, _, x in sent],
+            }
+            assert limited.ping_barrier() == b""
+        finally:
+            for c in (with_headers, without, limited):
+                c.close()
+
+
 async def test_js_push_deliver_group_across_workers(js_broker: Broker) -> None:
     total = 100
     async with NatsClients(js_broker) as clients:

@@ -342,6 +342,11 @@ class MeshRecorder:
     ) -> None:
         self.ops.append(("jmsg", account, deliver, subject, reply, queue, header_size, message))
 
+    def process_jrun(
+        self, account: bytes, deliver: bytes, entries: list[tuple[bytes, bytes, int, bytes]]
+    ) -> None:
+        self.ops.append(("jrun", account, deliver, list(entries)))
+
     def process_rs_plus(
         self, account: bytes, subject: bytes, queue: bytes | None, weight: int
     ) -> None:
@@ -597,6 +602,35 @@ def test_parser_mesh_blocks_of_large_rmsg(recorder_type: type[MeshRecorder]) -> 
         + [("rmsg", b"$G", b"a", b"r", (), 0, _large(8))] * 2
         + [("rmsg", b"$G", b"a", None, (), 0, b"small")]
     )
+
+
+def test_parser_mesh_jrun_between_other_frames() -> None:
+    """A JRUN frame: deliveries in order, payloads with CRLFs and headers intact."""
+    hdr = b"NATS/1.0\r\nK: v\r\n\r\n"
+    records = [
+        frames.jrun_record(b"s.1", b"$JS.ACK.S.C.1.1.1.0.2", b"", b"plain"),
+        frames.jrun_record(b"s.2", b"$JS.ACK.S.C.1.2.2.0.1", hdr, b"with\r\nheaders"),
+        frames.jrun_record(b"s.3", b"$JS.ACK.S.C.1.3.3.0.0", b"", b""),
+    ]
+    data = (
+        frames.rmsg(b"$G", b"x", None, (), 0, b"a")
+        + frames.jrun(b"$G", b"_INBOX.d", records)
+        + frames.rmsg(b"$G", b"y", None, (), 0, b"b")
+    )
+    recorder = MeshRecorder()
+    parse_mesh(data, recorder)
+    assert recorder.ops == [
+        ("rmsg", b"$G", b"x", None, (), 0, b"a"),
+        (
+            "jrun", b"$G", b"_INBOX.d",
+            [
+                (b"s.1", b"$JS.ACK.S.C.1.1.1.0.2", 0, b"plain"),
+                (b"s.2", b"$JS.ACK.S.C.1.2.2.0.1", len(hdr), hdr + b"with\r\nheaders"),
+                (b"s.3", b"$JS.ACK.S.C.1.3.3.0.0", 0, b""),
+            ],
+        ),
+        ("rmsg", b"$G", b"y", None, (), 0, b"b"),
+    ]  # fmt: skip
 
 
 def test_parser_mesh_run_of_identical_rmsg_is_one_call() -> None:
