@@ -551,6 +551,12 @@ class Consumer:
         rate = self.config.rate_limit_bps / 8  # bytes per second
         if rate:
             self._refill(now, rate)
+        if records is not None and not rate:
+            while sent < MAX_BATCH_PER_PASS and self._plain_stretch():
+                taken = self._push_stretch(now, records, MAX_BATCH_PER_PASS - sent)
+                if not taken:
+                    return False
+                sent += taken
         while sent < MAX_BATCH_PER_PASS:
             if self.config.flow_control and self.in_flight > self.fc_window:
                 return False
@@ -579,6 +585,63 @@ class Consumer:
                 if not self.fc_reply and self.in_flight > self.fc_window // 2:
                     self._request_flow_control()
         return True
+
+    def _plain_stretch(self) -> bool:
+        """Is the next delivery a first one, in stream order, with nothing to hold it
+        back or reshape it (no redelivery, last-per-subject start, filter, replay
+        timing or headers_only)? Then _push_stretch can hand out many at once."""
+        return (
+            not self.rdq
+            and not self.lps
+            and self.all_subjects
+            and self.replay_end < self.sseq
+            and not self.config.headers_only
+        )
+
+    def _push_stretch(self, now: int, records: list[bytes], most: int) -> int:
+        """_next_message + _prepare for up to `most` messages read in one run, as JRUN
+        records; returns how many (0: none to hand out)."""
+        if self.ack_policy != ACK_NONE:
+            limit = self.config.max_ack_pending
+            if limit > 0:
+                most = min(most, limit - len(self.pending))
+                if most <= 0:
+                    return 0
+        msgs = self.stream.store.load_run(self.sseq, most)
+        if not msgs:
+            return 0
+        if self.npc_stale:
+            self.num_pending()
+        npc = self.npc
+        dseq = self.dseq
+        prefix = self.ack_prefix
+        pending = None if self.ack_policy == ACK_NONE else self.pending
+        deadline = now + self._wait(1)
+        append = records.append
+        for msg in msgs:
+            if npc > 0:
+                npc -= 1
+            hdr, data = msg.hdr, msg.data
+            seq = msg.seq
+            append(
+                b"%s %s1.%d.%d.%d.%d %d %d\r\n%s%s\r\n"
+                % (msg.subject.encode(), prefix, seq, dseq, msg.ts, npc,
+                   len(hdr), len(hdr) + len(data), hdr, data)
+            )  # fmt: skip
+            if pending is not None:
+                pending[seq] = [dseq, now, deadline]
+            dseq += 1
+        self.npc = npc
+        last = msgs[-1].seq
+        if pending is None:
+            self.floor_dseq = dseq - 1
+            self.floor_sseq = max(self.floor_sseq, last)
+        self.dseq = dseq
+        self.sseq = last + 1
+        self.last_delivered = now
+        self.dirty = True
+        self.next_heartbeat = now + self.config.idle_heartbeat
+        return len(msgs)
 
     def _replay_later(self, msg: StoredMsg, count: int, now: int) -> bool:
         """replay original: hold `msg` back until its original gap has passed."""

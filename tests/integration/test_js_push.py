@@ -465,6 +465,57 @@ async def test_js_push_rate_limit(js_broker: Broker) -> None:
         assert 1.2 <= elapsed <= 6, elapsed
 
 
+async def test_js_push_without_filter_in_order_with_exact_ack_subjects(js_broker: Broker) -> None:
+    """A consumer of every subject hands out long stretches at once: over several passes
+    every ack subject still carries the right delivery count, sequences and pending
+    count, max_ack_pending holds exactly, and acks let the next stretch go."""
+    async with NatsClients(js_broker) as clients:
+        nc = await clients.on_shard(1)
+        js = nc.jetstream()
+        s = await filled(js, 300)
+        deliver = unique("dl.")
+        await js.add_consumer(
+            s, durable_name="all", deliver_subject=deliver, max_ack_pending=100,
+            ack_policy=AckPolicy.EXPLICIT,
+        )  # fmt: skip
+        none_deliver = unique("dl.")
+        await js.add_consumer(
+            s, durable_name="none", deliver_subject=none_deliver, ack_policy=AckPolicy.NONE
+        )
+        client = raw_sub(js_broker, 2, deliver)
+        quiet = raw_sub(js_broker, 1, none_deliver)
+        try:
+            for i in range(1, 301):
+                msg = quiet.read_msg()
+                assert msg.payload == f"m{i}".encode()
+                tokens = ack_tokens(msg.reply)
+                assert (tokens[4:7], tokens[8]) == (["1", str(i), str(i)], str(300 - i))
+            info = await js.consumer_info(s, "none")
+            assert (info.delivered.stream_seq, info.ack_floor.stream_seq) == (300, 300)
+            assert (info.num_pending, info.num_ack_pending) == (0, 0)
+            for start in (1, 101, 201):
+                got = [client.read_msg() for _ in range(100)]
+                assert client.ping_barrier() == b""  # max_ack_pending: nothing more yet
+                for i, msg in enumerate(got, start=start):
+                    tokens = ack_tokens(msg.reply)
+                    assert (msg.payload, tokens[4:7], tokens[8]) == (
+                        f"m{i}".encode(), ["1", str(i), str(i)], str(300 - i)
+                    )
+                info = await js.consumer_info(s, "all")
+                assert (info.num_ack_pending, info.delivered.stream_seq) == (100, start + 99)
+                client.send(b"".join(f"PUB {m.reply} 0\r\n\r\n".encode() for m in got))
+            assert client.ping_barrier() == b""
+
+            async def all_acked() -> bool:
+                info = await js.consumer_info(s, "all")
+                return (info.ack_floor.stream_seq, info.num_ack_pending) == (300, 0)
+
+            await async_check_for(5, 0.05, all_acked)
+        finally:
+            client.close()
+            quiet.close()
+
+
 async def test_js_push_max_ack_pending_stops_delivery(js_broker: Broker) -> None:
     async with NatsClients(js_broker) as clients:
         nc = await clients.on_shard(1)
