@@ -578,6 +578,19 @@ def _split_rmsg(args: list[bytes], nsizes: int) -> tuple[bytes | None, tuple[byt
     return first, ()
 
 
+def _payload_at(
+    data: bytes, lines: list[bytes], i: int, last: int, start: int, size: int
+) -> tuple[bytes, int]:
+    """The payload of the frame whose control line is lines[i], starting at byte
+    `start` of `data`, and the index of the line after it: the next line when its
+    length matches, else cut out by size (it holds CRLFs)."""
+    payload = lines[i + 1] if i + 1 < last else None
+    if payload is not None and len(payload) == size:
+        return payload, i + 2
+    end = start + size
+    return data[start:end], i + 1 + data.count(b"\r\n", start, end + 2)
+
+
 def _mesh_blocks(data: bytes, handler: Any) -> int:
     """Runs of identical large RMSGs (no reply, no queues) at the start of `data`, as
     ClientParser._blocks; returns the bytes used. A ring holds only whole frames."""
@@ -722,30 +735,16 @@ def parse_mesh(data: bytes, handler: Any) -> None:
             for _ in range(int(args[3])):
                 record = lines[i]
                 subject, reply_, hsize, size_tok = record.split(b" ")
-                size = int(size_tok)
                 start = pos + len(record) + 2
-                end = start + size
-                payload = lines[i + 1] if i + 1 < last else None
-                if payload is not None and len(payload) == size:
-                    i += 2
-                else:
-                    payload = data[start:end]
-                    i += 1 + count(b"\r\n", start, end + 2)
-                pos = end + 2
+                payload, i = _payload_at(data, lines, i, last, start, int(size_tok))
+                pos = start + len(payload) + 2
                 entries.append((subject, reply_, int(hsize), payload))
             handler.process_jrun(args[1], args[2], entries)
             continue
         if verb == _JMSG:
-            size = int(args[7])
             start = pos + len(line) + 2
-            end = start + size
-            payload = lines[i + 1] if i + 1 < last else None
-            if payload is not None and len(payload) == size:
-                i += 2
-            else:
-                payload = data[start:end]
-                i += 1 + count(b"\r\n", start, end + 2)
-            pos = end + 2
+            payload, i = _payload_at(data, lines, i, last, start, int(args[7]))
+            pos = start + len(payload) + 2
             queue = args[5]
             handler.process_jmsg(
                 args[1], args[2], args[3], args[4],

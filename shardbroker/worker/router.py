@@ -471,14 +471,19 @@ class Router:
             delivered = True
         return delivered
 
-    def _prepared_match(self, account: bytes, subject: bytes) -> RouteResult | None:
-        """The route result for a subject with its delivery prefixes, or None when
-        nobody is interested. (The per-message paths inline this to save a call.)"""
+    def _match(self, account: bytes, subject: bytes) -> RouteResult | None:
+        """The route result for a subject, or None when nobody is interested."""
         sublist = self.sublists.get(account)
         if sublist is None:
             return None
         result: RouteResult = sublist.match(subject)
-        if result.empty:
+        return None if result.empty else result
+
+    def _prepared_match(self, account: bytes, subject: bytes) -> RouteResult | None:
+        """The route result for a subject with its delivery prefixes, or None when
+        nobody is interested. (The per-message paths inline this to save a call.)"""
+        result = self._match(account, subject)
+        if result is None:
             return None
         if result.targets is None or result.prepared_for != subject:
             result.prepare(account, subject)
@@ -825,11 +830,8 @@ class Router:
         """JetStream deliveries to `deliver` without a queue group (a JRUN frame): each
         local plain subscriber gets them all in one write; anything checked or limited
         goes message by message as JMSGs do."""
-        sublist = self.sublists.get(account)
-        if sublist is None:
-            return
-        result: RouteResult = sublist.match(deliver)
-        if result.empty:
+        result = self._match(account, deliver)
+        if result is None:
             return
         local = result.local
         if result.checked or any(sub.max for sub in local):
@@ -883,11 +885,8 @@ class Router:
         """A message a JetStream consumer delivers: to the plain subscriptions on its
         deliver subject and, when `queue` names a group, to one member of it; shown with
         the message's own subject and the ack reply."""
-        sublist = self.sublists.get(account)
-        if sublist is None:
-            return
-        result: RouteResult = sublist.match(deliver)
-        if result.empty:
+        result = self._match(account, deliver)
+        if result is None:
             return
         if result.local:
             self.deliver(result.local, None, subject, reply, header_size, message, None)
