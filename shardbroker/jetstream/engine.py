@@ -28,6 +28,7 @@ from shardbroker.config.reload import diff, kinds
 from shardbroker.jetstream import api, schema
 from shardbroker.jetstream.stream import Stream, StreamMeta, load_meta
 from shardbroker.log import setup as setup_logging
+from shardbroker.mesh.snapshot import AccountJsz, StorageSnapshot, StreamJsz
 from shardbroker.protocol.sublist import Sublist
 
 if TYPE_CHECKING:
@@ -190,6 +191,35 @@ class JetStream:
                 else:
                     storage += used
         return memory, storage
+
+    def jsz_snapshot(self, shard: int) -> StorageSnapshot:
+        """Every account's streams and consumers as their INFO answers show them, for
+        the details of /jsz (asked by the supervisor, never on a timer)."""
+        accounts: list[AccountJsz] = []
+        for account in sorted(self.accounts.values(), key=lambda a: a.name):
+            memory = storage = 0
+            streams: list[StreamJsz] = []
+            for name in sorted(account.streams):
+                stream = account.streams[name]
+                info = schema.to_builtins(self.api.info_of(stream))  # as the API shows it
+                if stream.config.storage == "memory":
+                    memory += info["state"]["bytes"]
+                else:
+                    storage += info["state"]["bytes"]
+                consumers = [
+                    schema.to_builtins(self.api.consumer_info_of(stream.consumers[c]))
+                    for c in sorted(stream.consumers)
+                ]
+                streams.append(
+                    StreamJsz(name, info["created"], info["config"], info["state"], consumers)
+                )
+            accounts.append(
+                AccountJsz(
+                    account.name.decode(errors="replace"), memory, storage,
+                    account.api_total, account.api_errors, streams,
+                )
+            )  # fmt: skip
+        return StorageSnapshot(shard, time.time_ns(), accounts)
 
     def monitor_figures(self) -> dict[str, int]:
         """Totals for /jsz, /varz and /metrics, copied to the shard slot by the tick."""

@@ -30,6 +30,7 @@ from shardbroker import const
 from shardbroker.config.options import Options
 from shardbroker.config.reload import decode_options_arg
 from shardbroker.mesh.mesh import Mesh, ShardBoot
+from shardbroker.mesh.snapshot import MONZ, StorageSnapshot, encode_parts
 from shardbroker.protocol import frames
 from shardbroker.protocol.frames import HELLO, READY, RELOAD, RELOADED, SDOWN, STOP
 from shardbroker.protocol.parser import parse_mesh
@@ -48,6 +49,8 @@ class MessageHandler(Protocol):
     def interest_appeared(self) -> None: ...
 
     def apply_options(self, new: Options) -> None: ...
+
+    def jsz_snapshot(self, shard: int) -> StorageSnapshot: ...
 
 
 class RemoteInterest:
@@ -370,8 +373,21 @@ class StoragePeer:
             self.stopping.set()
         elif verb == RELOAD:
             self.on_reload(int(args[0]), args[1])
+        elif verb == MONZ:
+            self.answer_monz(args)
         else:
             log.warning("unknown control frame %r from shard %d", verb, self.current_peer)
+
+    def answer_monz(self, args: list[bytes]) -> None:
+        """MONZ <request id> <flags> from the supervisor: the JetStream snapshot."""
+        try:
+            request_id = int(args[0])
+        except (IndexError, ValueError):
+            return
+        snap = self.handler.jsz_snapshot(self.shard_id)
+        for frame in encode_parts(request_id, self.shard_id, snap, self.mesh.max_commit):
+            self.mesh.send(const.SUPERVISOR_SHARD, frame)
+        self.mesh.flush()
 
     def on_reload(self, seq: int, options_arg: bytes) -> None:
         """The supervisor accepted a reload: apply it and confirm (RELOADED)."""

@@ -1,4 +1,5 @@
-"""Connection snapshots: what a worker tells the supervisor for /connz and /subsz.
+"""Snapshots: what a worker tells the supervisor for /connz and /subsz, and what the
+storage shard tells it for the details of /jsz.
 
 Imported by workers (they build and send snapshots) and by the monitor in the
 supervisor (it asks and decodes). Pure: msgspec and bytes only.
@@ -9,6 +10,7 @@ Conversation, only when someone asks (never on a timer, never per message):
     worker -> supervisor   ``RMSG $MON _MON.<request id>.<shard>.<part>.<parts> <size>``
                            frames carrying one msgpack-encoded ``WorkerSnapshot``, cut
                            into parts that each fit a ring commit
+    storage -> supervisor  the same, carrying a ``StorageSnapshot`` (flag WANT_JSZ)
 
 Each part has its own subject, so the mesh parser never folds parts into a run. The
 supervisor waits a bounded time for every live worker and answers with what arrived:
@@ -16,6 +18,8 @@ a stuck worker costs the monitor its connections, never a hang.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 
@@ -27,6 +31,7 @@ MON_PREFIX = b"_MON."
 WANT_SUBS = 1  # subscription detail per connection
 WANT_CLOSED = 2  # the worker's recently closed connections too
 WANT_ALL_SUBS = 4  # every subscription of the worker (/subsz?subs=1)
+WANT_JSZ = 8  # the storage shard's accounts, streams and consumers (/jsz details)
 
 # Room for the RMSG control line inside one ring commit.
 _PART_OVERHEAD = 256
@@ -77,11 +82,40 @@ class WorkerSnapshot(msgspec.Struct, array_like=True):
     subs: list[SubSnapshot]
 
 
+class StreamJsz(msgspec.Struct, array_like=True):
+    """One stream as STREAM.INFO shows it (config, created, state), and its consumers
+    as CONSUMER.INFO does."""
+
+    name: str
+    created: str
+    config: dict[str, Any]
+    state: dict[str, Any]
+    consumers: list[dict[str, Any]]
+
+
+class AccountJsz(msgspec.Struct, array_like=True):
+    name: str
+    memory: int
+    storage: int
+    api_total: int
+    api_errors: int
+    streams: list[StreamJsz]
+
+
+class StorageSnapshot(msgspec.Struct, array_like=True):
+    shard: int
+    now_ns: int
+    accounts: list[AccountJsz]
+
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(WorkerSnapshot)
+_storage_decoder = msgspec.msgpack.Decoder(StorageSnapshot)
 
 
-def encode_parts(request_id: int, shard: int, snap: WorkerSnapshot, max_commit: int) -> list[bytes]:
+def encode_parts(
+    request_id: int, shard: int, snap: WorkerSnapshot | StorageSnapshot, max_commit: int
+) -> list[bytes]:
     """The RMSG frames that carry a snapshot to the supervisor."""
     blob = _encoder.encode(snap)
     size = max(1024, max_commit - _PART_OVERHEAD)
@@ -109,3 +143,7 @@ def parse_part_subject(subject: bytes) -> tuple[int, int, int, int] | None:
 
 def decode(blob: bytes) -> WorkerSnapshot:
     return _decoder.decode(blob)
+
+
+def decode_storage(blob: bytes) -> StorageSnapshot:
+    return _storage_decoder.decode(blob)

@@ -144,7 +144,8 @@ async def route(monitor: Monitor, path: str, query: dict[str, str]) -> Response:
         from shardbroker.monitor.prometheus import CONTENT_TYPE, render
 
         connz = await monitor.endpoint_data("CONNZ", state, {})
-        body = render(state, connz)
+        jsz = await monitor.endpoint_data("JSZ", state, {"consumers": "true"})
+        body = render(state, connz, jsz)
         return Response(200, body, CONTENT_TYPE)
     data = await monitor.endpoint_data(ENDPOINTS[path], state, query)
     return json_response(data)

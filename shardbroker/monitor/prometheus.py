@@ -24,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from shardbroker.monitor import collect
-from shardbroker.monitor.collect import BrokerState, Connz
+from shardbroker.monitor.collect import BrokerState, Connz, Jsz, JszAccount
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -95,9 +95,10 @@ def flatten(prefix: str, data: Any, server_id: str) -> Iterator[GaugeMetricFamil
 
 
 class _Figures(Collector):
-    def __init__(self, state: BrokerState, connz: Connz | None) -> None:
+    def __init__(self, state: BrokerState, connz: Connz | None, jsz: Jsz | None) -> None:
         self.state = state
         self.connz = connz
+        self.jsz = jsz
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         state = self.state
@@ -144,7 +145,7 @@ class _Figures(Collector):
 
     def _jetstream(self, sid: str) -> Iterator[GaugeMetricFamily]:
         state = self.state
-        jsz = collect.jsz(state)
+        jsz = self.jsz if self.jsz is not None else collect.jsz(state)
         labels = ["server_id", "server_name", "cluster", "domain", "meta_leader", "is_meta_leader"]
         values = [sid, state.server_name, "", state.opts.jetstream_domain, "", "true"]
         figures = {
@@ -160,6 +161,8 @@ class _Figures(Collector):
             gauge = GaugeMetricFamily(name, name, labels=labels)
             gauge.add_metric(values, float(value))
             yield gauge
+        if jsz.account_details:
+            yield from _jetstream_details(jsz.account_details, labels, values)
 
     def _shards(self, sid: str) -> Iterator[GaugeMetricFamily]:
         shards = self.state.shards
@@ -194,7 +197,74 @@ class _Figures(Collector):
             yield gauge
 
 
-def render(state: BrokerState, connz: Connz | None = None) -> bytes:
+# The exporter's per-account, per-stream and per-consumer gauges: name -> how to read it.
+_ACCOUNT_GAUGES = {
+    "max_memory": lambda a: a.reserved_memory if a.reserved_memory < 2**63 else -1,
+    "max_storage": lambda a: a.reserved_storage if a.reserved_storage < 2**63 else -1,
+    "storage_used": lambda a: a.storage,
+    "memory_used": lambda a: a.memory,
+}
+_STREAM_GAUGES = {
+    "total_messages": lambda s: s["state"]["messages"],
+    "total_bytes": lambda s: s["state"]["bytes"],
+    "first_seq": lambda s: s["state"]["first_seq"],
+    "last_seq": lambda s: s["state"]["last_seq"],
+    "consumer_count": lambda s: s["state"].get("consumer_count", 0),
+    "subject_count": lambda s: s["state"].get("num_subjects", 0),
+}
+_CONSUMER_GAUGES = {
+    "delivered_consumer_seq": lambda c: c["delivered"]["consumer_seq"],
+    "delivered_stream_seq": lambda c: c["delivered"]["stream_seq"],
+    "num_ack_pending": lambda c: c["num_ack_pending"],
+    "num_redelivered": lambda c: c["num_redelivered"],
+    "num_waiting": lambda c: c["num_waiting"],
+    "num_pending": lambda c: c["num_pending"],
+    "ack_floor_stream_seq": lambda c: c["ack_floor"]["stream_seq"],
+    "ack_floor_consumer_seq": lambda c: c["ack_floor"]["consumer_seq"],
+}
+
+
+def _jetstream_details(
+    accounts: list[JszAccount], server_labels: list[str], server_values: list[str]
+) -> Iterator[GaugeMetricFamily]:
+    """jetstream_account_*, jetstream_stream_* and jetstream_consumer_* with the
+    exporter's labels (reference monitoring.md §11.6)."""
+    account_labels = [*server_labels, "account", "account_name", "account_id"]
+    stream_labels = [*account_labels, "stream_name", "stream_leader", "is_stream_leader",
+                     "stream_raft_group"]  # fmt: skip
+    consumer_labels = [*stream_labels, "consumer_name", "consumer_leader",
+                       "is_consumer_leader", "consumer_desc"]  # fmt: skip
+    leader = server_values[1]
+    families = {
+        **{f"jetstream_account_{k}": GaugeMetricFamily(
+            f"jetstream_account_{k}", f"jetstream_account_{k}", labels=account_labels)
+           for k in _ACCOUNT_GAUGES},
+        **{f"jetstream_stream_{k}": GaugeMetricFamily(
+            f"jetstream_stream_{k}", f"jetstream_stream_{k}", labels=stream_labels)
+           for k in _STREAM_GAUGES},
+        **{f"jetstream_consumer_{k}": GaugeMetricFamily(
+            f"jetstream_consumer_{k}", f"jetstream_consumer_{k}", labels=consumer_labels)
+           for k in _CONSUMER_GAUGES},
+    }  # fmt: skip
+    for account in accounts:
+        a_values = [*server_values, account.name, account.name, account.id]
+        for key, read in _ACCOUNT_GAUGES.items():
+            families[f"jetstream_account_{key}"].add_metric(a_values, float(read(account)))
+        for stream in account.stream_detail or []:
+            s_values = [*a_values, stream["name"], leader, "true", ""]
+            for key, read in _STREAM_GAUGES.items():
+                families[f"jetstream_stream_{key}"].add_metric(s_values, float(read(stream)))
+            for consumer in stream.get("consumer_detail", []):
+                description = consumer.get("config", {}).get("description", "")
+                c_values = [*s_values, consumer["name"], leader, "true", description]
+                for key, read in _CONSUMER_GAUGES.items():
+                    families[f"jetstream_consumer_{key}"].add_metric(
+                        c_values, float(read(consumer))
+                    )
+    yield from families.values()
+
+
+def render(state: BrokerState, connz: Connz | None = None, jsz: Jsz | None = None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Figures(state, connz))
+    registry.register(_Figures(state, connz, jsz))
     return generate_latest(registry)

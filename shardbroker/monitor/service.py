@@ -33,8 +33,11 @@ from shardbroker.mesh.snapshot import (
     MON_ACCOUNT,
     MONZ,
     WANT_ALL_SUBS,
+    WANT_JSZ,
+    StorageSnapshot,
     WorkerSnapshot,
     decode,
+    decode_storage,
     parse_part_subject,
 )
 from shardbroker.mesh.stats import ShardTable
@@ -182,19 +185,18 @@ class Monitor:
             if s.role == "worker" and s.pid and s.ready
         )
 
-    async def snapshots(
-        self, flags: int, timeout: float = SNAPSHOT_TIMEOUT
-    ) -> list[WorkerSnapshot]:
-        """Ask every live worker for its connections; what arrives within timeout."""
+    async def _gather(
+        self, shards: list[int], flags: int, timeout: float, what: str
+    ) -> dict[int, bytes]:
+        """Send MONZ to `shards`; the whole answers that arrive within timeout."""
         mesh = self.broker.mesh
-        workers = self.live_workers()
-        if mesh is None or not workers:
-            return []
+        if mesh is None or not shards:
+            return {}
         request_id = next(self._request_ids)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        pending = self._pending[request_id] = _Pending(future, set(workers))
+        pending = self._pending[request_id] = _Pending(future, set(shards))
         frame = frames.control(MONZ, request_id, flags)
-        for shard in workers:
+        for shard in shards:
             mesh.send(shard, frame)
         mesh.flush()
         try:
@@ -203,16 +205,40 @@ class Monitor:
         finally:
             del self._pending[request_id]
         if pending.waiting:
-            log.warning("no connection snapshot from worker(s) %s in time", sorted(pending.waiting))
+            log.warning("no %s from shard(s) %s in time", what, sorted(pending.waiting))
+        return {
+            shard: b"".join(parts[i] for i in range(count))
+            for shard, (count, parts) in sorted(pending.parts.items())
+            if shard not in pending.waiting and len(parts) == count
+        }
+
+    async def snapshots(
+        self, flags: int, timeout: float = SNAPSHOT_TIMEOUT
+    ) -> list[WorkerSnapshot]:
+        """Ask every live worker for its connections; what arrives within timeout."""
+        blobs = await self._gather(self.live_workers(), flags, timeout, "connection snapshot")
         out = []
-        for shard, (count, parts) in sorted(pending.parts.items()):
-            if shard in pending.waiting or len(parts) != count:
-                continue
+        for shard, blob in blobs.items():
             try:
-                out.append(decode(b"".join(parts[i] for i in range(count))))
+                out.append(decode(blob))
             except (msgspec.DecodeError, KeyError):
                 log.warning("bad connection snapshot from worker %d", shard)
         return out
+
+    async def storage_snapshot(self, timeout: float = SNAPSHOT_TIMEOUT) -> StorageSnapshot | None:
+        """Ask the storage shard for its streams and consumers; None if it cannot say."""
+        storage = [
+            s.shard_id
+            for s in self.broker.shards.values()
+            if s.role == "storage" and s.pid and s.ready
+        ]
+        blobs = await self._gather(storage, WANT_JSZ, timeout, "JetStream snapshot")
+        for shard, blob in blobs.items():
+            try:
+                return decode_storage(blob)
+            except (msgspec.DecodeError, KeyError):
+                log.warning("bad JetStream snapshot from shard %d", shard)
+        return None
 
     def on_snapshot_part(self, subject: bytes, message: bytes) -> None:
         parsed = parse_part_subject(subject)
@@ -351,7 +377,9 @@ class Monitor:
             unused = collect.parse_bool("unused", query["unused"]) if "unused" in query else False
             return collect.accstatz(state, unused)
         if ep == "JSZ":
-            return collect.jsz(state)
+            jq = collect.JszQuery.from_query(query)
+            snap = await self.storage_snapshot() if jq.details and state.opts.jetstream else None
+            return collect.jsz(state, jq, snap)
         if ep == "HEALTHZ":
             return collect.healthz(state, query)[1]
         return None
@@ -380,7 +408,12 @@ class Monitor:
 def _sys_query(endpoint: str, options: dict[str, Any]) -> dict[str, str]:
     """A $SYS request's JSON options as the HTTP query they stand for."""
     out: dict[str, str] = {}
-    names = {"subscriptions": "subs", "subscriptions_detail": "subs", "account": "acc"}
+    names = {
+        "subscriptions": "subs",
+        "subscriptions_detail": "subs",
+        "account": "acc",
+        "consumer": "consumers",  # JszOptions
+    }
     for key, value in options.items():
         if key in ("server_name", "cluster", "host", "tags", "domain", "exact_match"):
             continue

@@ -21,6 +21,7 @@ from typing import Any
 
 import nats
 import pytest
+from nats.js.api import AckPolicy, StorageType
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers.broker import (
@@ -274,6 +275,36 @@ async def test_monitor_endpoints_match_nats_server(tmp_path: Path) -> None:
     assert ours["/jsz"]["disabled"] is True
 
 
+JSZ_PATHS = (
+    "/jsz",
+    "/jsz?accounts=true",
+    "/jsz?streams=true",
+    "/jsz?consumers=true&config=true",
+    "/jsz?acc=%24G&streams=true",
+    "/jsz?acc=NOPE&streams=true",
+    "/jsz?accounts=true&offset=1",
+)
+
+
+def figures(jsz: dict[str, Any]) -> list[Any]:
+    """What /jsz details say, without times and ids: per account its usage, per stream
+    its state and config, per consumer its sequences and counts."""
+    out: list[Any] = []
+    for account in jsz.get("account_details", []):
+        out.append((account["name"], account["storage"], account["memory"], account["api"]))
+        # nats-server lists them in no particular order (Go map iteration).
+        for stream in sorted(account.get("stream_detail", []), key=lambda s: s["name"]):
+            state = {k: v for k, v in stream["state"].items() if not k.endswith("_ts")}
+            config = stream.get("config", {})
+            out.append((stream["name"], state, sorted(config)))
+            for consumer in stream.get("consumer_detail", []):
+                out.append(
+                    (consumer["name"], consumer["delivered"], consumer["num_pending"],
+                     consumer["num_ack_pending"], sorted(consumer.get("config", {})))
+                )  # fmt: skip
+    return out
+
+
 async def test_monitor_jsz_matches_nats_server(tmp_path: Path) -> None:
     docs = {}
     with (
@@ -290,17 +321,28 @@ async def test_monitor_jsz_matches_nats_server(tmp_path: Path) -> None:
             for i in range(4):
                 await js.publish("mon.x", b"m%d" % i)
             await js.add_consumer("MON", durable_name="C")
+            await js.add_stream(name="MEM", subjects=["mem.>"], storage=StorageType.MEMORY)
+            await js.publish("mem.a", b"x")
+            await js.add_consumer("MEM", durable_name="D", ack_policy=AckPolicy.NONE)
             await asyncio.sleep(0.6)
-            docs[who] = {
-                p: get_json(port, p) for p in ("/jsz", "/varz", "/healthz?js-enabled-only=true")
-            }
+            docs[who] = {p: get_json(port, p) for p in (*JSZ_PATHS, "/varz")}
+            docs[who]["/healthz?js-enabled-only=true"] = get_json(
+                port, "/healthz?js-enabled-only=true"
+            )
             await nc.close()
     for path in docs["ours"]:
         compare_shapes(path[1:].split("?")[0], docs["ours"][path], docs["theirs"][path])
+    # The details: the same accounts, streams and consumers with the same figures.
+    for path in JSZ_PATHS[1:]:
+        ours, theirs = docs["ours"][path], docs["theirs"][path]
+        assert figures(ours) == figures(theirs), path
+    full = docs["ours"]["/jsz?consumers=true&config=true"]["account_details"][0]
+    assert full["name"] == "$G" and full["memory"] == docs["theirs"]["/jsz"]["memory"] > 0
+    assert [s["config"]["name"] for s in full["stream_detail"]] == ["MEM", "MON"]
     jsz, their_jsz = docs["ours"]["/jsz"], docs["theirs"]["/jsz"]
     for key in ("streams", "consumers", "messages", "bytes", "storage", "memory"):
         assert jsz[key] == their_jsz[key], (key, jsz[key], their_jsz[key])
-    assert (jsz["streams"], jsz["consumers"], jsz["messages"]) == (1, 1, 4)
+    assert (jsz["streams"], jsz["consumers"], jsz["messages"]) == (2, 2, 5)
     assert docs["ours"]["/varz"]["jetstream"]["stats"]["storage"] == jsz["storage"]
 
 
@@ -361,12 +403,43 @@ async def test_monitor_metrics_parse(tmp_path: Path) -> None:
     ):  # fmt: skip
         assert name in samples, f"{name} missing from /metrics"
     assert samples["gnatsd_varz_in_msgs"][0].value == len(TRAFFIC) == varz["in_msgs"]
+
     assert samples["gnatsd_varz_connections"][0].value == 3
     assert samples["gnatsd_varz_server_id"][0].labels["value"] == varz["server_id"]
     assert samples["gnatsd_healthz_status"][0].value == 0
     per_shard = {s.labels["shard"]: s.value for s in samples["shardbroker_shard_connections"]}
     assert per_shard == {"1": 2.0, "2": 1.0}
     assert sum(s.value for s in samples["shardbroker_shard_in_msgs"]) == len(TRAFFIC)
+
+
+async def test_monitor_metrics_jetstream_details(tmp_path: Path) -> None:
+    """Per account, stream and consumer, with prometheus-nats-exporter's names and labels."""
+    with shardbroker(tmp_path, jetstream=True) as (broker, port):
+        nc = await nats.connect(broker.url)
+        try:
+            js = nc.jetstream()
+            await js.add_stream(name="MET", subjects=["met.>"])
+            for i in range(3):
+                await js.publish("met.x", b"m%d" % i)
+            await js.add_consumer("MET", durable_name="C", description="the C")
+            status, _, text = http_get(port, "/metrics")
+        finally:
+            await nc.close()
+    assert status == 200
+    samples: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    (stream,) = samples["jetstream_stream_total_messages"]
+    assert (stream.labels["stream_name"], stream.labels["account"], stream.value) == (
+        "MET", "$G", 3.0
+    )
+    assert samples["jetstream_stream_last_seq"][0].value == 3.0
+    (consumer,) = samples["jetstream_consumer_num_pending"]
+    assert (consumer.labels["consumer_name"], consumer.labels["stream_name"]) == ("C", "MET")
+    assert consumer.value == 3.0
+    (used,) = samples["jetstream_account_storage_used"]
+    assert used.labels["account"] == "$G" and used.value > 0
 
 
 async def test_monitor_sys_ping_answers_once(tmp_path: Path) -> None:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shardbroker.config.options import Options
-from shardbroker.mesh.snapshot import ConnSnapshot, SubSnapshot, WorkerSnapshot
+from shardbroker.mesh.snapshot import (
+    AccountJsz,
+    ConnSnapshot,
+    StorageSnapshot,
+    StreamJsz,
+    SubSnapshot,
+    WorkerSnapshot,
+)
 from shardbroker.monitor import collect
 from shardbroker.monitor.collect import BrokerState, ConnzQuery, QueryError, ShardFigures
 from shardbroker.monitor.prometheus import render
@@ -87,6 +96,65 @@ def test_collect_varz_and_jsz_with_jetstream() -> None:
     assert (jsz.streams, jsz.consumers, jsz.messages, jsz.bytes) == (2, 3, 40, 400)
     off = msgspec.json.decode(msgspec.json.encode(collect.jsz(state())))
     assert off["disabled"] is True and off["config"] == {"max_memory": 0, "max_storage": 0}
+
+
+def storage_snapshot() -> StorageSnapshot:
+    consumer = {"stream_name": "S", "name": "C", "config": {"durable_name": "C"},
+                "delivered": {"consumer_seq": 1, "stream_seq": 1}, "num_pending": 3}
+    streams = [StreamJsz("S", "2026-11-23T00:00:00Z", {"name": "S"}, {"messages": 4},
+                         [consumer])]
+    return StorageSnapshot(3, NOW, [AccountJsz("A", 0, 10, 2, 0, []),
+                                    AccountJsz("B", 5, 0, 1, 1, streams)])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({}, None),
+        ({"config": "true"}, None),
+        ({"accounts": "true"}, [("A", None), ("B", None)]),
+        ({"acc": "B"}, [("B", None)]),
+        ({"acc": "NOPE", "streams": "true"}, None),
+        ({"streams": "1"}, [("A", []), ("B", [("S", None, None)])]),
+        ({"acc": "B", "consumers": "true"}, [("B", [("S", None, [None])])]),
+        ({"acc": "B", "consumers": "true", "config": "true"},
+         [("B", [("S", {"name": "S"}, [{"durable_name": "C"}])])]),
+        ({"accounts": "true", "offset": "1"}, [("B", None)]),
+        ({"accounts": "true", "offset": "2"}, None),
+        ({"accounts": "true", "limit": "1"}, [("A", None)]),
+    ],
+)  # fmt: skip
+def test_collect_jsz_details(query: dict[str, str], expected: list[Any] | None) -> None:
+    q = collect.JszQuery.from_query(query)
+    snap = storage_snapshot() if q.details else None
+    doc = msgspec.json.decode(msgspec.json.encode(collect.jsz(state(jetstream=True), q, snap)))
+    details = doc.get("account_details")
+    if expected is None:
+        assert details is None
+        return
+    got = []
+    for a in details:
+        streams = None
+        if "stream_detail" in a:
+            streams = [
+                (st["name"], st.get("config"),
+                 [c.get("config") for c in st["consumer_detail"]] if "consumer_detail" in st
+                 else None)
+                for st in a["stream_detail"]
+            ]  # fmt: skip
+        got.append((a["name"], streams))
+    assert got == expected
+    assert list(doc)[-2:] == ["account_details", "total"]
+    first = details[0]
+    assert first["reserved_memory"] == first["reserved_storage"] == 2**64 - 1
+    assert first["id"] == first["name"]
+
+
+def test_collect_jsz_bad_query() -> None:
+    with pytest.raises(QueryError, match="Error decoding boolean for 'streams'"):
+        collect.JszQuery.from_query({"streams": "maybe"})
+    with pytest.raises(QueryError, match="Error decoding int for 'offset'"):
+        collect.JszQuery.from_query({"offset": "x"})
 
 
 def test_collect_connz_sorts_pages_and_filters() -> None:
