@@ -86,6 +86,9 @@ class JetStream:
         self.server_id = server_id
         self.server_name = opts.server_name or server_id
         self.domain = opts.jetstream_domain
+        # With a domain, clients may address the API as $JS.<domain>.API.> (nats-server
+        # maps it onto $JS.API.>; nats.py's jetstream(domain=...) does so).
+        self.domain_api_prefix = b"$JS.%s.API." % self.domain.encode() if self.domain else b""
         self.peer: StoragePeer | None = None
         self.accounts: dict[bytes, Account] = {}
         # Streams whose store holds records not yet written to the OS.
@@ -138,6 +141,8 @@ class JetStream:
         """Start advertising: the API for every account, and each stream's subjects."""
         self.peer = peer
         peer.advertise(const.GLOBAL_ACCOUNT, API_SUBJECT)
+        if self.domain_api_prefix:
+            peer.advertise(const.GLOBAL_ACCOUNT, self.domain_api_prefix + b">")
         peer.advertise(const.GLOBAL_ACCOUNT, ACK_SUBJECT)
         peer.advertise(const.GLOBAL_ACCOUNT, FC_SUBJECT)
         for account in self.accounts.values():
@@ -265,6 +270,11 @@ class JetStream:
         self, account: bytes, subject: bytes, reply: bytes | None, hdr: bytes, data: bytes
     ) -> None:
         if subject.startswith(const.JS_API_PREFIX):
+            self.api.handle(self.account(account), subject, reply, hdr, data)
+            return
+        domain_prefix = self.domain_api_prefix
+        if domain_prefix and subject.startswith(domain_prefix):
+            subject = const.JS_API_PREFIX + subject[len(domain_prefix) :]
             self.api.handle(self.account(account), subject, reply, hdr, data)
             return
         if subject.startswith(ACK_PREFIX):

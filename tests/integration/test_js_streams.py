@@ -6,13 +6,14 @@ delete/purge, message get/delete, direct get, account info, and the error object
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nats
 import nats.js.errors
 import pytest
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType
 
-from tests.helpers.broker import Broker, NatsClients, unique
+from tests.helpers.broker import Broker, NatsClients, run_broker, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -318,3 +319,29 @@ async def test_bad_requests_get_error_objects(js_broker: Broker) -> None:
         # The stream and its message survived all of it.
         info = await js.stream_info(stream)
         assert info.state.messages == 1
+
+
+async def test_domain_api_prefix(tmp_path: Path) -> None:
+    """With `jetstream { domain: hub }`, clients that name the domain reach the API as
+    $JS.hub.API.> (nats.py jetstream(domain=...)); the plain prefix still works."""
+    conf = tmp_path / "domain.conf"
+    conf.write_text(f'jetstream {{\n  store_dir: "{tmp_path / "store"}"\n  domain: hub\n}}\n')
+    with run_broker(extra_args=["-c", str(conf)], tmp_dir=tmp_path) as broker:
+        nc = await nats.connect(broker.url)
+        try:
+            js = nc.jetstream(domain="hub")
+            info = await js.account_info()
+            assert info.domain == "hub"
+            await js.add_stream(name="DOM", subjects=["dom.>"])
+            ack = await js.publish("dom.x", b"one")
+            assert (ack.stream, ack.seq, ack.domain) == ("DOM", 1, "hub")
+            psub = await js.pull_subscribe("dom.x", durable="d", stream="DOM")
+            (msg,) = await psub.fetch(1, timeout=2)
+            assert msg.data == b"one"
+            await msg.ack_sync()
+            plain = await nc.jetstream().stream_info("DOM")
+            assert plain.state.messages == 1
+            consumer = await js.consumer_info("DOM", "d")
+            assert consumer.ack_floor.stream_seq == 1
+        finally:
+            await nc.close()
