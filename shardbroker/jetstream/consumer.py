@@ -89,6 +89,30 @@ class PullRequest:
 _EMPTY_ACK = (b"", b"", b"")
 
 
+class _ReplyRun:
+    """Consecutive pull deliveries to one reply subject, sent as one JRUN frame. A
+    status for a request is sent after flush(), so it follows the messages before it."""
+
+    __slots__ = ("account", "engine", "records", "reply")
+
+    def __init__(self, engine: Any, account: bytes) -> None:
+        self.engine = engine
+        self.account = account
+        self.reply = b""
+        self.records: list[bytes] = []
+
+    def add(self, reply: bytes, record: bytes) -> None:
+        if reply != self.reply:
+            self.flush()
+            self.reply = reply
+        self.records.append(record)
+
+    def flush(self) -> None:
+        if self.records:
+            self.engine.deliver_run(self.account, self.reply, self.records)
+            self.records = []
+
+
 def _status(code: int, description: str, extra: list[tuple[bytes, bytes]] | None = None) -> bytes:
     return headers.build(extra or (), status=code, description=description.encode())
 
@@ -690,14 +714,23 @@ class Consumer:
         self.engine.ready.add(self)
 
     def _deliver_pull(self, now: int) -> bool:
+        if self.engine.congested():  # rings only fill up when a batch is committed
+            return False
+        out = _ReplyRun(self.engine, self.account)
+        try:
+            return self._pull_pass(now, out)
+        finally:
+            out.flush()
+
+    def _pull_pass(self, now: int, out: _ReplyRun) -> bool:
         engine = self.engine
+        flush = out.flush
         sent = 0
         listening: set[bytes] = set()  # reply subjects seen with interest in this pass
         while self.waiting and sent < MAX_BATCH_PER_PASS:
-            if engine.congested():
-                return False
             request = self.waiting[0]
             if request.expires_at and request.expires_at <= now:
+                flush()
                 self._expire_requests(now)
                 continue
             if request.reply not in listening:
@@ -707,6 +740,7 @@ class Consumer:
                 listening.add(request.reply)
             found = self._next_message()
             if found is None:
+                flush()
                 self._out_of_messages()
                 return False
             msg, count = found
@@ -718,6 +752,7 @@ class Consumer:
                     self._undo(msg, count)
                     self.waiting.popleft()
                     left = request.batch - request.delivered
+                    flush()
                     self._send_status(
                         request.reply,
                         _status(
@@ -728,7 +763,7 @@ class Consumer:
                     )
                     continue
                 request.bytes_left -= size
-            engine.deliver(self.account, request.reply, subject, reply, None, hdr, data)
+            out.add(request.reply, jrun_record(subject, reply, hdr, data))
             sent += 1
             request.delivered += 1
             if request.heartbeat:
@@ -736,6 +771,7 @@ class Consumer:
             self.waiting.popleft()
             if request.delivered >= request.batch:
                 if request.max_bytes and request.bytes_left:
+                    flush()
                     self._send_status(
                         request.reply,
                         _status(409, "Batch Completed", _pending_headers(0, request.bytes_left)),
