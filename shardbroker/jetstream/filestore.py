@@ -244,6 +244,42 @@ class _Scan:
         self.lost: list[tuple[int, int]] = []  # seq, length beyond a bad record
 
 
+def _decode_slots(
+    blk: _Block,
+    slots: list[int],
+    src: bytes | bytearray,
+    shift: int,
+    verify: bool,
+    run: list[StoredMsg],
+) -> None:
+    """Append the messages of `slots` (live, ascending) of `blk` to `run`, decoded from
+    `src`, which holds the block's bytes from file offset `shift` on. With `verify`
+    (read back from the disk) each record's checksum and length copy are checked."""
+    offs, lens, subjs, tss = blk.offs, blk.lens, blk.subjs, blk.tss
+    first = blk.first
+    tail = _TAIL.unpack_from
+    word = _U32.unpack_from
+    # Released on the way out: a live view would keep a buffer from resizing.
+    with memoryview(src) as view:
+        for i in slots:
+            off = offs[i] - shift
+            end = off + lens[i] - 8
+            if verify:
+                crc, length = tail(src, end) if len(src) >= end + 8 else (0, 0)
+                if length != lens[i] or crc != crc32(view[off:end]):
+                    raise StoreError(f"corrupt record for seq {first + i} in {blk.path}")
+            ss = subjs[i]
+            assert ss is not None
+            p = off + 22 + len(ss.sbytes)
+            if word(src, off)[0] & HBIT:
+                hlen = word(src, p)[0]
+                hdr = bytes(view[p + 4 : p + 4 + hlen])
+                p += 4 + hlen
+            else:
+                hdr = b""
+            run.append(StoredMsg(ss.subject, first + i, tss[i], hdr, bytes(view[p:end])))
+
+
 class FileStore(_StoreCore):
     def __init__(
         self,
@@ -685,7 +721,7 @@ class FileStore(_StoreCore):
     def _load(self, seq: int) -> StoredMsg:
         blk, i = self._slot(seq)
         assert blk is not None
-        return self._load_slot(blk, i, seq)
+        return self._load_slot(blk, i)
 
     def load_run(self, start_seq: int, limit: int) -> list[StoredMsg]:
         """As _StoreCore.load_run, walking the blocks' slots directly."""
@@ -737,55 +773,22 @@ class FileStore(_StoreCore):
                 self._window = (blk, lo, src)
             verify = True
         else:
-            first = blk.first
-            run += [self._load_slot(blk, i, first + i) for i in slots]
+            run += [self._load_slot(blk, i) for i in slots]
             return
-        subjs, tss = blk.subjs, blk.tss
-        first = blk.first
-        tail = _TAIL.unpack_from
-        word = _U32.unpack_from
-        # Released on the way out: a live view would keep the buffer from resizing.
-        with memoryview(src) as view:
-            for i in slots:
-                off = offs[i] - shift
-                end = off + lens[i] - 8
-                if verify:
-                    crc, length = tail(src, end)
-                    if length != lens[i] or crc != crc32(view[off:end]):
-                        raise StoreError(f"corrupt record for seq {first + i} in {blk.path}")
-                ss = subjs[i]
-                assert ss is not None
-                p = off + 22 + len(ss.sbytes)
-                if word(src, off)[0] & HBIT:
-                    hlen = word(src, p)[0]
-                    hdr = bytes(view[p + 4 : p + 4 + hlen])
-                    p += 4 + hlen
-                else:
-                    hdr = b""
-                run.append(StoredMsg(ss.subject, first + i, tss[i], hdr, bytes(view[p:end])))
+        _decode_slots(blk, slots, src, shift, verify, run)
 
-    def _load_slot(self, blk: _Block, i: int, seq: int) -> StoredMsg:
+    def _load_slot(self, blk: _Block, i: int) -> StoredMsg:
         off = blk.offs[i]
         rl = blk.lens[i]
-        ss = blk.subjs[i]
-        assert ss is not None and off >= 0
+        assert off >= 0
         buf = blk.buf
+        msgs: list[StoredMsg] = []
         if buf is not None and off >= blk.base:
-            src: bytes | bytearray = buf
-            off -= blk.base
+            _decode_slots(blk, [i], buf, blk.base, False, msgs)
         else:
-            src, off = self._read_record(blk, off, rl)
-            crc, tl = _TAIL.unpack_from(src, off + rl - 8) if len(src) >= off + rl else (0, 0)
-            if tl != rl or crc != crc32(memoryview(src)[off : off + rl - 8]):
-                raise StoreError(f"corrupt record for seq {seq} in {blk.path}")
-        p = off + 22 + len(ss.sbytes)
-        if _U32.unpack_from(src, off)[0] & HBIT:
-            hlen = _U32.unpack_from(src, p)[0]
-            hdr = bytes(src[p + 4 : p + 4 + hlen])
-            p += 4 + hlen
-        else:
-            hdr = b""
-        return StoredMsg(ss.subject, seq, blk.tss[i], hdr, bytes(src[p : off + rl - 8]))
+            src, pos = self._read_record(blk, off, rl)
+            _decode_slots(blk, [i], src, off - pos, True, msgs)
+        return msgs[0]
 
     def _read_record(self, blk: _Block, off: int, length: int) -> tuple[bytes, int]:
         """Bytes holding the record at file offset `off`, and its offset in them."""
