@@ -572,18 +572,7 @@ class Router:
             payloads = block_payloads(block, len(head), count, size)
             return self.process_msg_run(publisher, account, subject, None, payloads, size_token)
         tails = block_tails(block, len(head), count, size)
-        delivered = False
-        line_end = b" " + size_token + b"\r\n"
-        pending = self.pending
-        for sub, client, prefix in targets:
-            if client is publisher and not client.echo:
-                continue
-            delivered = True
-            client.out.append((prefix + line_end).join(tails))
-            client.out_msgs += count
-            client.out_bytes += count * size
-            pending.add(client)
-            sub.delivered += count
+        delivered = self._deliver_block(targets, publisher, tails, size_token, count, size)
         if result.peers:
             line = result.rmsg_prefix + size_token + b"\r\n"
             blob = line.join(tails)
@@ -598,6 +587,31 @@ class Router:
             for peer in result.peers:
                 batches[peer] += run_frames
             return True
+        return delivered
+
+    def _deliver_block(
+        self,
+        targets: tuple[tuple[Subscription, ClientProtocol, bytes], ...],
+        publisher: ClientProtocol | None,
+        tails: list[Any],
+        size_token: bytes,
+        count: int,
+        size: int,
+    ) -> bool:
+        """A block (see block_tails) to each local target with its own MSG line, as
+        _deliver_run does for a run; the caller has ruled out UNSUB maxima."""
+        delivered = False
+        line_end = b" " + size_token + b"\r\n"
+        pending = self.pending
+        for sub, client, prefix in targets:
+            if client is publisher and not client.echo:
+                continue
+            delivered = True
+            client.out.append((prefix + line_end).join(tails))
+            client.out_msgs += count
+            client.out_bytes += count * size
+            pending.add(client)
+            sub.delivered += count
         return delivered
 
     def _run_frames(
@@ -758,17 +772,9 @@ class Router:
             payloads = block_payloads(block, len(head), count, size)
             self.process_remote_run(account, subject, None, (), payloads, size_token)
             return
-        if not targets:
-            return
-        tails = block_tails(block, len(head), count, size)
-        line_end = b" " + size_token + b"\r\n"
-        pending = self.pending
-        for sub, client, prefix in targets:
-            client.out.append((prefix + line_end).join(tails))
-            client.out_msgs += count
-            client.out_bytes += count * size
-            pending.add(client)
-            sub.delivered += count
+        if targets:
+            tails = block_tails(block, len(head), count, size)
+            self._deliver_block(targets, None, tails, size_token, count, size)
 
     def process_remote_msg(
         self,
