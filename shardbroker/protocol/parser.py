@@ -31,10 +31,10 @@ from shardbroker.errors import (
     ERR_UNKNOWN_PROTOCOL,
     ProtocolError,
 )
+from shardbroker.protocol.frames import CRLF
 
 # nats-server parses at most 9 size digits; longer is a bad size (silent close).
 _MAX_SIZE_DIGITS = 9
-CRLF = b"\r\n"
 # Runs of PUBs with payloads this large are passed on as the bytes read (a block):
 # cutting them into lines and joining them again is where large messages spent most.
 BLOCK_MIN_PAYLOAD = 256
@@ -63,6 +63,23 @@ _WHITESPACE = b" \t\r\n\x0b\x0c"
 def _split_blanks(line: bytes) -> list[bytes]:
     """Split on spaces and tabs only (the slow path for lines with other whitespace)."""
     return [token for token in line.replace(b"\t", b" ").split(b" ") if token]
+
+
+def _records_end(data: bytes, pos: int, head: bytes, size: int, checked: bool) -> int:
+    """Where the records from `pos` on that start with `head` (a control line and its
+    CRLF) and carry `size` bytes end: the block that _blocks/_mesh_blocks hand over.
+    `checked`: a record must also end with CRLF (client input; ring frames are ours)."""
+    record = len(head) + size + 2
+    limit = len(data) - record
+    startswith = data.startswith
+    end = pos
+    if checked:
+        while end <= limit and startswith(head, end) and startswith(CRLF, end + record - 2):
+            end += record
+    else:
+        while end <= limit and startswith(head, end):
+            end += record
+    return end
 
 
 def block_payloads(block: bytes, head_len: int, count: int, size: int) -> list[bytes]:
@@ -248,15 +265,8 @@ class ClientParser:
             if size < BLOCK_MIN_PAYLOAD or size > self.max_payload:
                 break
             head = data[pos : eol + 2]
-            record = len(head) + size + 2
-            end = pos
-            while (
-                end + record <= n
-                and startswith(head, end)
-                and startswith(CRLF, end + record - 2)
-            ):
-                end += record
-            count = (end - pos) // record
+            end = _records_end(data, pos, head, size, checked=True)
+            count = (end - pos) // (len(head) + size + 2)
             if count < 2:
                 break
             block = data if pos == 0 and end == n else data[pos:end]
@@ -610,11 +620,8 @@ def _mesh_blocks(data: bytes, handler: Any) -> int:
         if size < BLOCK_MIN_PAYLOAD:
             break
         head = data[pos : eol + 2]
-        record = len(head) + size + 2
-        end = pos
-        while end + record <= n and startswith(head, end):
-            end += record
-        count = (end - pos) // record
+        end = _records_end(data, pos, head, size, checked=False)
+        count = (end - pos) // (len(head) + size + 2)
         if count < 2:
             break
         block = data if pos == 0 and end == n else data[pos:end]
