@@ -647,6 +647,8 @@ class Consumer:
                 npc -= 1
             hdr, data = msg.hdr, msg.data
             seq = msg.seq
+            # frames.jrun_record with _prepare's ack reply, formatted in one go: two
+            # steps cost 1.75 instead of 1.55 us of storage CPU a pushed message.
             append(
                 b"%s %s1.%d.%d.%d.%d %d %d\r\n%s%s\r\n"
                 % (msg.subject.encode(), prefix, seq, dseq, msg.ts, npc,
