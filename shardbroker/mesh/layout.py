@@ -4,19 +4,24 @@ Imported by the supervisor (which creates the segment before spawning any shard)
 every shard (which attaches to it). Stdlib and posix_ipc only; no asyncio.
 
 The segment holds one single-producer/single-consumer ring per ordered pair of shards,
-``n * (n - 1)`` rings in all, back to back. Each ring is a 128-byte header followed by
+``n * (n - 1)`` rings in all, back to back. Each ring is a 640-byte header followed by
 ``ring_size`` data bytes::
 
-    offset  0  write counter      u64   written only by the producer (shard src)
-    offset  8  producer waiting   u64   set by the producer, cleared by the consumer
-    offset 64  read counter       u64   written only by the consumer (shard dst)
-    offset 128 data               ring_size bytes
+    offset   0  write counter      u64   written only by the producer (shard src)
+    offset   8  producer waiting   u64   set by the producer, cleared by the consumer
+    offset  64  read counter       u64   written only by the consumer (shard dst)
+    offset 128  commit marks       64 x u64, written only by the producer
+    offset 640  data               ring_size bytes
 
 The read counter sits on its own 64-byte cache line so that the consumer's stores do not
-bounce the line the producer writes on every commit. Because ``ring_size`` is a power of
-two of at least 4096 and the header is 128 bytes, every ring starts on a 64-byte boundary
-of the (page-aligned) mapping, so every counter is naturally aligned: an 8-byte aligned
-load or store is a single, untorn access on x86-64 (see ring.py for the ordering rules).
+bounce the line the producer writes on every commit. The commit marks split the data
+area into ``COMMIT_MARKS`` equal regions; mark ``i`` holds the write counter after the
+last commit that ended in region ``i``, so a consumer can take a bounded part of what is
+pending and still cut it between whole frames (ring.py, "Bounded reads"). Because
+``ring_size`` is a power of two of at least 4096 and the header is a multiple of 64
+bytes, every ring starts on a 64-byte boundary of the (page-aligned) mapping, so every
+counter is naturally aligned: an 8-byte aligned load or store is a single, untorn access
+on x86-64 (see ring.py for the ordering rules).
 
 Invariants: rings never overlap; all lie within ``total_size``; the layout depends only on
 ``(n_shards, ring_size)``, so processes that agree on those two numbers agree on every offset.
@@ -29,6 +34,8 @@ import mmap
 import posix_ipc
 
 __all__ = [
+    "COMMIT_MARKS",
+    "COMMIT_MARKS_OFFSET",
     "READ_COUNTER_OFFSET",
     "RING_HEADER_SIZE",
     "WAITING_FLAG_OFFSET",
@@ -40,10 +47,12 @@ __all__ = [
     "unlink_segment",
 ]
 
-RING_HEADER_SIZE = 128
 WRITE_COUNTER_OFFSET = 0
 WAITING_FLAG_OFFSET = 8
 READ_COUNTER_OFFSET = 64
+COMMIT_MARKS_OFFSET = 128
+COMMIT_MARKS = 64
+RING_HEADER_SIZE = COMMIT_MARKS_OFFSET + 8 * COMMIT_MARKS
 
 MIN_RING_SIZE = 4096
 

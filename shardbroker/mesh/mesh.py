@@ -14,7 +14,13 @@ queue into the ring.
 ``send`` (committed, queued in the overflow, or still in the batch). Because a
 ring's write counter is the count of all bytes ever committed in order, a peer has
 applied every frame up to a position P exactly when its read counter is >= P: that
-is the PONG barrier.
+is the PONG barrier. It costs O(frames added since the last call): the bytes of the
+batch already counted are remembered until the batch is committed (batches are only
+appended to between commits, and cleared only here).
+
+``drain`` applies inbound frames in bounded turns: with ``max_bytes`` it reads at most
+about that many bytes (whole commits, ring.py "Bounded reads"), so a shard far behind
+its peers still gets back to its loop (sockets, timers, its tick) between turns.
 """
 
 from __future__ import annotations
@@ -84,6 +90,9 @@ class Mesh:
         self.overflowing: set[int] = set()
         # Bytes committed to, or queued in the overflow for, each outbound ring.
         self._handed = [0] * n
+        # logical_end's memo: how many frames of the batch it has counted, and their bytes.
+        self._counted = [0] * n
+        self._counted_bytes = [0] * n
         for p in self.peers:
             ring = self.outbound[p]
             assert ring is not None
@@ -101,7 +110,17 @@ class Mesh:
 
     def logical_end(self, peer: int) -> int:
         """The ring position just after the last frame handed to ``send`` so far."""
-        return self._handed[peer] + sum(map(len, self.batches[peer]))
+        batch = self.batches[peer]
+        counted = self._counted[peer]
+        if len(batch) > counted:
+            self._counted_bytes[peer] += sum(map(len, batch[counted:]))
+            self._counted[peer] = len(batch)
+        return self._handed[peer] + self._counted_bytes[peer]
+
+    def _batch_taken(self, peer: int) -> None:
+        """The batch was committed or dropped: logical_end counts from the ring again."""
+        self._counted[peer] = 0
+        self._counted_bytes[peer] = 0
 
     def flush(self) -> bool:
         """Commit every batch and ring each peer that got data once.
@@ -117,6 +136,7 @@ class Mesh:
             size = sum(map(len, frames))
             chunks = [b"".join(frames)] if size <= self._chunk else self._chunked(frames)
             frames.clear()
+            self._batch_taken(peer)
             self._handed[peer] += size
             ring = self.outbound[peer]
             assert ring is not None
@@ -172,6 +192,7 @@ class Mesh:
     def forget_peer_output(self, peer: int) -> None:
         """Drop everything queued for a peer that died, and resync the logical end."""
         self.batches[peer].clear()
+        self._batch_taken(peer)
         self._overflow[peer].clear()
         self.overflowing.discard(peer)
         ring = self.outbound[peer]
@@ -205,9 +226,10 @@ class Mesh:
         them only after it returns (the acknowledgement the PONG barrier waits for).
         A producer that waits for space is rung once we freed some. After
         ``max_passes`` busy passes, or a pass that brought the total to
-        ``max_bytes`` (when set), it returns True (more may be waiting) so the
-        caller can serve its sockets and come back: the doorbell is already
-        cleared, so the caller must schedule the next drain itself.
+        ``max_bytes`` (when set; each read is then cut to what is left of it, in
+        whole commits), it returns True (more may be waiting) so the caller can
+        serve its sockets and come back: the doorbell is already cleared, so the
+        caller must schedule the next drain itself.
         """
         self.doorbell.drain()
         inbound = self.inbound
@@ -224,7 +246,7 @@ class Mesh:
             for peer in peers:
                 ring = inbound[peer]
                 assert ring is not None
-                data = ring.peek()
+                data = ring.peek(max(max_bytes - taken, 1) if max_bytes else 0)
                 if data:
                     busy = True
                     taken += len(data)

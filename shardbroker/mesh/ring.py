@@ -53,6 +53,17 @@ had applied everything before it (``consumer_caught_up``): a consumer still hold
 unreleased bytes is inside its drain loop, which releases them (a fenced store of the
 read counter) and peeks again before it stops, so it finds the new batch by itself.
 
+Bounded reads. ``peek(limit)`` lets a consumer apply part of what is pending, so one
+turn of its loop stays short however far behind it is; it must still cut between whole
+frames. The producer stores, with every commit and before the write counter, the commit's
+end into the commit mark of the region that end falls in (layout.py); every value a mark
+ever holds is thus a commit end, i.e. a frame boundary. The consumer loads the write
+counter W first, then the marks: a mark M with ``read < M <= W`` is a boundary of bytes it
+may read (load->load order, as for the bytes themselves); a mark written after the load of
+W is above W and is ignored, and a mark from an earlier lap is at most ``read``. It cuts at
+the highest such mark within the limit, else at the lowest one past it, else at W. Marks
+are 8-byte aligned single stores: never torn.
+
 Crash behaviour: the producer publishes only whole writes (all-or-nothing), so a
 producer that dies mid-copy leaves the write counter at its last commit; the consumer
 never sees a torn frame. ``discard_to`` drops a dead producer's stale frames,
@@ -66,6 +77,8 @@ import mmap
 import threading
 
 from shardbroker.mesh.layout import (
+    COMMIT_MARKS,
+    COMMIT_MARKS_OFFSET,
     READ_COUNTER_OFFSET,
     RING_HEADER_SIZE,
     WAITING_FLAG_OFFSET,
@@ -91,6 +104,8 @@ class Ring:
         "_end",
         "_fence_acquire",
         "_fence_release",
+        "_mark_shift",
+        "_marks",
         "_mask",
         "_rc",
         "_wait",
@@ -109,6 +124,10 @@ class Ring:
         self._wc = ctypes.c_uint64.from_buffer(buf, offset + WRITE_COUNTER_OFFSET)
         self._wait = ctypes.c_uint64.from_buffer(buf, offset + WAITING_FLAG_OFFSET)
         self._rc = ctypes.c_uint64.from_buffer(buf, offset + READ_COUNTER_OFFSET)
+        marks = ctypes.c_uint64 * COMMIT_MARKS
+        self._marks = marks.from_buffer(buf, offset + COMMIT_MARKS_OFFSET)
+        # Position -> commit mark: (position & mask) >> shift is below COMMIT_MARKS.
+        self._mark_shift = max(0, size.bit_length() - COMMIT_MARKS.bit_length())
         self._data = offset + RING_HEADER_SIZE
         self._end = self._data + size
         self._mask = size - 1
@@ -153,8 +172,11 @@ class Ring:
             with memoryview(data) as view:
                 buf[pos : self._end] = view[:split]
                 buf[self._data : self._data + n - split] = view[split:]
-        # Publish: bytes first, then one aligned 8-byte store of the counter.
-        wc.value = w + n
+        # Publish: bytes first, then the commit mark, then one aligned 8-byte store of
+        # the counter (module doc, "Bounded reads").
+        w += n
+        self._marks[(w & self._mask) >> self._mark_shift] = w
+        wc.value = w
         return True
 
     def free_space(self) -> int:
@@ -163,19 +185,41 @@ class Ring:
 
     # -- consumer side ---------------------------------------------------------------
 
-    def peek(self) -> bytes:
-        """A copy of every committed, unreleased byte; ``b""`` if none. Owner: the consumer."""
+    def peek(self, limit: int = 0) -> bytes:
+        """A copy of the committed, unreleased bytes; ``b""`` if none. Owner: the consumer.
+
+        With a ``limit``, whole commits of about that many bytes: cut at the highest
+        recorded commit end within the limit, else at the lowest one past it. Each
+        region of the ring records only its last commit end, so a cut may fall short
+        of the limit, or pass the first commit end beyond it by at most a region
+        (module doc, "Bounded reads").
+        """
         r = self._rc.value
-        # Load the write counter before copying: load->load order (module doc).
-        n = self._wc.value - r
+        # Load the write counter before copying (and before the marks): load->load order.
+        w = self._wc.value
+        n = w - r
         if not n:
             return b""
+        if limit and n > limit:
+            n = self._cut(r, w, r + limit) - r
         pos = self._data + (r & self._mask)
         end = pos + n
         buf = self._buf
         if end <= self._end:
             return buf[pos:end]
         return buf[pos : self._end] + buf[self._data : end - self.capacity]
+
+    def _cut(self, r: int, w: int, want: int) -> int:
+        """A commit end in (r, w]: the highest one <= want, else the lowest above it."""
+        below = 0
+        above = w
+        for mark in self._marks[:]:
+            if r < mark <= want:
+                if mark > below:
+                    below = mark
+            elif want < mark < above:
+                above = mark
+        return below or above
 
     def release(self, n: int) -> bool:
         """Mark ``n`` more bytes as applied; True if the producer was waiting for room.
@@ -253,7 +297,7 @@ class Ring:
 
     def close(self) -> None:
         """Drop the counter views so the mmap can be closed; the ring is unusable after."""
-        for name in ("_wc", "_rc", "_wait"):
+        for name in ("_wc", "_rc", "_wait", "_marks"):
             if hasattr(self, name):
                 delattr(self, name)
 

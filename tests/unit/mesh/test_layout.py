@@ -11,6 +11,8 @@ import posix_ipc
 import pytest
 
 from shardbroker.mesh.layout import (
+    COMMIT_MARKS,
+    COMMIT_MARKS_OFFSET,
     READ_COUNTER_OFFSET,
     RING_HEADER_SIZE,
     WAITING_FLAG_OFFSET,
@@ -28,13 +30,16 @@ def _unique_name() -> str:
 
 
 def test_layout_header_fields_are_aligned_and_separate() -> None:
-    assert RING_HEADER_SIZE == 128
+    assert RING_HEADER_SIZE == 640
     assert WRITE_COUNTER_OFFSET == 0
     assert WAITING_FLAG_OFFSET == 8
-    # The read counter has a cache line of its own.
+    # The read counter has a cache line of its own, and the commit marks theirs.
     assert READ_COUNTER_OFFSET == 64
+    assert COMMIT_MARKS_OFFSET == 128
+    assert COMMIT_MARKS_OFFSET + 8 * COMMIT_MARKS == RING_HEADER_SIZE
+    assert RING_HEADER_SIZE % 64 == 0
     for offset in (WRITE_COUNTER_OFFSET, WAITING_FLAG_OFFSET, READ_COUNTER_OFFSET):
-        assert offset % 8 == 0 and offset + 8 <= RING_HEADER_SIZE
+        assert offset % 8 == 0 and offset + 8 <= COMMIT_MARKS_OFFSET
 
 
 @pytest.mark.parametrize("n_shards", [2, 3, 4, 5, 6])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterator
 
 import pytest
@@ -59,3 +60,35 @@ def test_mesh_drain_stops_after_a_pass_that_reached_max_bytes(
     assert own.drain(apply) is False  # the producers stopped: the rings run empty
     assert applied[0] == 21
     assert sum(len(data) for _, data in seen) == 1000 * len(seen)
+
+
+def test_mesh_logical_end_counts_every_byte_handed_over(
+    meshes: tuple[Mesh, Mesh, Mesh],
+) -> None:
+    """logical_end is the count of bytes ever handed to a peer, however they were
+    handed (send, or appended to the batch as the router does), committed, queued
+    behind a full ring or still batched; asked any number of times in between."""
+    own, one, _ = meshes
+    rng = random.Random(7)
+    handed = 0
+    for step in range(3000):
+        action = rng.random()
+        if action < 0.5:
+            frame = b"f" * rng.randint(1, 3000)
+            if rng.random() < 0.5:
+                own.send(1, frame)
+            else:
+                own.batches[1].append(frame)
+            handed += len(frame)
+        elif action < 0.6:
+            own.flush()
+        elif action < 0.7:
+            one.drain(lambda peer, data: None)  # frees room; the overflow moves on
+            own.retry_overflow()
+        assert own.logical_end(1) == handed, step
+    own.flush()
+    while own.overflowing:
+        one.drain(lambda peer, data: None)
+        own.retry_overflow()
+    ring = own.outbound[1]
+    assert ring is not None and ring.write_counter == handed == own.logical_end(1)

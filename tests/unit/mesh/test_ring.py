@@ -113,7 +113,7 @@ def test_ring_header_layout_in_shared_memory() -> None:
         assert producer.try_write(b"abcdef")
         consumer.release(2)
         assert _header(buf, offset) == (6, 0, 2)
-        assert buf[offset + 128 : offset + 134] == b"abcdef"  # data follows the header
+        assert buf[offset + 640 : offset + 646] == b"abcdef"  # data follows the header
         assert not producer.try_write(bytes(4093))  # 4092 free
         assert _header(buf, offset) == (6, 1, 2)
 
@@ -332,6 +332,54 @@ def test_ring_matches_a_model(ops: list[tuple[str, int]]) -> None:
             assert consumer.peek() == model
             assert consumer.pending() == len(model)
             assert producer.free_space() == 4096 - len(model)
+
+
+def test_ring_bounded_peek_cuts_between_commits(pair: tuple[Ring, Ring]) -> None:
+    producer, consumer = pair
+    for size in (300, 500, 200):
+        assert producer.try_write(b"x" * size)
+    assert len(consumer.peek(800)) == 800  # the first two commits fit the limit
+    assert len(consumer.peek(799)) == 300  # only the first does
+    assert len(consumer.peek(100)) == 300  # the first commit alone is larger: all of it
+    assert len(consumer.peek(5000)) == 1000
+    assert len(consumer.peek()) == 1000
+
+
+@settings(derandomize=True, database=None, max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(1, 1500), min_size=1, max_size=60),
+    st.lists(st.integers(1, 5000), min_size=1, max_size=20),
+)
+def test_ring_bounded_peeks_return_whole_commits_in_order(
+    commits: list[int], limits: list[int]
+) -> None:
+    """Whatever the limits, bounded reads hand out the stream in whole commits, wrapping
+    around the ring many times, and stop near the limit."""
+    with _ring_pair(4096) as (producer, consumer, _, _):
+        written = bytearray()
+        ends: list[int] = []  # stream positions where a commit ended
+        received = bytearray()
+        turn = 0
+        pending = list(enumerate(commits))
+        while pending or consumer.pending():
+            while pending and producer.free_space() >= pending[0][1]:
+                seq, size = pending.pop(0)
+                data = _pattern(seq, size)
+                assert producer.try_write(data)
+                written += data
+                ends.append(len(written))
+            limit = limits[turn % len(limits)]
+            turn += 1
+            data = consumer.peek(limit)
+            start = len(received)
+            received += data
+            assert data and len(received) in ends  # progress, cut between whole commits
+            # Each of the 64 regions records its last commit end: the cut is never more
+            # than a region (4096 / 64 bytes) past the first commit end beyond the limit.
+            past = next((end for end in ends if end > start + limit), len(written))
+            assert len(data) <= past - start + 4096 // 64
+            consumer.release(len(data))
+        assert received == written
 
 
 # -- two processes -------------------------------------------------------------------
