@@ -18,6 +18,10 @@ Trie
     ``__eq__``/``__hash__`` needed (a msgspec Struct compares by value, which would
     confuse ``list.remove``). The dict holds the object, so its id cannot be reused while
     it is stored. ``.subject`` and ``.queue`` must not change while a sub is inserted.
+    A node's plain subscriptions are a tuple while there are at most ``SMALL_NODE`` of
+    them (most subjects have one or two: a tuple of one costs a fifth of a dict, and a
+    shard may hold hundreds of thousands), and such a dict beyond that; a node's dicts
+    start out as one shared empty dict and become its own on the first insert.
 
     Invariant: no node other than the root is empty (no subs and no children); `remove`
     prunes the path it emptied, so churn of unique subjects (inboxes) does not leak.
@@ -68,6 +72,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from shardbroker.protocol.subjects import FWC, PWC, TSEP, is_valid_subject, tokens_match
 
+SMALL_NODE = 8  # plain subscriptions a node keeps in a tuple, before a dict
 SLCACHE_MAX = 1024  # nats slCacheMax
 SLCACHE_SWEEP = 256  # nats slCacheSweep
 MAX_PREFIX_LENGTHS = 4  # token counts the prefix cache tries on a miss
@@ -87,17 +92,24 @@ S = TypeVar("S", bound=Subscription)
 R = TypeVar("R")
 
 
+# Every node starts with this one dict in each of its three dict slots, and gets a dict
+# of its own only when something is stored there (insert): most nodes use one or two of
+# the three, and a shard may hold hundreds of thousands of nodes. Never written to.
+_SHARED_EMPTY: dict[Any, Any] = {}
+
+
 class _Node:
     """One token position of the trie (nats merges `level` and `node`; we keep one class)."""
 
     __slots__ = ("fwc", "literals", "psubs", "pwc", "qsubs")
 
     def __init__(self) -> None:
-        self.literals: dict[bytes, _Node] = {}
+        self.literals: dict[bytes, _Node] = _SHARED_EMPTY
         self.pwc: _Node | None = None  # child for a "*" token
         self.fwc: _Node | None = None  # child for a ">" token; never has children
-        self.psubs: dict[int, Any] = {}  # id(sub) -> sub, plain subscriptions ending here
-        self.qsubs: dict[bytes, dict[int, Any]] = {}  # queue -> {id(sub): sub}
+        # Plain subscriptions ending here: a tuple (up to SMALL_NODE), else id(sub) -> sub.
+        self.psubs: tuple[Any, ...] | dict[int, Any] = ()
+        self.qsubs: dict[bytes, dict[int, Any]] = _SHARED_EMPTY  # queue -> {id(sub): sub}
 
     def is_empty(self) -> bool:
         return not (
@@ -143,8 +155,9 @@ def _match_tokens(
                 tail_matters = True
             fwc = node.fwc
             if fwc is not None:
-                if fwc.psubs:
-                    plain.extend(fwc.psubs.values())
+                psubs = fwc.psubs
+                if psubs:
+                    plain.extend(psubs if type(psubs) is tuple else psubs.values())
                 if fwc.qsubs:
                     for queue, members in fwc.qsubs.items():
                         group = queues.get(queue)
@@ -171,8 +184,9 @@ def _match_tokens(
         else:
             # All tokens consumed on a literal/"*" path: the subs ending here match.
             completed = True
-            if node.psubs:
-                plain.extend(node.psubs.values())
+            psubs = node.psubs
+            if psubs:
+                plain.extend(psubs if type(psubs) is tuple else psubs.values())
             if node.qsubs:
                 for queue, members in node.qsubs.items():
                     group = queues.get(queue)
@@ -326,7 +340,8 @@ class Sublist(Generic[S, R]):
         stack = [self._root]
         while stack:
             node = stack.pop()
-            yield from node.psubs.values()
+            psubs = node.psubs
+            yield from psubs if type(psubs) is tuple else psubs.values()
             for members in node.qsubs.values():
                 yield from members.values()
             stack.extend(node.literals.values())
@@ -337,13 +352,14 @@ class Sublist(Generic[S, R]):
 
     # -- changes -------------------------------------------------------------------------
 
-    def insert(self, sub: S) -> None:
+    def insert(self, sub: S, checked: bool = False) -> None:
         """Add `sub` under ``sub.subject``; inserting the same object again is a no-op.
 
-        Raises ValueError if the subject is not valid (the caller sends -ERR before that).
+        Raises ValueError if the subject is not valid (the caller sends -ERR before that);
+        ``checked``: the caller has validated it already (``is_valid_subject``).
         """
         subject = sub.subject
-        if not is_valid_subject(subject):
+        if not checked and not is_valid_subject(subject):
             raise ValueError(f"invalid subject {subject!r}")
         tokens = subject.split(TSEP)
         node = self._root
@@ -359,17 +375,33 @@ class Sublist(Generic[S, R]):
             else:
                 nxt = node.literals.get(token)
                 if nxt is None:
+                    if node.literals is _SHARED_EMPTY:
+                        node.literals = {}
                     nxt = node.literals[token] = _Node()
             node = nxt
         key = id(sub)
         queue = sub.queue
         if queue is None:
-            if key in node.psubs:
-                return
-            node.psubs[key] = sub
+            psubs = node.psubs
+            if type(psubs) is tuple:
+                for other in psubs:
+                    if other is sub:
+                        return
+                if len(psubs) < SMALL_NODE:
+                    node.psubs = (*psubs, sub)
+                else:
+                    grown = {id(other): other for other in psubs}
+                    grown[key] = sub
+                    node.psubs = grown
+            else:
+                if key in psubs:
+                    return
+                psubs[key] = sub
         else:
             members = node.qsubs.get(queue)
             if members is None:
+                if node.qsubs is _SHARED_EMPTY:
+                    node.qsubs = {}
                 members = node.qsubs[queue] = {}
             elif key in members:
                 return
@@ -398,7 +430,15 @@ class Sublist(Generic[S, R]):
         key = id(sub)
         queue = sub.queue
         if queue is None:
-            if node.psubs.pop(key, None) is None:
+            psubs = node.psubs
+            if type(psubs) is tuple:
+                for i, other in enumerate(psubs):
+                    if other is sub:
+                        node.psubs = psubs[:i] + psubs[i + 1 :]
+                        break
+                else:
+                    return False
+            elif psubs.pop(key, None) is None:
                 return False
         else:
             members = node.qsubs.get(queue)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shardbroker.protocol import sublist as sublist_module
 from shardbroker.protocol.subjects import subject_matches
 from shardbroker.protocol.sublist import Sublist
 
@@ -320,6 +321,26 @@ def test_sublist_iter_yields_every_subscription():
         sl.insert(s)
     assert ids(sl) == ids(subs)
     assert sl.count == len(subs)
+
+
+def test_sublist_node_grows_from_tuple_to_dict_keeping_order():
+    """A subject's plain subscriptions: a tuple while few, a dict beyond SMALL_NODE;
+    either way insertion order, identity, duplicates ignored, removal of any one."""
+    sl = Sublist(make_result)
+    subs = [ValueSub(b"a.b") for _ in range(3 * sublist_module.SMALL_NODE)]  # all equal
+    for count, sub in enumerate(subs, 1):
+        sl.insert(sub)
+        sl.insert(sub)  # again: a no-op
+        assert [id(s) for s in sl.match(b"a.b").plain] == [id(s) for s in subs[:count]]
+    for i in (0, 5, len(subs) - 1, 3):
+        assert sl.remove(subs[i])
+        assert not sl.remove(subs[i])
+    kept = [s for i, s in enumerate(subs) if i not in (0, 5, len(subs) - 1, 3)]
+    assert [id(s) for s in sl.match(b"a.b").plain] == [id(s) for s in kept]
+    assert ids(sl) == ids(kept)
+    for sub in kept:
+        assert sl.remove(sub)
+    assert root_is_empty(sl)
 
 
 def test_sublist_empty_node_pruning():
@@ -656,6 +677,8 @@ def test_sublist_matches_brute_force(ops, cache_bounds, share_tails):
             _check(sl, live, p)
         assert sl.count == len(live)
         assert sl.cache_count <= cache_bounds[0]
+        # Nodes start out sharing one empty dict; nothing may ever be stored in it.
+        assert sublist_module._SHARED_EMPTY == {}
     assert ids(sl) == ids(live)
     for sub in live:
         assert sl.remove(sub)
