@@ -5,6 +5,8 @@ Names follow nats-server where one exists (MAX_PAYLOAD, MAX_CONTROL_LINE, ...).
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 # The version advertised in INFO. Clients parse it as semver and gate features on
 # it (nats.py needs 2.x with x >= 9 for the named consumer-create API).
 SERVER_VERSION = "2.10.0"
@@ -69,3 +71,62 @@ LAME_DUCK_DURATION_MIN = 30.0
 # Operations that nats-server has no equivalent of.
 WORKER_HEARTBEAT_TIMEOUT = 5.0  # a worker whose loop misses its heartbeat this long is killed
 REBALANCE_INTERVAL = 30.0  # seconds between two looks at how clients are spread
+
+
+class ClosedState(IntEnum):
+    """Why a connection ended: nats-server's ClosedState, names and numbers alike.
+
+    ``str()`` gives the text /connz shows as a closed connection's ``reason``.
+    """
+
+    ClientClosed = 1
+    AuthenticationTimeout = 2
+    AuthenticationViolation = 3
+    TLSHandshakeError = 4
+    SlowConsumerPendingBytes = 5
+    SlowConsumerWriteDeadline = 6
+    WriteError = 7
+    ReadError = 8
+    ParseError = 9
+    StaleConnection = 10
+    ProtocolViolation = 11
+    BadClientProtocolVersion = 12
+    WrongPort = 13
+    MaxAccountConnectionsExceeded = 14
+    MaxConnectionsExceeded = 15
+    MaxPayloadExceeded = 16
+    MaxControlLineExceeded = 17
+    MaxSubscriptionsExceeded = 18
+    DuplicateRoute = 19
+    RouteRemoved = 20
+    ServerShutdown = 21
+    AuthenticationExpired = 22
+
+    def __str__(self) -> str:
+        return _CLOSED_REASONS[self]
+
+
+_CLOSED_REASONS = {
+    ClosedState.ClientClosed: "Client Closed",
+    ClosedState.AuthenticationTimeout: "Authentication Timeout",
+    ClosedState.AuthenticationViolation: "Authentication Failure",
+    ClosedState.TLSHandshakeError: "TLS Handshake Failure",
+    ClosedState.SlowConsumerPendingBytes: "Slow Consumer (Pending Bytes)",
+    ClosedState.SlowConsumerWriteDeadline: "Slow Consumer (Write Deadline)",
+    ClosedState.WriteError: "Write Error",
+    ClosedState.ReadError: "Read Error",
+    ClosedState.ParseError: "Parse Error",
+    ClosedState.StaleConnection: "Stale Connection",
+    ClosedState.ProtocolViolation: "Protocol Violation",
+    ClosedState.BadClientProtocolVersion: "Bad Client Protocol Version",
+    ClosedState.WrongPort: "Incorrect Port",
+    ClosedState.MaxAccountConnectionsExceeded: "Maximum Account Connections Exceeded",
+    ClosedState.MaxConnectionsExceeded: "Maximum Connections Exceeded",
+    ClosedState.MaxPayloadExceeded: "Maximum Message Payload Exceeded",
+    ClosedState.MaxControlLineExceeded: "Maximum Control Line Exceeded",
+    ClosedState.MaxSubscriptionsExceeded: "Maximum Subscriptions Exceeded",
+    ClosedState.DuplicateRoute: "Duplicate Route",
+    ClosedState.RouteRemoved: "Route Removed",
+    ClosedState.ServerShutdown: "Server Shutdown",
+    ClosedState.AuthenticationExpired: "Authentication Expired",
+}

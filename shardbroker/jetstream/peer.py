@@ -1,18 +1,15 @@
-"""The storage shard's seat in the mesh: peers, interest, and messages in and out.
+"""The storage shard's role in the mesh: messages in and out of JetStream.
 
 Owner: the storage shard; runs on its loop and never blocks.
 
-The storage shard takes part like a worker without clients (ARCHITECTURE.md). It
-advertises interest (RS+) in `$JS.API.>` and in every stream's subjects; workers then
-forward matching publishes to it as RMSG frames, which go to the `handler`
-(``on_message``). What JetStream sends (API replies, PubAcks, deliveries) is routed out
-by the remote interest the workers advertised: one RMSG per interested worker, and for a
-queue group one member shard picked by weight and named with ``| queue``.
-
-Peers follow the same generation rules as a worker's (worker/server.py): HELLO of a newer
-generation replaces what we knew, the supervisor's SDOWN drops a dead shard's interest and
-its stale frames. Interest frames are acknowledged by ringing the sender once they are
-applied, which is what a worker's PONG barrier waits for.
+The storage shard takes part like a worker without clients (ARCHITECTURE.md); what
+every shard does on the mesh (peers, interest, the drain loop, control verbs) is its
+``MeshMember`` (shard/member.py). It advertises interest (RS+) in `$JS.API.>` and in
+every stream's subjects; workers then forward matching publishes to it as RMSG frames,
+which go to the `handler` (``on_message``). What JetStream sends (API replies, PubAcks,
+deliveries) is routed out by the remote interest the workers advertised: one RMSG per
+interested worker, and for a queue group one member shard picked by weight and named
+with ``| queue``.
 
 End of batch: after the inbound rings are drained the handler's ``end_of_batch`` runs
 (the stores write what they buffered) and only then are our outbound frames committed,
@@ -30,11 +27,11 @@ from shardbroker import const
 from shardbroker.config.options import Options
 from shardbroker.config.reload import decode_options_arg
 from shardbroker.mesh.mesh import Mesh, ShardBoot
-from shardbroker.mesh.snapshot import MONZ, StorageSnapshot, encode_parts
+from shardbroker.mesh.snapshot import StorageSnapshot, encode_parts
 from shardbroker.protocol import frames
-from shardbroker.protocol.frames import HELLO, READY, RELOAD, RELOADED, SDOWN, STOP
-from shardbroker.protocol.parser import parse_mesh
+from shardbroker.protocol.frames import RELOADED
 from shardbroker.protocol.sublist import Sublist
+from shardbroker.shard.member import MeshMember
 
 log = logging.getLogger("shardbroker.jetstream")
 
@@ -53,21 +50,6 @@ class MessageHandler(Protocol):
     def jsz_snapshot(self, shard: int) -> StorageSnapshot: ...
 
 
-class RemoteInterest:
-    """A subscription a peer shard advertised (RS+), weighted for queue groups."""
-
-    __slots__ = ("account", "peer", "queue", "subject", "weight")
-
-    def __init__(
-        self, peer: int, account: bytes, subject: bytes, queue: bytes | None, weight: int
-    ) -> None:
-        self.peer = peer
-        self.account = account
-        self.subject = subject
-        self.queue = queue
-        self.weight = weight
-
-
 class Interested:
     """Who wants a subject: peers with plain interest, and per queue group the
     (peer, weight) members to pick one from."""
@@ -82,9 +64,6 @@ class Interested:
         ]
 
 
-InterestKey = tuple[bytes, bytes, bytes | None]
-
-
 class StoragePeer:
     def __init__(
         self,
@@ -94,24 +73,15 @@ class StoragePeer:
         handler: MessageHandler,
     ) -> None:
         self.shard_id = boot.shard_id
-        self.generation = boot.generation
         self.loop = loop
         self.mesh = mesh
         self.handler = handler
-        n = boot.mesh.n_shards
-        self.peer_up = [False] * n
-        self.peer_gen = [-1] * n
-        self.remote: list[dict[InterestKey, RemoteInterest]] = [{} for _ in range(n)]
         self.sublists: dict[bytes, Sublist[Any, Any]] = {}
-        # What we advertise: (account, subject) -> reference count.
-        self.local_interest: dict[tuple[bytes, bytes], int] = {}
-        self.ack_peers: set[int] = set()
-        self.current_peer = -1
-        self.stopping = asyncio.Event()
         self.messages_in = 0
         self.messages_out = 0
-        # A peer advertised new interest during this batch (push consumers may resume).
-        self._new_interest = False
+        self.member = MeshMember(
+            boot.shard_id, boot.generation, loop, mesh, self, sublist_for=self._sublist
+        )
 
     def _sublist(self, account: bytes) -> Sublist[Any, Any]:
         sublist = self.sublists.get(account)
@@ -122,26 +92,10 @@ class StoragePeer:
     # -- our interest ------------------------------------------------------------------
 
     def advertise(self, account: bytes, subject: bytes) -> None:
-        key = (account, subject)
-        count = self.local_interest.get(key, 0) + 1
-        self.local_interest[key] = count
-        if count == 1:
-            self._broadcast(frames.rs_plus(account, subject))
+        self.member.local.add(account, subject)
 
     def withdraw(self, account: bytes, subject: bytes) -> None:
-        key = (account, subject)
-        count = self.local_interest.get(key, 0) - 1
-        if count > 0:
-            self.local_interest[key] = count
-            return
-        if self.local_interest.pop(key, None) is not None:
-            self._broadcast(frames.rs_minus(account, subject))
-
-    def _broadcast(self, frame: bytes) -> None:
-        up = self.peer_up
-        for peer in self.mesh.peers:
-            if up[peer]:
-                self.mesh.send(peer, frame)
+        self.member.local.remove(account, subject)
 
     # -- out ---------------------------------------------------------------------------------
 
@@ -272,33 +226,21 @@ class StoragePeer:
 
     # -- in ----------------------------------------------------------------------------------
 
-    def on_doorbell(self) -> None:
-        mesh = self.mesh
-        more = mesh.drain(self.apply_frames)
-        if self._new_interest:
-            self._new_interest = False
+    def end_of_drain(self) -> None:
+        """After a turn of ring frames: wake push consumers if somebody new listens,
+        let the stores write what they buffered, then commit (module doc)."""
+        remote = self.member.remote
+        if remote is not None and remote.appeared:
+            remote.appeared = False
             self.handler.interest_appeared()
-        self.handler.end_of_batch()
-        if mesh.overflowing:
-            mesh.retry_overflow()
-        mesh.flush()
-        if self.ack_peers:
-            for peer in self.ack_peers:
-                mesh.doorbells[peer].ring()
-            self.ack_peers.clear()
-        if more:
-            self.loop.call_soon(self.on_doorbell)
+        self.flush()
 
     def flush(self) -> None:
-        """Commit what a timer (not the doorbell) produced, and retry a full ring."""
+        """Commit what a batch or a timer produced, and retry a full ring."""
         self.handler.end_of_batch()
         if self.mesh.overflowing:
             self.mesh.retry_overflow()
-        self.mesh.flush()
-
-    def apply_frames(self, peer: int, data: bytes) -> None:
-        self.current_peer = peer
-        parse_mesh(data, self)
+        self.member.commit()
 
     def process_rmsg(
         self,
@@ -338,52 +280,10 @@ class StoragePeer:
     def process_jrun(self, *args: object) -> None:
         """As process_jmsg."""
 
-    def process_rs_plus(
-        self, account: bytes, subject: bytes, queue: bytes | None, weight: int
-    ) -> None:
-        peer = self.current_peer
-        table = self.remote[peer]
-        key = (account, subject, queue)
-        sublist = self._sublist(account)
-        old = table.get(key)
-        if old is not None:
-            if queue is None or old.weight == weight:
-                self.ack_peers.add(peer)
-                return
-            sublist.remove(old)
-        interest = RemoteInterest(peer, account, subject, queue, weight)
-        table[key] = interest
-        sublist.insert(interest)
-        self.ack_peers.add(peer)
-        self._new_interest = True
+    # -- control verbs from the supervisor ----------------------------------------------
 
-    def process_rs_minus(self, account: bytes, subject: bytes, queue: bytes | None) -> None:
-        peer = self.current_peer
-        interest = self.remote[peer].pop((account, subject, queue), None)
-        if interest is not None:
-            self._sublist(account).remove(interest)
-        self.ack_peers.add(peer)
-
-    def process_control(self, verb: bytes, args: list[bytes]) -> None:
-        if verb == HELLO:
-            self.on_hello(int(args[0]), int(args[1]))
-        elif verb == SDOWN:
-            self.on_shard_down(int(args[0]), int(args[1]), int(args[2]))
-        elif verb == STOP:
-            self.stopping.set()
-        elif verb == RELOAD:
-            self.on_reload(int(args[0]), args[1])
-        elif verb == MONZ:
-            self.answer_monz(args)
-        else:
-            log.warning("unknown control frame %r from shard %d", verb, self.current_peer)
-
-    def answer_monz(self, args: list[bytes]) -> None:
-        """MONZ <request id> <flags> from the supervisor: the JetStream snapshot."""
-        try:
-            request_id = int(args[0])
-        except (IndexError, ValueError):
-            return
+    def on_monz(self, request_id: int, flags: int) -> None:
+        """The supervisor asks for the JetStream snapshot (/jsz)."""
         snap = self.handler.jsz_snapshot(self.shard_id)
         for frame in encode_parts(request_id, self.shard_id, snap, self.mesh.max_commit):
             self.mesh.send(const.SUPERVISOR_SHARD, frame)
@@ -397,50 +297,5 @@ class StoragePeer:
         except Exception:  # a bad reload must not cost the storage shard
             log.exception("storage shard: cannot apply the reloaded configuration")
             status = b"failed"
-        self.mesh.send(const.SUPERVISOR_SHARD, frames.control(RELOADED, self.shard_id, seq, status))
-        self.mesh.flush()
-
-    # -- peers -------------------------------------------------------------------------------
-
-    def say_hello(self, peers: list[int]) -> None:
-        frame = frames.control(HELLO, self.shard_id, self.generation)
-        for peer in peers:
-            self.mesh.send(peer, frame)
-        self.mesh.flush()
-
-    def on_hello(self, peer: int, generation: int) -> None:
-        if generation <= self.peer_gen[peer]:
-            return
-        if self.peer_gen[peer] >= 0:
-            self.forget_peer(peer)
-            self.mesh.forget_peer_output(peer)
-        self.peer_gen[peer] = generation
-        self.peer_up[peer] = True
-        send = self.mesh.send
-        send(peer, frames.control(HELLO, self.shard_id, self.generation))
-        for account, subject in self.local_interest:
-            send(peer, frames.rs_plus(account, subject))
-        self.ack_peers.add(peer)
-        log.debug("shard %d (generation %d) is up", peer, generation)
-
-    def on_shard_down(self, peer: int, generation: int, position: int) -> None:
-        if generation < self.peer_gen[peer]:
-            return
-        self.peer_gen[peer] = generation
-        self.peer_up[peer] = False
-        self.forget_peer(peer)
-        self.mesh.forget_peer_output(peer)
-        self.mesh.discard_inbound(peer, position)
-        log.debug("shard %d (generation %d) is down", peer, generation)
-
-    def forget_peer(self, peer: int) -> None:
-        table = self.remote[peer]
-        for interest in table.values():
-            self._sublist(interest.account).remove(interest)
-        table.clear()
-
-    def report_ready(self) -> None:
-        self.mesh.send(
-            const.SUPERVISOR_SHARD, frames.control(READY, self.shard_id, self.generation)
-        )
+        self.member.send_control(const.SUPERVISOR_SHARD, RELOADED, self.shard_id, seq, status)
         self.mesh.flush()

@@ -265,15 +265,6 @@ class Monitor:
             _SYS_PREFIX + server_id + b".*",
         ]
 
-    def peer_hello(self, peer: int) -> None:
-        """A worker (re)started: advertise the $SYS request subjects to it."""
-        shard = self.broker.shards.get(peer)
-        mesh = self.broker.mesh
-        if shard is None or shard.role != "worker" or mesh is None:
-            return
-        for subject in self.sys_subjects():
-            mesh.send(peer, frames.rs_plus(const.GLOBAL_ACCOUNT, subject))
-
     def on_message(
         self, peer: int, account: bytes, subject: bytes, reply: bytes | None, message: bytes
     ) -> None:

@@ -8,12 +8,12 @@ Order: read the ShardBoot from the inherited boot fd and tie our life to the
 supervisor's (parent-death signal), set up logging from the Options in it, then run the
 role's ``serve`` coroutine on uvloop. Inside it the role attaches its slot of the stats
 segment (``attach_slot``), greets the live peers and waits for their HELLO
-(``meet_peers``), starts serving, reports READY, and ticks (``tick_forever``) until
-it is asked to stop. Any failure before READY exits with EXIT_BOOT_FAILURE, so the
+(``meet_peers``), starts serving, reports READY, and ticks (``Ticker``) until it is
+asked to stop. Any failure before READY exits with EXIT_BOOT_FAILURE, so the
 supervisor halts the broker instead of restart-looping.
 
 The tick is the heartbeat (STYLE.md, "Heartbeat from the loop itself"): written by a
-task on the shard's own loop, so it stops when the loop is stuck, never from a side
+timer on the shard's own loop, so it stops when the loop is stuck, never from a side
 thread. It keeps its rhythm under load because every turn of the loop is bounded
 (member.py, the drain budget).
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -44,6 +45,12 @@ from shardbroker.shard.member import MeshMember
 log = logging.getLogger("shardbroker.shard")
 
 _PR_SET_PDEATHSIG = 1
+# The cyclic collector runs its youngest generation after this many new container
+# objects (CPython's default is 700). A shard holds many long-lived ones (subscriptions,
+# interest, trie nodes, consumers): at the default cadence, collections cost as much as
+# the work itself while they are being made (a connection subscribing to 100,000
+# subjects). Cyclic garbage is rare here; waiting longer for it costs little memory.
+GC_THRESHOLD = 50_000
 PEER_WAIT = 15.0  # seconds to wait for every live peer's HELLO at boot
 _PEER_POLL = 0.005  # seconds between drains while waiting for HELLOs
 
@@ -90,6 +97,10 @@ def shard_main(
     logs.setup(opts.log_file, opts.debug, opts.trace, opts.logtime)
     if prepare is not None:
         prepare(opts)
+    # What exists now (modules, options) lives as long as the process: keep it out of
+    # every collection.
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     try:
         return uvloop.run(serve(boot, opts))
     except Exception:
@@ -127,10 +138,42 @@ async def meet_peers(member: MeshMember, live: list[int], wait: float = PEER_WAI
         await asyncio.sleep(_PEER_POLL)
 
 
-async def tick_forever(slot: stats.ShardSlot | None, tick: Callable[[], None]) -> None:
-    """Every TICK_INTERVAL: the heartbeat, then the role's tick. Cancel to stop."""
-    while True:
-        await asyncio.sleep(const.TICK_INTERVAL)
-        if slot is not None:
-            slot.set("heartbeat_ns", time.monotonic_ns())
-        tick()
+class Ticker:
+    """Every TICK_INTERVAL: the heartbeat, then the role's tick.
+
+    A timer of the loop's own (``call_at`` on a fixed cadence), so a tick runs in the
+    first turn after it is due, not a turn later as a task woken by its timer would;
+    after a long turn it runs once, not in a burst. It is rescheduled before the role's
+    tick runs, so a tick that fails (the loop logs it) does not stop the heartbeat.
+    """
+
+    __slots__ = ("_due", "_handle", "_loop", "_slot", "_tick")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        slot: stats.ShardSlot | None,
+        tick: Callable[[], None],
+    ) -> None:
+        self._loop = loop
+        self._slot = slot
+        self._tick = tick
+        self._due = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._due = self._loop.time() + const.TICK_INTERVAL
+        self._handle = self._loop.call_at(self._due, self._run)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _run(self) -> None:
+        loop = self._loop
+        self._due = max(self._due + const.TICK_INTERVAL, loop.time())
+        self._handle = loop.call_at(self._due, self._run)
+        if self._slot is not None:
+            self._slot.set("heartbeat_ns", time.monotonic_ns())
+        self._tick()

@@ -34,8 +34,8 @@ from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.ring import Ring
 from shardbroker.monitor.service import Monitor
 from shardbroker.protocol import frames
-from shardbroker.protocol.frames import HELLO, LDM, READY, REBALANCE, RELOADED, SDOWN, TRIMMED
-from shardbroker.protocol.parser import parse_mesh
+from shardbroker.protocol.frames import LDM, REBALANCE, SDOWN
+from shardbroker.shard.member import MeshMember
 from shardbroker.supervisor import liveness, rebalance, sdnotify
 from shardbroker.supervisor.reload import Reloader, remove_file
 from shardbroker.supervisor.spawn import (
@@ -116,9 +116,8 @@ class Arbiter:
         self.ports_file = ""
         self.resources: SharedResources | None = None
         self.mesh: Mesh | None = None
-        self.peer_gen = [-1] * self.n_shards
-        self.ack_peers: set[int] = set()
-        self.current_peer = -1
+        # Our seat in the mesh (shard/member.py), once the shared memory exists.
+        self.member: MeshMember | None = None
         self.done: asyncio.Event | None = None
         self.all_ready: asyncio.Event | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -166,8 +165,12 @@ class Arbiter:
         # Before any shard is spawned: takes NOTIFY_SOCKET out of the shards' environment.
         sdnotify.notifier()
         self.mesh = Mesh(res.spec, const.SUPERVISOR_SHARD, buf=res.mesh_buf)
+        member = self.member = MeshMember(const.SUPERVISOR_SHARD, 0, loop, self.mesh, self)
         self.monitor = Monitor(self, res.table)
-        loop.add_reader(self.mesh.doorbell.fileno(), self.on_doorbell)
+        # The $SYS requests the monitor answers: every shard that says HELLO hears of them.
+        for subject in self.monitor.sys_subjects():
+            member.local.add(const.GLOBAL_ACCOUNT, subject)
+        loop.add_reader(self.mesh.doorbell.fileno(), member.on_doorbell)
         loop.add_signal_handler(signal.SIGINT, self.handle_stop)
         loop.add_signal_handler(signal.SIGTERM, self.handle_term)
         loop.add_signal_handler(signal.SIGUSR2, self.handle_usr2)
@@ -384,7 +387,8 @@ class Arbiter:
         """Tell every other shard that this generation of the shard is gone."""
         res = self.resources
         mesh = self.mesh
-        assert res is not None and mesh is not None
+        member = self.member
+        assert res is not None and mesh is not None and member is not None
         dead = shard.shard_id
         for other in self.shards.values():
             if other.shard_id == dead or other.pid == 0:
@@ -393,11 +397,9 @@ class Arbiter:
             end = ring.write_counter
             ring.close()
             mesh.send(other.shard_id, frames.control(SDOWN, dead, shard.generation, end))
-        mesh.forget_peer_output(dead)
         inbound = mesh.inbound[dead]
         assert inbound is not None
-        mesh.discard_inbound(dead, inbound.write_counter)
-        self.peer_gen[dead] = shard.generation
+        member.peer_down(dead, shard.generation, inbound.write_counter)
         held = res.table.slots[dead].get("connections")
         if held:
             res.connection_limit.release(held)
@@ -573,22 +575,13 @@ class Arbiter:
 
     # -- mesh --------------------------------------------------------------------------------
 
-    def on_doorbell(self) -> None:
+    def end_of_drain(self) -> None:
         mesh = self.mesh
-        assert mesh is not None
-        more = mesh.drain(self.apply_frames)
+        member = self.member
+        assert mesh is not None and member is not None
         if mesh.overflowing:
             mesh.retry_overflow()
-        mesh.flush()
-        for peer in self.ack_peers:
-            mesh.doorbells[peer].ring()
-        self.ack_peers.clear()
-        if more:
-            asyncio.get_running_loop().call_soon(self.on_doorbell)
-
-    def apply_frames(self, peer: int, data: bytes) -> None:
-        self.current_peer = peer
-        parse_mesh(data, self)
+        member.commit()
 
     def process_rmsg(
         self,
@@ -601,9 +594,9 @@ class Arbiter:
         size_token: bytes | None,
     ) -> None:
         """Worker snapshots and $SYS requests, for the monitor."""
-        if self.monitor is not None:
+        if self.monitor is not None and self.member is not None:
             self.monitor.on_message(
-                self.current_peer, account, subject, reply, message[header_size:]
+                self.member.current_peer, account, subject, reply, message[header_size:]
             )
 
     def process_rmsg_run(
@@ -616,46 +609,32 @@ class Arbiter:
         sizes: object,
     ) -> None:
         """As process_rmsg, message by message."""
-        if self.monitor is not None:
+        if self.monitor is not None and self.member is not None:
+            peer = self.member.current_peer
             for payload in payloads:
-                self.monitor.on_message(self.current_peer, account, subject, reply, payload)
+                self.monitor.on_message(peer, account, subject, reply, payload)
 
     def process_jrun(self, *args: object) -> None:
-        """As process_jmsg."""
+        """Deliveries are for workers' clients only."""
 
     def process_jmsg(self, *args: object) -> None:
-        """As process_rmsg."""
+        """As process_jrun."""
 
-    def process_rs_plus(self, *args: object) -> None:
-        self.ack_peers.add(self.current_peer)
+    # -- control verbs from the shards ----------------------------------------------------
 
-    def process_rs_minus(self, *args: object) -> None:
-        self.ack_peers.add(self.current_peer)
+    def on_ready(self, peer: int, generation: int) -> None:
+        shard = self.shards.get(peer)
+        if shard is not None and shard.generation == generation and shard.pid:
+            shard.ready = True
+            shard.ready_ns = time.monotonic_ns()
+            if shard.generation > 0:
+                log.info("%s shard %d restarted (pid %d)", shard.role, peer, shard.pid)
+            assert self.all_ready is not None
+            if all(s.ready for s in self.shards.values()):
+                self.all_ready.set()
 
-    def process_control(self, verb: bytes, args: list[bytes]) -> None:
-        mesh = self.mesh
-        assert mesh is not None
-        if verb == HELLO:
-            peer, generation = int(args[0]), int(args[1])
-            if generation > self.peer_gen[peer]:
-                self.peer_gen[peer] = generation
-                mesh.send(peer, frames.control(HELLO, const.SUPERVISOR_SHARD, 0))
-                if self.monitor is not None:
-                    self.monitor.peer_hello(peer)
-        elif verb == READY:
-            peer, generation = int(args[0]), int(args[1])
-            shard = self.shards.get(peer)
-            if shard is not None and shard.generation == generation and shard.pid:
-                shard.ready = True
-                shard.ready_ns = time.monotonic_ns()
-                if shard.generation > 0:
-                    log.info("%s shard %d restarted (pid %d)", shard.role, peer, shard.pid)
-                assert self.all_ready is not None
-                if all(s.ready for s in self.shards.values()):
-                    self.all_ready.set()
-        elif verb == RELOADED:
-            self.reloader.on_reloaded(int(args[0]), int(args[1]), args[2])
-        elif verb == TRIMMED:
-            self.reloader.on_trimmed(int(args[1]))
-        else:
-            log.warning("unknown control frame %r from shard %d", verb, self.current_peer)
+    def on_reloaded(self, shard_id: int, seq: int, status: bytes) -> None:
+        self.reloader.on_reloaded(shard_id, seq, status)
+
+    def on_trimmed(self, shard_id: int, count: int) -> None:
+        self.reloader.on_trimmed(count)

@@ -28,10 +28,12 @@ import socket
 import ssl
 import struct
 import time
+from collections import deque
 from random import random
 from typing import TYPE_CHECKING
 
 from shardbroker import const
+from shardbroker.const import ClosedState
 from shardbroker.errors import (
     ERR_AUTH_TIMEOUT,
     ERR_AUTH_VIOLATION,
@@ -76,33 +78,17 @@ _LINGER_RESET = struct.pack("ii", 1, 0)
 _LINGER_DEFAULT = struct.pack("ii", 0, 0)
 
 
-class ClosedState:
-    """Why a connection ended (nats-server's ClosedState names, for /connz later)."""
-
-    CLIENT_CLOSED = "Client Closed"
-    PROTOCOL_VIOLATION = "Protocol Violation"
-    PARSE_ERROR = "Parse Error"
-    SLOW_CONSUMER_PENDING_BYTES = "Slow Consumer (Pending Bytes)"
-    STALE_CONNECTION = "Stale Connection"
-    MAX_CONNECTIONS_EXCEEDED = "Maximum Connections Exceeded"
-    SERVER_SHUTDOWN = "Server Shutdown"
-    MAX_PAYLOAD_EXCEEDED = "Maximum Message Payload Exceeded"
-    AUTHENTICATION_TIMEOUT = "Authentication Timeout"
-    AUTHENTICATION_VIOLATION = "Authentication Failure"
-    TLS_HANDSHAKE_ERROR = "TLS Handshake Failure"
-
-
 class ClientProtocol(asyncio.Protocol):
     __slots__ = (
         "account",
         "active",
         "auth_handle",
         "awaiting_auth",
-        "barrier",
         "cid",
         "closed",
         "connected",
         "credentials",
+        "deferred",
         "echo",
         "first_ping",
         "grants",
@@ -114,6 +100,7 @@ class ClientProtocol(asyncio.Protocol):
         "in_bytes",
         "in_msgs",
         "info_sent",
+        "interest_changed",
         "lang",
         "last_ns",
         "name",
@@ -149,6 +136,8 @@ class ClientProtocol(asyncio.Protocol):
         opts = server.opts
         self.parser = ClientParser(self, opts.max_control_line, opts.max_payload)
         self.out: list[bytes] = []
+        # Input read while this turn's budget was spent, parsed on a later turn.
+        self.deferred: deque[bytes] | None = None
         self.subs: dict[bytes, Subscription] = {}
         self.account = const.GLOBAL_ACCOUNT
         self.cid = 0
@@ -186,8 +175,8 @@ class ClientProtocol(asyncio.Protocol):
         self.active = False
         self.first_ping = False
         self.ping_handle: asyncio.TimerHandle | None = None
-        # peer -> (peer generation, logical ring position) our interest frames reached.
-        self.barrier: dict[int, tuple[int, int]] = {}
+        # A SUB/UNSUB since the last PING: that PING's PONG waits for the peers (barrier).
+        self.interest_changed = False
         self.hold_index = -1
         self.hold_targets: dict[int, tuple[int, int]] = {}
         # Authentication configured: the first op must be a CONNECT with good credentials
@@ -269,7 +258,7 @@ class ClientProtocol(asyncio.Protocol):
             # A plain-text client, a bad or missing certificate, a timeout: this
             # connection goes, silently, as with nats-server.
             server.tls_handshake_failed(self, failure)
-            self.close_connection(ClosedState.TLS_HANDSHAKE_ERROR, abort=True)
+            self.close_connection(ClosedState.TLSHandshakeError, abort=True)
             return
         _set_linger(raw, _LINGER_DEFAULT)
         tls = server.opts.tls
@@ -305,6 +294,25 @@ class ClientProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        server = self.server
+        budget = server.read_budget
+        if budget <= 0 or self.deferred is not None:
+            # This turn of the loop parsed its share: the rest waits for the next turn,
+            # in order, and the socket is not read meanwhile (Server.defer_read).
+            server.defer_read(self, data)
+            return
+        if len(data) <= budget:
+            server.read_budget = budget - len(data)
+            self.consume(data)
+            return
+        # Up to the budget now, the rest on a later turn (the parser takes any split).
+        server.read_budget = 0
+        self.consume(data[:budget])
+        if not self.closed:
+            server.defer_read(self, data[budget:])
+
+    def consume(self, data: bytes) -> None:
+        """Parse and act on what the client sent; write what it caused (one batch)."""
         self.active = True
         self.last_ns = time.time_ns()
         if self.server.trace:
@@ -315,23 +323,23 @@ class ClientProtocol(asyncio.Protocol):
             and self.parser.at_op_start()
             and not self.login_no_auth_user()
         ):
-            self.close_with_error(ERR_AUTH_VIOLATION, ClosedState.AUTHENTICATION_VIOLATION)
+            self.close_with_error(ERR_AUTH_VIOLATION, ClosedState.AuthenticationViolation)
             return
         try:
             self.parser.feed(data)
         except ProtocolError as exc:
             self.server.flush_batch(self)
-            self.close_with_error(exc.wire_text, ClosedState.PROTOCOL_VIOLATION)
+            self.close_with_error(exc.wire_text, ClosedState.ProtocolViolation)
             return
         except Exception:  # a bug must cost one connection, never the worker
             log.exception("cid=%d: internal error while processing input; closing", self.cid)
             self.server.flush_batch(self)
-            self.close_connection(ClosedState.PARSE_ERROR)
+            self.close_connection(ClosedState.ParseError)
             return
         self.server.flush_batch(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.close_connection(ClosedState.CLIENT_CLOSED)
+        self.close_connection(ClosedState.ClientClosed)
 
     # -- authentication ----------------------------------------------------------------
 
@@ -374,11 +382,11 @@ class ClientProtocol(asyncio.Protocol):
             log.info(
                 "%s - cid:%d - user %r was removed by a reload", self.host, self.cid, self.user
             )
-            self.close_connection(ClosedState.CLIENT_CLOSED)
+            self.close_connection(ClosedState.ClientClosed)
             return False
         if outcome == REFUSED:
             log.info("%s - cid:%d - authentication error after a reload", self.host, self.cid)
-            self.close_with_error(ERR_AUTH_VIOLATION, ClosedState.AUTHENTICATION_VIOLATION)
+            self.close_with_error(ERR_AUTH_VIOLATION, ClosedState.AuthenticationViolation)
             return False
         self.user = user
         self.apply_permissions(self.server.permissions.get(user))
@@ -421,7 +429,7 @@ class ClientProtocol(asyncio.Protocol):
     def on_auth_timeout(self) -> None:
         self.auth_handle = None
         if self.awaiting_auth and not self.closed:
-            self.close_with_error(ERR_AUTH_TIMEOUT, ClosedState.AUTHENTICATION_TIMEOUT)
+            self.close_with_error(ERR_AUTH_TIMEOUT, ClosedState.AuthenticationTimeout)
 
     # -- protocol callbacks ----------------------------------------------------------
 
@@ -466,7 +474,7 @@ class ClientProtocol(asyncio.Protocol):
             self.apply_connect(opts)
         except ProtocolError as exc:
             self.server.flush_batch(self)
-            self.close_with_error(exc.wire_text, ClosedState.AUTHENTICATION_VIOLATION)
+            self.close_with_error(exc.wire_text, ClosedState.AuthenticationViolation)
             return
         transport = self.transport
         assert transport is not None
@@ -667,7 +675,7 @@ class ClientProtocol(asyncio.Protocol):
 
     def process_ping(self) -> None:
         server = self.server
-        if self.barrier or self.hold_index >= 0:
+        if self.interest_changed or self.hold_index >= 0:
             server.hold_pong(self)
         self.out.append(frames.PONG)
         if self.connected and not self.info_sent:
@@ -740,7 +748,7 @@ class ClientProtocol(asyncio.Protocol):
             self.arm_ping(opts.ping_interval)
             return
         if self.pings_out + 1 > opts.ping_max:
-            self.close_with_error(ERR_STALE_CONNECTION, ClosedState.STALE_CONNECTION)
+            self.close_with_error(ERR_STALE_CONNECTION, ClosedState.StaleConnection)
             return
         self.active = False
         self.first_ping = False
@@ -753,7 +761,7 @@ class ClientProtocol(asyncio.Protocol):
 
     # -- closing -----------------------------------------------------------------------
 
-    def close_with_error(self, wire_text: str | None, reason: str) -> None:
+    def close_with_error(self, wire_text: str | None, reason: ClosedState) -> None:
         if self.closed:
             return
         if wire_text is not None and self.transport is not None:
@@ -762,7 +770,7 @@ class ClientProtocol(asyncio.Protocol):
             self.transport.write(frames.err(wire_text))
         self.close_connection(reason)
 
-    def close_connection(self, reason: str, abort: bool = False) -> None:
+    def close_connection(self, reason: ClosedState, abort: bool = False) -> None:
         if self.closed:
             return
         self.closed = True

@@ -9,7 +9,6 @@ EXIT_BOOT_FAILURE so the supervisor halts instead of restart-looping.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -17,16 +16,12 @@ import resource
 import signal
 import socket
 import sys
-import time
 
-import uvloop
-
-from shardbroker import const, log
-from shardbroker.config import options as options_mod
+from shardbroker import const
 from shardbroker.config.options import Options
 from shardbroker.mesh import stats
-from shardbroker.mesh.boot import die_with_parent, read_boot
 from shardbroker.mesh.mesh import Mesh, ShardBoot
+from shardbroker.shard.boot import Ticker, attach_slot, meet_peers, shard_main
 from shardbroker.worker.client import ClientProtocol
 from shardbroker.worker.server import Server
 
@@ -35,12 +30,11 @@ logger = logging.getLogger("shardbroker.worker")
 # Test hook: a comma-separated list of shard ids that fail their boot on purpose, so the
 # supervisor's halt-instead-of-restart-loop policy can be exercised end to end.
 FAIL_BOOT_ENV = "SHARDBROKER_FAIL_BOOT"
-_PEER_WAIT = 15.0
 # Connection storms (reconnects after a restart) must not overflow the accept queue.
-LISTEN_BACKLOG = max(4096, socket.SOMAXCONN)  # seconds to wait for every live peer's HELLO at boot
+LISTEN_BACKLOG = max(4096, socket.SOMAXCONN)
 
 
-def raise_fd_limit() -> None:
+def raise_fd_limit(opts: Options) -> None:
     """Every connection is a descriptor: allow as many as the hard limit permits."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
@@ -66,35 +60,22 @@ def listen_socket(host: str, port: int) -> socket.socket:
 async def serve(boot: ShardBoot, opts: Options) -> int:
     loop = asyncio.get_running_loop()
     mesh = Mesh(boot.mesh, boot.shard_id)
-    table = stats.ShardTable(stats.attach(boot.mesh.port, boot.mesh.n_shards), boot.mesh.n_shards)
-    slot = table.slots[boot.shard_id]
-    slot.set("pid", os.getpid())
-    slot.set("generation", boot.generation)
-    slot.set("start_ns", time.time_ns())
+    slot = attach_slot(boot)
     limit = stats.ConnectionLimit(boot.mesh.port)
     server = Server(boot, opts, loop, mesh, slot, limit)
-    loop.add_reader(mesh.doorbell.fileno(), server.on_doorbell)
-    loop.add_signal_handler(signal.SIGTERM, server.stopping.set)
+    member = server.member
+    loop.add_reader(mesh.doorbell.fileno(), member.on_doorbell)
+    loop.add_signal_handler(signal.SIGTERM, member.stopping.set)
 
     if str(boot.shard_id) in os.environ.get(FAIL_BOOT_ENV, "").split(","):
         logger.error("shard %d: boot failure injected by %s", boot.shard_id, FAIL_BOOT_ENV)
         return const.EXIT_BOOT_FAILURE
-    server.say_hello(boot.live)
-    waiting = set(boot.live)
-    deadline = loop.time() + _PEER_WAIT
-    while True:
-        server.on_doorbell()
-        waiting = {p for p in waiting if not server.peer_up[p] and server.peer_gen[p] < 0}
-        if not waiting:
-            break
-        if server.stopping.is_set():
+    try:
+        if not await meet_peers(member, boot.live):
             return const.EXIT_OK  # stopped (SIGTERM) while still booting
-        if loop.time() > deadline:
-            logger.error(
-                "shard %d: no HELLO from shards %s; giving up", boot.shard_id, sorted(waiting)
-            )
-            return const.EXIT_BOOT_FAILURE
-        await asyncio.sleep(0.005)
+    except TimeoutError as exc:
+        logger.error("shard %d: %s; giving up", boot.shard_id, exc)
+        return const.EXIT_BOOT_FAILURE
 
     try:
         sock = listen_socket(opts.host, boot.mesh.port)
@@ -108,17 +89,13 @@ async def serve(boot: ShardBoot, opts: Options) -> int:
         lambda: ClientProtocol(server), sock=sock, backlog=LISTEN_BACKLOG
     )
     server.listener = listener
-    server.report_ready()
+    member.report_ready()
     logger.debug("worker shard %d (generation %d) ready", boot.shard_id, boot.generation)
 
-    async def ticker() -> None:
-        while True:
-            await asyncio.sleep(const.TICK_INTERVAL)
-            server.tick()
-
-    tick_task = loop.create_task(ticker())
-    await server.stopping.wait()
-    tick_task.cancel()
+    ticker = Ticker(loop, slot, server.tick)
+    ticker.start()
+    await member.stopping.wait()
+    ticker.stop()
     listener.close()
     server.close_all_clients()
     server.flush_batch(None)
@@ -127,26 +104,7 @@ async def serve(boot: ShardBoot, opts: Options) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="shardbroker.worker.main")
-    parser.add_argument("--shard", type=int, required=True)
-    parser.add_argument("--boot-fd", type=int, required=True)
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # so is a reload (or a terminal hangup)
-    try:
-        boot = read_boot(args.boot_fd)
-        die_with_parent(boot.supervisor_pid)
-        opts = options_mod.decode(boot.options)
-    except Exception as exc:
-        print(f"shardbroker worker {args.shard}: bad boot data: {exc}", file=sys.stderr)
-        return const.EXIT_BOOT_FAILURE
-    log.setup(opts.log_file, opts.debug, opts.trace, opts.logtime)
-    raise_fd_limit()
-    try:
-        return uvloop.run(serve(boot, opts))
-    except Exception:
-        logger.exception("worker shard %d failed", args.shard)
-        return 1
+    return shard_main("worker", serve, argv, prepare=raise_fd_limit)
 
 
 if __name__ == "__main__":

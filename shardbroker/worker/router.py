@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from shardbroker.protocol import frames
 from shardbroker.protocol.parser import block_payloads, block_tails
 from shardbroker.security.permissions import CHECK_DENY
+from shardbroker.shard.interest import RemoteInterest
 
 if TYPE_CHECKING:
     from shardbroker.worker.client import ClientProtocol
@@ -61,21 +62,6 @@ class Subscription:
         self.delivered = 0
         # permissions.CHECK_* flags; set before the subscription enters the sublist.
         self.checked = 0
-
-
-class RemoteInterest:
-    """Interest a peer shard advertised with RS+ (a queue carries a member count)."""
-
-    __slots__ = ("account", "peer", "queue", "subject", "weight")
-
-    def __init__(
-        self, peer: int, account: bytes, subject: bytes, queue: bytes | None, weight: int
-    ) -> None:
-        self.peer = peer
-        self.account = account
-        self.subject = subject
-        self.queue = queue
-        self.weight = weight
 
 
 class QueueGroup:

@@ -1,23 +1,18 @@
-"""A worker's state: its clients, its sublists, its peers, and the batch flush.
+"""A worker's state: its clients, its sublists, and the batch flush; its role in the mesh.
 
 Owner: one worker shard; everything runs on its loop and never blocks.
 
-Interest. ``local_interest`` counts local subscriptions per (account, subject, queue).
-RS+ goes to every up peer on a 0->1 transition, RS- on 1->0, and for a queue group an
-RS+ with the new member count on every change (the weight peers pick with). Interest
-peers advertise lives in the same sublists as `RemoteInterest` entries.
+The worker is a mesh member (shard/member.py) with this role: its subscriptions are
+the member's local interest (RS+/RS- to every up peer), the interest peers advertise
+lives in the same sublists as `RemoteInterest` entries, and control verbs from the
+supervisor arrive at the ``on_<verb>`` methods here (LDM, MONZ, REBALANCE, RELOAD, TRIM).
 
-Peers. A peer is up from its HELLO until the supervisor's SDOWN for that generation.
-HELLO carries the sender's generation, so a restarted peer's HELLO and the SDOWN of its
-previous life can arrive in either order: a HELLO of a newer generation replaces
-everything we knew of the peer; an SDOWN older than what we know is ignored. On HELLO
-we answer with our own HELLO and our whole local interest (RS+ frames are
-idempotent, so an answer crossing the peer's own HELLO does no harm).
-
-PONG barrier. A SUB/UNSUB records, per up peer, the logical end of what we have sent
-it (``Mesh.logical_end``). A PING while such a record is not yet applied by the peer (its
-read counter behind) holds the PONG; peers ring our doorbell after applying interest
-frames, and a short timer re-checks too, so the PONG is released promptly.
+PONG barrier. A SUB/UNSUB only notes that the connection's interest changed (O(1)).
+The next PING records, per up peer, where what we have sent it so far ends
+(``MeshMember.barrier_marks``, O(peers)): every interest frame the connection caused
+lies before that. While a peer has not applied it (its read counter behind) the PONG is
+held; peers ring our doorbell after applying interest frames, and a short timer
+re-checks too, so the PONG is released promptly.
 """
 
 from __future__ import annotations
@@ -26,7 +21,7 @@ import asyncio
 import asyncio.sslproto
 import logging
 import random
-import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -36,32 +31,21 @@ import uvloop.loop
 from shardbroker import const
 from shardbroker.config.options import Options
 from shardbroker.config.reload import decode_options_arg, diff, kinds
+from shardbroker.const import ClosedState
 from shardbroker.errors import ERR_MAX_CONNECTIONS
 from shardbroker.log import setup as setup_logging
 from shardbroker.mesh.mesh import Mesh, ShardBoot
-from shardbroker.mesh.snapshot import MONZ
 from shardbroker.mesh.stats import ConnectionLimit, ShardSlot
 from shardbroker.protocol import frames
-from shardbroker.protocol.frames import (
-    HELLO,
-    LDM,
-    READY,
-    REBALANCE,
-    RELOAD,
-    RELOADED,
-    SDOWN,
-    STOP,
-    TRIM,
-    TRIMMED,
-)
+from shardbroker.protocol.frames import RELOADED, TRIMMED
 from shardbroker.protocol.messages import ServerInfo, encode_info
-from shardbroker.protocol.parser import parse_mesh
 from shardbroker.protocol.sublist import Sublist
 from shardbroker.security.auth import Authenticator, Credentials
 from shardbroker.security.permissions import users_permissions
 from shardbroker.security.tls import server_context
+from shardbroker.shard.member import DRAIN_BUDGET, MeshMember
 from shardbroker.worker import snapshot
-from shardbroker.worker.router import RemoteInterest, Router, Subscription, make_result
+from shardbroker.worker.router import Router, Subscription, make_result
 
 if TYPE_CHECKING:
     from shardbroker.worker.client import ClientProtocol
@@ -80,8 +64,10 @@ _LDM_MIN_PAUSE = 0.001
 # so that their reconnects do not arrive as one burst.
 _REBALANCE_SPREAD = 1.0
 STALL_MAX = 0.01  # seconds a stalled worker holds publishers and its rings back at once
-
-InterestKey = tuple[bytes, bytes, bytes | None]
+# Bytes of client input parsed per turn of the loop, over all clients: with the mesh
+# member's drain budget, what keeps a turn to a few milliseconds however many clients
+# publish at once, so timers and the tick run on time (shard/member.py).
+READ_BUDGET = 256 * 1024
 
 
 def ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> Any:
@@ -112,14 +98,9 @@ class Server:
         self.connection_limit = connection_limit
         self.shard_id = boot.shard_id
         self.generation = boot.generation
-        n = boot.mesh.n_shards
-        self.peer_up = [False] * n
-        self.peer_gen = [-1] * n
         self.sublists: dict[bytes, Sublist[Any, Any]] = {}
         self.sublist_for(const.GLOBAL_ACCOUNT)
         self.pending: set[ClientProtocol] = set()
-        self.local_interest: dict[InterestKey, int] = {}
-        self.remote: list[dict[InterestKey, RemoteInterest]] = [{} for _ in range(n)]
         self.clients: dict[int, ClientProtocol] = {}
         # Clients closed by a TRIM whose connection slot must not be given back.
         self.keep_slots: set[int] = set()
@@ -130,9 +111,13 @@ class Server:
         # Fast-producer stall: clients past the high-water mark, publishers held back.
         self.stalled: set[ClientProtocol] = set()
         self.stall_paused: set[ClientProtocol] = set()
+        # Client input per turn: what is left of the budget, and the clients whose input
+        # waits for a later turn (their sockets paused), in the order they came.
+        self.read_budget = READ_BUDGET
+        self.deferred_reads: deque[ClientProtocol] = deque()
+        self._read_turn: asyncio.Handle | None = None
         self._stall_timer: asyncio.TimerHandle | None = None
         self._stall_breather = False
-        self.ack_peers: set[int] = set()
         self.router = Router(self)
         # Ring frames carrying messages go straight to the router (parse_mesh's hook).
         self.process_rmsg = self.router.process_remote_msg
@@ -140,8 +125,11 @@ class Server:
         self.process_rmsg_block = self.router.process_remote_block
         self.process_jmsg = self.router.process_jetstream_delivery
         self.process_jrun = self.router.process_jetstream_run
-        self.current_peer = -1
-        self.stopping = asyncio.Event()
+        self.member = MeshMember(
+            boot.shard_id, boot.generation, loop, mesh, self, sublist_for=self.sublist_for
+        )
+        self.member.drain_budget = self.drain_budget
+        self.stopping = self.member.stopping
         # The listening server (main.py sets it once listening); lame duck closes it.
         self.listener: asyncio.AbstractServer | None = None
         self.lame_duck = False
@@ -240,7 +228,7 @@ class Server:
             level = logging.WARNING
         log.log(level, "%s - cid:%d - TLS handshake error: %s", client.host, client.cid, reason)
 
-    def client_closed(self, client: ClientProtocol, reason: str) -> None:
+    def client_closed(self, client: ClientProtocol, reason: ClosedState) -> None:
         snapshot.on_closed(self, client, reason)
         totals = self.closed_totals
         totals[0] += client.in_msgs
@@ -272,19 +260,12 @@ class Server:
 
     # -- subscriptions and interest ------------------------------------------------------
 
-    def up_peers(self) -> list[int]:
-        up = self.peer_up
-        return [p for p in self.mesh.peers if up[p]]
-
     def add_subscription(self, sub: Subscription) -> None:
-        self.sublist_for(sub.account).insert(sub)
+        """Add a subscription whose subject the caller validated (process_sub)."""
+        self.sublist_for(sub.account).insert(sub, checked=True)
         self.sub_inserts += 1
-        key = (sub.account, sub.subject, sub.queue)
-        count = self.local_interest.get(key, 0) + 1
-        self.local_interest[key] = count
-        if count == 1 or sub.queue is not None:
-            self._broadcast(frames.rs_plus(sub.account, sub.subject, sub.queue, count))
-        self._mark_barrier(sub.client)
+        self.member.local.add(sub.account, sub.subject, sub.queue)
+        sub.client.interest_changed = True
 
     def remove_subscription(self, sub: Subscription) -> None:
         client = sub.client
@@ -293,58 +274,31 @@ class Server:
         if not self.sublist_for(sub.account).remove(sub):
             return
         self.sub_removes += 1
-        key = (sub.account, sub.subject, sub.queue)
-        count = self.local_interest.get(key, 0) - 1
-        if count <= 0:
-            self.local_interest.pop(key, None)
-            self._broadcast(frames.rs_minus(sub.account, sub.subject, sub.queue))
-        else:
-            self.local_interest[key] = count
-            if sub.queue is not None:
-                self._broadcast(frames.rs_plus(sub.account, sub.subject, sub.queue, count))
-        if not client.closed:
-            self._mark_barrier(client)
-
-    def _broadcast(self, frame: bytes) -> None:
-        send = self.mesh.send
-        for peer in self.up_peers():
-            send(peer, frame)
-
-    def _mark_barrier(self, client: ClientProtocol) -> None:
-        logical_end = self.mesh.logical_end
-        gen = self.peer_gen
-        barrier = client.barrier
-        for peer in self.up_peers():
-            barrier[peer] = (gen[peer], logical_end(peer))
-
-    def _barrier_passed(self, targets: dict[int, tuple[int, int]]) -> bool:
-        up = self.peer_up
-        gen = self.peer_gen
-        applied = self.mesh.applied
-        for peer, (peer_gen, position) in targets.items():
-            if up[peer] and gen[peer] == peer_gen and not applied(peer, position):
-                return False
-        return True
+        self.member.local.remove(sub.account, sub.subject, sub.queue)
+        client.interest_changed = True
 
     def hold_pong(self, client: ClientProtocol) -> None:
-        """Called on PING: hold it (and what follows) if interest is not yet everywhere."""
-        barrier = client.barrier
+        """Called on PING after a SUB/UNSUB, or while an earlier PONG is held: hold this
+        PONG (and what follows) until the interest is in effect on every peer."""
+        if not client.interest_changed:
+            return  # only queued behind the PONG already held
+        client.interest_changed = False
+        marks = self.member.barrier_marks()
         if client.hold_index < 0:
-            if self._barrier_passed(barrier):
-                barrier.clear()
+            if self.member.barrier_passed(marks):
                 return
             client.hold_index = len(client.out)
-            client.hold_targets = dict(barrier)
+            client.hold_targets = marks
         else:
-            client.hold_targets.update(barrier)
-        barrier.clear()
+            client.hold_targets.update(marks)
         self.holding.add(client)
         if self._hold_timer is None:
             self._hold_timer = self.loop.call_later(_HOLD_RECHECK, self._recheck_holding)
 
     def check_holding(self) -> None:
+        passed = self.member.barrier_passed
         for client in list(self.holding):
-            if self._barrier_passed(client.hold_targets):
+            if passed(client.hold_targets):
                 self.holding.discard(client)
                 client.hold_index = -1
                 client.hold_targets = {}
@@ -364,7 +318,7 @@ class Server:
         # A peer's ring is full: stop reading from whoever is publishing until the
         # consumer makes room (it rings our doorbell).
         if (
-            not self.mesh.flush()
+            not self.member.commit()
             and publisher is not None
             and not publisher.closed
             and publisher not in self.paused
@@ -396,17 +350,12 @@ class Server:
                     continue
                 buffered = transport.get_write_buffer_size()
                 if buffered > max_pending:
-                    self.slow_consumer(client, "Slow Consumer (Pending Bytes)")
+                    self.slow_consumer(client, ClosedState.SlowConsumerPendingBytes)
                 elif buffered and client not in blocked:
                     # The socket did not take everything: the tick watches how long.
                     blocked[client] = self.loop.time()
-        if self.ack_peers:
-            doorbells = self.mesh.doorbells
-            for peer in self.ack_peers:
-                doorbells[peer].ring()
-            self.ack_peers.clear()
 
-    def slow_consumer(self, client: ClientProtocol, reason: str) -> None:
+    def slow_consumer(self, client: ClientProtocol, reason: ClosedState) -> None:
         """Cut a client that cannot keep up, without an -ERR, as nats-server does."""
         self.slow_consumers += 1
         log.info("%s - cid:%d - Slow Consumer Detected: %s", client.host, client.cid, reason)
@@ -434,10 +383,10 @@ class Server:
     def end_stall(self) -> None:
         self._stall_timer = None
         self._stall_breather = True
-        for client in self.stall_paused:
-            if not client.closed and client.transport is not None and client not in self.paused:
-                client.transport.resume_reading()
+        stall_paused = list(self.stall_paused)
         self.stall_paused.clear()
+        for client in stall_paused:
+            self.resume_reading(client)
         self.on_doorbell()  # whatever the rings hold now
 
     def check_write_deadlines(self) -> None:
@@ -450,90 +399,124 @@ class Server:
                 del self.blocked[client]
             elif now - since > deadline:
                 del self.blocked[client]
-                self.slow_consumer(client, "Slow Consumer (Write Deadline)")
+                self.slow_consumer(client, ClosedState.SlowConsumerWriteDeadline)
 
     def resume_paused(self) -> None:
-        for client in self.paused:
-            if not client.closed and client.transport is not None:
-                client.transport.resume_reading()
+        paused = list(self.paused)
         self.paused.clear()
+        for client in paused:
+            self.resume_reading(client)
+
+    def resume_reading(self, client: ClientProtocol) -> None:
+        """Read from the client's socket again, unless another reason still holds it:
+        a full ring (paused), a stall (stall_paused) or input left for a later turn."""
+        if (
+            client.closed
+            or client.transport is None
+            or client in self.paused
+            or client in self.stall_paused
+            or client.deferred is not None
+        ):
+            return
+        client.transport.resume_reading()
+
+    # -- client input in bounded turns ------------------------------------------------------
+    # uvloop reads a socket up to 32 times per readiness event, 256 KiB at a time, and
+    # every readable socket in one turn: unbounded, a few busy publishers would keep the
+    # loop in one turn for seconds. So each turn parses at most READ_BUDGET bytes; input
+    # read beyond it waits in the client (socket paused) for the next turn, in order.
+
+    def defer_read(self, client: ClientProtocol, data: bytes) -> None:
+        if client.deferred is None:
+            client.deferred = deque((data,))
+            self.deferred_reads.append(client)
+            if client.transport is not None:
+                client.transport.pause_reading()
+        else:
+            client.deferred.append(data)
+        self.end_read_turn()
+
+    def end_read_turn(self) -> None:
+        """The budget is spent: the next turn of the loop starts a new one."""
+        if self._read_turn is None:
+            self._read_turn = self.loop.call_soon(self.next_read_turn)
+
+    def next_read_turn(self) -> None:
+        """A new turn: a fresh budget, spent first on input deferred by earlier turns."""
+        self._read_turn = None
+        self.read_budget = READ_BUDGET
+        waiting = self.deferred_reads
+        while waiting and self.read_budget > 0:
+            client = waiting[0]
+            chunks = client.deferred
+            if chunks and not client.closed:
+                data = chunks.popleft()
+                budget = self.read_budget
+                if len(data) > budget:
+                    chunks.appendleft(data[budget:])
+                    data = data[:budget]
+                self.read_budget = budget - len(data)
+                client.consume(data)
+                if chunks and not client.closed:
+                    continue
+            waiting.popleft()
+            client.deferred = None
+            self.resume_reading(client)
+        if waiting or self.read_budget <= 0:
+            self.end_read_turn()
 
     # -- the mesh ----------------------------------------------------------------------------
 
     def on_doorbell(self) -> None:
-        """Our eventfd fired: apply inbound frames, retry our own overflow."""
-        if self.stalled:
-            if self._stall_timer is None and not self._stall_breather:
-                self._stall_timer = self.loop.call_later(STALL_MAX, self.end_stall)
-            if self._stall_timer is not None:
-                # A local client is far behind: leave the rings alone for a moment,
-                # so the peers' publishers meet a full ring and pause.
-                self.mesh.doorbell.drain()
-                return
-            self._stall_breather = False  # serve what is there now, then hold again
-            more = self.mesh.drain(self.apply_frames, max_passes=1)
-        else:
-            # At most about a ring's worth per batch: a client falling behind is seen
-            # (stalled) before its buffer can outgrow max_pending in one batch.
-            more = self.mesh.drain(self.apply_frames, max_bytes=self.mesh.spec.ring_size)
-        if self.mesh.overflowing:
-            if self.mesh.retry_overflow():
+        """Apply what the rings hold now (one bounded turn of the mesh member)."""
+        self.member.on_doorbell()
+
+    def drain_budget(self) -> int | None:
+        """Bytes of ring frames the next turn may apply; None holds the rings.
+
+        While a local client is far behind (stalled) the rings are left alone for a
+        moment, so the peers' publishers meet a full ring and pause; then one turn is
+        served and the rings are held again."""
+        if not self.stalled:
+            return DRAIN_BUDGET
+        if self._stall_timer is None and not self._stall_breather:
+            self._stall_timer = self.loop.call_later(STALL_MAX, self.end_stall)
+        if self._stall_timer is not None:
+            return None
+        self._stall_breather = False  # serve what is there now, then hold again
+        return DRAIN_BUDGET
+
+    def end_of_drain(self) -> None:
+        """After a turn of ring frames: retry our own overflow, release held PONGs,
+        write to the clients the frames were for, commit."""
+        mesh = self.mesh
+        if mesh.overflowing:
+            if mesh.retry_overflow():
                 self.resume_paused()
         elif self.paused:
             self.resume_paused()
         if self.holding:
             self.check_holding()
         self.flush_batch(None)
-        if more:
-            self.loop.call_soon(self.on_doorbell)
 
-    def apply_frames(self, peer: int, data: bytes) -> None:
-        self.current_peer = peer
-        parse_mesh(data, self)
+    def peer_left(self, peer: int) -> None:
+        """A peer went down: PONGs waiting for it wait no more."""
+        if self.holding:
+            self.check_holding()
 
-    def process_rs_plus(
-        self, account: bytes, subject: bytes, queue: bytes | None, weight: int
-    ) -> None:
-        peer = self.current_peer
-        table = self.remote[peer]
-        key = (account, subject, queue)
-        sublist = self.sublist_for(account)
-        old = table.get(key)
-        if old is not None:
-            if queue is None or old.weight == weight:
-                return
-            sublist.remove(old)
-        interest = RemoteInterest(peer, account, subject, queue, weight)
-        table[key] = interest
-        sublist.insert(interest)
-        self.ack_peers.add(peer)
+    # -- control verbs from the supervisor --------------------------------------------------
 
-    def process_rs_minus(self, account: bytes, subject: bytes, queue: bytes | None) -> None:
-        peer = self.current_peer
-        interest = self.remote[peer].pop((account, subject, queue), None)
-        if interest is not None:
-            self.sublist_for(account).remove(interest)
-        self.ack_peers.add(peer)
+    def on_ldm(self) -> None:
+        self.enter_lame_duck()
 
-    def process_control(self, verb: bytes, args: list[bytes]) -> None:
-        if verb == HELLO:
-            self.on_hello(int(args[0]), int(args[1]))
-        elif verb == SDOWN:
-            self.on_shard_down(int(args[0]), int(args[1]), int(args[2]))
-        elif verb == STOP:
-            self.stopping.set()
-        elif verb == LDM:
-            self.enter_lame_duck()
-        elif verb == MONZ:
-            snapshot.answer_monz(self, self.current_peer, args)
-        elif verb == REBALANCE:
-            self.shed_clients(int(args[0]))
-        elif verb == RELOAD:
-            self.on_reload(int(args[0]), args[1])
-        elif verb == TRIM:
-            self.trim_connections(int(args[0]))
-        else:
-            log.warning("unknown control frame %r from shard %d", verb, self.current_peer)
+    def on_monz(self, request_id: int, flags: int) -> None:
+        snapshot.answer_monz(self, request_id, flags)
+
+    def on_rebalance(self, count: int) -> None:
+        self.shed_clients(count)
+
+    def on_trim(self, count: int) -> None:
+        self.trim_connections(count)
 
     # -- reload ------------------------------------------------------------------------------
 
@@ -545,23 +528,19 @@ class Server:
         except Exception:  # a bad reload must not cost the worker; the supervisor hears of it
             log.exception("shard %d: cannot apply the reloaded configuration", self.shard_id)
             status = b"failed"
-        self.mesh.send(const.SUPERVISOR_SHARD, frames.control(RELOADED, self.shard_id, seq, status))
+        self.member.send_control(const.SUPERVISOR_SHARD, RELOADED, self.shard_id, seq, status)
 
     def trim_connections(self, count: int) -> None:
         """max_connections went below the number of clients: close `count` of them, at
         random, with nats-server's error. Their connection slots are not given back:
         they are the ones the lower limit took away (the supervisor counts them)."""
-        from shardbroker.worker.client import ClosedState  # a cold path; client imports us
-
         victims = random.sample(list(self.clients.values()), min(count, len(self.clients)))
         for client in victims:
             self.keep_slots.add(client.cid)
-            client.close_with_error(ERR_MAX_CONNECTIONS, ClosedState.MAX_CONNECTIONS_EXCEEDED)
+            client.close_with_error(ERR_MAX_CONNECTIONS, ClosedState.MaxConnectionsExceeded)
         if victims:
             log.info("closed %d clients over the reloaded max_connections", len(victims))
-        self.mesh.send(
-            const.SUPERVISOR_SHARD, frames.control(TRIMMED, self.shard_id, len(victims))
-        )
+        self.member.send_control(const.SUPERVISOR_SHARD, TRIMMED, self.shard_id, len(victims))
 
     def apply_options(self, new: Options) -> None:
         """Swap in reloaded Options, change by change kind (config/reload.py)."""
@@ -591,61 +570,15 @@ class Server:
                 sublist.clear_cache()
         self._info = self.make_info()
 
-    def say_hello(self, peers: list[int]) -> None:
-        frame = frames.control(HELLO, self.shard_id, self.generation)
-        for peer in peers:
-            self.mesh.send(peer, frame)
-        self.mesh.flush()
-
-    def on_hello(self, peer: int, generation: int) -> None:
-        if generation <= self.peer_gen[peer]:
-            return
-        if self.peer_gen[peer] >= 0:
-            self.forget_peer(peer)
-            self.mesh.forget_peer_output(peer)
-        self.peer_gen[peer] = generation
-        self.peer_up[peer] = True
-        send = self.mesh.send
-        send(peer, frames.control(HELLO, self.shard_id, self.generation))
-        for (account, subject, queue), count in self.local_interest.items():
-            send(peer, frames.rs_plus(account, subject, queue, count))
-        self.ack_peers.add(peer)
-        log.debug("shard %d (generation %d) is up", peer, generation)
-
-    def on_shard_down(self, peer: int, generation: int, position: int) -> None:
-        if generation < self.peer_gen[peer]:
-            return
-        self.peer_gen[peer] = generation
-        self.peer_up[peer] = False
-        self.forget_peer(peer)
-        self.mesh.forget_peer_output(peer)
-        self.mesh.discard_inbound(peer, position)
-        if self.holding:
-            self.check_holding()
-        log.debug("shard %d (generation %d) is down", peer, generation)
-
-    def forget_peer(self, peer: int) -> None:
-        table = self.remote[peer]
-        for interest in table.values():
-            self.sublist_for(interest.account).remove(interest)
-        table.clear()
-
-    def report_ready(self) -> None:
-        self.mesh.send(
-            const.SUPERVISOR_SHARD, frames.control(READY, self.shard_id, self.generation)
-        )
-        self.mesh.flush()
-
     # -- housekeeping -----------------------------------------------------------------------
 
     def tick(self) -> None:
-        """Every TICK_INTERVAL: heartbeat and counters into the shard slot, retries."""
+        """Every TICK_INTERVAL, after the heartbeat: counters into the shard slot, retries."""
         slot = self.slot
         if slot is not None:
-            slot.set("heartbeat_ns", time.monotonic_ns())
             slot.set("connections", len(self.clients))
             slot.set("total_connections", self.total_connections)
-            slot.set("subscriptions", sum(self.local_interest.values()))
+            slot.set("subscriptions", self.member.local.total)
             slot.set("slow_consumers", self.slow_consumers)
             slot.set("ring_full_events", self.mesh.ring_full_events)
             self._ticks += 1
@@ -714,7 +647,7 @@ class Server:
             client = clients[index]
             index += 1
             if not client.closed:  # one that left on its own costs no pause
-                client.close_connection("Server Shutdown")
+                client.close_connection(ClosedState.ServerShutdown)
                 closed += 1
         while index < n and clients[index].closed:
             index += 1
@@ -762,8 +695,8 @@ class Server:
         if client.closed or self.lame_duck:
             return
         self.rebalanced += 1
-        client.close_connection("Server Shutdown")
+        client.close_connection(ClosedState.ServerShutdown)
 
     def close_all_clients(self) -> None:
         for client in list(self.clients.values()):
-            client.close_connection("Server Shutdown")
+            client.close_connection(ClosedState.ServerShutdown)

@@ -12,6 +12,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
+from shardbroker import const
+from shardbroker.const import ClosedState
 from shardbroker.mesh.snapshot import (
     WANT_ALL_SUBS,
     WANT_CLOSED,
@@ -92,11 +94,11 @@ def conn_snapshot(
     )
 
 
-def on_closed(server: Server, client: ClientProtocol, reason: str) -> None:
+def on_closed(server: Server, client: ClientProtocol, reason: ClosedState) -> None:
     """Remember a connection as it closes (before its subscriptions are dropped)."""
     if not client.cid or not client.start_ns:
         return  # never got as far as being counted
-    server.closed_conns.append(conn_snapshot(client, True, time.time_ns(), reason))
+    server.closed_conns.append(conn_snapshot(client, True, time.time_ns(), str(reason)))
 
 
 def worker_snapshot(server: Server, flags: int) -> WorkerSnapshot:
@@ -113,14 +115,10 @@ def worker_snapshot(server: Server, flags: int) -> WorkerSnapshot:
     )
 
 
-def answer_monz(server: Server, supervisor: int, args: list[bytes]) -> None:
+def answer_monz(server: Server, request_id: int, flags: int) -> None:
     """MONZ <request id> <flags>: send the snapshot back in ring-sized parts."""
-    try:
-        request_id, flags = int(args[0]), int(args[1])
-    except (IndexError, ValueError):
-        return
     snap = worker_snapshot(server, flags)
     mesh = server.mesh
     for frame in encode_parts(request_id, server.shard_id, snap, mesh.max_commit):
-        mesh.send(supervisor, frame)
+        mesh.send(const.SUPERVISOR_SHARD, frame)
     mesh.flush()

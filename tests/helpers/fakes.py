@@ -13,6 +13,7 @@ from typing import Any
 
 from shardbroker.config.options import Options
 from shardbroker.config.options import encode as encode_options
+from shardbroker.const import ClosedState
 from shardbroker.mesh.doorbell import create_doorbell
 from shardbroker.mesh.layout import MeshLayout, create_segment, unlink_segment
 from shardbroker.mesh.mesh import Mesh, MeshSpec, ShardBoot
@@ -85,8 +86,8 @@ class ShardPair:
             )
             self.servers.append(Server(boot, opts, loop, Mesh(spec, shard, buf=buf), None, None))
         self.one, self.two = self.servers
-        self.one.on_hello(2, 0)
-        self.two.on_hello(1, 0)
+        self.one.member.on_hello(2, 0)
+        self.two.member.on_hello(1, 0)
         self.settle()
 
     def settle(self) -> None:
@@ -99,7 +100,7 @@ class ShardPair:
     def close(self) -> None:
         for server in self.servers:
             for client in list(server.clients.values()):
-                client.close_connection("test over")
+                client.close_connection(ClosedState.ServerShutdown)
         unlink_segment(self.segment)
         for fd in self.doorbells:
             os.close(fd)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +33,9 @@ pytestmark = [
     pytest.mark.skipif(not is_shardbroker_target(), reason="shardbroker has worker processes"),
 ]
 
-TIMEOUT = 1.0  # worker_heartbeat_timeout of the broker under test
+# worker_heartbeat_timeout of the broker under test: short, but well above the tick
+# (~100 ms) so that a healthy worker on a loaded machine is never taken for a stuck one.
+TIMEOUT = 2.0
 RESTART_TIMEOUT = 20.0
 
 
@@ -60,7 +63,6 @@ async def test_liveness_stopped_worker_is_killed_and_replaced(
             await barrier(pub_nc)
             got = [int((await sub.next_msg(timeout=5)).data) for _ in range(100)]
             assert got == list(range(100))
-            assert victim_proc.status() == psutil.STATUS_STOPPED, "judged too early"
 
             # Found stuck, killed (a stopped process still dies of SIGKILL)...
             def victim_gone() -> bool:
@@ -74,7 +76,11 @@ async def test_liveness_stopped_worker_is_killed_and_replaced(
             # Never leave a stopped process behind, whatever failed.
             with contextlib.suppress(psutil.NoSuchProcess):
                 victim_proc.send_signal(signal.SIGCONT)
-        assert "is stuck: no heartbeat for" in broker.log_text()
+        # Judged on its silence, never before the timeout ran out.
+        stuck = rf"shard {victim} \(pid {victim_proc.pid}\) is stuck: no heartbeat for ([\d.]+)s"
+        silences = re.findall(stuck, broker.log_text())
+        assert silences, broker.log_text()
+        assert all(float(seconds) >= TIMEOUT for seconds in silences), silences
 
         # ... and replaced under the same shard id.
         def restarted() -> int:

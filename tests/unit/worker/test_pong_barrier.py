@@ -59,6 +59,6 @@ def test_pong_barrier_released_when_the_peer_is_down(pair: ShardPair) -> None:
     ring = pair.one.mesh.outbound[2]
     assert ring is not None
     # The supervisor announces shard 2 (generation 0) dead.
-    pair.one.on_shard_down(2, 0, pair.two.mesh.outbound[1].write_counter)  # type: ignore[union-attr]
+    pair.one.member.on_sdown(2, 0, pair.two.mesh.outbound[1].write_counter)  # type: ignore[union-attr]
     pair.one.flush_batch(None)
     assert output(client) == b"PONG\r\n"

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from shardbroker.const import ClosedState
 from tests.helpers.fakes import MockTransport, ShardPair, connect, output, shard_pair
 
 
@@ -66,6 +67,6 @@ def test_stall_ends_when_the_stalled_client_goes(pair: ShardPair) -> None:
     publisher = connect(pair.one)
     publisher.data_received(b"PUB s 1\r\nx\r\n")
     assert not transport_of(publisher).reading
-    slow.close_connection("gone")
+    slow.close_connection(ClosedState.ClientClosed)
     assert not pair.one.stalled
     assert transport_of(publisher).reading
