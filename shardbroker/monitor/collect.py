@@ -11,7 +11,6 @@ Query helpers raise ``QueryError`` with nats-server's texts; the HTTP layer answ
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +18,8 @@ import msgspec
 
 from shardbroker import const
 from shardbroker.config.options import Options
+from shardbroker.gofmt.duration import go_duration
+from shardbroker.gofmt.timestamp import format_rfc3339
 from shardbroker.mesh.snapshot import (
     WANT_CLOSED,
     WANT_SUBS,
@@ -41,17 +42,6 @@ class QueryError(ValueError):
 # -- formatting ----------------------------------------------------------------------------
 
 
-def rfc3339(ns: int) -> str:
-    """Go's RFC3339Nano in UTC: nanoseconds with trailing zeros trimmed; 0 is Go's zero time."""
-    if ns <= 0:
-        return "0001-01-01T00:00:00Z"
-    seconds, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    if frac:
-        return f"{base}.{frac:09d}".rstrip("0") + "Z"
-    return base + "Z"
-
-
 def uptime(ns: int) -> str:
     """nats-server's myUptime: ``[<y>y][<d>d][<h>h][<m>m]<s>s``."""
     secs = max(0, ns) // 1_000_000_000
@@ -66,36 +56,6 @@ def uptime(ns: int) -> str:
     if mins:
         return f"{mins}m{secs % 60}s"
     return f"{secs}s"
-
-
-def _fmt_frac(value: int, unit: int) -> str:
-    whole, frac = divmod(value, unit)
-    if not frac:
-        return str(whole)
-    digits = len(str(unit)) - 1
-    return f"{whole}.{frac:0{digits}d}".rstrip("0")
-
-
-def go_duration(ns: int) -> str:
-    """Go's time.Duration.String(): ``683µs``, ``1.2ms``, ``1m5.5s``, ``0s``."""
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    ns = abs(ns)
-    if ns < 1_000:
-        return f"{sign}{ns}ns"
-    if ns < 1_000_000:
-        return f"{sign}{_fmt_frac(ns, 1_000)}µs"
-    if ns < 1_000_000_000:
-        return f"{sign}{_fmt_frac(ns, 1_000_000)}ms"
-    hours, rest = divmod(ns, 3_600_000_000_000)
-    mins, rest = divmod(rest, 60_000_000_000)
-    out = sign
-    if hours:
-        out += f"{hours}h"
-    if hours or mins:
-        out += f"{mins}m"
-    return out + f"{_fmt_frac(rest, 1_000_000_000)}s"
 
 
 def parse_bool(name: str, value: str) -> bool:
@@ -357,8 +317,8 @@ def varz(state: BrokerState) -> Varz:
         jetstream=_jetstream_varz(state),
         tls_timeout=opts.tls.timeout if opts.tls is not None else const.TLS_TIMEOUT,
         write_deadline=_seconds_ns(opts.write_deadline),
-        start=rfc3339(state.start_ns),
-        now=rfc3339(state.now_ns),
+        start=format_rfc3339(state.start_ns),
+        now=format_rfc3339(state.now_ns),
         uptime=uptime(state.now_ns - state.start_ns),
         mem=state.mem,
         cores=state.cores,
@@ -382,7 +342,7 @@ def varz(state: BrokerState) -> Varz:
         stalled_clients=state.total("stalled_clients"),
         subscriptions=state.total("subscriptions"),
         http_req_stats=dict(state.http_req_stats),
-        config_load_time=rfc3339(state.config_load_ns),
+        config_load_time=format_rfc3339(state.config_load_ns),
         config_digest="",
         system_account=SYSTEM_ACCOUNT,
         slow_consumer_stats=SlowConsumerStats(clients=slow),
@@ -546,9 +506,9 @@ def conn_info(c: ConnSnapshot, shard: int, now_ns: int, q: ConnzQuery) -> ConnIn
         type="nats",
         ip=c.ip,
         port=c.port,
-        start=rfc3339(c.start_ns),
-        last_activity=rfc3339(c.last_ns),
-        stop=rfc3339(c.stop_ns) if c.stop_ns else "",
+        start=format_rfc3339(c.start_ns),
+        last_activity=format_rfc3339(c.last_ns),
+        stop=format_rfc3339(c.stop_ns) if c.stop_ns else "",
         reason=c.reason,
         rtt=go_duration(c.rtt_ns),
         uptime=uptime(end - c.start_ns),
@@ -596,7 +556,7 @@ def connz(server_id: str, now_ns: int, snapshots: list[WorkerSnapshot], q: Connz
     page = rows[q.offset : q.offset + q.limit]
     return Connz(
         server_id=server_id,
-        now=rfc3339(now_ns),
+        now=format_rfc3339(now_ns),
         num_connections=len(page),
         total=len(rows),
         offset=q.offset,
@@ -654,7 +614,7 @@ class SubszQuery:
 def subsz(state: BrokerState, q: SubszQuery, subs: list[SubSnapshot] | None = None) -> Subsz:
     out = Subsz(
         server_id=state.server_id,
-        now=rfc3339(state.now_ns),
+        now=format_rfc3339(state.now_ns),
         num_subscriptions=state.total("subscriptions"),
         num_cache=state.total("sub_cache"),
         num_inserts=state.total("sub_inserts"),
@@ -708,15 +668,15 @@ class Leafz(msgspec.Struct):
 
 
 def routez(state: BrokerState) -> Routez:
-    return Routez(state.server_id, state.server_name, rfc3339(state.now_ns), 0, [])
+    return Routez(state.server_id, state.server_name, format_rfc3339(state.now_ns), 0, [])
 
 
 def gatewayz(state: BrokerState) -> Gatewayz:
-    return Gatewayz(state.server_id, rfc3339(state.now_ns), {}, {})
+    return Gatewayz(state.server_id, format_rfc3339(state.now_ns), {}, {})
 
 
 def leafz(state: BrokerState) -> Leafz:
-    return Leafz(state.server_id, rfc3339(state.now_ns), 0, [])
+    return Leafz(state.server_id, format_rfc3339(state.now_ns), 0, [])
 
 
 # -- /accountz, /accstatz ----------------------------------------------------------------------
@@ -756,7 +716,7 @@ class Accountz(msgspec.Struct, omit_defaults=True, kw_only=True):
 
 
 def accountz(state: BrokerState, acc: str = "") -> Accountz:
-    now = rfc3339(state.now_ns)
+    now = format_rfc3339(state.now_ns)
     if not acc:
         return Accountz(
             server_id=state.server_id,
@@ -770,7 +730,7 @@ def accountz(state: BrokerState, acc: str = "") -> Accountz:
     subs = state.total("subscriptions") if is_global else 0
     detail = AccountDetail(
         account_name=acc,
-        update_time=rfc3339(state.start_ns),
+        update_time=format_rfc3339(state.start_ns),
         is_system=not is_global,
         expired=False,
         complete=True,
@@ -847,7 +807,7 @@ def accstatz(state: BrokerState, unused: bool = False) -> Accstatz:
                 slow_consumers=state.total("slow_consumers"),
             )
         )
-    return Accstatz(state.server_id, rfc3339(state.now_ns), stats)
+    return Accstatz(state.server_id, format_rfc3339(state.now_ns), stats)
 
 
 # -- /jsz ----------------------------------------------------------------------------------------
@@ -969,7 +929,7 @@ def jsz(state: BrokerState, q: JszQuery | None = None, snap: StorageSnapshot | N
         return Jsz(
             disabled=True, memory=0, storage=0, reserved_memory=0, reserved_storage=0,
             accounts=0, ha_assets=0, api=JSApiStats(0, 0, 0), server_id=state.server_id,
-            now=rfc3339(state.now_ns), config=JSConfig(max_memory=0, max_storage=0),
+            now=format_rfc3339(state.now_ns), config=JSConfig(max_memory=0, max_storage=0),
             streams=0, consumers=0, messages=0, bytes=0, total=0,
         )  # fmt: skip
     stats = _js_stats(state)
@@ -984,7 +944,7 @@ def jsz(state: BrokerState, q: JszQuery | None = None, snap: StorageSnapshot | N
         ha_assets=0,
         api=stats.api,
         server_id=state.server_id,
-        now=rfc3339(state.now_ns),
+        now=format_rfc3339(state.now_ns),
         config=_js_config(state),
         streams=c.get("js_streams", 0),
         consumers=c.get("js_consumers", 0),
@@ -1069,13 +1029,13 @@ def server_info(state: BrokerState, seq: int) -> ServerInfo:
         jetstream=state.opts.jetstream,
         flags=1 if state.opts.jetstream else 0,
         seq=seq,
-        time=rfc3339(state.now_ns),
+        time=format_rfc3339(state.now_ns),
     )
 
 
 def statsz(state: BrokerState) -> Statsz:
     return Statsz(
-        start=rfc3339(state.start_ns),
+        start=format_rfc3339(state.start_ns),
         mem=state.mem,
         cores=state.cores,
         cpu=state.cpu,
