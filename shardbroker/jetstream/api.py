@@ -10,7 +10,6 @@ or ``purged``) is added here, so an error answer has exactly the shape nats-serv
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from shardbroker import const
-from shardbroker.jetstream import jserrors, schema, validate
+from shardbroker.gofmt import timestamp
+from shardbroker.jetstream import (
+    consumer_schema,
+    jserrors,
+    jsondecode,
+    jsonencode,
+    schema,
+    validate,
+)
 from shardbroker.jetstream.store import ErrMsgNotFound, StoreError
 from shardbroker.protocol import headers
 from shardbroker.protocol.subjects import subjects_overlap
@@ -58,11 +65,11 @@ def _decode(body: bytes, kind: type[Any]) -> Any:
     stripped = body.strip()
     if not stripped or stripped[:1] not in (b"{", b"["):
         return kind()
-    return schema.decode_request(stripped, kind)
+    return jsondecode.decode_request(stripped, kind)
 
 
 def _time(ns: int) -> str:
-    return schema.format_time(ns)
+    return timestamp.format_rfc3339(ns)
 
 
 class Api:
@@ -129,7 +136,7 @@ class Api:
         except jserrors.ApiError as err:
             account.api_errors += 1
             response = schema.api_response(kind, route.always or None, error=err)
-        self.engine.send(account.name, reply, schema.encode(response))
+        self.engine.send(account.name, reply, jsonencode.encode(response))
 
     def _stream(self, account: Account, args: list[bytes]) -> Stream:
         if len(args) != 1:
@@ -180,7 +187,7 @@ class Api:
 
     def _config_from(self, args: list[bytes], body: bytes) -> schema.StreamConfigRequest:
         config = (
-            schema.decode_request(body, schema.StreamConfigRequest)
+            jsondecode.decode_request(body, schema.StreamConfigRequest)
             if body.strip()
             else (schema.StreamConfigRequest())
         )
@@ -202,7 +209,7 @@ class Api:
 
     def stream_update(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
         request = (
-            schema.decode_request(body, schema.StreamConfigRequest)
+            jsondecode.decode_request(body, schema.StreamConfigRequest)
             if body.strip()
             else (schema.StreamConfigRequest())
         )
@@ -371,25 +378,26 @@ class Api:
         stream = self._stream(account, args)
         if not body.strip():
             raise jserrors.error("JSBadRequestErr")
-        request = schema.decode_request(body, schema.MsgGetRequest)
+        request = jsondecode.decode_request(body, schema.MsgGetRequest)
         validate.check_msg_get_request(request)
         try:
             msg = self._find(stream, request)
         except StoreError:
             raise jserrors.error("JSNoMessageFoundErr") from None
-        message: dict[str, Any] = {"subject": msg.subject, "seq": msg.seq}
-        if msg.hdr and not request.no_hdr:
-            message["hdrs"] = base64.b64encode(msg.hdr).decode()
-        if msg.data:
-            message["data"] = base64.b64encode(msg.data).decode()
-        message["time"] = _time(msg.ts)
+        message = schema.StoredMsg(
+            subject=msg.subject,
+            seq=msg.seq,
+            hdrs=b"" if request.no_hdr else msg.hdr,
+            data=msg.data,
+            time=_time(msg.ts),
+        )
         return {"message": message}
 
     def msg_delete(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
         stream = self._stream(account, args)
         if not body.strip():
             raise jserrors.error("JSBadRequestErr")
-        request = schema.decode_request(body, schema.MsgDeleteRequest)
+        request = jsondecode.decode_request(body, schema.MsgDeleteRequest)
         if stream.config.sealed:
             raise jserrors.error("JSStreamSealedErr")
         if stream.config.deny_delete:
@@ -428,7 +436,7 @@ class Api:
             else:
                 if not body.strip():
                     return _status(408, b"Empty Request"), b""
-                request = schema.decode_request(body, schema.MsgGetRequest)
+                request = jsondecode.decode_request(body, schema.MsgGetRequest)
                 if request.batch or request.multi_last:
                     return self._direct_batch(stream, request)
                 try:
@@ -460,9 +468,9 @@ class Api:
         self, account: Account, args: list[bytes], body: bytes, durable_form: bool
     ) -> dict[str, Any]:
         request = (
-            schema.decode_request(body, schema.CreateConsumerRequest)
+            jsondecode.decode_request(body, consumer_schema.CreateConsumerRequest)
             if body.strip()
-            else schema.CreateConsumerRequest()
+            else consumer_schema.CreateConsumerRequest()
         )
         verb = "CONSUMER.DURABLE.CREATE." if durable_form else "CONSUMER.CREATE."
         subject = "$JS.API." + verb + b".".join(args).decode(errors="replace")
@@ -533,8 +541,8 @@ class Api:
     def consumer_pause(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
         stream = self._stream_of(account, args)
         consumer = _consumer(stream, args)
-        request = _decode(body, schema.ConsumerPauseRequest)
-        until = schema.parse_time(request.pause_until) if request.pause_until else 0
+        request = _decode(body, consumer_schema.ConsumerPauseRequest)
+        until = timestamp.parse_rfc3339(request.pause_until) if request.pause_until else 0
         now = time.time_ns()
         paused = until > now
         config = msgspec.structs.replace(
@@ -543,7 +551,7 @@ class Api:
         stream.update_consumer(consumer, config)
         answer: dict[str, Any] = {
             "paused": paused,
-            "pause_until": request.pause_until if paused else schema.ZERO_TIME,
+            "pause_until": request.pause_until if paused else timestamp.ZERO_TIME,
         }
         if paused:
             answer["pause_remaining"] = until - now

@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from shardbroker.config.merge import parse_duration
-from shardbroker.jetstream import schema
-from shardbroker.jetstream.store import StoredMsg, StoreError, subject_matches
+from shardbroker.gofmt import duration, timestamp
+from shardbroker.jetstream import jsondecode
+from shardbroker.jetstream.store import StoreError, StoreMsg
 from shardbroker.protocol import headers
 from shardbroker.protocol.frames import jrun_record
+from shardbroker.protocol.subjects import str_tokens_match
 
 if TYPE_CHECKING:
     from shardbroker.jetstream.stream import Stream
@@ -151,7 +153,7 @@ class Consumer:
         # Messages read ahead from the store during one delivery pass (all subjects):
         # every live message from `ahead_from` up to the last one held. Dropped when the
         # pass ends, so nothing read here can have been removed from the stream since.
-        self.ahead: deque[StoredMsg] = deque()
+        self.ahead: deque[StoreMsg] = deque()
         self.ahead_from = 0
         self.ahead_size = 0
         self.npc = 0
@@ -201,7 +203,7 @@ class Consumer:
     def matches(self, subject: str) -> bool:
         if self.all_subjects:
             return True
-        return any(subject_matches(tokens, subject) for tokens in self.filter_tokens)
+        return any(str_tokens_match(tokens, subject) for tokens in self.filter_tokens)
 
     def set_start(self) -> None:
         """The first stream sequence to deliver, from deliver_policy (at creation)."""
@@ -282,14 +284,14 @@ class Consumer:
         now = time.time_ns()
         delivered: dict[str, Any] = {"consumer_seq": self.dseq - 1, "stream_seq": self.sseq - 1}
         if self.last_delivered:
-            delivered["last_active"] = schema.format_time(self.last_delivered)
+            delivered["last_active"] = timestamp.format_rfc3339(self.last_delivered)
         floor: dict[str, Any] = {"consumer_seq": self.floor_dseq, "stream_seq": self.floor_sseq}
         if self.last_acked:
-            floor["last_active"] = schema.format_time(self.last_acked)
+            floor["last_active"] = timestamp.format_rfc3339(self.last_acked)
         info: dict[str, Any] = {
             "stream_name": self.stream.name,
             "name": self.name,
-            "created": schema.format_time(self.created),
+            "created": timestamp.format_rfc3339(self.created),
             "config": self.config,
             "delivered": delivered,
             "ack_floor": floor,
@@ -303,7 +305,7 @@ class Consumer:
         if self.paused_until > now:
             info["paused"] = True
             info["pause_remaining"] = self.paused_until - now
-        info["ts"] = schema.format_time(now)
+        info["ts"] = timestamp.format_rfc3339(now)
         return info
 
     def _live_waiting(self, now: int) -> list[PullRequest]:
@@ -354,7 +356,7 @@ class Consumer:
         if config.max_batch and batch > config.max_batch:
             return _status(409, f"Exceeded MaxRequestBatch of {config.max_batch}")
         if config.max_expires and expires > config.max_expires:
-            limit = schema.go_duration(config.max_expires)
+            limit = duration.go_duration(config.max_expires)
             return _status(409, f"Exceeded MaxRequestExpires of {limit}")
         if config.max_bytes and request.max_bytes > config.max_bytes:
             return _status(409, f"Exceeded MaxRequestMaxBytes of {config.max_bytes}")
@@ -409,7 +411,7 @@ class Consumer:
     def _has_interest(self) -> bool:
         return self.engine.interest_for(self.account, self.deliver_subject, self.group)
 
-    def _next_message(self) -> tuple[StoredMsg, int] | None:
+    def _next_message(self) -> tuple[StoreMsg, int] | None:
         """The next message to hand out and its delivery count (1 = first delivery)."""
         store = self.stream.store
         while self.rdq:
@@ -443,7 +445,7 @@ class Consumer:
         self.sseq = msg.seq + 1
         return msg, 1
 
-    def _load_next(self, start: int) -> StoredMsg | None:
+    def _load_next(self, start: int) -> StoreMsg | None:
         store = self.stream.store
         if self.all_subjects:
             ahead = self.ahead
@@ -465,7 +467,7 @@ class Consumer:
             msg = ahead.popleft()
             self.ahead_from = msg.seq + 1
             return msg
-        best: StoredMsg | None = None
+        best: StoreMsg | None = None
         for f in self.filters:
             msg = store.load_next_msg(f, start)
             if msg is not None and (best is None or msg.seq < best.seq):
@@ -477,7 +479,7 @@ class Consumer:
             return self.backoff[min(count - 1, len(self.backoff) - 1)]
         return self.ack_wait
 
-    def _prepare(self, msg: StoredMsg, count: int, now: int) -> tuple[bytes, bytes, bytes]:
+    def _prepare(self, msg: StoreMsg, count: int, now: int) -> tuple[bytes, bytes, bytes]:
         """Record the delivery; (ack reply, header block, payload) to send."""
         seq = msg.seq
         dseq = self.dseq
@@ -512,7 +514,7 @@ class Consumer:
             data = b""
         return reply, hdr, data
 
-    def _undo(self, msg: StoredMsg, count: int) -> None:
+    def _undo(self, msg: StoreMsg, count: int) -> None:
         """A delivery found nobody to take it: as if it had not happened."""
         seq = msg.seq
         self.dseq -= 1
@@ -528,7 +530,7 @@ class Consumer:
                 self.rdc.pop(seq, None)
             bisect.insort(self.rdq, seq)
 
-    def _put_back(self, msg: StoredMsg, count: int) -> None:
+    def _put_back(self, msg: StoreMsg, count: int) -> None:
         """A message taken by _next_message but not delivered (nothing recorded yet)."""
         if count > 1:
             bisect.insort(self.rdq, msg.seq)
@@ -669,7 +671,7 @@ class Consumer:
         self.next_heartbeat = now + self.config.idle_heartbeat
         return len(msgs)
 
-    def _replay_later(self, msg: StoredMsg, count: int, now: int) -> bool:
+    def _replay_later(self, msg: StoreMsg, count: int, now: int) -> bool:
         """replay original: hold `msg` back until its original gap has passed."""
         if self.replay_base is None:
             self.replay_base = (now, msg.ts)
@@ -985,7 +987,7 @@ def _time_ns(value: Any) -> int:
         return 0
     if isinstance(value, int):
         return value
-    return schema.parse_time(value)
+    return timestamp.parse_rfc3339(value)
 
 
 def _nak_delay(arg: bytes) -> int:
@@ -1007,7 +1009,7 @@ def _nak_delay(arg: bytes) -> int:
 def _next_request(body: bytes) -> Any:
     """The pull request a +NXT body means; None when it is not valid."""
     try:
-        return schema.decode_next_request(body)
+        return jsondecode.decode_next_request(body)
     except ValueError:
         return None
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from shardbroker import const
 from shardbroker.config.options import Options
 from shardbroker.config.reload import diff, kinds
-from shardbroker.jetstream import api, schema
+from shardbroker.jetstream import api, jsonencode, schema
 from shardbroker.jetstream.stream import Stream, StreamMeta, load_meta
 from shardbroker.log import setup as setup_logging
 from shardbroker.mesh.snapshot import AccountJsz, StorageSnapshot, StreamJsz
@@ -206,13 +206,13 @@ class JetStream:
             streams: list[StreamJsz] = []
             for name in sorted(account.streams):
                 stream = account.streams[name]
-                info = schema.to_builtins(self.api.info_of(stream))  # as the API shows it
+                info = jsonencode.to_builtins(self.api.info_of(stream))  # as the API shows it
                 if stream.config.storage == "memory":
                     memory += info["state"]["bytes"]
                 else:
                     storage += info["state"]["bytes"]
                 consumers = [
-                    schema.to_builtins(self.api.consumer_info_of(stream.consumers[c]))
+                    jsonencode.to_builtins(self.api.consumer_info_of(stream.consumers[c]))
                     for c in sorted(stream.consumers)
                 ]
                 streams.append(

@@ -80,9 +80,9 @@ from zlib import crc32
 from shardbroker.jetstream.store import (
     MAX_RECORD_LEN,
     ErrStoreFull,
-    StoredMsg,
     StoreError,
     StoreLimits,
+    StoreMsg,
     _StoreCore,
     _Subj,
 )
@@ -250,7 +250,7 @@ def _decode_slots(
     src: bytes | bytearray,
     shift: int,
     verify: bool,
-    run: list[StoredMsg],
+    run: list[StoreMsg],
 ) -> None:
     """Append the messages of `slots` (live, ascending) of `blk` to `run`, decoded from
     `src`, which holds the block's bytes from file offset `shift` on. With `verify`
@@ -277,7 +277,7 @@ def _decode_slots(
                 p += 4 + hlen
             else:
                 hdr = b""
-            run.append(StoredMsg(ss.subject, first + i, tss[i], hdr, bytes(view[p:end])))
+            run.append(StoreMsg(ss.subject, first + i, tss[i], hdr, bytes(view[p:end])))
 
 
 class FileStore(_StoreCore):
@@ -718,15 +718,15 @@ class FileStore(_StoreCore):
         assert blk is not None
         return blk.tss[i]
 
-    def _load(self, seq: int) -> StoredMsg:
+    def _load(self, seq: int) -> StoreMsg:
         blk, i = self._slot(seq)
         assert blk is not None
         return self._load_slot(blk, i)
 
-    def load_run(self, start_seq: int, limit: int) -> list[StoredMsg]:
+    def load_run(self, start_seq: int, limit: int) -> list[StoreMsg]:
         """As _StoreCore.load_run, walking the blocks' slots directly."""
         self._check_open()
-        run: list[StoredMsg] = []
+        run: list[StoreMsg] = []
         seq = max(start_seq, self._first_seq)
         if seq > self._last_seq or not self._n_msgs:
             return run
@@ -751,7 +751,7 @@ class FileStore(_StoreCore):
             j += 1
         return run
 
-    def _load_slots(self, blk: _Block, slots: list[int], run: list[StoredMsg]) -> None:
+    def _load_slots(self, blk: _Block, slots: list[int], run: list[StoreMsg]) -> None:
         """Append the messages of live `slots` (ascending) of one block to `run`, from
         one read of the bytes they span (or the block's buffer) where that is small."""
         offs, lens = blk.offs, blk.lens
@@ -777,12 +777,12 @@ class FileStore(_StoreCore):
             return
         _decode_slots(blk, slots, src, shift, verify, run)
 
-    def _load_slot(self, blk: _Block, i: int) -> StoredMsg:
+    def _load_slot(self, blk: _Block, i: int) -> StoreMsg:
         off = blk.offs[i]
         rl = blk.lens[i]
         assert off >= 0
         buf = blk.buf
-        msgs: list[StoredMsg] = []
+        msgs: list[StoreMsg] = []
         if buf is not None and off >= blk.base:
             _decode_slots(blk, [i], buf, blk.base, False, msgs)
         else:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from shardbroker.jetstream import jserrors, schema
+from shardbroker.jetstream import consumer_schema, jserrors, jsondecode, jsonencode, schema
 from shardbroker.jetstream.consumer import SAVE_INTERVAL, Consumer, read_state, write_state
 from shardbroker.jetstream.filestore import FileStore
 from shardbroker.jetstream.memstore import MemStore
@@ -72,7 +72,7 @@ class ConsumerMeta(msgspec.Struct):
     """A consumer's meta.inf: its name, config and creation time (Unix ns)."""
 
     name: str
-    config: Any  # a schema.ConsumerConfig once decoded (see _load_consumers)
+    config: Any  # a consumer_schema.ConsumerConfig once decoded (see _load_consumers)
     created: int
 
 
@@ -91,7 +91,7 @@ def save_meta(directory: str, meta: StreamMeta | ConsumerMeta) -> None:
     fields: dict[str, Any] = {}
     if isinstance(meta, ConsumerMeta):
         fields["name"] = meta.name
-    fields["config"] = schema.to_builtins(meta.config)
+    fields["config"] = jsonencode.to_builtins(meta.config)
     fields["created"] = meta.created
     data = msgspec.json.encode(fields)
     _write_atomic(os.path.join(directory, META_FILE), data)
@@ -196,8 +196,8 @@ class Stream:
                 log.error("skipping consumer directory %s: %s", directory, exc)
                 continue
             try:
-                config = schema.decode_request(
-                    msgspec.json.encode(meta.config), schema.ConsumerConfig
+                config = jsondecode.decode_request(
+                    msgspec.json.encode(meta.config), consumer_schema.ConsumerConfig
                 )
             except jserrors.ApiError as exc:
                 log.error("skipping consumer %s: bad config: %s", directory, exc)

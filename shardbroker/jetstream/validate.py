@@ -27,26 +27,39 @@ from typing import Any, Literal, NamedTuple
 
 import msgspec
 
+from shardbroker.gofmt.duration import (
+    go_duration,
+)
+from shardbroker.gofmt.quote import (
+    go_quote,
+)
+from shardbroker.gofmt.timestamp import (
+    format_rfc3339 as format_time,
+)
+from shardbroker.gofmt.timestamp import (
+    parse_rfc3339 as parse_time,
+)
 from shardbroker.jetstream import jserrors as e
-from shardbroker.jetstream.jserrors import ApiError
-from shardbroker.jetstream.schema import (
+from shardbroker.jetstream.consumer_schema import (
     ConsumerConfig,
     CreateConsumerRequest,
-    MsgGetRequest,
     NextRequest,
+)
+from shardbroker.jetstream.jserrors import ApiError
+from shardbroker.jetstream.jsondecode import (
+    decode_next_request,
+)
+from shardbroker.jetstream.schema import (
+    MsgGetRequest,
     Placement,
     StreamConfig,
     StreamPurgeRequest,
     StreamSource,
-    decode_next_request,
-    format_time,
-    go_duration,
-    go_quote,
-    parse_time,
 )
 from shardbroker.protocol.subjects import (
     is_valid_literal_subject,
     is_valid_subject,
+    subject_is_subset_match,
     subjects_overlap,
 )
 
@@ -237,24 +250,7 @@ def _collide(a: str, b: str) -> bool:
 
 
 def _is_subset_match(subject: str, test: str) -> bool:
-    """Does every subject matching `subject` also match `test`? (nats subjectIsSubsetMatch)"""
-    tokens = subject.split(".")
-    test_tokens = test.split(".")
-    for i, t2 in enumerate(test_tokens):
-        if i >= len(tokens) or not t2:
-            return False
-        if t2 == ">":
-            return True
-        t1 = tokens[i]
-        if not t1 or t1 == ">":
-            return False
-        if t1 == "*":
-            if t2 != "*":
-                return False
-            continue
-        if t2 != "*" and t1 != t2:
-            return False
-    return len(tokens) == len(test_tokens)
+    return subject_is_subset_match(subject.encode(), test.encode())
 
 
 def _check_subjects(cfg: StreamConfig) -> None:

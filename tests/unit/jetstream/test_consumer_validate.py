@@ -20,11 +20,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from shardbroker.jetstream import schema, validate
-from shardbroker.jetstream.jserrors import ApiError
-from shardbroker.jetstream.schema import (
+from shardbroker.jetstream import jsondecode, jsonencode, validate
+from shardbroker.jetstream.consumer_schema import (
     ConsumerConfig,
     CreateConsumerRequest,
+)
+from shardbroker.jetstream.jserrors import ApiError
+from shardbroker.jetstream.schema import (
     StreamConfig,
     StreamConfigRequest,
 )
@@ -1103,14 +1105,14 @@ def _replay(transcript: list[tuple[str, str, str]]) -> list[str]:
         subject, body = _expand(raw_subject), _expand(raw_body).encode()
         if ".STREAM.CREATE." in subject:
             cfg = validate.check_stream_config(
-                schema.decode_request(body, StreamConfigRequest), existing=streams
+                jsondecode.decode_request(body, StreamConfigRequest), existing=streams
             )
             streams[cfg.name] = cfg
             consumers[cfg.name] = {}
             continue
         got: Any
         try:
-            req = schema.decode_request(body, CreateConsumerRequest)
+            req = jsondecode.decode_request(body, CreateConsumerRequest)
             parsed = validate.parse_consumer_create_subject(subject)
             assert parsed is not None
             name, cfg = validate.check_consumer_create(
@@ -1121,7 +1123,7 @@ def _replay(transcript: list[tuple[str, str, str]]) -> list[str]:
         else:
             consumers[parsed.stream][name] = cfg
             shown = validate.set_dynamic_consumer_metadata(cfg, version="2.15.1", api_level=5)
-            got = json.loads(schema.encode(shown))
+            got = json.loads(jsonencode.encode(shown))
         if got != json.loads(_expand(answer)):
             mismatches.append(f"{raw_subject} {raw_body[:200]}\n  nats: {answer}\n  ours: {got}")
     return mismatches
@@ -1150,7 +1152,7 @@ def test_consumer_create_transcripts_are_not_vacuous() -> None:
 def _stream(**kw: Any) -> StreamConfig:
     body = {"name": "S", "subjects": ["s.>"], **kw}
     return validate.check_stream_config(
-        schema.decode_request(json.dumps(body).encode(), StreamConfigRequest)
+        jsondecode.decode_request(json.dumps(body).encode(), StreamConfigRequest)
     )
 
 
@@ -1163,7 +1165,7 @@ def _create(
     **kw: Any,
 ) -> tuple[str, ConsumerConfig]:
     body = {"stream_name": "S", "config": config, **kw.pop("body", {})}
-    req = schema.decode_request(json.dumps(body).encode(), CreateConsumerRequest)
+    req = jsondecode.decode_request(json.dumps(body).encode(), CreateConsumerRequest)
     return validate.check_consumer_create(
         subject, req, stream or _stream(), existing if existing is not None else {}, **kw
     )
@@ -1176,7 +1178,7 @@ def _error(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 def _shown(cfg: ConsumerConfig) -> dict[str, Any]:
-    return json.loads(schema.encode(cfg))
+    return json.loads(jsonencode.encode(cfg))
 
 
 # -- subjects --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from shardbroker.jetstream import schema, validate
+from shardbroker.jetstream import jsondecode, jsonencode, validate
 from shardbroker.jetstream.jserrors import ApiError
 from shardbroker.jetstream.schema import (
     MsgGetRequest,
@@ -26,7 +26,7 @@ from shardbroker.jetstream.schema import (
 
 
 def _request(body: str) -> StreamConfigRequest:
-    return schema.decode_request(body.encode(), StreamConfigRequest)
+    return jsondecode.decode_request(body.encode(), StreamConfigRequest)
 
 
 def _create(body: str, existing: dict[str, StreamConfig] | None = None) -> StreamConfig:
@@ -38,7 +38,7 @@ def _create(body: str, existing: dict[str, StreamConfig] | None = None) -> Strea
 
 def _answer_config(cfg: StreamConfig) -> dict[str, Any]:
     shown = validate.set_dynamic_stream_metadata(cfg, version="2.15.1", api_level=5)
-    return json.loads(schema.encode(shown))
+    return json.loads(jsonencode.encode(shown))
 
 
 def _error(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -94,7 +94,7 @@ DEFAULTS = [
 def test_validate_defaults_match_nats(body: str, answered: str) -> None:
     cfg = _create(body)
     shown = validate.set_dynamic_stream_metadata(cfg, version="2.15.1", api_level=5)
-    assert schema.encode(shown).decode() == answered
+    assert jsonencode.encode(shown).decode() == answered
     assert type(cfg) is StreamConfig  # pedantic is not part of what is stored
 
 
@@ -714,7 +714,7 @@ def test_validate_update_keeps_required_level_current() -> None:
     ],
 )
 def test_validate_msg_get_request(body: str, ok: bool) -> None:
-    request = schema.decode_request(body.encode(), MsgGetRequest)
+    request = jsondecode.decode_request(body.encode(), MsgGetRequest)
     if ok:
         validate.check_msg_get_request(request)
     else:
