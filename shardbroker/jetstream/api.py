@@ -20,11 +20,13 @@ from shardbroker import const
 from shardbroker.gofmt import timestamp
 from shardbroker.jetstream import (
     consumer_schema,
+    consumer_validate,
     jserrors,
     jsondecode,
     jsonencode,
     schema,
-    validate,
+    stream_validate,
+    versioning,
 )
 from shardbroker.jetstream.store import ErrMsgNotFound, StoreError
 from shardbroker.protocol import headers
@@ -192,14 +194,14 @@ class Api:
             else (schema.StreamConfigRequest())
         )
         subject_name = b".".join(args).decode(errors="replace")
-        validate.check_create_request(subject_name, config)
+        stream_validate.check_create_request(subject_name, config)
         return config
 
     def _configs(self, account: Account) -> dict[str, schema.StreamConfig]:
         return {name: stream.config for name, stream in account.streams.items()}
 
     def stream_create(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
-        config = validate.check_stream_config(
+        config = stream_validate.check_stream_config(
             self._config_from(args, body), existing=self._configs(account)
         )
         existing = account.streams.get(config.name)
@@ -214,12 +216,14 @@ class Api:
             else (schema.StreamConfigRequest())
         )
         # nats order: the config is validated before the name in the subject is checked.
-        validate.check_stream_cfg(validate.set_static_stream_metadata(request))
-        validate.check_stream_mismatch(b".".join(args).decode(errors="replace"), request.name)
+        stream_validate.check_stream_cfg(versioning.set_static_metadata(request))
+        stream_validate.check_stream_mismatch(
+            b".".join(args).decode(errors="replace"), request.name
+        )
         stream = account.streams.get(request.name)
         if stream is None:
             raise jserrors.error("JSStreamNotFoundErr")
-        config = validate.check_stream_update(
+        config = stream_validate.check_stream_update(
             stream.config, request, existing=self._configs(account)
         )
         self.engine.update_stream(account, stream, _plain(config))
@@ -281,7 +285,7 @@ class Api:
         state["consumer_count"] = len(stream.consumers)
         config = stream.config
         if dynamic:
-            config = validate.set_dynamic_stream_metadata(
+            config = versioning.set_dynamic_metadata(
                 config, version=const.SERVER_VERSION, api_level=API_LEVEL
             )
         info: dict[str, Any] = {
@@ -351,7 +355,7 @@ class Api:
             raise jserrors.error("JSStreamSealedErr")
         if stream.config.deny_purge:
             raise jserrors.error("JSStreamPurgeFailedF", err="stream purge not permitted")
-        validate.check_purge_request(request)
+        stream_validate.check_purge_request(request)
         purged = stream.store.purge(subject=request.filter, seq=request.seq, keep=request.keep)
         self.engine.dirty.add(stream)
         stream.messages_removed()
@@ -379,7 +383,7 @@ class Api:
         if not body.strip():
             raise jserrors.error("JSBadRequestErr")
         request = jsondecode.decode_request(body, schema.MsgGetRequest)
-        validate.check_msg_get_request(request)
+        stream_validate.check_msg_get_request(request)
         try:
             msg = self._find(stream, request)
         except StoreError:
@@ -440,7 +444,7 @@ class Api:
                 if request.batch or request.multi_last:
                     return self._direct_batch(stream, request)
                 try:
-                    validate.check_msg_get_request(request)
+                    stream_validate.check_msg_get_request(request)
                 except jserrors.ApiError:
                     return _status(408, b"Bad Request"), b""
         except jserrors.ApiError:
@@ -476,7 +480,7 @@ class Api:
         subject = "$JS.API." + verb + b".".join(args).decode(errors="replace")
         stream = account.streams.get(args[0].decode(errors="replace")) if args else None
         existing = stream.consumers if stream is not None else {}
-        name, config = validate.check_consumer_create(
+        name, config = consumer_validate.check_consumer_create(
             subject,
             request,
             stream.config if stream is not None else None,
@@ -496,7 +500,7 @@ class Api:
     def consumer_info_of(self, consumer: Consumer, dynamic: bool = False) -> dict[str, Any]:
         info = consumer.info()
         if dynamic:
-            info["config"] = validate.set_dynamic_consumer_metadata(
+            info["config"] = versioning.set_dynamic_metadata(
                 info["config"], version=const.SERVER_VERSION, api_level=API_LEVEL
             )
         return info
@@ -570,8 +574,8 @@ class Api:
             subject = b"$JS.API.CONSUMER.MSG.NEXT." + b".".join(args)
             return headers.build([(b"Nats-Subject", subject)], status=503), b""
         try:
-            request = validate.check_next_request(body, consumer.config)
-        except validate.NextRequestError as refused:
+            request = consumer_validate.check_next_request(body, consumer.config)
+        except consumer_validate.NextRequestError as refused:
             return refused.status(), b""
         answer = consumer.add_request(reply, request, time.time_ns())
         if answer is not None:

@@ -157,7 +157,7 @@ class ConsumerInfo(GoStruct):
     """A consumer's config and state: the body of create/info and of each LIST item.
 
     create/info answers carry the config with the dynamic metadata (``_nats.ver``,
-    ``_nats.level``, `validate.set_dynamic_consumer_metadata`); LIST items carry the stored
+    ``_nats.level``, `versioning.set_dynamic_metadata`); LIST items carry the stored
     config without it (captured). A single server sends no ``cluster`` (captured).
     ``priority_groups`` follows ``ts``, as in Go.
     """

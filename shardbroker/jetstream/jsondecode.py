@@ -25,6 +25,7 @@ import msgspec
 import msgspec.inspect as mi
 
 from shardbroker.gofmt.quote import go_quote
+from shardbroker.gofmt.strconv import GoNumError, go_atoi
 from shardbroker.gofmt.timestamp import GoTimeError, normalise_rfc3339
 from shardbroker.jetstream.consumer_schema import NextRequest
 from shardbroker.jetstream.gotypes import INT64_RANGE, GoStruct
@@ -345,11 +346,10 @@ def _go_trim_space(body: bytes) -> bytes:
 
 def _go_atoi(text: str) -> int | None:
     """``strconv.Atoi`` on a 64-bit platform: the value, or None when it fails."""
-    digits = text[1:] if text[:1] in ("+", "-") else text
-    if not digits or not digits.isascii() or not digits.isdigit():
+    try:
+        return go_atoi(text)
+    except GoNumError:
         return None
-    value = int(text)
-    return value if INT64_RANGE[0] <= value <= INT64_RANGE[1] else None
 
 
 def decode_next_request(body: bytes) -> NextRequest:

@@ -208,7 +208,7 @@ class StreamConfig(GoStruct):
 
     Defaults are Go's zero values, i.e. what an absent JSON field decodes to; the server
     defaults (-1 limits, 2 min duplicate window, ...) are applied by
-    `validate.check_stream_cfg`.
+    `stream_validate.check_stream_cfg`.
     """
 
     go_name: ClassVar[str] = "StreamConfig"
@@ -364,7 +364,7 @@ class StreamInfo(GoStruct):
     """Config and state of a stream: the body of create/update/info and of each LIST item.
 
     STREAM.INFO and create/update answers carry the config with the dynamic metadata
-    (``_nats.ver``, ``_nats.level``, see `validate.set_dynamic_stream_metadata`); LIST items
+    (``_nats.ver``, ``_nats.level``, see `versioning.set_dynamic_metadata`); LIST items
     carry the stored config without it and without ``cluster`` (captured from nats-server).
     """
 
