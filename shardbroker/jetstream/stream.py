@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from shardbroker.jetstream import consumer_schema, jserrors, jsondecode, jsonencode, schema
-from shardbroker.jetstream.consumer import SAVE_INTERVAL, Consumer, read_state, write_state
+from shardbroker.jetstream.consumer import SAVE_INTERVAL, Consumer
+from shardbroker.jetstream.consumer_state import read_state, write_state
 from shardbroker.jetstream.filestore import FileStore
 from shardbroker.jetstream.memstore import MemStore
 from shardbroker.jetstream.store import (
