@@ -10,7 +10,6 @@ or ``purged``) is added here, so an error answer has exactly the shape nats-serv
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -295,7 +294,7 @@ class Api:
         }
         if paged:
             info["cluster"] = {"leader": self.engine.server_name}
-        info["ts"] = _time(time.time_ns())
+        info["ts"] = _time(self.engine.clock())
         if paged:
             info.update(paging)
         if self.engine.domain:
@@ -511,7 +510,7 @@ class Api:
         stream = self._stream_of(account, args)
         consumer = _consumer(stream, args)
         consumer.save_now = True  # what the client is shown is what survives a crash
-        stream.save_consumers(time.time_ns())
+        stream.save_consumers(self.engine.clock())
         return self.consumer_info_of(consumer, dynamic=True)
 
     def consumer_delete(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
@@ -547,7 +546,7 @@ class Api:
         consumer = _consumer(stream, args)
         request = _decode(body, consumer_schema.ConsumerPauseRequest)
         until = timestamp.parse_rfc3339(request.pause_until) if request.pause_until else 0
-        now = time.time_ns()
+        now = self.engine.clock()
         paused = until > now
         config = msgspec.structs.replace(
             consumer.config, pause_until=request.pause_until if paused else None
@@ -577,7 +576,7 @@ class Api:
             request = consumer_validate.check_next_request(body, consumer.config)
         except consumer_validate.NextRequestError as refused:
             return refused.status(), b""
-        answer = consumer.add_request(reply, request, time.time_ns())
+        answer = consumer.add_request(reply, request, self.engine.clock())
         if answer is not None:
             return answer, b""
         return None

@@ -12,7 +12,9 @@ Owner: the storage shard; runs on its loop. Names follow the reference:
 Deliveries leave through the mesh as JMSG frames routed by the deliver subject (push)
 or the pull request's reply subject, showing the message's own subject and the ack
 reply ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>``.
-Timers (ack wait, pull expiry, heartbeats, inactivity) run on the storage tick.
+Timers (ack wait, pull expiry, heartbeats, inactivity) run on the storage tick. Every time
+is wall-clock ns: passed in as ``now`` by the engine, or read from ``self.clock`` (the
+engine's clock), never from the time module, so that tests drive them with a fake clock.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import bisect
 import logging
 import random
 import string
-import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -70,6 +72,8 @@ class Consumer(PullDelivery):
     def __init__(self, stream: Stream, name: str, config: Any, created: int) -> None:
         self.stream = stream
         self.engine = stream.engine
+        # Wall-clock ns: the engine's clock, which tests replace with a fake one.
+        self.clock: Callable[[], int] = stream.engine.clock
         self.account = stream.account
         self.name = name
         self.created = created
@@ -94,7 +98,7 @@ class Consumer(PullDelivery):
         self.npc_stale = True
         self.last_delivered = 0
         self.last_acked = 0
-        self.last_activity = time.time_ns()
+        self.last_activity = self.clock()
         self.active = False
         # Flow control (push): bytes delivered since the last answered request.
         self.fc_window = FC_WINDOW_START
@@ -132,7 +136,7 @@ class Consumer(PullDelivery):
         self.ack_wait = self.backoff[0] if self.backoff else config.ack_wait
         self.npc_stale = True
         self.paused_until = _pause_ns(config)
-        self.next_heartbeat = time.time_ns() + config.idle_heartbeat
+        self.next_heartbeat = self.clock() + config.idle_heartbeat
 
     def matches(self, subject: str) -> bool:
         if self.all_subjects:
@@ -215,7 +219,7 @@ class Consumer(PullDelivery):
         return sum(store.num_pending(start, f) for f in self.filters)
 
     def info(self) -> dict[str, Any]:
-        now = time.time_ns()
+        now = self.clock()
         delivered: dict[str, Any] = {"consumer_seq": self.dseq - 1, "stream_seq": self.sseq - 1}
         if self.last_delivered:
             delivered["last_active"] = timestamp.format_rfc3339(self.last_delivered)
@@ -260,7 +264,7 @@ class Consumer(PullDelivery):
         self.dseq = state.dseq
         self.floor_dseq = state.floor_dseq
         self.floor_sseq = state.floor_sseq
-        now = time.time_ns()
+        now = self.clock()
         self.pending = {
             s: [d, ts, ts + self._wait(state_count(state, s))] for s, d, ts in state.pending
         }

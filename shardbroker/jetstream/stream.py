@@ -13,7 +13,6 @@ import hashlib
 import logging
 import os
 import shutil
-import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -213,7 +212,7 @@ class Stream:
             self.engine.ready.add(consumer)
 
     def add_consumer(self, name: str, config: Any) -> Consumer:
-        consumer = Consumer(self, name, config, time.time_ns())
+        consumer = Consumer(self, name, config, self.engine.clock())
         consumer.set_start()
         if self._persistent(consumer):
             directory = self._consumer_dir(name)
@@ -413,7 +412,7 @@ class Stream:
             return self._refuse(jserrors.error("JSStreamStoreFailedF", err=str(exc)))
         engine.dirty.add(self)
         if msg_id:
-            self.msg_ids[msg_id] = (seq, ts or _now_ns())
+            self.msg_ids[msg_id] = (seq, ts or self.engine.clock())
         self.last_msg_id = msg_id
         if rollup:
             if rollup == b"sub":
@@ -445,7 +444,7 @@ class Stream:
         msg_id = header_value(hdr, MSG_ID) or b""
         if msg_id and self.window:
             seen = self.msg_ids.get(msg_id)
-            if seen is not None and _now_ns() - seen[1] < self.window:
+            if seen is not None and self.engine.clock() - seen[1] < self.window:
                 return (b"", schema.pub_ack_duplicate(self.ack_prefix, seen[0])), b"", b""
         value = header_value(hdr, EXPECTED_LAST_MSG_ID)
         if value is not None and value != self.last_msg_id:
@@ -521,7 +520,7 @@ class Stream:
             self.last_msg_id = header_value(last.hdr, MSG_ID) or b""
         if not self.window:
             return
-        cutoff = _now_ns() - self.window
+        cutoff = self.engine.clock() - self.window
         found: list[tuple[bytes, int, int]] = []
         seq = state.last_seq
         while seq >= state.first_seq:
@@ -558,9 +557,6 @@ class Stream:
 
 def _parse_seq(value: bytes) -> int | None:
     return int(value) if value.isdigit() else None
-
-
-_now_ns = time.time_ns
 
 
 def _open_store(engine: JetStream, directory: str, meta: StreamMeta) -> StreamStore:
