@@ -12,6 +12,8 @@ Owner: the storage shard; runs on its loop. Names follow the reference:
 Deliveries leave through the mesh as JMSG frames routed by the deliver subject (push)
 or the pull request's reply subject, showing the message's own subject and the ack
 reply ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>``.
+Pull requests and the pull delivery pass are in `pull` (PullDelivery, inherited here);
+what survives a restart is in `consumer_state`.
 Timers (ack wait, pull expiry, heartbeats, inactivity) run on the storage tick. Every time
 is wall-clock ns: passed in as ``now`` by the engine, or read from ``self.clock`` (the
 engine's clock), never from the time module, so that tests drive them with a fake clock.
