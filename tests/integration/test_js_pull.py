@@ -385,7 +385,8 @@ def test_js_pull_idle_heartbeat(raw: RawJS) -> None:
     s = filled(raw, 0)
     raw.add_consumer(s, "c1")
     start = time.monotonic()
-    raw.next(s, "c1", {"batch": 2, "expires": 1 * NS, "idle_heartbeat": NS // 4})
+    # Expiry far beyond the test: a slow machine must not see the request end first.
+    raw.next(s, "c1", {"batch": 2, "expires": 30 * NS, "idle_heartbeat": NS // 4})
     hb = b"NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: 0\r\nNats-Last-Stream: 0\r\n\r\n"
     raw.expect_status(hb)
     assert time.monotonic() - start >= 0.2
