@@ -7,6 +7,7 @@ never invent new ones. They live only here.
 from __future__ import annotations
 
 from shardbroker.const import EXIT_BOOT_FAILURE
+from shardbroker.gofmt.quote import go_quote
 
 ERR_UNKNOWN_PROTOCOL = "Unknown Protocol Operation"
 ERR_AUTH_VIOLATION = "Authorization Violation"
@@ -20,26 +21,6 @@ ERR_MAX_SUBSCRIPTIONS = "maximum subscriptions exceeded"
 ERR_STALE_CONNECTION = "Stale Connection"
 ERR_INVALID_SUBJECT = "Invalid Subject"
 ERR_INVALID_PUBLISH_SUBJECT = "Invalid Publish Subject"
-
-
-def go_quote(text: str) -> str:
-    """Quote like Go's %q for the ASCII range clients see in permission errors."""
-    out = ['"']
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 def err_publish_violation(subject: str) -> str:

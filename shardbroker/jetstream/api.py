@@ -10,15 +10,23 @@ or ``purged``) is added here, so an error answer has exactly the shape nats-serv
 
 from __future__ import annotations
 
-import base64
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from shardbroker import const
-from shardbroker.jetstream import jserrors, schema, validate
+from shardbroker.gofmt import timestamp
+from shardbroker.jetstream import (
+    consumer_schema,
+    consumer_validate,
+    jserrors,
+    jsondecode,
+    jsonencode,
+    schema,
+    stream_validate,
+    versioning,
+)
 from shardbroker.jetstream.store import ErrMsgNotFound, StoreError
 from shardbroker.protocol import headers
 from shardbroker.protocol.subjects import subjects_overlap
@@ -58,11 +66,11 @@ def _decode(body: bytes, kind: type[Any]) -> Any:
     stripped = body.strip()
     if not stripped or stripped[:1] not in (b"{", b"["):
         return kind()
-    return schema.decode_request(stripped, kind)
+    return jsondecode.decode_request(stripped, kind)
 
 
 def _time(ns: int) -> str:
-    return schema.format_time(ns)
+    return timestamp.format_rfc3339(ns)
 
 
 class Api:
@@ -129,7 +137,7 @@ class Api:
         except jserrors.ApiError as err:
             account.api_errors += 1
             response = schema.api_response(kind, route.always or None, error=err)
-        self.engine.send(account.name, reply, schema.encode(response))
+        self.engine.send(account.name, reply, jsonencode.encode(response))
 
     def _stream(self, account: Account, args: list[bytes]) -> Stream:
         if len(args) != 1:
@@ -180,19 +188,19 @@ class Api:
 
     def _config_from(self, args: list[bytes], body: bytes) -> schema.StreamConfigRequest:
         config = (
-            schema.decode_request(body, schema.StreamConfigRequest)
+            jsondecode.decode_request(body, schema.StreamConfigRequest)
             if body.strip()
             else (schema.StreamConfigRequest())
         )
         subject_name = b".".join(args).decode(errors="replace")
-        validate.check_create_request(subject_name, config)
+        stream_validate.check_create_request(subject_name, config)
         return config
 
     def _configs(self, account: Account) -> dict[str, schema.StreamConfig]:
         return {name: stream.config for name, stream in account.streams.items()}
 
     def stream_create(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
-        config = validate.check_stream_config(
+        config = stream_validate.check_stream_config(
             self._config_from(args, body), existing=self._configs(account)
         )
         existing = account.streams.get(config.name)
@@ -202,17 +210,19 @@ class Api:
 
     def stream_update(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
         request = (
-            schema.decode_request(body, schema.StreamConfigRequest)
+            jsondecode.decode_request(body, schema.StreamConfigRequest)
             if body.strip()
             else (schema.StreamConfigRequest())
         )
         # nats order: the config is validated before the name in the subject is checked.
-        validate.check_stream_cfg(validate.set_static_stream_metadata(request))
-        validate.check_stream_mismatch(b".".join(args).decode(errors="replace"), request.name)
+        stream_validate.check_stream_cfg(versioning.set_static_metadata(request))
+        stream_validate.check_stream_mismatch(
+            b".".join(args).decode(errors="replace"), request.name
+        )
         stream = account.streams.get(request.name)
         if stream is None:
             raise jserrors.error("JSStreamNotFoundErr")
-        config = validate.check_stream_update(
+        config = stream_validate.check_stream_update(
             stream.config, request, existing=self._configs(account)
         )
         self.engine.update_stream(account, stream, _plain(config))
@@ -274,7 +284,7 @@ class Api:
         state["consumer_count"] = len(stream.consumers)
         config = stream.config
         if dynamic:
-            config = validate.set_dynamic_stream_metadata(
+            config = versioning.set_dynamic_metadata(
                 config, version=const.SERVER_VERSION, api_level=API_LEVEL
             )
         info: dict[str, Any] = {
@@ -284,7 +294,7 @@ class Api:
         }
         if paged:
             info["cluster"] = {"leader": self.engine.server_name}
-        info["ts"] = _time(time.time_ns())
+        info["ts"] = _time(self.engine.clock())
         if paged:
             info.update(paging)
         if self.engine.domain:
@@ -344,7 +354,7 @@ class Api:
             raise jserrors.error("JSStreamSealedErr")
         if stream.config.deny_purge:
             raise jserrors.error("JSStreamPurgeFailedF", err="stream purge not permitted")
-        validate.check_purge_request(request)
+        stream_validate.check_purge_request(request)
         purged = stream.store.purge(subject=request.filter, seq=request.seq, keep=request.keep)
         self.engine.dirty.add(stream)
         stream.messages_removed()
@@ -371,25 +381,26 @@ class Api:
         stream = self._stream(account, args)
         if not body.strip():
             raise jserrors.error("JSBadRequestErr")
-        request = schema.decode_request(body, schema.MsgGetRequest)
-        validate.check_msg_get_request(request)
+        request = jsondecode.decode_request(body, schema.MsgGetRequest)
+        stream_validate.check_msg_get_request(request)
         try:
             msg = self._find(stream, request)
         except StoreError:
             raise jserrors.error("JSNoMessageFoundErr") from None
-        message: dict[str, Any] = {"subject": msg.subject, "seq": msg.seq}
-        if msg.hdr and not request.no_hdr:
-            message["hdrs"] = base64.b64encode(msg.hdr).decode()
-        if msg.data:
-            message["data"] = base64.b64encode(msg.data).decode()
-        message["time"] = _time(msg.ts)
+        message = schema.StoredMsg(
+            subject=msg.subject,
+            seq=msg.seq,
+            hdrs=b"" if request.no_hdr else msg.hdr,
+            data=msg.data,
+            time=_time(msg.ts),
+        )
         return {"message": message}
 
     def msg_delete(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
         stream = self._stream(account, args)
         if not body.strip():
             raise jserrors.error("JSBadRequestErr")
-        request = schema.decode_request(body, schema.MsgDeleteRequest)
+        request = jsondecode.decode_request(body, schema.MsgDeleteRequest)
         if stream.config.sealed:
             raise jserrors.error("JSStreamSealedErr")
         if stream.config.deny_delete:
@@ -428,11 +439,11 @@ class Api:
             else:
                 if not body.strip():
                     return _status(408, b"Empty Request"), b""
-                request = schema.decode_request(body, schema.MsgGetRequest)
+                request = jsondecode.decode_request(body, schema.MsgGetRequest)
                 if request.batch or request.multi_last:
                     return self._direct_batch(stream, request)
                 try:
-                    validate.check_msg_get_request(request)
+                    stream_validate.check_msg_get_request(request)
                 except jserrors.ApiError:
                     return _status(408, b"Bad Request"), b""
         except jserrors.ApiError:
@@ -460,15 +471,15 @@ class Api:
         self, account: Account, args: list[bytes], body: bytes, durable_form: bool
     ) -> dict[str, Any]:
         request = (
-            schema.decode_request(body, schema.CreateConsumerRequest)
+            jsondecode.decode_request(body, consumer_schema.CreateConsumerRequest)
             if body.strip()
-            else schema.CreateConsumerRequest()
+            else consumer_schema.CreateConsumerRequest()
         )
         verb = "CONSUMER.DURABLE.CREATE." if durable_form else "CONSUMER.CREATE."
         subject = "$JS.API." + verb + b".".join(args).decode(errors="replace")
         stream = account.streams.get(args[0].decode(errors="replace")) if args else None
         existing = stream.consumers if stream is not None else {}
-        name, config = validate.check_consumer_create(
+        name, config = consumer_validate.check_consumer_create(
             subject,
             request,
             stream.config if stream is not None else None,
@@ -488,7 +499,7 @@ class Api:
     def consumer_info_of(self, consumer: Consumer, dynamic: bool = False) -> dict[str, Any]:
         info = consumer.info()
         if dynamic:
-            info["config"] = validate.set_dynamic_consumer_metadata(
+            info["config"] = versioning.set_dynamic_metadata(
                 info["config"], version=const.SERVER_VERSION, api_level=API_LEVEL
             )
         return info
@@ -499,7 +510,7 @@ class Api:
         stream = self._stream_of(account, args)
         consumer = _consumer(stream, args)
         consumer.save_now = True  # what the client is shown is what survives a crash
-        stream.save_consumers(time.time_ns())
+        stream.save_consumers(self.engine.clock())
         return self.consumer_info_of(consumer, dynamic=True)
 
     def consumer_delete(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
@@ -533,9 +544,9 @@ class Api:
     def consumer_pause(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
         stream = self._stream_of(account, args)
         consumer = _consumer(stream, args)
-        request = _decode(body, schema.ConsumerPauseRequest)
-        until = schema.parse_time(request.pause_until) if request.pause_until else 0
-        now = time.time_ns()
+        request = _decode(body, consumer_schema.ConsumerPauseRequest)
+        until = timestamp.parse_rfc3339(request.pause_until) if request.pause_until else 0
+        now = self.engine.clock()
         paused = until > now
         config = msgspec.structs.replace(
             consumer.config, pause_until=request.pause_until if paused else None
@@ -543,7 +554,7 @@ class Api:
         stream.update_consumer(consumer, config)
         answer: dict[str, Any] = {
             "paused": paused,
-            "pause_until": request.pause_until if paused else schema.ZERO_TIME,
+            "pause_until": request.pause_until if paused else timestamp.ZERO_TIME,
         }
         if paused:
             answer["pause_remaining"] = until - now
@@ -562,10 +573,10 @@ class Api:
             subject = b"$JS.API.CONSUMER.MSG.NEXT." + b".".join(args)
             return headers.build([(b"Nats-Subject", subject)], status=503), b""
         try:
-            request = validate.check_next_request(body, consumer.config)
-        except validate.NextRequestError as refused:
+            request = consumer_validate.check_next_request(body, consumer.config)
+        except consumer_validate.NextRequestError as refused:
             return refused.status(), b""
-        answer = consumer.add_request(reply, request, time.time_ns())
+        answer = consumer.add_request(reply, request, self.engine.clock())
         if answer is not None:
             return answer, b""
         return None

@@ -12,38 +12,46 @@ Owner: the storage shard; runs on its loop. Names follow the reference:
 Deliveries leave through the mesh as JMSG frames routed by the deliver subject (push)
 or the pull request's reply subject, showing the message's own subject and the ack
 reply ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>``.
-Timers (ack wait, pull expiry, heartbeats, inactivity) run on the storage tick.
+Pull requests and the pull delivery pass are in `pull` (PullDelivery, inherited here);
+what survives a restart is in `consumer_state`.
+Timers (ack wait, pull expiry, heartbeats, inactivity) run on the storage tick. Every time
+is wall-clock ns: passed in as ``now`` by the engine, or read from ``self.clock`` (the
+engine's clock), never from the time module, so that tests drive them with a fake clock.
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
-import os
 import random
 import string
-import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from shardbroker.config.merge import parse_duration
-from shardbroker.jetstream import schema
-from shardbroker.jetstream.store import StoredMsg, StoreError, subject_matches
+from shardbroker.gofmt import timestamp
+from shardbroker.jetstream.consumer_state import ConsumerState, state_count
+from shardbroker.jetstream.pull import (
+    MAX_BATCH_PER_PASS,
+    PullDelivery,
+    PullRequest,
+    next_request,
+    status,
+)
+from shardbroker.jetstream.store import StoreError, StoreMsg
 from shardbroker.protocol import headers
 from shardbroker.protocol.frames import jrun_record
+from shardbroker.protocol.subjects import str_tokens_match
 
 if TYPE_CHECKING:
     from shardbroker.jetstream.stream import Stream
 
 log = logging.getLogger("shardbroker.jetstream")
 
-STATE_FILE = "o.dat"
 SAVE_INTERVAL = 100_000_000  # ns: consumer state is rewritten at most 10 times a second
-# Deliveries per consumer before other work gets a turn; also what the worker gets to
-# forward while the next pass is built (one big pass would leave it idle meanwhile).
-MAX_BATCH_PER_PASS = 128
 READ_AHEAD_MIN = 4  # messages read from the store at once, doubling within a pass
 READ_AHEAD_MAX = 64
 FC_WINDOW_START = 2 * 1024 * 1024
@@ -53,75 +61,7 @@ ACK_NONE = "none"
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 
 
-class ConsumerState(msgspec.Struct, array_like=True):
-    """What o.dat holds (msgpack), enough to resume exactly after a restart."""
-
-    sseq: int
-    dseq: int
-    floor_dseq: int
-    floor_sseq: int
-    pending: list[tuple[int, int, int]]  # (stream seq, consumer seq, delivered at)
-    redelivered: list[tuple[int, int]]  # (stream seq, deliveries)
-    last_per_subject: list[int] = []
-
-
-class PullRequest:
-    __slots__ = (
-        "batch", "bytes_left", "delivered", "expires_at", "heartbeat", "max_bytes",
-        "next_heartbeat", "no_wait", "reply",
-    )  # fmt: skip
-
-    def __init__(
-        self, reply: bytes, batch: int, max_bytes: int, expires_at: int, no_wait: bool,
-        heartbeat: int, now: int,
-    ) -> None:  # fmt: skip
-        self.reply = reply
-        self.batch = batch
-        self.max_bytes = max_bytes
-        self.bytes_left = max_bytes
-        self.expires_at = expires_at
-        self.no_wait = no_wait
-        self.heartbeat = heartbeat
-        self.next_heartbeat = now + heartbeat if heartbeat else 0
-        self.delivered = 0
-
-
 _EMPTY_ACK = (b"", b"", b"")
-
-
-class _ReplyRun:
-    """Consecutive pull deliveries to one reply subject, sent as one JRUN frame. A
-    status for a request is sent after flush(), so it follows the messages before it."""
-
-    __slots__ = ("account", "engine", "records", "reply")
-
-    def __init__(self, engine: Any, account: bytes) -> None:
-        self.engine = engine
-        self.account = account
-        self.reply = b""
-        self.records: list[bytes] = []
-
-    def add(self, reply: bytes, record: bytes) -> None:
-        if reply != self.reply:
-            self.flush()
-            self.reply = reply
-        self.records.append(record)
-
-    def flush(self) -> None:
-        if self.records:
-            self.engine.deliver_run(self.account, self.reply, self.records)
-            self.records = []
-
-
-def _status(code: int, description: str, extra: list[tuple[bytes, bytes]] | None = None) -> bytes:
-    return headers.build(extra or (), status=code, description=description.encode())
-
-
-def _pending_headers(messages: int, size: int) -> list[tuple[bytes, bytes]]:
-    return [
-        (b"Nats-Pending-Messages", str(messages).encode()),
-        (b"Nats-Pending-Bytes", str(size).encode()),
-    ]
 
 
 def filters_of(config: Any) -> list[str]:
@@ -130,10 +70,12 @@ def filters_of(config: Any) -> list[str]:
     return [config.filter_subject] if config.filter_subject else []
 
 
-class Consumer:
+class Consumer(PullDelivery):
     def __init__(self, stream: Stream, name: str, config: Any, created: int) -> None:
         self.stream = stream
         self.engine = stream.engine
+        # Wall-clock ns: the engine's clock, which tests replace with a fake one.
+        self.clock: Callable[[], int] = stream.engine.clock
         self.account = stream.account
         self.name = name
         self.created = created
@@ -151,14 +93,14 @@ class Consumer:
         # Messages read ahead from the store during one delivery pass (all subjects):
         # every live message from `ahead_from` up to the last one held. Dropped when the
         # pass ends, so nothing read here can have been removed from the stream since.
-        self.ahead: deque[StoredMsg] = deque()
+        self.ahead: deque[StoreMsg] = deque()
         self.ahead_from = 0
         self.ahead_size = 0
         self.npc = 0
         self.npc_stale = True
         self.last_delivered = 0
         self.last_acked = 0
-        self.last_activity = time.time_ns()
+        self.last_activity = self.clock()
         self.active = False
         # Flow control (push): bytes delivered since the last answered request.
         self.fc_window = FC_WINDOW_START
@@ -196,12 +138,12 @@ class Consumer:
         self.ack_wait = self.backoff[0] if self.backoff else config.ack_wait
         self.npc_stale = True
         self.paused_until = _pause_ns(config)
-        self.next_heartbeat = time.time_ns() + config.idle_heartbeat
+        self.next_heartbeat = self.clock() + config.idle_heartbeat
 
     def matches(self, subject: str) -> bool:
         if self.all_subjects:
             return True
-        return any(subject_matches(tokens, subject) for tokens in self.filter_tokens)
+        return any(str_tokens_match(tokens, subject) for tokens in self.filter_tokens)
 
     def set_start(self) -> None:
         """The first stream sequence to deliver, from deliver_policy (at creation)."""
@@ -279,17 +221,17 @@ class Consumer:
         return sum(store.num_pending(start, f) for f in self.filters)
 
     def info(self) -> dict[str, Any]:
-        now = time.time_ns()
+        now = self.clock()
         delivered: dict[str, Any] = {"consumer_seq": self.dseq - 1, "stream_seq": self.sseq - 1}
         if self.last_delivered:
-            delivered["last_active"] = schema.format_time(self.last_delivered)
+            delivered["last_active"] = timestamp.format_rfc3339(self.last_delivered)
         floor: dict[str, Any] = {"consumer_seq": self.floor_dseq, "stream_seq": self.floor_sseq}
         if self.last_acked:
-            floor["last_active"] = schema.format_time(self.last_acked)
+            floor["last_active"] = timestamp.format_rfc3339(self.last_acked)
         info: dict[str, Any] = {
             "stream_name": self.stream.name,
             "name": self.name,
-            "created": schema.format_time(self.created),
+            "created": timestamp.format_rfc3339(self.created),
             "config": self.config,
             "delivered": delivered,
             "ack_floor": floor,
@@ -303,11 +245,8 @@ class Consumer:
         if self.paused_until > now:
             info["paused"] = True
             info["pause_remaining"] = self.paused_until - now
-        info["ts"] = schema.format_time(now)
+        info["ts"] = timestamp.format_rfc3339(now)
         return info
-
-    def _live_waiting(self, now: int) -> list[PullRequest]:
-        return [r for r in self.waiting if not r.expires_at or r.expires_at > now]
 
     # -- persistence ------------------------------------------------------------------------------
 
@@ -327,7 +266,7 @@ class Consumer:
         self.dseq = state.dseq
         self.floor_dseq = state.floor_dseq
         self.floor_sseq = state.floor_sseq
-        now = time.time_ns()
+        now = self.clock()
         self.pending = {
             s: [d, ts, ts + self._wait(state_count(state, s))] for s, d, ts in state.pending
         }
@@ -341,66 +280,6 @@ class Consumer:
                 bisect.insort(self.rdq, seq)
         self.npc_stale = True
 
-    # -- pull requests ---------------------------------------------------------------------------
-
-    def add_request(self, reply: bytes, request: Any, now: int) -> bytes | None:
-        """Queue a pull request; a status header block to answer at once, or None."""
-        config = self.config
-        self.last_activity = now
-        batch = max(request.batch, 1)
-        expires = request.expires
-        if request.idle_heartbeat and request.idle_heartbeat * 2 > expires:
-            return _status(400, "Bad Request - heartbeat value too large")
-        if config.max_batch and batch > config.max_batch:
-            return _status(409, f"Exceeded MaxRequestBatch of {config.max_batch}")
-        if config.max_expires and expires > config.max_expires:
-            limit = schema.go_duration(config.max_expires)
-            return _status(409, f"Exceeded MaxRequestExpires of {limit}")
-        if config.max_bytes and request.max_bytes > config.max_bytes:
-            return _status(409, f"Exceeded MaxRequestMaxBytes of {config.max_bytes}")
-        self._expire_requests(now)
-        if request.no_wait:
-            deliverable = len(self.rdq) + self.num_pending()
-            if not deliverable and not expires:
-                return _status(404, "No Messages")
-            asked = sum(r.batch - r.delivered for r in self.waiting)
-            if deliverable and deliverable <= asked:
-                return _status(408, "Requests Pending")
-        if config.max_waiting and len(self.waiting) >= config.max_waiting:
-            if request.idle_heartbeat:
-                return None
-            return _status(409, "Exceeded MaxWaiting")
-        self.waiting.append(
-            PullRequest(
-                reply,
-                batch,
-                request.max_bytes,
-                now + expires if expires else 0,
-                request.no_wait,
-                request.idle_heartbeat,
-                now,
-            )
-        )
-        self.engine.ready.add(self)
-        return None
-
-    def _expire_requests(self, now: int) -> None:
-        if not self.waiting:
-            return
-        kept: deque[PullRequest] = deque()
-        for request in self.waiting:
-            if request.expires_at and request.expires_at <= now:
-                left = request.batch - request.delivered
-                self._send_status(
-                    request.reply,
-                    _status(408, "Request Timeout", _pending_headers(left, request.bytes_left)),
-                )
-            elif not self.engine.interest_for(self.account, request.reply, None):
-                continue  # nobody waits for its answers any more
-            else:
-                kept.append(request)
-        self.waiting = kept
-
     def _send_status(self, subject: bytes, block: bytes, reply: bytes | None = None) -> None:
         self.engine.publish(self.account, subject, reply, block, b"")
 
@@ -409,7 +288,7 @@ class Consumer:
     def _has_interest(self) -> bool:
         return self.engine.interest_for(self.account, self.deliver_subject, self.group)
 
-    def _next_message(self) -> tuple[StoredMsg, int] | None:
+    def _next_message(self) -> tuple[StoreMsg, int] | None:
         """The next message to hand out and its delivery count (1 = first delivery)."""
         store = self.stream.store
         while self.rdq:
@@ -443,7 +322,7 @@ class Consumer:
         self.sseq = msg.seq + 1
         return msg, 1
 
-    def _load_next(self, start: int) -> StoredMsg | None:
+    def _load_next(self, start: int) -> StoreMsg | None:
         store = self.stream.store
         if self.all_subjects:
             ahead = self.ahead
@@ -465,7 +344,7 @@ class Consumer:
             msg = ahead.popleft()
             self.ahead_from = msg.seq + 1
             return msg
-        best: StoredMsg | None = None
+        best: StoreMsg | None = None
         for f in self.filters:
             msg = store.load_next_msg(f, start)
             if msg is not None and (best is None or msg.seq < best.seq):
@@ -477,7 +356,7 @@ class Consumer:
             return self.backoff[min(count - 1, len(self.backoff) - 1)]
         return self.ack_wait
 
-    def _prepare(self, msg: StoredMsg, count: int, now: int) -> tuple[bytes, bytes, bytes]:
+    def _prepare(self, msg: StoreMsg, count: int, now: int) -> tuple[bytes, bytes, bytes]:
         """Record the delivery; (ack reply, header block, payload) to send."""
         seq = msg.seq
         dseq = self.dseq
@@ -512,7 +391,7 @@ class Consumer:
             data = b""
         return reply, hdr, data
 
-    def _undo(self, msg: StoredMsg, count: int) -> None:
+    def _undo(self, msg: StoreMsg, count: int) -> None:
         """A delivery found nobody to take it: as if it had not happened."""
         seq = msg.seq
         self.dseq -= 1
@@ -528,7 +407,7 @@ class Consumer:
                 self.rdc.pop(seq, None)
             bisect.insort(self.rdq, seq)
 
-    def _put_back(self, msg: StoredMsg, count: int) -> None:
+    def _put_back(self, msg: StoreMsg, count: int) -> None:
         """A message taken by _next_message but not delivered (nothing recorded yet)."""
         if count > 1:
             bisect.insort(self.rdq, msg.seq)
@@ -669,7 +548,7 @@ class Consumer:
         self.next_heartbeat = now + self.config.idle_heartbeat
         return len(msgs)
 
-    def _replay_later(self, msg: StoredMsg, count: int, now: int) -> bool:
+    def _replay_later(self, msg: StoreMsg, count: int, now: int) -> bool:
         """replay original: hold `msg` back until its original gap has passed."""
         if self.replay_base is None:
             self.replay_base = (now, msg.ts)
@@ -704,7 +583,7 @@ class Consumer:
         )
         self.fc_covered = self.in_flight
         self._send_status(
-            self.deliver_subject, _status(100, "FlowControl Request"), reply=self.fc_reply
+            self.deliver_subject, status(100, "FlowControl Request"), reply=self.fc_reply
         )
 
     def flow_control_reply(self, subject: bytes) -> None:
@@ -714,85 +593,6 @@ class Consumer:
         self.fc_reply = b""
         self.fc_window = min(self.fc_window * 2, FC_WINDOW_MAX)
         self.engine.ready.add(self)
-
-    def _deliver_pull(self, now: int) -> bool:
-        if self.engine.congested():  # rings only fill up when a batch is committed
-            return False
-        out = _ReplyRun(self.engine, self.account)
-        try:
-            return self._pull_pass(now, out)
-        finally:
-            out.flush()
-
-    def _pull_pass(self, now: int, out: _ReplyRun) -> bool:
-        engine = self.engine
-        flush = out.flush
-        sent = 0
-        listening: set[bytes] = set()  # reply subjects seen with interest in this pass
-        while self.waiting and sent < MAX_BATCH_PER_PASS:
-            request = self.waiting[0]
-            if request.expires_at and request.expires_at <= now:
-                flush()
-                self._expire_requests(now)
-                continue
-            if request.reply not in listening:
-                if not engine.interest_for(self.account, request.reply, None):
-                    self.waiting.popleft()  # nobody waits for its answers any more
-                    continue
-                listening.add(request.reply)
-            found = self._next_message()
-            if found is None:
-                flush()
-                self._out_of_messages()
-                return False
-            msg, count = found
-            reply, hdr, data = self._prepare(msg, count, now)
-            subject = msg.subject.encode()
-            if request.max_bytes:
-                size = len(subject) + len(reply) + len(hdr) + len(data)
-                if size > request.bytes_left:
-                    self._undo(msg, count)
-                    self.waiting.popleft()
-                    left = request.batch - request.delivered
-                    flush()
-                    self._send_status(
-                        request.reply,
-                        _status(
-                            409,
-                            "Message Size Exceeds MaxBytes",
-                            _pending_headers(left, request.bytes_left),
-                        ),
-                    )
-                    continue
-                request.bytes_left -= size
-            out.add(request.reply, jrun_record(subject, reply, hdr, data))
-            sent += 1
-            request.delivered += 1
-            if request.heartbeat:
-                request.next_heartbeat = now + request.heartbeat
-            self.waiting.popleft()
-            if request.delivered >= request.batch:
-                if request.max_bytes and request.bytes_left:
-                    flush()
-                    self._send_status(
-                        request.reply,
-                        _status(409, "Batch Completed", _pending_headers(0, request.bytes_left)),
-                    )
-            elif request.max_bytes and request.bytes_left == 0:
-                pass  # filled exactly: done
-            else:
-                self.waiting.append(request)
-        return bool(self.waiting) and sent >= MAX_BATCH_PER_PASS
-
-    def _out_of_messages(self) -> None:
-        """No message to hand out: no_wait requests end as the reference ends them."""
-        kept: deque[PullRequest] = deque()
-        for request in self.waiting:
-            if request.no_wait and (not request.expires_at or request.delivered):
-                self._send_status(request.reply, _status(404, "No Messages"))
-            else:
-                kept.append(request)
-        self.waiting = kept
 
     def on_new_message(self, seq: int, subject: str) -> None:
         if self.matches(subject):
@@ -820,7 +620,7 @@ class Consumer:
         elif kind == b"+NXT":
             self._ack(sseq, dseq, now)
             if reply is not None and self.is_pull:
-                request = _next_request(arg)
+                request = next_request(arg)
                 if request is not None:
                     answer = self.add_request(reply, request, now)
                     if answer is not None:
@@ -922,7 +722,7 @@ class Consumer:
         ]
         if push and self.fc_reply:
             extra.append((b"Nats-Consumer-Stalled", self.fc_reply))
-        return _status(100, "Idle Heartbeat", extra)
+        return status(100, "Idle Heartbeat", extra)
 
     def _check_ack_waits(self, now: int) -> None:
         max_deliver = self.config.max_deliver
@@ -962,15 +762,8 @@ class Consumer:
         """Deleted: waiting pull requests learn it."""
         self.deleted = True
         for request in self.waiting:
-            self._send_status(request.reply, _status(409, reason))
+            self._send_status(request.reply, status(409, reason))
         self.waiting.clear()
-
-
-def state_count(state: ConsumerState, seq: int) -> int:
-    for s, count in state.redelivered:
-        if s == seq:
-            return count
-    return 1
 
 
 def _pause_ns(config: Any) -> int:
@@ -985,7 +778,7 @@ def _time_ns(value: Any) -> int:
         return 0
     if isinstance(value, int):
         return value
-    return schema.parse_time(value)
+    return timestamp.parse_rfc3339(value)
 
 
 def _nak_delay(arg: bytes) -> int:
@@ -1002,32 +795,3 @@ def _nak_delay(arg: bytes) -> int:
         return int(parse_duration(arg.decode()) * 1e9)
     except ValueError:
         return 0
-
-
-def _next_request(body: bytes) -> Any:
-    """The pull request a +NXT body means; None when it is not valid."""
-    try:
-        return schema.decode_next_request(body)
-    except ValueError:
-        return None
-
-
-def write_state(directory: str, consumer: Consumer) -> None:
-    path = os.path.join(directory, STATE_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(msgspec.msgpack.encode(consumer.state()))
-    os.replace(tmp, path)
-
-
-def read_state(directory: str) -> ConsumerState | None:
-    try:
-        with open(os.path.join(directory, STATE_FILE), "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return None
-    try:
-        return msgspec.msgpack.decode(data, type=ConsumerState)
-    except msgspec.DecodeError as exc:
-        log.warning("consumer state %s is unreadable (%s); starting it afresh", directory, exc)
-        return None

@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shardbroker import const
 from shardbroker.config.options import Options
 from shardbroker.config.reload import diff, kinds
-from shardbroker.jetstream import api, schema
+from shardbroker.jetstream import api, jsonencode, schema
 from shardbroker.jetstream.stream import Stream, StreamMeta, load_meta
 from shardbroker.log import setup as setup_logging
 from shardbroker.mesh.snapshot import AccountJsz, StorageSnapshot, StreamJsz
@@ -80,8 +81,12 @@ class Account:
 
 
 class JetStream:
-    def __init__(self, opts: Options, root: str, server_id: str) -> None:
+    def __init__(
+        self, opts: Options, root: str, server_id: str, clock: Callable[[], int] = time.time_ns
+    ) -> None:
         self.opts = opts
+        # Wall-clock ns for every timer and timestamp of the streams and consumers.
+        self.clock = clock
         self.root = root
         self.server_id = server_id
         self.server_name = opts.server_name or server_id
@@ -169,7 +174,7 @@ class JetStream:
 
     def add_stream(self, account: Account, config: schema.StreamConfig) -> Stream:
         directory = os.path.join(account.streams_dir(), config.name)
-        meta = StreamMeta(config=config, created=time.time_ns())
+        meta = StreamMeta(config=config, created=self.clock())
         stream = Stream.create(self, account.name, directory, meta)
         self._register(account, stream)
         return stream
@@ -206,13 +211,13 @@ class JetStream:
             streams: list[StreamJsz] = []
             for name in sorted(account.streams):
                 stream = account.streams[name]
-                info = schema.to_builtins(self.api.info_of(stream))  # as the API shows it
+                info = jsonencode.to_builtins(self.api.info_of(stream))  # as the API shows it
                 if stream.config.storage == "memory":
                     memory += info["state"]["bytes"]
                 else:
                     storage += info["state"]["bytes"]
                 consumers = [
-                    schema.to_builtins(self.api.consumer_info_of(stream.consumers[c]))
+                    jsonencode.to_builtins(self.api.consumer_info_of(stream.consumers[c]))
                     for c in sorted(stream.consumers)
                 ]
                 streams.append(
@@ -224,7 +229,7 @@ class JetStream:
                     account.api_total, account.api_errors, streams,
                 )
             )  # fmt: skip
-        return StorageSnapshot(shard, time.time_ns(), accounts)
+        return StorageSnapshot(shard, self.clock(), accounts)
 
     def monitor_figures(self) -> dict[str, int]:
         """Totals for /jsz, /varz and /metrics, copied to the shard slot by the tick."""
@@ -316,7 +321,7 @@ class JetStream:
         if consumer is not None and not consumer.deleted:
             sseq, dseq = parts[2], parts[3]
             if sseq.isdigit() and dseq.isdigit():
-                consumer.process_ack(int(sseq), int(dseq), body, reply, time.time_ns())
+                consumer.process_ack(int(sseq), int(dseq), body, reply, self.clock())
             return
         tokens = subject.split(b".")
         if len(tokens) == 9:
@@ -333,7 +338,7 @@ class JetStream:
             if len(targets) >= ACK_TARGETS_MAX:
                 targets.clear()
             targets[(account, head)] = consumer
-        consumer.process_ack(int(numbers[1]), int(numbers[2]), body, reply, time.time_ns())
+        consumer.process_ack(int(numbers[1]), int(numbers[2]), body, reply, self.clock())
 
     def send(self, account: bytes, subject: bytes, body: bytes, hdr: bytes = b"") -> None:
         """Publish a message from JetStream (a reply, an ack) to whoever subscribes."""
@@ -388,14 +393,14 @@ class JetStream:
             self.dirty.clear()
         if self.ready:
             self._run_deliveries()
-        now = time.time_ns()
+        now = self.clock()
         for account in self.accounts.values():
             for stream in account.streams.values():
                 if stream.consumers:
                     stream.save_consumers(now)
 
     def _run_deliveries(self) -> None:
-        now = time.time_ns()
+        now = self.clock()
         ready = self.ready
         self.ready = set()
         more = False
@@ -426,7 +431,7 @@ class JetStream:
 
     def tick(self) -> None:
         now = time.monotonic()
-        wall = time.time_ns()
+        wall = self.clock()
         for account in self.accounts.values():
             for stream in list(account.streams.values()):
                 stream.tick(wall)

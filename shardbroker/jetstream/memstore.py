@@ -1,6 +1,6 @@
 """MemStore: the JetStream stream store for `storage: memory` ([storage] process).
 
-Messages live in a dict seq -> StoredMsg (the frozen instance is handed out by loads, so
+Messages live in a dict seq -> StoreMsg (the frozen instance is handed out by loads, so
 a load allocates nothing). Semantics, limits and errors are those of `_StoreCore`, shared
 with FileStore. Nothing survives a restart. Byte accounting is nats memStoreMsgSize:
 len(subject) + len(hdr) + len(data) + 16. Secure erase is a plain delete here, as in nats.
@@ -12,8 +12,8 @@ import time
 
 from shardbroker.jetstream.store import (
     MAX_RECORD_LEN,
-    StoredMsg,
     StoreLimits,
+    StoreMsg,
     _StoreCore,
     _Subj,
     mem_store_msg_size,
@@ -23,7 +23,7 @@ from shardbroker.jetstream.store import (
 class MemStore(_StoreCore):
     def __init__(self, name: str, limits: StoreLimits) -> None:
         super().__init__(name, limits)
-        self._msgs: dict[int, StoredMsg] = {}
+        self._msgs: dict[int, StoreMsg] = {}
 
     def store_msg(
         self, subject: str, hdr: bytes, data: bytes, ts: int | None = None
@@ -48,7 +48,7 @@ class MemStore(_StoreCore):
         seq = self._last_seq + 1
         if ts is None:
             ts = time.time_ns()
-        self._msgs[seq] = StoredMsg(subject, seq, ts, hdr, data)
+        self._msgs[seq] = StoreMsg(subject, seq, ts, hdr, data)
         if ss is None:
             ss = self._psim[subject] = _Subj(subject, sbytes, seq)
         else:
@@ -80,7 +80,7 @@ class MemStore(_StoreCore):
     def _ts_at(self, seq: int) -> int:
         return self._msgs[seq].ts
 
-    def _load(self, seq: int) -> StoredMsg:
+    def _load(self, seq: int) -> StoreMsg:
         return self._msgs[seq]
 
     def _next_live(self, seq: int) -> int:

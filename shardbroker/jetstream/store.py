@@ -34,6 +34,7 @@ from typing import ClassVar, Protocol
 import msgspec
 
 from shardbroker.errors import ShardbrokerError
+from shardbroker.protocol.subjects import str_tokens_match
 
 # A file store record may not exceed this (nats rlBadThresh); both stores refuse it so a
 # stream behaves the same whatever its storage.
@@ -43,8 +44,11 @@ MAX_RECORD_LEN = 32 * 1024 * 1024
 _LINEAR_SCAN_MAX_SUBJECTS = 256
 
 
-class StoredMsg(msgspec.Struct, frozen=True, gc=False):
-    """One stored message. Frozen: the memory store hands out the instance it keeps."""
+class StoreMsg(msgspec.Struct, frozen=True, gc=False):
+    """One stored message (nats StoreMsg; the API's JSON shape is `schema.StoredMsg`).
+
+    Frozen: the memory store hands out the instance it keeps.
+    """
 
     subject: str
     seq: int
@@ -151,11 +155,11 @@ class StreamStore(Protocol):
     def skip_msg(self) -> int: ...
     def skip_msgs(self, seq: int, count: int) -> None: ...
     def set_first_seq(self, seq: int) -> None: ...
-    def load_msg(self, seq: int) -> StoredMsg: ...
-    def load_next_msg(self, filter_subject: str, start_seq: int) -> StoredMsg | None: ...
-    def load_run(self, start_seq: int, limit: int) -> list[StoredMsg]: ...
-    def load_last_msg(self, filter_subject: str) -> StoredMsg | None: ...
-    def load_prev_msg(self, filter_subject: str, start_seq: int) -> StoredMsg | None: ...
+    def load_msg(self, seq: int) -> StoreMsg: ...
+    def load_next_msg(self, filter_subject: str, start_seq: int) -> StoreMsg | None: ...
+    def load_run(self, start_seq: int, limit: int) -> list[StoreMsg]: ...
+    def load_last_msg(self, filter_subject: str) -> StoreMsg | None: ...
+    def load_prev_msg(self, filter_subject: str, start_seq: int) -> StoreMsg | None: ...
     def remove_msg(self, seq: int, erase: bool = False) -> bool: ...
     def purge(self, subject: str = "", seq: int = 0, keep: int = 0) -> int: ...
     def state(self, deleted_details: bool = True) -> StoreState: ...
@@ -190,18 +194,6 @@ def filter_is_literal(filter_subject: str) -> bool:
         return True
     tokens = filter_subject.split(".")
     return "*" not in tokens and tokens[-1] != ">"
-
-
-def subject_matches(filter_tokens: list[str], subject: str) -> bool:
-    """NATS wildcard match of a literal subject against a tokenized filter."""
-    tokens = subject.split(".")
-    n = len(tokens)
-    for i, ft in enumerate(filter_tokens):
-        if ft == ">":
-            return n > i
-        if i >= n or (ft != "*" and ft != tokens[i]):
-            return False
-    return n == len(filter_tokens)
 
 
 def file_store_msg_size(subject_len: int, hdr_len: int, data_len: int) -> int:
@@ -274,7 +266,7 @@ class _StoreCore:
     def _ts_at(self, seq: int) -> int:
         raise NotImplementedError
 
-    def _load(self, seq: int) -> StoredMsg:
+    def _load(self, seq: int) -> StoreMsg:
         """Precondition: `seq` is live."""
         raise NotImplementedError
 
@@ -571,7 +563,7 @@ class _StoreCore:
 
     # ---- reads
 
-    def load_msg(self, seq: int) -> StoredMsg:
+    def load_msg(self, seq: int) -> StoreMsg:
         self._check_open()
         if self._is_live(seq):
             return self._load(seq)
@@ -587,9 +579,9 @@ class _StoreCore:
             ss = psim.get(filter_subject)
             return [ss] if ss is not None else []
         tokens = filter_subject.split(".")
-        return [ss for subj, ss in psim.items() if subject_matches(tokens, subj)]
+        return [ss for subj, ss in psim.items() if str_tokens_match(tokens, subj)]
 
-    def load_next_msg(self, filter_subject: str, start_seq: int) -> StoredMsg | None:
+    def load_next_msg(self, filter_subject: str, start_seq: int) -> StoreMsg | None:
         """First live message with seq >= start_seq on a subject matching the filter."""
         self._check_open()
         start = max(start_seq, self._first_seq)
@@ -615,17 +607,17 @@ class _StoreCore:
             seqs = ss.seqs
             if seqs[-1] < start or (best and seqs[ss.head] >= best):
                 continue
-            if subject_matches(tokens, subj):
+            if str_tokens_match(tokens, subj):
                 i = bisect.bisect_left(seqs, start, ss.head)
                 if i < len(seqs) and (not best or seqs[i] < best):
                     best = seqs[i]
         return self._load(best) if best else None
 
-    def load_run(self, start_seq: int, limit: int) -> list[StoredMsg]:
+    def load_run(self, start_seq: int, limit: int) -> list[StoreMsg]:
         """Up to `limit` live messages from start_seq on, in order, any subject: what
         `limit` calls of load_next_msg("", previous + 1) would return."""
         self._check_open()
-        run: list[StoredMsg] = []
+        run: list[StoreMsg] = []
         seq = max(start_seq, self._first_seq)
         if seq > self._last_seq or not self._n_msgs:
             return run
@@ -645,13 +637,13 @@ class _StoreCore:
             assert subj is not None
             hit = seen.get(subj)
             if hit is None:
-                hit = seen[subj] = subject_matches(tokens, subj)
+                hit = seen[subj] = str_tokens_match(tokens, subj)
             if hit:
                 return seq
             seq = self._next_live(seq + 1)
         return 0
 
-    def load_last_msg(self, filter_subject: str) -> StoredMsg | None:
+    def load_last_msg(self, filter_subject: str) -> StoreMsg | None:
         """Last live message on a subject matching the filter."""
         self._check_open()
         if not self._n_msgs:
@@ -664,7 +656,7 @@ class _StoreCore:
             best = max(best, ss.seqs[-1])
         return self._load(best) if best else None
 
-    def load_prev_msg(self, filter_subject: str, start_seq: int) -> StoredMsg | None:
+    def load_prev_msg(self, filter_subject: str, start_seq: int) -> StoreMsg | None:
         """Last live message with seq <= start_seq on a subject matching the filter."""
         self._check_open()
         start = min(start_seq, self._last_seq)

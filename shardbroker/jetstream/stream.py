@@ -13,13 +13,13 @@ import hashlib
 import logging
 import os
 import shutil
-import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from shardbroker.jetstream import jserrors, schema
-from shardbroker.jetstream.consumer import SAVE_INTERVAL, Consumer, read_state, write_state
+from shardbroker.jetstream import consumer_schema, jserrors, jsondecode, jsonencode, schema
+from shardbroker.jetstream.consumer import SAVE_INTERVAL, Consumer
+from shardbroker.jetstream.consumer_state import read_state, write_state
 from shardbroker.jetstream.filestore import FileStore
 from shardbroker.jetstream.memstore import MemStore
 from shardbroker.jetstream.store import (
@@ -72,7 +72,7 @@ class ConsumerMeta(msgspec.Struct):
     """A consumer's meta.inf: its name, config and creation time (Unix ns)."""
 
     name: str
-    config: Any  # a schema.ConsumerConfig once decoded (see _load_consumers)
+    config: Any  # a consumer_schema.ConsumerConfig once decoded (see _load_consumers)
     created: int
 
 
@@ -91,7 +91,7 @@ def save_meta(directory: str, meta: StreamMeta | ConsumerMeta) -> None:
     fields: dict[str, Any] = {}
     if isinstance(meta, ConsumerMeta):
         fields["name"] = meta.name
-    fields["config"] = schema.to_builtins(meta.config)
+    fields["config"] = jsonencode.to_builtins(meta.config)
     fields["created"] = meta.created
     data = msgspec.json.encode(fields)
     _write_atomic(os.path.join(directory, META_FILE), data)
@@ -196,8 +196,8 @@ class Stream:
                 log.error("skipping consumer directory %s: %s", directory, exc)
                 continue
             try:
-                config = schema.decode_request(
-                    msgspec.json.encode(meta.config), schema.ConsumerConfig
+                config = jsondecode.decode_request(
+                    msgspec.json.encode(meta.config), consumer_schema.ConsumerConfig
                 )
             except jserrors.ApiError as exc:
                 log.error("skipping consumer %s: bad config: %s", directory, exc)
@@ -212,7 +212,7 @@ class Stream:
             self.engine.ready.add(consumer)
 
     def add_consumer(self, name: str, config: Any) -> Consumer:
-        consumer = Consumer(self, name, config, time.time_ns())
+        consumer = Consumer(self, name, config, self.engine.clock())
         consumer.set_start()
         if self._persistent(consumer):
             directory = self._consumer_dir(name)
@@ -412,7 +412,7 @@ class Stream:
             return self._refuse(jserrors.error("JSStreamStoreFailedF", err=str(exc)))
         engine.dirty.add(self)
         if msg_id:
-            self.msg_ids[msg_id] = (seq, ts or _now_ns())
+            self.msg_ids[msg_id] = (seq, ts or self.engine.clock())
         self.last_msg_id = msg_id
         if rollup:
             if rollup == b"sub":
@@ -444,7 +444,7 @@ class Stream:
         msg_id = header_value(hdr, MSG_ID) or b""
         if msg_id and self.window:
             seen = self.msg_ids.get(msg_id)
-            if seen is not None and _now_ns() - seen[1] < self.window:
+            if seen is not None and self.engine.clock() - seen[1] < self.window:
                 return (b"", schema.pub_ack_duplicate(self.ack_prefix, seen[0])), b"", b""
         value = header_value(hdr, EXPECTED_LAST_MSG_ID)
         if value is not None and value != self.last_msg_id:
@@ -520,7 +520,7 @@ class Stream:
             self.last_msg_id = header_value(last.hdr, MSG_ID) or b""
         if not self.window:
             return
-        cutoff = _now_ns() - self.window
+        cutoff = self.engine.clock() - self.window
         found: list[tuple[bytes, int, int]] = []
         seq = state.last_seq
         while seq >= state.first_seq:
@@ -557,9 +557,6 @@ class Stream:
 
 def _parse_seq(value: bytes) -> int | None:
     return int(value) if value.isdigit() else None
-
-
-_now_ns = time.time_ns
 
 
 def _open_store(engine: JetStream, directory: str, meta: StreamMeta) -> StreamStore:

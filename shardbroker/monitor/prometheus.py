@@ -23,8 +23,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from shardbroker.monitor import collect
-from shardbroker.monitor.collect import BrokerState, Connz, Jsz, JszAccount
+from shardbroker.monitor import collect, connz, jsz
+from shardbroker.monitor.collect import BrokerState
+from shardbroker.monitor.connz import Connz
+from shardbroker.monitor.jsz import Jsz, JszAccount
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -104,7 +106,7 @@ class _Figures(Collector):
         state = self.state
         sid = state.server_id
         yield from flatten("gnatsd_varz", collect.varz(state), sid)
-        yield from flatten("gnatsd_subsz", collect.subsz(state, collect.SubszQuery()), sid)
+        yield from flatten("gnatsd_subsz", connz.subsz(state, connz.SubszQuery()), sid)
         yield from flatten("gnatsd_routez", collect.routez(state), sid)
         yield from self._connz(sid)
         _, health = collect.healthz(state, {})
@@ -145,15 +147,15 @@ class _Figures(Collector):
 
     def _jetstream(self, sid: str) -> Iterator[GaugeMetricFamily]:
         state = self.state
-        jsz = self.jsz if self.jsz is not None else collect.jsz(state)
+        doc = self.jsz if self.jsz is not None else jsz.jsz(state)
         labels = ["server_id", "server_name", "cluster", "domain", "meta_leader", "is_meta_leader"]
         values = [sid, state.server_name, "", state.opts.jetstream_domain, "", "true"]
         figures = {
-            "jetstream_server_jetstream_disabled": 1.0 if jsz.disabled else 0.0,
-            "jetstream_server_total_streams": jsz.streams,
-            "jetstream_server_total_consumers": jsz.consumers,
-            "jetstream_server_total_messages": jsz.messages,
-            "jetstream_server_total_message_bytes": jsz.bytes,
+            "jetstream_server_jetstream_disabled": 1.0 if doc.disabled else 0.0,
+            "jetstream_server_total_streams": doc.streams,
+            "jetstream_server_total_consumers": doc.consumers,
+            "jetstream_server_total_messages": doc.messages,
+            "jetstream_server_total_message_bytes": doc.bytes,
             "jetstream_server_max_memory": state.js_max_memory,
             "jetstream_server_max_storage": state.js_max_storage,
         }
@@ -161,8 +163,8 @@ class _Figures(Collector):
             gauge = GaugeMetricFamily(name, name, labels=labels)
             gauge.add_metric(values, float(value))
             yield gauge
-        if jsz.account_details:
-            yield from _jetstream_details(jsz.account_details, labels, values)
+        if doc.account_details:
+            yield from _jetstream_details(doc.account_details, labels, values)
 
     def _shards(self, sid: str) -> Iterator[GaugeMetricFamily]:
         shards = self.state.shards

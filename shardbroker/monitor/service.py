@@ -41,7 +41,7 @@ from shardbroker.mesh.snapshot import (
     parse_part_subject,
 )
 from shardbroker.mesh.stats import ShardTable
-from shardbroker.monitor import collect
+from shardbroker.monitor import accountz, collect, connz, jsz
 from shardbroker.monitor.collect import BrokerState, QueryError, ShardFigures
 from shardbroker.protocol import frames
 
@@ -347,15 +347,15 @@ class Monitor:
         if ep == "STATSZ":
             return collect.statsz(state)
         if ep == "CONNZ":
-            q = collect.ConnzQuery.from_query(query)
+            q = connz.ConnzQuery.from_query(query)
             snaps = await self.snapshots(q.snapshot_flags)
-            return collect.connz(state.server_id, state.now_ns, snaps, q)
+            return connz.connz(state.server_id, state.now_ns, snaps, q)
         if ep in ("SUBSZ", "SUBSCRIPTIONSZ"):
-            sq = collect.SubszQuery.from_query(query)
+            sq = connz.SubszQuery.from_query(query)
             subs = None
             if sq.subs:
                 subs = [s for snap in await self.snapshots(WANT_ALL_SUBS) for s in snap.subs]
-            return collect.subsz(state, sq, subs)
+            return connz.subsz(state, sq, subs)
         if ep == "ROUTEZ":
             return collect.routez(state)
         if ep == "GATEWAYZ":
@@ -363,14 +363,14 @@ class Monitor:
         if ep == "LEAFZ":
             return collect.leafz(state)
         if ep == "ACCOUNTZ":
-            return collect.accountz(state, query.get("acc", ""))
+            return accountz.accountz(state, query.get("acc", ""))
         if ep == "ACCSTATZ":
             unused = collect.parse_bool("unused", query["unused"]) if "unused" in query else False
-            return collect.accstatz(state, unused)
+            return accountz.accstatz(state, unused)
         if ep == "JSZ":
-            jq = collect.JszQuery.from_query(query)
+            jq = jsz.JszQuery.from_query(query)
             snap = await self.storage_snapshot() if jq.details and state.opts.jetstream else None
-            return collect.jsz(state, jq, snap)
+            return jsz.jsz(state, jq, snap)
         if ep == "HEALTHZ":
             return collect.healthz(state, query)[1]
         return None

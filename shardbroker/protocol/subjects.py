@@ -72,6 +72,23 @@ def tokens_match(pattern_tokens: list[bytes], subject_tokens: list[bytes]) -> bo
     return len(pattern_tokens) == n
 
 
+def str_tokens_match(pattern_tokens: list[str], subject: str) -> bool:
+    """`tokens_match` for subjects held as ``str`` (the storage shard's stores and filters).
+
+    `subject` must have no empty token, as every subject a stream stores; `pattern_tokens`
+    is a pattern split on ``.`` once by the caller. Kept beside `tokens_match`, and tested
+    on the same table, so that the two cannot drift apart.
+    """
+    tokens = subject.split(".")
+    n = len(tokens)
+    for i, pt in enumerate(pattern_tokens):
+        if pt == ">":
+            return n > i
+        if i >= n or (pt != "*" and pt != tokens[i]):
+            return False
+    return n == len(pattern_tokens)
+
+
 def subject_matches(pattern: bytes, subject: bytes) -> bool:
     """Does the published (literal) `subject` match `pattern` (possibly with wildcards)?
 

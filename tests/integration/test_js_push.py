@@ -7,7 +7,10 @@ were checked."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, ReplayPolicy
@@ -53,6 +56,19 @@ def ack_tokens(reply: str | None) -> list[str]:
     tokens = reply.split(".")
     assert len(tokens) == 9 and tokens[:2] == ["$JS", "ACK"], reply
     return tokens
+
+
+async def api(nc: Any, subject: str, body: bytes = b"") -> dict[str, Any]:
+    """A JetStream API answer as JSON (times the typed nats-py results leave out)."""
+    return json.loads((await nc.request(subject, body, timeout=2)).data)
+
+
+def parse_rfc3339_ns(text: str) -> int:
+    """Unix ns of a Go RFC3339Nano UTC time (`2026-11-23T04:21:14.206048194Z`)."""
+    assert text.endswith("Z"), text
+    base, _, frac = text[:-1].partition(".")
+    secs = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return int(secs) * NS + int((frac or "0").ljust(9, "0"))
 
 
 def heartbeat(last_consumer: int, last_stream: int) -> bytes:
@@ -455,14 +471,18 @@ async def test_js_push_rate_limit(js_broker: Broker) -> None:
         assert info.config.rate_limit_bps == 8 * 1024 * 1024
         client = raw_sub(js_broker, 2, deliver)
         try:
-            start = time.monotonic()
             for i in range(1, total + 1):
                 msg = client.read_msg()
                 assert ack_tokens(msg.reply)[5] == str(i)
-            elapsed = time.monotonic() - start
         finally:
             client.close()
-        assert 1.2 <= elapsed <= 6, elapsed
+        # The server's own times: when the last message left against when the consumer
+        # was created, whatever the pace at which this client read them.
+        info = await api(nc, f"$JS.API.CONSUMER.INFO.{s}.rl")
+        spread = parse_rfc3339_ns(info["delivered"]["last_active"]) - parse_rfc3339_ns(
+            info["created"]
+        )
+        assert spread >= 1.2 * NS, spread
 
 
 async def test_js_push_without_filter_in_order_with_exact_ack_subjects(js_broker: Broker) -> None:
@@ -542,9 +562,22 @@ async def test_js_push_replay_original_keeps_the_gaps(js_broker: Broker) -> None
         js = nc.jetstream()
         s = await filled(js, 0)
         await js.publish(f"{s}.x", b"a")
-        # The gap between the stored messages is the data here, not a synchronisation.
-        await asyncio.sleep(0.6)
+
+        async def stored_ts(seq: int) -> int:
+            answer = await api(nc, f"$JS.API.STREAM.MSG.GET.{s}", b'{"seq": %d}' % seq)
+            return parse_rfc3339_ns(answer["message"]["time"])
+
+        first_ts = await stored_ts(1)
+
+        async def server_moved_on() -> bool:
+            now = parse_rfc3339_ns((await api(nc, f"$JS.API.STREAM.INFO.{s}"))["ts"])
+            return now - first_ts >= 0.6 * NS
+
+        # The gap between the stored messages is the data here: b is stored once the
+        # server's clock is 0.6 s past a.
+        await async_check_for(10, 0.05, server_moved_on)
         await js.publish(f"{s}.x", b"b")
+        gap = await stored_ts(2) - first_ts
         deliver = unique("dl.")
         await js.add_consumer(
             s,
@@ -556,13 +589,15 @@ async def test_js_push_replay_original_keeps_the_gaps(js_broker: Broker) -> None
         client = raw_sub(js_broker, 2, deliver)
         try:
             first = client.read_msg()
-            start = time.monotonic()
             second = client.read_msg()
-            gap = time.monotonic() - start
         finally:
             client.close()
         assert (first.payload, second.payload) == (b"a", b"b")
-        assert gap >= 0.45, gap
+        # b left the server at least the stored gap after the consumer began (server
+        # times, so a slow reader here cannot shrink or stretch it).
+        info = await api(nc, f"$JS.API.CONSUMER.INFO.{s}.rp")
+        sent = parse_rfc3339_ns(info["delivered"]["last_active"])
+        assert sent - parse_rfc3339_ns(info["created"]) >= gap, (gap, info)
 
 
 async def test_js_push_ephemeral_goes_away_without_interest(js_broker: Broker) -> None:
@@ -574,8 +609,14 @@ async def test_js_push_ephemeral_goes_away_without_interest(js_broker: Broker) -
         info = await sub.consumer_info()
         assert info.config.inactive_threshold == 0.5
         await (await sub.next_msg(timeout=2)).ack()
-        # Still there while subscribed, well past the threshold.
-        await asyncio.sleep(1.0)  # the threshold is the server's clock: let it pass
+
+        async def threshold_passed() -> bool:
+            raw = await api(nc, f"$JS.API.CONSUMER.INFO.{s}.{info.name}")
+            idle = parse_rfc3339_ns(raw["ts"]) - parse_rfc3339_ns(raw["delivered"]["last_active"])
+            return idle >= 1.0 * NS
+
+        # Still there while subscribed, well past the threshold on the server's clock.
+        await async_check_for(10, 0.1, threshold_passed)
         assert [c.name for c in await js.consumers_info(s)] == [info.name]
         await sub.unsubscribe()
 

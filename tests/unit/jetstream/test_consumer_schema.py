@@ -16,9 +16,9 @@ import json
 
 import pytest
 
-from shardbroker.jetstream import schema
-from shardbroker.jetstream.jserrors import ApiError, JSConsumerNotFoundErr, JSStreamNotFoundErr
-from shardbroker.jetstream.schema import (
+from shardbroker.gofmt import timestamp
+from shardbroker.jetstream import consumer_schema, jsondecode, jsonencode, schema
+from shardbroker.jetstream.consumer_schema import (
     ConsumerConfig,
     ConsumerDeleteResponse,
     ConsumerInfo,
@@ -30,6 +30,7 @@ from shardbroker.jetstream.schema import (
     PriorityGroupState,
     SequenceInfo,
 )
+from shardbroker.jetstream.jserrors import ApiError, JSConsumerNotFoundErr, JSStreamNotFoundErr
 
 # $JS.API.CONSUMER.INFO.S.full (empty body) after
 # $JS.API.CONSUMER.CREATE.S.full {"stream_name": "S", "config": {"durable_name": "full", "name": "full", "description": "d", "deliver_policy": "by_start_time", "opt_start_time": "2020-01-01T00:00:00+01:00", "ack_policy": "explicit", "ack_wait": 5000000000, "max_deliver": 5, "backoff": [1000000000, 2000000000], "filter_subjects": ["s.a", "s.b.>"], "replay_policy": "original", "rate_limit_bps": 1000, "sample_freq": "50%", "max_ack_pending": 20, "flow_control": true, "headers_only": true, "deliver_subject": "dlv.full", "deliver_group": "g", "idle_heartbeat": 1000000000, "inactive_threshold": 60000000000, "num_replicas": 1, "mem_storage": true, "metadata": {"k": "v", "a": "<b>"}, "pause_until": "2099-01-01T00:00:00Z"}}
@@ -95,7 +96,10 @@ def test_consumer_schema_full_info_matches_nats() -> None:
         pause_remaining=2275486043185489500,
         ts="2026-11-23T08:32:36.814509739Z",
     )
-    assert schema.encode(schema.consumer_info_response(info)).decode() == CAPTURED_FULL_INFO
+    assert (
+        jsonencode.encode(consumer_schema.consumer_info_response(info)).decode()
+        == CAPTURED_FULL_INFO
+    )
 
 
 def test_consumer_schema_pull_create_with_priority_groups_matches_nats() -> None:
@@ -128,7 +132,10 @@ def test_consumer_schema_pull_create_with_priority_groups_matches_nats() -> None
         ts="2026-11-23T08:32:36.816071224Z",
         priority_groups=[PriorityGroupState(group="g1")],
     )
-    assert schema.encode(schema.consumer_create_response(info)).decode() == CAPTURED_PULL_CREATE
+    assert (
+        jsonencode.encode(consumer_schema.consumer_create_response(info)).decode()
+        == CAPTURED_PULL_CREATE
+    )
 
 
 def test_consumer_schema_captured_answers_decode_and_encode_back() -> None:
@@ -143,31 +150,36 @@ def test_consumer_schema_captured_answers_decode_and_encode_back() -> None:
         (CAPTURED_PAUSE, ConsumerPauseResponse),
         (CAPTURED_RESUME, ConsumerPauseResponse),
     ]:
-        assert schema.encode(schema.decode_request(text.encode(), cls)).decode() == text
+        assert jsonencode.encode(jsondecode.decode_request(text.encode(), cls)).decode() == text
 
 
 def test_consumer_schema_responses_built_from_scratch() -> None:
-    assert schema.encode(ConsumerDeleteResponse(success=True)).decode() == CAPTURED_DELETE
+    assert jsonencode.encode(ConsumerDeleteResponse(success=True)).decode() == CAPTURED_DELETE
     err = ApiError.of(JSConsumerNotFoundErr)
-    assert schema.encode(ConsumerDeleteResponse(error=err)).decode() == CAPTURED_DELETE_ERROR  # type: ignore[arg-type]
-    assert schema.encode(schema.consumer_info_response(None, err)).decode() == CAPTURED_INFO_ERROR
+    assert jsonencode.encode(ConsumerDeleteResponse(error=err)).decode() == CAPTURED_DELETE_ERROR  # type: ignore[arg-type]
+    assert (
+        jsonencode.encode(consumer_schema.consumer_info_response(None, err)).decode()
+        == CAPTURED_INFO_ERROR
+    )
     missing = ApiError.of(JSStreamNotFoundErr)
-    assert schema.encode(ConsumerNamesResponse(error=missing)).decode() == CAPTURED_NAMES_ERROR  # type: ignore[arg-type]
-    assert schema.encode(ConsumerPauseResponse()).decode() == CAPTURED_RESUME
+    assert jsonencode.encode(ConsumerNamesResponse(error=missing)).decode() == CAPTURED_NAMES_ERROR  # type: ignore[arg-type]
+    assert jsonencode.encode(ConsumerPauseResponse()).decode() == CAPTURED_RESUME
     names = ConsumerNamesResponse(
         total=9,
         offset=2,
         limit=schema.JS_API_NAMES_LIMIT,
         consumers=["dur1", "dur2", "fp", "full", "ov", "pull1", "pull2"],
     )
-    assert schema.encode(names).decode() == CAPTURED_NAMES
+    assert jsonencode.encode(names).decode() == CAPTURED_NAMES
     assert schema.JS_API_LIST_LIMIT == 256
 
 
 def test_consumer_schema_sequence_info_last_active() -> None:
-    seq = SequenceInfo(consumer_seq=3, stream_seq=3, last_active=schema.format_time(1_500_000_000))
+    seq = SequenceInfo(
+        consumer_seq=3, stream_seq=3, last_active=timestamp.format_rfc3339(1_500_000_000)
+    )
     assert (
-        schema.encode(seq)
+        jsonencode.encode(seq)
         == b'{"consumer_seq":3,"stream_seq":3,"last_active":"1970-01-01T00:00:01.5Z"}'
     )
 
@@ -208,7 +220,7 @@ DECODE_ERRORS = [
 @pytest.mark.parametrize(("body", "text"), DECODE_ERRORS)
 def test_consumer_schema_create_request_decode_errors_match_nats(body: str, text: str) -> None:
     with pytest.raises(ApiError) as info:
-        schema.decode_request(body.encode(), CreateConsumerRequest)
+        jsondecode.decode_request(body.encode(), CreateConsumerRequest)
     assert info.value.to_dict() == {
         "code": 400,
         "err_code": 10025,
@@ -217,7 +229,7 @@ def test_consumer_schema_create_request_decode_errors_match_nats(body: str, text
 
 
 def test_consumer_schema_create_request_decoding() -> None:
-    req = schema.decode_request(
+    req = jsondecode.decode_request(
         b'{"stream_name":"S","config":{"deliver_policy":"undefined","backoff":[],"opt_start_time":"2020-01-01T01:00:00+01:00"},"action":"create","pedantic":true}',
         CreateConsumerRequest,
     )
@@ -225,27 +237,20 @@ def test_consumer_schema_create_request_decoding() -> None:
     assert req.config.deliver_policy == "all"  # "undefined" reads as all (captured)
     assert req.config.backoff == [] and req.config.filter_subjects is None
     assert req.config.opt_start_time == "2020-01-01T01:00:00+01:00"  # offset kept (captured)
-    empty = schema.decode_request(b'{"stream_name":"S","config":null}', CreateConsumerRequest)
+    empty = jsondecode.decode_request(b'{"stream_name":"S","config":null}', CreateConsumerRequest)
     assert empty.config == ConsumerConfig() and empty.action == ""
-    pause = schema.decode_request(b"{}", ConsumerPauseRequest)
-    assert pause.pause_until == schema.ZERO_TIME
-
-
-def test_consumer_schema_go_duration() -> None:
-    cases = {0: "0s", 1: "1ns", 999: "999ns", 1500: "1.5µs", 100_000_000: "100ms",
-             1_500_000_000: "1.5s", 10_000_000_000: "10s", 90_000_000_000: "1m30s",
-             3_600_000_000_000: "1h0m0s", 61_500_000_000: "1m1.5s", -2_000_000: "-2ms"}  # fmt: skip
-    assert {ns: schema.go_duration(ns) for ns in cases} == cases
+    pause = jsondecode.decode_request(b"{}", ConsumerPauseRequest)
+    assert pause.pause_until == timestamp.ZERO_TIME
 
 
 def test_consumer_schema_config_encoding_omits_go_zero_values() -> None:
-    assert json.loads(schema.encode(ConsumerConfig())) == {
+    assert json.loads(jsonencode.encode(ConsumerConfig())) == {
         "deliver_policy": "all",
         "ack_policy": "none",
         "replay_policy": "instant",
         "num_replicas": 0,
     }
     # pause_until set to the zero time is still written (a non-nil pointer in Go, captured).
-    cfg = ConsumerConfig(pause_until=schema.ZERO_TIME, backoff=[])
-    assert json.loads(schema.encode(cfg))["pause_until"] == "0001-01-01T00:00:00Z"
-    assert "backoff" not in json.loads(schema.encode(cfg))
+    cfg = ConsumerConfig(pause_until=timestamp.ZERO_TIME, backoff=[])
+    assert json.loads(jsonencode.encode(cfg))["pause_until"] == "0001-01-01T00:00:00Z"
+    assert "backoff" not in json.loads(jsonencode.encode(cfg))

@@ -20,15 +20,23 @@ from typing import Any
 import msgspec
 import pytest
 
-from shardbroker.jetstream import schema, validate
-from shardbroker.jetstream.jserrors import ApiError
-from shardbroker.jetstream.schema import (
+from shardbroker.jetstream import (
+    consumer_validate,
+    jsondecode,
+    jsonencode,
+    stream_validate,
+    versioning,
+)
+from shardbroker.jetstream.consumer_schema import (
     ConsumerConfig,
     CreateConsumerRequest,
+)
+from shardbroker.jetstream.consumer_validate import ConsumerLimits, NextRequestError
+from shardbroker.jetstream.jserrors import ApiError
+from shardbroker.jetstream.schema import (
     StreamConfig,
     StreamConfigRequest,
 )
-from shardbroker.jetstream.validate import ConsumerLimits, NextRequestError
 
 # -- captured transcripts -----------------------------------------------------------------
 # (subject, request body, answer): the answer is "" for a stream create (not compared),
@@ -1102,26 +1110,26 @@ def _replay(transcript: list[tuple[str, str, str]]) -> list[str]:
     for raw_subject, raw_body, answer in transcript:
         subject, body = _expand(raw_subject), _expand(raw_body).encode()
         if ".STREAM.CREATE." in subject:
-            cfg = validate.check_stream_config(
-                schema.decode_request(body, StreamConfigRequest), existing=streams
+            cfg = stream_validate.check_stream_config(
+                jsondecode.decode_request(body, StreamConfigRequest), existing=streams
             )
             streams[cfg.name] = cfg
             consumers[cfg.name] = {}
             continue
         got: Any
         try:
-            req = schema.decode_request(body, CreateConsumerRequest)
-            parsed = validate.parse_consumer_create_subject(subject)
+            req = jsondecode.decode_request(body, CreateConsumerRequest)
+            parsed = consumer_validate.parse_consumer_create_subject(subject)
             assert parsed is not None
-            name, cfg = validate.check_consumer_create(
+            name, cfg = consumer_validate.check_consumer_create(
                 parsed, req, streams.get(parsed.stream), consumers.get(parsed.stream, {})
             )
         except ApiError as exc:
             got = exc.to_dict()
         else:
             consumers[parsed.stream][name] = cfg
-            shown = validate.set_dynamic_consumer_metadata(cfg, version="2.15.1", api_level=5)
-            got = json.loads(schema.encode(shown))
+            shown = versioning.set_dynamic_metadata(cfg, version="2.15.1", api_level=5)
+            got = json.loads(jsonencode.encode(shown))
         if got != json.loads(_expand(answer)):
             mismatches.append(f"{raw_subject} {raw_body[:200]}\n  nats: {answer}\n  ours: {got}")
     return mismatches
@@ -1149,8 +1157,8 @@ def test_consumer_create_transcripts_are_not_vacuous() -> None:
 
 def _stream(**kw: Any) -> StreamConfig:
     body = {"name": "S", "subjects": ["s.>"], **kw}
-    return validate.check_stream_config(
-        schema.decode_request(json.dumps(body).encode(), StreamConfigRequest)
+    return stream_validate.check_stream_config(
+        jsondecode.decode_request(json.dumps(body).encode(), StreamConfigRequest)
     )
 
 
@@ -1163,8 +1171,8 @@ def _create(
     **kw: Any,
 ) -> tuple[str, ConsumerConfig]:
     body = {"stream_name": "S", "config": config, **kw.pop("body", {})}
-    req = schema.decode_request(json.dumps(body).encode(), CreateConsumerRequest)
-    return validate.check_consumer_create(
+    req = jsondecode.decode_request(json.dumps(body).encode(), CreateConsumerRequest)
+    return consumer_validate.check_consumer_create(
         subject, req, stream or _stream(), existing if existing is not None else {}, **kw
     )
 
@@ -1176,7 +1184,7 @@ def _error(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 def _shown(cfg: ConsumerConfig) -> dict[str, Any]:
-    return json.loads(schema.encode(cfg))
+    return json.loads(jsonencode.encode(cfg))
 
 
 # -- subjects --------------------------------------------------------------------------------
@@ -1194,7 +1202,7 @@ def _shown(cfg: ConsumerConfig) -> dict[str, Any]:
     ],
 )
 def test_consumer_create_subject_forms(subject: str, parsed: tuple[Any, ...] | None) -> None:
-    assert validate.parse_consumer_create_subject(subject) == parsed
+    assert consumer_validate.parse_consumer_create_subject(subject) == parsed
 
 
 def test_consumer_durable_subject_with_wrong_token_count() -> None:
@@ -1209,17 +1217,19 @@ def test_consumer_durable_subject_with_wrong_token_count() -> None:
 
 def test_consumer_stream_must_exist() -> None:
     req = CreateConsumerRequest(stream_name="S")
-    err = _error(validate.check_consumer_create, "$JS.API.CONSUMER.CREATE.S.c", req, None, {})
+    err = _error(
+        consumer_validate.check_consumer_create, "$JS.API.CONSUMER.CREATE.S.c", req, None, {}
+    )
     assert err == {"code": 404, "err_code": 10059, "description": "stream not found"}
 
 
 def test_consumer_subject_tokens() -> None:
-    assert validate.parse_consumer_subject("$JS.API.CONSUMER.INFO.S.c") == ("S", "c")
-    assert validate.parse_consumer_subject("$JS.API.CONSUMER.NAMES.S") == ("S", "")
+    assert consumer_validate.parse_consumer_subject("$JS.API.CONSUMER.INFO.S.c") == ("S", "c")
+    assert consumer_validate.parse_consumer_subject("$JS.API.CONSUMER.NAMES.S") == ("S", "")
 
 
 def test_consumer_generated_names() -> None:
-    names = {validate.create_consumer_name() for _ in range(200)}
+    names = {consumer_validate.create_consumer_name() for _ in range(200)}
     assert len(names) == 200
     assert all(re.fullmatch(r"[0-9A-Za-z]{8}", n) for n in names)
 
@@ -1290,7 +1300,7 @@ def test_consumer_defaults_pinned_policy_gets_a_ttl() -> None:
 
 def test_consumer_defaults_leave_the_input_alone() -> None:
     cfg = ConsumerConfig(name="c", ack_policy="explicit", max_deliver=-5)
-    out = validate.set_consumer_config_defaults(cfg, _stream())
+    out = consumer_validate.set_consumer_config_defaults(cfg, _stream())
     assert cfg.max_deliver == -5 and cfg.ack_wait == 0
     assert out.max_deliver == -1 and out.ack_wait == 30_000_000_000
 
@@ -1359,10 +1369,10 @@ def test_consumer_update_rules_directly() -> None:
         durable_name="d", opt_start_time="2020-01-01T00:00:00Z", deliver_policy="by_start_time"
     )
     same_instant = msgspec.structs.replace(old, opt_start_time="2020-01-01T01:00:00+01:00")
-    validate.check_consumer_update(old, same_instant)
+    consumer_validate.check_consumer_update(old, same_instant)
     later = msgspec.structs.replace(old, opt_start_time="2020-01-01T00:00:01Z")
     assert (
-        _error(validate.check_consumer_update, old, later)["description"]
+        _error(consumer_validate.check_consumer_update, old, later)["description"]
         == "start time can not be updated"
     )
 
@@ -1493,10 +1503,10 @@ NEXT_CASES = [
 @pytest.mark.parametrize(("body", "status"), NEXT_CASES)
 def test_consumer_next_request_status_matches_nats(body: str, status: str | None) -> None:
     if status is None:
-        validate.check_next_request(body.encode(), _PULL)
+        consumer_validate.check_next_request(body.encode(), _PULL)
         return
     with pytest.raises(NextRequestError) as info:
-        validate.check_next_request(body.encode(), _PULL)
+        consumer_validate.check_next_request(body.encode(), _PULL)
     assert f"{info.value.code} {info.value.description}" == status
     assert info.value.status() == f"NATS/1.0 {status}\r\n\r\n".encode()
 
@@ -1504,11 +1514,11 @@ def test_consumer_next_request_status_matches_nats(body: str, status: str | None
 def test_consumer_next_request_push_and_go_duration_text() -> None:
     push = ConsumerConfig(deliver_subject="d")
     with pytest.raises(NextRequestError) as info:
-        validate.check_next_request(b"", push)
+        consumer_validate.check_next_request(b"", push)
     assert info.value.status() == b"NATS/1.0 409 Consumer is push based\r\n\r\n"
     q = msgspec.structs.replace(_PULL, max_batch=0, max_expires=1_500_000_000)
     with pytest.raises(NextRequestError) as info:
-        validate.check_next_request(b'{"expires": 1600000000, "no_wait": true}', q)
+        consumer_validate.check_next_request(b'{"expires": 1600000000, "no_wait": true}', q)
     assert info.value.description == "Exceeded MaxRequestExpires of 1.5s"  # captured
 
 
@@ -1518,19 +1528,19 @@ def test_consumer_next_request_push_and_go_duration_text() -> None:
      (b"[1]", 1, False), (b"{}", 0, True), (b'{"batch":4}', 4, True)],
 )  # fmt: skip
 def test_consumer_next_request_body_forms(body: bytes, batch: int, json_body: bool) -> None:
-    req = validate.check_next_request(body, _PULL)
+    req = consumer_validate.check_next_request(body, _PULL)
     assert (req.batch, req.priority_group) == (batch, json_body)
 
 
 def test_consumer_next_request_priority_groups() -> None:
     overflow = msgspec.structs.replace(_PULL, priority_policy="overflow", priority_groups=["A"])
-    req = validate.check_next_request(b'{"group":"A","min_pending":3}', overflow)
+    req = consumer_validate.check_next_request(b'{"group":"A","min_pending":3}', overflow)
     assert (req.group, req.min_pending) == ("A", 3)
     for body, text in [
         (b"{}", "Priority Group missing"),
         (b'{"group":"B"}', "Invalid Priority Group"),
     ]:
         with pytest.raises(NextRequestError) as info:
-            validate.check_next_request(body, overflow)
+            consumer_validate.check_next_request(body, overflow)
         assert info.value.description == "Bad Request - " + text
-    validate.check_next_request(b"5", overflow)  # no JSON, no priority group to check
+    consumer_validate.check_next_request(b"5", overflow)  # no JSON, no priority group to check

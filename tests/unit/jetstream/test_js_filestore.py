@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from shardbroker.jetstream import filestore
+from shardbroker.jetstream import fileread, filestore
 from shardbroker.jetstream.filestore import FileStore
 from shardbroker.jetstream.memstore import MemStore
 from shardbroker.jetstream.store import (
@@ -208,7 +208,7 @@ def test_filestore_reads_between_roll_and_flush_with_few_fds(
     # block, then read again before the flush: the flush must still write it.
     monkeypatch.setattr(filestore, "_TAIL_MAX", 200)
     monkeypatch.setattr(filestore, "_TAIL_KEEP", 50)
-    monkeypatch.setattr(filestore, "_MAX_READ_FDS", 1)
+    monkeypatch.setattr(fileread, "_MAX_READ_FDS", 1)
     store = open_store(block_size=1000)
     for i in range(30):  # 76-byte records: blocks 1 and 2 full, 3 started
         store.store_msg("a", b"", b"%05d" % i + b"-" * 40)
@@ -230,7 +230,7 @@ def test_filestore_reads_between_roll_and_flush_with_few_fds(
 def test_filestore_open_fds_stay_bounded(
     open_store: OpenStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(filestore, "_MAX_READ_FDS", 4)
+    monkeypatch.setattr(fileread, "_MAX_READ_FDS", 4)
     before = len(os.listdir("/proc/self/fd"))
     store = open_store(block_size=500)
     for i in range(2000):

@@ -16,7 +16,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from shardbroker.jetstream import schema
+from shardbroker.gofmt import timestamp
+from shardbroker.jetstream import jsondecode, jsonencode, schema
 from shardbroker.jetstream.jserrors import (
     ApiError,
     JSStreamNotFoundErr,
@@ -90,7 +91,7 @@ def test_schema_stream_create_response_matches_nats() -> None:
         state=StreamState(),
         ts="2026-11-23T08:12:36.66848388Z",
     )
-    body = schema.encode(
+    body = jsonencode.encode(
         schema.api_response(schema.STREAM_CREATE_RESPONSE, info, {"did_create": True})
     )
     assert body.decode() == CAPTURED_CREATE
@@ -127,12 +128,12 @@ def test_schema_stream_info_with_every_config_field_matches_nats() -> None:
     )
     info = StreamInfo(
         config=config,
-        created=schema.format_time(1795421649398467757),
+        created=timestamp.format_rfc3339(1795421649398467757),
         state=StreamState(first_seq=10, last_seq=9),
         cluster=ClusterInfo(leader="NDNXM2COFDABVHRQ2NR3NHP2X3N23S4PMBNPN7EEWL2ORRTTSQNLACHM"),
-        ts=schema.format_time(1795421649399459804),
+        ts=timestamp.format_rfc3339(1795421649399459804),
     )
-    body = schema.encode(schema.api_response(schema.STREAM_INFO_RESPONSE, ApiPaged(), info))
+    body = jsonencode.encode(schema.api_response(schema.STREAM_INFO_RESPONSE, ApiPaged(), info))
     assert body.decode() == CAPTURED_FULL_INFO
 
 
@@ -140,15 +141,15 @@ def test_schema_stream_info_keys_and_types_match_nats() -> None:
     # The same comparison as above, stated as key sets and JSON types, so a failure
     # names the field at fault.
     ours = json.loads(
-        schema.encode(
+        jsonencode.encode(
             schema.api_response(
                 schema.STREAM_INFO_RESPONSE,
                 ApiPaged(),
                 StreamInfo(
                     config=_orders_config(),
                     cluster=ClusterInfo(leader="N"),
-                    created=schema.format_time(1),
-                    ts=schema.format_time(2),
+                    created=timestamp.format_rfc3339(1),
+                    ts=timestamp.format_rfc3339(2),
                 ),
             )
         )
@@ -173,20 +174,20 @@ def test_schema_stream_state_details_match_nats() -> None:
         messages=1,
         bytes=34,
         first_seq=1,
-        first_ts=schema.format_time(1795421649402589906),
+        first_ts=timestamp.format_rfc3339(1795421649402589906),
         last_seq=2,
-        last_ts=schema.format_time(1795421649402998885),
+        last_ts=timestamp.format_rfc3339(1795421649402998885),
         num_subjects=1,
         subjects={"s.b": 1},
         num_deleted=1,
         deleted=[2],
     )
-    assert schema.encode(state).decode() == CAPTURED_STATE_DETAILS
+    assert jsonencode.encode(state).decode() == CAPTURED_STATE_DETAILS
 
 
 def test_schema_stream_state_lost_data() -> None:
     state = StreamState(lost=LostStreamData(msgs=[4, 5], bytes=80))
-    assert json.loads(schema.encode(state))["lost"] == {"msgs": [4, 5], "bytes": 80}
+    assert json.loads(jsonencode.encode(state))["lost"] == {"msgs": [4, 5], "bytes": 80}
 
 
 def test_schema_stream_info_with_sources_matches_nats() -> None:
@@ -207,7 +208,7 @@ def test_schema_stream_info_with_sources_matches_nats() -> None:
         config=config,
         sources=[StreamSourceInfo(name="CNT", active=-1, filter_subject="x")],
     )
-    body = schema.encode(
+    body = jsonencode.encode(
         schema.api_response(schema.STREAM_CREATE_RESPONSE, info, {"did_create": True})
     )
     assert _normalise(body.decode()) == _normalise(CAPTURED_SOURCES_CREATE)
@@ -215,13 +216,13 @@ def test_schema_stream_info_with_sources_matches_nats() -> None:
 
 def test_schema_account_info_matches_nats() -> None:
     info = AccountInfo(reserved_memory=100000, streams=2, api=schema.ApiStats(level=5, total=6))
-    body = schema.encode(schema.api_response(schema.ACCOUNT_INFO_RESPONSE, info))
+    body = jsonencode.encode(schema.api_response(schema.ACCOUNT_INFO_RESPONSE, info))
     assert body.decode() == CAPTURED_ACCOUNT_INFO
 
 
 def test_schema_account_info_domain_and_tiers() -> None:
     info = AccountInfo(domain="hub", tiers={"R1": schema.Tier(streams=1)})
-    out = json.loads(schema.encode(info))
+    out = json.loads(jsonencode.encode(info))
     assert list(out)[-3:] == ["domain", "api", "tiers"]
     assert out["tiers"]["R1"]["streams"] == 1
 
@@ -270,7 +271,10 @@ def test_schema_account_info_domain_and_tiers() -> None:
         (
             schema.MsgGetResponse(
                 message=StoredMsg(
-                    subject="s.b", seq=1, data=b"x", time=schema.format_time(1795421649402589906)
+                    subject="s.b",
+                    seq=1,
+                    data=b"x",
+                    time=timestamp.format_rfc3339(1795421649402589906),
                 )
             ),
             '{"type":"io.nats.jetstream.api.v1.stream_msg_get_response","message":{"subject":"s.b","seq":1,"data":"eA==","time":"2026-11-23T08:14:09.402589906Z"}}',
@@ -285,7 +289,7 @@ def test_schema_account_info_domain_and_tiers() -> None:
     ],
 )
 def test_schema_small_responses_match_nats(response: msgspec.Struct, captured: str) -> None:
-    assert schema.encode(response).decode() == captured
+    assert jsonencode.encode(response).decode() == captured
 
 
 def test_schema_msg_get_with_headers_is_base64() -> None:
@@ -297,7 +301,7 @@ def test_schema_msg_get_with_headers_is_base64() -> None:
         data=b"o0",
         time="2026-11-23T04:20:55.039554928Z",
     )
-    assert schema.encode(msg) == (
+    assert jsonencode.encode(msg) == (
         b'{"subject":"orders.new","seq":1,"hdrs":"TkFUUy8xLjANCk5hdHMtTXNnLUlkOiBpZDANCg0K",'
         b'"data":"bzA=","time":"2026-11-23T04:20:55.039554928Z"}'
     )
@@ -306,13 +310,15 @@ def test_schema_msg_get_with_headers_is_base64() -> None:
 def test_schema_error_envelopes_match_nats() -> None:
     # $JS.API.STREAM.INFO.NOPE: the paging keys follow the error.
     err = ApiError.of(JSStreamNotFoundErr)
-    body = schema.encode(schema.api_response(schema.STREAM_INFO_RESPONSE, ApiPaged(), error=err))
+    body = jsonencode.encode(
+        schema.api_response(schema.STREAM_INFO_RESPONSE, ApiPaged(), error=err)
+    )
     assert body == (
         b'{"type":"io.nats.jetstream.api.v1.stream_info_response","error":{"code":404,'
         b'"err_code":10059,"description":"stream not found"},"total":0,"offset":0,"limit":0}'
     )
     # $JS.API.STREAM.MSG.GET.NOPE {"seq":1}: nothing after the error.
-    body = schema.encode(schema.api_response(schema.STREAM_MSG_GET_RESPONSE, None, error=err))
+    body = jsonencode.encode(schema.api_response(schema.STREAM_MSG_GET_RESPONSE, None, error=err))
     assert body == (
         b'{"type":"io.nats.jetstream.api.v1.stream_msg_get_response","error":{"code":404,'
         b'"err_code":10059,"description":"stream not found"}}'
@@ -369,8 +375,8 @@ def test_schema_pub_ack_with_domain_puts_domain_before_seq() -> None:
 
 
 def test_schema_pub_ack_struct_omits_falsy_fields() -> None:
-    assert schema.encode(schema.PubAck(stream="S", seq=3)) == b'{"stream":"S","seq":3}'
-    assert schema.encode(schema.PubAck(stream="S", seq=3, domain="D", duplicate=True)) == (
+    assert jsonencode.encode(schema.PubAck(stream="S", seq=3)) == b'{"stream":"S","seq":3}'
+    assert jsonencode.encode(schema.PubAck(stream="S", seq=3, domain="D", duplicate=True)) == (
         b'{"stream":"S","seq":3,"domain":"D","duplicate":true}'
     )
 
@@ -379,18 +385,18 @@ def test_schema_pub_ack_struct_omits_falsy_fields() -> None:
 
 
 def test_schema_encode_escapes_like_go() -> None:
-    out = schema.encode({"a": "x>y<z&w\u2028\u2029"})
+    out = jsonencode.encode({"a": "x>y<z&w\u2028\u2029"})
     assert out == b'{"a":"x\\u003ey\\u003cz\\u0026w\\u2028\\u2029"}'
     assert json.loads(out) == {"a": "x>y<z&w\u2028\u2029"}
 
 
 def test_schema_encode_empty_placement_tags_like_go() -> None:
     # {"placement":{"tags":[]}} is kept by nats-server and answered as "placement":{}.
-    assert schema.encode(Placement(tags=[])) == b"{}"
+    assert jsonencode.encode(Placement(tags=[])) == b"{}"
 
 
 def test_schema_encode_plain_dict_keeps_its_order_and_struct_values() -> None:
-    out = schema.encode({"z": 1, "config": StreamConsumerLimits(max_ack_pending=2), "a": None})
+    out = jsonencode.encode({"z": 1, "config": StreamConsumerLimits(max_ack_pending=2), "a": None})
     assert out == b'{"z":1,"config":{"max_ack_pending":2},"a":null}'
 
 
@@ -410,7 +416,7 @@ def test_schema_stream_config_request_config_drops_pedantic() -> None:
     config = request.config()
     assert type(config) is StreamConfig
     assert (config.name, config.max_msgs) == ("X", 5)
-    assert b"pedantic" not in schema.encode(config)
+    assert b"pedantic" not in jsonencode.encode(config)
 
 
 # -- decoding: what nats-server answers -----------------------------------------------------------
@@ -674,7 +680,7 @@ DECODE_ERRORS = [
 @pytest.mark.parametrize(("body", "description"), DECODE_ERRORS)
 def test_schema_decode_errors_match_nats(body: bytes, description: str) -> None:
     with pytest.raises(ApiError) as info:
-        schema.decode_request(body, StreamConfigRequest)
+        jsondecode.decode_request(body, StreamConfigRequest)
     assert info.value.to_dict() == {
         "code": 400,
         "err_code": 10025,
@@ -684,13 +690,13 @@ def test_schema_decode_errors_match_nats(body: bytes, description: str) -> None:
 
 def test_schema_decode_error_names_the_request_type() -> None:
     with pytest.raises(ApiError) as info:
-        schema.decode_request(b'{"seq":"1"}', MsgGetRequest)
+        jsondecode.decode_request(b'{"seq":"1"}', MsgGetRequest)
     assert info.value.description == (
         "invalid JSON: json: cannot unmarshal string into Go struct field "
         "JSApiMsgGetRequest.seq of type uint64"
     )
     with pytest.raises(ApiError) as info:
-        schema.decode_request(b'{"offset":1,"bogus":true}', schema.StreamInfoRequest)
+        jsondecode.decode_request(b'{"offset":1,"bogus":true}', schema.StreamInfoRequest)
     assert info.value.description == 'invalid JSON: json: unknown field "bogus"'
 
 
@@ -746,13 +752,13 @@ DECODE_ACCEPTED: list[tuple[bytes, dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("body", "fields"), DECODE_ACCEPTED)
 def test_schema_decode_accepts_what_nats_accepts(body: bytes, fields: dict[str, Any]) -> None:
-    request = schema.decode_request(body, StreamConfigRequest)
+    request = jsondecode.decode_request(body, StreamConfigRequest)
     assert type(request) is StreamConfigRequest
     assert {k: getattr(request, k) for k in fields} == fields
 
 
 def test_schema_decode_merges_repeated_objects_like_go() -> None:
-    request = schema.decode_request(
+    request = jsondecode.decode_request(
         b'{"consumer_limits":{"max_ack_pending":3},"consumer_limits":{"inactive_threshold":5},'
         b'"metadata":{"a":"1"},"metadata":{"b":"2"}}',
         StreamConfigRequest,
@@ -762,18 +768,18 @@ def test_schema_decode_merges_repeated_objects_like_go() -> None:
 
 
 def test_schema_decode_msg_get_request() -> None:
-    request = schema.decode_request(
+    request = jsondecode.decode_request(
         b'{"next_by_subj":"a.>","seq":5,"start_time":"2026-01-02T03:04:05.5+01:00"}', MsgGetRequest
     )
     assert (request.next_by_subj, request.seq) == ("a.>", 5)
     assert request.start_time == "2026-01-02T03:04:05.5+01:00"
-    assert schema.decode_request(b'{"seq":1}', MsgGetRequest).start_time is None
+    assert jsondecode.decode_request(b'{"seq":1}', MsgGetRequest).start_time is None
 
 
 def test_schema_decode_deeply_nested_json_is_refused() -> None:
     body = b'{"name":' + b"[" * 5000 + b"]" * 5000 + b"}"
     with pytest.raises(ApiError) as info:
-        schema.decode_request(body, StreamConfigRequest)
+        jsondecode.decode_request(body, StreamConfigRequest)
     assert info.value.err_code == 10025
 
 
@@ -792,7 +798,7 @@ def test_schema_decode_deeply_nested_json_is_refused() -> None:
     ],
 )
 def test_schema_is_json_object_or_array(body: bytes, expected: bool) -> None:
-    assert schema.is_json_object_or_array(body) is expected
+    assert jsondecode.is_json_object_or_array(body) is expected
 
 
 @pytest.mark.parametrize(
@@ -807,61 +813,4 @@ def test_schema_is_json_object_or_array(body: bytes, expected: bool) -> None:
     ],
 )
 def test_schema_is_empty_request(body: bytes, expected: bool) -> None:
-    assert schema.is_empty_request(body) is expected
-
-
-# -- time ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("ns", "text"),
-    [
-        (0, "0001-01-01T00:00:00Z"),
-        (1, "1970-01-01T00:00:00.000000001Z"),
-        (1795421649398467757, "2026-11-23T08:14:09.398467757Z"),
-        (1795421556666764670, "2026-11-23T08:12:36.66676467Z"),  # trailing zero trimmed
-        (1795421556000000000, "2026-11-23T08:12:36Z"),
-        (951782400_500_000_000, "2000-02-29T00:00:00.5Z"),
-        (-1_000_000_000, "1969-12-31T23:59:59Z"),
-    ],
-)
-def test_schema_format_and_parse_time(ns: int, text: str) -> None:
-    assert schema.format_time(ns) == text
-    assert schema.parse_time(text) == ns
-
-
-@pytest.mark.parametrize(
-    ("text", "ns"),
-    [
-        ("2026-11-23T09:14:09.398467757+01:00", 1795421649398467757),
-        ("2026-11-23T01:44:09.398467757-06:30", 1795421649398467757),
-        ("2026-11-23T08:14:09,5Z", 1795421649500000000),
-        ("2026-11-23T8:14:09Z", 1795421649000000000),
-    ],
-)
-def test_schema_parse_time_with_offsets(text: str, ns: int) -> None:
-    assert schema.parse_time(text) == ns
-
-
-def test_schema_parse_time_error_is_go_text() -> None:
-    with pytest.raises(
-        ValueError,
-        match=r'^parsing time "2020-01-01T00:00:00\+05:61": time zone offset minute out of range$',
-    ):
-        schema.parse_time("2020-01-01T00:00:00+05:61")
-    with pytest.raises(ValueError, match=r'cannot parse "2o20-01-01T00:00:00Z" as "2006"'):
-        schema.parse_time("2o20-01-01T00:00:00Z")
-
-
-@pytest.mark.parametrize(
-    ("text", "quoted"),
-    [
-        ("bogus", '"bogus"'),
-        ('a"b\\c', '"a\\"b\\\\c"'),
-        ("\t\n\x01\x7f", '"\\t\\n\\x01\\x7f"'),
-        ("é\u2028\ufeff\U0001f600", '"é\\u2028\\ufeff\U0001f600"'),
-        ("\U000e0001", '"\\U000e0001"'),
-    ],
-)
-def test_schema_go_quote(text: str, quoted: str) -> None:
-    assert schema.go_quote(text) == quoted
+    assert jsondecode.is_empty_request(body) is expected

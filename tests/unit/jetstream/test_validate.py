@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from shardbroker.jetstream import schema, validate
+from shardbroker.jetstream import checks, jsondecode, jsonencode, stream_validate, versioning
 from shardbroker.jetstream.jserrors import ApiError
 from shardbroker.jetstream.schema import (
     MsgGetRequest,
@@ -26,19 +26,19 @@ from shardbroker.jetstream.schema import (
 
 
 def _request(body: str) -> StreamConfigRequest:
-    return schema.decode_request(body.encode(), StreamConfigRequest)
+    return jsondecode.decode_request(body.encode(), StreamConfigRequest)
 
 
 def _create(body: str, existing: dict[str, StreamConfig] | None = None) -> StreamConfig:
     """The create path as the API layer runs it."""
     cfg = _request(body)
-    validate.check_create_request(cfg.name, cfg)
-    return validate.check_stream_config(cfg, max_payload=1 << 20, existing=existing or {})
+    stream_validate.check_create_request(cfg.name, cfg)
+    return stream_validate.check_stream_config(cfg, max_payload=1 << 20, existing=existing or {})
 
 
 def _answer_config(cfg: StreamConfig) -> dict[str, Any]:
-    shown = validate.set_dynamic_stream_metadata(cfg, version="2.15.1", api_level=5)
-    return json.loads(schema.encode(shown))
+    shown = versioning.set_dynamic_metadata(cfg, version="2.15.1", api_level=5)
+    return json.loads(jsonencode.encode(shown))
 
 
 def _error(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -93,14 +93,14 @@ DEFAULTS = [
 @pytest.mark.parametrize(("body", "answered"), DEFAULTS)
 def test_validate_defaults_match_nats(body: str, answered: str) -> None:
     cfg = _create(body)
-    shown = validate.set_dynamic_stream_metadata(cfg, version="2.15.1", api_level=5)
-    assert schema.encode(shown).decode() == answered
+    shown = versioning.set_dynamic_metadata(cfg, version="2.15.1", api_level=5)
+    assert jsonencode.encode(shown).decode() == answered
     assert type(cfg) is StreamConfig  # pedantic is not part of what is stored
 
 
 def test_validate_defaults_leave_the_input_alone() -> None:
     request = _request('{"name":"X"}')
-    validate.check_stream_config(request)
+    stream_validate.check_stream_config(request)
     assert (request.max_msgs, request.subjects, request.metadata) == (0, [], {})
 
 
@@ -238,8 +238,8 @@ def test_validate_create_errors_match_nats(body: str, answered: dict[str, Any]) 
     subject_name = cfg.name or "X"
 
     def create() -> None:
-        validate.check_create_request(subject_name, cfg)
-        validate.check_stream_config(cfg)
+        stream_validate.check_create_request(subject_name, cfg)
+        stream_validate.check_stream_config(cfg)
 
     assert _error(create) == answered
 
@@ -411,31 +411,31 @@ def test_validate_create_errors_match_nats(body: str, answered: dict[str, Any]) 
 def test_validate_config_rules_from_nats_source(body: str, answered: dict[str, Any] | None) -> None:
     cfg = _request(body)
     if answered is None:
-        validate.check_stream_config(cfg)
+        stream_validate.check_stream_config(cfg)
         return
-    assert _error(validate.check_stream_config, cfg) == answered
+    assert _error(stream_validate.check_stream_config, cfg) == answered
 
 
 def test_validate_sealed_create_is_refused_before_the_config_is_checked() -> None:
     # nats-server checks sealed (and mirror_direct) in the handler, before the config.
     cfg = _request('{"name":"V","sealed":true,"max_age":-1}')
-    answered = _error(validate.check_create_request, "V", cfg)
+    answered = _error(stream_validate.check_create_request, "V", cfg)
     assert answered == _invalid("stream configuration for create can not be sealed")
 
 
 def test_validate_name_in_subject() -> None:
-    assert _error(validate.check_stream_mismatch, "A", "B") == {
+    assert _error(stream_validate.check_stream_mismatch, "A", "B") == {
         "code": 400,
         "err_code": 10056,
         "description": "stream name in subject does not match request",
     }
-    assert _error(validate.check_stream_name_token, "a/b") == {
+    assert _error(stream_validate.check_stream_name_token, "a/b") == {
         "code": 400,
         "err_code": 10128,
         "description": "Stream name can not contain path separators",
     }
-    validate.check_stream_name_token("ORDERS")
-    validate.check_stream_mismatch("ORDERS", "ORDERS")
+    stream_validate.check_stream_name_token("ORDERS")
+    stream_validate.check_stream_mismatch("ORDERS", "ORDERS")
 
 
 @pytest.mark.parametrize(
@@ -444,7 +444,7 @@ def test_validate_name_in_subject() -> None:
      ("a b", False), ("a\tb", False), ("a\\b", False), ("a/b", False), ("\u00e9", True)],
 )  # fmt: skip
 def test_validate_asset_names(name: str, valid: bool) -> None:
-    assert validate.is_valid_asset_name(name) is valid
+    assert checks.is_valid_asset_name(name) is valid
 
 
 def test_validate_subject_exceptions_for_reserved_spaces() -> None:
@@ -476,7 +476,7 @@ def test_validate_create_again_same_config_is_idempotent() -> None:
     stored = _create('{"name":"ORDERS","subjects":["orders.*"]}')
     again = _create('{"name":"ORDERS","subjects":["orders.*"],"max_msgs":0}', {"ORDERS": stored})
     assert again == stored
-    assert validate.same_config(stored, again)
+    assert stream_validate.same_config(stored, again)
 
 
 def test_validate_create_again_different_config() -> None:
@@ -572,15 +572,15 @@ def test_validate_static_metadata_replaces_what_the_client_sent() -> None:
 def test_validate_copy_metadata_for_comparison() -> None:
     prev = StreamConfig(name="X", metadata={"_nats.req.level": "1"})
     new = StreamConfig(name="X", metadata={"_nats.req.level": "0", "_nats.ver": "2", "k": "v"})
-    assert validate.copy_stream_metadata(new, prev).metadata == {"k": "v", "_nats.req.level": "1"}
-    assert validate.copy_stream_metadata(new, StreamConfig(name="X")).metadata == {"k": "v"}
+    assert versioning.copy_metadata(new, prev).metadata == {"k": "v", "_nats.req.level": "1"}
+    assert versioning.copy_metadata(new, StreamConfig(name="X")).metadata == {"k": "v"}
 
 
 # -- update -------------------------------------------------------------------------------------
 
 
 def _update(old: StreamConfig, body: str, **kwargs: Any) -> StreamConfig:
-    return validate.check_stream_update(old, _request(body), max_payload=1 << 20, **kwargs)
+    return stream_validate.check_stream_update(old, _request(body), max_payload=1 << 20, **kwargs)
 
 
 U = '{"name":"U","subjects":["u.>"],"allow_msg_ttl":true,"deny_delete":true,"deny_purge":true'
@@ -714,11 +714,11 @@ def test_validate_update_keeps_required_level_current() -> None:
     ],
 )
 def test_validate_msg_get_request(body: str, ok: bool) -> None:
-    request = schema.decode_request(body.encode(), MsgGetRequest)
+    request = jsondecode.decode_request(body.encode(), MsgGetRequest)
     if ok:
-        validate.check_msg_get_request(request)
+        stream_validate.check_msg_get_request(request)
     else:
-        assert _error(validate.check_msg_get_request, request) == {
+        assert _error(stream_validate.check_msg_get_request, request) == {
             "code": 400,
             "err_code": 10003,
             "description": "bad request",
@@ -727,10 +727,10 @@ def test_validate_msg_get_request(body: str, ok: bool) -> None:
 
 def test_validate_purge_request() -> None:
     # Captured: {"seq":2,"keep":1} -> 10003.
-    assert _error(validate.check_purge_request, StreamPurgeRequest(seq=2, keep=1)) == {
+    assert _error(stream_validate.check_purge_request, StreamPurgeRequest(seq=2, keep=1)) == {
         "code": 400,
         "err_code": 10003,
         "description": "bad request",
     }
-    validate.check_purge_request(StreamPurgeRequest(seq=2, filter="a"))
-    validate.check_purge_request(StreamPurgeRequest(keep=1, filter="a"))
+    stream_validate.check_purge_request(StreamPurgeRequest(seq=2, filter="a"))
+    stream_validate.check_purge_request(StreamPurgeRequest(keep=1, filter="a"))

@@ -17,8 +17,9 @@ from shardbroker.mesh.snapshot import (
     SubSnapshot,
     WorkerSnapshot,
 )
-from shardbroker.monitor import collect
-from shardbroker.monitor.collect import BrokerState, ConnzQuery, QueryError, ShardFigures
+from shardbroker.monitor import accountz, collect, connz, jsz
+from shardbroker.monitor.collect import BrokerState, QueryError, ShardFigures
+from shardbroker.monitor.connz import ConnzQuery
 from shardbroker.monitor.prometheus import render
 
 SEC = 1_000_000_000
@@ -59,20 +60,12 @@ def conn(cid: int, **kw: object) -> ConnSnapshot:
     return ConnSnapshot(**fields)  # type: ignore[arg-type]
 
 
-def test_collect_formats_like_go() -> None:
-    assert collect.rfc3339(0) == "0001-01-01T00:00:00Z"
-    assert collect.rfc3339(1_700_000_000 * SEC + 114_881_600) == "2023-11-14T22:13:20.1148816Z"
-    assert collect.rfc3339(1_700_000_000 * SEC) == "2023-11-14T22:13:20Z"
+def test_collect_uptime_like_nats() -> None:
+    # RFC 3339 times and durations are gofmt's (tests/unit/gofmt).
     assert collect.uptime(9 * SEC) == "9s"
     assert collect.uptime(65 * SEC) == "1m5s"
     assert collect.uptime((2 * 86400 + 3 * 3600 + 7) * SEC) == "2d3h0m7s"
     assert collect.uptime((400 * 86400 + 5) * SEC) == "1y35d0h0m5s"
-    assert collect.go_duration(683_000) == "683µs"
-    assert collect.go_duration(1_200_000) == "1.2ms"
-    assert collect.go_duration(300_927_518) == "300.927518ms"
-    assert collect.go_duration(65_500_000_000) == "1m5.5s"
-    assert collect.go_duration(0) == "0s"
-    assert collect.go_duration(999) == "999ns"
 
 
 def test_collect_varz_sums_workers() -> None:
@@ -92,9 +85,9 @@ def test_collect_varz_and_jsz_with_jetstream() -> None:
     assert doc["jetstream"]["stats"]["storage"] == 400
     assert doc["jetstream"]["stats"]["api"]["total"] == 9
     assert doc["jetstream"]["config"]["strict"] is True
-    jsz = collect.jsz(s)
-    assert (jsz.streams, jsz.consumers, jsz.messages, jsz.bytes) == (2, 3, 40, 400)
-    off = msgspec.json.decode(msgspec.json.encode(collect.jsz(state())))
+    doc = jsz.jsz(s)
+    assert (doc.streams, doc.consumers, doc.messages, doc.bytes) == (2, 3, 40, 400)
+    off = msgspec.json.decode(msgspec.json.encode(jsz.jsz(state())))
     assert off["disabled"] is True and off["config"] == {"max_memory": 0, "max_storage": 0}
 
 
@@ -125,9 +118,9 @@ def storage_snapshot() -> StorageSnapshot:
     ],
 )  # fmt: skip
 def test_collect_jsz_details(query: dict[str, str], expected: list[Any] | None) -> None:
-    q = collect.JszQuery.from_query(query)
+    q = jsz.JszQuery.from_query(query)
     snap = storage_snapshot() if q.details else None
-    doc = msgspec.json.decode(msgspec.json.encode(collect.jsz(state(jetstream=True), q, snap)))
+    doc = msgspec.json.decode(msgspec.json.encode(jsz.jsz(state(jetstream=True), q, snap)))
     details = doc.get("account_details")
     if expected is None:
         assert details is None
@@ -152,9 +145,9 @@ def test_collect_jsz_details(query: dict[str, str], expected: list[Any] | None) 
 
 def test_collect_jsz_bad_query() -> None:
     with pytest.raises(QueryError, match="Error decoding boolean for 'streams'"):
-        collect.JszQuery.from_query({"streams": "maybe"})
+        jsz.JszQuery.from_query({"streams": "maybe"})
     with pytest.raises(QueryError, match="Error decoding int for 'offset'"):
-        collect.JszQuery.from_query({"offset": "x"})
+        jsz.JszQuery.from_query({"offset": "x"})
 
 
 def test_collect_connz_sorts_pages_and_filters() -> None:
@@ -164,27 +157,27 @@ def test_collect_connz_sorts_pages_and_filters() -> None:
         ),
         WorkerSnapshot(2, NOW, [conn(2), conn(3, user="bob")], [], []),
     ]  # fmt: skip
-    c = collect.connz("N", NOW, snaps, ConnzQuery())
+    c = connz.connz("N", NOW, snaps, ConnzQuery())
     assert [x.cid for x in c.connections] == [1, 2, 3, 4]
     assert [x.shard for x in c.connections] == [1, 2, 2, 1]
     assert c.connections[0].rtt == "683µs" and c.connections[0].idle == "1s"
     q = ConnzQuery.from_query({"sort": "msgs_from", "limit": "2", "offset": "1"})
-    c = collect.connz("N", NOW, snaps, q)
+    c = connz.connz("N", NOW, snaps, q)
     assert [x.cid for x in c.connections] == [3, 2] and (c.total, c.num_connections) == (4, 2)
-    closed = collect.connz("N", NOW, snaps, ConnzQuery.from_query({"state": "closed"}))
+    closed = connz.connz("N", NOW, snaps, ConnzQuery.from_query({"state": "closed"}))
     assert [(x.cid, x.reason) for x in closed.connections] == [(9, "Client Closed")]
-    assert collect.connz("N", NOW, snaps, ConnzQuery.from_query({"cid": "9"})).total == 1
-    assert collect.connz("N", NOW, snaps, ConnzQuery.from_query({"state": "all"})).total == 5
-    bob = collect.connz("N", NOW, snaps, ConnzQuery.from_query({"user": "bob", "auth": "1"}))
+    assert connz.connz("N", NOW, snaps, ConnzQuery.from_query({"cid": "9"})).total == 1
+    assert connz.connz("N", NOW, snaps, ConnzQuery.from_query({"state": "all"})).total == 5
+    bob = connz.connz("N", NOW, snaps, ConnzQuery.from_query({"user": "bob", "auth": "1"}))
     assert [x.authorized_user for x in bob.connections] == ["bob"]
 
 
 def test_collect_connz_subscription_lists() -> None:
     sub = SubSnapshot("foo.*", "q1", "1", 5, 0, "$G", 1)
     snaps = [WorkerSnapshot(1, NOW, [conn(1, subs=[sub])], [], [])]
-    plain = collect.connz("N", NOW, snaps, ConnzQuery.from_query({"subs": "true"}))
+    plain = connz.connz("N", NOW, snaps, ConnzQuery.from_query({"subs": "true"}))
     assert plain.connections[0].subscriptions_list == ["foo.*"]
-    detail = collect.connz("N", NOW, snaps, ConnzQuery.from_query({"subs": "detail"}))
+    detail = connz.connz("N", NOW, snaps, ConnzQuery.from_query({"subs": "detail"}))
     doc = msgspec.json.decode(msgspec.json.encode(detail.connections[0]))
     assert doc["subscriptions_list_detail"] == [
         {"subject": "foo.*", "qgroup": "q1", "sid": "1", "msgs": 5, "cid": 1}
@@ -215,11 +208,11 @@ def test_collect_subsz_lists_and_tests_subjects() -> None:
         SubSnapshot("foo.*", "", "1", 0, 0, "$G", 1),
         SubSnapshot("bar", "", "2", 0, 0, "$G", 1),
     ]
-    s = collect.subsz(state(), collect.SubszQuery.from_query({"subs": "1", "test": "foo.x"}), subs)
+    s = connz.subsz(state(), connz.SubszQuery.from_query({"subs": "1", "test": "foo.x"}), subs)
     assert s.num_subscriptions == 4 and s.total == 1
     assert [x.subject for x in s.subscriptions_list] == ["foo.*"]
     with pytest.raises(QueryError):
-        collect.SubszQuery.from_query({"test": "foo.*"})
+        connz.SubszQuery.from_query({"test": "foo.*"})
 
 
 def test_collect_healthz_and_accounts() -> None:
@@ -229,11 +222,11 @@ def test_collect_healthz_and_accounts() -> None:
     assert code == 400 and "account" in body.error
     with pytest.raises(QueryError):
         collect.healthz(state(), {"js-enabled-only": "nope"})
-    assert collect.accountz(state()).accounts == ["$SYS", "$G"]
-    detail = collect.accountz(state(), "$G").account_detail
+    assert accountz.accountz(state()).accounts == ["$SYS", "$G"]
+    detail = accountz.accountz(state(), "$G").account_detail
     assert detail is not None and detail.client_connections == 3
     with pytest.raises(QueryError, match="Account NOPE does not exist"):
-        collect.accountz(state(), "NOPE")
+        accountz.accountz(state(), "NOPE")
 
 
 def test_collect_prometheus_render_parses() -> None:

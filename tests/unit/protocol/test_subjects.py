@@ -12,6 +12,7 @@ from shardbroker.protocol.subjects import (
     has_wildcard,
     is_valid_literal_subject,
     is_valid_subject,
+    str_tokens_match,
     subject_matches,
     subjects_overlap,
     tokens_match,
@@ -149,6 +150,14 @@ MATCHING = [
 @pytest.mark.parametrize(("pattern", "subject", "expected"), MATCHING)
 def test_subjects_matching_table(pattern: bytes, subject: bytes, expected: bool):
     assert subject_matches(pattern, subject) is expected
+
+
+@pytest.mark.parametrize(
+    ("pattern", "subject", "expected"), [row for row in MATCHING if b"" not in row[1].split(b".")]
+)
+def test_subjects_str_tokens_match_agrees(pattern: bytes, subject: bytes, expected: bool):
+    tokens = pattern.decode().split(".")
+    assert str_tokens_match(tokens, subject.decode()) is expected
 
 
 def test_subjects_tokens_match_presplit():
