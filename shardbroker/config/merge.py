@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,20 @@ from shardbroker.config.options import (
     validate,
 )
 from shardbroker.config.parse import ConfigError, KeyPath, Position, parse_file_with_positions
+from shardbroker.config.value import (
+    Converter,
+    boolean,
+    duration_string,
+    listen,
+    number,
+    parse_duration,
+    seconds,
+    secret,
+    string,
+)
 
 # protocol.subjects.is_valid_subject, on str: config may not import protocol (layers).
 _VALID_SUBJECT = re.compile(r"(?:(?!>\.)[^. \t\r\n\f\v]+\.)*[^. \t\r\n\f\v]+").fullmatch
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 # nats-server features that a config file may name but shardbroker does not serve yet.
 NOT_YET_SUPPORTED = frozenset(
@@ -48,107 +57,37 @@ NOT_YET_SUPPORTED = frozenset(
 )  # fmt: skip
 
 
-def parse_duration(text: str) -> float:
-    """A Go duration string ("2m", "1h30m", "500ms", "1.5h") in seconds."""
-    pos = 0
-    total = 0.0
-    sign = 1.0
-    if text and text[0] in "+-":
-        sign = -1.0 if text[0] == "-" else 1.0
-        pos = 1
-    if text[pos:] == "0":
-        return 0.0
-    if pos == len(text):
-        raise ValueError(f"invalid duration {text!r}")
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        if match is None:
-            raise ValueError(f"invalid duration {text!r}")
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    return sign * total
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
-    return value
-
-
-def _seconds(value: Any) -> float:
-    """A duration string, or a bare integer meaning seconds (nats-server allows both)."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration, got {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        return parse_duration(value)
-    raise ValueError(f'expected a duration such as "2m", got {value!r}')
-
-
-def _duration_string(value: Any) -> float:
-    """A duration that nats-server accepts only as a string ("2m", "10s")."""
-    if not isinstance(value, str):
-        raise ValueError(f'expected a duration string such as "2m", got {value!r}')
-    return parse_duration(value)
-
-
-def _listen(value: Any) -> dict[str, Any]:
-    """`listen: host:port` or `listen: port`."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return {"port": value}
-    text = _str(value)
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.lstrip("-").isdigit():
-        raise ValueError(f"expected host:port, got {text!r}")
-    return {"host": host.strip("[]") or "0.0.0.0", "port": int(port)}
-
-
-Converter = Callable[[Any], Any]
-
 # config key (lower case) -> (Options field, converter); aliases share a field.
 KEYS: dict[str, tuple[str, Converter]] = {
-    "host": ("host", _str),
-    "net": ("host", _str),
-    "port": ("port", _int),
-    "server_name": ("server_name", _str),
-    "pid_file": ("pid_file", _str),
-    "ports_file_dir": ("ports_file_dir", _str),
-    "log_file": ("log_file", _str),
-    "debug": ("debug", _bool),
-    "trace": ("trace", _bool),
-    "logtime": ("logtime", _bool),
-    "max_payload": ("max_payload", _int),
-    "max_pending": ("max_pending", _int),
-    "max_control_line": ("max_control_line", _int),
-    "max_connections": ("max_connections", _int),
-    "max_conn": ("max_connections", _int),
-    "max_subscriptions": ("max_subscriptions", _int),
-    "max_subs": ("max_subscriptions", _int),
-    "ping_interval": ("ping_interval", _seconds),
-    "ping_max": ("ping_max", _int),
-    "write_deadline": ("write_deadline", _seconds),
-    "lame_duck_duration": ("lame_duck_duration", _duration_string),
-    "lame_duck_grace_period": ("lame_duck_grace_period", _duration_string),
+    "host": ("host", string),
+    "net": ("host", string),
+    "port": ("port", number),
+    "server_name": ("server_name", string),
+    "pid_file": ("pid_file", string),
+    "ports_file_dir": ("ports_file_dir", string),
+    "log_file": ("log_file", string),
+    "debug": ("debug", boolean),
+    "trace": ("trace", boolean),
+    "logtime": ("logtime", boolean),
+    "max_payload": ("max_payload", number),
+    "max_pending": ("max_pending", number),
+    "max_control_line": ("max_control_line", number),
+    "max_connections": ("max_connections", number),
+    "max_conn": ("max_connections", number),
+    "max_subscriptions": ("max_subscriptions", number),
+    "max_subs": ("max_subscriptions", number),
+    "ping_interval": ("ping_interval", seconds),
+    "ping_max": ("ping_max", number),
+    "write_deadline": ("write_deadline", seconds),
+    "lame_duck_duration": ("lame_duck_duration", duration_string),
+    "lame_duck_grace_period": ("lame_duck_grace_period", duration_string),
     # Not in nats-server (see Options).
-    "worker_heartbeat_timeout": ("worker_heartbeat_timeout", _seconds),
-    "rebalance": ("rebalance", _bool),
-    "rebalance_interval": ("rebalance_interval", _seconds),
-    "http_port": ("http_port", _int),
-    "monitor_port": ("http_port", _int),
-    "http_base_path": ("http_base_path", _str),
+    "worker_heartbeat_timeout": ("worker_heartbeat_timeout", seconds),
+    "rebalance": ("rebalance", boolean),
+    "rebalance_interval": ("rebalance_interval", seconds),
+    "http_port": ("http_port", number),
+    "monitor_port": ("http_port", number),
+    "http_base_path": ("http_base_path", string),
 }
 
 
@@ -169,7 +108,7 @@ def options_from_config(
             continue
         if name in ("store_dir", "store", "storedir"):
             try:
-                fields["store_dir"] = _str(value)
+                fields["store_dir"] = string(value)
             except ValueError as exc:
                 raise _error(position, f"{key}: {exc}") from None
             continue
@@ -178,24 +117,24 @@ def options_from_config(
             continue
         if name == "no_auth_user":
             try:
-                fields["no_auth_user"] = _str(value)
+                fields["no_auth_user"] = string(value)
             except ValueError as exc:
                 raise _error(position, f"{key}: {exc}") from None
             continue
         if name == "listen":
             try:
-                fields.update(_listen(value))
+                fields.update(listen(value))
             except ValueError as exc:
                 raise _error(position, f"listen: {exc}") from None
             continue
         if name == "http":
             try:
-                listen = _listen(value)
+                address = listen(value)
             except ValueError as exc:
                 raise _error(position, f"http: {exc}") from None
-            fields["http_port"] = listen["port"]
-            if "host" in listen:
-                fields["http_host"] = listen["host"]
+            fields["http_port"] = address["port"]
+            if "host" in address:
+                fields["http_host"] = address["host"]
             continue
         entry = KEYS.get(name)
         if entry is None:
@@ -256,19 +195,19 @@ def _tls(
                 _check_readable(item)
                 out[name] = item
             elif name == "verify":
-                out["verify"] = _bool(item)
+                out["verify"] = boolean(item)
             elif name == "verify_and_map":
-                if _bool(item):
+                if boolean(item):
                     raise ValueError(
                         "mapping client certificates to users is not supported by shardbroker yet"
                     )
             elif name == "timeout":
-                out["timeout"] = _seconds(item)
+                out["timeout"] = seconds(item)
             elif name in ("handshake_first", "first", "immediate"):
                 out["handshake_first"] = _handshake_first(item)
             elif name == "min_version":
                 # nats-server wants a string; an unquoted 1.2 (a number) is taken too.
-                version = str(item) if isinstance(item, float) else _str(item)
+                version = str(item) if isinstance(item, float) else string(item)
                 if version not in ("1.2", "1.3"):
                     raise ValueError(f"unsupported TLS version: {version}")
                 out["min_version"] = version
@@ -323,7 +262,7 @@ def _handshake_first(value: Any) -> bool:
     a plain INFO when the client stays silent; shardbroker does not do that yet."""
     if isinstance(value, bool):
         return value
-    text = _str(value).lower()
+    text = string(value).lower()
     if text in ("true", "on"):
         return True
     if text in ("false", "off"):
@@ -362,13 +301,13 @@ def _authorization(
         name = key.lower()
         try:
             if name == "token":
-                out["token"] = _secret(item)
+                out["token"] = secret(item)
             elif name in ("user", "username"):
-                out["user"] = _secret(item)
+                out["user"] = secret(item)
             elif name in ("pass", "password"):
-                out["password"] = _secret(item)
+                out["password"] = secret(item)
             elif name == "timeout":
-                out["timeout"] = _seconds(item)
+                out["timeout"] = seconds(item)
             elif name == "users":
                 out["users"] = _users(item, positions, (*path, key), where)
             elif name in _PERMISSIONS_KEYS:
@@ -400,11 +339,11 @@ def _users(
             name = key.lower()
             try:
                 if name in ("user", "username"):
-                    user["user"] = _secret(item)
+                    user["user"] = secret(item)
                 elif name in ("pass", "password"):
-                    user["password"] = _secret(item)
+                    user["password"] = secret(item)
                 elif name == "nkey":
-                    key = _str(item)
+                    key = string(item)
                     if not is_user_nkey(key):
                         raise ValueError(f"not a valid user public NKEY: {key!r}")
                     user["nkey"] = key
@@ -424,15 +363,15 @@ def _users(
 
 _JETSTREAM_SWITCH = {"enabled": True, "enable": True, "disabled": False, "disable": False}
 _JETSTREAM_KEYS: dict[str, tuple[str, Converter]] = {
-    "store_dir": ("store_dir", _str),
-    "store": ("store_dir", _str),
-    "storedir": ("store_dir", _str),
-    "max_memory_store": ("max_memory_store", _int),
-    "max_mem_store": ("max_memory_store", _int),
-    "max_mem": ("max_memory_store", _int),
-    "max_file_store": ("max_file_store", _int),
-    "max_file": ("max_file_store", _int),
-    "domain": ("jetstream_domain", _str),
+    "store_dir": ("store_dir", string),
+    "store": ("store_dir", string),
+    "storedir": ("store_dir", string),
+    "max_memory_store": ("max_memory_store", number),
+    "max_mem_store": ("max_memory_store", number),
+    "max_mem": ("max_memory_store", number),
+    "max_file_store": ("max_file_store", number),
+    "max_file": ("max_file_store", number),
+    "domain": ("jetstream_domain", string),
 }
 
 
@@ -455,12 +394,12 @@ def _jetstream(
         name = key.lower()
         try:
             if name == "enabled":
-                out["jetstream"] = _bool(item)
+                out["jetstream"] = boolean(item)
             elif name == "sync_interval":
                 if isinstance(item, str) and item.lower() == "always":
                     out["sync_always"] = True
                 else:
-                    out["sync_interval"] = _seconds(item)
+                    out["sync_interval"] = seconds(item)
             elif name in ("strict", "max_outstanding_catchup", "max_buffered_msgs"):
                 continue  # accepted for compatibility; shardbroker always behaves strictly
             elif name in _JETSTREAM_KEYS:
@@ -579,28 +518,21 @@ def _response_permission(value: Any) -> ResponsePermission | None:
     for key, item in value.items():
         name = key.lower()
         if name in ("max", "max_msgs", "max_messages", "max_responses"):
-            count = _int(item)
+            count = number(item)
             if count != 0:
                 out["max_msgs"] = count
         elif name in ("expires", "expiration", "ttl"):
             if not isinstance(item, str):
                 raise ValueError("error parsing expires, not a duration string")
             try:
-                seconds = parse_duration(item)
+                expires = parse_duration(item)
             except ValueError as exc:
                 raise ValueError(f"error parsing expires: {exc}") from None
-            if seconds != 0:
-                out["expires"] = seconds
+            if expires != 0:
+                out["expires"] = expires
         else:
             raise ValueError(f'Unknown field "{key}" parsing permissions')
     return ResponsePermission(**out)
-
-
-def _secret(value: Any) -> str:
-    """A user name, password or token. nats-server takes a bare number as its text."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return _str(value)
 
 
 def _error(position: Position, message: str) -> ConfigError:
