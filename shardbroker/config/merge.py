@@ -3,6 +3,9 @@
 Pure (no asyncio). Runs in the supervisor and in `shardbroker check-config`.
 
 Key names, aliases and value forms follow nats-server (reference config.md §1.6, §2).
+Which key sets which option, and in which form, comes from the Options declarations
+(config/options.py: KEYS and _JETSTREAM_KEYS are derived from them); this module adds
+the parsers of the blocks and keys that set more than one option, and the refusals.
 An unknown key is an error (`unknown field "x"`), as in nats-server. A key of a
 nats-server feature shardbroker does not have yet is an error too, never ignored:
 silently dropping `authorization {}` would leave a broker open that the file meant to
@@ -14,14 +17,15 @@ from __future__ import annotations
 import os
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, get_args
 
 import msgspec
 
 from shardbroker.config.nkey import is_user_nkey
 from shardbroker.config.options import (
+    DECLARATIONS,
     Authorization,
     Options,
     Permissions,
@@ -35,7 +39,6 @@ from shardbroker.config.parse import ConfigError, KeyPath, Position, parse_file_
 from shardbroker.config.value import (
     Converter,
     boolean,
-    duration_string,
     listen,
     number,
     parse_duration,
@@ -57,38 +60,50 @@ NOT_YET_SUPPORTED = frozenset(
 )  # fmt: skip
 
 
-# config key (lower case) -> (Options field, converter); aliases share a field.
-KEYS: dict[str, tuple[str, Converter]] = {
-    "host": ("host", string),
-    "net": ("host", string),
-    "port": ("port", number),
-    "server_name": ("server_name", string),
-    "pid_file": ("pid_file", string),
-    "ports_file_dir": ("ports_file_dir", string),
-    "log_file": ("log_file", string),
-    "debug": ("debug", boolean),
-    "trace": ("trace", boolean),
-    "logtime": ("logtime", boolean),
-    "max_payload": ("max_payload", number),
-    "max_pending": ("max_pending", number),
-    "max_control_line": ("max_control_line", number),
-    "max_connections": ("max_connections", number),
-    "max_conn": ("max_connections", number),
-    "max_subscriptions": ("max_subscriptions", number),
-    "max_subs": ("max_subscriptions", number),
-    "ping_interval": ("ping_interval", seconds),
-    "ping_max": ("ping_max", number),
-    "write_deadline": ("write_deadline", seconds),
-    "lame_duck_duration": ("lame_duck_duration", duration_string),
-    "lame_duck_grace_period": ("lame_duck_grace_period", duration_string),
-    # Not in nats-server (see Options).
-    "worker_heartbeat_timeout": ("worker_heartbeat_timeout", seconds),
-    "rebalance": ("rebalance", boolean),
-    "rebalance_interval": ("rebalance_interval", seconds),
-    "http_port": ("http_port", number),
-    "monitor_port": ("http_port", number),
-    "http_base_path": ("http_base_path", string),
-}
+class FileKey(NamedTuple):
+    """What a config file key sets: an Options field, from a value of this form; or, for
+    a struct field, from a block of its own (`authorization {}`, `tls {}`) that the
+    parser of that struct reads, with the positions of what is inside."""
+
+    field: str
+    convert: Converter | None
+    struct: type[msgspec.Struct] | None
+
+
+# The form of a value by its field's type, where the Setting names none.
+_FORMS: dict[Any, Converter] = {int: number, str: string, bool: boolean, float: seconds}
+
+
+def _file_keys(block: str) -> dict[str, FileKey]:
+    """The keys of `block` ("": the top level) that the Options declarations name, lower
+    case (aliases share a field). TypeError at import for a key no form can read."""
+    keys: dict[str, FileKey] = {}
+    for decl in DECLARATIONS:
+        convert = decl.setting.convert or _FORMS.get(decl.type)
+        struct = None if convert is not None else _struct_of(decl.type)
+        if convert is None and struct is None and decl.setting.keys:
+            raise TypeError(f"Options.{decl.name}: no config value form for {decl.type}")
+        for key in decl.setting.keys:
+            head, _, name = key.lower().rpartition(".")
+            if head == block:
+                if name in keys:
+                    raise TypeError(f"config key {key!r} declared for two Options fields")
+                keys[name] = FileKey(decl.name, convert, struct)
+    return keys
+
+
+def _struct_of(tp: Any) -> type[msgspec.Struct] | None:
+    """The Struct type of an optional struct field (`TLSConfig | None`), else None."""
+    for arg in get_args(tp) or (tp,):
+        if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
+            return arg
+    return None
+
+
+# Top-level keys, from the Options declarations.
+KEYS = _file_keys("")
+# Keys inside `jetstream {}`.
+_JETSTREAM_KEYS = _file_keys("jetstream")
 
 
 def options_from_config(
@@ -100,41 +115,18 @@ def options_from_config(
     for key, value in values.items():
         position = positions.get((key,), Position(filename, 0, 0))
         name = key.lower()
-        if name == "authorization":
-            fields["authorization"] = _authorization(value, positions, (key,), position)
-            continue
         if name == "jetstream":
+            # A switch, or a block of keys of other options (_JETSTREAM_KEYS).
             fields.update(_jetstream(value, positions, (key,), position))
             continue
-        if name in ("store_dir", "store", "storedir"):
-            try:
-                fields["store_dir"] = string(value)
-            except ValueError as exc:
-                raise _error(position, f"{key}: {exc}") from None
-            continue
-        if name == "tls":
-            fields["tls"] = _tls(value, positions, (key,), position)
-            continue
-        if name == "no_auth_user":
-            try:
-                fields["no_auth_user"] = string(value)
-            except ValueError as exc:
-                raise _error(position, f"{key}: {exc}") from None
-            continue
-        if name == "listen":
-            try:
-                fields.update(listen(value))
-            except ValueError as exc:
-                raise _error(position, f"listen: {exc}") from None
-            continue
-        if name == "http":
+        if name in ("listen", "http"):
+            # One key, two options: host and port.
             try:
                 address = listen(value)
             except ValueError as exc:
-                raise _error(position, f"http: {exc}") from None
-            fields["http_port"] = address["port"]
-            if "host" in address:
-                fields["http_host"] = address["host"]
+                raise _error(position, f"{name}: {exc}") from None
+            prefix = "" if name == "listen" else "http_"
+            fields.update({prefix + part: item for part, item in address.items()})
             continue
         entry = KEYS.get(name)
         if entry is None:
@@ -144,14 +136,14 @@ def options_from_config(
                     f"{key!r} is a nats-server option that shardbroker does not support yet",
                 )
             raise _error(position, f'unknown field "{key}"')
-        field, convert = entry
+        if entry.struct is not None:
+            parse = _BLOCK_PARSERS[entry.struct]
+            fields[entry.field] = parse(value, positions, (key,), position)
+            continue
         try:
-            converted = convert(value)
+            fields[entry.field] = entry.convert(value)  # type: ignore[misc]
         except ValueError as exc:
             raise _error(position, f"{key}: {exc}") from None
-        if field == "max_connections" and converted == 0:
-            converted = -1  # nats-server: 0 in a file rejects every client
-        fields[field] = converted
     auth = fields.get("authorization")
     tls = fields.get("tls")
     auth_block = next((v for k, v in values.items() if k.lower() == "authorization"), None)
@@ -362,23 +354,19 @@ def _users(
 
 
 _JETSTREAM_SWITCH = {"enabled": True, "enable": True, "disabled": False, "disable": False}
-_JETSTREAM_KEYS: dict[str, tuple[str, Converter]] = {
-    "store_dir": ("store_dir", string),
-    "store": ("store_dir", string),
-    "storedir": ("store_dir", string),
-    "max_memory_store": ("max_memory_store", number),
-    "max_mem_store": ("max_memory_store", number),
-    "max_mem": ("max_memory_store", number),
-    "max_file_store": ("max_file_store", number),
-    "max_file": ("max_file_store", number),
-    "domain": ("jetstream_domain", string),
-}
+# Accepted for compatibility; shardbroker always behaves strictly.
+_JETSTREAM_IGNORED = frozenset(("strict", "max_outstanding_catchup", "max_buffered_msgs"))
+_JETSTREAM_NOT_YET = frozenset(
+    ("cipher", "key", "prev_key", "limits", "unique_tag", "max_ack_pending",
+     "request_queue_limit", "extension_hint", "tpm")
+)  # fmt: skip
 
 
 def _jetstream(
     value: Any, positions: Mapping[KeyPath, Position], path: KeyPath, position: Position
 ) -> dict[str, Any]:
-    """`jetstream: enabled|disabled|true|false` or `jetstream { store_dir, ... }`."""
+    """`jetstream: enabled|disabled|true|false` or `jetstream { store_dir, ... }`, whose
+    keys the Options declarations name as "jetstream.<key>"."""
     if isinstance(value, bool):
         return {"jetstream": value}
     if isinstance(value, str):
@@ -393,29 +381,14 @@ def _jetstream(
         where = positions.get((*path, key), position)
         name = key.lower()
         try:
-            if name == "enabled":
-                out["jetstream"] = boolean(item)
-            elif name == "sync_interval":
-                if isinstance(item, str) and item.lower() == "always":
-                    out["sync_always"] = True
-                else:
-                    out["sync_interval"] = seconds(item)
-            elif name in ("strict", "max_outstanding_catchup", "max_buffered_msgs"):
-                continue  # accepted for compatibility; shardbroker always behaves strictly
+            if name == "sync_interval" and isinstance(item, str) and item.lower() == "always":
+                out["sync_always"] = True
             elif name in _JETSTREAM_KEYS:
-                field, convert = _JETSTREAM_KEYS[name]
-                out[field] = convert(item)
-            elif name in (
-                "cipher",
-                "key",
-                "prev_key",
-                "limits",
-                "unique_tag",
-                "max_ack_pending",
-                "request_queue_limit",
-                "extension_hint",
-                "tpm",
-            ):
+                field, convert, _ = _JETSTREAM_KEYS[name]
+                out[field] = convert(item)  # type: ignore[misc]
+            elif name in _JETSTREAM_IGNORED:
+                continue
+            elif name in _JETSTREAM_NOT_YET:
                 raise _error(where, f"jetstream {key!r} is not supported by shardbroker yet")
             else:
                 raise _error(where, f'unknown field "{key}"')
@@ -533,6 +506,15 @@ def _response_permission(value: Any) -> ResponsePermission | None:
         else:
             raise ValueError(f'Unknown field "{key}" parsing permissions')
     return ResponsePermission(**out)
+
+
+BlockParser = Callable[[Any, Mapping[KeyPath, Position], KeyPath, Position], Any]
+
+# The parser of each struct an Options field holds, for its block in a file.
+_BLOCK_PARSERS: dict[type[msgspec.Struct], BlockParser] = {
+    Authorization: _authorization,
+    TLSConfig: _tls,
+}
 
 
 def _error(position: Position, message: str) -> ConfigError:
