@@ -184,6 +184,24 @@ def serve(
     raise typer.Exit(code)
 
 
+def flag_table() -> str:
+    """The README's table of serve's options, from the command itself (and so from the
+    Options declarations); tests/unit/config/test_declarations.py keeps the two equal."""
+    import typer.main
+
+    command = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    rows = ["| flag | meaning |", "|---|---|"]
+    for param in command.params:
+        names = [*param.opts, *param.secondary_opts]
+        if names == ["-h", "--help"] or not getattr(param, "help", None):
+            continue
+        meaning = param.help
+        if not getattr(param, "is_flag", False) and param.default not in (None, ""):
+            meaning += f" Default `{param.default}`."
+        rows.append(f"| {', '.join(f'`{name}`' for name in names)} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
 def _signal_broker(command_arg: str, pid_file: str, port: int | None, who: str = "") -> int:
     """nats-server's --signal: send the signal and return the PID; on failure a one-line
     error and exit status 1."""
