@@ -6,8 +6,11 @@ here as a clear message and its exit status.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 import typer
@@ -15,7 +18,7 @@ import typer
 from shardbroker import __version__, const, log
 from shardbroker.config.merge import OptionsSource, build_options, merge
 from shardbroker.config.merge import load as load_config
-from shardbroker.config.options import Options, OptionsError, validate
+from shardbroker.config.options import DECLARATIONS, Options, OptionsError, validate
 from shardbroker.config.parse import ConfigError
 from shardbroker.errors import HaltBroker
 
@@ -26,50 +29,56 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-
-def parse_workers(value: str) -> int:
-    """`auto` (0: one per usable core) or a positive count."""
-    if value == "auto":
-        return 0
-    if not value.isdigit() or int(value) < 1:
-        raise OptionsError(
-            f"--workers takes 'auto' or a count of at least one worker, not {value!r}"
-        )
-    return int(value)
+_Command = TypeVar("_Command", bound=Callable[..., None])
+_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
-# serve's parameters that set an Options field of the same meaning, by field name.
-_FLAG_FIELDS = {
-    "addr": "host",
-    "port": "port",
-    "name": "server_name",
-    "pid_file": "pid_file",
-    "ports_file_dir": "ports_file_dir",
-    "log_file": "log_file",
-    "debug": "debug",
-    "trace": "trace",
-    "max_payload": "max_payload",
-    "max_pending": "max_pending",
-    "max_control_line": "max_control_line",
-    "max_connections": "max_connections",
-    "max_subscriptions": "max_subscriptions",
-    "ping_interval": "ping_interval",
-    "ping_max": "ping_max",
-    "write_deadline": "write_deadline",
-    "ring_size": "ring_size",
-    "jetstream": "jetstream",
-    "store_dir": "store_dir",
-    "http_port": "http_port",
-}
+def _setting_options() -> list[inspect.Parameter]:
+    """serve's options for the Options fields that declare flags, in field order: flags,
+    help and default from the declaration (config/options.py)."""
+    params = []
+    for decl in DECLARATIONS:
+        setting = decl.setting
+        if not setting.flags:
+            continue
+        if setting.from_flag is None:
+            default, annotation = decl.default, decl.type
+        else:
+            default, annotation = setting.flag_default, str
+        option = typer.Option(default, *setting.flags, help=setting.help)
+        params.append(inspect.Parameter(decl.name, _KEYWORD, default=option, annotation=annotation))
+    return params
+
+
+def _with_setting_options(after: str) -> Callable[[_Command], _Command]:
+    """Give a command taking `**settings` the options of `_setting_options`, listed after
+    its parameter `after`; typer reads the signature, and passes them by name."""
+
+    def decorate(command: _Command) -> _Command:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        at = [p.name for p in own].index(after) + 1
+        params = [*own[:at], *_setting_options(), *own[at:]]
+        command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        return command
+
+    return decorate
+
+
+def _on_command_line(ctx: typer.Context, param: str) -> bool:
+    source = ctx.get_parameter_source(param)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 def _given_flags(ctx: typer.Context) -> dict[str, object]:
-    """Options fields set on the command line (not defaults): they win over the file."""
+    """Options fields set on the command line (not defaults): they win over the file.
+    Raises OptionsError for a flag's text that its declaration refuses."""
     given: dict[str, object] = {}
-    for param, field in _FLAG_FIELDS.items():
-        source = ctx.get_parameter_source(param)
-        if source is not None and source.name == "COMMANDLINE":
-            given[field] = ctx.params[param]
+    for decl in DECLARATIONS:
+        if decl.setting.flags and _on_command_line(ctx, decl.name):
+            value = ctx.params[decl.name]
+            from_flag = decl.setting.from_flag
+            given[decl.name] = value if from_flag is None else from_flag(value)
     return given
 
 
@@ -102,6 +111,7 @@ def _options(source: OptionsSource) -> Options:
 
 
 @app.command()
+@_with_setting_options(after="signal_command")
 def serve(
     ctx: typer.Context,
     config: str = typer.Option("", "-c", "--config", help="nats-server style configuration file."),
@@ -114,67 +124,6 @@ def serve(
         "--signal",
         help="Signal a running broker and exit: reload, quit, term, reopen, ldm or stop, "
         "optionally =PID or =PIDFILE (else found by -P, then -p, then port 4222).",
-    ),
-    addr: str = typer.Option(
-        const.DEFAULT_HOST, "-a", "--addr", "--net", help="Bind to host address."
-    ),
-    port: int = typer.Option(
-        const.DEFAULT_PORT, "-p", "--port", help="Client port (-1 picks a free one)."
-    ),
-    name: str = typer.Option(
-        "", "-n", "--name", "--server_name", help="Server name (default: the server id)."
-    ),
-    pid_file: str = typer.Option("", "-P", "--pid", help="File to write the supervisor's pid to."),
-    ports_file_dir: str = typer.Option(
-        "", "--ports_file_dir", help="Write a ports file into this directory."
-    ),
-    log_file: str = typer.Option("", "-l", "--log", help="File to redirect log output to."),
-    debug: bool = typer.Option(False, "-D", "--debug", help="Enable debug output."),
-    trace: bool = typer.Option(False, "-V", "--trace", help="Trace the raw protocol."),
-    workers: str = typer.Option(
-        "auto", "--workers", help="Worker processes: a number or 'auto' (one per core)."
-    ),
-    max_payload: int = typer.Option(
-        const.MAX_PAYLOAD, "--max_payload", help="Largest message payload in bytes."
-    ),
-    max_pending: int = typer.Option(
-        const.MAX_PENDING,
-        "--max_pending",
-        help="Bytes pending for a client before it is a slow consumer.",
-    ),
-    max_control_line: int = typer.Option(
-        const.MAX_CONTROL_LINE, "--max_control_line", help="Longest protocol control line."
-    ),
-    max_connections: int = typer.Option(
-        const.MAX_CONNECTIONS, "--max_connections", help="Most client connections broker-wide."
-    ),
-    max_subscriptions: int = typer.Option(
-        const.MAX_SUBSCRIPTIONS,
-        "--max_subscriptions",
-        help="Most subscriptions per connection (0: no limit).",
-    ),
-    ping_interval: float = typer.Option(
-        const.PING_INTERVAL, "--ping_interval", help="Seconds between server PINGs to idle clients."
-    ),
-    ping_max: int = typer.Option(
-        const.PING_MAX, "--ping_max", help="Unanswered PINGs before a connection is stale."
-    ),
-    write_deadline: float = typer.Option(
-        const.WRITE_DEADLINE,
-        "--write_deadline",
-        help="Seconds a write may stay blocked before the client is a slow consumer.",
-    ),
-    ring_size: int = typer.Option(
-        0, "--ring_size", help="Bytes per shared-memory ring between two shards (0: automatic)."
-    ),
-    jetstream: bool = typer.Option(
-        False, "-js", "--jetstream", help="Enable JetStream (starts the storage process)."
-    ),
-    store_dir: str = typer.Option(
-        "", "-sd", "--store_dir", help="JetStream data directory (\"jetstream\" is appended)."
-    ),
-    http_port: int = typer.Option(
-        0, "-m", "--http_port", help="HTTP monitoring port (-1: a free one; 0: off)."
     ),
     auth: str | None = typer.Option(
         None, "--auth", help="Authorization token required for connections."
@@ -190,21 +139,19 @@ def serve(
     tlsverify: bool = typer.Option(
         False, "--tlsverify", help="Enable TLS with client verification."
     ),
+    **settings: Any,
 ) -> None:
     """Start the broker: a supervisor and one worker per core on one port."""
+    # `settings`: the options of the Options fields (_with_setting_options), by field.
     if signal_command:
-        given = _given_flags(ctx)
-        port_given = given.get("port")
-        _signal_broker(
-            signal_command, pid_file, port_given if isinstance(port_given, int) else None
-        )
+        port = settings["port"] if _on_command_line(ctx, "port") else None
+        _signal_broker(signal_command, settings["pid_file"], port)
         return
     # Imported here so `shardbroker --help` stays fast and light.
     from shardbroker.supervisor.arbiter import Arbiter
 
     try:
         flags = _given_flags(ctx)
-        flags["workers"] = parse_workers(workers)
     except OptionsError as exc:
         typer.echo(f"shardbroker: {exc}", err=True)
         raise typer.Exit(const.EXIT_BOOT_FAILURE) from None
@@ -235,6 +182,24 @@ def serve(
         typer.echo(f"shardbroker: {halt.reason}", err=True)
         raise typer.Exit(halt.exit_status) from None
     raise typer.Exit(code)
+
+
+def flag_table() -> str:
+    """The README's table of serve's options, from the command itself (and so from the
+    Options declarations); tests/unit/config/test_declarations.py keeps the two equal."""
+    import typer.main
+
+    command = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    rows = ["| flag | meaning |", "|---|---|"]
+    for param in command.params:
+        names = [*param.opts, *param.secondary_opts]
+        if names == ["-h", "--help"] or not getattr(param, "help", None):
+            continue
+        meaning = param.help
+        if not getattr(param, "is_flag", False) and param.default not in (None, ""):
+            meaning += f" Default `{param.default}`."
+        rows.append(f"| {', '.join(f'`{name}`' for name in names)} | {meaning} |")
+    return "\n".join(rows) + "\n"
 
 
 def _signal_broker(command_arg: str, pid_file: str, port: int | None, who: str = "") -> int:

@@ -3,6 +3,9 @@
 Pure (no asyncio). Runs in the supervisor and in `shardbroker check-config`.
 
 Key names, aliases and value forms follow nats-server (reference config.md §1.6, §2).
+Which key sets which option, and in which form, comes from the Options declarations
+(config/options.py: KEYS and _JETSTREAM_KEYS are derived from them); this module adds
+the parsers of the blocks and keys that set more than one option, and the refusals.
 An unknown key is an error (`unknown field "x"`), as in nats-server. A key of a
 nats-server feature shardbroker does not have yet is an error too, never ignored:
 silently dropping `authorization {}` would leave a broker open that the file meant to
@@ -16,12 +19,13 @@ import re
 import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, get_args
 
 import msgspec
 
 from shardbroker.config.nkey import is_user_nkey
 from shardbroker.config.options import (
+    DECLARATIONS,
     Authorization,
     Options,
     Permissions,
@@ -32,11 +36,19 @@ from shardbroker.config.options import (
     validate,
 )
 from shardbroker.config.parse import ConfigError, KeyPath, Position, parse_file_with_positions
+from shardbroker.config.value import (
+    Converter,
+    boolean,
+    listen,
+    number,
+    parse_duration,
+    seconds,
+    secret,
+    string,
+)
 
 # protocol.subjects.is_valid_subject, on str: config may not import protocol (layers).
 _VALID_SUBJECT = re.compile(r"(?:(?!>\.)[^. \t\r\n\f\v]+\.)*[^. \t\r\n\f\v]+").fullmatch
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 # nats-server features that a config file may name but shardbroker does not serve yet.
 NOT_YET_SUPPORTED = frozenset(
@@ -48,108 +60,50 @@ NOT_YET_SUPPORTED = frozenset(
 )  # fmt: skip
 
 
-def parse_duration(text: str) -> float:
-    """A Go duration string ("2m", "1h30m", "500ms", "1.5h") in seconds."""
-    pos = 0
-    total = 0.0
-    sign = 1.0
-    if text and text[0] in "+-":
-        sign = -1.0 if text[0] == "-" else 1.0
-        pos = 1
-    if text[pos:] == "0":
-        return 0.0
-    if pos == len(text):
-        raise ValueError(f"invalid duration {text!r}")
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        if match is None:
-            raise ValueError(f"invalid duration {text!r}")
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    return sign * total
+class FileKey(NamedTuple):
+    """What a config file key sets: an Options field, from a value of this form; or, for
+    a struct field, from a block of its own (`authorization {}`, `tls {}`) that the
+    parser of that struct reads, with the positions of what is inside."""
+
+    field: str
+    convert: Converter | None
+    struct: type[msgspec.Struct] | None
 
 
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
-    return value
+# The form of a value by its field's type, where the Setting names none.
+_FORMS: dict[Any, Converter] = {int: number, str: string, bool: boolean, float: seconds}
 
 
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {type(value).__name__} {value!r}")
-    return value
+def _file_keys(block: str) -> dict[str, FileKey]:
+    """The keys of `block` ("": the top level) that the Options declarations name, lower
+    case (aliases share a field). TypeError at import for a key no form can read."""
+    keys: dict[str, FileKey] = {}
+    for decl in DECLARATIONS:
+        convert = decl.setting.convert or _FORMS.get(decl.type)
+        struct = None if convert is not None else _struct_of(decl.type)
+        if convert is None and struct is None and decl.setting.keys:
+            raise TypeError(f"Options.{decl.name}: no config value form for {decl.type}")
+        for key in decl.setting.keys:
+            head, _, name = key.lower().rpartition(".")
+            if head == block:
+                if name in keys:
+                    raise TypeError(f"config key {key!r} declared for two Options fields")
+                keys[name] = FileKey(decl.name, convert, struct)
+    return keys
 
 
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
-    return value
+def _struct_of(tp: Any) -> type[msgspec.Struct] | None:
+    """The Struct type of an optional struct field (`TLSConfig | None`), else None."""
+    for arg in get_args(tp) or (tp,):
+        if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
+            return arg
+    return None
 
 
-def _seconds(value: Any) -> float:
-    """A duration string, or a bare integer meaning seconds (nats-server allows both)."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration, got {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        return parse_duration(value)
-    raise ValueError(f'expected a duration such as "2m", got {value!r}')
-
-
-def _duration_string(value: Any) -> float:
-    """A duration that nats-server accepts only as a string ("2m", "10s")."""
-    if not isinstance(value, str):
-        raise ValueError(f'expected a duration string such as "2m", got {value!r}')
-    return parse_duration(value)
-
-
-def _listen(value: Any) -> dict[str, Any]:
-    """`listen: host:port` or `listen: port`."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return {"port": value}
-    text = _str(value)
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.lstrip("-").isdigit():
-        raise ValueError(f"expected host:port, got {text!r}")
-    return {"host": host.strip("[]") or "0.0.0.0", "port": int(port)}
-
-
-Converter = Callable[[Any], Any]
-
-# config key (lower case) -> (Options field, converter); aliases share a field.
-KEYS: dict[str, tuple[str, Converter]] = {
-    "host": ("host", _str),
-    "net": ("host", _str),
-    "port": ("port", _int),
-    "server_name": ("server_name", _str),
-    "pid_file": ("pid_file", _str),
-    "ports_file_dir": ("ports_file_dir", _str),
-    "log_file": ("log_file", _str),
-    "debug": ("debug", _bool),
-    "trace": ("trace", _bool),
-    "logtime": ("logtime", _bool),
-    "max_payload": ("max_payload", _int),
-    "max_pending": ("max_pending", _int),
-    "max_control_line": ("max_control_line", _int),
-    "max_connections": ("max_connections", _int),
-    "max_conn": ("max_connections", _int),
-    "max_subscriptions": ("max_subscriptions", _int),
-    "max_subs": ("max_subscriptions", _int),
-    "ping_interval": ("ping_interval", _seconds),
-    "ping_max": ("ping_max", _int),
-    "write_deadline": ("write_deadline", _seconds),
-    "lame_duck_duration": ("lame_duck_duration", _duration_string),
-    "lame_duck_grace_period": ("lame_duck_grace_period", _duration_string),
-    # Not in nats-server (see Options).
-    "worker_heartbeat_timeout": ("worker_heartbeat_timeout", _seconds),
-    "rebalance": ("rebalance", _bool),
-    "rebalance_interval": ("rebalance_interval", _seconds),
-    "http_port": ("http_port", _int),
-    "monitor_port": ("http_port", _int),
-    "http_base_path": ("http_base_path", _str),
-}
+# Top-level keys, from the Options declarations.
+KEYS = _file_keys("")
+# Keys inside `jetstream {}`.
+_JETSTREAM_KEYS = _file_keys("jetstream")
 
 
 def options_from_config(
@@ -161,41 +115,18 @@ def options_from_config(
     for key, value in values.items():
         position = positions.get((key,), Position(filename, 0, 0))
         name = key.lower()
-        if name == "authorization":
-            fields["authorization"] = _authorization(value, positions, (key,), position)
-            continue
         if name == "jetstream":
+            # A switch, or a block of keys of other options (_JETSTREAM_KEYS).
             fields.update(_jetstream(value, positions, (key,), position))
             continue
-        if name in ("store_dir", "store", "storedir"):
+        if name in ("listen", "http"):
+            # One key, two options: host and port.
             try:
-                fields["store_dir"] = _str(value)
+                address = listen(value)
             except ValueError as exc:
-                raise _error(position, f"{key}: {exc}") from None
-            continue
-        if name == "tls":
-            fields["tls"] = _tls(value, positions, (key,), position)
-            continue
-        if name == "no_auth_user":
-            try:
-                fields["no_auth_user"] = _str(value)
-            except ValueError as exc:
-                raise _error(position, f"{key}: {exc}") from None
-            continue
-        if name == "listen":
-            try:
-                fields.update(_listen(value))
-            except ValueError as exc:
-                raise _error(position, f"listen: {exc}") from None
-            continue
-        if name == "http":
-            try:
-                listen = _listen(value)
-            except ValueError as exc:
-                raise _error(position, f"http: {exc}") from None
-            fields["http_port"] = listen["port"]
-            if "host" in listen:
-                fields["http_host"] = listen["host"]
+                raise _error(position, f"{name}: {exc}") from None
+            prefix = "" if name == "listen" else "http_"
+            fields.update({prefix + part: item for part, item in address.items()})
             continue
         entry = KEYS.get(name)
         if entry is None:
@@ -205,14 +136,14 @@ def options_from_config(
                     f"{key!r} is a nats-server option that shardbroker does not support yet",
                 )
             raise _error(position, f'unknown field "{key}"')
-        field, convert = entry
+        if entry.struct is not None:
+            parse = _BLOCK_PARSERS[entry.struct]
+            fields[entry.field] = parse(value, positions, (key,), position)
+            continue
         try:
-            converted = convert(value)
+            fields[entry.field] = entry.convert(value)  # type: ignore[misc]
         except ValueError as exc:
             raise _error(position, f"{key}: {exc}") from None
-        if field == "max_connections" and converted == 0:
-            converted = -1  # nats-server: 0 in a file rejects every client
-        fields[field] = converted
     auth = fields.get("authorization")
     tls = fields.get("tls")
     auth_block = next((v for k, v in values.items() if k.lower() == "authorization"), None)
@@ -256,19 +187,19 @@ def _tls(
                 _check_readable(item)
                 out[name] = item
             elif name == "verify":
-                out["verify"] = _bool(item)
+                out["verify"] = boolean(item)
             elif name == "verify_and_map":
-                if _bool(item):
+                if boolean(item):
                     raise ValueError(
                         "mapping client certificates to users is not supported by shardbroker yet"
                     )
             elif name == "timeout":
-                out["timeout"] = _seconds(item)
+                out["timeout"] = seconds(item)
             elif name in ("handshake_first", "first", "immediate"):
                 out["handshake_first"] = _handshake_first(item)
             elif name == "min_version":
                 # nats-server wants a string; an unquoted 1.2 (a number) is taken too.
-                version = str(item) if isinstance(item, float) else _str(item)
+                version = str(item) if isinstance(item, float) else string(item)
                 if version not in ("1.2", "1.3"):
                     raise ValueError(f"unsupported TLS version: {version}")
                 out["min_version"] = version
@@ -323,7 +254,7 @@ def _handshake_first(value: Any) -> bool:
     a plain INFO when the client stays silent; shardbroker does not do that yet."""
     if isinstance(value, bool):
         return value
-    text = _str(value).lower()
+    text = string(value).lower()
     if text in ("true", "on"):
         return True
     if text in ("false", "off"):
@@ -362,13 +293,13 @@ def _authorization(
         name = key.lower()
         try:
             if name == "token":
-                out["token"] = _secret(item)
+                out["token"] = secret(item)
             elif name in ("user", "username"):
-                out["user"] = _secret(item)
+                out["user"] = secret(item)
             elif name in ("pass", "password"):
-                out["password"] = _secret(item)
+                out["password"] = secret(item)
             elif name == "timeout":
-                out["timeout"] = _seconds(item)
+                out["timeout"] = seconds(item)
             elif name == "users":
                 out["users"] = _users(item, positions, (*path, key), where)
             elif name in _PERMISSIONS_KEYS:
@@ -400,11 +331,11 @@ def _users(
             name = key.lower()
             try:
                 if name in ("user", "username"):
-                    user["user"] = _secret(item)
+                    user["user"] = secret(item)
                 elif name in ("pass", "password"):
-                    user["password"] = _secret(item)
+                    user["password"] = secret(item)
                 elif name == "nkey":
-                    key = _str(item)
+                    key = string(item)
                     if not is_user_nkey(key):
                         raise ValueError(f"not a valid user public NKEY: {key!r}")
                     user["nkey"] = key
@@ -423,23 +354,19 @@ def _users(
 
 
 _JETSTREAM_SWITCH = {"enabled": True, "enable": True, "disabled": False, "disable": False}
-_JETSTREAM_KEYS: dict[str, tuple[str, Converter]] = {
-    "store_dir": ("store_dir", _str),
-    "store": ("store_dir", _str),
-    "storedir": ("store_dir", _str),
-    "max_memory_store": ("max_memory_store", _int),
-    "max_mem_store": ("max_memory_store", _int),
-    "max_mem": ("max_memory_store", _int),
-    "max_file_store": ("max_file_store", _int),
-    "max_file": ("max_file_store", _int),
-    "domain": ("jetstream_domain", _str),
-}
+# Accepted for compatibility; shardbroker always behaves strictly.
+_JETSTREAM_IGNORED = frozenset(("strict", "max_outstanding_catchup", "max_buffered_msgs"))
+_JETSTREAM_NOT_YET = frozenset(
+    ("cipher", "key", "prev_key", "limits", "unique_tag", "max_ack_pending",
+     "request_queue_limit", "extension_hint", "tpm")
+)  # fmt: skip
 
 
 def _jetstream(
     value: Any, positions: Mapping[KeyPath, Position], path: KeyPath, position: Position
 ) -> dict[str, Any]:
-    """`jetstream: enabled|disabled|true|false` or `jetstream { store_dir, ... }`."""
+    """`jetstream: enabled|disabled|true|false` or `jetstream { store_dir, ... }`, whose
+    keys the Options declarations name as "jetstream.<key>"."""
     if isinstance(value, bool):
         return {"jetstream": value}
     if isinstance(value, str):
@@ -454,29 +381,14 @@ def _jetstream(
         where = positions.get((*path, key), position)
         name = key.lower()
         try:
-            if name == "enabled":
-                out["jetstream"] = _bool(item)
-            elif name == "sync_interval":
-                if isinstance(item, str) and item.lower() == "always":
-                    out["sync_always"] = True
-                else:
-                    out["sync_interval"] = _seconds(item)
-            elif name in ("strict", "max_outstanding_catchup", "max_buffered_msgs"):
-                continue  # accepted for compatibility; shardbroker always behaves strictly
+            if name == "sync_interval" and isinstance(item, str) and item.lower() == "always":
+                out["sync_always"] = True
             elif name in _JETSTREAM_KEYS:
-                field, convert = _JETSTREAM_KEYS[name]
-                out[field] = convert(item)
-            elif name in (
-                "cipher",
-                "key",
-                "prev_key",
-                "limits",
-                "unique_tag",
-                "max_ack_pending",
-                "request_queue_limit",
-                "extension_hint",
-                "tpm",
-            ):
+                field, convert, _ = _JETSTREAM_KEYS[name]
+                out[field] = convert(item)  # type: ignore[misc]
+            elif name in _JETSTREAM_IGNORED:
+                continue
+            elif name in _JETSTREAM_NOT_YET:
                 raise _error(where, f"jetstream {key!r} is not supported by shardbroker yet")
             else:
                 raise _error(where, f'unknown field "{key}"')
@@ -579,28 +491,30 @@ def _response_permission(value: Any) -> ResponsePermission | None:
     for key, item in value.items():
         name = key.lower()
         if name in ("max", "max_msgs", "max_messages", "max_responses"):
-            count = _int(item)
+            count = number(item)
             if count != 0:
                 out["max_msgs"] = count
         elif name in ("expires", "expiration", "ttl"):
             if not isinstance(item, str):
                 raise ValueError("error parsing expires, not a duration string")
             try:
-                seconds = parse_duration(item)
+                expires = parse_duration(item)
             except ValueError as exc:
                 raise ValueError(f"error parsing expires: {exc}") from None
-            if seconds != 0:
-                out["expires"] = seconds
+            if expires != 0:
+                out["expires"] = expires
         else:
             raise ValueError(f'Unknown field "{key}" parsing permissions')
     return ResponsePermission(**out)
 
 
-def _secret(value: Any) -> str:
-    """A user name, password or token. nats-server takes a bare number as its text."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return _str(value)
+BlockParser = Callable[[Any, Mapping[KeyPath, Position], KeyPath, Position], Any]
+
+# The parser of each struct an Options field holds, for its block in a file.
+_BLOCK_PARSERS: dict[type[msgspec.Struct], BlockParser] = {
+    Authorization: _authorization,
+    TLSConfig: _tls,
+}
 
 
 def _error(position: Position, message: str) -> ConfigError:

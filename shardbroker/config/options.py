@@ -2,16 +2,24 @@
 
 Children receive the msgspec-encoded Options and never re-read a config file. Field
 names are nats-server's config keys. Durations are seconds (floats).
+
+Each Options field is declared once, with its Setting beside it: config file keys and
+aliases, serve's flags, nats-server's Go name, reload kind and help. merge.py (keys),
+cli.py (flags, help, README table) and reload.py (what may change, names in refusals)
+derive theirs from DECLARATIONS; nothing keeps a list of its own.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, NamedTuple, get_args, get_origin, get_type_hints
 
 import msgspec
 
 from shardbroker import const
+from shardbroker.config.value import Converter, duration_string, number
 
 
 class SubjectPermission(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,72 +93,275 @@ class TLSConfig(msgspec.Struct, frozen=True, kw_only=True):
     min_version: str = "1.2"
 
 
-class Options(msgspec.Struct, frozen=True, kw_only=True):
-    host: str = const.DEFAULT_HOST
-    port: int = const.DEFAULT_PORT
-    server_name: str = ""
-    pid_file: str = ""
-    ports_file_dir: str = ""
-    log_file: str = ""
-    debug: bool = False
-    trace: bool = False
-    logtime: bool = True
-    # 0 means one worker per usable core.
-    workers: int = 0
+# -- one declaration per setting ------------------------------------------------------
 
-    max_payload: int = const.MAX_PAYLOAD
-    max_pending: int = const.MAX_PENDING
-    max_control_line: int = const.MAX_CONTROL_LINE
-    max_connections: int = const.MAX_CONNECTIONS
-    max_subscriptions: int = const.MAX_SUBSCRIPTIONS
-    ping_interval: float = const.PING_INTERVAL
-    ping_max: int = const.PING_MAX
-    write_deadline: float = const.WRITE_DEADLINE
-    # Bytes of each shared-memory ring between two shards; 0 sizes them from max_payload.
-    ring_size: int = 0
+ChangeKind = Literal["logging", "files", "limits", "auth", "tls", "jetstream"]
+
+
+class OptionsError(ValueError):
+    """An option value that cannot be used; the message says which and why."""
+
+
+class Setting(msgspec.Struct, frozen=True, kw_only=True):
+    """What an Options field is besides its type and default, written beside it as
+    ``Annotated[type, Setting(...)]``. Everything else derives from it: the config
+    file keys merge.py accepts, the flags of `shardbroker serve` and their help (and the
+    README's flag table), and which reloads config/reload.py accepts and how it names
+    the option when it refuses one."""
+
+    # One line for --help and the docs.
+    help: str
+    # nats-server's Go field name ("MaxConn"), for "config reload not supported for X";
+    # shardbroker's own options get names of the same form.
+    go: str
+    # Config file keys, nats-server's name first, then its aliases (any case in a file).
+    # "jetstream.domain" is the key `domain` inside the `jetstream {}` block.
+    keys: tuple[str, ...] = ()
+    # Flags of `shardbroker serve` ("-p", "--port"); none: not settable on the command line.
+    flags: tuple[str, ...] = ()
+    # The kind of change a reload of it is; None: a change refuses the reload (the safe
+    # default, and nats-server's: "every other option not listed").
+    reload: ChangeKind | None = None
+    # The value form in a config file (config/value.py); None: by the field's type.
+    convert: Converter | None = None
+    # The flag takes text, turned into the value by this; None: click converts by type.
+    from_flag: Callable[[str], Any] | None = None
+    # With from_flag: the default shown for the flag.
+    flag_default: str = ""
+
+
+class Declaration(NamedTuple):
+    """One Options field with its Setting: what the derived tables are built from."""
+
+    name: str
+    type: Any  # the field's type, without the Setting
+    default: Any
+    setting: Setting
+
+
+def parse_workers(value: str) -> int:
+    """`auto` (0: one per usable core) or a positive count."""
+    if value == "auto":
+        return 0
+    if not value.isdigit() or int(value) < 1:
+        raise OptionsError(
+            f"--workers takes 'auto' or a count of at least one worker, not {value!r}"
+        )
+    return int(value)
+
+
+def _file_max_connections(value: Any) -> int:
+    """nats-server stores max_connections 0 from a file as -1: no client gets in."""
+    count = number(value)
+    return -1 if count == 0 else count
+
+
+class Options(msgspec.Struct, frozen=True, kw_only=True):
+    """Every setting of a broker. Each field declares its Setting; a field without one
+    makes `declarations` (run at import) refuse the module."""
+
+    # fmt: off
+    host: Annotated[str, Setting(
+        keys=("host", "net"), flags=("-a", "--addr", "--net"), go="Host",
+        help="Bind to host address.",
+    )] = const.DEFAULT_HOST
+    port: Annotated[int, Setting(
+        keys=("port",), flags=("-p", "--port"), go="Port",
+        help="Client port (-1 picks a free one).",
+    )] = const.DEFAULT_PORT
+    server_name: Annotated[str, Setting(
+        keys=("server_name",), flags=("-n", "--name", "--server_name"), go="ServerName",
+        help="Server name (default: the server id).",
+    )] = ""
+    pid_file: Annotated[str, Setting(
+        keys=("pid_file",), flags=("-P", "--pid"), go="PidFile", reload="files",
+        help="File to write the supervisor's pid to.",
+    )] = ""
+    ports_file_dir: Annotated[str, Setting(
+        keys=("ports_file_dir",), flags=("--ports_file_dir",), go="PortsFileDir",
+        reload="files", help="Write a ports file into this directory.",
+    )] = ""
+    log_file: Annotated[str, Setting(
+        keys=("log_file",), flags=("-l", "--log"), go="LogFile", reload="logging",
+        help="File to redirect log output to.",
+    )] = ""
+    debug: Annotated[bool, Setting(
+        keys=("debug",), flags=("-D", "--debug"), go="Debug", reload="logging",
+        help="Enable debug output.",
+    )] = False
+    trace: Annotated[bool, Setting(
+        keys=("trace",), flags=("-V", "--trace"), go="Trace", reload="logging",
+        help="Trace the raw protocol.",
+    )] = False
+    logtime: Annotated[bool, Setting(
+        keys=("logtime",), go="Logtime", reload="logging",
+        help="Timestamp log lines.",
+    )] = True
+    # 0 means one worker per usable core.
+    workers: Annotated[int, Setting(
+        flags=("--workers",), from_flag=parse_workers, flag_default="auto", go="Workers",
+        help="Worker processes: a number or 'auto' (one per core).",
+    )] = 0
+
+    max_payload: Annotated[int, Setting(
+        keys=("max_payload",), flags=("--max_payload",), go="MaxPayload", reload="limits",
+        help="Largest message payload in bytes.",
+    )] = const.MAX_PAYLOAD
+    max_pending: Annotated[int, Setting(
+        keys=("max_pending",), flags=("--max_pending",), go="MaxPending",
+        help="Bytes pending for a client before it is a slow consumer.",
+    )] = const.MAX_PENDING
+    max_control_line: Annotated[int, Setting(
+        keys=("max_control_line",), flags=("--max_control_line",), go="MaxControlLine",
+        reload="limits", help="Longest protocol control line.",
+    )] = const.MAX_CONTROL_LINE
+    max_connections: Annotated[int, Setting(
+        keys=("max_connections", "max_conn"), convert=_file_max_connections,
+        flags=("--max_connections",), go="MaxConn", reload="limits",
+        help="Most client connections broker-wide.",
+    )] = const.MAX_CONNECTIONS
+    max_subscriptions: Annotated[int, Setting(
+        keys=("max_subscriptions", "max_subs"), flags=("--max_subscriptions",),
+        go="MaxSubs", help="Most subscriptions per connection (0: no limit).",
+    )] = const.MAX_SUBSCRIPTIONS
+    ping_interval: Annotated[float, Setting(
+        keys=("ping_interval",), flags=("--ping_interval",), go="PingInterval",
+        reload="limits", help="Seconds between server PINGs to idle clients.",
+    )] = const.PING_INTERVAL
+    ping_max: Annotated[int, Setting(
+        keys=("ping_max",), flags=("--ping_max",), go="MaxPingsOut", reload="limits",
+        help="Unanswered PINGs before a connection is stale.",
+    )] = const.PING_MAX
+    write_deadline: Annotated[float, Setting(
+        keys=("write_deadline",), flags=("--write_deadline",), go="WriteDeadline",
+        reload="limits",
+        help="Seconds a write may stay blocked before the client is a slow consumer.",
+    )] = const.WRITE_DEADLINE
+    # 0 sizes the rings from max_payload (see ring_size()).
+    ring_size: Annotated[int, Setting(
+        flags=("--ring_size",), go="RingSize",
+        help="Bytes per shared-memory ring between two shards (0: automatic).",
+    )] = 0
 
     # None: no authentication configured, every client gets in.
-    authorization: Authorization | None = None
-    # A configured user that clients presenting no credentials are logged in as.
-    no_auth_user: str = ""
+    authorization: Annotated[Authorization | None, Setting(
+        keys=("authorization",), go="Authorization", reload="auth",
+        help="The authorization {} block: a token, a user, or a users list.",
+    )] = None
+    no_auth_user: Annotated[str, Setting(
+        keys=("no_auth_user",), go="NoAuthUser", reload="auth",
+        help="A configured user that clients presenting no credentials are logged in as.",
+    )] = ""
 
-    # JetStream, served by the storage shard when enabled (`-js`, `jetstream {}`).
-    jetstream: bool = False
-    # The data directory; like nats-server, "jetstream" is appended to it. Empty: a
-    # directory under the system temporary directory.
-    store_dir: str = ""
-    # Byte budgets for all memory / file streams together; -1: no limit.
-    max_memory_store: int = -1
-    max_file_store: int = -1
-    jetstream_domain: str = ""
-    # Seconds between fsyncs of the stores; sync_always fsyncs before every PubAck.
-    sync_interval: float = const.JS_SYNC_INTERVAL
-    sync_always: bool = False
+    # JetStream, served by the storage shard when enabled.
+    jetstream: Annotated[bool, Setting(
+        keys=("jetstream", "jetstream.enabled"), flags=("-js", "--jetstream"),
+        go="JetStream", help="Enable JetStream (starts the storage process).",
+    )] = False
+    # Empty: a directory under the system temporary directory.
+    store_dir: Annotated[str, Setting(
+        keys=("store_dir", "store", "storedir",
+              "jetstream.store_dir", "jetstream.store", "jetstream.storedir"),
+        flags=("-sd", "--store_dir"), go="StoreDir",
+        help='JetStream data directory ("jetstream" is appended).',
+    )] = ""
+    max_memory_store: Annotated[int, Setting(
+        keys=("jetstream.max_memory_store", "jetstream.max_mem_store", "jetstream.max_mem"),
+        go="JetStreamMaxMemory", reload="jetstream",
+        help="Bytes for all memory streams together (-1: no limit).",
+    )] = -1
+    max_file_store: Annotated[int, Setting(
+        keys=("jetstream.max_file_store", "jetstream.max_file"),
+        go="JetStreamMaxStore", reload="jetstream",
+        help="Bytes for all file streams together (-1: no limit).",
+    )] = -1
+    jetstream_domain: Annotated[str, Setting(
+        keys=("jetstream.domain",), go="JetStreamDomain",
+        help="JetStream domain: the API also answers on $JS.<domain>.API.>.",
+    )] = ""
+    # `sync_interval: always` in the file sets sync_always instead (merge.py).
+    sync_interval: Annotated[float, Setting(
+        keys=("jetstream.sync_interval",), go="SyncInterval",
+        help="Seconds between fsyncs of the stores.",
+    )] = const.JS_SYNC_INTERVAL
+    sync_always: Annotated[bool, Setting(
+        go="SyncAlways", help="Fsync before every PubAck (jetstream { sync_interval: always }).",
+    )] = False
 
     # None: plain TCP.
-    tls: TLSConfig | None = None
+    tls: Annotated[TLSConfig | None, Setting(
+        keys=("tls",), go="TLSConfig", reload="tls",
+        help="The tls {} block of the client port.",
+    )] = None
 
     # Lame duck mode (SIGUSR2, `shardbroker ldm`): stop accepting, send every client an
     # INFO with ldm:true, wait the grace period, then close the clients spread over the
     # rest of the duration, and exit.
-    lame_duck_duration: float = const.LAME_DUCK_DURATION
-    lame_duck_grace_period: float = const.LAME_DUCK_GRACE_PERIOD
+    lame_duck_duration: Annotated[float, Setting(
+        keys=("lame_duck_duration",), convert=duration_string, go="LameDuckDuration",
+        help="Seconds over which lame duck mode closes the clients.",
+    )] = const.LAME_DUCK_DURATION
+    lame_duck_grace_period: Annotated[float, Setting(
+        keys=("lame_duck_grace_period",), convert=duration_string, go="LameDuckGracePeriod",
+        help="Seconds lame duck mode waits before it closes the first client.",
+    )] = const.LAME_DUCK_GRACE_PERIOD
 
     # Not in nats-server. Seconds a worker's event loop may go without writing its
     # heartbeat (every tick, 0.1 s) before the supervisor kills it with SIGKILL and
     # starts a new one; 0 turns the check off.
-    worker_heartbeat_timeout: float = const.WORKER_HEARTBEAT_TIMEOUT
+    worker_heartbeat_timeout: Annotated[float, Setting(
+        keys=("worker_heartbeat_timeout",), go="WorkerHeartbeatTimeout",
+        help="Seconds a stuck worker may go without a heartbeat before it is killed (0: off).",
+    )] = const.WORKER_HEARTBEAT_TIMEOUT
     # Not in nats-server. When clients are unevenly spread over the workers (after a
     # worker restart sent everybody to the survivors), ask crowded workers to close a
     # share of their clients, which reconnect and land on the others. Off by default.
-    rebalance: bool = False
-    rebalance_interval: float = const.REBALANCE_INTERVAL
+    rebalance: Annotated[bool, Setting(
+        keys=("rebalance",), go="Rebalance",
+        help="Move clients off crowded workers.",
+    )] = False
+    rebalance_interval: Annotated[float, Setting(
+        keys=("rebalance_interval",), go="RebalanceInterval",
+        help="Seconds between rebalancing checks.",
+    )] = const.REBALANCE_INTERVAL
 
-    # HTTP monitoring, served by the supervisor (`-m`, `http_port`, `http: host:port`).
-    # 0: off; -1: a free port. An empty host means the client `host`.
-    http_host: str = ""
-    http_port: int = 0
-    http_base_path: str = ""
+    # HTTP monitoring, served by the supervisor (`http: host:port` sets both).
+    # An empty host means the client `host`.
+    http_host: Annotated[str, Setting(
+        go="HTTPHost", help="HTTP monitoring host (default: the client host).",
+    )] = ""
+    http_port: Annotated[int, Setting(
+        keys=("http_port", "monitor_port"), flags=("-m", "--http_port"), go="HTTPPort",
+        help="HTTP monitoring port (-1: a free one; 0: off).",
+    )] = 0
+    http_base_path: Annotated[str, Setting(
+        keys=("http_base_path",), go="HTTPBasePath",
+        help="Path prefix of the monitoring endpoints.",
+    )] = ""
+    # fmt: on
+
+
+def declarations(struct: type[msgspec.Struct]) -> tuple[Declaration, ...]:
+    """Every field of `struct` with its Setting, in field order; TypeError naming the
+    first field that has none (so a new option cannot go undeclared)."""
+    hints = get_type_hints(struct, include_extras=True)
+    out = []
+    for field in msgspec.structs.fields(struct):
+        hint = hints[field.name]
+        extras = get_args(hint)[1:] if get_origin(hint) is Annotated else ()
+        setting = next((extra for extra in extras if isinstance(extra, Setting)), None)
+        if setting is None:
+            raise TypeError(
+                f"{struct.__name__}.{field.name} has no Setting: declare its keys, flags, Go "
+                "name, reload kind and help beside it (config/options.py)"
+            )
+        out.append(Declaration(field.name, get_args(hint)[0], field.default, setting))
+    return tuple(out)
+
+
+# Options' fields in order, each with its Setting.
+DECLARATIONS = declarations(Options)
+SETTINGS: dict[str, Setting] = {decl.name: decl.setting for decl in DECLARATIONS}
 
 
 def min_ring_size(max_payload: int, max_control_line: int) -> int:
@@ -167,10 +378,6 @@ def ring_size(opts: Options) -> int:
     if opts.ring_size:
         return opts.ring_size
     return max(const.DEFAULT_RING_SIZE, 2 * min_ring_size(opts.max_payload, opts.max_control_line))
-
-
-class OptionsError(ValueError):
-    """An option value that cannot be used; the message says which and why."""
 
 
 def validate(opts: Options) -> Options:
@@ -248,7 +455,7 @@ def _go_duration(seconds: float) -> str:
 
 def _validate_jetstream(opts: Options) -> None:
     if opts.sync_interval <= 0:
-        raise OptionsError("jetstream sync_interval must be positive, or \"always\"")
+        raise OptionsError('jetstream sync_interval must be positive, or "always"')
     for name in ("max_memory_store", "max_file_store"):
         value = getattr(opts, name)
         if value < -1 or value == 0:

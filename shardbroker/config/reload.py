@@ -5,9 +5,10 @@ Pure (no asyncio, no processes). The supervisor runs it to accept or reject a re
 reload.go); every shard runs it again on the Options it receives, to apply each change
 by its kind.
 
-An Options field is reloadable only if it is named in ``RELOADABLE``; a field added to
-Options later is therefore *not* reloadable until someone decides it is (the safe
-default, and nats-server's: "every other option not listed").
+An Options field is reloadable only if its Setting (config/options.py) names the kind
+of change; a field added to Options later is therefore *not* reloadable until someone
+decides it is (the safe default, and nats-server's: "every other option not listed").
+Refusals name the option by its Setting's Go name.
 
 Special rules (nats-server's):
 - ``max_memory_store``/``max_file_store`` may only grow (-1 is "no limit", the most);
@@ -19,59 +20,23 @@ Special rules (nats-server's):
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
-from shardbroker.config.options import Options, decode, encode, min_ring_size
+from shardbroker.config.options import (
+    DECLARATIONS,
+    SETTINGS,
+    ChangeKind,
+    Options,
+    decode,
+    encode,
+    min_ring_size,
+)
 
-ChangeKind = Literal["logging", "files", "limits", "auth", "tls", "jetstream"]
-
-# Options field -> the kind of change a reload of it is.
+# Options field -> the kind of change a reload of it is (its Setting's `reload`).
 RELOADABLE: dict[str, ChangeKind] = {
-    "debug": "logging",
-    "trace": "logging",
-    "logtime": "logging",
-    "log_file": "logging",
-    "pid_file": "files",
-    "ports_file_dir": "files",
-    "max_payload": "limits",
-    "max_control_line": "limits",
-    "max_connections": "limits",
-    "ping_interval": "limits",
-    "ping_max": "limits",
-    "write_deadline": "limits",
-    "authorization": "auth",
-    "no_auth_user": "auth",
-    "tls": "tls",
-    "max_memory_store": "jetstream",
-    "max_file_store": "jetstream",
-}
-
-# nats-server's Go field names, for the messages (reference config.md §5: "config reload
-# not supported for <OptionName>"); shardbroker's own options get names of the same form.
-GO_NAMES: dict[str, str] = {
-    "host": "Host",
-    "port": "Port",
-    "server_name": "ServerName",
-    "workers": "Workers",
-    "max_payload": "MaxPayload",
-    "max_pending": "MaxPending",
-    "max_control_line": "MaxControlLine",
-    "max_connections": "MaxConn",
-    "max_subscriptions": "MaxSubs",
-    "ring_size": "RingSize",
-    "no_auth_user": "NoAuthUser",
-    "jetstream": "JetStream",
-    "store_dir": "StoreDir",
-    "max_memory_store": "JetStreamMaxMemory",
-    "max_file_store": "JetStreamMaxStore",
-    "jetstream_domain": "JetStreamDomain",
-    "sync_interval": "SyncInterval",
-    "sync_always": "SyncAlways",
-    "http_host": "HTTPHost",
-    "http_port": "HTTPPort",
-    "http_base_path": "HTTPBasePath",
+    decl.name: decl.setting.reload for decl in DECLARATIONS if decl.setting.reload is not None
 }
 
 
@@ -95,7 +60,8 @@ class ReloadError(ValueError):
 
 
 def go_name(field: str) -> str:
-    return GO_NAMES.get(field) or "".join(part.capitalize() for part in field.split("_"))
+    """nats-server's name of an option (its Setting's `go`), as its messages print it."""
+    return SETTINGS[field].go
 
 
 def go_value(value: Any) -> str:

@@ -5,7 +5,6 @@ parser; `$SYS.REQ.SERVER.PING` answered exactly once; bad requests harm nothing.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import shutil
@@ -33,7 +32,12 @@ from tests.helpers.broker import (
     nats_server_binary,
     run_broker,
 )
-from tests.helpers.wait import check_for
+from tests.helpers.wait import async_check_for, check_for
+
+# Seconds to wait for the monitor to show what the test did: workers copy their counters
+# to the stats segment on their tick (about 100 ms), so /varz and /metrics lag behind.
+SETTLE_TIMEOUT = 10.0
+SETTLE_INTERVAL = 0.05
 
 pytestmark = [
     pytest.mark.integration,
@@ -50,6 +54,15 @@ MISSING_OK = {
     "jsz": {"limits"},
 }
 EXTRA_OK = {"connz": {"connections[].shard"}}
+
+
+def parse_metrics(text: str) -> dict[str, list[Any]]:
+    """Prometheus samples by name."""
+    samples: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    return samples
 
 
 def free_port() -> int:
@@ -177,22 +190,23 @@ async def scenario(connect: Any) -> list[Any]:
     for subject, payload in TRAFFIC:
         await pub.publish(subject, payload)
     await pub.flush()
-    await asyncio.wait_for(_until(lambda: len(got) == 8), 5)
+    await async_check_for(SETTLE_TIMEOUT, 0.01, lambda: len(got) == 8)
     return [sub, pub, idle]
-
-
-async def _until(fn: Any) -> None:
-    while not fn():
-        await asyncio.sleep(0.01)
-
-
-async def settle(mport: int) -> None:
-    """Workers copy their counters to the stats segment a few times a second."""
-    await asyncio.sleep(0.6)
 
 
 def sent_bytes() -> int:
     return sum(len(p) for _, p in TRAFFIC)
+
+
+def counted(varz: dict[str, Any], ours: bool) -> bool:
+    """Whether /varz counts the scenario's traffic and clients yet (the figures the tests
+    assert; nats-server counts at once, shardbroker on the workers' next tick)."""
+    figures = (varz["in_msgs"], varz["in_bytes"], varz["out_msgs"], varz["connections"])
+    if figures != (len(TRAFFIC), sent_bytes(), 8, 3):
+        raise AssertionError(f"/varz in_msgs, in_bytes, out_msgs, connections: {figures}")
+    if ours and varz["subscriptions"] != 2:
+        raise AssertionError(f"/varz subscriptions: {varz['subscriptions']}")
+    return True
 
 
 # -- tests --------------------------------------------------------------------------------
@@ -218,13 +232,25 @@ async def test_monitor_endpoints_match_nats_server(tmp_path: Path) -> None:
 
                 opened = await scenario(connect)
                 idle_cid[who] = opened[2].client_id
-                await settle(port)
-                for path in paths:
-                    docs[who][path] = get_json(port, path)
+
+                def fetch_counted(port: int = port, ours: bool = who == "ours") -> Any:
+                    # Every document from one moment at which /varz counts the traffic.
+                    got = {path: get_json(port, path) for path in paths}
+                    counted(got["/varz"], ours)
+                    return got
+
+                docs[who] = await async_check_for(SETTLE_TIMEOUT, SETTLE_INTERVAL, fetch_counted)
                 # A closed connection for state=closed.
                 await opened[2].close()
-                await asyncio.sleep(0.3)
-                docs[who]["/connz?state=closed"] = get_json(port, "/connz?state=closed")
+
+                def closed_listed(port: int = port, cid: int = idle_cid[who]) -> Any:
+                    closed = get_json(port, "/connz?state=closed")
+                    listed = any(c["cid"] == cid for c in closed["connections"])
+                    return closed if listed else False
+
+                docs[who]["/connz?state=closed"] = await async_check_for(
+                    SETTLE_TIMEOUT, SETTLE_INTERVAL, closed_listed
+                )
                 docs[who]["/healthz"] = get_json(port, "/healthz")
                 for conn in opened[:2]:
                     await conn.close()
@@ -324,8 +350,20 @@ async def test_monitor_jsz_matches_nats_server(tmp_path: Path) -> None:
             await js.add_stream(name="MEM", subjects=["mem.>"], storage=StorageType.MEMORY)
             await js.publish("mem.a", b"x")
             await js.add_consumer("MEM", durable_name="D", ack_policy=AckPolicy.NONE)
-            await asyncio.sleep(0.6)
-            docs[who] = {p: get_json(port, p) for p in (*JSZ_PATHS, "/varz")}
+
+            def fetch_counted(port: int = port, ours: bool = who == "ours") -> Any:
+                # Every document from one moment at which /jsz (and /varz, whose figures
+                # come from the storage shard's tick in shardbroker) count what was made.
+                got = {p: get_json(port, p) for p in (*JSZ_PATHS, "/varz")}
+                jsz = got["/jsz"]
+                figures = (jsz["streams"], jsz["consumers"], jsz["messages"])
+                if figures != (2, 2, 5):
+                    raise AssertionError(f"/jsz streams, consumers, messages: {figures}")
+                if ours and got["/varz"]["jetstream"]["stats"]["storage"] != jsz["storage"]:
+                    raise AssertionError("/varz jetstream storage differs from /jsz")
+                return got
+
+            docs[who] = await async_check_for(SETTLE_TIMEOUT, SETTLE_INTERVAL, fetch_counted)
             docs[who]["/healthz?js-enabled-only=true"] = get_json(
                 port, "/healthz?js-enabled-only=true"
             )
@@ -381,14 +419,26 @@ async def test_monitor_metrics_parse(tmp_path: Path) -> None:
     with shardbroker(tmp_path, jetstream=True) as (broker, port):
         async with NatsClients(broker) as clients:
             await scenario(clients.on_shard)
-            await asyncio.sleep(0.6)
-            varz = get_json(port, "/varz")
-            status, ctype, text = http_get(port, "/metrics")
+
+            def fetch_counted() -> tuple[Any, int, str, dict[str, list[Any]]]:
+                # /varz and /metrics, once both count the traffic on every worker.
+                varz = get_json(port, "/varz")
+                status, ctype, text = http_get(port, "/metrics")
+                samples = parse_metrics(text) if status == 200 else {}
+                counted(varz, ours=True)
+                figures = tuple(
+                    sum(s.value for s in samples.get(name, []))
+                    for name in ("gnatsd_varz_in_msgs", "gnatsd_varz_connections",
+                                 "shardbroker_shard_in_msgs", "shardbroker_shard_connections")
+                )  # fmt: skip
+                if figures != (len(TRAFFIC), 3, len(TRAFFIC), 3):
+                    raise AssertionError(f"/metrics in_msgs, connections, by shard: {figures}")
+                return varz, status, ctype, samples
+
+            varz, status, ctype, samples = await async_check_for(
+                SETTLE_TIMEOUT, SETTLE_INTERVAL, fetch_counted
+            )
     assert status == 200 and ctype.startswith("text/plain")
-    samples: dict[str, list[Any]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples.setdefault(sample.name, []).append(sample)
     for name in (
         "gnatsd_varz_cpu", "gnatsd_varz_mem", "gnatsd_varz_in_bytes", "gnatsd_varz_in_msgs",
         "gnatsd_varz_out_bytes", "gnatsd_varz_out_msgs", "gnatsd_varz_connections",
@@ -442,26 +492,54 @@ async def test_monitor_metrics_jetstream_details(tmp_path: Path) -> None:
     assert used.labels["account"] == "$G" and used.value > 0
 
 
+async def ask_once(nc: Any, subject: str) -> Any:
+    """Request `subject` and return its one reply (decoded). A second request on the same
+    subscription follows the first through the same worker, supervisor and worker back,
+    and one subscription's messages are handled in order: once the second reply is in,
+    a duplicate of the first would have been too. A duplicate fails the test at once."""
+    inbox = nc.new_inbox()
+    replies: list[Any] = []
+
+    async def on_reply(msg: Any) -> None:
+        replies.append(msg)
+
+    def answered(tag: str) -> bool:
+        return any(msg.subject == f"{inbox}.{tag}" for msg in replies)
+
+    sub = await nc.subscribe(f"{inbox}.*", cb=on_reply)
+    for tag in ("first", "second"):
+        await nc.publish(subject, b"", reply=f"{inbox}.{tag}")
+        await nc.flush()
+        await async_check_for(SETTLE_TIMEOUT, 0.01, lambda tag=tag: answered(tag))
+    await sub.unsubscribe()
+    first = [msg for msg in replies if msg.subject == f"{inbox}.first"]
+    if len(first) != 1:
+        pytest.fail(f"{subject}: {len(first)} replies to one request: {first}")
+    return json.loads(first[0].data)
+
+
 async def test_monitor_sys_ping_answers_once(tmp_path: Path) -> None:
     with shardbroker(tmp_path) as (broker, port):
+        server_id = get_json(port, "/varz")["server_id"]
         async with NatsClients(broker) as clients:
             for shard in broker.shard_ids:
                 nc = await clients.on_shard(shard)
                 for subject in ("$SYS.REQ.SERVER.PING", "$SYS.REQ.SERVER.PING.CONNZ"):
-                    inbox = nc.new_inbox()
-                    replies: list[Any] = []
 
-                    async def on_reply(msg: Any, replies: list[Any] = replies) -> None:
-                        replies.append(msg)
+                    async def counts_clients(
+                        nc: Any = nc, subject: str = subject, shard: int = shard
+                    ) -> Any:
+                        # statsz counts come from the workers' tick: ask again until
+                        # the reply counts the client just connected (one reply each).
+                        body = await ask_once(nc, subject)
+                        if subject.endswith("PING"):
+                            count = body["statsz"]["connections"]
+                        else:
+                            count = body["data"]["num_connections"]
+                        return body if count == shard else False
 
-                    sub = await nc.subscribe(inbox, cb=on_reply)
-                    await nc.publish(subject, b"", reply=inbox)
-                    await nc.flush()
-                    await asyncio.sleep(0.5)
-                    await sub.unsubscribe()
-                    assert len(replies) == 1, (subject, shard, replies)
-                    body = json.loads(replies[0].data)
-                    assert body["server"]["id"] == get_json(port, "/varz")["server_id"]
+                    body = await async_check_for(SETTLE_TIMEOUT, SETTLE_INTERVAL, counts_clients)
+                    assert body["server"]["id"] == server_id
                     if subject.endswith("PING"):
                         assert body["statsz"]["connections"] == shard
                     else:

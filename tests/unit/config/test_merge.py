@@ -176,3 +176,28 @@ def test_config_merge_operations_validation(values: dict[str, float], message: s
     with pytest.raises(OptionsError) as exc:
         validate(Options(**values))  # type: ignore[arg-type]
     assert message in str(exc.value)
+
+
+# A file value of each simple type, and the field value it gives.
+_SAMPLES = {int: ("7", 7), str: ('"x"', "x"), bool: ("true", True), float: ('"3s"', 3.0)}
+
+
+def test_config_merge_every_declared_key_sets_its_field() -> None:
+    """The keys come from the Options declarations: each one, alias or block key,
+    reaches its field (struct fields: their blocks have tests of their own)."""
+    from shardbroker.config.merge import KEYS
+    from shardbroker.config.options import DECLARATIONS
+
+    checked = 0
+    for decl in DECLARATIONS:
+        if decl.type not in _SAMPLES:
+            assert all(KEYS[key].struct is not None for key in decl.setting.keys), decl.name
+            continue
+        text, expected = _SAMPLES[decl.type]
+        for key in decl.setting.keys:
+            block, _, name = key.rpartition(".")
+            line = f"{name}: {text}"
+            got = fields(f"{block} {{ {line} }}" if block else line)
+            assert got[decl.name] == expected, (key, got)
+            checked += 1
+    assert checked > 30

@@ -4,6 +4,7 @@ reload's path from a config file (OptionsSource, flags winning) to Options."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, get_args, get_type_hints
 
 import msgspec
 import pytest
@@ -11,11 +12,14 @@ import pytest
 from shardbroker.config.merge import OptionsSource, build_options
 from shardbroker.config.options import (
     Authorization,
+    ChangeKind,
     Options,
     Permissions,
+    Setting,
     SubjectPermission,
     TLSConfig,
     User,
+    declarations,
     ring_size,
 )
 from shardbroker.config.parse import ConfigError
@@ -86,9 +90,33 @@ def test_reload_diff_message_uses_go_values() -> None:
 
 
 def test_reload_diff_every_field_is_classified() -> None:
-    """A new Options field is not reloadable until named in RELOADABLE; this lists the
-    ones that are, so adding one is a conscious decision."""
+    """Every Options field declares in its Setting whether a reload may change it, and
+    how it is named when one may not; RELOADABLE is exactly the ones that declare a kind.
+    Read from the struct itself, not from the derived tables."""
+    hints = get_type_hints(Options, include_extras=True)
+    kinds_allowed = set(get_args(ChangeKind))
+    for field in msgspec.structs.fields(Options):
+        settings = [
+            m for m in getattr(hints[field.name], "__metadata__", ()) if isinstance(m, Setting)
+        ]
+        assert len(settings) == 1, f"Options.{field.name} declares no Setting"
+        (setting,) = settings
+        assert setting.reload is None or setting.reload in kinds_allowed, field.name
+        assert RELOADABLE.get(field.name) == setting.reload, field.name
+        assert setting.go and setting.go[0].isupper(), field.name
     assert set(RELOADABLE) <= set(Options.__struct_fields__)
+
+
+class _Undeclared(msgspec.Struct, frozen=True, kw_only=True):
+    declared: Annotated[int, Setting(go="Declared", help="has its Setting")] = 0
+    bare: int = 0
+
+
+def test_reload_a_field_without_setting_is_refused() -> None:
+    """Adding an option without its declaration fails at import of config.options."""
+    with pytest.raises(TypeError, match=r"_Undeclared\.bare has no Setting"):
+        declarations(_Undeclared)
+    assert [d.name for d in declarations(Options)] == list(Options.__struct_fields__)
 
 
 @pytest.mark.parametrize(
