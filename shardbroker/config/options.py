@@ -20,6 +20,7 @@ import msgspec
 
 from shardbroker import const
 from shardbroker.config.value import Converter, duration_string, number
+from shardbroker.gofmt.duration import go_duration_seconds
 
 
 class SubjectPermission(msgspec.Struct, frozen=True, kw_only=True):
@@ -426,15 +427,17 @@ def _validate_operations(opts: Options) -> None:
     """Lame duck (nats-server's texts), liveness and rebalancing."""
     if opts.lame_duck_duration < const.LAME_DUCK_DURATION_MIN:
         raise OptionsError(
-            f"invalid lame_duck_duration of {_go_duration(opts.lame_duck_duration)}, "
+            f"invalid lame_duck_duration of {go_duration_seconds(opts.lame_duck_duration)}, "
             f"minimum is {const.LAME_DUCK_DURATION_MIN:.0f} seconds"
         )
     if opts.lame_duck_grace_period < 0:
         raise OptionsError("invalid lame_duck_grace_period, needs to be positive")
     if opts.lame_duck_grace_period >= opts.lame_duck_duration:
+        grace = go_duration_seconds(opts.lame_duck_grace_period)
+        duration = go_duration_seconds(opts.lame_duck_duration)
         raise OptionsError(
-            f"lame duck grace period ({_go_duration(opts.lame_duck_grace_period)}) should be "
-            f"strictly lower than lame duck duration ({_go_duration(opts.lame_duck_duration)})"
+            f"lame duck grace period ({grace}) should be "
+            f"strictly lower than lame duck duration ({duration})"
         )
     if opts.worker_heartbeat_timeout < 0:
         raise OptionsError("worker_heartbeat_timeout must not be negative (0 turns it off)")
@@ -443,14 +446,6 @@ def _validate_operations(opts: Options) -> None:
         raise OptionsError("worker_heartbeat_timeout must be at least 1s (or 0: off)")
     if opts.rebalance_interval <= 0:
         raise OptionsError("rebalance_interval must be positive")
-
-
-def _go_duration(seconds: float) -> str:
-    """5.0 -> "5s", 90.0 -> "1m30s": how nats-server prints a duration."""
-    if seconds != int(seconds) or seconds < 60:
-        return f"{seconds:g}s"
-    minutes, rest = divmod(int(seconds), 60)
-    return f"{minutes}m{rest}s" if rest else f"{minutes}m0s"
 
 
 def _validate_jetstream(opts: Options) -> None:

@@ -166,6 +166,12 @@ def test_config_merge_operations_keys() -> None:
             {"lame_duck_duration": 40.0, "lame_duck_grace_period": 50.0},
             "lame duck grace period (50s) should be strictly lower than lame duck duration (40s)",
         ),
+        (
+            # Go's durations: an hour is 1h0m0s, not 60m0s.
+            {"lame_duck_duration": 3600.0, "lame_duck_grace_period": 5400.0},
+            "lame duck grace period (1h30m0s) should be strictly lower than lame duck duration "
+            "(1h0m0s)",
+        ),
         ({"worker_heartbeat_timeout": 0.5}, "at least 1s"),
         ({"rebalance_interval": 0.0}, "rebalance_interval must be positive"),
     ],
