@@ -2,7 +2,10 @@
 
 gunicorn's arbiter on an asyncio loop: signal handlers only record what happened;
 the loop reaps children, restarts crashed workers with jittered backoff, and stops the
-tree. Exit codes are a contract (const.py): a shard that exits before it reported READY
+tree. On the mesh it is a member like any shard (shard/member.py): it drains its rings,
+answers HELLO, advertises the $SYS subjects the monitor answers, and takes the verbs
+meant for it (READY, RELOADED, TRIMMED) as ``on_<verb>`` methods; it keeps no interest
+of its peers. Exit codes are a contract (const.py): a shard that exits before it reported READY
 halts the whole broker with EXIT_BOOT_FAILURE instead of restart-looping.
 
 When a worker dies the supervisor (1) tells every other shard ``SDOWN <id> <gen>

@@ -61,7 +61,7 @@ from shardbroker.protocol.subjects import (
 )
 from shardbroker.security.auth import GONE, REFUSED, Authenticator, Credentials, reauthorize
 from shardbroker.security.permissions import ResponseGrants, UserPermissions
-from shardbroker.worker.router import Subscription
+from shardbroker.worker.route_result import Subscription
 
 if TYPE_CHECKING:
     from shardbroker.worker.server import Server

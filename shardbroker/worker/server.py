@@ -45,7 +45,8 @@ from shardbroker.security.permissions import users_permissions
 from shardbroker.security.tls import server_context
 from shardbroker.shard.member import DRAIN_BUDGET, MeshMember
 from shardbroker.worker import snapshot
-from shardbroker.worker.router import Router, Subscription, make_result
+from shardbroker.worker.route_result import Subscription, make_result
+from shardbroker.worker.router import Router
 
 if TYPE_CHECKING:
     from shardbroker.worker.client import ClientProtocol

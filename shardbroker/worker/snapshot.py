@@ -26,7 +26,7 @@ from shardbroker.mesh.snapshot import (
 
 if TYPE_CHECKING:
     from shardbroker.worker.client import ClientProtocol
-    from shardbroker.worker.router import Subscription
+    from shardbroker.worker.route_result import Subscription
     from shardbroker.worker.server import Server
 
 # nats-server keeps the last 10000 closed connections; each worker keeps that many of
