@@ -30,9 +30,10 @@ import struct
 import time
 from collections import deque
 from random import random
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from shardbroker import const
+from shardbroker.config.options import Options
 from shardbroker.const import ClosedState
 from shardbroker.errors import (
     ERR_AUTH_TIMEOUT,
@@ -62,9 +63,39 @@ from shardbroker.protocol.subjects import (
 from shardbroker.security.auth import GONE, REFUSED, Authenticator, Credentials, reauthorize
 from shardbroker.security.permissions import ResponseGrants, UserPermissions
 from shardbroker.worker.route_result import Subscription
+from shardbroker.worker.router import Router
 
-if TYPE_CHECKING:
-    from shardbroker.worker.server import Server
+
+class ClientHost(Protocol):
+    """What a connection needs of the worker that serves it (worker/server.py's Server
+    is the one): options, loop, security, the router, its batch and the calls back it
+    makes as it connects, subscribes, pings and closes. The worker owns its clients; a
+    client knows its worker only through this."""
+
+    opts: Options
+    loop: asyncio.AbstractEventLoop
+    auth: Authenticator
+    permissions: dict[str, UserPermissions]
+    router: Router
+    pending: set[ClientProtocol]
+    trace: bool
+    ssl_context: ssl.SSLContext | None
+    ssl_protocol_class: Any
+    read_budget: int
+
+    def next_client_id(self) -> int: ...
+    def info_for(self, client: ClientProtocol) -> bytes: ...
+    def connect_info_for(self, client: ClientProtocol) -> bytes: ...
+    def admit(self, client: ClientProtocol) -> bool: ...
+    def tls_handshake_failed(self, client: ClientProtocol, exc: BaseException) -> None: ...
+    def client_closed(self, client: ClientProtocol, reason: ClosedState) -> None: ...
+    def add_subscription(self, sub: Subscription) -> None: ...
+    def remove_subscription(self, sub: Subscription) -> None: ...
+    def hold_pong(self, client: ClientProtocol) -> None: ...
+    def flush_batch(self, publisher: ClientProtocol | None) -> None: ...
+    def stall(self, client: ClientProtocol) -> None: ...
+    def unstall(self, client: ClientProtocol) -> None: ...
+    def defer_read(self, client: ClientProtocol, data: bytes) -> None: ...
 
 log = logging.getLogger("shardbroker.client")
 
@@ -130,7 +161,7 @@ class ClientProtocol(asyncio.Protocol):
         "version",
     )
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ClientHost) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         opts = server.opts

@@ -21,12 +21,26 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from random import random
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from shardbroker.security.permissions import ResponseGrants, UserPermissions
 from shardbroker.shard.interest import RemoteInterest
 
-if TYPE_CHECKING:
-    from shardbroker.worker.client import ClientProtocol
+
+class Subscriber(Protocol):
+    """What routing and the subscription index need of a connection (worker/client.py's
+    ClientProtocol is the one): its output chunks and counters, its CONNECT choices, its
+    permissions, its subscriptions, and whether they changed since its last PING."""
+
+    out: list[bytes]
+    out_msgs: int
+    out_bytes: int
+    echo: bool
+    headers: bool
+    perms: UserPermissions | None
+    grants: ResponseGrants | None
+    subs: dict[bytes, Subscription]
+    interest_changed: bool
 
 
 class Subscription:
@@ -36,7 +50,7 @@ class Subscription:
 
     def __init__(
         self,
-        client: ClientProtocol,
+        client: Subscriber,
         account: bytes,
         subject: bytes,
         queue: bytes | None,
@@ -123,13 +137,13 @@ class RouteResult:
         )
         self.checked_queues = any(group.checked for group in self.queues)
         self.empty = not (self.local or self.checked or self.peers or self.queues)
-        self.targets: tuple[tuple[Subscription, ClientProtocol, bytes], ...] | None = None
+        self.targets: tuple[tuple[Subscription, Subscriber, bytes], ...] | None = None
         self.rmsg_prefix = b""
         self.prepared_for = b""
 
     def prepare(
         self, account: bytes, subject: bytes
-    ) -> tuple[tuple[Subscription, ClientProtocol, bytes], ...]:
+    ) -> tuple[tuple[Subscription, Subscriber, bytes], ...]:
         head = b"MSG " + subject + b" "
         self.prepared_for = subject
         self.targets = tuple((sub, sub.client, head + sub.sid) for sub in self.local)

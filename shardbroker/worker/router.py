@@ -26,16 +26,13 @@ from __future__ import annotations
 
 import time
 from random import choices, random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shardbroker.protocol import frames
 from shardbroker.protocol.parser import block_payloads, block_tails
 from shardbroker.security.permissions import CHECK_DENY
 from shardbroker.shard.interest import RemoteInterest
-from shardbroker.worker.route_result import QueueGroup, RouteResult, Subscription
-
-if TYPE_CHECKING:
-    from shardbroker.worker.client import ClientProtocol
+from shardbroker.worker.route_result import QueueGroup, RouteResult, Subscriber, Subscription
 
 
 def _tails(
@@ -98,13 +95,13 @@ class Router:
         self.batches: list[list[bytes]] = server.mesh.batches
         self.max_frame: int = server.mesh.max_commit
         # Clients with output waiting for the end of the read batch.
-        self.pending: set[ClientProtocol] = server.pending
+        self.pending: set[Subscriber] = server.pending
         self.unsubscribe = server.remove_subscription
 
     def deliver(
         self,
         subs: tuple[Subscription, ...] | list[Subscription],
-        publisher: ClientProtocol | None,
+        publisher: Subscriber | None,
         subject: bytes,
         reply: bytes | None,
         header_size: int,
@@ -138,7 +135,7 @@ class Router:
     def deliver_checked(
         self,
         subs: tuple[Subscription, ...],
-        publisher: ClientProtocol | None,
+        publisher: Subscriber | None,
         subject: bytes,
         reply: bytes | None,
         header_size: int,
@@ -170,7 +167,7 @@ class Router:
         self,
         group: QueueGroup,
         member: Subscription,
-        publisher: ClientProtocol | None,
+        publisher: Subscriber | None,
         subject: bytes,
         reply: bytes | None,
         header_size: int,
@@ -199,7 +196,7 @@ class Router:
 
     def process_msg_results(
         self,
-        publisher: ClientProtocol,
+        publisher: Subscriber,
         account: bytes,
         subject: bytes,
         reply: bytes | None,
@@ -260,7 +257,7 @@ class Router:
     def _route_general(
         self,
         result: RouteResult,
-        publisher: ClientProtocol,
+        publisher: Subscriber,
         account: bytes,
         subject: bytes,
         reply: bytes | None,
@@ -303,7 +300,7 @@ class Router:
     def _route_queues(
         self,
         result: RouteResult,
-        publisher: ClientProtocol,
+        publisher: Subscriber,
         account: bytes,
         subject: bytes,
         reply: bytes | None,
@@ -363,7 +360,7 @@ class Router:
 
     def process_msg_run(
         self,
-        publisher: ClientProtocol,
+        publisher: Subscriber,
         account: bytes,
         subject: bytes,
         reply: bytes | None,
@@ -419,7 +416,7 @@ class Router:
 
     def process_msg_block(
         self,
-        publisher: ClientProtocol,
+        publisher: Subscriber,
         account: bytes,
         subject: bytes,
         block: bytes,
@@ -463,8 +460,8 @@ class Router:
 
     def _deliver_block(
         self,
-        targets: tuple[tuple[Subscription, ClientProtocol, bytes], ...],
-        publisher: ClientProtocol | None,
+        targets: tuple[tuple[Subscription, Subscriber, bytes], ...],
+        publisher: Subscriber | None,
         tails: list[Any],
         size_token: bytes,
         count: int,
@@ -548,8 +545,8 @@ class Router:
 
     def _deliver_run(
         self,
-        targets: tuple[tuple[Subscription, ClientProtocol, bytes], ...],
-        publisher: ClientProtocol | None,
+        targets: tuple[tuple[Subscription, Subscriber, bytes], ...],
+        publisher: Subscriber | None,
         subject: bytes,
         reply: bytes | None,
         reply_part: bytes,

@@ -22,7 +22,7 @@ import asyncio.sslproto
 import logging
 import random
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import uvloop
@@ -45,11 +45,9 @@ from shardbroker.security.permissions import users_permissions
 from shardbroker.security.tls import server_context
 from shardbroker.shard.member import DRAIN_BUDGET, MeshMember
 from shardbroker.worker import snapshot
+from shardbroker.worker.client import ClientProtocol
 from shardbroker.worker.route_result import Subscription, make_result
 from shardbroker.worker.router import Router
-
-if TYPE_CHECKING:
-    from shardbroker.worker.client import ClientProtocol
 
 log = logging.getLogger("shardbroker.worker")
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from shardbroker import const
 from shardbroker.const import ClosedState
+from shardbroker.mesh.mesh import Mesh
 from shardbroker.mesh.snapshot import (
     WANT_ALL_SUBS,
     WANT_CLOSED,
@@ -23,11 +24,17 @@ from shardbroker.mesh.snapshot import (
     WorkerSnapshot,
     encode_parts,
 )
+from shardbroker.worker.client import ClientProtocol
+from shardbroker.worker.route_result import Subscription
 
-if TYPE_CHECKING:
-    from shardbroker.worker.client import ClientProtocol
-    from shardbroker.worker.route_result import Subscription
-    from shardbroker.worker.server import Server
+
+class SnapshotSource(Protocol):
+    """What a snapshot reads of its worker (worker/server.py's Server)."""
+
+    shard_id: int
+    mesh: Mesh
+    clients: dict[int, ClientProtocol]
+    closed_conns: deque[ConnSnapshot]
 
 # nats-server keeps the last 10000 closed connections; each worker keeps that many of
 # its own and the monitor keeps the newest overall.
@@ -94,14 +101,14 @@ def conn_snapshot(
     )
 
 
-def on_closed(server: Server, client: ClientProtocol, reason: ClosedState) -> None:
+def on_closed(server: SnapshotSource, client: ClientProtocol, reason: ClosedState) -> None:
     """Remember a connection as it closes (before its subscriptions are dropped)."""
     if not client.cid or not client.start_ns:
         return  # never got as far as being counted
     server.closed_conns.append(conn_snapshot(client, True, time.time_ns(), str(reason)))
 
 
-def worker_snapshot(server: Server, flags: int) -> WorkerSnapshot:
+def worker_snapshot(server: SnapshotSource, flags: int) -> WorkerSnapshot:
     with_subs = bool(flags & WANT_SUBS)
     conns = [conn_snapshot(c, with_subs) for c in server.clients.values()]
     closed = list(server.closed_conns) if flags & WANT_CLOSED else []
@@ -115,7 +122,7 @@ def worker_snapshot(server: Server, flags: int) -> WorkerSnapshot:
     )
 
 
-def answer_monz(server: Server, request_id: int, flags: int) -> None:
+def answer_monz(server: SnapshotSource, request_id: int, flags: int) -> None:
     """MONZ <request id> <flags>: send the snapshot back in ring-sized parts."""
     snap = worker_snapshot(server, flags)
     mesh = server.mesh
