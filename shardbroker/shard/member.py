@@ -30,9 +30,10 @@ crossing the peer's own HELLO does no harm). The role hears of it through the op
 
 Acknowledgements and the PONG barrier. A peer's RS+/RS- is applied before the ring's
 read counter moves past it; we then ring the sender's doorbell (``commit``) so that a
-PONG it holds is released promptly. ``barrier_marks`` records, per up peer, where what
-we have sent it so far ends; ``barrier_passed`` tells whether every peer that is still
-the same generation applied it. Both are O(peers).
+PONG it holds is released promptly. ``barrier_marks`` records, per peer that hears our
+interest (every up peer but the supervisor, which keeps none), where what we have sent
+it so far ends; ``barrier_passed`` tells whether every peer that is still the same
+generation applied it. Both are O(peers).
 """
 
 from __future__ import annotations
