@@ -375,9 +375,7 @@ class Arbiter:
         delay *= 0.5 + random.random()
         shard.failures += 1
         how = f"exited with code {code}" if code >= 0 else f"was killed by signal {-code}"
-        log.warning(
-            "%s shard %d %s; restarting in %.2fs", shard.role, shard.shard_id, how, delay
-        )
+        log.warning("%s shard %d %s; restarting in %.2fs", shard.role, shard.shard_id, how, delay)
         asyncio.get_running_loop().call_later(delay, self._respawn, shard)
 
     def _respawn(self, shard: ShardProcess) -> None:

@@ -97,6 +97,7 @@ class ClientHost(Protocol):
     def unstall(self, client: ClientProtocol) -> None: ...
     def defer_read(self, client: ClientProtocol, data: bytes) -> None: ...
 
+
 log = logging.getLogger("shardbroker.client")
 
 _RESERVED_PUBLISH = (b"_GR_.", b"$NRG.")

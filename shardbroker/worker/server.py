@@ -671,6 +671,7 @@ class Server:
         slot.set("sub_removes", self.sub_removes)
         slot.set("sub_cache", sum(s.cache_count for s in self.sublists.values()))
         slot.set("closed_connections", len(self.closed_conns))
+
     # -- rebalancing ---------------------------------------------------------------------
 
     def shed_clients(self, count: int) -> None:

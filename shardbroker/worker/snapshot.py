@@ -36,6 +36,7 @@ class SnapshotSource(Protocol):
     clients: dict[int, ClientProtocol]
     closed_conns: deque[ConnSnapshot]
 
+
 # nats-server keeps the last 10000 closed connections; each worker keeps that many of
 # its own and the monitor keeps the newest overall.
 MAX_CLOSED = 10_000

@@ -519,7 +519,9 @@ async def test_js_push_without_filter_in_order_with_exact_ack_subjects(js_broker
                 for i, msg in enumerate(got, start=start):
                     tokens = ack_tokens(msg.reply)
                     assert (msg.payload, tokens[4:7], tokens[8]) == (
-                        f"m{i}".encode(), ["1", str(i), str(i)], str(300 - i)
+                        f"m{i}".encode(),
+                        ["1", str(i), str(i)],
+                        str(300 - i),
                     )
                 info = await js.consumer_info(s, "all")
                 assert (info.num_ack_pending, info.delivered.stream_seq) == (100, start + 99)

@@ -482,7 +482,9 @@ async def test_monitor_metrics_jetstream_details(tmp_path: Path) -> None:
             samples.setdefault(sample.name, []).append(sample)
     (stream,) = samples["jetstream_stream_total_messages"]
     assert (stream.labels["stream_name"], stream.labels["account"], stream.value) == (
-        "MET", "$G", 3.0
+        "MET",
+        "$G",
+        3.0,
     )
     assert samples["jetstream_stream_last_seq"][0].value == 3.0
     (consumer,) = samples["jetstream_consumer_num_pending"]

@@ -151,9 +151,7 @@ def test_sdnotify_watchdog_pauses_while_a_worker_is_stuck(
 
         check_for(20, 0.05, replaced)
         # Pings resume once the stuck worker is gone.
-        check_for(
-            10, 0.05, lambda: any(t > stopped_at + 3 for t in notify_socket.watchdog_times())
-        )
+        check_for(10, 0.05, lambda: any(t > stopped_at + 3 for t in notify_socket.watchdog_times()))
     finally:
         with contextlib.suppress(psutil.NoSuchProcess):
             victim.send_signal(signal.SIGCONT)

@@ -87,9 +87,7 @@ async def test_stats_figures_match_the_traffic(
         }
 
         def figures(doc: dict[str, Any]) -> dict[int, dict[str, int]]:
-            return {
-                s["shard"]: {key: s[key] for key in expected[1]} for s in doc["shards"]
-            }
+            return {s["shard"]: {key: s[key] for key in expected[1]} for s in doc["shards"]}
 
         # Workers copy their counters on their tick: wait for the copy.
         async def settled() -> dict[str, Any]:

@@ -103,7 +103,7 @@ def test_auth_config_no_authorization_means_none() -> None:
             2,
             'Unknown field "pubish" parsing permissions',
         ),
-        ("authorization {\n  timeout: \"2x\"\n}\n", 2, "timeout: invalid duration"),
+        ('authorization {\n  timeout: "2x"\n}\n', 2, "timeout: invalid duration"),
         ("authorization {\n  timeout: true\n}\n", 2, "timeout: expected a duration"),
         ("authorization {\n  users: {user: a}\n}\n", 2, "users: expected an array of users"),
         ("authorization {\n  users: [ a ]\n}\n", 2, "users: expected a map"),

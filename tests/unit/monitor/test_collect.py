@@ -92,10 +92,14 @@ def test_collect_varz_and_jsz_with_jetstream() -> None:
 
 
 def storage_snapshot() -> StorageSnapshot:
-    consumer = {"stream_name": "S", "name": "C", "config": {"durable_name": "C"},
-                "delivered": {"consumer_seq": 1, "stream_seq": 1}, "num_pending": 3}
-    streams = [StreamJsz("S", "2026-11-23T00:00:00Z", {"name": "S"}, {"messages": 4},
-                         [consumer])]
+    consumer = {
+        "stream_name": "S",
+        "name": "C",
+        "config": {"durable_name": "C"},
+        "delivered": {"consumer_seq": 1, "stream_seq": 1},
+        "num_pending": 3,
+    }
+    streams = [StreamJsz("S", "2026-11-23T00:00:00Z", {"name": "S"}, {"messages": 4}, [consumer])]
     return StorageSnapshot(3, NOW, [AccountJsz("A", 0, 10, 2, 0, []),
                                     AccountJsz("B", 5, 0, 1, 1, streams)])  # fmt: skip
 
