@@ -54,6 +54,7 @@ log = logging.getLogger("shardbroker.supervisor")
 
 
 _STOP_GRACE = 5.0  # seconds shards get to exit after SIGTERM before SIGKILL
+_KILL_GRACE = 5.0  # seconds for a SIGKILLed shard to end (only a stuck syscall delays it)
 _BACKOFF_START = 0.1
 _BACKOFF_MAX = 5.0
 _STABLE_AFTER = 10.0  # a worker up this long resets its backoff
@@ -558,20 +559,30 @@ class Arbiter:
             self.done.set()
 
     async def stop_shards(self) -> None:
-        """Wait for every shard to exit after SIGTERM; SIGKILL what is left."""
+        """Wait for every shard to exit after SIGTERM; SIGKILL what is left.
+
+        Each shard is reaped by its pidfd reader (on_shard_exit), which sets ``done`` once
+        the last one is gone while stopping; a killed shard is reaped the same way.
+        """
         self.handle_stop()
-        deadline = time.monotonic() + _STOP_GRACE
-        while any(s.pid for s in self.shards.values()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        for shard in self.shards.values():
-            if shard.pid:
-                log.warning("shard %d did not stop in time; killing it", shard.shard_id)
-                try:
-                    os.kill(shard.pid, signal.SIGKILL)
-                    os.waitpid(shard.pid, 0)
-                except (ProcessLookupError, ChildProcessError):
-                    pass
-                shard.pid = 0
+        done = self.done
+        assert done is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_STOP_GRACE):
+                await done.wait()
+        if not done.is_set():
+            for shard in self.shards.values():
+                if shard.pid:
+                    log.warning("shard %d did not stop in time; killing it", shard.shard_id)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(shard.pid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_KILL_GRACE):
+                    await done.wait()
+            for shard in self.shards.values():
+                if shard.pid:
+                    log.error("shard %d (pid %d) outlived SIGKILL", shard.shard_id, shard.pid)
+                    shard.pid = 0
         log.info("Server Exiting..")
 
     # -- mesh --------------------------------------------------------------------------------
