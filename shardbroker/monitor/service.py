@@ -185,10 +185,11 @@ class Monitor:
             if s.role == "worker" and s.pid and s.ready
         )
 
-    async def _gather(
-        self, shards: list[int], flags: int, timeout: float, what: str
-    ) -> dict[int, bytes]:
-        """Send MONZ to `shards`; the whole answers that arrive within timeout."""
+    async def _gather(self, shards: list[int], flags: int, what: str) -> dict[int, bytes]:
+        """Send MONZ to `shards`; the whole answers that arrive within SNAPSHOT_TIMEOUT.
+
+        The wait is a deadline, not a cancellation: what came in time is the answer.
+        """
         mesh = self.broker.mesh
         if mesh is None or not shards:
             return {}
@@ -201,7 +202,7 @@ class Monitor:
         mesh.flush()
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(future), timeout)
+                await asyncio.wait_for(asyncio.shield(future), SNAPSHOT_TIMEOUT)
         finally:
             del self._pending[request_id]
         if pending.waiting:
@@ -212,11 +213,9 @@ class Monitor:
             if shard not in pending.waiting and len(parts) == count
         }
 
-    async def snapshots(
-        self, flags: int, timeout: float = SNAPSHOT_TIMEOUT
-    ) -> list[WorkerSnapshot]:
-        """Ask every live worker for its connections; what arrives within timeout."""
-        blobs = await self._gather(self.live_workers(), flags, timeout, "connection snapshot")
+    async def snapshots(self, flags: int) -> list[WorkerSnapshot]:
+        """Ask every live worker for its connections; what arrives within SNAPSHOT_TIMEOUT."""
+        blobs = await self._gather(self.live_workers(), flags, "connection snapshot")
         out = []
         for shard, blob in blobs.items():
             try:
@@ -225,14 +224,14 @@ class Monitor:
                 log.warning("bad connection snapshot from worker %d", shard)
         return out
 
-    async def storage_snapshot(self, timeout: float = SNAPSHOT_TIMEOUT) -> StorageSnapshot | None:
+    async def storage_snapshot(self) -> StorageSnapshot | None:
         """Ask the storage shard for its streams and consumers; None if it cannot say."""
         storage = [
             s.shard_id
             for s in self.broker.shards.values()
             if s.role == "storage" and s.pid and s.ready
         ]
-        blobs = await self._gather(storage, WANT_JSZ, timeout, "JetStream snapshot")
+        blobs = await self._gather(storage, WANT_JSZ, "JetStream snapshot")
         for shard, blob in blobs.items():
             try:
                 return decode_storage(blob)
