@@ -26,6 +26,7 @@ __all__ = ["EOF", "WHITESPACE", "JArr", "JNum", "JObj", "JStr", "JsonSyntaxError
 class JStr(str):
     """A JSON string: its decoded text, with the literal as written in ``raw``."""
 
+    __slots__ = ("raw",)
     raw: str
 
 
