@@ -92,7 +92,8 @@ def shard_main(
         die_with_parent(boot.supervisor_pid)
         opts = options_mod.decode(boot.options)
     except Exception as exc:
-        print(f"shardbroker {role} {args.shard}: bad boot data: {exc}", file=sys.stderr)
+        # Logging is set up from these very options: stderr (the supervisor's) is all we have.
+        print(f"shardbroker {role} {args.shard}: bad boot data: {exc}", file=sys.stderr)  # noqa: T201
         return const.EXIT_BOOT_FAILURE
     logs.setup(opts.log_file, opts.debug, opts.trace, opts.logtime)
     if prepare is not None:

@@ -44,6 +44,7 @@ HOST = "127.0.0.1"
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 WORKER_GONE_TIMEOUT = 5.0
+BARRIER_TIMEOUT = 10  # seconds nats-py's flush() waits for its PONG
 # Tries before giving up on landing on a shard; each try has a 1/workers chance.
 SHARD_CONNECT_TRIES = 200
 CID_SHARD_SHIFT = 32
@@ -467,7 +468,7 @@ def assert_different_shards(broker: Broker, *client_ids: int | None) -> None:
     assert len(set(shards)) == len(shards), f"expected different shards, got {shards}"
 
 
-async def barrier(nc: Any, timeout: float = 10.0) -> None:
+async def barrier(nc: Any) -> None:
     """A PING/PONG barrier for a nats-py connection: everything sent before it has been
     processed by the server when it returns.
 
@@ -477,8 +478,8 @@ async def barrier(nc: Any, timeout: float = 10.0) -> None:
     flusher, which runs before the PONG can be read; the second PING therefore follows
     every queued command.
     """
-    await nc.flush(timeout=timeout)
-    await nc.flush(timeout=timeout)
+    await nc.flush(timeout=BARRIER_TIMEOUT)
+    await nc.flush(timeout=BARRIER_TIMEOUT)
 
 
 class NatsClients:

@@ -41,7 +41,10 @@ def check_for(timeout: float, interval: float, fn: Callable[[], T]) -> T:
 
 
 async def async_check_for(
-    timeout: float, interval: float, fn: Callable[[], Awaitable[Any] | Any]
+    # The deadline is not a cancellation: like nats checkFor, it fails with the last miss.
+    timeout: float,  # noqa: ASYNC109
+    interval: float,
+    fn: Callable[[], Awaitable[Any] | Any],
 ) -> Any:
     """`check_for` for use inside a coroutine; `fn` may be sync or async."""
     deadline = time.monotonic() + timeout

@@ -323,11 +323,16 @@ def figures(jsz: dict[str, Any]) -> list[Any]:
             state = {k: v for k, v in stream["state"].items() if not k.endswith("_ts")}
             config = stream.get("config", {})
             out.append((stream["name"], state, sorted(config)))
-            for consumer in stream.get("consumer_detail", []):
-                out.append(
-                    (consumer["name"], consumer["delivered"], consumer["num_pending"],
-                     consumer["num_ack_pending"], sorted(consumer.get("config", {})))
-                )  # fmt: skip
+            out.extend(
+                (
+                    c["name"],
+                    c["delivered"],
+                    c["num_pending"],
+                    c["num_ack_pending"],
+                    sorted(c.get("config", {})),
+                )
+                for c in stream.get("consumer_detail", [])
+            )
     return out
 
 

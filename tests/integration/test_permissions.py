@@ -107,8 +107,9 @@ class ErrorLog:
     async def callback(self, exc: Exception) -> None:
         await self.queue.put(str(exc).lower())
 
-    async def next(self, timeout: float = 5.0) -> str:
-        return await asyncio.wait_for(self.queue.get(), timeout)
+    async def next(self) -> str:
+        async with asyncio.timeout(5.0):
+            return await self.queue.get()
 
 
 # -- publish ---------------------------------------------------------------------------

@@ -60,12 +60,12 @@ class NotifySocket:
 
     def states(self) -> list[str]:
         """The state lines (READY=1, RELOADING=1, STOPPING=1) in order, no watchdog."""
-        out = []
-        for text in self.texts():
-            for line in text.split("\n"):
-                if line in ("READY=1", "RELOADING=1", "STOPPING=1"):
-                    out.append(line)
-        return out
+        return [
+            line
+            for text in self.texts()
+            for line in text.split("\n")
+            if line in ("READY=1", "RELOADING=1", "STOPPING=1")
+        ]
 
     def watchdog_times(self) -> list[float]:
         with self.lock:

@@ -147,7 +147,8 @@ def test_interest_scale_is_in_effect_everywhere_without_restarts(
         with server(kind, tmp_path, monkeypatch) as broker:
             outcomes[kind] = run_scenario(broker, connections, per_connection)
     ours, theirs = outcomes["shardbroker"], outcomes["nats-server"]
-    print(  # the figures beside the verdict, for the log
+    # The figures beside the verdict, for the log (the module docstring promises them).
+    print(  # noqa: T201
         f"{request.node.callspec.id}: PONG after {ours.flush_seconds:.2f}s "
         f"(nats-server {theirs.flush_seconds:.2f}s), memory +{ours.rss_growth >> 20} MiB "
         f"(nats-server +{theirs.rss_growth >> 20} MiB)"

@@ -83,11 +83,7 @@ def replay(case: Case, chunks: list[bytes]) -> Outcome:
 
 
 def _case_params() -> list[Any]:
-    params = []
-    for name in CASES:
-        for mode in MODES:
-            params.append(pytest.param(name, mode, id=f"{name}-{mode}"))
-    return params
+    return [pytest.param(name, mode, id=f"{name}-{mode}") for name in CASES for mode in MODES]
 
 
 # -- client input: the case files -------------------------------------------------------
@@ -217,12 +213,12 @@ def test_parser_control_line_over_limit(verb: bytes, eol: bytes) -> None:
 
 
 def _at_limit_params() -> list[Any]:
-    params = []
-    for verb in (b"SUB", b"PUB"):
-        for eol, eol_id in ((b"\r\n", "crlf"), (b"\n", "lf")):
-            for mode in ("whole", "lines", "bytes", "cut_before_lf"):
-                params.append(pytest.param(verb, eol, mode, id=f"{verb.decode()}-{eol_id}-{mode}"))
-    return params
+    return [
+        pytest.param(verb, eol, mode, id=f"{verb.decode()}-{eol_id}-{mode}")
+        for verb in (b"SUB", b"PUB")
+        for eol, eol_id in ((b"\r\n", "crlf"), (b"\n", "lf"))
+        for mode in ("whole", "lines", "bytes", "cut_before_lf")
+    ]
 
 
 @pytest.mark.parametrize(("verb", "eol", "mode"), _at_limit_params())
