@@ -44,16 +44,26 @@ SUBJECTS_LIMIT = 100_000
 REQUIRED_API_LEVEL = b"Nats-Required-Api-Level"
 
 # A handler gets (account, the subject tokens after the verb, the request body) and
-# returns the response fields, or (header block, raw body) for direct gets.
+# returns the response fields.
 Handler = Callable[["Account", list[bytes], bytes], Any]
+# A raw handler gets the reply subject too, and returns (header block, body) to send
+# there, or None when it answers later or not at all.
+RawHandler = Callable[["Account", list[bytes], bytes, bytes], tuple[bytes, bytes] | None]
 
 
 class Route(msgspec.Struct, frozen=True):
+    """A request answered with a JSON response."""
+
     kind: str  # the response type without its prefix
     handler: Handler
     # Fields an answer of this type always carries, also next to an error.
     always: dict[str, Any] = {}
-    raw: bool = False  # the answer is a message (direct get), not JSON
+
+
+class RawRoute(msgspec.Struct, frozen=True):
+    """A request answered with a message (direct get, pull next), not JSON."""
+
+    handler: RawHandler
 
 
 def _empty(body: bytes) -> bool:
@@ -77,7 +87,7 @@ class Api:
     def __init__(self, engine: JetStream) -> None:
         self.engine = engine
         paged = {"total": 0, "offset": 0, "limit": 0}
-        self.routes: dict[bytes, Route] = {
+        self.routes: dict[bytes, Route | RawRoute] = {
             b"INFO": Route("account_info_response", self.account_info),
             b"STREAM.CREATE": Route("stream_create_response", self.stream_create),
             b"STREAM.UPDATE": Route("stream_update_response", self.stream_update),
@@ -88,7 +98,7 @@ class Api:
             b"STREAM.PURGE": Route("stream_purge_response", self.stream_purge, {"purged": 0}),
             b"STREAM.MSG.GET": Route("stream_msg_get_response", self.msg_get),
             b"STREAM.MSG.DELETE": Route("stream_msg_delete_response", self.msg_delete),
-            b"DIRECT.GET": Route("", self.direct_get, raw=True),
+            b"DIRECT.GET": RawRoute(self.direct_get),
             b"CONSUMER.CREATE": Route("consumer_create_response", self.consumer_create),
             b"CONSUMER.DURABLE.CREATE": Route(
                 "consumer_create_response", self.consumer_durable_create
@@ -102,12 +112,12 @@ class Api:
                 "consumer_list_response", self.consumer_list, {**paged, "consumers": []}
             ),
             b"CONSUMER.PAUSE": Route("consumer_pause_response", self.consumer_pause),
-            b"CONSUMER.MSG.NEXT": Route("", self.consumer_next, raw=True),
+            b"CONSUMER.MSG.NEXT": RawRoute(self.consumer_next),
         }
 
     # -- dispatch -----------------------------------------------------------------------
 
-    def _route(self, tokens: list[bytes]) -> tuple[Route | None, list[bytes]]:
+    def _route(self, tokens: list[bytes]) -> tuple[Route | RawRoute | None, list[bytes]]:
         for length in (3, 2, 1):
             route = self.routes.get(b".".join(tokens[:length]))
             if route is not None:
@@ -123,7 +133,7 @@ class Api:
         if route is None:
             return
         account.api_total += 1
-        if route.raw:
+        if isinstance(route, RawRoute):
             answer = route.handler(account, args, body, reply)
             if answer is not None:
                 self.engine.send(account.name, reply, answer[1], answer[0])

@@ -316,11 +316,11 @@ class Consumer(PullDelivery):
             if not self.lps:
                 self.sseq = max(self.sseq, self.lps_end + 1)
             return msg, 1
-        msg = self._load_next(self.sseq)
-        if msg is None:
+        first = self._load_next(self.sseq)
+        if first is None:
             return None
-        self.sseq = msg.seq + 1
-        return msg, 1
+        self.sseq = first.seq + 1
+        return first, 1
 
     def _load_next(self, start: int) -> StoreMsg | None:
         store = self.stream.store
@@ -346,9 +346,9 @@ class Consumer(PullDelivery):
             return msg
         best: StoreMsg | None = None
         for f in self.filters:
-            msg = store.load_next_msg(f, start)
-            if msg is not None and (best is None or msg.seq < best.seq):
-                best = msg
+            found = store.load_next_msg(f, start)
+            if found is not None and (best is None or found.seq < best.seq):
+                best = found
         return best
 
     def _wait(self, count: int) -> int:

@@ -90,7 +90,6 @@ _MAX_SLOT_PAD = 65536
 # the newest _TAIL_KEEP. Older records are read with pread.
 _TAIL_MAX = 1024 * 1024
 _TAIL_KEEP = 256 * 1024
-LogFn = Callable[[str], None]
 
 
 # The file operations a crash can interrupt; tests replace them to inject one.

@@ -138,7 +138,7 @@ def _describe(t: mi.Type, extra: Mapping[str, Any] | None = None) -> _Desc:
     if isinstance(t, mi.DictType):
         elem = _describe(t.value_type)
         return _Desc("map", go or "map[string]" + elem.go, elem=elem)
-    if isinstance(t, mi.StructType):
+    if isinstance(t, mi.StructType) and issubclass(t.cls, GoStruct):
         plan = _plan(t.cls)
         return _Desc("struct", go or "server." + plan.go_name, plan=plan, nullable=nullable)
     raise TypeError(f"unsupported request field type {t}")

@@ -38,7 +38,7 @@ _ENC_PLANS: dict[type, tuple[_EncField, ...]] = {}
 def _enc_plan(cls: type[msgspec.Struct]) -> tuple[_EncField, ...]:
     plan = _ENC_PLANS.get(cls)
     if plan is None:
-        omit = getattr(cls, "omitempty", frozenset())
+        omit: frozenset[str] = getattr(cls, "omitempty", frozenset())
         fields = []
         for f in msgspec.structs.fields(cls):
             if f.default is not msgspec.NODEFAULT:

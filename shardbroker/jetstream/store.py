@@ -163,13 +163,6 @@ class StreamStore(Protocol):
     def remove_msg(self, seq: int, erase: bool = False) -> bool: ...
     def purge(self, subject: str = "", seq: int = 0, keep: int = 0) -> int: ...
     def state(self, deleted_details: bool = True) -> StoreState: ...
-    def _deleted(self) -> list[int]:
-        gen, deleted = self._deleted_cache
-        if gen != self._dmap_gen:
-            deleted = sorted(self._dmap)
-            self._deleted_cache = (self._dmap_gen, deleted)
-        return list(deleted)
-
     def subjects_state(self, filter_subject: str) -> dict[str, int]: ...
     def num_pending(
         self, start_seq: int, filter_subject: str, last_per_subject: bool = False
