@@ -312,7 +312,7 @@ class ClientProtocol(asyncio.Protocol):
         self.start_ns = self.last_ns = time.time_ns()
         # Past 75% of max_pending the transport calls pause_writing: the stall signal.
         high = server.opts.max_pending * 3 // 4
-        transport.set_write_buffer_limits(high=high, low=high // 2)  # type: ignore[attr-defined]
+        transport.set_write_buffer_limits(high=high, low=high // 2)
         self.arm_ping(server.opts.ping_interval)
         if self.awaiting_auth:
             self.auth_handle = server.loop.call_later(server.auth.timeout, self.on_auth_timeout)
@@ -582,7 +582,7 @@ class ClientProtocol(asyncio.Protocol):
             and self.perms is not None
             and self.perms.publish_allowed(subject)
         ):
-            each = [sizes] * len(payloads) if type(sizes) is bytes else sizes
+            each = [sizes] * len(payloads) if isinstance(sizes, bytes) else sizes
             for payload, size in zip(payloads, each, strict=True):
                 self.process_pub(subject, reply, payload, size)
             return

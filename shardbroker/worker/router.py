@@ -70,7 +70,7 @@ def run_blob(head: bytes, payloads: list[bytes], sizes: bytes | list[bytes]) -> 
     ``line + CRLF + (CRLF + line + CRLF).join(payloads) + CRLF``. With a token per
     message, lines and payloads are interleaved and joined with CRLF.
     """
-    if type(sizes) is bytes:
+    if isinstance(sizes, bytes):
         line = head + sizes
         return line + b"\r\n" + (b"\r\n" + line + b"\r\n").join(payloads) + b"\r\n"
     parts: list[bytes] = [b""] * (2 * len(payloads))
@@ -81,7 +81,7 @@ def run_blob(head: bytes, payloads: list[bytes], sizes: bytes | list[bytes]) -> 
 
 def _each(sizes: bytes | list[bytes], count: int) -> list[bytes]:
     """The size token of every message of a run."""
-    return [sizes] * count if type(sizes) is bytes else sizes
+    return [sizes] * count if isinstance(sizes, bytes) else sizes
 
 
 class Router:
@@ -401,6 +401,9 @@ class Router:
                 ):
                     delivered = True
         if result.queues:
+            # One size token: a run with queue groups and varying sizes went message by
+            # message above.
+            assert isinstance(sizes, bytes)
             for group in result.queues:
                 self._queue_run(
                     group, group.members, group.cumulative, account, subject, reply, payloads, sizes
@@ -610,7 +613,7 @@ class Router:
                                 group, member, None, subject, reply, 0, payload, size
                             )
                     continue
-                if type(sizes) is bytes:
+                if isinstance(sizes, bytes):
                     self._queue_run(
                         group, group.local, None, account, subject, reply, payloads, sizes
                     )
