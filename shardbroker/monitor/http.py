@@ -145,8 +145,7 @@ async def route(monitor: Monitor, path: str, query: dict[str, str]) -> Response:
 
         connz = await monitor.endpoint_data("CONNZ", state, {})
         jsz = await monitor.endpoint_data("JSZ", state, {"consumers": "true"})
-        body = render(state, connz, jsz)
-        return Response(200, body, CONTENT_TYPE)
+        return Response(200, render(state, connz, jsz), CONTENT_TYPE)
     data = await monitor.endpoint_data(ENDPOINTS[path], state, query)
     return json_response(data)
 
@@ -257,6 +256,6 @@ class HTTPProtocol(asyncio.Protocol):
             self.worker.cancel()
 
 
-async def serve(monitor: Monitor, host: str, port: int) -> asyncio.AbstractServer:
+async def serve(monitor: Monitor, host: str, port: int) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     return await loop.create_server(lambda: HTTPProtocol(monitor), host, port, reuse_address=True)

@@ -93,7 +93,7 @@ class Monitor:
         self.config_load_ns = self.start_ns
         self.http_req_stats: dict[str, int] = {}
         self.http_port = 0
-        self.http_server: asyncio.AbstractServer | None = None
+        self.http_server: asyncio.Server | None = None
         self._request_ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._seq = itertools.count(1)
