@@ -349,7 +349,7 @@ def check_config(
     """Check a configuration file: every error with file, line and a message."""
     try:
         fields = load_config(config)
-        check_tls(validate(Options(**merge(msgspec.structs.asdict(Options()), fields, {}))))  # type: ignore[arg-type]
+        check_tls(validate(Options(**merge(msgspec.structs.asdict(Options()), fields, {}))))
     except ConfigError as exc:
         typer.echo(f"shardbroker: {exc}", err=True)
         raise typer.Exit(1) from None
