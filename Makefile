@@ -1,4 +1,4 @@
-# The two first commands of the README: `make serve` and `make test`.
+# The first commands of the README: `make serve`, `make test` and `make check`.
 # Everything a fresh machine needs (Python 3.11 and make) is installed from here.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -10,7 +10,11 @@ WORKERS ?= auto
 # JetStream keeps its streams here (the broker appends "jetstream").
 DATA ?= data
 
-.PHONY: install serve test test-unit test-int lint perf clean
+# What ruff and mypy look at (perf/ is typed too; tests/ are linted, not type-checked).
+LINT_PATHS := shardbroker tests perf
+TYPED := shardbroker perf
+
+.PHONY: install serve test test-unit test-int fmt lint check perf clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,9 +36,20 @@ test-unit: $(STAMP)
 test-int: $(STAMP)
 	$(BIN)/python -m pytest -n 2 tests/integration tests/reliability
 
+fmt: $(STAMP)
+	$(BIN)/ruff check --select I --fix $(LINT_PATHS)
+	$(BIN)/ruff format $(LINT_PATHS)
+
+# The static checks: style and bugs (ruff), layout (ruff format), the import contracts
+# of pyproject.toml (import-linter), types (mypy).
 lint: $(STAMP)
-	$(BIN)/ruff check shardbroker tests perf
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/lint-imports
+	$(BIN)/mypy $(TYPED)
+
+# Everything CI runs (.ci/run): the static checks, then the whole test suite.
+check: lint test
 
 perf: $(STAMP)
 	$(BIN)/python -m perf.compare
