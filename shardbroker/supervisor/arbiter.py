@@ -122,6 +122,9 @@ class Arbiter:
         self.mesh: Mesh | None = None
         # Our seat in the mesh (shard/member.py), once the shared memory exists.
         self.member: MeshMember | None = None
+        # Set by handle_stop: the main flow then stops the shards (stop_shards).
+        self.stop_requested: asyncio.Event | None = None
+        # Set once every shard has exited after a stop was requested.
         self.done: asyncio.Event | None = None
         self.all_ready: asyncio.Event | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -137,6 +140,7 @@ class Arbiter:
 
     async def main(self) -> int:
         self.done = asyncio.Event()
+        self.stop_requested = asyncio.Event()
         self.all_ready = asyncio.Event()
         opts = self.opts
         try:
@@ -191,9 +195,9 @@ class Arbiter:
         # for, so no worker listens before JetStream's interest ($JS.API.>) reached it.
         for shard in sorted(self.shards.values(), key=lambda s: s.role != "storage"):
             self.spawn(shard)
-        assert self.all_ready is not None and self.done is not None
+        assert self.all_ready is not None and self.stop_requested is not None
         ready_wait = asyncio.ensure_future(self.all_ready.wait())
-        done_wait = asyncio.ensure_future(self.done.wait())
+        done_wait = asyncio.ensure_future(self.stop_requested.wait())
         await asyncio.wait(
             {ready_wait, done_wait},
             timeout=const.READY_TIMEOUT,
@@ -226,7 +230,9 @@ class Arbiter:
             f"Serving clients on {opts.host}:{self.port} with {self.n_workers} workers"
         )
         self.tick()
-        await self.done.wait()
+        # A stop request, not the shards' exit: a shard that is stuck would never exit
+        # on SIGTERM, and stop_shards kills it after the grace period.
+        await self.stop_requested.wait()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
         await self.stop_shards()
@@ -548,6 +554,8 @@ class Arbiter:
         if self.stopping:
             return
         self.stopping = True
+        assert self.stop_requested is not None
+        self.stop_requested.set()
         log.info("Initiating Shutdown...")
         sdnotify.notify_stopping("Shutting down")
         for shard in self.shards.values():

@@ -64,35 +64,42 @@ def server(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
             yield broker
 
 
-async def _subscriber(
-    n_subs: int, index: int, port: int, gate: asyncio.Semaphore
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    async with gate:
-        reader, writer = await asyncio.open_connection(HOST, port, limit=1 << 20)
-        await reader.readline()  # INFO
-        subs = b"".join(b"SUB scale.%d.%d %d\r\n" % (index, i, i + 1) for i in range(n_subs))
-        writer.write(CONNECT + subs + b"PING\r\n")
-        line = await asyncio.wait_for(reader.readline(), FLUSH_TIMEOUT)
-        assert line == b"PONG\r\n", line
-        return reader, writer
-
-
-async def subscribe_all(port: int, connections: int, per_connection: int) -> tuple[float, list]:
-    """Open the connections, each subscribing and flushing; seconds until every PONG."""
-    gate = asyncio.Semaphore(256)  # connections being set up at once
-    start = time.monotonic()
-    clients = await asyncio.gather(
-        *(_subscriber(per_connection, c, port, gate) for c in range(connections))
-    )
-    return time.monotonic() - start, clients
+Client = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 async def next_op(reader: asyncio.StreamReader) -> bytes:
     """The next line that is not a server PING (the first comes ~2 s after CONNECT)."""
     while True:
-        line = await asyncio.wait_for(reader.readline(), 10)
+        line = await reader.readline()
         if line != b"PING\r\n":
             return line
+
+
+async def _subscriber(
+    n_subs: int, index: int, port: int, gate: asyncio.Semaphore, opened: dict[int, Client]
+) -> None:
+    async with gate:
+        reader, writer = await asyncio.open_connection(HOST, port, limit=1 << 20)
+        opened[index] = (reader, writer)
+        await reader.readline()  # INFO
+        subs = b"".join(b"SUB scale.%d.%d %d\r\n" % (index, i, i + 1) for i in range(n_subs))
+        writer.write(CONNECT + subs + b"PING\r\n")
+        async with asyncio.timeout(FLUSH_TIMEOUT):
+            line = await next_op(reader)
+        assert line == b"PONG\r\n", line
+
+
+async def subscribe_all(
+    port: int, connections: int, per_connection: int, opened: dict[int, Client]
+) -> float:
+    """Open the connections (into `opened`, by index), each subscribing and flushing;
+    seconds until every PONG."""
+    gate = asyncio.Semaphore(256)  # connections being set up at once
+    start = time.monotonic()
+    await asyncio.gather(
+        *(_subscriber(per_connection, c, port, gate, opened) for c in range(connections))
+    )
+    return time.monotonic() - start
 
 
 def run_scenario(broker: Broker, connections: int, per_connection: int) -> Outcome:
@@ -100,12 +107,13 @@ def run_scenario(broker: Broker, connections: int, per_connection: int) -> Outco
     before = tree_rss(broker)
 
     async def scenario() -> Outcome:
-        seconds, clients = await subscribe_all(broker.port, connections, per_connection)
+        clients: dict[int, Client] = {}
         try:
+            seconds = await subscribe_all(broker.port, connections, per_connection, clients)
             grown = tree_rss(broker) - before
             # In effect everywhere: a publisher on each worker reaches the first and the
             # last subscription made.
-            first, last = clients[0][0], clients[-1][0]
+            first, last = clients[0][0], clients[connections - 1][0]
             for shard in broker.shard_ids:
                 publisher = raw_connect_on_shard(broker, shard)
                 publisher.send(CONNECT)
@@ -113,14 +121,15 @@ def run_scenario(broker: Broker, connections: int, per_connection: int) -> Outco
                     sid = 1 if idx == 0 else per_connection
                     subject = b"scale.%d.%d" % (idx, sid - 1)
                     publisher.send(b"PUB %s 2\r\nhi\r\n" % subject)
-                    line = await next_op(reader)
+                    async with asyncio.timeout(10):
+                        line = await next_op(reader)
                     assert line == b"MSG %s %d 2\r\n" % (subject, sid), line
                     assert await reader.readline() == b"hi\r\n"
                 assert publisher.ping_barrier() == b""
                 publisher.close()
             return Outcome(seconds, grown)
         finally:
-            for _, writer in clients:
+            for _, writer in clients.values():
                 writer.close()
 
     outcome = asyncio.run(scenario())

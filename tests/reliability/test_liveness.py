@@ -107,3 +107,19 @@ async def test_liveness_stopped_worker_is_killed_and_replaced(
 
     await async_check_for(RESTART_TIMEOUT, 0.2, probes_pass)
     assert broker.proc.poll() is None
+
+
+def test_liveness_stuck_worker_does_not_hold_up_shutdown(
+    broker_factory: Callable[..., Broker],
+) -> None:
+    """SIGTERM with a worker whose loop is stopped: the others exit, the stuck one is
+    killed after the grace period, and the broker exits cleanly instead of waiting."""
+    broker = broker_factory(workers=2)
+    victim = broker.workers[2]
+    os.kill(victim.pid, signal.SIGSTOP)
+    try:
+        assert broker.stop() == 0, broker.log_text()
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            victim.send_signal(signal.SIGCONT)
+    assert "shard 2 did not stop in time; killing it" in broker.log_text()
