@@ -14,16 +14,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
 from shardbroker.monitor import collect
-from shardbroker.monitor.collect import QueryError
+from shardbroker.monitor.collect import BrokerState, QueryError
 
-if TYPE_CHECKING:
-    from shardbroker.monitor.service import Monitor
+
+class MonitorData(Protocol):
+    """What the HTTP handlers need of the monitor (service.py's Monitor is the one): the
+    base path, the request counters, the broker's state and each endpoint's data."""
+
+    http_req_stats: dict[str, int]
+
+    def base_path(self) -> str: ...
+
+    def state(self) -> BrokerState: ...
+
+    async def endpoint_data(
+        self, endpoint: str, state: BrokerState, query: dict[str, str]
+    ) -> Any: ...
+
 
 log = logging.getLogger("shardbroker.monitor")
 
@@ -101,12 +114,12 @@ def text_response(status: int, text: str) -> Response:
     return Response(status, text.encode(), _TEXT)
 
 
-async def handle(monitor: Monitor, method: str, target: str) -> Response:
+async def handle(monitor: MonitorData, method: str, target: str) -> Response:
     """One request -> one response. Never raises."""
     try:
         parts = urlsplit(target)
         path = parts.path or "/"
-        base = monitor.broker.opts.http_base_path.rstrip("/")
+        base = monitor.base_path()
         if base:
             if not path.startswith(base):
                 return text_response(404, "404 page not found\n")
@@ -122,11 +135,11 @@ async def handle(monitor: Monitor, method: str, target: str) -> Response:
         return text_response(500, "internal error\n")
 
 
-async def route(monitor: Monitor, path: str, query: dict[str, str]) -> Response:
+async def route(monitor: MonitorData, path: str, query: dict[str, str]) -> Response:
     if path == "/":
         stats = monitor.http_req_stats
         stats[path] = stats.get(path, 0) + 1
-        base = monitor.broker.opts.http_base_path.rstrip("/")
+        base = monitor.base_path()
         links = "\n".join(
             f'      <li><a href="{base}{p}">{p[1:]}</a></li>'
             for p in (*ENDPOINTS, "/healthz", "/metrics")
@@ -153,7 +166,7 @@ async def route(monitor: Monitor, path: str, query: dict[str, str]) -> Response:
 class HTTPProtocol(asyncio.Protocol):
     """One monitoring connection. Requests are answered in order."""
 
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(self, monitor: MonitorData) -> None:
         self.monitor = monitor
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
@@ -256,6 +269,6 @@ class HTTPProtocol(asyncio.Protocol):
             self.worker.cancel()
 
 
-async def serve(monitor: Monitor, host: str, port: int) -> asyncio.Server:
+async def serve(monitor: MonitorData, host: str, port: int) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     return await loop.create_server(lambda: HTTPProtocol(monitor), host, port, reuse_address=True)

@@ -43,6 +43,7 @@ from shardbroker.mesh.snapshot import (
 from shardbroker.mesh.stats import ShardTable
 from shardbroker.monitor import accountz, collect, connz, jsz
 from shardbroker.monitor.collect import BrokerState, QueryError, ShardFigures
+from shardbroker.monitor.http import serve
 from shardbroker.protocol import frames
 
 log = logging.getLogger("shardbroker.monitor")
@@ -102,6 +103,10 @@ class Monitor:
         self._js_limits: tuple[int, int] | None = None
 
     # -- figures ------------------------------------------------------------------------
+
+    def base_path(self) -> str:
+        """The monitoring port's base path, without a trailing slash."""
+        return self.broker.opts.http_base_path.rstrip("/")
 
     def state(self) -> BrokerState:
         broker = self.broker
@@ -378,8 +383,6 @@ class Monitor:
 
     async def start_http(self) -> None:
         """Listen on the monitoring port (raises OSError when it cannot)."""
-        from shardbroker.monitor.http import serve
-
         opts = self.broker.opts
         port = 0 if opts.http_port == const.RANDOM_PORT else opts.http_port
         self.http_server = await serve(self, http_host(opts), port)

@@ -25,20 +25,47 @@ import contextlib
 import logging
 import os
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
 from shardbroker import log as log_setup
 from shardbroker.config.merge import OptionsSource, build_options
 from shardbroker.config.options import Options, OptionsError
 from shardbroker.config.parse import ConfigError
 from shardbroker.config.reload import Change, ReloadError, diff, encode_options_arg, kinds
+from shardbroker.mesh.mesh import Mesh
+from shardbroker.monitor.service import Monitor
 from shardbroker.protocol import frames
 from shardbroker.protocol.frames import RELOAD, TRIM
 from shardbroker.security.tls import TLSConfigError, server_context
 from shardbroker.supervisor import sdnotify
+from shardbroker.supervisor.spawn import SharedResources
 
-if TYPE_CHECKING:
-    from shardbroker.supervisor.arbiter import Arbiter
+
+class ReloadedShard(Protocol):
+    """What a reload reads of a shard process the supervisor keeps."""
+
+    shard_id: int
+    pid: int
+    role: str
+
+
+class ReloadHost(Protocol):
+    """What a reload needs of the supervisor (arbiter.py's Arbiter is the one): the
+    running Options it replaces, the shards and the mesh to tell, the shared resources
+    whose connection slots it takes back, and the files to move."""
+
+    opts: Options
+    resources: SharedResources | None
+    mesh: Mesh | None
+    monitor: Monitor | None
+    stopping: bool
+
+    @property
+    def shards(self) -> Mapping[int, ReloadedShard]: ...
+
+    def rewrite_files(self, old: Options) -> None: ...
+
 
 log = logging.getLogger("shardbroker.supervisor")
 
@@ -69,7 +96,7 @@ class Reloader:
     """The supervisor's reload state: the sequence number, and the shards that have not
     confirmed the latest reload yet."""
 
-    def __init__(self, arbiter: Arbiter, source: OptionsSource | None) -> None:
+    def __init__(self, arbiter: ReloadHost, source: OptionsSource | None) -> None:
         self.arbiter = arbiter
         self.source = source or OptionsSource()
         self.seq = 0
