@@ -11,11 +11,12 @@ or ``purged``) is added here, so an error answer has exactly the shape nats-serv
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
 from shardbroker import const
+from shardbroker.config.options import Options
 from shardbroker.gofmt import timestamp
 from shardbroker.jetstream import (
     consumer_schema,
@@ -27,14 +28,12 @@ from shardbroker.jetstream import (
     stream_validate,
     versioning,
 )
+from shardbroker.jetstream.account import Account
+from shardbroker.jetstream.consumer import Consumer
 from shardbroker.jetstream.store import ErrMsgNotFound, StoreError
+from shardbroker.jetstream.stream import Stream
 from shardbroker.protocol import headers
 from shardbroker.protocol.subjects import subjects_overlap
-
-if TYPE_CHECKING:
-    from shardbroker.jetstream.consumer import Consumer
-    from shardbroker.jetstream.engine import Account, JetStream
-    from shardbroker.jetstream.stream import Stream
 
 TYPE_PREFIX = "io.nats.jetstream.api.v1."
 API_LEVEL = 1
@@ -83,8 +82,32 @@ def _time(ns: int) -> str:
     return timestamp.format_rfc3339(ns)
 
 
+class ApiHost(Protocol):
+    """What the API needs of the JetStream engine (engine.py's JetStream is the one):
+    options, names and clock for the answers, the streams it adds, updates and deletes,
+    the streams with writes to flush, and the way out for replies."""
+
+    opts: Options
+    domain: str
+    server_name: str
+    clock: Callable[[], int]
+    dirty: set[Stream]
+
+    def add_stream(self, account: Account, config: schema.StreamConfig) -> Stream: ...
+
+    def update_stream(
+        self, account: Account, stream: Stream, config: schema.StreamConfig
+    ) -> None: ...
+
+    def delete_stream(self, account: Account, stream: Stream) -> None: ...
+
+    def send(self, account: bytes, subject: bytes, body: bytes, hdr: bytes = b"") -> None: ...
+
+    def interest_for(self, account: bytes, subject: bytes, group: bytes | None) -> bool: ...
+
+
 class Api:
-    def __init__(self, engine: JetStream) -> None:
+    def __init__(self, engine: ApiHost) -> None:
         self.engine = engine
         paged = {"total": 0, "offset": 0, "limit": 0}
         self.routes: dict[bytes, Route | RawRoute] = {

@@ -27,11 +27,12 @@ import random
 import string
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
 from shardbroker.config.merge import parse_duration
+from shardbroker.config.options import Options
 from shardbroker.gofmt import timestamp
 from shardbroker.jetstream.consumer_state import ConsumerState, state_count
 from shardbroker.jetstream.pull import (
@@ -41,13 +42,50 @@ from shardbroker.jetstream.pull import (
     next_request,
     status,
 )
-from shardbroker.jetstream.store import StoreError, StoreMsg
+from shardbroker.jetstream.store import StoreError, StoreMsg, StreamStore
 from shardbroker.protocol import headers
 from shardbroker.protocol.frames import jrun_record
 from shardbroker.protocol.subjects import str_tokens_match
 
-if TYPE_CHECKING:
-    from shardbroker.jetstream.stream import Stream
+
+class ConsumerHost(Protocol):
+    """What a consumer needs of the JetStream engine (engine.py's JetStream is the one):
+    the clock and options, the set of consumers with deliveries to make, timers, and
+    the ways out to the mesh."""
+
+    opts: Options
+    clock: Callable[[], int]
+    ready: set[Consumer]
+
+    def publish(
+        self, account: bytes, subject: bytes, reply: bytes | None, hdr: bytes, data: bytes
+    ) -> None: ...
+
+    def deliver_run(self, account: bytes, deliver_subject: bytes, records: list[bytes]) -> bool: ...
+
+    def interest_for(self, account: bytes, subject: bytes, group: bytes | None) -> bool: ...
+
+    def congested(self) -> bool: ...
+
+    def call_later(self, delay: float, callback: Any) -> Any: ...
+
+    def kick(self, consumer: Consumer) -> None: ...
+
+
+class ConsumerStream(Protocol):
+    """What a consumer needs of its stream (stream.py's Stream is the one)."""
+
+    @property
+    def engine(self) -> ConsumerHost: ...  # read-only: a stream's engine is a wider host
+
+    account: bytes
+    name: str
+    name_bytes: bytes
+    config: Any
+    store: StreamStore
+
+    def acknowledged(self, consumer: Consumer, seqs: list[int]) -> None: ...
+
 
 log = logging.getLogger("shardbroker.jetstream")
 
@@ -71,7 +109,7 @@ def filters_of(config: Any) -> list[str]:
 
 
 class Consumer(PullDelivery):
-    def __init__(self, stream: Stream, name: str, config: Any, created: int) -> None:
+    def __init__(self, stream: ConsumerStream, name: str, config: Any, created: int) -> None:
         self.stream = stream
         self.engine = stream.engine
         # Wall-clock ns: the engine's clock, which tests replace with a fake one.

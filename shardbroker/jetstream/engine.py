@@ -27,10 +27,10 @@ from shardbroker import const
 from shardbroker.config.options import Options
 from shardbroker.config.reload import diff, kinds
 from shardbroker.jetstream import api, jsonencode, schema
+from shardbroker.jetstream.account import Account, Capture
 from shardbroker.jetstream.stream import Stream, StreamMeta, load_meta
 from shardbroker.log import setup as setup_logging
 from shardbroker.mesh.snapshot import AccountJsz, StorageSnapshot, StreamJsz
-from shardbroker.protocol.sublist import Sublist
 
 if TYPE_CHECKING:
     from shardbroker.jetstream.consumer import Consumer
@@ -47,37 +47,6 @@ ACK_PREFIX = b"$JS.ACK."
 ACK_TARGETS_MAX = 1024  # remembered ack-subject heads (one per consumer in use)
 FC_SUBJECT = b"$JS.FC.>"
 FC_PREFIX = b"$JS.FC."
-
-
-class Capture:
-    """One subject of one stream, as inserted in the account's capture sublist."""
-
-    __slots__ = ("queue", "stream", "subject")
-
-    def __init__(self, subject: bytes, stream: Stream) -> None:
-        self.subject = subject
-        self.queue = None
-        self.stream = stream
-
-
-def _captures(plain: list[Capture], queue_groups: dict[bytes, list[Any]]) -> tuple[Stream, ...]:
-    return tuple({capture.stream: None for capture in plain})
-
-
-class Account:
-    """The JetStream state of one account: its streams and their capture index."""
-
-    def __init__(self, name: bytes, directory: str) -> None:
-        self.name = name
-        self.directory = directory
-        self.streams: dict[str, Stream] = {}
-        self.captures: Sublist[Capture, tuple[Stream, ...]] = Sublist(_captures)
-        self.capture_entries: dict[str, list[Capture]] = {}
-        self.api_total = 0
-        self.api_errors = 0
-
-    def streams_dir(self) -> str:
-        return os.path.join(self.directory, "streams")
 
 
 class JetStream:

@@ -13,12 +13,12 @@ import hashlib
 import logging
 import os
 import shutil
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
 from shardbroker.jetstream import consumer_schema, jserrors, jsondecode, jsonencode, schema
-from shardbroker.jetstream.consumer import SAVE_INTERVAL, Consumer
+from shardbroker.jetstream.consumer import SAVE_INTERVAL, Consumer, ConsumerHost
 from shardbroker.jetstream.consumer_state import read_state, write_state
 from shardbroker.jetstream.filestore import FileStore
 from shardbroker.jetstream.memstore import MemStore
@@ -35,8 +35,17 @@ from shardbroker.jetstream.store import (
 )
 from shardbroker.protocol.headers import header_value
 
-if TYPE_CHECKING:
-    from shardbroker.jetstream.engine import JetStream
+
+class StreamHost(ConsumerHost, Protocol):
+    """What a stream needs of the JetStream engine (engine.py's JetStream is the one),
+    beyond what its consumers need: the streams with writes to flush, the domain its
+    PubAcks name, and the account-wide storage budget."""
+
+    domain: str
+    dirty: set[Stream]
+
+    def file_budget_exceeded(self, stream: Stream, size: int) -> bool: ...
+
 
 log = logging.getLogger("shardbroker.jetstream")
 
@@ -139,7 +148,7 @@ def _error_answer(stream_name: bytes, error: jserrors.ApiError) -> Answer:
 class Stream:
     def __init__(
         self,
-        engine: JetStream,
+        engine: StreamHost,
         account: bytes,
         directory: str,
         meta: StreamMeta,
@@ -161,7 +170,7 @@ class Stream:
     # -- life -----------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, engine: JetStream, account: bytes, directory: str, meta: StreamMeta) -> Stream:
+    def create(cls, engine: StreamHost, account: bytes, directory: str, meta: StreamMeta) -> Stream:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         save_meta(directory, meta)
         stream = cls(engine, account, directory, meta, _open_store(engine, directory, meta))
@@ -171,7 +180,7 @@ class Stream:
         return stream
 
     @classmethod
-    def open(cls, engine: JetStream, account: bytes, directory: str, meta: StreamMeta) -> Stream:
+    def open(cls, engine: StreamHost, account: bytes, directory: str, meta: StreamMeta) -> Stream:
         stream = cls(engine, account, directory, meta, _open_store(engine, directory, meta))
         stream._load_consumers()
         return stream
@@ -559,7 +568,7 @@ def _parse_seq(value: bytes) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _open_store(engine: JetStream, directory: str, meta: StreamMeta) -> StreamStore:
+def _open_store(engine: StreamHost, directory: str, meta: StreamMeta) -> StreamStore:
     config = meta.config
     limits = limits_of(config)
     if config.storage == "memory":
