@@ -89,6 +89,12 @@ class BenchConfig:
     csv: str = ""
     plot: str = ""
     progress: bool = True
+    # Publishers cycle over these payload sizes, message by message (`size` is the first).
+    sizes: tuple[int, ...] = ()
+    subjects: int = 0  # --subjects N: publish to <subject>.0 .. N-1, subscribe <subject>.*
+    spread: int = 0  # --spread W: place connections on alternating workers 1..W
+    warmup: int = 0  # request, js-pub: untimed round trips / acked publishes per client
+    ack_policy: str = "explicit"  # js-consume: the consumer's ack policy
 
 
 @dataclass(frozen=True)
@@ -102,4 +108,6 @@ class ClientSpec:
     msgs: int = 0  # active roles: messages / requests to send (0: until --duration)
     queue: str = ""  # queue group ("" = none)
     unsub_after: int = 0  # sub mode: UNSUB <sid> <n> right after SUB
+    target: int = 0  # --spread: the worker this client should land on (0: anywhere)
+    offset: int = 0  # publishers: where in the cycle of subjects and sizes it starts
     extra: dict[str, str] = field(default_factory=dict)  # JetStream names, consumer config
