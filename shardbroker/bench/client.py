@@ -189,6 +189,11 @@ class FrameCycle:
         heads, tails = self.heads, self.tails
         if k == 1:
             return heads[j] + stamp + tails[j]
+        length = self.length
+        if k >= 2 * length:  # whole cycles, repeated by one C-level copy
+            reps, rest = divmod(k, length)
+            run = self.frames(j, length, stamp) * reps
+            return run + self.frames(j, rest, stamp) if rest else run
         links = self.links
         if links is not None:
             return b"".join(
