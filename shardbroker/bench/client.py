@@ -59,7 +59,11 @@ if TYPE_CHECKING:
     from hdrh.histogram import HdrHistogram
 
 CRLF = frames.CRLF
-BLOCK = 64  # identical frames recognised by one startswith()
+BLOCK = 64  # frames recognised by one startswith() (at most; see block_frames)
+BLOCK_BYTES = 8192  # ... and about this many bytes, so that a block fits in a chunk
+# Frames above this size are compared in place (head, stamp, tail) rather than built.
+INPLACE_BYTES = 2048
+PIECE_MARGIN = 4096  # bytes of a read joined to a cut frame (see data_received)
 CHUNK_BYTES = 64 * 1024  # publisher write size
 WRITE_HIGH_WATER = 1 << 20  # transport buffer above which writers wait
 WRITE_LOW_WATER = 1 << 18
@@ -98,6 +102,12 @@ def shard_of(info: dict[str, Any]) -> int:
         return 0
 
 
+def block_frames(frame_len: float) -> int:
+    """Frames per block: BLOCK small frames, fewer large ones (1 KiB: 8; 64 KiB: 1), so
+    that a block rarely spans a publisher's chunk, where the stamp changes."""
+    return max(1, min(BLOCK, int(BLOCK_BYTES // max(1.0, frame_len))))
+
+
 def cycle_length(subjects: int, sizes: int) -> int:
     """Positions of a publisher's cycle: lcm(subjects, sizes)."""
     return math.lcm(max(1, subjects), max(1, sizes))
@@ -124,6 +134,7 @@ class FrameCycle:
     """
 
     __slots__ = (
+        "block",
         "frame_len",
         "heads",
         "length",
@@ -157,8 +168,10 @@ class FrameCycle:
         ]
         tails = [tail_of[sizes[j % n_size]] for j in range(length)]
         lens = [len(heads[j]) + slen + len(tails[j]) for j in range(length)]
-        # Publishers write chunks of about CHUNK_BYTES: `per` frames.
+        # Publishers write chunks of about CHUNK_BYTES: `per` frames; subscribers check
+        # blocks of `block` frames.
         self.per = max(1, CHUNK_BYTES * length // max(1, sum(lens)))
+        self.block = block_frames(sum(lens) / length)
         reach = max(reach, self.per, BLOCK)
         ext = length + reach
         self.length = length
@@ -338,8 +351,9 @@ class Connection(asyncio.Protocol):
         self.out: list[bytes] = []  # frames produced while parsing, written at the end
         self.handlers: dict[bytes, MsgHandler] = {}
         self.on_batch: Callable[[], None] | None = None  # after each parsed read
-        # A role's own parser (returns the bytes it consumed); replaces _dispatch.
-        self.feed: Callable[[bytes], int] | None = None
+        # A role's own parser: feed(data, start) returns where the first incomplete
+        # frame starts (len(data) when none is); replaces _dispatch.
+        self.feed: Callable[[bytes, int], int] | None = None
         self.shard = 0  # the worker this connection landed on (shardbroker), else 0
         self.attempts = 1  # connections opened to land there
         self.counting = counting
@@ -403,20 +417,27 @@ class Connection(asyncio.Protocol):
         self.fail(f"{self.name}: {why}")
 
     def data_received(self, data: bytes) -> None:
+        """Parse a read. A frame cut off by the previous read is completed with only the
+        bytes it lacks (plus a little, for the next control line), so a read is never
+        copied whole: large messages would pay for that copy on every read."""
         buf = self.buf
-        if buf:
-            buf += data
-            if len(buf) < self.need:
-                return  # a large payload still arriving: don't re-parse yet
-            data = bytes(buf)
-            buf.clear()
+        start = 0
         try:
-            if self.counting:
-                pos = self._count(data)
-            elif self.feed is not None:
-                pos = self.feed(data)
-            else:
-                pos = self._dispatch(data)
+            if buf:
+                if len(buf) + len(data) < self.need:
+                    buf += data
+                    return  # a large payload still arriving: don't re-parse yet
+                left = len(buf)
+                piece = bytes(buf) + data[: max(0, self.need - left) + PIECE_MARGIN]
+                buf.clear()
+                self.need = 0
+                used = self._parse(piece, 0)
+                if used < left:  # the cut frame is longer than that: join it all
+                    data = piece[:left] + data
+                else:
+                    start = used - left
+            self.need = 0  # each parser sets it again when a frame is cut off
+            pos = self._parse(data, start)
         except FrameError as exc:
             self.error = str(exc)
             self.fail(f"{self.name}: {exc}")
@@ -432,7 +453,15 @@ class Connection(asyncio.Protocol):
 
     # -- parsing
 
-    def _count(self, data: bytes) -> int:
+    def _parse(self, data: bytes, pos: int) -> int:
+        """Parse from `pos`; returns where the first incomplete frame starts."""
+        if self.counting:
+            return self._count(data, pos)
+        if self.feed is not None:
+            return self.feed(data, pos)
+        return self._dispatch(data, pos)
+
+    def _count(self, data: bytes, pos: int = 0) -> int:
         """Count MSG/HMSG frames (the subscriber fast path); returns the bytes consumed.
 
         Three ways through a frame, cheapest first: the cycle predicts it (a block of
@@ -441,7 +470,6 @@ class Connection(asyncio.Protocol):
         Latency: one sample per frame, recorded per run of one stamp within this read.
         """
         n = len(data)
-        pos = 0
         cnt = 0
         nbytes = 0
         now_ns = time.monotonic_ns()
@@ -453,6 +481,7 @@ class Connection(asyncio.Protocol):
             span, pay, frames, cslen = cycle.span, cycle.pay, cycle.frames, cycle.slen
         else:
             lookup = {}
+        bsize = cycle.block if cycle is not None else BLOCK
         j = self.cpos
         streak = self.streak
         # Blocks are tried once `streak` frames were predicted in a row. A block that
@@ -468,31 +497,30 @@ class Connection(asyncio.Protocol):
         tmpl = self.tmpl
         tblock = self.tmpl_block
         tsize = self.tmpl_size
-        blk: bytes | None = None  # frames j .. j+BLOCK-1 with this stamp
+        blk: bytes | None = None  # frames j .. j+bsize-1 with this stamp
         frm: bytes | None = None  # frame j with this stamp
-        self.need = 0
         while pos < n:
             if j >= 0:
                 if streak >= after and not blocked:
-                    if blk is None and n - pos >= span[j + BLOCK] - span[j]:
-                        blk = frames(j, BLOCK, stamp)
+                    if blk is None and n - pos >= span[j + bsize] - span[j]:
+                        blk = frames(j, bsize, stamp)
                     if blk is not None and n - pos >= len(blk):
                         if data.startswith(blk, pos):
                             pos += len(blk)
-                            cnt += BLOCK
-                            run += BLOCK
-                            nbytes += pay[j + BLOCK] - pay[j]
+                            cnt += bsize
+                            run += bsize
+                            nbytes += pay[j + bsize] - pay[j]
                             after = 1
-                            nj = (j + BLOCK) % length
+                            nj = (j + bsize) % length
                             if nj != j:
                                 j = nj
                                 blk = frm = None
                             continue
                         blocked = True
                         blk = None
-                        if after < BLOCK:
+                        if after < bsize:
                             after += after
-                if length == 1:  # every frame alike: build it once
+                if length == 1 and cslen + len(tails[0]) < INPLACE_BYTES:  # build it once
                     if frm is None:
                         frm = heads[0] + stamp + tails[0]
                     if data.startswith(frm, pos):
@@ -523,10 +551,11 @@ class Connection(asyncio.Protocol):
                 frm = blk = None
             elif tmpl is not None:
                 if tblock is not None and data.startswith(tblock, pos):
+                    k = len(tblock) // len(tmpl)
                     pos += len(tblock)
-                    cnt += BLOCK
-                    run += BLOCK
-                    nbytes += tsize * BLOCK
+                    cnt += k
+                    run += k
+                    nbytes += tsize * k
                     continue
                 if data.startswith(tmpl, pos):
                     pos += len(tmpl)
@@ -534,7 +563,7 @@ class Connection(asyncio.Protocol):
                     run += 1
                     nbytes += tsize
                     if tblock is None:
-                        tblock = tmpl * BLOCK
+                        tblock = tmpl * block_frames(len(tmpl))
                     continue
             nl = data.find(CRLF, pos)
             if nl < 0:
@@ -606,12 +635,10 @@ class Connection(asyncio.Protocol):
         if hist is not None and 0 <= latency_ns < STAMP_MAX_AGE_NS:
             hist.record_value(latency_ns or 1, weight)
 
-    def _dispatch(self, data: bytes) -> int:
+    def _dispatch(self, data: bytes, pos: int = 0) -> int:
         """Parse every frame and hand messages to the handler of their sid."""
         n = len(data)
-        pos = 0
         handlers = self.handlers
-        self.need = 0
         while pos < n:
             nl = data.find(CRLF, pos)
             if nl < 0:
@@ -806,7 +833,17 @@ def _ignore(_text: str) -> None:
 class ProcessContext:
     """What the clients of one process share: settings, counters, histogram, stop."""
 
-    __slots__ = ("cfg", "counters", "cycles", "failed", "hist", "proc", "stop", "t_go", "url")
+    __slots__ = (
+        "cfg",
+        "counters",
+        "cycles",
+        "failed",
+        "hist",
+        "proc",
+        "stop",
+        "t_go",
+        "url",
+    )
 
     def __init__(self, cfg: BenchConfig, counters: Any, proc: int) -> None:
         self.cfg = cfg
@@ -877,6 +914,15 @@ class Role:
 
     async def run(self) -> None:
         raise NotImplementedError
+
+    async def wait_for(self, until: asyncio.Future[Any] | None = None) -> None:
+        """Until `until` is done (None: no end of its own) or the run stops. (Reading the
+        socket with blocking reads instead, as a plain blocking client does, was tried:
+        with uvloop a round trip costs less CPU.)"""
+        if until is None:
+            await self.ctx.stop.wait()
+        else:
+            await first_of(until, self.ctx.stop)
 
     def publish_count(self, value: int) -> None:
         self.ctx.counters[2 * self.spec.index] = value
@@ -990,7 +1036,7 @@ class InboxRequester(Role):
         if not self.warmup:
             self.begin()
         kick()
-        await first_of(self.done, self.ctx.stop)
+        await self.wait_for(self.done)
         if not conn.lost:
             await conn.flush(cfg.timeout)
 

@@ -52,7 +52,6 @@ from shardbroker.bench.client import (
     Role,
     ServerURL,
     connect,
-    first_of,
     status_line,
     status_of,
 )
@@ -584,7 +583,18 @@ class JsPublisher(InboxRequester):
     write share a send time, so acks are recorded per (send time, read) with a weight.
     Parses its inbox itself (`feed`): one token lookup and one msgspec decode per ack."""
 
-    __slots__ = ("bad", "lat", "pending", "scheduled", "seq", "surplus", "warm_acked", "window")
+    __slots__ = (
+        "bad",
+        "lat",
+        "limit",
+        "pending",
+        "samples",
+        "scheduled",
+        "seq",
+        "surplus",
+        "warm_acked",
+        "window",
+    )
 
     def __init__(self, spec: ClientSpec, ctx: ProcessContext) -> None:
         super().__init__(spec, ctx)
@@ -592,10 +602,14 @@ class JsPublisher(InboxRequester):
         self.window = ctx.cfg.window
         self.pending: dict[bytes, int] = {}  # reply token -> monotonic_ns at publish
         self.lat: dict[int, int] = {}  # send time -> acks in this read
+        # (latency, acks): put into the histogram after the run (a record is ~1-2 us).
+        self.samples: list[tuple[int, int]] = []
         self.scheduled = False
         self.bad = 0
         self.surplus = 0  # acks for no outstanding publish (duplicates)
         self.warm_acked = 0
+        # Publishes allowed so far (0: until the deadline): the warm-up, then all.
+        self.limit = self.warmup
 
     async def setup(self) -> None:
         await self.open_inbox(self.on_ack, on_batch=self.pump)
@@ -604,43 +618,47 @@ class JsPublisher(InboxRequester):
 
     async def run(self) -> None:
         await self.run_until_done(self.pump)
+        self.pump()  # the latencies of the last read
+        record = self.ctx.hist.record_value
+        for ns, k in self.samples:
+            record(ns, k)
+        self.samples.clear()
         self.publish_count(self.count)
         self.mark_done()
 
-    def _limit(self) -> int:
-        """Publishes allowed so far (0: until the deadline)."""
-        if self.warm_acked < self.warmup:
-            return self.warmup
-        return self.warmup + self.spec.msgs if self.spec.msgs else 0
+    def begin(self) -> None:
+        super().begin()
+        self.limit = self.warmup + self.spec.msgs if self.spec.msgs else 0
 
     def _more(self, now: float) -> bool:
+        """More to publish: below the limit (or, without one, before the deadline)."""
         if self.ctx.stop.is_set():
             return False
-        limit = self._limit()
-        if limit:
-            return self.seq < limit
+        if self.limit:
+            return self.seq < self.limit
         return now < self.deadline
 
     def pump(self) -> None:
-        """Record the latencies of the read, then fill the window; runs after every read
-        and from timers."""
+        """Note the latencies of the read, then fill the window; runs after every read
+        and from timers. Kept lean: with --ack sync it runs once per round trip."""
         lat = self.lat
         if lat:
             now_ns = time.monotonic_ns()
-            record = self.ctx.hist.record_value
+            samples = self.samples
             for t0, k in lat.items():
-                record(max(1, now_ns - t0), k)
+                samples.append((max(1, now_ns - t0), k))
             lat.clear()
         self.scheduled = False
         done = self.done
         if done is None or done.done():
             return
-        conn = self.conn
-        assert conn is not None
-        now = time.monotonic()
-        room = self.window - len(self.pending)
-        more = self._more(now)
-        if room > 0 and more:
+        pending = self.pending
+        room = self.window - len(pending)
+        limit = self.limit
+        now = 0.0 if limit and self.pacer is None else time.monotonic()
+        if room > 0 and self._more(now):
+            if limit:
+                room = min(room, limit - self.seq)
             if self.pacer is not None:
                 timed = self.seq - self.warmup
                 due = self.pacer.due(now, timed)
@@ -648,37 +666,33 @@ class JsPublisher(InboxRequester):
                     room = max(0, due)
                     if not self.scheduled:
                         self.scheduled = True
-                        conn.loop.call_later(self.pacer.wait(now, timed), self.pump)
-            limit = self._limit()
-            if limit:
-                room = min(room, limit - self.seq)
+                        self.conn.loop.call_later(self.pacer.wait(now, timed), self.pump)  # type: ignore[union-attr]
             if room > 0:
-                pending, tail, heads = self.pending, self.tail, self.heads
+                tail, heads = self.tail, self.heads
                 t = time.monotonic_ns()
                 seq = self.seq
+                if room == 1 and len(heads) == 1:  # --ack sync: one at a time
+                    seq += 1
+                    token = str(seq).encode()
+                    pending[token] = t
+                    self.seq = seq
+                    self.conn.write(heads[0] + token + tail)  # type: ignore[union-attr]
+                    return
                 out = []
-                if len(heads) == 1:
-                    head = heads[0]
-                    for seq in range(seq + 1, seq + room + 1):  # noqa: B020
-                        token = str(seq).encode()
-                        pending[token] = t
-                        out.append(head + token + tail)
-                else:
-                    for seq in range(seq + 1, seq + room + 1):  # noqa: B020
-                        token = str(seq).encode()
-                        pending[token] = t
-                        out.append(self.head(seq) + token + tail)
+                for seq in range(seq + 1, seq + room + 1):  # noqa: B020
+                    token = str(seq).encode()
+                    pending[token] = t
+                    out.append(self.head(seq) + token + tail)
                 self.seq = seq
-                conn.write(b"".join(out))
-        if not self.pending and not self._more(now):
+                self.conn.write(b"".join(out))  # type: ignore[union-attr]
+        if not pending and not self._more(now or time.monotonic()):
             done.set_result(None)
 
-    def feed(self, data: bytes) -> int:
+    def feed(self, data: bytes, pos: int = 0) -> int:
         """Parse a read of the inbox: count PubAcks, check each (see on_ack)."""
         conn = self.conn
         assert conn is not None
         n = len(data)
-        pos = 0
         cut = len(self.inbox)
         pending = self.pending
         lat = self.lat
@@ -825,12 +839,11 @@ class _Consumer(Role):
         self.synced = conn.loop.create_future()
         return conn
 
-    def feed(self, data: bytes) -> int:
+    def feed(self, data: bytes, pos: int = 0) -> int:
         conn = self.conn
         assert conn is not None
         out = conn.out
         n = len(data)
-        pos = 0
         seen, lo, span = self.seen, self.lo, len(self.seen)
         ack = self.ack
         want = self.want
@@ -859,6 +872,7 @@ class _Consumer(Role):
                     elif parts[0] == self.sync_reply:
                         if self.synced is not None and not self.synced.done():
                             self.synced.set_result(time.monotonic())
+                            self.on_synced()
                     else:
                         self.no_reply += 1
                     continue
@@ -936,6 +950,9 @@ class _Consumer(Role):
     def after_batch(self) -> None:
         self.publish_count(self.count)
 
+    def on_synced(self) -> None:
+        """The reply to the ack sync came (its time is the result of `synced`)."""
+
     def result(self) -> dict[str, Any]:
         res = super().result()
         synced = self.synced is not None and self.synced.done()
@@ -990,7 +1007,7 @@ class JsPushConsumer(_Consumer):
                 await create_consumer(self.api, extra["stream"], extra["consumer"], request)
             except BenchError as exc:
                 self.ctx.fail(str(exc))
-        await self.ctx.stop.wait()
+        await self.wait_for()
         if self.sync_sent and not conn.lost:
             # The coordinator stops the run at the last delivery; the reply to the ack
             # sync says the server has processed every ack.
@@ -1057,8 +1074,7 @@ class JsPullConsumer(_Consumer):
         self.deadline = self.t_begin + cfg.duration if cfg.duration else 0.0
         if self.want:
             conn.write(self.request(min(cfg.batch, self.want)))
-            self.synced.add_done_callback(self._synced)
-            await first_of(self.done, self.ctx.stop)
+            await self.wait_for(self.done)
         if not conn.lost:
             await conn.flush(cfg.timeout)
         self.t_start = self.t_begin
@@ -1067,7 +1083,7 @@ class JsPullConsumer(_Consumer):
         self.publish_count(self.count)
         self.mark_done()
 
-    def _synced(self, fut: asyncio.Future[float]) -> None:
+    def on_synced(self) -> None:
         if self.done is not None and not self.done.done():
             self.done.set_result(None)
 
