@@ -19,12 +19,16 @@ message on purpose, so that the server, not the generator, is what gets measured
   with a template: runs of identical frames are recognised with one `startswith` each
   (one per block of 64 after the second repeat).
 - End-to-end latency: publishers write `time.monotonic_ns()` big-endian into the first
-  8 payload bytes of every frame of a chunk (when every size allows); the counting path
-  records `now - stamp` once per run of frames with the same stamp in one read, weighted
-  by the run length, into an HDR histogram. The clock is CLOCK_MONOTONIC, shared by
-  every process on one machine; stamps that are implausible (in the future, or older
-  than an hour: another machine's publisher, or a payload that is no stamp at all) are
-  ignored.
+  8 payload bytes of the first frame of each chunk (when every size allows); the other
+  frames of the chunk carry the plain filler, so that they are identical across chunks
+  and publishers (a queue member or a fan-in subscriber gets several publishers' chunks
+  interleaved every few frames, and still counts them in blocks). The counting path
+  takes every frame for sent at the last stamp it saw and records `now - stamp` once
+  per read, weighted by the frames of the read (frames before a subscriber's first
+  stamp count with that first stamp; a subscriber that never sees one records none).
+  The clock is CLOCK_MONOTONIC, shared by every process on one machine; stamps that
+  are implausible (in the future, or older than an hour: another machine's publisher,
+  or a payload that is no stamp at all) are ignored.
 - A *dispatching* connection (requesters, responders, JetStream set-up) parses each
   message and calls the handler registered for its sid; a role may instead install its
   own `feed` (the JetStream consumers parse deliveries themselves).
@@ -64,6 +68,8 @@ BLOCK_BYTES = 8192  # ... and about this many bytes, so that a block fits in a c
 # Frames above this size are compared in place (head, stamp, tail) rather than built.
 INPLACE_BYTES = 2048
 PIECE_MARGIN = 4096  # bytes of a read joined to a cut frame (see data_received)
+RUN_CACHE_BYTES = 16 * 1024 * 1024  # unstamped runs kept by a FrameCycle
+WIDE_BYTES = 1 << 20  # one subject and size: a read of plain frames is one comparison
 CHUNK_BYTES = 64 * 1024  # publisher write size
 WRITE_HIGH_WATER = 1 << 20  # transport buffer above which writers wait
 WRITE_LOW_WATER = 1 << 18
@@ -89,8 +95,12 @@ def new_histogram() -> HdrHistogram:
 
 
 def make_payload(size: int) -> bytes:
-    """Printable filler without CR/LF; publishers overwrite the first 8 bytes with a stamp."""
+    """Printable filler without CR/LF; publishers overwrite the first 8 bytes with a stamp
+    in the first frame of a chunk."""
     return (b"0123456789abcdef" * (size // 16 + 1))[:size]
+
+
+PLAIN = make_payload(STAMP_SIZE)  # where a stamp goes, in a frame that has none
 
 
 def shard_of(info: dict[str, Any]) -> int:
@@ -127,7 +137,9 @@ class FrameCycle:
 
     A frame is `heads[j] + stamp + tails[j]`: the control line with its CRLF, the send
     stamp (STAMP_SIZE bytes, or none when a size is below it), the rest of the payload
-    and its CRLF. Lists are extended past the cycle length L by `reach` positions, so a
+    and its CRLF. Only a chunk's first frame carries a stamp; the others carry `plain`,
+    the filler that would be there, so they are the same bytes whatever chunk or
+    publisher they come from. Lists are extended past the cycle length L by `reach` positions, so a
     run of up to `reach` frames from any position is one slice; `links[i]` is
     `tails[i] + heads[i + 1]`, so a run is `stamp.join` over links (prebuilt only while
     they fit LINK_BUDGET; otherwise runs are built frame by frame). Immutable once built.
@@ -135,6 +147,7 @@ class FrameCycle:
 
     __slots__ = (
         "block",
+        "cached",
         "frame_len",
         "heads",
         "length",
@@ -142,10 +155,13 @@ class FrameCycle:
         "lookup",
         "pay",
         "per",
+        "plain",
+        "runs",
         "sizes",
         "slen",
         "span",
         "tails",
+        "wide",
     )
 
     def __init__(
@@ -176,6 +192,12 @@ class FrameCycle:
         ext = length + reach
         self.length = length
         self.slen = slen
+        self.plain = filler[:slen]  # where a stamp goes, in a frame without one
+        self.runs: dict[tuple[int, int], bytes] = {}  # plain_run cache
+        self.cached = 0
+        # All frames alike (one subject, one size): enough plain frames to compare a
+        # whole read at once (built on first use, by subscribers).
+        self.wide: memoryview | None = None
         self.heads = [heads[j % length] for j in range(ext)]
         self.tails = [tails[j % length] for j in range(ext)]
         self.sizes = [sizes[j % n_size] for j in range(ext)]
@@ -216,6 +238,27 @@ class FrameCycle:
         for i in range(j, j + k):
             parts += (heads[i], stamp, tails[i])
         return b"".join(parts)
+
+    def wide_view(self) -> memoryview | None:
+        """With one subject and one size, WIDE_BYTES of plain frames (a memoryview, so
+        that a prefix of it is compared without a copy); otherwise None."""
+        if self.wide is None and self.length == 1:
+            frame = self.frames(0, 1, self.plain)
+            self.wide = memoryview(frame * max(2, WIDE_BYTES // len(frame)))
+        return self.wide
+
+    def plain_run(self, j: int, k: int) -> bytes:
+        """Frames j .. j+k-1 without a stamp (what follows a chunk's first frame), kept
+        for the next time while they fit RUN_CACHE_BYTES: with one subject or a short
+        cycle, publishers and subscribers build each run once."""
+        key = (j, k)
+        run = self.runs.get(key)
+        if run is None:
+            run = self.frames(j, k, self.plain)
+            if self.cached + len(run) <= RUN_CACHE_BYTES:
+                self.runs[key] = run
+                self.cached += len(run)
+        return run
 
 
 def status_of(payload: bytes) -> bytes:
@@ -292,6 +335,8 @@ class Connection(asyncio.Protocol):
         "blocked",
         "buf",
         "can_write",
+        "carry",
+        "chunk",
         "closing",
         "count",
         "counters",
@@ -314,6 +359,7 @@ class Connection(asyncio.Protocol):
         "out",
         "pongs",
         "shard",
+        "since",
         "slot",
         "stamp",
         "stamp_ns",
@@ -367,11 +413,16 @@ class Connection(asyncio.Protocol):
         # Counting state, carried from one read to the next (see _count).
         self.cycle: FrameCycle | None = None  # what the bench publishers send, if known
         self.cpos = -1  # cycle position of the next frame; -1: not following the cycle
+        # Frames per publisher chunk (one subject and size: the next stamped frame is
+        # expected `chunk` frames after the last one), and frames since that one.
+        self.chunk = 0
+        self.since = 0
         self.streak = 0  # frames predicted in a row since the last miss
         self.block_after = 1  # blocks are tried from this streak on (see _count)
         self.blocked = False  # no block tries until the next slow-path frame
         self.stamp = b""  # stamp bytes of the current run
         self.stamp_ns = 0
+        self.carry = 0  # frames counted before the first stamp
         self.tmpl: bytes | None = None  # traffic outside the cycle: the last frame
         self.tmpl_block: bytes | None = None
         self.tmpl_size = 0
@@ -465,9 +516,10 @@ class Connection(asyncio.Protocol):
         """Count MSG/HMSG frames (the subscriber fast path); returns the bytes consumed.
 
         Three ways through a frame, cheapest first: the cycle predicts it (a block of
-        BLOCK frames, or one frame); it repeats the template (traffic outside the cycle);
-        or the slow path parses it, which also decides how the next frame is tried.
-        Latency: one sample per frame, recorded per run of one stamp within this read.
+        unstamped frames, or one); it repeats the template (traffic outside the cycle);
+        or the slow path parses it (a chunk's stamped first frame always takes it), which
+        also decides how the next frame is tried. Latency: one sample per frame, taken
+        with the last stamp seen, recorded once per stamp and read.
         """
         n = len(data)
         cnt = 0
@@ -478,37 +530,58 @@ class Connection(asyncio.Protocol):
             lookup: dict[bytes, int] = cycle.lookup
             length = cycle.length
             heads, tails, sizes = cycle.heads, cycle.tails, cycle.sizes
-            span, pay, frames, cslen = cycle.span, cycle.pay, cycle.frames, cycle.slen
+            span, pay, cslen = cycle.span, cycle.pay, cycle.slen
+            plain_run, plain = cycle.plain_run, cycle.plain
+            wide = cycle.wide_view()
+            flen = span[1] - span[0]
         else:
             lookup = {}
+            wide = None
+        wide_try = wide is not None  # again after each slow-path frame
+        chunk = self.chunk or WIDE_BYTES
+        since = self.since
         bsize = cycle.block if cycle is not None else BLOCK
         j = self.cpos
         streak = self.streak
         # Blocks are tried once `streak` frames were predicted in a row. A block that
         # misses stops block tries until the next slow-path frame (the miss is where the
         # run breaks: another chunk, another publisher) and doubles `after` (a queue
-        # member's share of the cycle rarely has a run of BLOCK frames: blocks built for
-        # it would be wasted); a block that matches resets it.
+        # member's share of a cycle of subjects rarely has a run of a block's frames:
+        # blocks built for it would be wasted); a block that matches, or a run that
+        # turned out long (interleaved publishers), resets it.
         after = self.block_after
         blocked = self.blocked
         stamp = self.stamp
         stamp_ns = self.stamp_ns
-        run = 0
+        run = self.carry  # frames not recorded yet (before the first stamp)
         tmpl = self.tmpl
         tblock = self.tmpl_block
         tsize = self.tmpl_size
-        blk: bytes | None = None  # frames j .. j+bsize-1 with this stamp
-        frm: bytes | None = None  # frame j with this stamp
+        blk: bytes | None = None  # unstamped frames j .. j+bsize-1
+        frm: bytes | None = None  # unstamped frame j (one subject and size)
         while pos < n:
             if j >= 0:
+                if wide_try:  # every frame alike: up to the next chunk at once?
+                    m = min((n - pos) // flen, chunk - 1 - since)
+                    if m > 1 and data.startswith(wide[: m * flen], pos):  # type: ignore[index]
+                        pos += m * flen
+                        cnt += m
+                        run += m
+                        streak += m
+                        since += m
+                        nbytes += m * sizes[0]
+                        continue
+                    wide_try = False
                 if streak >= after and not blocked:
                     if blk is None and n - pos >= span[j + bsize] - span[j]:
-                        blk = frames(j, bsize, stamp)
+                        blk = plain_run(j, bsize)
                     if blk is not None and n - pos >= len(blk):
                         if data.startswith(blk, pos):
                             pos += len(blk)
                             cnt += bsize
                             run += bsize
+                            streak += bsize
+                            since += bsize
                             nbytes += pay[j + bsize] - pay[j]
                             after = 1
                             nj = (j + bsize) % length
@@ -522,12 +595,13 @@ class Connection(asyncio.Protocol):
                             after += after
                 if length == 1 and cslen + len(tails[0]) < INPLACE_BYTES:  # build it once
                     if frm is None:
-                        frm = heads[0] + stamp + tails[0]
+                        frm = heads[0] + plain + tails[0]
                     if data.startswith(frm, pos):
                         pos += len(frm)
                         cnt += 1
                         run += 1
                         streak += 1
+                        since += 1
                         nbytes += sizes[0]
                         continue
                 else:  # compare in place: the frame is used once
@@ -535,13 +609,14 @@ class Connection(asyncio.Protocol):
                     p = pos + len(head)
                     if (
                         data.startswith(head, pos)
-                        and data.startswith(stamp, p)
+                        and data.startswith(plain, p)
                         and data.startswith(tails[j], p + cslen)
                     ):
                         pos = p + cslen + len(tails[j])
                         cnt += 1
                         run += 1
                         streak += 1
+                        since += 1
                         nbytes += sizes[j]
                         j += 1
                         if j == length:
@@ -584,20 +659,27 @@ class Connection(asyncio.Protocol):
                 if data[end : end + 2] != CRLF:
                     raise FrameError("payload not followed by CRLF")
                 new = data[nl + 2 : nl + 2 + slen] if slen else b""
-                if new != stamp:
-                    if run and stamp_ns:
-                        self._record(now_ns - stamp_ns, run)
-                    run = 0
+                if new and new != stamp and new != PLAIN:  # a chunk's first frame
+                    if stamp_ns:
+                        if run:
+                            self._record(now_ns - stamp_ns, run)
+                        run = 0
                     stamp = new
-                    stamp_ns = int.from_bytes(new, "big") if new else 0
+                    stamp_ns = int.from_bytes(new, "big")
+                    since = 0
+                else:
+                    since += 1
                 run += 1
                 cnt += 1
                 nbytes += size
                 frm = blk = None
                 if hit is not None:
                     j = hit + 1 if hit + 1 < length else 0
+                    if streak >= 2 * bsize:  # the run that ended was long: blocks pay
+                        after = 1
                     streak = 0
                     blocked = False
+                    wide_try = wide is not None
                     tmpl = tblock = None
                 else:
                     j = -1
@@ -610,7 +692,10 @@ class Connection(asyncio.Protocol):
             pos = nl + 2
         if run and stamp_ns:
             self._record(now_ns - stamp_ns, run)
+            run = 0
+        self.carry = run
         self.cpos = j
+        self.since = since
         self.streak = streak
         self.block_after = after
         self.blocked = blocked

@@ -520,8 +520,9 @@ def _loss_or_dup(got: int, want: int) -> str:
 
 class Publisher(Role):
     """Writes ~64 KiB chunks of PUB frames from the cycle of subjects and sizes, starting
-    at its own offset; every frame of a chunk carries the chunk's send time in its first
-    8 payload bytes (sizes permitting). Ends with a PING/PONG."""
+    at its own offset; the first frame of a chunk carries its send time in the first 8
+    payload bytes (sizes permitting), the others the plain filler, so that the rest of
+    a chunk is one prebuilt run (FrameCycle.plain_run). Ends with a PING/PONG."""
 
     __slots__ = ()
     active = True
@@ -546,7 +547,7 @@ class Publisher(Role):
         nbytes = 0
         write = conn.write
         writelines = conn.transport.writelines  # type: ignore[union-attr]
-        frames = cycle.frames
+        plain_run = cycle.plain_run
         heads, tails, frame_len = cycle.heads, cycle.tails, cycle.frame_len
         clock = time.monotonic
         clock_ns = time.monotonic_ns
@@ -566,11 +567,20 @@ class Publisher(Role):
                     k = min(k, due)
             if not conn.can_write.is_set() or conn.lost:
                 await conn.writable()
-            stamp = clock_ns().to_bytes(8, "big") if stamped else b""
-            if k == 1 and frame_len[j] >= INPLACE_BYTES:  # a large frame: no copy
-                writelines((heads[j], stamp, tails[j]))
+            if not stamped:
+                write(plain_run(j, k))
+            elif frame_len[j] >= INPLACE_BYTES:  # a large first frame: write its pieces
+                stamp = clock_ns().to_bytes(8, "big")
+                if k == 1:
+                    writelines((heads[j], stamp, tails[j]))
+                else:
+                    writelines((heads[j], stamp, tails[j], plain_run((j + 1) % length, k - 1)))
             else:
-                write(frames(j, k, stamp))
+                first = heads[j] + clock_ns().to_bytes(8, "big") + tails[j]
+                if k == 1:
+                    write(first)
+                else:
+                    writelines((first, plain_run((j + 1) % length, k - 1)))
             nbytes += pay[j + k] - pay[j]
             j = (j + k) % length
             sent += k
@@ -601,6 +611,9 @@ class Subscriber(Role):
         conn.counters = self.ctx.counters
         conn.slot = 2 * self.spec.index
         conn.cycle = self.ctx.cycle(b"1")
+        publishers = self.ctx.cycle()
+        if publishers.slen:  # a stamped frame every `per` frames of a publisher
+            conn.chunk = publishers.per
         conn.subscribe(subscription(self.ctx.cfg), b"1", self.spec.queue)
         if self.spec.unsub_after:
             conn.write(b"UNSUB 1 " + str(self.spec.unsub_after).encode() + CRLF)

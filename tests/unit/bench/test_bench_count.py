@@ -44,13 +44,16 @@ def publisher_stream(
     subjects: int, sizes: list[int], msgs: int, *, offset: int = 0, sid: bytes = b"1"
 ) -> tuple[bytes, int]:
     """What one subscriber receives from one bench publisher: its chunks translated to
-    MSG frames, each chunk with its own stamp. Returns (bytes, payload bytes)."""
+    MSG frames, the first frame of each chunk with its own stamp, the others plain.
+    Returns (bytes, payload bytes)."""
     pub = FrameCycle(cycle_subjects("bench", subjects), sizes)
     sub = FrameCycle(cycle_subjects("bench", subjects), sizes, sid, reach=pub.per)
     out, nbytes, j, sent, k = [], 0, offset % sub.length, 0, 0
     while sent < msgs:
         n = min(pub.per, msgs - sent)
-        out.append(sub.frames(j, n, stamp_bytes(k) if sub.slen else b""))
+        out.append(sub.frames(j, 1, stamp_bytes(k) if sub.slen else b""))
+        if n > 1:
+            out.append(sub.plain_run((j + 1) % sub.length, n - 1))
         nbytes += sub.pay[j + n] - sub.pay[j]
         j = (j + n) % sub.length
         sent += n
@@ -119,8 +122,14 @@ async def test_bench_count_follows_the_cycle(subjects: int, sizes: list[int], re
         "per-frame-ish": list(range(0, len(stream), 37)),
         "random": [rnd.randrange(len(stream)) for _ in range(200)],
     }[reads]
-    for cycle in (FrameCycle(cycle_subjects("bench", subjects), sizes, b"1"), None):
+    per = FrameCycle(cycle_subjects("bench", subjects), sizes).per
+    for cycle, chunk in (
+        (FrameCycle(cycle_subjects("bench", subjects), sizes, b"1"), per),  # as Subscriber
+        (FrameCycle(cycle_subjects("bench", subjects), sizes, b"1"), 0),
+        (None, 0),
+    ):
         conn, failures = counting_conn(cycle)
+        conn.chunk = chunk
         feed(conn, stream, cuts)
         check(conn, failures, msgs, nbytes, min(sizes) >= STAMP_SIZE)
 
@@ -149,15 +158,29 @@ async def test_bench_count_predicts_blocks() -> None:
 async def test_bench_count_queue_member_share(subjects: int) -> None:
     """A queue member gets a random share of several publishers' interleaved chunks."""
     rnd = random.Random(3)
-    streams = [publisher_stream(subjects, [16], 2000, offset=o)[0] for o in (0, 25, 50)]
+    streams = [publisher_stream(subjects, [16], 6000, offset=o)[0] for o in (0, 25, 50)]
     frames = [f for s in streams for f in split_frames(s)]
     rnd.shuffle(frames)
     share = [f for f in frames if rnd.random() < 0.25]
+    stamped = [f for f in share if b"01234567" not in f]  # chunks' first frames
+    assert stamped and share[0] not in stamped  # some stamps, not from the start
     stream = b"".join(share)
     nbytes = 16 * len(share)
     conn, failures = counting_conn(FrameCycle(cycle_subjects("bench", subjects), [16], b"1"))
     feed(conn, stream, list(range(0, len(stream), 4096)))
+    # Frames before the first stamp count with it: one sample per frame all the same.
     check(conn, failures, len(share), nbytes, True)
+
+
+async def test_bench_count_no_stamp_no_samples() -> None:
+    """A subscriber that never sees a chunk's first frame records no latency."""
+    stream, _ = publisher_stream(0, [16], 3000)
+    frames = split_frames(stream)
+    rest = b"".join(f for f in frames if b"01234567" in f)
+    conn, failures = counting_conn(FrameCycle(cycle_subjects("bench", 0), [16], b"1"))
+    feed(conn, rest, [])
+    assert failures == [] and conn.count == len(frames) - 2  # 2 chunks of 2048 at most
+    assert conn.hist.get_total_count() == 0  # type: ignore[union-attr]
 
 
 async def test_bench_count_foreign_traffic_and_control_lines() -> None:
@@ -184,8 +207,9 @@ async def test_bench_count_foreign_traffic_and_control_lines() -> None:
     assert conn.count == 5 * 50
     assert conn.nbytes == (20 + 20 + 14 + 3 + 16) * 50  # HMSG: headers included
     assert bytes(transport.data) == b"PONG\r\n" * 50
-    # Samples: the payloads of `other` are no stamps (too old or in the future: ignored).
-    assert conn.hist.get_total_count() == 50  # type: ignore[union-attr]
+    # The payloads of `other` carry no stamp (their filler is the plain one): every frame
+    # is taken for sent at the last stamp seen, those before the first one included.
+    assert conn.hist.get_total_count() == 5 * 50  # type: ignore[union-attr]
 
 
 async def test_bench_count_rejects_a_payload_without_crlf() -> None:
@@ -232,9 +256,10 @@ def test_bench_cycle_consecutive_messages_differ() -> None:
     msgs=st.integers(1, 400),
     cuts=st.lists(st.integers(0, 10**6), max_size=30),
     offset=st.integers(0, 1000),
+    chunk=st.integers(0, 3000),  # the expected chunk length, right or wrong
 )
 def test_bench_count_any_reads(
-    subjects: int, sizes: list[int], msgs: int, cuts: list[int], offset: int
+    subjects: int, sizes: list[int], msgs: int, cuts: list[int], offset: int, chunk: int
 ) -> None:
     import asyncio
 
@@ -242,6 +267,7 @@ def test_bench_count_any_reads(
 
     async def run() -> None:
         conn, failures = counting_conn(FrameCycle(cycle_subjects("bench", subjects), sizes, b"1"))
+        conn.chunk = chunk
         feed(conn, stream, [c % (len(stream) + 1) for c in cuts])
         check(conn, failures, msgs, nbytes, min(sizes) >= STAMP_SIZE)
 
