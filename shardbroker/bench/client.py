@@ -47,6 +47,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import secrets
 import socket
 import time
@@ -146,6 +147,7 @@ class FrameCycle:
     """
 
     __slots__ = (
+        "any_run",
         "block",
         "cached",
         "frame_len",
@@ -165,10 +167,30 @@ class FrameCycle:
     )
 
     def __init__(
-        self, subjects: list[bytes], sizes: list[int], sid: bytes = b"", *, reach: int = BLOCK
+        self,
+        subjects: list[bytes],
+        sizes: list[int],
+        sid: bytes = b"",
+        *,
+        reach: int = BLOCK,
+        numbered: bytes = b"",
     ) -> None:
-        """PUB frames, or with a `sid` the MSG frames a subscription receives."""
+        """PUB frames, or with a `sid` the MSG frames a subscription receives. `numbered`:
+        the subjects are `numbered` + 0, 1, .. (--subjects)."""
         verb = b"MSG " if sid else b"PUB "
+        # A run of plain frames in any order (a queue member's share of a cycle of
+        # subjects) is matched by one regular expression, when all have one size; the
+        # frames in it are counted by their " <sid> <size>\r\n", which only a control
+        # line holds (subjects have no spaces, the plain filler none either).
+        self.any_run: tuple[re.Pattern[bytes], bytes] | None = None
+        if sid and numbered and len(set(sizes)) == 1 and min(sizes) >= STAMP_SIZE:
+            line_end = b" " + sid + b" " + str(sizes[0]).encode() + CRLF
+            frame = (
+                re.escape(verb + numbered)
+                + rb"[0-9]+"
+                + re.escape(line_end + make_payload(sizes[0]) + CRLF)
+            )
+            self.any_run = (re.compile(b"(?:" + frame + b")+"), line_end)
         if sid:
             subjects = [subject + b" " + sid for subject in subjects]
         n_subj, n_size = len(subjects), len(sizes)
@@ -452,10 +474,12 @@ class Connection(asyncio.Protocol):
             return
         why = self.error or f"connection closed by the server ({exc or 'EOF'})"
         if self.counting and not self.error:
-            # Servers close a subscriber that falls too far behind without an -ERR.
+            # Servers close a subscriber that falls too far behind without an -ERR; a
+            # server process that died (or was killed) looks the same from here.
             why += (
-                "; a subscriber that falls too far behind is cut off as a slow consumer: "
-                "lower the load with --rate or spread the clients with --procs"
+                "; servers cut off a subscriber that falls too far behind (a slow consumer)"
+                " without a word: if the server's log says so, lower the load with --rate"
+                " or spread the clients with --procs"
             )
         self.error = why
         error = ConnectionError(why)
@@ -537,9 +561,11 @@ class Connection(asyncio.Protocol):
             plain_run, plain = cycle.plain_run, cycle.plain
             wide = cycle.wide_view()
             flen = span[1] - span[0]
+            any_run = cycle.any_run
         else:
             lookup = {}
             wide = None
+            any_run = None
         wide_try = wide is not None  # again after each slow-path frame
         chunk = self.chunk or WIDE_BYTES
         since = self.since
@@ -626,6 +652,18 @@ class Connection(asyncio.Protocol):
                             j = 0
                         blk = None
                         continue
+                    if any_run is not None and after > 1:  # out of order: plain frames?
+                        m = any_run[0].match(data, pos)
+                        if m is not None:
+                            end = m.end()
+                            k = data.count(any_run[1], pos, end)
+                            pos = end
+                            cnt += k
+                            run += k
+                            since += k
+                            nbytes += k * sizes[0]
+                            j = -1  # the frame after the run takes the slow path
+                            continue
                 frm = blk = None
             elif tmpl is not None:
                 if tblock is not None and data.startswith(tblock, pos):
@@ -951,7 +989,10 @@ class ProcessContext:
         if cycle is None:
             cfg = self.cfg
             cycle = FrameCycle(
-                cycle_subjects(cfg.subject, cfg.subjects), list(cfg.sizes or (cfg.size,)), sid
+                cycle_subjects(cfg.subject, cfg.subjects),
+                list(cfg.sizes or (cfg.size,)),
+                sid,
+                numbered=cfg.subject.encode() + b"." if cfg.subjects else b"",
             )
             self.cycles[sid] = cycle
         return cycle

@@ -81,6 +81,12 @@ def feed(conn: Connection, stream: bytes, cuts: list[int]) -> None:
             last = cut
 
 
+def sub_cycle(subjects: int, sizes: list[int]) -> FrameCycle:
+    """What a Subscriber counts with (ProcessContext.cycle)."""
+    numbered = b"bench." if subjects else b""
+    return FrameCycle(cycle_subjects("bench", subjects), sizes, b"1", numbered=numbered)
+
+
 def counting_conn(cycle: FrameCycle | None) -> tuple[Connection, list[str]]:
     failures: list[str] = []
     conn = Connection("sub-1", failures.append, counting=True, hist=new_histogram())
@@ -124,8 +130,8 @@ async def test_bench_count_follows_the_cycle(subjects: int, sizes: list[int], re
     }[reads]
     per = FrameCycle(cycle_subjects("bench", subjects), sizes).per
     for cycle, chunk in (
-        (FrameCycle(cycle_subjects("bench", subjects), sizes, b"1"), per),  # as Subscriber
-        (FrameCycle(cycle_subjects("bench", subjects), sizes, b"1"), 0),
+        (sub_cycle(subjects, sizes), per),  # as Subscriber
+        (sub_cycle(subjects, sizes), 0),
         (None, 0),
     ):
         conn, failures = counting_conn(cycle)
@@ -138,7 +144,7 @@ async def test_bench_count_predicts_blocks() -> None:
     """A run of one publisher's frames is taken in blocks: only the first frame of each
     chunk (a new stamp) goes through the slow path."""
     stream, nbytes = publisher_stream(100, [16], 20_000)
-    cycle = FrameCycle(cycle_subjects("bench", 100), [16], b"1")
+    cycle = sub_cycle(100, [16])
     looked_up = []
 
     class Lookup(dict):  # type: ignore[type-arg]
@@ -166,7 +172,7 @@ async def test_bench_count_queue_member_share(subjects: int) -> None:
     assert stamped and share[0] not in stamped  # some stamps, not from the start
     stream = b"".join(share)
     nbytes = 16 * len(share)
-    conn, failures = counting_conn(FrameCycle(cycle_subjects("bench", subjects), [16], b"1"))
+    conn, failures = counting_conn(sub_cycle(subjects, [16]))
     feed(conn, stream, list(range(0, len(stream), 4096)))
     # Frames before the first stamp count with it: one sample per frame all the same.
     check(conn, failures, len(share), nbytes, True)
@@ -177,7 +183,7 @@ async def test_bench_count_no_stamp_no_samples() -> None:
     stream, _ = publisher_stream(0, [16], 3000)
     frames = split_frames(stream)
     rest = b"".join(f for f in frames if b"01234567" in f)
-    conn, failures = counting_conn(FrameCycle(cycle_subjects("bench", 0), [16], b"1"))
+    conn, failures = counting_conn(sub_cycle(0, [16]))
     feed(conn, rest, [])
     assert failures == [] and conn.count == len(frames) - 2  # 2 chunks of 2048 at most
     assert conn.hist.get_total_count() == 0  # type: ignore[union-attr]
@@ -201,7 +207,7 @@ async def test_bench_count_foreign_traffic_and_control_lines() -> None:
     failures: list[str] = []
     conn = Connection("sub-1", failures.append, counting=True, hist=new_histogram())
     conn.connection_made(transport)  # type: ignore[arg-type]
-    conn.cycle = FrameCycle(cycle_subjects("bench", 0), [16], b"1")
+    conn.cycle = sub_cycle(0, [16])
     feed(conn, stream, list(range(0, len(stream), 11)))
     assert failures == []
     assert conn.count == 5 * 50
@@ -266,7 +272,7 @@ def test_bench_count_any_reads(
     stream, nbytes = publisher_stream(subjects, sizes, msgs, offset=offset)
 
     async def run() -> None:
-        conn, failures = counting_conn(FrameCycle(cycle_subjects("bench", subjects), sizes, b"1"))
+        conn, failures = counting_conn(sub_cycle(subjects, sizes))
         conn.chunk = chunk
         feed(conn, stream, [c % (len(stream) + 1) for c in cuts])
         check(conn, failures, msgs, nbytes, min(sizes) >= STAMP_SIZE)
