@@ -71,6 +71,9 @@ INPLACE_BYTES = 2048
 PIECE_MARGIN = 4096  # bytes of a read joined to a cut frame (see data_received)
 RUN_CACHE_BYTES = 16 * 1024 * 1024  # unstamped runs kept by a FrameCycle
 WIDE_BYTES = 1 << 20  # one subject and size: a read of plain frames is one comparison
+# Payloads up to this size are matched by a regular expression in a run of frames in any
+# order (the engine walks a larger payload byte by byte: slower than the slow path).
+ANY_RUN_MAX = 256
 CHUNK_BYTES = 64 * 1024  # publisher write size
 WRITE_HIGH_WATER = 1 << 20  # transport buffer above which writers wait
 WRITE_LOW_WATER = 1 << 18
@@ -179,11 +182,11 @@ class FrameCycle:
         the subjects are `numbered` + 0, 1, .. (--subjects)."""
         verb = b"MSG " if sid else b"PUB "
         # A run of plain frames in any order (a queue member's share of a cycle of
-        # subjects) is matched by one regular expression, when all have one size; the
+        # subjects) is matched by one regular expression, when all have one small size; the
         # frames in it are counted by their " <sid> <size>\r\n", which only a control
         # line holds (subjects have no spaces, the plain filler none either).
         self.any_run: tuple[re.Pattern[bytes], bytes] | None = None
-        if sid and numbered and len(set(sizes)) == 1 and min(sizes) >= STAMP_SIZE:
+        if sid and numbered and len(set(sizes)) == 1 and STAMP_SIZE <= sizes[0] <= ANY_RUN_MAX:
             line_end = b" " + sid + b" " + str(sizes[0]).encode() + CRLF
             frame = (
                 re.escape(verb + numbered)
