@@ -8,15 +8,17 @@ Modules:
   scenarios.py  the modes (what clients a run has, when it ends, what it verifies) and the
                 core roles (publisher, subscriber, requester, responder)
   client.py     a raw-socket NATS client (asyncio Protocol on uvloop): handshake, batched
-                writes, MSG counting that skips payloads by their declared size
+                writes, the publishers' cycle of subjects and sizes (FrameCycle), MSG
+                counting that predicts that cycle and skips other payloads by their size
   jetstream.py  JetStream roles and the `$JS.API` requests (msgspec JSON)
   report.py     statistics, HDR histograms, text / JSON / CSV output, the --plot chart
 
 Process model: the coordinator (the `shardbroker bench` process) never drives clients.
 It checks the server, spawns `--procs` client processes (multiprocessing "spawn"), hands
-each a share of the clients, and steps them through ready -> go -> stop -> result over a
-pipe. Progress is read from a shared array of per-client counters, which each client
-process writes once per read batch or write chunk and the coordinator only reads.
+each a share of the clients (from 2 processes on, senders and receivers never share one:
+scenarios.plan), and steps them through ready -> go -> stop -> result over a pipe.
+Progress is read from a shared array of per-client counters, which each client process
+writes once per read batch or write chunk and the coordinator only reads.
 """
 
 from __future__ import annotations
