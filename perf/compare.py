@@ -16,8 +16,10 @@ started with `-js -sd DIR` on a fresh store directory under one temporary direct
 stopped and removed after the run; the other scenarios use servers without JetStream.
 js-pull and js-push fill the stream (untimed) and then time consuming it.
 
-Nothing here imports `shardbroker`: the broker is started as a subprocess
-(`python -m shardbroker serve ...`) and measured over the wire like nats-server.
+The load comes from `shardbroker bench`, run in this process (perf/scenarios.py): the
+product's load tool is the only load generator. Apart from it nothing here imports
+`shardbroker`: the broker is started as a subprocess (`python -m shardbroker serve ...`)
+and measured over the wire like nats-server.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from typing import Any, NoReturn
 import psutil
 
 from perf.idle import run_idle
-from perf.loadgen import (
+from perf.scenarios import (
     JS_CONSUME,
     JS_SCENARIOS,
     JS_STREAM,
@@ -52,6 +54,7 @@ from perf.loadgen import (
     TITLES,
     UNITS,
     Options,
+    bench_command,
     canonical,
     parse_url,
     run_scenario,
@@ -750,6 +753,21 @@ def render(
             f"{'-' if gen is None else f'{gen:.0f}'} | {status} |"
         )
     lines += ["", "</details>", ""]
+    flows = [sc for sc in scenarios if sc != "idle"]
+    if flows:
+        spread = args.spread and SB in servers
+        lines += [
+            "<details><summary>The load of each scenario as a `shardbroker bench` command"
+            + (" (nats-server runs: without --spread)" if spread else "")
+            + "</summary>",
+            "",
+            "```sh",
+            *(bench_command("$URL", sc, options(args, spread)) for sc in flows),
+            "```",
+            "",
+            "</details>",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -1319,7 +1337,7 @@ def js_on(name: str, sc: str, args: argparse.Namespace, root: Path, seq: int) ->
 
     The server is started for this run only and stopped by PID afterwards, and its store
     directory is removed, so that every run starts from an empty store (the stream is
-    created by the run itself, see loadgen.js_prepare).
+    created by the run itself, see shardbroker/bench/jetstream.py).
     """
     store = root / f"{name}-{seq}"
     srv = Server(name, args.workers, args.sb_cmd, store_dir=store)

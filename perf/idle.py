@@ -5,6 +5,11 @@
 answered), spread over as many client processes as the client's fd limit needs, measures
 the server's memory with a caller-supplied probe, then closes them all.
 
+Each connection is a minimal asyncio protocol (`IdleConn`, below), not the bench client:
+it sends the shortest CONNECT a NATS client may send, so that what the server keeps per
+connection is what it keeps for any client (the idle figures stay comparable with the
+earlier runs).
+
 The client processes raise their own RLIMIT_NOFILE soft limit to the hard limit with
 `resource`. The server's fd limit is the server's business: connections it cannot take
 (EMFILE on accept shows up here as a connection reset or an INFO that never comes) are
@@ -15,15 +20,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import multiprocessing as mp
 import resource
+import socket
 import time
 import traceback
-from collections import Counter
+from collections import Counter, deque
 from multiprocessing.connection import Connection
 from typing import Any
 
-from perf.loadgen import CONNECT_PING, GO_TIMEOUT, READY_TIMEOUT, Conn, parse_url, shard_of
+from perf.scenarios import parse_url
+
+CONNECT_PING = (
+    b'CONNECT {"verbose":false,"pedantic":false,"headers":false,"protocol":1}\r\nPING\r\n'
+)
+READY_TIMEOUT = 60.0
+GO_TIMEOUT = 300.0
 
 PER_PROCESS = 5000  # connections per client process (fds), at most
 FD_MARGIN = 64  # fds a client process keeps for itself (pipes, the event loop, ...)
@@ -32,6 +45,71 @@ FD_MARGIN = 64  # fds a client process keeps for itself (pipes, the event loop, 
 # per process shardbroker's listeners overflowed (see perf/README.md).
 CONCURRENCY = 64
 SLOW_HANDSHAKE = 1.0  # seconds; slower means a SYN-ACK retransmit (accept queue overflow)
+
+
+def shard_of(client_id: int) -> int:
+    """The shardbroker worker a connection lives on; 0 for nats-server."""
+    return (int(client_id) >> 32) & 0xFF
+
+
+class IdleConn(asyncio.Protocol):
+    """One idle NATS connection: reads INFO, answers PINGs, resolves PONG waiters."""
+
+    __slots__ = ("buf", "closing", "err", "info_waiter", "lost", "pongs", "transport")
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.info_waiter: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self.pongs: deque[asyncio.Future[None]] = deque()
+        self.err: str | None = None
+        self.closing = False
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if not self.closing and self.err is None:
+            self.err = f"connection closed by server ({exc or 'EOF'})"
+        error = ConnectionError(self.err or "connection closed")
+        if not self.info_waiter.done():
+            self.info_waiter.set_exception(error)
+        while self.pongs:
+            fut = self.pongs.popleft()
+            if not fut.done():
+                fut.set_exception(error)
+
+    def data_received(self, data: bytes) -> None:
+        data = self.buf + data if self.buf else data
+        pos = 0
+        while (nl := data.find(b"\r\n", pos)) >= 0:
+            op = data[pos : pos + 4]
+            if op == b"PING":
+                self.transport.write(b"PONG\r\n")  # type: ignore[union-attr]
+            elif op == b"PONG":
+                if self.pongs:
+                    fut = self.pongs.popleft()
+                    if not fut.done():
+                        fut.set_result(None)
+            elif op == b"INFO":
+                if not self.info_waiter.done():
+                    self.info_waiter.set_result(json.loads(data[pos + 5 : nl]))
+            elif op == b"-ERR":
+                self.err = data[pos:nl].decode(errors="replace")
+            pos = nl + 2
+        self.buf = data[pos:]
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
 
 
 def raise_nofile() -> tuple[int, int]:
@@ -73,7 +151,7 @@ async def _hold(pipe: Connection, host: str, port: int, count: int, timeout: flo
         inbox.put_nowait(msg)
 
     loop.add_reader(pipe.fileno(), on_pipe)
-    conns: list[Conn] = []
+    conns: list[IdleConn] = []
     failures: Counter[str] = Counter()
     shards: Counter[int] = Counter()
     sem = asyncio.Semaphore(CONCURRENCY)
@@ -81,11 +159,12 @@ async def _hold(pipe: Connection, host: str, port: int, count: int, timeout: flo
 
     async def one() -> None:
         async with sem:
-            conn: Conn | None = None
+            conn: IdleConn | None = None
             t0 = time.monotonic()
             stage = "TCP connect"
             try:
-                _, conn = await asyncio.wait_for(loop.create_connection(Conn, host, port), timeout)
+                connecting = loop.create_connection(IdleConn, host, port)
+                _, conn = await asyncio.wait_for(connecting, timeout)
                 stage = "INFO"
                 info = await asyncio.wait_for(conn.info_waiter, timeout)
                 stage = "PONG"
@@ -216,7 +295,7 @@ def run_idle(url: str, n: int, measure: Any, timeout: float = 30.0) -> dict[str,
             proc = ctx.Process(
                 target=client_main,
                 args=(child, host, port, count, timeout),
-                name="loadgen-idle",
+                name="perf-idle",
                 daemon=True,
             )
             proc.start()

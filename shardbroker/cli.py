@@ -270,8 +270,12 @@ def bench(
         help="Run for this many seconds instead of --msgs.",
         show_default=False,
     ),
-    size: int | None = typer.Option(
-        None, "--size", help="Payload bytes. Default 128.", show_default=False
+    size: str | None = typer.Option(
+        None,
+        "--size",
+        help="Payload bytes. Default 128. Several, comma-separated (16,17): publishers use "
+        "them in turn, so consecutive messages differ in size (pub, sub, pubsub, queue).",
+        show_default=False,
     ),
     rate: float | None = typer.Option(
         None,
@@ -291,12 +295,37 @@ def bench(
         help="Queue group of queue members and responders. Default 'bench'.",
         show_default=False,
     ),
-    procs: int = typer.Option(1, "--procs", help="Client processes to spread the clients over."),
+    subjects: int = typer.Option(
+        0,
+        "--subjects",
+        help="Publish to <subject>.0 .. <subject>.N-1 in turn (consecutive messages have "
+        "different subjects); subscribers, members and responders subscribe to <subject>.*.",
+    ),
+    procs: int = typer.Option(
+        1,
+        "--procs",
+        help="Client processes to spread the clients over; from 2 on, publishers and "
+        "subscribers never share one.",
+    ),
+    spread: int = typer.Option(
+        0,
+        "--spread",
+        help="shardbroker: place connections on alternating workers 1..W (publishers from "
+        "worker 1, subscribers from worker 2), re-connecting until they land there.",
+    ),
+    warmup: int = typer.Option(
+        0,
+        "--warmup",
+        help="request, js-pub: untimed round trips (acked publishes) per client first.",
+    ),
     ack: str = typer.Option("async", "--ack", help="js-pub: sync or async PubAcks."),
     window: int = typer.Option(
         256, "--window", help="js-pub async: PubAcks in flight; js-consume: max ack pending."
     ),
     consumer: str = typer.Option("pull", "--consumer", help="js-consume: push or pull."),
+    ack_policy: str = typer.Option(
+        "explicit", "--ack-policy", help="js-consume push: the consumer's acks, explicit or none."
+    ),
     batch: int = typer.Option(100, "--batch", help="js-consume pull: messages per request."),
     stream: str = typer.Option("benchstream", "--stream", help="JetStream stream name."),
     storage: str = typer.Option("file", "--storage", help="Stream storage: file or memory."),
@@ -331,7 +360,8 @@ def bench(
             window=window, consumer=consumer, batch=batch, stream=stream, storage=storage,
             no_create=no_create, keep=keep, no_responders_started=no_responders_started,
             timeout=timeout, json_output=json_output, csv=csv_file, plot=plot_file,
-            no_progress=no_progress,
+            no_progress=no_progress, subjects=subjects, spread=spread, warmup=warmup,
+            ack_policy=ack_policy,
         )  # fmt: skip
     except BenchError as exc:
         typer.echo(f"shardbroker bench: {exc}", err=True)

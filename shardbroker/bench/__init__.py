@@ -8,15 +8,17 @@ Modules:
   scenarios.py  the modes (what clients a run has, when it ends, what it verifies) and the
                 core roles (publisher, subscriber, requester, responder)
   client.py     a raw-socket NATS client (asyncio Protocol on uvloop): handshake, batched
-                writes, MSG counting that skips payloads by their declared size
+                writes, the publishers' cycle of subjects and sizes (FrameCycle), MSG
+                counting that predicts that cycle and skips other payloads by their size
   jetstream.py  JetStream roles and the `$JS.API` requests (msgspec JSON)
   report.py     statistics, HDR histograms, text / JSON / CSV output, the --plot chart
 
 Process model: the coordinator (the `shardbroker bench` process) never drives clients.
 It checks the server, spawns `--procs` client processes (multiprocessing "spawn"), hands
-each a share of the clients, and steps them through ready -> go -> stop -> result over a
-pipe. Progress is read from a shared array of per-client counters, which each client
-process writes once per read batch or write chunk and the coordinator only reads.
+each a share of the clients (from 2 processes on, senders and receivers never share one:
+scenarios.plan), and steps them through ready -> go -> stop -> result over a pipe.
+Progress is read from a shared array of per-client counters, which each client process
+writes once per read batch or write chunk and the coordinator only reads.
 """
 
 from __future__ import annotations
@@ -89,6 +91,12 @@ class BenchConfig:
     csv: str = ""
     plot: str = ""
     progress: bool = True
+    # Publishers cycle over these payload sizes, message by message (`size` is the first).
+    sizes: tuple[int, ...] = ()
+    subjects: int = 0  # --subjects N: publish to <subject>.0 .. N-1, subscribe <subject>.*
+    spread: int = 0  # --spread W: place connections on alternating workers 1..W
+    warmup: int = 0  # request, js-pub: untimed round trips / acked publishes per client
+    ack_policy: str = "explicit"  # js-consume: the consumer's ack policy
 
 
 @dataclass(frozen=True)
@@ -102,4 +110,6 @@ class ClientSpec:
     msgs: int = 0  # active roles: messages / requests to send (0: until --duration)
     queue: str = ""  # queue group ("" = none)
     unsub_after: int = 0  # sub mode: UNSUB <sid> <n> right after SUB
+    target: int = 0  # --spread: the worker this client should land on (0: anywhere)
+    offset: int = 0  # publishers: where in the cycle of subjects and sizes it starts
     extra: dict[str, str] = field(default_factory=dict)  # JetStream names, consumer config

@@ -67,6 +67,8 @@ class ClientStat:
     elapsed_s: float
     msgs_per_s: float
     bytes_per_s: float
+    shard: int = 0  # the worker it landed on (shardbroker), 0 elsewhere
+    target: int = 0  # the worker --spread wanted (0: none)
 
 
 @dataclass
@@ -106,6 +108,8 @@ class Report:
     errors: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+    warmup: int = 0  # untimed round trips / acked publishes before the clock started
+    server_cpu_s: float | None = None  # with a probe: server CPU from "go" to the end
 
     @property
     def ok(self) -> bool:
@@ -114,6 +118,12 @@ class Report:
 
 def _rate(count: float, seconds: float) -> float:
     return count / seconds if seconds > 0 else 0.0
+
+
+def _timed(r: dict[str, Any]) -> int:
+    """The messages a client's rate counts: all it handled, except that a push consumer
+    is timed from its first read with deliveries and counts only those after it."""
+    return int(r.get("timed", r["msgs"]))
 
 
 def _span(results: list[dict[str, Any]], start_roles: set[str], end_roles: set[str]) -> float:
@@ -149,14 +159,17 @@ def build(
                     msgs=r["msgs"],
                     bytes=r["bytes"],
                     elapsed_s=el,
-                    msgs_per_s=_rate(r["msgs"], el),
+                    msgs_per_s=_rate(_timed(r), el),
                     bytes_per_s=_rate(r["bytes"], el),
+                    shard=r.get("shard", 0),
+                    target=r.get("target", 0),
                 )
             )
         roles = {r["role"] for r in members}
         span = _span(members, roles, roles)
         rates = [c.msgs_per_s for c in clients]
         msgs = sum(c.msgs for c in clients)
+        timed = sum(_timed(r) for r in members)
         nbytes = sum(c.bytes for c in clients)
         groups.append(
             GroupStat(
@@ -166,7 +179,7 @@ def build(
                 msgs=msgs,
                 bytes=nbytes,
                 elapsed_s=span,
-                msgs_per_s=_rate(msgs, span),
+                msgs_per_s=_rate(timed, span),
                 bytes_per_s=_rate(nbytes, span),
                 min=min(rates),
                 avg=statistics.fmean(rates),
@@ -195,7 +208,8 @@ def build(
         elapsed, count, nbytes = pub.elapsed_s, pub.msgs, pub.bytes
     else:  # sub, js-consume
         assert sub is not None
-        elapsed, count, nbytes = sub.elapsed_s, sub.msgs, sub.bytes
+        count = sum(_timed(r) for r in results if GROUPS[r["role"]][0] == "sub")
+        elapsed, nbytes = sub.elapsed_s, sub.bytes
     latency = None
     if hist is not None and hist.get_total_count() > 0:
         latency = {key: _us(hist.get_value_at_percentile(p)) for key, p in PERCENTILES}
@@ -220,6 +234,7 @@ def build(
         latency=latency,
         hist=hist if latency else None,
         client_cpu=client_cpu,
+        warmup=sum(r.get("warmup", 0) for r in results),
     )
 
 
@@ -252,6 +267,23 @@ def _us(ns: float) -> float:
 # -- text ------------------------------------------------------------------------------------
 
 
+def _missed(c: ClientStat) -> bool:
+    return bool(c.target and c.shard and c.shard != c.target)
+
+
+def placement(rep: Report) -> str:
+    """`sub:2 pub:1`: the worker of each connection, grouped by name prefix, receivers
+    first (as the clients of a plan)."""
+    by_prefix: dict[str, list[str]] = {}
+    for g in sorted(rep.groups, key=lambda g: g.group != "sub"):
+        for c in g.clients:
+            by_prefix.setdefault(c.name.rsplit("-", 1)[0], []).append(str(c.shard))
+    fill = rep.notes.get("fill")
+    if fill is not None:
+        by_prefix = {"prefill": [str(fill["shard"])], **by_prefix}
+    return " ".join(f"{k}:{','.join(v)}" for k, v in by_prefix.items())
+
+
 def _n(x: float) -> str:
     return f"{x:,.0f}"
 
@@ -269,7 +301,14 @@ def render_text(rep: Report) -> str:
     if rep.server_version:
         server += f" {rep.server_version}"
     server += ")"
-    shape = [f"subject {cfg.subject!r}", f"{cfg.size:,} B payload"]
+    if cfg.subjects:
+        shape = [f"subjects {cfg.subject}.0 .. {cfg.subject}.{cfg.subjects - 1}"]
+    else:
+        shape = [f"subject {cfg.subject!r}"]
+    if len(cfg.sizes) > 1:
+        shape.append(f"{'/'.join(f'{s:,}' for s in cfg.sizes)} B payloads in turn")
+    else:
+        shape.append(f"{cfg.size:,} B payload")
     if cfg.duration:
         shape.append(f"{cfg.duration:g} s")
     elif cfg.msgs:
@@ -281,6 +320,8 @@ def render_text(rep: Report) -> str:
     if cfg.rate:
         shape.append(f"{cfg.rate:,.0f} msgs/s per publisher")
     shape.append(f"{rep.procs} client process{'es' if rep.procs > 1 else ''}")
+    if cfg.warmup:
+        shape.append(f"{cfg.warmup:,} untimed warm-up round trips per client")
     out.write(f"{TITLES[cfg.mode]} benchmark against {server}\n  {', '.join(shape)}\n\n")
     count_text = _counts(rep)
     out.write(
@@ -324,12 +365,35 @@ def render_text(rep: Report) -> str:
                 "  (publishers ran flat out, so this includes queueing in the server and the\n"
                 "  subscribers; --rate N measures latency at a chosen load)\n"
             )
+    if rep.server_cpu_s is not None:
+        per_m = rep.server_cpu_s / (rep.count / 1e6) if rep.count else 0.0
+        out.write(
+            f" Server CPU: {rep.server_cpu_s:.2f} s ({per_m:.2f} s per million "
+            f"{RATE_BASIS[cfg.mode]})\n"
+        )
+    if cfg.spread:
+        out.write(f" Placement (worker of each connection): {placement(rep)}\n")
+        missed = [c.name for g in rep.groups for c in g.clients if _missed(c)]
+        if missed:
+            out.write(f"  not on the wanted worker: {', '.join(missed)}\n")
     notes = rep.notes
+    if "consume" in notes:
+        c = notes["consume"]
+        out.write(
+            f" Deliveries: {c['received']:,} received, {c['distinct']:,} distinct of "
+            f"{c['expected']:,}, {c['duplicates']:,} duplicates, "
+            f"{c['out_of_order']:,} out of order"
+            + (f", {c['requests']:,} pull requests" if cfg.consumer == "pull" else "")
+            + "\n"
+        )
     if "consumer" in notes:
         c = notes["consumer"]
         out.write(
-            f" Consumer {c['name']} ({c['type']}): {c['num_ack_pending']} awaiting ack, "
-            f"{c['num_redelivered']} redelivered, {c['num_pending']} pending\n"
+            f" Consumer {c['name']} ({c['type']}, ack {c['ack_policy']}): "
+            f"{c['num_ack_pending']} awaiting ack, "
+            f"{c['num_redelivered']} redelivered, {c['num_pending']} pending"
+            + (f", settled in {c['settle_s'] * 1000:.0f} ms" if c["settle_s"] is not None else "")
+            + "\n"
         )
     if "stream_msgs" in notes:
         fate = "deleted" if notes.get("stream_deleted") else "kept"
@@ -379,9 +443,13 @@ def to_json(rep: Report) -> dict[str, Any]:
         "server_kind": rep.server_kind,
         "server_version": rep.server_version,
         "subject": cfg.subject,
+        "subjects": cfg.subjects,
         "msgs": cfg.msgs,
         "duration_s": cfg.duration,
         "size": cfg.size,
+        "sizes": list(cfg.sizes or (cfg.size,)),
+        "spread": cfg.spread,
+        "warmup": rep.warmup,
         "rate": cfg.rate,
         "pubs": cfg.pubs,
         "subs": cfg.subs,
@@ -404,13 +472,18 @@ def to_json(rep: Report) -> dict[str, Any]:
                 "elapsed_s": round(c.elapsed_s, 6),
                 "msgs_per_s": round(c.msgs_per_s, 1),
                 "bytes_per_s": round(c.bytes_per_s, 1),
+                "shard": c.shard,
+                "target": c.target,
+                "missed": _missed(c),
             }
             for g in rep.groups
             for c in g.clients
         ],
+        "placement": placement(rep),
         "latency_us": rep.latency,
         "latency_kind": LATENCY_LABELS.get(cfg.mode) if rep.latency else None,
         "client_cpu": [round(x, 3) for x in rep.client_cpu],
+        "server_cpu_s": None if rep.server_cpu_s is None else round(rep.server_cpu_s, 4),
         "jetstream": rep.notes or None,
         "interrupted": rep.interrupted,
         "errors": rep.errors,

@@ -36,6 +36,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.connection import wait as mp_wait
@@ -113,10 +114,16 @@ class _Child:
 
 
 class Runner:
-    """The coordinator of one run."""
+    """The coordinator of one run. `probe`, if given, returns the server's CPU seconds: it
+    is read right before "go" and right after the last client process reported, and the
+    difference is the report's `server_cpu_s` (perf/compare.py measures the server's
+    process tree this way)."""
 
-    def __init__(self, cfg: BenchConfig) -> None:
+    def __init__(self, cfg: BenchConfig, probe: Callable[[], float] | None = None) -> None:
         self.cfg = cfg
+        self.probe = probe
+        self.server_cpu: float | None = None
+        self.cpu0: float | None = None
         self.children: list[_Child] = []
         self.started = False  # "go" was sent
         self.interrupted = False
@@ -129,30 +136,33 @@ class Runner:
             raise BenchError("interrupted", EXIT_INTERRUPTED) from None
         errors: list[str] = []
         notes: dict[str, Any] = {}
+        ran = False
         try:
-            specs = scenarios.plan(cfg, js.extra if js is not None else None)
             expected = js.expected if js is not None else 0
+            specs = scenarios.plan(cfg, js.extra if js is not None else None, expected)
             results, hist, cpu = self._execute(specs, expected)
-            if not self.interrupted:
+            ran = not self.interrupted
+            if ran:
                 errors += scenarios.verify(cfg, specs, results, expected)
         finally:
             if js is not None:
-                try:
-                    from shardbroker.bench import jetstream
+                from shardbroker.bench import jetstream
 
-                    notes = _run_loop(jetstream.finish(cfg, js))
+                try:
+                    # Wait for the consumer to settle only when every message came.
+                    complete = ran and not errors and not cfg.duration
+                    notes = _run_loop(jetstream.finish(cfg, js, complete))
                 except (BenchError, OSError) as exc:
                     errors.append(f"JetStream clean-up failed: {exc}")
+        if js is not None and ran:
+            from shardbroker.bench import jetstream
+
+            errors += jetstream.verify(cfg, js, notes, results)
         procs = max(s.proc for s in specs) + 1
         rep = reporting.build(cfg, server_info, results, hist, cpu, procs)
         rep.notes = notes
         rep.interrupted = self.interrupted
-        created = cfg.mode == "js-pub" and notes.get("stream_created") and not self.interrupted
-        if created and notes.get("stream_msgs", rep.received) != rep.received:
-            errors.append(
-                f"stream {cfg.stream!r} holds {notes['stream_msgs']} messages, "
-                f"but {rep.received} publishes were acknowledged"
-            )
+        rep.server_cpu_s = self.server_cpu
         rep.errors = errors
         return rep
 
@@ -186,6 +196,8 @@ class Runner:
                 (lambda: _announce(cfg, specs)) if cfg.mode in scenarios.PASSIVE_MODES else None
             )
             self._monitor(tracker, counters, announce)
+            if self.probe is not None and self.cpu0 is not None:
+                self.server_cpu = self.probe() - self.cpu0
         except KeyboardInterrupt:
             if not self.started:
                 raise BenchError("interrupted", EXIT_INTERRUPTED) from None
@@ -254,6 +266,7 @@ class Runner:
         """From "go" until every process reported: stop rules, idle timeout, progress."""
         cfg = self.cfg
         progress = _Progress(cfg)
+        self.cpu0 = self.probe() if self.probe is not None else None
         self._send_all(("go", None))
         self.started = True
         if announce is not None:
@@ -401,9 +414,10 @@ async def _prepare(cfg: BenchConfig) -> tuple[dict[str, Any], Any]:
     info = dict(conn.info or {})
     conn.close()
     max_payload = info.get("max_payload")
-    if isinstance(max_payload, int) and cfg.size > max_payload:
+    largest = max(cfg.sizes or (cfg.size,))
+    if isinstance(max_payload, int) and largest > max_payload:
         raise BenchError(
-            f"--size {cfg.size} is larger than the server's max_payload ({max_payload} bytes)",
+            f"--size {largest} is larger than the server's max_payload ({max_payload} bytes)",
             EXIT_USAGE,
         )
     js = None

@@ -41,16 +41,15 @@ from shardbroker.bench import (
     UsageError,
 )
 from shardbroker.bench.client import (
-    CHUNK_BYTES,
     CRLF,
-    STAMP_SIZE,
+    INPLACE_BYTES,
     STATE_DONE,
     InboxRequester,
     Pacer,
     ProcessContext,
     Role,
     ServerURL,
-    make_payload,
+    cycle_length,
     status_of,
 )
 from shardbroker.protocol.subjects import is_valid_literal_subject, is_valid_subject
@@ -59,6 +58,11 @@ from shardbroker.protocol.subjects import is_valid_literal_subject, is_valid_sub
 PUB_MODES = {"pub": 1, "pubsub": 1, "queue": 1, "request": 1, "js-pub": 1}
 SUB_MODES = {"sub": 1, "pubsub": 1, "queue": 2, "request": 1, "reply": 1, "js-consume": 1}
 JS_MODES = ("js-pub", "js-consume")
+# Modes whose publishers can cycle over several payload sizes (--size 16,17).
+MIXED_SIZE_MODES = ("pub", "sub", "pubsub", "queue")
+# Modes that can start with untimed round trips (--warmup).
+WARMUP_MODES = ("request", "js-pub")
+MAX_SUBJECTS = 1_000_000
 # Modes whose clients only wait for traffic from elsewhere: no idle timeout, Ctrl-C is a
 # normal way to end them, and they announce on stderr when they are ready.
 PASSIVE_MODES = ("sub", "reply")
@@ -87,7 +91,7 @@ def build_config(
     subs: int | None = None,
     msgs: int | None = None,
     duration: float | None = None,
-    size: int | None = None,
+    size: int | str | Sequence[int] | None = None,
     rate: float | None = None,
     subject: str | None = None,
     queue: str | None = None,
@@ -106,6 +110,10 @@ def build_config(
     csv: str = "",
     plot: str = "",
     no_progress: bool = False,
+    subjects: int = 0,
+    spread: int = 0,
+    warmup: int = 0,
+    ack_policy: str = "explicit",
 ) -> BenchConfig:
     """Check the command line and resolve per-mode defaults; UsageError on a bad value."""
     mode = mode.strip().lower()
@@ -151,9 +159,12 @@ def build_config(
     if n_msgs and n_pubs and mode in PUB_MODES and n_msgs < n_pubs:
         raise UsageError(f"--msgs {n_msgs} is fewer than --pubs {n_pubs}")
 
-    n_size = DEFAULT_SIZE if size is None else size
-    if n_size < 0:
-        raise UsageError(f"--size must be 0 or more bytes (got {n_size})")
+    sizes = _parse_sizes(size)
+    if len(sizes) > 1 and mode not in MIXED_SIZE_MODES:
+        raise UsageError(
+            f"several --size values apply to modes {', '.join(MIXED_SIZE_MODES)}, not {mode}"
+        )
+    n_size = sizes[0]
     if rate is not None:
         if pub_default is None:
             raise UsageError(f"--rate does not apply to mode {mode} (it has no publishers)")
@@ -162,10 +173,29 @@ def build_config(
 
     subj = DEFAULT_SUBJECT if subject is None else subject
     publishes = mode in PUB_MODES or (mode == "js-consume" and not no_create)
-    if publishes and not is_valid_literal_subject(subj.encode()):
-        raise UsageError(f"--subject {subj!r} is not a valid subject to publish to")
+    if subjects < 0:
+        raise UsageError(f"--subjects must be 0 (one subject) or more (got {subjects})")
+    if subjects > MAX_SUBJECTS:
+        raise UsageError(f"--subjects is at most {MAX_SUBJECTS:,} (got {subjects:,})")
+    if subjects and mode == "js-consume" and no_create:
+        raise UsageError(
+            "--subjects shapes the messages a run publishes; with --no-create it publishes none"
+        )
+    if (publishes or subjects) and not is_valid_literal_subject(subj.encode()):
+        what = "to publish to" if publishes else "to add subject numbers to"
+        raise UsageError(f"--subject {subj!r} is not a valid subject {what}")
     if not is_valid_subject(subj.encode()):
         raise UsageError(f"--subject {subj!r} is not a valid subject")
+    if spread < 0:
+        raise UsageError(f"--spread must be 0 (off) or a number of workers (got {spread})")
+    if warmup < 0:
+        raise UsageError(f"--warmup must be 0 or more (got {warmup})")
+    if warmup and mode not in WARMUP_MODES:
+        raise UsageError(f"--warmup applies to modes {', '.join(WARMUP_MODES)}, not {mode}")
+    if ack_policy not in ("explicit", "none"):
+        raise UsageError(f"--ack-policy takes explicit or none, not {ack_policy!r}")
+    if ack_policy == "none" and (mode != "js-consume" or consumer != "push"):
+        raise UsageError("--ack-policy none applies to push consumers (js-consume --consumer push)")
     group = DEFAULT_QUEUE if queue is None else queue
     if not group or any(c.isspace() for c in group):
         raise UsageError(f"--queue {group!r} is not a valid queue group name")
@@ -213,7 +243,35 @@ def build_config(
         csv=csv,
         plot=plot,
         progress=not (no_progress or json_output),
+        sizes=tuple(sizes),
+        subjects=subjects,
+        spread=spread,
+        warmup=warmup,
+        ack_policy=ack_policy,
     )
+
+
+def _parse_sizes(size: int | str | Sequence[int] | None) -> list[int]:
+    """--size: one byte count, or several (comma-separated) that publishers cycle over."""
+    if size is None:
+        return [DEFAULT_SIZE]
+    if isinstance(size, int):
+        values: list[int] = [size]
+    elif isinstance(size, str):
+        try:
+            values = [int(part) for part in size.split(",")]
+        except ValueError:
+            raise UsageError(
+                f"--size {size!r}: give a byte count, or several separated by commas"
+            ) from None
+    else:
+        values = list(size)
+    for value in values:
+        if value < 0:
+            raise UsageError(f"--size must be 0 or more bytes (got {value})")
+    if not values:
+        raise UsageError("--size names no size")
+    return values
 
 
 # -- plans ---------------------------------------------------------------------------------
@@ -224,9 +282,19 @@ def _shares(total: int, n: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(n)]
 
 
-def plan(cfg: BenchConfig, js_extra: dict[str, str] | None = None) -> list[ClientSpec]:
-    """The clients of a run, receivers first (they must be subscribed before "go"), each
-    assigned to one of `--procs` processes round-robin."""
+def plan(
+    cfg: BenchConfig, js_extra: dict[str, str] | None = None, expected: int = 0
+) -> list[ClientSpec]:
+    """The clients of a run, receivers first (they must be subscribed before "go").
+
+    Processes: with --procs 2 or more, senders (publishers, requesters) and receivers
+    (subscribers, responders, consumers) never share a client process, so that neither
+    side slows the other down; each side gets a share of the processes in proportion to
+    its clients (at least one), and its clients are dealt round-robin over them.
+    Placement (--spread W): senders go to workers 1, 2, .., W, 1, ..; receivers start one
+    further (2, .., W, 1, ..), so that a single publisher and a single subscriber sit on
+    different workers and fan-outs are half local, half remote.
+    """
     specs: list[tuple[str, str, int, str, int, dict[str, str]]] = []
 
     def add(
@@ -262,23 +330,59 @@ def plan(cfg: BenchConfig, js_extra: dict[str, str] | None = None) -> list[Clien
     elif mode == "js-pub":
         add("jspub", "jspub", cfg.pubs, cfg.msgs)
     elif mode == "js-consume":
-        role = "jspush" if cfg.consumer == "push" else "jspull"
-        add(role, "consumer", cfg.subs, extra=js_extra)
-    procs = max(1, min(cfg.procs, len(specs)))
+        if cfg.consumer == "push":
+            add("jspush", "consumer", cfg.subs, extra=js_extra)
+        else:  # every puller asks for its share of the messages, no more
+            add("jspull", "consumer", cfg.subs, msgs=expected, extra=js_extra)
+    senders = [i for i, spec in enumerate(specs) if is_sender(spec[0])]
+    receivers = [i for i, spec in enumerate(specs) if not is_sender(spec[0])]
+    procs = _assign_procs(cfg.procs, receivers, senders)
+    length = cycle_length(cfg.subjects, len(cfg.sizes))
+    target = dict.fromkeys(range(len(specs)), 0)
+    offset = dict.fromkeys(range(len(specs)), 0)
+    for side, first in ((senders, 0), (receivers, 1)):
+        for k, i in enumerate(side):
+            if cfg.spread:
+                target[i] = 1 + (k + first) % cfg.spread
+            if side is senders:
+                offset[i] = k * length // len(senders)
     # The first push consumer creates the JetStream consumer once every member listens.
     return [
         ClientSpec(
             index=i,
             role=role,
             name=name,
-            proc=i % procs,
+            proc=procs[i],
             msgs=msgs,
             queue=queue,
             unsub_after=unsub,
             extra=dict(extra, creator="1") if i == 0 and role == "jspush" else extra,
+            target=target[i],
+            offset=offset[i],
         )
         for i, (role, name, msgs, queue, unsub, extra) in enumerate(specs)
     ]
+
+
+def _assign_procs(procs: int, receivers: list[int], senders: list[int]) -> dict[int, int]:
+    """Client index -> process (see plan)."""
+    total = len(receivers) + len(senders)
+    procs = max(1, min(procs, total))
+    if procs < 2 or not receivers or not senders:
+        return {i: k % procs for k, i in enumerate(sorted(receivers + senders))}
+    n_recv = round(procs * len(receivers) / total)
+    n_recv = max(1, min(len(receivers), n_recv, procs - 1))
+    n_send = max(1, min(len(senders), procs - n_recv))
+    if n_recv + n_send < procs:  # the senders could not use theirs
+        n_recv = min(len(receivers), procs - n_send)
+    out = {i: k % n_recv for k, i in enumerate(receivers)}
+    out.update({i: n_recv + k % n_send for k, i in enumerate(senders)})
+    return out
+
+
+def is_sender(role: str) -> bool:
+    """Clients that send the traffic of a run (the others receive it)."""
+    return role in ("pub", "req", "jspub")
 
 
 def is_active(role: str) -> bool:
@@ -415,8 +519,10 @@ def _loss_or_dup(got: int, want: int) -> str:
 
 
 class Publisher(Role):
-    """Writes ~64 KiB chunks of PUB frames; every frame of a chunk carries the chunk's
-    send time in its first 8 payload bytes (size permitting). Ends with a PING/PONG."""
+    """Writes ~64 KiB chunks of PUB frames from the cycle of subjects and sizes, starting
+    at its own offset; the first frame of a chunk carries its send time in the first 8
+    payload bytes (sizes permitting), the others the plain filler, so that the rest of
+    a chunk is one prebuilt run (FrameCycle.plain_run). Ends with a PING/PONG."""
 
     __slots__ = ()
     active = True
@@ -429,20 +535,22 @@ class Publisher(Role):
         conn = self.conn
         assert conn is not None
         stop = self.ctx.stop
-        size = cfg.size
-        head = b"PUB " + cfg.subject.encode() + b" " + str(size).encode() + CRLF
-        frame = head + make_payload(size) + CRLF
-        hl, fl = len(head), len(frame)
-        per = max(1, CHUNK_BYTES // fl)
-        chunk = bytearray(frame * per)
-        stamp = size >= STAMP_SIZE
+        cycle = self.ctx.cycle()
+        length, per, pay = cycle.length, cycle.per, cycle.pay
+        stamped = cycle.slen > 0
+        j = self.spec.offset % length
         n = self.spec.msgs
         self.t_start = t0 = time.monotonic()
         deadline = t0 + cfg.duration if cfg.duration else 0.0
         pacer = Pacer(cfg.rate, t0) if cfg.rate else None
         sent = 0
+        nbytes = 0
         write = conn.write
+        writelines = conn.transport.writelines  # type: ignore[union-attr]
+        plain_run = cycle.plain_run
+        heads, tails, frame_len = cycle.heads, cycle.tails, cycle.frame_len
         clock = time.monotonic
+        clock_ns = time.monotonic_ns
         while not stop.is_set():
             k = per if not n else min(per, n - sent)
             if k <= 0:
@@ -459,21 +567,37 @@ class Publisher(Role):
                     k = min(k, due)
             if not conn.can_write.is_set() or conn.lost:
                 await conn.writable()
-            buf = chunk if k == per else chunk[: k * fl]
-            if stamp:
-                ts = time.monotonic_ns().to_bytes(8, "big")
-                for j in range(STAMP_SIZE):
-                    buf[hl + j :: fl] = ts[j : j + 1] * k
-            write(bytes(buf))
+            if not stamped:
+                write(plain_run(j, k))
+            elif frame_len[j] >= INPLACE_BYTES:  # a large first frame: write its pieces
+                stamp = clock_ns().to_bytes(8, "big")
+                if k == 1:
+                    writelines((heads[j], stamp, tails[j]))
+                else:
+                    writelines((heads[j], stamp, tails[j], plain_run((j + 1) % length, k - 1)))
+            else:
+                first = heads[j] + clock_ns().to_bytes(8, "big") + tails[j]
+                if k == 1:
+                    write(first)
+                else:
+                    writelines((first, plain_run((j + 1) % length, k - 1)))
+            nbytes += pay[j + k] - pay[j]
+            j = (j + k) % length
             sent += k
             self.publish_count(sent)
             await asyncio.sleep(0)  # let the other clients of this process run
         await conn.flush(cfg.timeout)
         self.t_end = time.monotonic()
         self.count = sent
-        self.nbytes = sent * size
+        self.nbytes = nbytes
         self.publish_count(sent)
         self.mark_done()
+
+
+def subscription(cfg: BenchConfig) -> str:
+    """What subscribers and responders subscribe to: the subject, or with --subjects N
+    every `<subject>.<i>` through one wildcard."""
+    return cfg.subject + ".*" if cfg.subjects else cfg.subject
 
 
 class Subscriber(Role):
@@ -486,7 +610,11 @@ class Subscriber(Role):
         conn = await self.open(counting=True, hist=self.ctx.hist)
         conn.counters = self.ctx.counters
         conn.slot = 2 * self.spec.index
-        conn.subscribe(self.ctx.cfg.subject, b"1", self.spec.queue)
+        conn.cycle = self.ctx.cycle(b"1")
+        publishers = self.ctx.cycle()
+        if publishers.slen:  # a stamped frame every `per` frames of a publisher
+            conn.chunk = publishers.per
+        conn.subscribe(subscription(self.ctx.cfg), b"1", self.spec.queue)
         if self.spec.unsub_after:
             conn.write(b"UNSUB 1 " + str(self.spec.unsub_after).encode() + CRLF)
         await conn.flush(self.ctx.cfg.timeout)
@@ -518,7 +646,7 @@ class Responder(Role):
     async def setup(self) -> None:
         conn = await self.open()
         conn.handlers[b"1"] = self.on_request
-        conn.subscribe(self.ctx.cfg.subject, b"1", self.spec.queue)
+        conn.subscribe(subscription(self.ctx.cfg), b"1", self.spec.queue)
         await conn.flush(self.ctx.cfg.timeout)
 
     def on_request(self, subject: bytes, reply: bytes | None, hdr: int, payload: bytes) -> None:
@@ -539,7 +667,7 @@ class Responder(Role):
     async def run(self) -> None:
         conn = self.conn
         assert conn is not None
-        await self.ctx.stop.wait()
+        await self.wait_for()
         if not conn.lost:
             await conn.flush(self.ctx.cfg.timeout)
         self.t_start = self.first if self.count else self.ctx.t_go
@@ -549,9 +677,10 @@ class Responder(Role):
 class Requester(InboxRequester):
     """Round trips, one request in flight: the reply (or a pacing timer) sends the next
     request straight from the callback, without a task switch. Each request has its own
-    reply token, so a late or duplicate reply is never taken for the current one."""
+    reply token, so a late or duplicate reply is never taken for the current one. The
+    first --warmup round trips are neither timed nor counted."""
 
-    __slots__ = ("expect", "late", "seq", "t_sent")
+    __slots__ = ("expect", "late", "samples", "seq", "t_sent")
 
     def __init__(self, spec: ClientSpec, ctx: ProcessContext) -> None:
         super().__init__(spec, ctx)
@@ -559,12 +688,18 @@ class Requester(InboxRequester):
         self.expect = b""
         self.t_sent = 0
         self.late = 0
+        # Round-trip times, put into the histogram after the run (a record is ~2 us).
+        self.samples: list[int] = []
 
     async def setup(self) -> None:
         await self.open_inbox(self.on_reply)
 
     async def run(self) -> None:
         await self.run_until_done(self.send_next)
+        record = self.ctx.hist.record_value
+        for ns in self.samples:
+            record(ns)
+        self.samples.clear()
         self.mark_done()
 
     def send_next(self) -> None:
@@ -573,21 +708,23 @@ class Requester(InboxRequester):
         if done.done():
             return
         n = self.spec.msgs
-        if self.ctx.stop.is_set() or (n and self.seq >= n):
+        timed = self.seq - self.warmup  # negative while warming up
+        if self.ctx.stop.is_set() or (n and timed >= n):
             done.set_result(None)
             return
-        if self.deadline or self.pacer is not None:
+        if timed >= 0 and (self.deadline or self.pacer is not None):
             now = time.monotonic()
             if self.deadline and now >= self.deadline:
                 done.set_result(None)
                 return
-            if self.pacer is not None and self.pacer.due(now, self.seq) <= 0:
-                self.conn.loop.call_later(self.pacer.wait(now, self.seq), self.send_next)  # type: ignore[union-attr]
+            if self.pacer is not None and self.pacer.due(now, timed) <= 0:
+                self.conn.loop.call_later(self.pacer.wait(now, timed), self.send_next)  # type: ignore[union-attr]
                 return
         self.seq += 1
-        self.expect = self.inbox + str(self.seq).encode()
+        token = str(self.seq).encode()
+        self.expect = self.inbox + token
         self.t_sent = time.monotonic_ns()
-        self.conn.write(self.head + self.expect[len(self.inbox) :] + self.tail)  # type: ignore[union-attr]
+        self.conn.write(self.head(self.seq) + token + self.tail)  # type: ignore[union-attr]
 
     def on_reply(self, subject: bytes, reply: bytes | None, hdr: int, payload: bytes) -> None:
         now = time.monotonic_ns()
@@ -598,16 +735,22 @@ class Requester(InboxRequester):
             self.ctx.fail(f"{self.spec.name}: no responders on subject {self.ctx.cfg.subject!r}")
             return
         self.expect = b""
-        self.ctx.hist.record_value(max(1, now - self.t_sent))
-        self.count += 1
-        self.nbytes += len(payload) - hdr
-        self.t_end = time.monotonic()
-        self.publish_count(self.count)
+        if self.seq <= self.warmup:
+            if self.seq == self.warmup:
+                self.begin()
+        else:
+            self.samples.append(max(1, now - self.t_sent))
+            self.count += 1
+            self.nbytes += len(payload) - hdr
+            self.t_end = time.monotonic()
+            self.publish_count(self.count)
         self.send_next()
 
     def result(self) -> dict[str, Any]:
         res = super().result()
-        res["sent"] = self.seq
+        warm = min(self.seq, self.warmup)
+        res["sent"] = self.seq - warm
+        res["warmup"] = warm
         res["late_replies"] = self.late
         return res
 

