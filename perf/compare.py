@@ -906,10 +906,11 @@ def render_idle(
         )
     if len(servers) == 2 and all("idle" in sums[srv] for srv in servers):
         a, b = sums[NATS]["idle"], sums[SB]["idle"]
-        parts = []
-        for key in ("rss", "pss", "uss"):
-            if a.get(key) and b.get(key):
-                parts.append(f"{key.upper()} {b[key] / a[key]:.2f}")
+        parts = [
+            f"{key.upper()} {b[key] / a[key]:.2f}"
+            for key in ("rss", "pss", "uss")
+            if a.get(key) and b.get(key)
+        ]
         lines += ["", "Ratio shardbroker / nats-server with the connections open: "
                   + ", ".join(parts) + " (the table above uses RSS)."]  # fmt: skip
     lines.append("")
@@ -1005,7 +1006,9 @@ def draw_chart(
             k = len(servers)
             h = 0.8 / k
             for j, srv in enumerate(servers):
-                ys, widths, texts = [], [], []
+                ys: list[float] = []
+                widths: list[float] = []
+                texts: list[str] = []
                 for i, sc in enumerate(flows):
                     top = max(sums[sc][s].get("median") or 0.0 for s in servers)
                     v = sums[sc][srv].get("median")
@@ -1013,8 +1016,8 @@ def draw_chart(
                     widths.append(v / top if v and top else 0.0)
                     texts.append(human(v) if v else "failed")
                 ax.barh(ys, widths, height=h, color=colors.get(srv, "grey"), label=srv)
-                for yi, w, t in zip(ys, widths, texts, strict=True):
-                    ax.text(w + 0.01, yi, t, va="center", fontsize=7)
+                for y_pos, w, t in zip(ys, widths, texts, strict=True):
+                    ax.text(w + 0.01, y_pos, t, va="center", fontsize=7)
             ax.set_yticks(
                 range(len(flows)), [f"{title(sc, args)} ({UNITS[sc]})" for sc in flows],
                 fontsize=8,
@@ -1026,8 +1029,8 @@ def draw_chart(
             ax.set_title("Throughput (labels: median rate)", fontsize=10)
             ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         else:
-            ys = list(range(len(servers)))
-            for yi, srv in zip(ys, servers, strict=True):
+            rows = list(range(len(servers)))
+            for yi, srv in zip(rows, servers, strict=True):
                 d = sums["idle"][srv].get("idle")
                 if not d:
                     ax.text(0, yi, "failed", va="center", fontsize=8)
@@ -1042,7 +1045,7 @@ def draw_chart(
                     va="center",
                     fontsize=8,
                 )
-            ax.set_yticks(ys, servers, fontsize=8)
+            ax.set_yticks(rows, servers, fontsize=8)
             ax.invert_yaxis()
             ax.set_xlabel(
                 f"RSS (MiB) with {args.idle_conns:,} idle connections; hatched: before",

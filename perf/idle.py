@@ -138,7 +138,13 @@ def _describe(stage: str, exc: BaseException, timeout: float) -> str:
     return f"{exc or type(exc).__name__} (at {stage})"
 
 
-async def _hold(pipe: Connection, host: str, port: int, count: int, timeout: float) -> None:
+async def _hold(
+    pipe: Connection,
+    host: str,
+    port: int,
+    count: int,
+    timeout: float,  # noqa: ASYNC109 (a deadline per connection step, named in failures)
+) -> None:
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue = asyncio.Queue()
 
@@ -164,7 +170,8 @@ async def _hold(pipe: Connection, host: str, port: int, count: int, timeout: flo
             stage = "TCP connect"
             try:
                 connecting = loop.create_connection(IdleConn, host, port)
-                _, conn = await asyncio.wait_for(connecting, timeout)
+                _, made = await asyncio.wait_for(connecting, timeout)
+                conn = made
                 stage = "INFO"
                 info = await asyncio.wait_for(conn.info_waiter, timeout)
                 stage = "PONG"

@@ -656,9 +656,9 @@ class Connection(asyncio.Protocol):
                         blk = None
                         continue
                     if any_run is not None and after > 1:  # out of order: plain frames?
-                        m = any_run[0].match(data, pos)
-                        if m is not None:
-                            end = m.end()
+                        found = any_run[0].match(data, pos)
+                        if found is not None:
+                            end = found.end()
                             k = data.count(any_run[1], pos, end)
                             pos = end
                             cnt += k
@@ -841,7 +841,7 @@ class Connection(asyncio.Protocol):
         if self.lost:
             raise ConnectionError(self.error or "connection lost")
 
-    async def flush(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+    async def flush(self, timeout: float = DEFAULT_TIMEOUT) -> None:  # noqa: ASYNC109 (--timeout, named in the error)
         """PING/PONG: everything written before has been processed by the server."""
         if self.lost:
             raise ConnectionError(self.error or "connection lost")
@@ -881,7 +881,7 @@ async def connect(
     *,
     counting: bool = False,
     hist: HdrHistogram | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (--timeout, for each step of every try)
     target: int = 0,
 ) -> Connection:
     """Open a connection and complete the handshake (INFO, CONNECT + PING, PONG). With a
@@ -1088,8 +1088,9 @@ class Role:
 async def first_of(fut: asyncio.Future[None], event: asyncio.Event) -> None:
     """Wait until `fut` completes or `event` is set."""
     waiter = asyncio.ensure_future(event.wait())
+    either: set[asyncio.Future[Any]] = {fut, waiter}
     try:
-        await asyncio.wait({fut, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     finally:
         waiter.cancel()
 

@@ -488,8 +488,9 @@ async def _child(
             ctx.stop.set()
 
         watcher = asyncio.create_task(watch())
+        either: set[asyncio.Future[Any]] = {everything, ctx.failed}
         try:
-            await asyncio.wait({everything, ctx.failed}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         finally:
             watcher.cancel()
         if ctx.failed.done():

@@ -307,8 +307,9 @@ def plan(
         extra: dict[str, str] | None = None,
     ) -> None:
         shares = _shares(msgs, count) if msgs else [0] * count
-        for i in range(count):
-            specs.append((role, f"{prefix}-{i + 1}", shares[i], queue, unsub, extra or {}))
+        specs.extend(
+            (role, f"{prefix}-{i + 1}", shares[i], queue, unsub, extra or {}) for i in range(count)
+        )
 
     mode = cfg.mode
     if mode == "pub":
@@ -475,12 +476,11 @@ def verify(
     sent = sum(r["msgs"] for r in actives if r["role"] == "pub")
     errors: list[str] = []
     if cfg.mode == "pubsub":
-        for r in passives:
-            if r["msgs"] != sent:
-                errors.append(
-                    f"{r['name']} received {r['msgs']} of {sent} messages"
-                    f" ({_loss_or_dup(r['msgs'], sent)})"
-                )
+        errors.extend(
+            f"{r['name']} received {r['msgs']} of {sent} messages ({_loss_or_dup(r['msgs'], sent)})"
+            for r in passives
+            if r["msgs"] != sent
+        )
     elif cfg.mode == "queue":
         got = sum(r["msgs"] for r in passives)
         if got != sent:
