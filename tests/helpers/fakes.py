@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -86,6 +87,11 @@ class ShardPair:
             )
             self.servers.append(Server(boot, opts, loop, Mesh(spec, shard, buf=buf), None, None))
         self.one, self.two = self.servers
+        # No loop runs here to start the next turn of client input (Server.next_read_turn):
+        # a budget that never runs out, so that whatever a test feeds is parsed at once.
+        # Tests of the budget itself set it.
+        for server in self.servers:
+            server.read_budget = sys.maxsize
         self.one.member.on_hello(2, 0)
         self.two.member.on_hello(1, 0)
         self.settle()

@@ -35,6 +35,7 @@ def transport_of(client: object) -> MockTransport:
 
 def test_read_budget_defers_the_rest_of_a_turn_in_order(pair: ShardPair) -> None:
     server = pair.one
+    server.read_budget = READ_BUDGET
     subscriber = connect(server)
     subscriber.data_received(b"SUB load.* 1\r\n")
     publisher = connect(server)
