@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from shardbroker import const
+from shardbroker import const, core
 from shardbroker.config.options import Options
 from shardbroker.gofmt.timestamp import format_rfc3339
 
@@ -240,6 +240,9 @@ class Varz(msgspec.Struct, omit_defaults=True, kw_only=True):
     slow_consumer_stats: SlowConsumerStats
     stale_connection_stats: SlowConsumerStats
     disk_io_wait_stats: DiskIOWaitStats
+    # shardbroker's own: which per-message core the workers run, "compiled" or "pure"
+    # (core/__init__.py).
+    message_core: str
 
 
 def _seconds_ns(seconds: float) -> int:
@@ -294,6 +297,7 @@ def varz(state: BrokerState) -> Varz:
         version=const.SERVER_VERSION,
         proto=const.PROTO,
         go="python",
+        message_core=core.IMPLEMENTATION,
         host=opts.host,
         port=state.port,
         auth_required=bool(auth is not None and (auth.token or auth.user or auth.users)),

@@ -18,7 +18,9 @@ the role's ``process_rmsg``, ``process_rmsg_run``, ``process_jmsg``, ``process_j
 (and ``process_rmsg_block`` if it has one), bound once here; RS+/RS- update
 ``remote`` (PeerInterest) and are acknowledged; control verbs are dispatched to the
 role's ``on_<verb>`` methods with their arguments read as ``CONTROL_ARGS`` says. A verb
-the role has no method for is logged once per verb and dropped.
+the role has no method for is logged once per verb and dropped. A role with a
+``fast_frames(data) -> position`` (the worker: core/meshloop.py) takes the plain
+forwarded messages at the start of a piece first; ``parse_mesh`` takes the rest.
 
 Peers. A peer is up from its HELLO until the supervisor's SDOWN for that generation.
 HELLO carries the sender's generation, so a restarted peer's HELLO and the SDOWN of its
@@ -126,6 +128,7 @@ class MeshMember:
     """This process's seat in the mesh (module doc)."""
 
     __slots__ = (
+        "_fast_frames",
         "_handlers",
         "_peer_joined",
         "_peer_left",
@@ -197,6 +200,7 @@ class MeshMember:
             method = getattr(role, "on_" + verb.decode().lower(), None)
             if method is not None:
                 self._handlers[verb] = method
+        self._fast_frames: Callable[[bytes], int] | None = getattr(role, "fast_frames", None)
         self._peer_joined: Callable[[int], None] | None = getattr(role, "peer_joined", None)
         self._peer_left: Callable[[int], None] | None = getattr(role, "peer_left", None)
         self._unknown_verbs: set[bytes] = set()
@@ -218,6 +222,13 @@ class MeshMember:
 
     def apply_frames(self, peer: int, data: bytes) -> None:
         self.current_peer = peer
+        fast = self._fast_frames
+        if fast is not None and data.startswith(b"RMSG "):
+            pos = fast(data)
+            if pos:
+                if pos == len(data):
+                    return
+                data = data[pos:]
         parse_mesh(data, self)
 
     def commit(self) -> bool:

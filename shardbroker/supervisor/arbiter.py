@@ -28,7 +28,7 @@ import time
 
 import uvloop
 
-from shardbroker import const
+from shardbroker import const, core
 from shardbroker.config import options as options_mod
 from shardbroker.config.merge import OptionsSource
 from shardbroker.config.options import Options
@@ -188,6 +188,15 @@ class Arbiter:
         log.info("  Version:  %s", const.SERVER_VERSION)
         log.info("  ID:       %s", self.server_id)
         log.info("  Workers:  %d", self.n_workers)
+        if core.IMPLEMENTATION == "compiled":
+            log.info("  Core:     compiled")
+        else:
+            log.warning(
+                "  Core:     pure Python (%s); messages take the slower path",
+                "asked for by " + core.PURE_ENV
+                if os.environ.get(core.PURE_ENV)
+                else "the compiled core is not built: pip install -e . builds it",
+            )
         if opts.jetstream:
             log.info("Starting JetStream")
             log.info("  Store Directory: %s", options_mod.jetstream_dir(opts))

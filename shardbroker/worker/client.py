@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from shardbroker import const
 from shardbroker.config.options import Options
 from shardbroker.const import ClosedState
+from shardbroker.core import pub_loop
 from shardbroker.errors import (
     ERR_AUTH_TIMEOUT,
     ERR_AUTH_VIOLATION,
@@ -357,8 +358,27 @@ class ClientProtocol(asyncio.Protocol):
         ):
             self.close_with_error(ERR_AUTH_VIOLATION, ClosedState.AuthenticationViolation)
             return
+        parser = self.parser
         try:
-            self.parser.feed(data)
+            if (
+                not self.guarded
+                and not self.awaiting_auth
+                and data.startswith(b"PUB ")
+                and parser.at_op_start()
+            ):
+                # Plain publishes go by their subjects' plans (core/publoop.py); the
+                # parser takes whatever the loop leaves, as it would have taken it all.
+                server = self.server
+                router = server.router
+                pos = pub_loop(
+                    self, data, 0, self.process_pub_run, router.plans_for(self.account),
+                    router.batches,
+                    server.pending, server.remove_subscription,
+                    parser.max_control_line, parser.max_payload,
+                )  # fmt: skip
+                if pos:
+                    data = data[pos:]
+            parser.feed(data)  # also with b"": it resumes what it holds (connect_checked)
         except ProtocolError as exc:
             self.server.flush_batch(self)
             self.close_with_error(exc.wire_text, ClosedState.ProtocolViolation)

@@ -28,11 +28,16 @@ import time
 from random import choices, random
 from typing import Any
 
+from shardbroker.core.publoop import Plans
 from shardbroker.protocol import frames
 from shardbroker.protocol.parser import block_payloads, block_tails
 from shardbroker.security.permissions import CHECK_DENY
 from shardbroker.shard.interest import RemoteInterest
 from shardbroker.worker.route_result import QueueGroup, RouteResult, Subscriber, Subscription
+
+# A plan: local targets (subscription, client, "MSG <subject> <sid> "), peers, RMSG prefix.
+Plan = tuple[tuple[tuple[Subscription, Subscriber, bytes], ...], tuple[int, ...], bytes]
+_NO_INTEREST: Plan = ((), (), b"")
 
 
 def _tails(
@@ -87,10 +92,22 @@ def _each(sizes: bytes | list[bytes], count: int) -> list[bytes]:
 class Router:
     """Delivers messages on one shard; the server owns it and the state it uses."""
 
-    __slots__ = ("batches", "max_frame", "pending", "sublists", "unsubscribe")
+    __slots__ = (
+        "batches",
+        "max_frame",
+        "pending",
+        "plans",
+        "sublist_for",
+        "sublists",
+        "unsubscribe",
+    )
 
     def __init__(self, server: Any) -> None:
         self.sublists = server.sublists
+        self.sublist_for = server.sublist_for
+        # Per account, the plans the publish loop routes by (core/publoop.py); dropped
+        # whole when subscriptions' delivery checks may have changed (a reload).
+        self.plans: dict[bytes, Plans] = {}
         # Per-peer frame lists of the mesh, committed at the end of the read batch.
         self.batches: list[list[bytes]] = server.mesh.batches
         self.max_frame: int = server.mesh.max_commit
@@ -339,6 +356,29 @@ class Router:
             batches[peer].append(frames.rmsg(account, subject, reply, queues, header_size, message))
             delivered = True
         return delivered
+
+    def plans_for(self, account: bytes) -> Plans:
+        """The plans of an account's subjects, for the publish loop."""
+        plans = self.plans.get(account)
+        if plans is None:
+            sublist = self.sublist_for(account)
+
+            def build(subject: bytes) -> Plan | None:
+                return self._plan(sublist, account, subject)
+
+            plans = self.plans[account] = Plans(sublist, build)
+        return plans
+
+    @staticmethod
+    def _plan(sublist: Any, account: bytes, subject: bytes) -> Plan | None:
+        """A subject's plan (core/publoop.py), or None when its messages need the
+        general path: a queue group to pick from, or deliveries checked one by one."""
+        result: RouteResult = sublist.match(subject)
+        if result.empty:
+            return _NO_INTEREST
+        if result.checked or result.queues:
+            return None
+        return result.prepare(account, subject), result.peers, result.rmsg_prefix
 
     def _match(self, account: bytes, subject: bytes) -> RouteResult | None:
         """The route result for a subject, or None when nobody is interested."""

@@ -32,6 +32,7 @@ from shardbroker import const
 from shardbroker.config.options import Options
 from shardbroker.config.reload import decode_options_arg, diff, kinds
 from shardbroker.const import ClosedState
+from shardbroker.core import mesh_loop
 from shardbroker.errors import ERR_MAX_CONNECTIONS
 from shardbroker.log import setup as setup_logging
 from shardbroker.mesh.mesh import Mesh, ShardBoot
@@ -485,6 +486,15 @@ class Server:
         self._stall_breather = False  # serve what is there now, then hold again
         return DRAIN_BUDGET
 
+    def fast_frames(self, data: bytes) -> int:
+        """Plain forwarded messages at the start of a ring piece, delivered by their
+        subjects' plans (core/meshloop.py); returns where the frame parser takes over."""
+        router = self.router
+        return mesh_loop(
+            data, 0, router.plans_for, router.process_remote_run, self.pending,
+            self.remove_subscription,
+        )  # fmt: skip
+
     def end_of_drain(self) -> None:
         """After a turn of ring frames: retry our own overflow, release held PONGs,
         write to the clients the frames were for, commit."""
@@ -567,6 +577,7 @@ class Server:
             # Subscriptions' delivery checks may have changed: cached results go.
             for sublist in self.sublists.values():
                 sublist.clear_cache()
+            self.router.plans.clear()
         self._info = self.make_info()
 
     # -- housekeeping -----------------------------------------------------------------------

@@ -53,7 +53,7 @@ MISSING_OK = {
     "varz": {"git_commit", "feature_flags", "jetstream.limits"},
     "jsz": {"limits"},
 }
-EXTRA_OK = {"connz": {"connections[].shard"}}
+EXTRA_OK = {"connz": {"connections[].shard"}, "varz": {"message_core"}}
 
 
 def parse_metrics(text: str) -> dict[str, list[Any]]:
@@ -272,6 +272,9 @@ async def test_monitor_endpoints_match_nats_server(tmp_path: Path) -> None:
     assert varz["connections"] == 3
     assert varz["subscriptions"] == 2
     assert varz["http_port"] == ours_port and varz["port"] == broker.port
+    # Which per-message core the workers run: the compiled one, built by pip.
+    assert varz["message_core"] == "compiled"
+    assert "Core:     compiled" in broker.log_text()
 
     conns = {c["name"]: c for c in ours["/connz?subs=1"]["connections"]}
     their_conns = {c["name"]: c for c in theirs["/connz?subs=1"]["connections"]}

@@ -1,0 +1,15 @@
+"""Builds the compiled core (shardbroker/core/*.pyx) with Cython; everything else is in
+pyproject.toml."""
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=cythonize(
+        [
+            Extension("shardbroker.core._publoop", ["shardbroker/core/_publoop.pyx"]),
+            Extension("shardbroker.core._meshloop", ["shardbroker/core/_meshloop.pyx"]),
+        ],
+        compiler_directives={"language_level": 3},
+    )
+)

@@ -1,0 +1,39 @@
+"""The compiled per-message core, and its pure-Python twin.
+
+Python builds plans, the core executes them (ARCHITECTURE "Milestone 2"): for each
+subject of an account the worker builds a plan once (who gets the message, with which
+bytes), and a loop written for speed takes a whole read, routes every message it can by
+its plan, and hands the connection's parser only what needs the general path. Every
+compiled module here has a pure-Python twin with the same contract, which is the
+reference the differential tests (tests/unit/core/) compare it with, byte for byte.
+
+``IMPLEMENTATION`` says which runs: "compiled" when the extension was built (``pip
+install`` builds it with Cython and the C compiler), "pure" when it was not, or when
+``SHARDBROKER_PURE_CORE=1`` asks for the twin. Layer 0: imports nothing of the broker.
+"""
+
+from __future__ import annotations
+
+import os
+
+from shardbroker.core import meshloop, publoop
+
+PURE_ENV = "SHARDBROKER_PURE_CORE"
+
+pub_loop = publoop.pub_loop
+mesh_loop = meshloop.mesh_loop
+IMPLEMENTATION = "pure"
+if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
+    try:
+        from shardbroker.core import (  # type: ignore[attr-defined]  # built by pip
+            _meshloop,
+            _publoop,
+        )
+    except ImportError:
+        pass  # not built: the twins serve (the supervisor logs which runs)
+    else:
+        pub_loop = _publoop.pub_loop
+        mesh_loop = _meshloop.mesh_loop
+        IMPLEMENTATION = "compiled"
+
+__all__ = ["IMPLEMENTATION", "PURE_ENV", "mesh_loop", "pub_loop"]

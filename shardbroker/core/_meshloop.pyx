@@ -1,0 +1,126 @@
+# cython: language_level=3, boundscheck=True, wraparound=False, cdivision=True
+"""The mesh loop, compiled: the twin of meshloop.py, which is the reference.
+
+Same contract, same steps, same output (tests/unit/core/ compares them byte for byte);
+the bytes of the ring piece are scanned in C, every index checked against the length
+before it is read.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.string cimport memchr, memcmp
+
+from shardbroker.core.publoop import SMALL_PAYLOAD
+
+
+cdef inline Py_ssize_t _find_crlf(const char* p, Py_ssize_t start, Py_ssize_t n):
+    """Index of the first CRLF at or after start, or -1."""
+    cdef const char* q
+    cdef Py_ssize_t at = start
+    while at < n:
+        q = <const char*>memchr(p + at, 13, <size_t>(n - at))
+        if q == NULL:
+            return -1
+        at = q - p
+        if at + 1 < n and p[at + 1] == 10:
+            return at
+        at += 1
+    return -1
+
+
+cdef inline Py_ssize_t _find_blank(const char* p, Py_ssize_t start, Py_ssize_t end):
+    """Index of the first blank in [start, end), or -1."""
+    cdef const char* q
+    if start >= end:
+        return -1
+    q = <const char*>memchr(p + start, 32, <size_t>(end - start))
+    return -1 if q == NULL else q - p
+
+
+def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsubscribe):
+    """See meshloop.mesh_loop."""
+    cdef const char* p = PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t nl, a0, a1, s1, i, size, end, digits, step, after, at, line_len
+    cdef Py_ssize_t small = SMALL_PAYLOAD
+    cdef unsigned char c
+    cdef bint ok
+    cdef bytes account, subject, tail, last_account = None
+    cdef tuple targets, entry
+    plans = None
+    while pos < n:
+        if (
+            n - pos < 5 or p[pos] != 82 or p[pos + 1] != 77 or p[pos + 2] != 83
+            or p[pos + 3] != 71 or p[pos + 4] != 32
+        ):
+            break  # not "RMSG "
+        nl = _find_crlf(p, pos, n)
+        if nl < 0:
+            break
+        a0 = pos + 5
+        a1 = _find_blank(p, a0, nl)
+        if a1 <= a0:
+            break
+        s1 = _find_blank(p, a1 + 1, nl)
+        if s1 <= a1 + 1 or _find_blank(p, s1 + 1, nl) >= 0:
+            break
+        digits = nl - s1 - 1
+        if digits <= 0 or digits > 9:
+            break
+        size = 0
+        ok = True
+        i = s1 + 1
+        while i < nl:
+            c = <unsigned char>p[i]
+            if c < 48 or c > 57:
+                ok = False
+                break
+            size = size * 10 + (c - 48)
+            i += 1
+        if not ok:
+            break
+        end = nl + 2 + size
+        if size > small or end + 2 > n or p[end] != 13 or p[end + 1] != 10:
+            break
+        account = PyBytes_FromStringAndSize(p + a0, a1 - a0)
+        subject = PyBytes_FromStringAndSize(p + a1 + 1, s1 - a1 - 1)
+        line_len = nl + 2 - pos
+        step = end + 2 - pos
+        after = end + 2
+        while (
+            after + step <= n
+            and memcmp(p + after, p + pos, <size_t>line_len) == 0
+            and p[after + step - 2] == 13
+            and p[after + step - 1] == 10
+        ):
+            after += step
+        if after > end + 2:
+            payloads = [
+                PyBytes_FromStringAndSize(p + at, size) for at in range(nl + 2, after, step)
+            ]
+            rmsg_run(
+                account, subject, None, (), payloads,
+                PyBytes_FromStringAndSize(p + s1 + 1, nl - s1 - 1),
+            )
+            pos = after
+            continue
+        if last_account is None or account != last_account:
+            plans = plans_for(account)
+            last_account = account
+        plan = plans.plan(subject)
+        if plan is None:
+            break
+        targets = <tuple>(<tuple>plan)[0]
+        if targets:
+            tail = PyBytes_FromStringAndSize(p + s1, end + 2 - s1)
+            for entry in targets:
+                sub = entry[0]
+                target = entry[1]
+                target.out.append(entry[2] + tail)
+                target.out_msgs += 1
+                target.out_bytes += size
+                pending.add(target)
+                sub.delivered += 1
+                if sub.max and sub.delivered >= sub.max:
+                    unsubscribe(sub)
+        pos = end + 2
+    return pos

@@ -1,0 +1,97 @@
+"""The mesh loop, pure Python: the reference twin of the compiled ``_meshloop``.
+
+Owner: a worker shard, on its loop; called by the mesh member for each piece of a
+peer's ring (shard/member.py, ``apply_frames``) before the frame parser. Imports nothing
+of the broker: everything it touches is handed in.
+
+What it does. From ``pos`` on, it takes the frames that are plain forwarded messages in
+the form a worker writes them, ``RMSG <account> <subject> <size>\\r\\n<payload>\\r\\n``
+(no reply, no queue group, no headers), and delivers each one to the local
+subscriptions of the subject's plan (core/publoop.py ``Plans``; a plan's peers are for
+messages published here and never forwarded again). It stops at any other frame, at a
+subject without a plan, at a payload larger than ``SMALL_PAYLOAD``, and returns where it
+stopped: ``parse_mesh`` takes the rest exactly as it would have taken all of it. A run of
+the same control line goes whole to ``rmsg_run`` (``Router.process_remote_run``, as the
+frame parser calls it). The frames come from our own processes, but the loop checks
+every length against the buffer as for a client's bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shardbroker.core.publoop import SMALL_PAYLOAD
+
+_RMSG = b"RMSG "
+_DIGITS = frozenset(b"0123456789")
+
+
+def mesh_loop(
+    data: bytes,
+    pos: int,
+    plans_for: Any,
+    rmsg_run: Any,
+    pending: set[Any],
+    unsubscribe: Any,
+) -> int:
+    """Deliver the plain forwarded messages of ``data`` from ``pos``; returns the
+    position of the first frame left to the frame parser (``len(data)`` if none)."""
+    n = len(data)
+    last_account: bytes | None = None
+    plans: Any = None
+    while pos < n:
+        if not data.startswith(_RMSG, pos):
+            break
+        nl = data.find(b"\r\n", pos)
+        if nl < 0:
+            break
+        a0 = pos + 5
+        a1 = data.find(b" ", a0, nl)
+        if a1 <= a0:
+            break
+        s1 = data.find(b" ", a1 + 1, nl)
+        if s1 <= a1 + 1 or data.find(b" ", s1 + 1, nl) >= 0:
+            break  # no subject, or more arguments (a reply, queue groups)
+        digits = nl - s1 - 1
+        if not 0 < digits <= 9 or not all(b in _DIGITS for b in data[s1 + 1 : nl]):
+            break
+        size = int(data[s1 + 1 : nl])
+        end = nl + 2 + size
+        if size > SMALL_PAYLOAD or end + 2 > n or data[end : end + 2] != b"\r\n":
+            break
+        account = data[a0:a1]
+        subject = data[a1 + 1 : s1]
+        line = data[pos : nl + 2]
+        step = end + 2 - pos
+        after = end + 2
+        while (
+            data.startswith(line, after)
+            and after + step <= n
+            and data[after + step - 2 : after + step] == b"\r\n"
+        ):
+            after += step
+        if after > end + 2:
+            start = nl + 2
+            payloads = [data[at : at + size] for at in range(start, after, step)]
+            rmsg_run(account, subject, None, (), payloads, data[s1 + 1 : nl])
+            pos = after
+            continue
+        if account != last_account:
+            plans = plans_for(account)
+            last_account = account
+        plan = plans.plan(subject)
+        if plan is None:
+            break
+        targets = plan[0]
+        if targets:
+            tail = data[s1 : end + 2]  # " <size>\r\n<payload>\r\n"
+            for sub, target, prefix in targets:
+                target.out.append(prefix + tail)
+                target.out_msgs += 1
+                target.out_bytes += size
+                pending.add(target)
+                sub.delivered += 1
+                if sub.max and sub.delivered >= sub.max:
+                    unsubscribe(sub)
+        pos = end + 2
+    return pos

@@ -1,0 +1,155 @@
+"""The publish loop, pure Python: the reference twin of the compiled ``_publoop``.
+
+Owner: a worker shard, on its loop; called once per client read by the connection
+(worker/client.py) before its parser. Imports nothing of the broker: everything it
+touches is handed in.
+
+What it does. From ``pos`` on, it takes the operations of a client read that are plain
+publishes in canonical form, ``PUB <subject> <size>\\r\\n<payload>\\r\\n`` (one blank each,
+no reply, a subject not starting with ``_`` or ``$``, a payload of at most
+``SMALL_PAYLOAD`` bytes), and routes each one by a *plan*: the delivery a subject of
+the publisher's account gets, built once by the router (``Plans.plan``) and kept until
+the account's subscriptions change (the sublist's generation). It stops at the first
+operation that is anything else, at an incomplete one, at one whose subject has no plan
+(a queue group, a subscription with delivery-time checks), and returns where it
+stopped; the connection's parser takes the rest exactly as it would have taken all of
+it. A run of the same control line is handed whole to ``pub_run`` (the client's
+``process_pub_run``, which the parser calls for runs too): it routes the run with one
+join per destination. So this loop only ever does what the general path would do for
+the same bytes, and the differential tests (tests/unit/core/) hold the two to the same
+output.
+
+A plan is ``(targets, peers, rmsg_prefix)``: ``targets`` are ``(subscription, client,
+"MSG <subject> <sid> ")``, as ``RouteResult.prepare`` makes them; ``peers`` the shards
+with interest, which get ``RMSG <account> <subject> <size>`` once.
+
+Delivery of one message, as ``Router.process_msg_results`` does it: to each target but
+the publisher when it has echo off, ``prefix + tail`` appended to the client's output,
+its counters bumped, the client marked pending, the subscription's delivered count
+bumped (and at its UNSUB max, unsubscribed through the router, after which the plans are
+looked at again); one frame per interested peer into that peer's batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Larger payloads are left to the parser: it passes runs of large identical publishes
+# on as the bytes read (blocks) instead of copying each payload once per destination.
+SMALL_PAYLOAD = 1024
+_PUB = b"PUB "
+_DIGITS = frozenset(b"0123456789")
+
+
+class Plans:
+    """Plans of one account's subjects, valid while its sublist's generation holds."""
+
+    __slots__ = ("build", "generation", "plans", "sublist")
+
+    def __init__(self, sublist: Any, build: Any) -> None:
+        self.sublist = sublist
+        # build(subject) -> plan, or None when the subject needs the general path.
+        self.build = build
+        self.plans: dict[bytes, Any] = {}
+        self.generation = -1
+
+    def plan(self, subject: bytes) -> Any:
+        sublist = self.sublist
+        if sublist.generation != self.generation:
+            self.plans.clear()
+            self.generation = sublist.generation
+        plans = self.plans
+        plan = plans.get(subject, plans)  # the dict itself: "not built yet"
+        if plan is plans:
+            if len(plans) >= 4096:
+                plans.clear()
+            plan = plans[subject] = self.build(subject)
+        return plan
+
+
+def pub_loop(
+    client: Any,
+    data: bytes,
+    pos: int,
+    pub_run: Any,
+    plans: Plans,
+    batches: list[list[bytes]],
+    pending: set[Any],
+    unsubscribe: Any,
+    max_control_line: int,
+    max_payload: int,
+) -> int:
+    """Route the canonical plain publishes of ``data`` from ``pos``; returns the
+    position of the first operation left to the parser (``len(data)`` if none)."""
+    n = len(data)
+    msgs = 0
+    size_sum = 0
+    limit = min(max_payload, SMALL_PAYLOAD)
+    while pos < n:
+        if not data.startswith(_PUB, pos):
+            break
+        nl = data.find(b"\r\n", pos)
+        if nl < 0 or nl - pos > max_control_line:
+            break
+        s0 = pos + 4
+        s1 = data.find(b" ", s0, nl)
+        if s1 <= s0 or data.find(b" ", s1 + 1, nl) >= 0:
+            break  # no subject, or a reply (or blanks the parser must judge)
+        first = data[s0]
+        if first == 95 or first == 36:  # "_" or "$": reserved prefixes, checked there
+            break
+        if any(b <= 32 for b in data[s0:s1]):
+            break
+        digits = nl - s1 - 1
+        if not 0 < digits <= 9 or not all(b in _DIGITS for b in data[s1 + 1 : nl]):
+            break
+        size = int(data[s1 + 1 : nl])
+        end = nl + 2 + size
+        if size > limit or end + 2 > n or data[end : end + 2] != b"\r\n":
+            break
+        subject = data[s0:s1]
+        # The same control line again: a run, which the run path routes with one join
+        # per destination (pub_run, as the parser calls it).
+        line = data[pos : nl + 2]
+        step = end + 2 - pos
+        after = end + 2
+        while (
+            data.startswith(line, after)
+            and after + step <= n
+            and data[after + step - 2 : after + step] == b"\r\n"
+        ):
+            after += step
+        if after > end + 2:
+            start = nl + 2
+            payloads = [data[at : at + size] for at in range(start, after, step)]
+            pub_run(subject, None, payloads, data[s1 + 1 : nl])
+            pos = after
+            continue
+        plan = plans.plan(subject)
+        if plan is None:
+            break
+        msgs += 1
+        size_sum += size
+        targets, peers, rmsg_prefix = plan
+        if targets or peers:
+            tail = data[s1 : end + 2]  # " <size>\r\n<payload>\r\n"
+            if targets:
+                for sub, target, prefix in targets:
+                    if target is client and not target.echo:
+                        continue
+                    target.out.append(prefix + tail)
+                    target.out_msgs += 1
+                    target.out_bytes += size
+                    pending.add(target)
+                    sub.delivered += 1
+                    if sub.max and sub.delivered >= sub.max:
+                        unsubscribe(sub)
+            if peers:
+                frame = rmsg_prefix + tail[1:]
+                for peer in peers:
+                    batches[peer].append(frame)
+        pos = end + 2
+    if msgs:
+        client.in_msgs += msgs
+        client.in_bytes += size_sum
+    return pos
