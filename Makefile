@@ -14,7 +14,7 @@ DATA ?= data
 LINT_PATHS := shardbroker tests perf
 TYPED := shardbroker perf
 
-.PHONY: install serve test test-unit test-int fmt lint check perf clean
+.PHONY: install serve test test-unit test-int fmt lint check perf fuzz clean
 
 # The compiled core is built by pip too: a changed .pyx rebuilds it.
 $(STAMP): pyproject.toml setup.py $(wildcard shardbroker/core/*.pyx)
@@ -54,6 +54,14 @@ check: lint test
 
 perf: $(STAMP)
 	$(BIN)/python -m perf.compare
+
+# Coverage-guided fuzzing of the compiled core against its pure twin (atheris): new
+# inputs go to .fuzz/, the repository's corpus seeds it (make test replays that corpus).
+FUZZ_RUNS ?= 1000000
+fuzz: $(STAMP)
+	mkdir -p .fuzz/core
+	PYTHONPATH=. $(BIN)/python tests/fuzz/atheris_core.py -atheris_runs=$(FUZZ_RUNS) \
+		.fuzz/core tests/fuzz/corpus/core
 
 clean:
 	rm -rf $(VENV) build *.egg-info

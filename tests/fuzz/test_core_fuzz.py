@@ -5,6 +5,7 @@ random bytes, and near-valid frames with one byte changed, cut or repeated."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,3 +136,15 @@ def test_core_mesh_loop_matches_its_twin_on_any_bytes(data: bytes, pos: int) -> 
     compiled = mesh_outcome("compiled", data, pos)
     assert pos <= compiled[0] <= len(data)
     assert compiled == mesh_outcome("pure", data, pos)
+
+
+CORPUS = Path(__file__).parent / "corpus" / "core"
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.iterdir()), ids=lambda p: p.name)
+def test_core_corpus_replays(path: Path) -> None:
+    """The fuzzer's corpus (tests/fuzz/atheris_core.py, `make fuzz`), replayed."""
+    data = path.read_bytes()
+    for pos in (0, 1, min(len(data), 7)):
+        assert outcome("compiled", data, pos) == outcome("pure", data, pos)
+        assert mesh_outcome("compiled", data, pos) == mesh_outcome("pure", data, pos)
