@@ -274,7 +274,9 @@ def bench(
         None,
         "--size",
         help="Payload bytes. Default 128. Several, comma-separated (16,17): publishers use "
-        "them in turn, so consecutive messages differ in size (pub, sub, pubsub, queue).",
+        "them in turn, so consecutive messages differ in size (pub, sub, pubsub, queue). "
+        "A range MIN-MAX (16-4096): 13 sizes spread over it on a log scale, in a fixed "
+        "shuffled order.",
         show_default=False,
     ),
     rate: float | None = typer.Option(

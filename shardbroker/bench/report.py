@@ -305,7 +305,11 @@ def render_text(rep: Report) -> str:
         shape = [f"subjects {cfg.subject}.0 .. {cfg.subject}.{cfg.subjects - 1}"]
     else:
         shape = [f"subject {cfg.subject!r}"]
-    if len(cfg.sizes) > 1:
+    if len(cfg.sizes) > 4:
+        shape.append(
+            f"{len(cfg.sizes)} payload sizes in turn, {min(cfg.sizes):,}-{max(cfg.sizes):,} B"
+        )
+    elif len(cfg.sizes) > 1:
         shape.append(f"{'/'.join(f'{s:,}' for s in cfg.sizes)} B payloads in turn")
     else:
         shape.append(f"{cfg.size:,} B payload")

@@ -439,6 +439,29 @@ def test_bench_pubsub_subjects_and_sizes(server: Broker) -> None:
     assert_latency(r, count=9000)
 
 
+def test_bench_pubsub_size_range_over_subjects(server: Broker) -> None:
+    """--size 16-4096 --subjects 100: 13 sizes in a seeded order over 100 subjects (a
+    cycle of 1,300 messages, every subject with every size); each frame is counted once
+    with its payload bytes, the large ones included."""
+    subject = unique()
+    r = bench_json(
+        "pubsub", "-s", server.url, "--subject", subject, "--subjects", "100",
+        "--size", "16-4096", "--pubs", "2", "--subs", "2", "--procs", "2", "--msgs", "2600",
+    )  # fmt: skip
+    sizes = r["sizes"]
+    assert sorted(sizes)[0] == 16 and sorted(sizes)[-1] == 4096 and len(set(sizes)) == 13
+    assert (r["sent"], r["received"]) == (2600, 5200)
+    # Two publishers, 1,300 messages each from its own offset: every size 200 times.
+    assert r["pub"]["bytes"] == 200 * sum(sizes)
+    assert [c["bytes"] for c in per_client(r, "sub")] == [200 * sum(sizes)] * 2
+    assert_latency(r, count=5200)
+    text = run_bench(
+        "pub", "-s", server.url, "--subject", subject, "--size", "16-4096", "--msgs", "100"
+    )  # fmt: skip
+    assert text.returncode == 0, text.stderr
+    assert "13 payload sizes in turn, 16-4,096 B" in text.stdout
+
+
 def test_bench_pubsub_many_subjects(server: Broker) -> None:
     r = bench_json(
         "pubsub", "-s", server.url, "--subject", unique(), "--subjects", "10000",
@@ -691,6 +714,7 @@ def test_bench_js_mode_without_jetstream(server: Broker) -> None:
         (["js-pub", "--ack", "maybe"], "--ack takes sync or async, not 'maybe'", 2),
         (["nonsense"], "unknown mode 'nonsense'; choose one of: pub, sub, pubsub", 2),
         (["request", "--size", "16,17"], "several --size values apply to modes", 2),
+        (["pub", "--size", "4096-16"], "a range needs 0 <= MIN < MAX", 2),
         (["pub", "--warmup", "10"], "--warmup applies to modes request, js-pub, not pub", 2),
         (["js-consume", "--ack-policy", "none"], "--ack-policy none applies to push", 2),
         (["pub", "--subjects", "-1"], "--subjects must be 0 (one subject) or more", 2),
