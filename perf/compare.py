@@ -60,6 +60,7 @@ from perf.scenarios import (
     run_scenario,
     scenario_options,
 )
+from shardbroker.bench.probe import ServerProbe
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -241,17 +242,14 @@ class Server:
                 pass
         return list(self.known.values())
 
-    def cpu_seconds(self) -> float:
-        """CPU (user+system) of the server and all its descendants, reaped ones included."""
-        assert self.ps is not None
-        total = 0.0
-        for p in [self.ps, *self._descendants()]:
-            try:
-                t = p.cpu_times()
-            except psutil.Error:
-                continue
-            total += t.user + t.system + t.children_user + t.children_system
-        return total
+    def probe(self) -> ServerProbe | None:
+        """A CPU probe of the server's process tree for one run (per process: see
+        shardbroker/bench/probe.py), or None when the server is gone."""
+        assert self.proc is not None
+        try:
+            return ServerProbe(self.proc.pid)
+        except psutil.Error:
+            return None
 
     def memory(self) -> dict[str, Any]:
         """Memory, fds and fd limits of the server and all its live descendants."""
@@ -386,7 +384,8 @@ def idle_run(
     res: dict[str, Any] = {
         "scenario": "idle", "ok": False, "rate": None, "unit": UNITS["idle"], "messages": 0,
         "elapsed": None, "errors": [], "shards": {}, "missed": [], "gen_cpu": {},
-        "server_cpu": None, "p50_us": None, "p99_us": None, "payload": None, "msgs": n,
+        "server_cpu": None, "server_cpu_by_process": None, "p50_us": None, "p99_us": None,
+        "payload": None, "msgs": n,
     }  # fmt: skip
     r = run_idle(url, n, measure or (lambda: None), timeout=timeout)
     loaded = r["memory"]
@@ -1230,7 +1229,6 @@ def adhoc(args: argparse.Namespace) -> int:
     """--server-url: run the scenarios against a server we did not start."""
     host, port = parse_url(args.server_url)
     url = f"nats://{host}:{port}"
-    probe = None
     measure = None
     if args.server_pid:
         try:
@@ -1244,16 +1242,6 @@ def adhoc(args: argparse.Namespace) -> int:
                 return tree_memory([proc, *proc.children(recursive=True)], proc.pid)
             except psutil.Error:
                 return None
-
-        def probe() -> float:
-            total = 0.0
-            for p in [proc, *proc.children(recursive=True)]:
-                try:
-                    t = p.cpu_times()
-                except psutil.Error:
-                    continue
-                total += t.user + t.system + t.children_user + t.children_system
-            return total
 
     failed = False
     base: dict[str, Any] | None = None
@@ -1269,6 +1257,7 @@ def adhoc(args: argparse.Namespace) -> int:
                 if base is None and r["idle"]["before"] is not None:
                     base = r["idle"]["before"]
             else:
+                probe = ServerProbe(args.server_pid) if args.server_pid else None
                 r = run_scenario(url, sc, options(args, args.spread), probe)
             progress(i, total, title(sc, args), url, r)
             failed |= not r["ok"]
@@ -1299,7 +1288,8 @@ def failed_run(sc: str, error: str) -> dict[str, Any]:
     return {
         "scenario": sc, "ok": False, "rate": None, "unit": UNITS[sc], "messages": 0,
         "elapsed": None, "shards": {}, "missed": [], "gen_cpu": {}, "server_cpu": None,
-        "p50_us": None, "p99_us": None, "payload": None, "msgs": None, "errors": [error],
+        "server_cpu_by_process": None, "p50_us": None, "p99_us": None, "payload": None,
+        "msgs": None, "errors": [error],
     }  # fmt: skip
 
 
@@ -1354,7 +1344,7 @@ def js_on(name: str, sc: str, args: argparse.Namespace, root: Path, seq: int) ->
                   f"{srv.log_tail()}\n---", file=sys.stderr)  # fmt: skip
             return failed_run(sc, f"starting {name} with JetStream: {exc}")
         offset = srv.log_size()
-        r = run_scenario(srv.url, sc, options(args, args.spread and name == SB), srv.cpu_seconds)
+        r = run_scenario(srv.url, sc, options(args, args.spread and name == SB), srv.probe())
         if not srv.alive():
             r["ok"] = False
             r["server_cpu"] = None
@@ -1445,7 +1435,7 @@ def managed(args: argparse.Namespace) -> int:
                     elif srv.alive():
                         srv.used = True
                         opt = options(args, args.spread and name == SB)
-                        r = run_scenario(srv.url, sc, opt, srv.cpu_seconds)
+                        r = run_scenario(srv.url, sc, opt, srv.probe())
                         if not srv.alive():
                             r["ok"] = False
                             r["server_cpu"] = None

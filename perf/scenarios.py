@@ -335,11 +335,12 @@ def bench_command(url: str, scenario: str, opt: Options) -> str:
 def run_scenario(url: str, scenario: str, opt: Options, probe: Any = None) -> dict[str, Any]:
     """Run one scenario once against the server at `url`, through the bench runner.
 
-    `probe`, if given, is a zero-argument callable returning the server's CPU seconds;
-    the runner reads it right before "go" and right after the last client reported.
+    `probe`, if given, measures the server's CPU (shardbroker.bench.probe.ServerProbe):
+    the runner starts it right before "go" and stops it after the last client reported.
     Returns a dict: ok, rate, unit, messages (the count the rate is based on), elapsed,
     errors, shards per role, missed placements, gen_cpu (per client process, % of a
-    core), p50_us/p99_us (request/reply, js-pub-sync), server_cpu, and for JetStream `js`
+    core), p50_us/p99_us (request/reply, js-pub-sync), server_cpu and server_cpu_by_process
+    (CPU seconds, in all and per server process), and for JetStream `js`
     (published, acked, stored; for the consume scenarios the delivery checks and the
     consumer's final state).
     """
@@ -366,6 +367,7 @@ def run_scenario(url: str, scenario: str, opt: Options, probe: Any = None) -> di
         "p50_us": None,
         "p99_us": None,
         "server_cpu": None,
+        "server_cpu_by_process": None,
         "payload": opt.payload,
         "msgs": opt.msgs,
     }
@@ -392,6 +394,7 @@ def _read_report(scenario: str, rep: dict[str, Any], res: dict[str, Any]) -> Non
     """Fill perf's result from the bench report (its --json form)."""
     res["errors"] += rep["errors"]
     res["server_cpu"] = rep["server_cpu_s"]
+    res["server_cpu_by_process"] = rep["server_cpu_by_process"]
     res["gen_cpu"] = {f"proc{i}": 100.0 * cpu for i, cpu in enumerate(rep["client_cpu"])}
     js = rep["jetstream"] or {}
     clients = rep["per_client"]

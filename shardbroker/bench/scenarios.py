@@ -119,6 +119,7 @@ def build_config(
     spread: int = 0,
     warmup: int = 0,
     ack_policy: str = "explicit",
+    server_pid: int = 0,
 ) -> BenchConfig:
     """Check the command line and resolve per-mode defaults; UsageError on a bad value."""
     mode = mode.strip().lower()
@@ -220,6 +221,8 @@ def build_config(
         raise UsageError(f"--stream {stream!r} is not a valid stream name")
     if not timeout > 0:
         raise UsageError(f"--timeout must be more than 0 seconds (got {timeout:g})")
+    if server_pid < 0:
+        raise UsageError(f"--server-pid must be a process id (got {server_pid})")
     return BenchConfig(
         mode=mode,
         server=server,
@@ -253,6 +256,7 @@ def build_config(
         spread=spread,
         warmup=warmup,
         ack_policy=ack_policy,
+        server_pid=server_pid,
     )
 
 

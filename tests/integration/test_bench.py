@@ -462,6 +462,32 @@ def test_bench_pubsub_size_range_over_subjects(server: Broker) -> None:
     assert "13 payload sizes in turn, 16-4,096 B" in text.stdout
 
 
+def test_bench_server_pid_reports_cpu_per_process(server: Broker) -> None:
+    """--server-pid: the server's CPU time during the run, per process (shardbroker: the
+    supervisor and each worker; nats-server: its one process), summing to the total."""
+    r = bench_json(
+        "pubsub", "-s", server.url, "--subject", unique(), "--subjects", "100",
+        "--msgs", "20000", "--procs", "2", "--spread", "2", "--server-pid", str(server.pid),
+    )  # fmt: skip
+    by_process = r["server_cpu_by_process"]
+    if server.is_shardbroker:
+        assert list(by_process) == ["supervisor", "worker 1", "worker 2"], by_process
+        assert by_process["worker 1"] > 0 and by_process["worker 2"] > 0, by_process
+    else:
+        assert list(by_process) == ["nats-server"], by_process
+    assert r["server_cpu_s"] == pytest.approx(sum(by_process.values()), abs=1e-3)
+    text = run_bench(
+        "pub", "-s", server.url, "--subject", unique(), "--msgs", "20000",
+        "--server-pid", str(server.pid), "--no-progress",
+    )  # fmt: skip
+    assert text.returncode == 0, text.stderr
+    assert " Server CPU: " in text.stdout and "s per million sent" in text.stdout
+    if server.is_shardbroker:
+        assert "  per process, s per million: supervisor " in text.stdout, text.stdout
+    r = bench_json("pub", "-s", server.url, "--subject", unique(), "--msgs", "100")
+    assert r["server_cpu_s"] is None and r["server_cpu_by_process"] is None
+
+
 def test_bench_pubsub_many_subjects(server: Broker) -> None:
     r = bench_json(
         "pubsub", "-s", server.url, "--subject", unique(), "--subjects", "10000",
@@ -715,6 +741,8 @@ def test_bench_js_mode_without_jetstream(server: Broker) -> None:
         (["nonsense"], "unknown mode 'nonsense'; choose one of: pub, sub, pubsub", 2),
         (["request", "--size", "16,17"], "several --size values apply to modes", 2),
         (["pub", "--size", "4096-16"], "a range needs 0 <= MIN < MAX", 2),
+        (["pub", "--server-pid", "-3"], "--server-pid must be a process id (got -3)", 2),
+        (["pub", "--server-pid", "999999999"], "--server-pid 999999999: ", 2),
         (["pub", "--warmup", "10"], "--warmup applies to modes request, js-pub, not pub", 2),
         (["js-consume", "--ack-policy", "none"], "--ack-policy none applies to push", 2),
         (["pub", "--subjects", "-1"], "--subjects must be 0 (one subject) or more", 2),
