@@ -49,13 +49,17 @@ from perf.scenarios import (
     JS_CONSUME,
     JS_SCENARIOS,
     JS_STREAM,
+    JS_WIDE_WINDOW,
+    LATENCY,
     MSGS_DIVISOR,
+    PAYLOAD_TEXT,
+    REQUESTS_FACTOR,
     SCENARIOS,
     TITLES,
     UNITS,
     Options,
     bench_command,
-    canonical,
+    expand,
     parse_url,
     run_scenario,
     scenario_options,
@@ -92,6 +96,7 @@ TARGETS = {
     "js-push": 0.5,  # issue 6
 }
 LOWER_IS_BETTER = frozenset({"idle"})
+PLACEMENT_LIST = 16  # connections of one role listed one by one in the placement column
 MiB = 1024 * 1024
 
 
@@ -515,7 +520,16 @@ def cell(s: dict[str, Any]) -> str:
 
 
 def placement(shards: dict[str, list[int]]) -> str:
-    return " ".join(f"{role}:{','.join(map(str, ids))}" for role, ids in shards.items())
+    """`sub:2 pub:1,2`: the shard of each connection by role; a role with more than
+    PLACEMENT_LIST connections as counts per shard (`req:1x25,2x25`)."""
+    parts = []
+    for role, ids in shards.items():
+        if len(ids) > PLACEMENT_LIST:
+            counts = {i: ids.count(i) for i in sorted(set(ids))}
+            parts.append(f"{role}:{','.join(f'{i}x{n}' for i, n in counts.items())}")
+        else:
+            parts.append(f"{role}:{','.join(map(str, ids))}")
+    return " ".join(parts)
 
 
 def size(n: int | None) -> str:
@@ -642,12 +656,19 @@ def render(
         f"- software: {software(servers)}",
         f"- parameters: msgs={args.msgs:,} per run"
         + (f" ({', '.join(scaled)})" if scaled else "")
-        + f", requests={args.requests:,}, payload={args.payload} B (unless the scenario names "
+        + f", requests={args.requests:,}"
+        + "".join(
+            f" ({TITLES[sc]} {args.requests * REQUESTS_FACTOR[sc]:,})"
+            for sc in scenarios
+            if sc in REQUESTS_FACTOR
+        )
+        + f", payload={args.payload} B (unless the scenario names "
         f"its size), idle-conns={args.idle_conns:,}, repeat={args.repeat}, "
         f"workers={args.workers}, spread={'on' if args.spread else 'off'}"
         + (
-            f", JetStream: {args.js_pubs} publisher(s), window {args.js_window}, "
-            f"file storage, a fresh server and store directory per run"
+            f", JetStream: {args.js_pubs} publisher(s), window {args.js_window}"
+            + (f" (js-pub-4k: {JS_WIDE_WINDOW})" if "js-pub-4k" in scenarios else "")
+            + ", file storage, a fresh server and store directory per run"
             if set(scenarios) & JS_SCENARIOS
             else ""
         )
@@ -671,6 +692,7 @@ def render(
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
     for sc in scenarios:
         pay = "-" if sc == "idle" else size(scenario_options(sc, options(args, False)).payload)
+        pay = PAYLOAD_TEXT.get(sc, pay)
         row = [title(sc, args), UNITS[sc], pay]
         row += [cell(sums[sc][srv]) for srv in servers]
         if both:
@@ -682,21 +704,23 @@ def render(
             row.append(f"{v:.2f}" if v is not None else "-")
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
-    for sc, what in (("reqrep", "Request/reply latency"), ("js-pub-sync", "PubAck latency")):
-        if sc not in scenarios:
-            continue
+    timed = [sc for sc in scenarios if sc in LATENCY]
+    if timed:
         lines += [
-            f"{what} ({title(sc, args)}; µs; median over runs of each run's percentile):",
+            "Latency beside the rate (round trip request -> reply, or publish -> PubAck; "
+            "µs; median over runs of each run's percentile, from bench's HDR histogram of "
+            "every timed round trip of every client):",
             "",
-            "| server | p50 | p99 |",
-            "|---|---:|---:|",
+            "| scenario | server | rate | p50 µs | p99 µs |",
+            "|---|---|---:|---:|---:|",
         ]
-        for srv in servers:
-            s = sums[sc][srv]
-            p50, p99 = s.get("p50"), s.get("p99")
-            lines.append(
-                f"| {srv} | {p50:.0f} | {p99:.0f} |" if p50 is not None else f"| {srv} | - | - |"
-            )
+        for sc in timed:
+            for srv in servers:
+                s = sums[sc][srv]
+                p50, p99 = s.get("p50"), s.get("p99")
+                rate = f"{s['median']:,.0f} {UNITS[sc]}" if "median" in s else "failed"
+                lat = f"{p50:.0f} | {p99:.0f}" if p50 is not None else "- | -"
+                lines.append(f"| {title(sc, args)} | {srv} | {rate} | {lat} |")
         lines.append("")
     pub_js = [sc for sc in scenarios if sc in JS_SCENARIOS and sc not in JS_CONSUME]
     if pub_js:
@@ -1152,10 +1176,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.argv = argv
     try:
-        names = [canonical(s) for s in args.scenarios.split(",") if s.strip()]
+        args.scenario_list = expand(args.scenarios)
     except ValueError as exc:
         p.error(str(exc))
-    args.scenario_list = list(dict.fromkeys(names))
     if not args.scenario_list:
         p.error(f"--scenarios names no scenario; known: {','.join(SCENARIOS)}")
     if args.repeat is None:
