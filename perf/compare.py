@@ -64,7 +64,7 @@ from perf.scenarios import (
     run_scenario,
     scenario_options,
 )
-from shardbroker.bench.probe import ServerProbe
+from shardbroker.bench.probe import ServerProbe, role_order
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -746,6 +746,7 @@ def render(
             row.append(f"{v:.2f}" if v is not None else "-")
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
+    lines += render_cpu(args, servers, [sc for sc in scenarios if sc != "idle"], results)
     timed = [sc for sc in scenarios if sc in LATENCY]
     if timed:
         lines += [
@@ -836,6 +837,54 @@ def render(
             "",
         ]
     return "\n".join(lines)
+
+
+def render_cpu(
+    args: argparse.Namespace,
+    servers: list[str],
+    scenarios: list[str],
+    results: dict[str, dict[str, list[dict[str, Any]]]],
+) -> list[str]:
+    """Server CPU per message of each shardbroker process (supervisor, every worker,
+    storage): medians over the runs of each run's CPU seconds per million messages."""
+    sbs = [srv for srv in servers if kind_of(srv) == SB]
+    rows: list[tuple[str, str, dict[str, float], float | None]] = []
+    roles: set[str] = set()
+    for sc in scenarios:
+        for srv in sbs:
+            per_run: dict[str, list[float]] = {}
+            totals = []
+            for r in results[sc][srv]:
+                by_process = r.get("server_cpu_by_process")
+                if not (r["ok"] and by_process and r["messages"]):
+                    continue
+                million = r["messages"] / 1e6
+                totals.append(r["server_cpu"] / million)
+                for role, cpu in by_process.items():
+                    per_run.setdefault(role, []).append(cpu / million)
+            medians = {role: statistics.median(v) for role, v in per_run.items()}
+            roles |= set(medians)
+            rows.append((sc, srv, medians, _median(totals)))
+    if not roles:
+        return []
+    columns = sorted(roles, key=role_order)
+    lines = [
+        "Server CPU per message of each shardbroker process: CPU seconds per million "
+        "messages (= µs per message; messages as counted by the rate: deliveries where the "
+        "unit says so, round trips, acked publishes), from go to the end of the run, median "
+        "over runs. The supervisor, each worker by shard number, the JetStream storage "
+        "process; `exited`: processes that ended during the run. nats-server is one "
+        "process: its figure is the main table's.",
+        "",
+        "| scenario | server | all | " + " | ".join(columns) + " |",
+        "|---|---|" + "---:|" * (len(columns) + 1),
+    ]
+    for sc, srv, medians, total in rows:
+        cells = [f"{medians[role]:.2f}" if role in medians else "-" for role in columns]
+        all_cell = "-" if total is None else f"{total:.2f}"
+        lines.append(f"| {title(sc, args)} | {srv} | {all_cell} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
 
 
 def render_js(

