@@ -1414,7 +1414,10 @@ def adhoc(args: argparse.Namespace) -> int:
                 if base is None and r["idle"]["before"] is not None:
                     base = r["idle"]["before"]
             else:
-                probe = ServerProbe(args.server_pid) if args.server_pid else None
+                probe = None
+                if args.server_pid:
+                    with contextlib.suppress(psutil.Error):  # gone: the run goes unmeasured
+                        probe = ServerProbe(args.server_pid)
                 r = run_scenario(url, sc, options(args, args.spread), probe)
             progress(i, total, title(sc, args), url, r)
             failed |= not r["ok"]
