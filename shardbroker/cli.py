@@ -274,7 +274,9 @@ def bench(
         None,
         "--size",
         help="Payload bytes. Default 128. Several, comma-separated (16,17): publishers use "
-        "them in turn, so consecutive messages differ in size (pub, sub, pubsub, queue).",
+        "them in turn, so consecutive messages differ in size (pub, sub, pubsub, queue). "
+        "A range MIN-MAX (16-4096): 13 sizes spread over it on a log scale, in a fixed "
+        "shuffled order.",
         show_default=False,
     ),
     rate: float | None = typer.Option(
@@ -341,6 +343,14 @@ def bench(
     timeout: float = typer.Option(
         10.0, "--timeout", help="Seconds without progress before the run fails."
     ),
+    server_pid: int = typer.Option(
+        0,
+        "--server-pid",
+        help="Report the CPU time of this server process and its children during the run, "
+        "per process (shardbroker: supervisor, each worker, storage) and per million "
+        "messages.",
+        show_default=False,
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
     csv_file: str = typer.Option("", "--csv", help="Write per-client rows and an aggregate row."),
     plot_file: str = typer.Option(
@@ -361,7 +371,7 @@ def bench(
             no_create=no_create, keep=keep, no_responders_started=no_responders_started,
             timeout=timeout, json_output=json_output, csv=csv_file, plot=plot_file,
             no_progress=no_progress, subjects=subjects, spread=spread, warmup=warmup,
-            ack_policy=ack_policy,
+            ack_policy=ack_policy, server_pid=server_pid,
         )  # fmt: skip
     except BenchError as exc:
         typer.echo(f"shardbroker bench: {exc}", err=True)

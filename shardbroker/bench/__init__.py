@@ -12,6 +12,7 @@ Modules:
                 counting that predicts that cycle and skips other payloads by their size
   jetstream.py  JetStream roles and the `$JS.API` requests (msgspec JSON)
   report.py     statistics, HDR histograms, text / JSON / CSV output, the --plot chart
+  probe.py      --server-pid: the server's CPU time per process (psutil)
 
 Process model: the coordinator (the `shardbroker bench` process) never drives clients.
 It checks the server, spawns `--procs` client processes (multiprocessing "spawn"), hands
@@ -97,6 +98,7 @@ class BenchConfig:
     spread: int = 0  # --spread W: place connections on alternating workers 1..W
     warmup: int = 0  # request, js-pub: untimed round trips / acked publishes per client
     ack_policy: str = "explicit"  # js-consume: the consumer's ack policy
+    server_pid: int = 0  # --server-pid: measure this process tree's CPU (0: don't)
 
 
 @dataclass(frozen=True)

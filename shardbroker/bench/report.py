@@ -110,6 +110,7 @@ class Report:
     interrupted: bool = False
     warmup: int = 0  # untimed round trips / acked publishes before the clock started
     server_cpu_s: float | None = None  # with a probe: server CPU from "go" to the end
+    server_cpu_by_process: dict[str, float] | None = None  # ... per process (role)
 
     @property
     def ok(self) -> bool:
@@ -305,7 +306,11 @@ def render_text(rep: Report) -> str:
         shape = [f"subjects {cfg.subject}.0 .. {cfg.subject}.{cfg.subjects - 1}"]
     else:
         shape = [f"subject {cfg.subject!r}"]
-    if len(cfg.sizes) > 1:
+    if len(cfg.sizes) > 4:
+        shape.append(
+            f"{len(cfg.sizes)} payload sizes in turn, {min(cfg.sizes):,}-{max(cfg.sizes):,} B"
+        )
+    elif len(cfg.sizes) > 1:
         shape.append(f"{'/'.join(f'{s:,}' for s in cfg.sizes)} B payloads in turn")
     else:
         shape.append(f"{cfg.size:,} B payload")
@@ -371,6 +376,15 @@ def render_text(rep: Report) -> str:
             f" Server CPU: {rep.server_cpu_s:.2f} s ({per_m:.2f} s per million "
             f"{RATE_BASIS[cfg.mode]})\n"
         )
+        by_process = rep.server_cpu_by_process or {}
+        if len(by_process) > 1 and rep.count:
+            out.write(
+                "  per process, s per million: "
+                + " | ".join(
+                    f"{role} {cpu / (rep.count / 1e6):.2f}" for role, cpu in by_process.items()
+                )
+                + "\n"
+            )
     if cfg.spread:
         out.write(f" Placement (worker of each connection): {placement(rep)}\n")
         missed = [c.name for g in rep.groups for c in g.clients if _missed(c)]
@@ -484,6 +498,9 @@ def to_json(rep: Report) -> dict[str, Any]:
         "latency_kind": LATENCY_LABELS.get(cfg.mode) if rep.latency else None,
         "client_cpu": [round(x, 3) for x in rep.client_cpu],
         "server_cpu_s": None if rep.server_cpu_s is None else round(rep.server_cpu_s, 4),
+        "server_cpu_by_process": None
+        if rep.server_cpu_by_process is None
+        else {role: round(cpu, 4) for role, cpu in rep.server_cpu_by_process.items()},
         "jetstream": rep.notes or None,
         "interrupted": rep.interrupted,
         "errors": rep.errors,

@@ -36,11 +36,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.connection import wait as mp_wait
-from typing import Any
+from typing import Any, Protocol
 
 from shardbroker.bench import (
     EXIT_FAILED,
@@ -71,10 +70,20 @@ def run_cli(mode: str, **options: Any) -> int:
             parent = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(parent):
                 raise UsageError(f"{flag} {path}: directory {parent} does not exist")
+    probe = None
+    if cfg.server_pid:
+        import psutil
+
+        from shardbroker.bench.probe import ServerProbe
+
+        try:
+            probe = ServerProbe(cfg.server_pid)
+        except psutil.Error as exc:
+            raise UsageError(f"--server-pid {cfg.server_pid}: {exc}") from None
     # SIGTERM ends a run like Ctrl-C: stop the clients, then report what was done.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        rep = Runner(cfg).run()
+        rep = Runner(cfg, probe).run()
     finally:
         signal.signal(signal.SIGTERM, previous)
     if cfg.json:
@@ -113,17 +122,27 @@ class _Child:
         return self.result is not None or self.error is not None
 
 
-class Runner:
-    """The coordinator of one run. `probe`, if given, returns the server's CPU seconds: it
-    is read right before "go" and right after the last client process reported, and the
-    difference is the report's `server_cpu_s` (perf/compare.py measures the server's
-    process tree this way)."""
+class CpuProbe(Protocol):
+    """Measures the server's CPU time (probe.ServerProbe, or a stand-in in tests)."""
 
-    def __init__(self, cfg: BenchConfig, probe: Callable[[], float] | None = None) -> None:
+    def start(self) -> None: ...
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per server process (role) since start."""
+        ...
+
+
+class Runner:
+    """The coordinator of one run. `probe`, if given, is started right before "go" and
+    stopped right after the last client process reported: its CPU seconds per server
+    process are the report's `server_cpu_by_process`, their sum `server_cpu_s`
+    (`--server-pid`; perf/compare.py measures the servers it starts this way)."""
+
+    def __init__(self, cfg: BenchConfig, probe: CpuProbe | None = None) -> None:
         self.cfg = cfg
         self.probe = probe
-        self.server_cpu: float | None = None
-        self.cpu0: float | None = None
+        self.server_cpu: dict[str, float] | None = None
+        self.probing = False
         self.children: list[_Child] = []
         self.started = False  # "go" was sent
         self.interrupted = False
@@ -162,7 +181,9 @@ class Runner:
         rep = reporting.build(cfg, server_info, results, hist, cpu, procs)
         rep.notes = notes
         rep.interrupted = self.interrupted
-        rep.server_cpu_s = self.server_cpu
+        if self.server_cpu is not None:
+            rep.server_cpu_by_process = self.server_cpu
+            rep.server_cpu_s = sum(self.server_cpu.values())
         rep.errors = errors
         return rep
 
@@ -196,8 +217,8 @@ class Runner:
                 (lambda: _announce(cfg, specs)) if cfg.mode in scenarios.PASSIVE_MODES else None
             )
             self._monitor(tracker, counters, announce)
-            if self.probe is not None and self.cpu0 is not None:
-                self.server_cpu = self.probe() - self.cpu0
+            if self.probe is not None and self.probing:
+                self.server_cpu = self.probe.stop()
         except KeyboardInterrupt:
             if not self.started:
                 raise BenchError("interrupted", EXIT_INTERRUPTED) from None
@@ -266,7 +287,9 @@ class Runner:
         """From "go" until every process reported: stop rules, idle timeout, progress."""
         cfg = self.cfg
         progress = _Progress(cfg)
-        self.cpu0 = self.probe() if self.probe is not None else None
+        if self.probe is not None:
+            self.probe.start()
+            self.probing = True
         self._send_all(("go", None))
         self.started = True
         if announce is not None:

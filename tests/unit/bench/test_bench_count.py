@@ -24,6 +24,7 @@ from shardbroker.bench.client import (
     make_payload,
     new_histogram,
 )
+from shardbroker.bench.scenarios import spread_sizes
 from tests.helpers.fakes import MockTransport
 
 # A plausible send stamp (CLOCK_MONOTONIC ns): the counting path ignores stamps in the
@@ -113,6 +114,8 @@ CASES = [
     pytest.param(3, [1024], id="1k"),
     pytest.param(2, [70_000], id="over-a-read"),
     pytest.param(5, [0, 3], id="no-room-for-stamps"),
+    # --size 16-4096: 13 sizes in a shuffled order, over 100 subjects (a cycle of 1,300).
+    pytest.param(100, spread_sizes(16, 4096), id="spread-16-4096"),
 ]
 
 
@@ -253,6 +256,21 @@ def test_bench_cycle_consecutive_messages_differ() -> None:
     assert heads[0] == b"PUB bench.0 16\r\n" and heads[99] == b"PUB bench.99 16\r\n"
     mixed = FrameCycle(cycle_subjects("bench", 0), [16, 17])
     assert mixed.length == 2 and mixed.heads[0] != mixed.heads[1]
+
+
+@pytest.mark.parametrize("subjects", [100, 1000])
+def test_bench_cycle_spread_sizes_differ_in_subject_and_size(subjects: int) -> None:
+    """--size 16-4096 --subjects N: no two consecutive messages (the wrap of the cycle
+    included) share subject or size, and every subject is sent with every size."""
+    sizes = spread_sizes(16, 4096)
+    cycle = FrameCycle(cycle_subjects("bench", subjects), sizes)
+    assert cycle.length == subjects * len(sizes)  # 13 is prime to 100 and 1,000
+    order = [(cycle.heads[j].split()[1], cycle.sizes[j]) for j in range(cycle.length + 1)]
+    assert all(a[0] != b[0] and a[1] != b[1] for a, b in itertools.pairwise(order))
+    seen: dict[bytes, set[int]] = {}
+    for subject, size in order:
+        seen.setdefault(subject, set()).add(size)
+    assert all(found == set(sizes) for found in seen.values())
 
 
 @settings(max_examples=60, deadline=None)

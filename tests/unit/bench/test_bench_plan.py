@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shardbroker.bench import UsageError
-from shardbroker.bench.scenarios import build_config, plan
+from shardbroker.bench.scenarios import build_config, plan, spread_sizes
 
 
 def cfg(mode: str, **options: Any) -> Any:
@@ -92,10 +92,25 @@ def test_bench_config_size_list() -> None:
     assert cfg("pub").sizes == (128,)
 
 
+def test_bench_config_size_range_is_a_seeded_spread() -> None:
+    """--size MIN-MAX: 13 distinct sizes, log-spaced from MIN to MAX, always in the same
+    shuffled order (both servers of a comparison get the same traffic)."""
+    c = cfg("pubsub", size="16-4096")
+    assert sorted(c.sizes) == [16, 25, 40, 64, 102, 161, 256, 406, 645, 1024, 1625, 2580, 4096]
+    assert c.sizes == cfg("queue", size=" 16-4096").sizes == tuple(spread_sizes(16, 4096))
+    assert c.sizes != tuple(sorted(c.sizes))  # shuffled, not a ramp
+    assert c.size == c.sizes[0]
+    assert sorted(cfg("pub", size="16-20").sizes) == [16, 17, 18, 19, 20]  # fewer if tight
+    assert sorted(cfg("pub", size="0-1").sizes) == [0, 1]
+
+
 @pytest.mark.parametrize(
     ("mode", "options", "message"),
     [
-        ("pub", {"size": "16,x"}, "give a byte count, or several separated by commas"),
+        ("pub", {"size": "16,x"}, "give a byte count, several separated by commas"),
+        ("pub", {"size": "16-x"}, "a range is MIN-MAX, two byte counts"),
+        ("pub", {"size": "4096-16"}, "a range needs 0 <= MIN < MAX"),
+        ("request", {"size": "16-4096"}, "several --size values apply to modes pub, sub"),
         ("pub", {"size": "16,-1"}, "--size must be 0 or more bytes (got -1)"),
         ("request", {"size": "16,17"}, "several --size values apply to modes pub, sub"),
         ("js-pub", {"size": "16,17"}, "several --size values apply to modes"),
