@@ -278,6 +278,35 @@ class ClientParser:
         """True when the next byte fed starts a new operation (nothing partial is held)."""
         return not self._buf and self._pending is None
 
+    def finish_held(self, data: bytes) -> int:
+        """Complete the one operation an earlier read left unfinished with the start of
+        this read: a payload still to come, or a control line cut short. Returns the
+        position in ``data`` after it, or -1 when all of ``data`` went into it (still
+        unfinished, held). When what is held is more than that (the rest of a read kept
+        across a slow CONNECT), or nothing, returns 0 and touches nothing: ``feed`` takes
+        it all. Raises ProtocolError as ``feed`` does. So a read can go on past a cut
+        that fell inside an operation, to the compiled publish loop (core/publoop.py).
+        """
+        buf = self._buf
+        pending = self._pending
+        if pending is not None:
+            need = self._need - len(buf)
+            if len(data) < need:
+                buf += data
+                return -1
+            whole = bytes(buf) + data[:need]
+            buf.clear()
+            self._pending = None
+            self._deliver(whole, 0, *pending)
+            return need
+        if not buf or b"\n" in buf:
+            return 0
+        held = len(buf)
+        whole = bytes(buf) + data
+        buf.clear()
+        pos = self._one(whole, 0)
+        return -1 if pos < 0 else pos - held
+
     def feed(self, data: bytes) -> None:
         """Parse one read. Raises ProtocolError; the parser is then unusable.
 

@@ -360,6 +360,11 @@ class ClientProtocol(asyncio.Protocol):
             return
         parser = self.parser
         try:
+            if not self.guarded and not self.awaiting_auth and not parser.at_op_start():
+                # Reads cut operations anywhere: finish the one cut short first, so that
+                # the rest of the read can go to the publish loop.
+                held = parser.finish_held(data)
+                data = b"" if held < 0 else data[held:]
             if (
                 not self.guarded
                 and not self.awaiting_auth
