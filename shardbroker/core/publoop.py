@@ -37,6 +37,9 @@ from typing import Any
 # Larger payloads are left to the parser: it passes runs of large identical publishes
 # on as the bytes read (blocks) instead of copying each payload once per destination.
 SMALL_PAYLOAD = 1024
+# Plans kept per account; past this many (subjects that come and go, inboxes) they are
+# all dropped and built again as messages come. A plan is a few references.
+MAX_PLANS = 1 << 16
 _PUB = b"PUB "
 _DIGITS = frozenset(b"0123456789")
 
@@ -61,7 +64,7 @@ class Plans:
         plans = self.plans
         plan = plans.get(subject, plans)  # the dict itself: "not built yet"
         if plan is plans:
-            if len(plans) >= 4096:
+            if len(plans) >= MAX_PLANS:
                 plans.clear()
             plan = plans[subject] = self.build(subject)
         return plan
