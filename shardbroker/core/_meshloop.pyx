@@ -9,6 +9,8 @@ before it is read.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memchr, memcmp
 
+from random import random
+
 from shardbroker.core.publoop import SMALL_PAYLOAD
 
 
@@ -36,16 +38,55 @@ cdef inline Py_ssize_t _find_blank(const char* p, Py_ssize_t start, Py_ssize_t e
     return -1 if q == NULL else q - p
 
 
+cdef inline int _deliver(
+    object client_entry, bytes tail, Py_ssize_t size, set pending, object unsubscribe
+) except -1:
+    """One message to a local subscription: a plan's (subscription, client, prefix)."""
+    cdef tuple entry = <tuple>client_entry
+    sub = entry[0]
+    target = entry[1]
+    target.out.append(<bytes>entry[2] + tail)
+    target.out_msgs += 1
+    target.out_bytes += size
+    pending.add(target)
+    sub.delivered += 1
+    if sub.max and sub.delivered >= sub.max:
+        unsubscribe(sub)
+    return 0
+
+
+cdef inline object _pick_local(tuple queue):
+    """publoop.pick_local: the same member for the same random()."""
+    cdef tuple local = <tuple>queue[4]
+    cdef Py_ssize_t count = len(local)
+    if count == 0:
+        return None
+    if count == 1:
+        return local[0]
+    return local[<Py_ssize_t>(<double>random() * count)]
+
+
+cdef inline Py_ssize_t _find_last_blank(const char* p, Py_ssize_t start, Py_ssize_t end):
+    """Index of the last blank in [start, end), or -1."""
+    cdef Py_ssize_t at = end - 1
+    while at >= start:
+        if p[at] == 32:
+            return at
+        at -= 1
+    return -1
+
+
 def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsubscribe):
     """See meshloop.mesh_loop."""
     cdef const char* p = PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t nl, a0, a1, s1, i, size, end, digits, step, after, at, line_len
+    cdef Py_ssize_t nl, a0, a1, s1, z, i, size, end, digits, step, after, at, line_len
     cdef Py_ssize_t small = SMALL_PAYLOAD
     cdef unsigned char c
     cdef bint ok
     cdef bytes account, subject, tail, last_account = None
-    cdef tuple targets, entry
+    cdef tuple targets, entry, queue
+    cdef list names
     plans = None
     while pos < n:
         if (
@@ -61,14 +102,23 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
         if a1 <= a0:
             break
         s1 = _find_blank(p, a1 + 1, nl)
-        if s1 <= a1 + 1 or _find_blank(p, s1 + 1, nl) >= 0:
-            break
-        digits = nl - s1 - 1
+        if s1 <= a1 + 1:
+            break  # no subject
+        z = _find_last_blank(p, s1, nl)  # the blank before the size
+        names = None
+        if z > s1:
+            # "| <q1> <q2>": queue groups; anything else (a reply) is the parser's.
+            if z - s1 < 4 or p[s1 + 1] != 124 or p[s1 + 2] != 32:
+                break
+            names = PyBytes_FromStringAndSize(p + s1 + 3, z - s1 - 3).split(b" ")
+            if b"" in names:
+                break
+        digits = nl - z - 1
         if digits <= 0 or digits > 9:
             break
         size = 0
         ok = True
-        i = s1 + 1
+        i = z + 1
         while i < nl:
             c = <unsigned char>p[i]
             if c < 48 or c > 57:
@@ -98,8 +148,8 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
                 PyBytes_FromStringAndSize(p + at, size) for at in range(nl + 2, after, step)
             ]
             rmsg_run(
-                account, subject, None, (), payloads,
-                PyBytes_FromStringAndSize(p + s1 + 1, nl - s1 - 1),
+                account, subject, None, () if names is None else tuple(names), payloads,
+                PyBytes_FromStringAndSize(p + z + 1, nl - z - 1),
             )
             pos = after
             continue
@@ -110,17 +160,15 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
         if plan is None:
             break
         targets = <tuple>(<tuple>plan)[0]
-        if targets:
-            tail = PyBytes_FromStringAndSize(p + s1, end + 2 - s1)
-            for entry in targets:
-                sub = entry[0]
-                target = entry[1]
-                target.out.append(entry[2] + tail)
-                target.out_msgs += 1
-                target.out_bytes += size
-                pending.add(target)
-                sub.delivered += 1
-                if sub.max and sub.delivered >= sub.max:
-                    unsubscribe(sub)
+        tail = PyBytes_FromStringAndSize(p + z, end + 2 - z)
+        for entry in targets:
+            _deliver(entry, tail, size, pending, unsubscribe)
+        if names is not None:
+            for queue in <tuple>(<tuple>plan)[3]:
+                if queue[0] not in names:
+                    continue
+                member = _pick_local(queue)
+                if member is not None:
+                    _deliver(member, tail, size, pending, unsubscribe)
         pos = end + 2
     return pos

@@ -11,6 +11,8 @@ publoop.py.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memchr, memcmp
 
+from random import random
+
 from shardbroker.core.publoop import SMALL_PAYLOAD
 
 
@@ -27,6 +29,38 @@ cdef inline Py_ssize_t _find_crlf(const char* p, Py_ssize_t start, Py_ssize_t n)
             return at
         at += 1
     return -1
+
+
+cdef inline object _pick_member(tuple queue):
+    """publoop.pick_member: the same member for the same random()."""
+    cdef tuple members = <tuple>queue[1]
+    cdef tuple cumulative
+    cdef Py_ssize_t i = 0, count = len(members)
+    cdef double x
+    if count == 1:
+        return members[0]
+    cumulative = <tuple>queue[2]
+    x = <double>random() * <double>queue[3]
+    while i < count - 1 and <double>cumulative[i] <= x:  # bisect_right
+        i += 1
+    return members[i]
+
+
+cdef inline int _deliver(
+    object client_entry, bytes tail, Py_ssize_t size, set pending, object unsubscribe
+) except -1:
+    """One message to a local subscription: a plan's (subscription, client, prefix)."""
+    cdef tuple entry = <tuple>client_entry
+    sub = entry[0]
+    target = entry[1]
+    target.out.append(<bytes>entry[2] + tail)
+    target.out_msgs += 1
+    target.out_bytes += size
+    pending.add(target)
+    sub.delivered += 1
+    if sub.max and sub.delivered >= sub.max:
+        unsubscribe(sub)
+    return 0
 
 
 def pub_loop(
@@ -49,8 +83,11 @@ def pub_loop(
     cdef Py_ssize_t limit = max_payload if max_payload < SMALL_PAYLOAD else SMALL_PAYLOAD
     cdef unsigned char c
     cdef bint ok
-    cdef bytes subject, tail, frame
-    cdef tuple targets, peers, entry
+    cdef bytes subject, tail, frame, body
+    cdef tuple targets, peers, entry, queues, queue
+    cdef dict picked
+    cdef list names
+    cdef bint echo = client.echo
     while pos < n:
         if n - pos < 4 or p[pos] != 80 or p[pos + 1] != 85 or p[pos + 2] != 66 or p[pos + 3] != 32:
             break  # not "PUB "
@@ -85,8 +122,8 @@ def pub_loop(
                 break
             size = size * 10 + (c - 48)
             i += 1
-        if not ok:
-            break
+        if not ok or (digits > 1 and p[s1 + 1] == 48):
+            break  # not digits, or leading zeros (the general path writes some frames anew)
         end = nl + 2 + size
         if size > limit or end + 2 > n or p[end] != 13 or p[end + 1] != 10:
             break
@@ -112,27 +149,46 @@ def pub_loop(
         plan = plans.plan(subject)
         if plan is None:
             break
+        targets, peers, rmsg_prefix, queues = <tuple>plan
+        if queues and not echo:
+            break  # the general path looks for another member than the publisher
         msgs += 1
         size_sum += size
-        targets, peers, rmsg_prefix = <tuple>plan
-        if targets or peers:
+        if targets or peers or queues:
             tail = PyBytes_FromStringAndSize(p + s1, end + 2 - s1)
             for entry in targets:
-                sub = entry[0]
                 target = entry[1]
-                if target is client and not target.echo:
+                if target is client and not echo:
                     continue
-                target.out.append(entry[2] + tail)
-                target.out_msgs += 1
-                target.out_bytes += size
-                pending.add(target)
-                sub.delivered += 1
-                if sub.max and sub.delivered >= sub.max:
-                    unsubscribe(sub)
-            if peers:
-                frame = rmsg_prefix + PyBytes_FromStringAndSize(p + s1 + 1, end + 1 - s1)
+                _deliver(entry, tail, size, pending, unsubscribe)
+            picked = None
+            for queue in queues:
+                member = _pick_member(queue)
+                if type(member) is int:
+                    if picked is None:
+                        picked = {}
+                    names = picked.get(member)
+                    if names is None:
+                        picked[member] = [queue[0]]
+                    else:
+                        names.append(queue[0])
+                    continue
+                _deliver(member, tail, size, pending, unsubscribe)
+            if peers or picked:
+                body = PyBytes_FromStringAndSize(p + s1 + 1, end + 1 - s1)
+                frame = rmsg_prefix + body
                 for peer in peers:
-                    (<list>batches[peer]).append(frame)
+                    if picked is not None and peer in picked:
+                        (<list>batches[peer]).append(
+                            rmsg_prefix + b"| " + b" ".join(picked.pop(peer)) + b" " + body
+                        )
+                    else:
+                        (<list>batches[peer]).append(frame)
+                if picked:
+                    for peer, names in picked.items():
+                        (<list>batches[peer]).append(
+                            rmsg_prefix + b"| " + b" ".join(names) + b" " + body
+                        )
         pos = end + 2
     if msgs:
         client.in_msgs += msgs

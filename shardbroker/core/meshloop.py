@@ -6,9 +6,11 @@ of the broker: everything it touches is handed in.
 
 What it does. From ``pos`` on, it takes the frames that are plain forwarded messages in
 the form a worker writes them, ``RMSG <account> <subject> <size>\\r\\n<payload>\\r\\n``
-(no reply, no queue group, no headers), and delivers each one to the local
-subscriptions of the subject's plan (core/publoop.py ``Plans``; a plan's peers are for
-messages published here and never forwarded again). It stops at any other frame, at a
+or ``RMSG <account> <subject> | <q1> <q2> <size>`` (no reply, no headers), and delivers
+each one to the local subscriptions of the subject's plan (core/publoop.py ``Plans``; a
+plan's peers are for messages published here and never forwarded again) and to one
+local member of each queue group the publishing shard picked this one for, in the plan's
+order, as ``Router.process_remote_msg`` does. It stops at any other frame, at a
 subject without a plan, at a payload larger than ``SMALL_PAYLOAD``, and returns where it
 stopped: ``parse_mesh`` takes the rest exactly as it would have taken all of it. A run of
 the same control line goes whole to ``rmsg_run`` (``Router.process_remote_run``, as the
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shardbroker.core.publoop import SMALL_PAYLOAD
+from shardbroker.core.publoop import SMALL_PAYLOAD, pick_local
 
 _RMSG = b"RMSG "
 _DIGITS = frozenset(b"0123456789")
@@ -50,12 +52,21 @@ def mesh_loop(
         if a1 <= a0:
             break
         s1 = data.find(b" ", a1 + 1, nl)
-        if s1 <= a1 + 1 or data.find(b" ", s1 + 1, nl) >= 0:
-            break  # no subject, or more arguments (a reply, queue groups)
-        digits = nl - s1 - 1
-        if not 0 < digits <= 9 or not all(b in _DIGITS for b in data[s1 + 1 : nl]):
+        if s1 <= a1 + 1:
+            break  # no subject
+        z = data.rfind(b" ", s1, nl)  # the blank before the size
+        names: list[bytes] = []
+        if z > s1:
+            # "| <q1> <q2>": queue groups; anything else (a reply) is the parser's.
+            if z - s1 < 4 or data[s1 + 1 : s1 + 3] != b"| ":
+                break
+            names = data[s1 + 3 : z].split(b" ")
+            if b"" in names:
+                break
+        digits = nl - z - 1
+        if not 0 < digits <= 9 or not all(b in _DIGITS for b in data[z + 1 : nl]):
             break
-        size = int(data[s1 + 1 : nl])
+        size = int(data[z + 1 : nl])
         end = nl + 2 + size
         if size > SMALL_PAYLOAD or end + 2 > n or data[end : end + 2] != b"\r\n":
             break
@@ -73,7 +84,7 @@ def mesh_loop(
         if after > end + 2:
             start = nl + 2
             payloads = [data[at : at + size] for at in range(start, after, step)]
-            rmsg_run(account, subject, None, (), payloads, data[s1 + 1 : nl])
+            rmsg_run(account, subject, None, tuple(names), payloads, data[z + 1 : nl])
             pos = after
             continue
         if account != last_account:
@@ -83,9 +94,23 @@ def mesh_loop(
         if plan is None:
             break
         targets = plan[0]
-        if targets:
-            tail = data[s1 : end + 2]  # " <size>\r\n<payload>\r\n"
-            for sub, target, prefix in targets:
+        tail = data[z : end + 2]  # " <size>\r\n<payload>\r\n"
+        for sub, target, prefix in targets:
+            target.out.append(prefix + tail)
+            target.out_msgs += 1
+            target.out_bytes += size
+            pending.add(target)
+            sub.delivered += 1
+            if sub.max and sub.delivered >= sub.max:
+                unsubscribe(sub)
+        if names:
+            for queue in plan[3]:
+                if queue[0] not in names:
+                    continue
+                member = pick_local(queue)
+                if member is None:
+                    continue
+                sub, target, prefix = member
                 target.out.append(prefix + tail)
                 target.out_msgs += 1
                 target.out_bytes += size

@@ -11,27 +11,33 @@ no reply, a subject not starting with ``_`` or ``$``, a payload of at most
 the publisher's account gets, built once by the router (``Plans.plan``) and kept until
 the account's subscriptions change (the sublist's generation). It stops at the first
 operation that is anything else, at an incomplete one, at one whose subject has no plan
-(a queue group, a subscription with delivery-time checks), and returns where it
-stopped; the connection's parser takes the rest exactly as it would have taken all of
-it. A run of the same control line is handed whole to ``pub_run`` (the client's
-``process_pub_run``, which the parser calls for runs too): it routes the run with one
-join per destination. So this loop only ever does what the general path would do for
-the same bytes, and the differential tests (tests/unit/core/) hold the two to the same
-output.
+(a subscription with delivery-time checks), at one with queue groups from a publisher
+with echo off, and returns where it stopped; the connection's parser takes the rest
+exactly as it would have taken all of it. A run of the same control line is handed
+whole to ``pub_run`` (the client's ``process_pub_run``, which the parser calls for runs
+too): it routes the run with one join per destination. So this loop only ever does
+what the general path would do for the same bytes, and the differential tests
+(tests/unit/core/) hold the two to the same output.
 
-A plan is ``(targets, peers, rmsg_prefix)``: ``targets`` are ``(subscription, client,
-"MSG <subject> <sid> ")``, as ``RouteResult.prepare`` makes them; ``peers`` the shards
-with interest, which get ``RMSG <account> <subject> <size>`` once.
+A plan is ``(targets, peers, rmsg_prefix, queues)``: ``targets`` are ``(subscription,
+client, "MSG <subject> <sid>")``, as ``RouteResult.prepare`` makes them; ``peers`` the
+shards with plain interest, which get ``RMSG <account> <subject> <size>`` once;
+``queues`` one ``QueuePlan`` per queue group the subject reaches (``queue_plan``).
 
 Delivery of one message, as ``Router.process_msg_results`` does it: to each target but
 the publisher when it has echo off, ``prefix + tail`` appended to the client's output,
 its counters bumped, the client marked pending, the subscription's delivered count
 bumped (and at its UNSUB max, unsubscribed through the router, after which the plans are
-looked at again); one frame per interested peer into that peer's batch.
+looked at again). Then one member of each queue group, picked as ``QueueGroup.pick``
+picks (one ``random()`` per pick of several members, so a seeded run picks alike on
+every path): a local member gets the message as a target does; a peer gets the group's
+name in its frame. Last, one frame per peer into that peer's batch, naming the queue
+groups it was picked for (``RMSG <account> <subject> | <q1> <q2> <size>``).
 """
 
 from __future__ import annotations
 
+from random import random
 from typing import Any
 
 # Larger payloads are left to the parser: it passes runs of large identical publishes
@@ -42,6 +48,50 @@ SMALL_PAYLOAD = 1024
 MAX_PLANS = 1 << 16
 _PUB = b"PUB "
 _DIGITS = frozenset(b"0123456789")
+
+
+# A queue group a subject reaches: (name, members, cumulative weights, total weight,
+# local members). A member is a local ``(subscription, client, "MSG <subject> <sid>")``
+# or a peer's shard number; the weights are those of ``QueueGroup`` (1 per local member,
+# a peer's member count), so picks balance over all shards as the general path's do.
+QueuePlan = tuple[bytes, tuple[Any, ...], tuple[float, ...], float, tuple[Any, ...]]
+
+
+def queue_plan(
+    name: bytes, members: tuple[Any, ...], cumulative: Any, total: float, local: tuple[Any, ...]
+) -> QueuePlan:
+    return name, members, tuple(map(float, cumulative)), float(total), local
+
+
+def pick_member(queue: QueuePlan) -> Any:
+    """One member of a queue group, weighted: ``QueueGroup.pick``'s choice for the same
+    ``random()``."""
+    members = queue[1]
+    if len(members) == 1:
+        return members[0]
+    cumulative = queue[2]
+    x = random() * queue[3]
+    i = 0
+    while cumulative[i] <= x:  # bisect_right
+        i += 1
+    return members[i]
+
+
+def pick_local(queue: QueuePlan) -> Any:
+    """One local member for a message a peer picked this shard for, or None:
+    ``QueueGroup.pick_local``'s choice for the same ``random()``."""
+    local = queue[4]
+    if not local:
+        return None
+    if len(local) == 1:
+        return local[0]
+    return local[int(random() * len(local))]
+
+
+def queue_frame(rmsg_prefix: bytes, names: list[bytes], tail: bytes) -> bytes:
+    """The RMSG for a peer picked for the named queue groups; ``tail`` is
+    ``<size>\\r\\n<payload>\\r\\n``."""
+    return rmsg_prefix + b"| " + b" ".join(names) + b" " + tail
 
 
 class Plans:
@@ -106,6 +156,8 @@ def pub_loop(
         digits = nl - s1 - 1
         if not 0 < digits <= 9 or not all(b in _DIGITS for b in data[s1 + 1 : nl]):
             break
+        if digits > 1 and data[s1 + 1] == 48:
+            break  # a size with leading zeros: the general path writes some frames anew
         size = int(data[s1 + 1 : nl])
         end = nl + 2 + size
         if size > limit or end + 2 > n or data[end : end + 2] != b"\r\n":
@@ -131,26 +183,53 @@ def pub_loop(
         plan = plans.plan(subject)
         if plan is None:
             break
+        targets, peers, rmsg_prefix, queues = plan
+        if queues and not client.echo:
+            break  # the general path looks for another member than the publisher
         msgs += 1
         size_sum += size
-        targets, peers, rmsg_prefix = plan
-        if targets or peers:
+        if targets or peers or queues:
             tail = data[s1 : end + 2]  # " <size>\r\n<payload>\r\n"
-            if targets:
-                for sub, target, prefix in targets:
-                    if target is client and not target.echo:
-                        continue
-                    target.out.append(prefix + tail)
-                    target.out_msgs += 1
-                    target.out_bytes += size
-                    pending.add(target)
-                    sub.delivered += 1
-                    if sub.max and sub.delivered >= sub.max:
-                        unsubscribe(sub)
-            if peers:
+            for sub, target, prefix in targets:
+                if target is client and not target.echo:
+                    continue
+                target.out.append(prefix + tail)
+                target.out_msgs += 1
+                target.out_bytes += size
+                pending.add(target)
+                sub.delivered += 1
+                if sub.max and sub.delivered >= sub.max:
+                    unsubscribe(sub)
+            picked: dict[int, list[bytes]] | None = None
+            for queue in queues:
+                member = pick_member(queue)
+                if type(member) is int:
+                    if picked is None:
+                        picked = {}
+                    names = picked.get(member)
+                    if names is None:
+                        picked[member] = [queue[0]]
+                    else:
+                        names.append(queue[0])
+                    continue
+                sub, target, prefix = member
+                target.out.append(prefix + tail)
+                target.out_msgs += 1
+                target.out_bytes += size
+                pending.add(target)
+                sub.delivered += 1
+                if sub.max and sub.delivered >= sub.max:
+                    unsubscribe(sub)
+            if peers or picked:
                 frame = rmsg_prefix + tail[1:]
                 for peer in peers:
-                    batches[peer].append(frame)
+                    if picked is not None and peer in picked:
+                        batches[peer].append(queue_frame(rmsg_prefix, picked.pop(peer), tail[1:]))
+                    else:
+                        batches[peer].append(frame)
+                if picked:
+                    for peer, names in picked.items():
+                        batches[peer].append(queue_frame(rmsg_prefix, names, tail[1:]))
         pos = end + 2
     if msgs:
         client.in_msgs += msgs

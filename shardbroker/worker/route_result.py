@@ -98,6 +98,10 @@ class QueueGroup:
         local = self.local
         if not local:
             return None
+        if len(local) == 1:
+            # As for a run (``choices``): no draw for one member, so that a run and the
+            # same messages one by one pick alike from a seed.
+            return local[0]
         return local[int(random() * len(local))]
 
 

@@ -28,16 +28,18 @@ import time
 from random import choices, random
 from typing import Any
 
-from shardbroker.core.publoop import Plans
+from shardbroker.core.publoop import Plans, QueuePlan, queue_plan
 from shardbroker.protocol import frames
 from shardbroker.protocol.parser import block_payloads, block_tails
 from shardbroker.security.permissions import CHECK_DENY
 from shardbroker.shard.interest import RemoteInterest
 from shardbroker.worker.route_result import QueueGroup, RouteResult, Subscriber, Subscription
 
-# A plan: local targets (subscription, client, "MSG <subject> <sid> "), peers, RMSG prefix.
-Plan = tuple[tuple[tuple[Subscription, Subscriber, bytes], ...], tuple[int, ...], bytes]
-_NO_INTEREST: Plan = ((), (), b"")
+# A plan (core/publoop.py): local targets (subscription, client, "MSG <subject> <sid>"),
+# peers, RMSG prefix, queue groups.
+Target = tuple[Subscription, Subscriber, bytes]
+Plan = tuple[tuple[Target, ...], tuple[int, ...], bytes, tuple[QueuePlan, ...]]
+_NO_INTEREST: Plan = ((), (), b"", ())
 
 
 def _tails(
@@ -372,13 +374,24 @@ class Router:
     @staticmethod
     def _plan(sublist: Any, account: bytes, subject: bytes) -> Plan | None:
         """A subject's plan (core/publoop.py), or None when its messages need the
-        general path: a queue group to pick from, or deliveries checked one by one."""
+        general path: deliveries checked one by one."""
         result: RouteResult = sublist.match(subject)
         if result.empty:
             return _NO_INTEREST
-        if result.checked or result.queues:
+        if result.checked or result.checked_queues:
             return None
-        return result.prepare(account, subject), result.peers, result.rmsg_prefix
+        targets = result.prepare(account, subject)
+        if not result.queues:
+            return targets, result.peers, result.rmsg_prefix, ()
+        head = b"MSG " + subject + b" "
+        queues = []
+        for group in result.queues:
+            local = tuple((sub, sub.client, head + sub.sid) for sub in group.local)
+            remote = tuple(m.peer for m in group.members[len(local) :])
+            queues.append(
+                queue_plan(group.name, local + remote, group.cumulative, group.total, local)
+            )
+        return targets, result.peers, result.rmsg_prefix, tuple(queues)
 
     def _match(self, account: bytes, subject: bytes) -> RouteResult | None:
         """The route result for a subject, or None when nobody is interested."""

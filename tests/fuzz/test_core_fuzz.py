@@ -5,6 +5,7 @@ random bytes, and near-valid frames with one byte changed, cut or repeated."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
@@ -39,22 +40,39 @@ class Sublist:
     generation = 0
 
 
-def world() -> tuple[Conn, Plans, list[list[bytes]], set[Any], list[Any]]:
-    """A publisher, one subscriber on every subject but "q.*" (no plan), a peer."""
-    sub = Conn()
+def world() -> tuple[Conn, Plans, list[list[bytes]], set[Any], list[Any], list[Conn]]:
+    """A publisher; one subscriber on every subject but "n.*" (no plan); on "q.*" also
+    a queue group "g" of two local members and a peer (weight 2), and a group "h" of
+    the peer alone; a peer with plain interest."""
+    sub, first, second = Conn(), Conn(), Conn()
     sub.max = 7  # some deliveries reach the UNSUB max
+    second.max = 3
     calls: list[Any] = []
 
     def build(subject: bytes) -> Any:
-        if subject.startswith(b"q."):
+        if subject.startswith(b"n."):
             return None
-        return ((sub, sub, b"MSG " + subject + b" 1 "),), (1,), b"RMSG $G " + subject + b" "
+        head = b"MSG " + subject + b" "
+        targets = ((sub, sub, head + b"1"),)
+        queues: tuple[Any, ...] = ()
+        if subject.startswith(b"q."):
+            local = ((first, first, head + b"2"), (second, second, head + b"3"))
+            queues = (
+                publoop.queue_plan(b"g", (*local, 1), (1, 2, 4), 4, local),
+                publoop.queue_plan(b"h", (1,), (3,), 3, ()),
+            )
+        return targets, (1,), b"RMSG $G " + subject + b" ", queues
 
-    return Conn(), Plans(Sublist(), build), [[], []], set(), calls
+    return Conn(), Plans(Sublist(), build), [[], []], set(), calls, [sub, first, second]
 
 
-def outcome(which: str, data: bytes, pos: int) -> Any:
-    publisher, plans, batches, pending, calls = world()
+def delivered(conns: list[Conn]) -> list[Any]:
+    return [(c.out, c.out_msgs, c.out_bytes, c.delivered) for c in conns]
+
+
+def outcome(which: str, data: bytes, pos: int, echo: bool = True) -> Any:
+    publisher, plans, batches, pending, calls, conns = world()
+    publisher.echo = echo
 
     def pub_run(*args: Any) -> None:
         calls.append(("run", args))
@@ -63,14 +81,13 @@ def outcome(which: str, data: bytes, pos: int) -> Any:
         calls.append(("unsub", sub.delivered))
 
     loop = core.pub_loop if which == "compiled" else publoop.pub_loop
+    random.seed(len(data))
     end = loop(publisher, data, pos, pub_run, plans, batches, pending, unsubscribe, 4096, 2048)
-    sub = next(iter(pending), None)
-    delivered = (sub.out, sub.out_msgs, sub.out_bytes) if sub is not None else None
-    return end, delivered, batches, calls, publisher.in_msgs, publisher.in_bytes
+    return end, delivered(conns), batches, calls, publisher.in_msgs, publisher.in_bytes
 
 
 def mesh_outcome(which: str, data: bytes, pos: int) -> Any:
-    _, plans, _, pending, calls = world()
+    _, plans, _, pending, calls, conns = world()
 
     def rmsg_run(*args: Any) -> None:
         calls.append(("run", args))
@@ -79,10 +96,9 @@ def mesh_outcome(which: str, data: bytes, pos: int) -> Any:
         calls.append(("unsub", sub.delivered))
 
     loop = core.mesh_loop if which == "compiled" else meshloop.mesh_loop
+    random.seed(len(data))
     end = loop(data, pos, lambda account: plans, rmsg_run, pending, unsubscribe)
-    sub = next(iter(pending), None)
-    delivered = (sub.out, sub.out_msgs, sub.out_bytes) if sub is not None else None
-    return end, delivered, calls
+    return end, delivered(conns), calls
 
 
 _frames = st.sampled_from(
@@ -90,12 +106,20 @@ _frames = st.sampled_from(
         b"PUB a 2\r\nhi\r\n",
         b"PUB a 2\r\nhi\r\nPUB a 2\r\nho\r\n",
         b"PUB q.x 1\r\nx\r\n",
+        b"PUB q.y 3\r\nabc\r\nPUB q.z 1\r\nx\r\n",
+        b"PUB n.x 1\r\nx\r\n",
+        b"PUB a 02\r\nhi\r\n",
         b"PUB b.c 0\r\n\r\n",
         b"PUB _x 1\r\nx\r\n",
         b"PUB a r 1\r\nx\r\n",
         b"RMSG $G a 2\r\nhi\r\n",
         b"RMSG $G a 2\r\nhi\r\nRMSG $G a 2\r\nho\r\n",
         b"RMSG $G q.x 1\r\nx\r\n",
+        b"RMSG $G q.x | g 1\r\nx\r\nRMSG $G q.y | h g 2\r\nxy\r\n",
+        b"RMSG $G q.x | g 1\r\nx\r\nRMSG $G q.x | g 1\r\ny\r\n",
+        b"RMSG $G q.x |  g 1\r\nx\r\n",
+        b"RMSG $G q.x + r g 1\r\nx\r\n",
+        b"RMSG $G n.x | g 1\r\nx\r\n",
         b"RMSG $G a r 1\r\nx\r\n",
         b"PING\r\n",
     ]
@@ -127,6 +151,7 @@ def test_core_pub_loop_matches_its_twin_on_any_bytes(data: bytes, pos: int) -> N
     compiled = outcome("compiled", data, pos)
     assert pos <= compiled[0] <= len(data)
     assert compiled == outcome("pure", data, pos)
+    assert outcome("compiled", data, pos, echo=False) == outcome("pure", data, pos, echo=False)
 
 
 @settings(max_examples=1500, deadline=None, derandomize=True, database=None)

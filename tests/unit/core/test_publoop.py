@@ -36,12 +36,23 @@ LOOPS: dict[str, Any] = {
     "compiled": (core.pub_loop, core.mesh_loop) if core.IMPLEMENTATION == "compiled" else None,
 }
 
-SUBJECTS = [b"a", b"b.c", b"b.d", b"q.x", b"cap.1", b"_INBOX.r", b"$SYS.x", b"none", b"a.b.c"]
+SUBJECTS = [
+    b"a", b"b.c", b"b.d", b"q.x", b"q.y", b"cap.1", b"_INBOX.r", b"$SYS.x", b"none", b"a.b.c"
+]
 
 # Subscriptions on each shard: (subject, queue or None, UNSUB max or 0).
+# Queue groups: "g" on both shards (two local members on shard 1), "h" on shard 1
+# only (one member, with an UNSUB max), "k" on shard 2 only.
 SUBS = {
-    1: [(b"a", None, 0), (b"b.*", None, 0), (b"q.x", b"g", 0), (b"cap.1", None, 3)],
-    2: [(b"a", None, 0), (b">", None, 0), (b"q.*", b"g", 0), (b"b.d", None, 0)],
+    1: [
+        (b"a", None, 0),
+        (b"b.*", None, 0),
+        (b"q.x", b"g", 0),
+        (b"cap.1", None, 3),
+        (b"q.*", b"g", 0),
+        (b"q.x", b"h", 4),
+    ],
+    2: [(b"a", None, 0), (b">", None, 0), (b"q.*", b"g", 0), (b"b.d", None, 0), (b"q.x", b"k", 0)],
 }
 
 
