@@ -129,7 +129,7 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
         if not ok:
             break
         end = nl + 2 + size
-        if size > small or end + 2 > n or p[end] != 13 or p[end + 1] != 10:
+        if end + 2 > n or p[end] != 13 or p[end + 1] != 10:
             break
         account = PyBytes_FromStringAndSize(p + a0, a1 - a0)
         subject = PyBytes_FromStringAndSize(p + a1 + 1, s1 - a1 - 1)
@@ -144,6 +144,8 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
         ):
             after += step
         if after > end + 2:
+            if size > small:
+                break  # a run of large payloads: the parser's blocks
             payloads = [
                 PyBytes_FromStringAndSize(p + at, size) for at in range(nl + 2, after, step)
             ]

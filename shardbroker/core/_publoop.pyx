@@ -80,7 +80,7 @@ def pub_loop(
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef Py_ssize_t nl, s0, s1, i, size, end, digits, msgs = 0, size_sum = 0
     cdef Py_ssize_t step, after, at, line_len
-    cdef Py_ssize_t limit = max_payload if max_payload < SMALL_PAYLOAD else SMALL_PAYLOAD
+    cdef Py_ssize_t small = SMALL_PAYLOAD
     cdef unsigned char c
     cdef bint ok
     cdef bytes subject, tail, frame, body
@@ -125,7 +125,7 @@ def pub_loop(
         if not ok or (digits > 1 and p[s1 + 1] == 48):
             break  # not digits, or leading zeros (the general path writes some frames anew)
         end = nl + 2 + size
-        if size > limit or end + 2 > n or p[end] != 13 or p[end + 1] != 10:
+        if size > max_payload or end + 2 > n or p[end] != 13 or p[end + 1] != 10:
             break
         subject = PyBytes_FromStringAndSize(p + s0, s1 - s0)
         # The same control line again: a run, for the run path (see publoop.py).
@@ -140,6 +140,8 @@ def pub_loop(
         ):
             after += step
         if after > end + 2:
+            if size > small:
+                break  # a run of large payloads: the parser's blocks
             payloads = [
                 PyBytes_FromStringAndSize(p + at, size) for at in range(nl + 2, after, step)
             ]

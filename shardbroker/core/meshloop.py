@@ -11,7 +11,8 @@ each one to the local subscriptions of the subject's plan (core/publoop.py ``Pla
 plan's peers are for messages published here and never forwarded again) and to one
 local member of each queue group the publishing shard picked this one for, in the plan's
 order, as ``Router.process_remote_msg`` does. It stops at any other frame, at a
-subject without a plan, at a payload larger than ``SMALL_PAYLOAD``, and returns where it
+subject without a plan, at a run of payloads larger than ``SMALL_PAYLOAD`` (the
+parser's blocks), and returns where it
 stopped: ``parse_mesh`` takes the rest exactly as it would have taken all of it. A run of
 the same control line goes whole to ``rmsg_run`` (``Router.process_remote_run``, as the
 frame parser calls it). The frames come from our own processes, but the loop checks
@@ -68,7 +69,7 @@ def mesh_loop(
             break
         size = int(data[z + 1 : nl])
         end = nl + 2 + size
-        if size > SMALL_PAYLOAD or end + 2 > n or data[end : end + 2] != b"\r\n":
+        if end + 2 > n or data[end : end + 2] != b"\r\n":
             break
         account = data[a0:a1]
         subject = data[a1 + 1 : s1]
@@ -82,6 +83,8 @@ def mesh_loop(
         ):
             after += step
         if after > end + 2:
+            if size > SMALL_PAYLOAD:
+                break  # a run of large payloads: the parser's blocks
             start = nl + 2
             payloads = [data[at : at + size] for at in range(start, after, step)]
             rmsg_run(account, subject, None, tuple(names), payloads, data[z + 1 : nl])

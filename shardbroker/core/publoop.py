@@ -6,8 +6,8 @@ touches is handed in.
 
 What it does. From ``pos`` on, it takes the operations of a client read that are plain
 publishes in canonical form, ``PUB <subject> <size>\\r\\n<payload>\\r\\n`` (one blank each,
-no reply, a subject not starting with ``_`` or ``$``, a payload of at most
-``SMALL_PAYLOAD`` bytes), and routes each one by a *plan*: the delivery a subject of
+no reply, a subject not starting with ``_`` or ``$``, a payload within the
+connection's limit), and routes each one by a *plan*: the delivery a subject of
 the publisher's account gets, built once by the router (``Plans.plan``) and kept until
 the account's subscriptions change (the sublist's generation). It stops at the first
 operation that is anything else, at an incomplete one, at one whose subject has no plan
@@ -40,8 +40,8 @@ from __future__ import annotations
 from random import random
 from typing import Any
 
-# Larger payloads are left to the parser: it passes runs of large identical publishes
-# on as the bytes read (blocks) instead of copying each payload once per destination.
+# Runs of larger payloads are left to the parser: it passes runs of large identical
+# publishes on as the bytes read (blocks) instead of copying each payload out.
 SMALL_PAYLOAD = 1024
 # Plans kept per account; past this many (subjects that come and go, inboxes) they are
 # all dropped and built again as messages come. A plan is a few references.
@@ -137,7 +137,6 @@ def pub_loop(
     n = len(data)
     msgs = 0
     size_sum = 0
-    limit = min(max_payload, SMALL_PAYLOAD)
     while pos < n:
         if not data.startswith(_PUB, pos):
             break
@@ -160,7 +159,7 @@ def pub_loop(
             break  # a size with leading zeros: the general path writes some frames anew
         size = int(data[s1 + 1 : nl])
         end = nl + 2 + size
-        if size > limit or end + 2 > n or data[end : end + 2] != b"\r\n":
+        if size > max_payload or end + 2 > n or data[end : end + 2] != b"\r\n":
             break
         subject = data[s0:s1]
         # The same control line again: a run, which the run path routes with one join
@@ -175,6 +174,8 @@ def pub_loop(
         ):
             after += step
         if after > end + 2:
+            if size > SMALL_PAYLOAD:
+                break  # a run of large payloads: the parser's blocks
             start = nl + 2
             payloads = [data[at : at + size] for at in range(start, after, step)]
             pub_run(subject, None, payloads, data[s1 + 1 : nl])

@@ -108,6 +108,9 @@ _frames = st.sampled_from(
         b"PUB q.x 1\r\nx\r\n",
         b"PUB q.y 3\r\nabc\r\nPUB q.z 1\r\nx\r\n",
         b"PUB n.x 1\r\nx\r\n",
+        b"PUB a 1100\r\n" + b"L" * 1100 + b"\r\n",
+        (b"PUB q.x 1100\r\n" + b"L" * 1100 + b"\r\n") * 2,
+        b"PUB a 2100\r\n" + b"L" * 2100 + b"\r\n",
         b"PUB a 02\r\nhi\r\n",
         b"PUB b.c 0\r\n\r\n",
         b"PUB _x 1\r\nx\r\n",
@@ -120,6 +123,8 @@ _frames = st.sampled_from(
         b"RMSG $G q.x |  g 1\r\nx\r\n",
         b"RMSG $G q.x + r g 1\r\nx\r\n",
         b"RMSG $G n.x | g 1\r\nx\r\n",
+        b"RMSG $G q.x | g 1100\r\n" + b"L" * 1100 + b"\r\n",
+        (b"RMSG $G a 1100\r\n" + b"L" * 1100 + b"\r\n") * 2,
         b"RMSG $G a r 1\r\nx\r\n",
         b"PING\r\n",
     ]
