@@ -76,6 +76,27 @@ cdef inline Py_ssize_t _find_last_blank(const char* p, Py_ssize_t start, Py_ssiz
     return -1
 
 
+cdef object _between(const char* p, Py_ssize_t start, Py_ssize_t end):
+    """meshloop._between for a non-empty [start, end): (reply, names or None for a
+    plain reply), or None for what is the frame parser's."""
+    cdef bytes middle = PyBytes_FromStringAndSize(p + start, end - start)
+    cdef object names, reply
+    cdef Py_ssize_t i
+    if end - start >= 2 and p[start] == 124 and p[start + 1] == 32:  # "| "
+        names = middle[2:].split(b" ")
+        return None if b"" in names else (None, names)
+    if end - start >= 2 and p[start] == 43 and p[start + 1] == 32:  # "+ "
+        names = middle[2:].split(b" ")
+        reply = names.pop(0)
+        if not reply or not names or b"" in names:
+            return None
+        return reply, names
+    for i in range(start, end):
+        if p[i] == 32 or <unsigned char>p[i] < 32:
+            return None
+    return middle, None
+
+
 def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsubscribe):
     """See meshloop.mesh_loop."""
     cdef const char* p = PyBytes_AS_STRING(data)
@@ -86,7 +107,7 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
     cdef bint ok
     cdef bytes account, subject, tail, last_account = None
     cdef tuple targets, entry, queue
-    cdef list names
+    cdef object names, reply
     plans = None
     while pos < n:
         if (
@@ -105,14 +126,13 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
         if s1 <= a1 + 1:
             break  # no subject
         z = _find_last_blank(p, s1, nl)  # the blank before the size
+        reply = None
         names = None
         if z > s1:
-            # "| <q1> <q2>": queue groups; anything else (a reply) is the parser's.
-            if z - s1 < 4 or p[s1 + 1] != 124 or p[s1 + 2] != 32:
+            between = _between(p, s1 + 1, z)
+            if between is None:
                 break
-            names = PyBytes_FromStringAndSize(p + s1 + 3, z - s1 - 3).split(b" ")
-            if b"" in names:
-                break
+            reply, names = <tuple>between
         digits = nl - z - 1
         if digits <= 0 or digits > 9:
             break
@@ -150,7 +170,7 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
                 PyBytes_FromStringAndSize(p + at, size) for at in range(nl + 2, after, step)
             ]
             rmsg_run(
-                account, subject, None, () if names is None else tuple(names), payloads,
+                account, subject, reply, () if names is None else tuple(names), payloads,
                 PyBytes_FromStringAndSize(p + z + 1, nl - z - 1),
             )
             pos = after
@@ -162,10 +182,16 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
         if plan is None:
             break
         targets = <tuple>(<tuple>plan)[0]
-        tail = PyBytes_FromStringAndSize(p + z, end + 2 - z)
+        # " [<reply> ]<size>\r\n<payload>\r\n"
+        if reply is None:
+            tail = PyBytes_FromStringAndSize(p + z, end + 2 - z)
+        elif names is None:
+            tail = PyBytes_FromStringAndSize(p + s1, end + 2 - s1)
+        else:
+            tail = b" " + <bytes>reply + PyBytes_FromStringAndSize(p + z, end + 2 - z)
         for entry in targets:
             _deliver(entry, tail, size, pending, unsubscribe)
-        if names is not None:
+        if names:
             for queue in <tuple>(<tuple>plan)[3]:
                 if queue[0] not in names:
                     continue

@@ -31,6 +31,29 @@ cdef inline Py_ssize_t _find_crlf(const char* p, Py_ssize_t start, Py_ssize_t n)
     return -1
 
 
+cdef inline Py_ssize_t _find_blank(const char* p, Py_ssize_t start, Py_ssize_t end):
+    """Index of the first blank in [start, end), or -1."""
+    cdef const char* q
+    if start >= end:
+        return -1
+    q = <const char*>memchr(p + start, 32, <size_t>(end - start))
+    return -1 if q == NULL else q - p
+
+
+cdef inline bint _has_prefix(
+    const char* p, Py_ssize_t start, Py_ssize_t end, const char* prefix, Py_ssize_t length
+):
+    """Whether p[start:end] starts with the prefix."""
+    return end - start >= length and memcmp(p + start, prefix, <size_t>length) == 0
+
+
+cdef inline bytes _queue_frame(bytes rmsg_prefix, object reply, list names, bytes sized):
+    """publoop.queue_frame."""
+    if reply is None:
+        return rmsg_prefix + b"| " + b" ".join(names) + b" " + sized
+    return rmsg_prefix + b"+ " + <bytes>reply + b" " + b" ".join(names) + b" " + sized
+
+
 cdef inline object _pick_member(tuple queue):
     """publoop.pick_member: the same member for the same random()."""
     cdef tuple members = <tuple>queue[1]
@@ -79,11 +102,13 @@ def pub_loop(
     cdef const char* p = PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef Py_ssize_t nl, s0, s1, i, size, end, digits, msgs = 0, size_sum = 0
-    cdef Py_ssize_t step, after, at, line_len
+    cdef Py_ssize_t step, after, at, line_len, z
     cdef Py_ssize_t small = SMALL_PAYLOAD
     cdef unsigned char c
     cdef bint ok
-    cdef bytes subject, tail, frame, body
+    cdef bytes subject, tail, frame, body, sized
+    cdef object reply
+    cdef bint no_responders = client.no_responders
     cdef tuple targets, peers, entry, queues, queue
     cdef dict picked
     cdef list names
@@ -107,14 +132,32 @@ def pub_loop(
             s1 += 1
         if not ok or s1 == s0 or s1 >= nl:
             break  # no subject, a control byte in it, or no size
-        c = <unsigned char>p[s0]
-        if c == 95 or c == 36:  # "_" or "$": reserved prefixes, checked by the parser's path
-            break
-        digits = nl - s1 - 1
+        if _has_prefix(p, s0, s1, b"_GR_.", 5) or _has_prefix(p, s0, s1, b"$NRG.", 5):
+            break  # the parser's path answers with a permissions violation
+        # The blank before the size: after the subject, or after a reply.
+        z = _find_blank(p, s1 + 1, nl)
+        reply = None
+        if z < 0:
+            z = s1
+        else:
+            if z == s1 + 1 or _find_blank(p, z + 1, nl) >= 0:
+                break  # blanks the parser must judge
+            i = s1 + 1
+            while i < z and <unsigned char>p[i] >= 32:
+                i += 1
+            if (
+                i < z
+                or _has_prefix(p, s1 + 1, z, b"_R_.", 4)
+                or _has_prefix(p, s1 + 1, z, b"$JS.ACK.", 8)
+                or _has_prefix(p, s1 + 1, z, b"_GR_.", 5)
+            ):
+                break  # a control byte, or a reply the parser's path refuses
+            reply = PyBytes_FromStringAndSize(p + s1 + 1, z - s1 - 1)
+        digits = nl - z - 1
         if digits <= 0 or digits > 9:
-            break  # no size, too long a size, or a second blank (a reply)
+            break  # no size, or too long a size
         size = 0
-        i = s1 + 1
+        i = z + 1
         while i < nl:
             c = <unsigned char>p[i]
             if c < 48 or c > 57:
@@ -122,7 +165,7 @@ def pub_loop(
                 break
             size = size * 10 + (c - 48)
             i += 1
-        if not ok or (digits > 1 and p[s1 + 1] == 48):
+        if not ok or (digits > 1 and p[z + 1] == 48):
             break  # not digits, or leading zeros (the general path writes some frames anew)
         end = nl + 2 + size
         if size > max_payload or end + 2 > n or p[end] != 13 or p[end + 1] != 10:
@@ -145,7 +188,7 @@ def pub_loop(
             payloads = [
                 PyBytes_FromStringAndSize(p + at, size) for at in range(nl + 2, after, step)
             ]
-            pub_run(subject, None, payloads, PyBytes_FromStringAndSize(p + s1 + 1, nl - s1 - 1))
+            pub_run(subject, reply, payloads, PyBytes_FromStringAndSize(p + z + 1, nl - z - 1))
             pos = after
             continue
         plan = plans.plan(subject)
@@ -154,6 +197,12 @@ def pub_loop(
         targets, peers, rmsg_prefix, queues = <tuple>plan
         if queues and not echo:
             break  # the general path looks for another member than the publisher
+        if reply is not None and no_responders and not peers and not queues:
+            for entry in targets:
+                if entry[1] is not client or echo:
+                    break
+            else:
+                break  # nobody gets it: the general path answers "no responders"
         msgs += 1
         size_sum += size
         if targets or peers or queues:
@@ -179,17 +228,20 @@ def pub_loop(
             if peers or picked:
                 body = PyBytes_FromStringAndSize(p + s1 + 1, end + 1 - s1)
                 frame = rmsg_prefix + body
+                sized = (
+                    None if picked is None else PyBytes_FromStringAndSize(p + z + 1, end + 1 - z)
+                )
                 for peer in peers:
                     if picked is not None and peer in picked:
                         (<list>batches[peer]).append(
-                            rmsg_prefix + b"| " + b" ".join(picked.pop(peer)) + b" " + body
+                            _queue_frame(rmsg_prefix, reply, picked.pop(peer), sized)
                         )
                     else:
                         (<list>batches[peer]).append(frame)
                 if picked:
                     for peer, names in picked.items():
                         (<list>batches[peer]).append(
-                            rmsg_prefix + b"| " + b" ".join(names) + b" " + body
+                            _queue_frame(rmsg_prefix, reply, names, sized)
                         )
         pos = end + 2
     if msgs:

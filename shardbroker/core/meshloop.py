@@ -6,7 +6,7 @@ of the broker: everything it touches is handed in.
 
 What it does. From ``pos`` on, it takes the frames that are plain forwarded messages in
 the form a worker writes them, ``RMSG <account> <subject> <size>\\r\\n<payload>\\r\\n``
-or ``RMSG <account> <subject> | <q1> <q2> <size>`` (no reply, no headers), and delivers
+with a reply or queue groups in the route grammar (no headers), and delivers
 each one to the local subscriptions of the subject's plan (core/publoop.py ``Plans``; a
 plan's peers are for messages published here and never forwarded again) and to one
 local member of each queue group the publishing shard picked this one for, in the plan's
@@ -27,6 +27,24 @@ from shardbroker.core.publoop import SMALL_PAYLOAD, pick_local
 
 _RMSG = b"RMSG "
 _DIGITS = frozenset(b"0123456789")
+
+
+def _between(data: bytes, start: int, end: int) -> tuple[bytes | None, list[bytes] | None]:
+    """The reply and queue names between the subject and the size (the nats route
+    grammar: nothing, ``<reply>``, ``| <q1> <q2>``, ``+ <reply> <q1> <q2>``); names None
+    for anything else, which is the frame parser's."""
+    if end <= start:
+        return None, []
+    middle = data[start:end]
+    if middle.startswith(b"| "):
+        names = middle[2:].split(b" ")
+        return None, (None if b"" in names else names)
+    if middle.startswith(b"+ "):
+        reply, *names = middle[2:].split(b" ")
+        return reply, (None if not reply or not names or b"" in names else names)
+    if b" " in middle or any(b < 32 for b in middle):
+        return None, None
+    return middle, []
 
 
 def mesh_loop(
@@ -56,14 +74,9 @@ def mesh_loop(
         if s1 <= a1 + 1:
             break  # no subject
         z = data.rfind(b" ", s1, nl)  # the blank before the size
-        names: list[bytes] = []
-        if z > s1:
-            # "| <q1> <q2>": queue groups; anything else (a reply) is the parser's.
-            if z - s1 < 4 or data[s1 + 1 : s1 + 3] != b"| ":
-                break
-            names = data[s1 + 3 : z].split(b" ")
-            if b"" in names:
-                break
+        reply, names = _between(data, s1 + 1, z)
+        if names is None:
+            break
         digits = nl - z - 1
         if not 0 < digits <= 9 or not all(b in _DIGITS for b in data[z + 1 : nl]):
             break
@@ -87,7 +100,7 @@ def mesh_loop(
                 break  # a run of large payloads: the parser's blocks
             start = nl + 2
             payloads = [data[at : at + size] for at in range(start, after, step)]
-            rmsg_run(account, subject, None, tuple(names), payloads, data[z + 1 : nl])
+            rmsg_run(account, subject, reply, tuple(names), payloads, data[z + 1 : nl])
             pos = after
             continue
         if account != last_account:
@@ -97,7 +110,13 @@ def mesh_loop(
         if plan is None:
             break
         targets = plan[0]
-        tail = data[z : end + 2]  # " <size>\r\n<payload>\r\n"
+        # " [<reply> ]<size>\r\n<payload>\r\n"
+        if reply is None:
+            tail = data[z : end + 2]
+        elif names:
+            tail = b" " + reply + data[z : end + 2]
+        else:
+            tail = data[s1 : end + 2]
         for sub, target, prefix in targets:
             target.out.append(prefix + tail)
             target.out_msgs += 1

@@ -4,20 +4,21 @@ Owner: a worker shard, on its loop; called once per client read by the connectio
 (worker/client.py) before its parser. Imports nothing of the broker: everything it
 touches is handed in.
 
-What it does. From ``pos`` on, it takes the operations of a client read that are plain
-publishes in canonical form, ``PUB <subject> <size>\\r\\n<payload>\\r\\n`` (one blank each,
-no reply, a subject not starting with ``_`` or ``$``, a payload within the
-connection's limit), and routes each one by a *plan*: the delivery a subject of
-the publisher's account gets, built once by the router (``Plans.plan``) and kept until
-the account's subscriptions change (the sublist's generation). It stops at the first
-operation that is anything else, at an incomplete one, at one whose subject has no plan
-(a subscription with delivery-time checks), at one with queue groups from a publisher
-with echo off, and returns where it stopped; the connection's parser takes the rest
-exactly as it would have taken all of it. A run of the same control line is handed
-whole to ``pub_run`` (the client's ``process_pub_run``, which the parser calls for runs
-too): it routes the run with one join per destination. So this loop only ever does
-what the general path would do for the same bytes, and the differential tests
-(tests/unit/core/) hold the two to the same output.
+What it does. From ``pos`` on, it takes the operations of a client read that are
+publishes in canonical form, ``PUB <subject> [<reply> ]<size>\\r\\n<payload>\\r\\n``
+(one blank each, a size without leading zeros, no subject or reply a connection may not
+publish with, a payload within the connection's limit), and routes each one by a *plan*:
+the delivery a subject of the publisher's account gets, built once by the router
+(``Plans.plan``) and kept until the account's subscriptions change (the sublist's
+generation). It stops at the first operation that is anything else, at an incomplete
+one, at one whose subject has no plan (a subscription with delivery-time checks), at one
+with queue groups from a publisher with echo off, at a request nobody would get from a
+client that wants "no responders" answers, and returns where it stopped; the
+connection's parser takes the rest exactly as it would have taken all of it. A run of
+the same control line is handed whole to ``pub_run`` (the client's ``process_pub_run``,
+which the parser calls for runs too): it routes the run with one join per destination.
+So this loop only ever does what the general path would do for the same bytes, and the
+differential tests (tests/unit/core/) hold the two to the same output.
 
 A plan is ``(targets, peers, rmsg_prefix, queues)``: ``targets`` are ``(subscription,
 client, "MSG <subject> <sid>")``, as ``RouteResult.prepare`` makes them; ``peers`` the
@@ -46,7 +47,13 @@ SMALL_PAYLOAD = 1024
 # Plans kept per account; past this many (subjects that come and go, inboxes) they are
 # all dropped and built again as messages come. A plan is a few references.
 MAX_PLANS = 1 << 16
+# Replies go to subjects used once (nats clients' inboxes): their plans are not kept.
+INBOX = b"_INBOX."
 _PUB = b"PUB "
+# Subjects and replies a connection may not publish with (worker/client.py's checks):
+# the loop leaves them to the parser's path, which answers them.
+RESERVED_PUBLISH = (b"_GR_.", b"$NRG.")
+RESERVED_REPLY = (b"_R_.", b"$JS.ACK.", b"_GR_.")
 _DIGITS = frozenset(b"0123456789")
 
 
@@ -88,10 +95,14 @@ def pick_local(queue: QueuePlan) -> Any:
     return local[int(random() * len(local))]
 
 
-def queue_frame(rmsg_prefix: bytes, names: list[bytes], tail: bytes) -> bytes:
-    """The RMSG for a peer picked for the named queue groups; ``tail`` is
-    ``<size>\\r\\n<payload>\\r\\n``."""
-    return rmsg_prefix + b"| " + b" ".join(names) + b" " + tail
+def queue_frame(
+    rmsg_prefix: bytes, reply: bytes | None, names: list[bytes], sized: bytes
+) -> bytes:
+    """The RMSG for a peer picked for the named queue groups (the nats route grammar,
+    as frames.rmsg); ``sized`` is ``<size>\\r\\n<payload>\\r\\n``."""
+    if reply is None:
+        return rmsg_prefix + b"| " + b" ".join(names) + b" " + sized
+    return rmsg_prefix + b"+ " + reply + b" " + b" ".join(names) + b" " + sized
 
 
 class Plans:
@@ -114,9 +125,11 @@ class Plans:
         plans = self.plans
         plan = plans.get(subject, plans)  # the dict itself: "not built yet"
         if plan is plans:
-            if len(plans) >= MAX_PLANS:
-                plans.clear()
-            plan = plans[subject] = self.build(subject)
+            plan = self.build(subject)
+            if not subject.startswith(INBOX):
+                if len(plans) >= MAX_PLANS:
+                    plans.clear()
+                plans[subject] = plan
         return plan
 
 
@@ -145,19 +158,27 @@ def pub_loop(
             break
         s0 = pos + 4
         s1 = data.find(b" ", s0, nl)
-        if s1 <= s0 or data.find(b" ", s1 + 1, nl) >= 0:
-            break  # no subject, or a reply (or blanks the parser must judge)
-        first = data[s0]
-        if first == 95 or first == 36:  # "_" or "$": reserved prefixes, checked there
+        if s1 <= s0 or any(b <= 32 for b in data[s0:s1]):
+            break  # no subject, or a control byte in it
+        if data.startswith(RESERVED_PUBLISH, s0):
+            break  # the parser's path answers with a permissions violation
+        # The blank before the size: after the subject, or after a reply.
+        z = data.find(b" ", s1 + 1, nl)
+        reply = None
+        if z < 0:
+            z = s1
+        else:
+            if z == s1 + 1 or data.find(b" ", z + 1, nl) >= 0:
+                break  # blanks the parser must judge
+            reply = data[s1 + 1 : z]
+            if any(b < 32 for b in reply) or reply.startswith(RESERVED_REPLY):
+                break
+        digits = nl - z - 1
+        if not 0 < digits <= 9 or not all(b in _DIGITS for b in data[z + 1 : nl]):
             break
-        if any(b <= 32 for b in data[s0:s1]):
-            break
-        digits = nl - s1 - 1
-        if not 0 < digits <= 9 or not all(b in _DIGITS for b in data[s1 + 1 : nl]):
-            break
-        if digits > 1 and data[s1 + 1] == 48:
+        if digits > 1 and data[z + 1] == 48:
             break  # a size with leading zeros: the general path writes some frames anew
-        size = int(data[s1 + 1 : nl])
+        size = int(data[z + 1 : nl])
         end = nl + 2 + size
         if size > max_payload or end + 2 > n or data[end : end + 2] != b"\r\n":
             break
@@ -178,7 +199,7 @@ def pub_loop(
                 break  # a run of large payloads: the parser's blocks
             start = nl + 2
             payloads = [data[at : at + size] for at in range(start, after, step)]
-            pub_run(subject, None, payloads, data[s1 + 1 : nl])
+            pub_run(subject, reply, payloads, data[z + 1 : nl])
             pos = after
             continue
         plan = plans.plan(subject)
@@ -187,10 +208,17 @@ def pub_loop(
         targets, peers, rmsg_prefix, queues = plan
         if queues and not client.echo:
             break  # the general path looks for another member than the publisher
+        if (
+            reply is not None
+            and client.no_responders
+            and not (peers or queues)
+            and all(target is client and not client.echo for _, target, _ in targets)
+        ):
+            break  # nobody gets it: the general path answers "no responders"
         msgs += 1
         size_sum += size
         if targets or peers or queues:
-            tail = data[s1 : end + 2]  # " <size>\r\n<payload>\r\n"
+            tail = data[s1 : end + 2]  # " [<reply> ]<size>\r\n<payload>\r\n"
             for sub, target, prefix in targets:
                 if target is client and not target.echo:
                     continue
@@ -223,14 +251,17 @@ def pub_loop(
                     unsubscribe(sub)
             if peers or picked:
                 frame = rmsg_prefix + tail[1:]
+                sized = data[z + 1 : end + 2]
                 for peer in peers:
                     if picked is not None and peer in picked:
-                        batches[peer].append(queue_frame(rmsg_prefix, picked.pop(peer), tail[1:]))
+                        batches[peer].append(
+                            queue_frame(rmsg_prefix, reply, picked.pop(peer), sized)
+                        )
                     else:
                         batches[peer].append(frame)
                 if picked:
                     for peer, names in picked.items():
-                        batches[peer].append(queue_frame(rmsg_prefix, names, tail[1:]))
+                        batches[peer].append(queue_frame(rmsg_prefix, reply, names, sized))
         pos = end + 2
     if msgs:
         client.in_msgs += msgs

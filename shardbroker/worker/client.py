@@ -36,6 +36,8 @@ from shardbroker import const
 from shardbroker.config.options import Options
 from shardbroker.const import ClosedState
 from shardbroker.core import pub_loop
+from shardbroker.core.publoop import RESERVED_PUBLISH as _RESERVED_PUBLISH
+from shardbroker.core.publoop import RESERVED_REPLY as _RESERVED_REPLY
 from shardbroker.errors import (
     ERR_AUTH_TIMEOUT,
     ERR_AUTH_VIOLATION,
@@ -101,9 +103,7 @@ class ClientHost(Protocol):
 
 log = logging.getLogger("shardbroker.client")
 
-_RESERVED_PUBLISH = (b"_GR_.", b"$NRG.")
 _RESERVED_FIRST = (b"_", b"$")
-_RESERVED_REPLY = (b"_R_.", b"$JS.ACK.", b"_GR_.")
 _SYS_QUEUE = b"_sys_"
 _TRACE_WIDTH = 128
 # SO_LINGER on, zero seconds: close() resets the connection instead of ending it.

@@ -32,6 +32,7 @@ class Conn:
         self.in_msgs = 0
         self.in_bytes = 0
         self.echo = True
+        self.no_responders = True
         self.delivered = 0
         self.max = 0
 
@@ -41,7 +42,8 @@ class Sublist:
 
 
 def world() -> tuple[Conn, Plans, list[list[bytes]], set[Any], list[Any], list[Conn]]:
-    """A publisher; one subscriber on every subject but "n.*" (no plan); on "q.*" also
+    """A publisher; one subscriber on every subject but "n.*" (no plan) and "e.*"
+    (nobody interested); on "q.*" also
     a queue group "g" of two local members and a peer (weight 2), and a group "h" of
     the peer alone; a peer with plain interest."""
     sub, first, second = Conn(), Conn(), Conn()
@@ -52,6 +54,8 @@ def world() -> tuple[Conn, Plans, list[list[bytes]], set[Any], list[Any], list[C
     def build(subject: bytes) -> Any:
         if subject.startswith(b"n."):
             return None
+        if subject.startswith(b"e."):
+            return (), (), b"", ()  # nobody interested
         head = b"MSG " + subject + b" "
         targets = ((sub, sub, head + b"1"),)
         queues: tuple[Any, ...] = ()
@@ -73,6 +77,7 @@ def delivered(conns: list[Conn]) -> list[Any]:
 def outcome(which: str, data: bytes, pos: int, echo: bool = True) -> Any:
     publisher, plans, batches, pending, calls, conns = world()
     publisher.echo = echo
+    publisher.no_responders = echo  # both ways, with the echo variations
 
     def pub_run(*args: Any) -> None:
         calls.append(("run", args))
@@ -115,6 +120,11 @@ _frames = st.sampled_from(
         b"PUB b.c 0\r\n\r\n",
         b"PUB _x 1\r\nx\r\n",
         b"PUB a r 1\r\nx\r\n",
+        b"PUB e.x r 1\r\nx\r\nPUB e.x 1\r\nx\r\n",
+        b"PUB q.x _INBOX.r.1 1\r\nx\r\nPUB q.x _INBOX.r.1 1\r\ny\r\n",
+        b"PUB a _R_.x 1\r\nx\r\nPUB a $JS.ACK.x 1\r\nx\r\nPUB a _GR_.x 1\r\nx\r\n",
+        b"PUB _GR_.a 1\r\nx\r\nPUB $NRG.a 1\r\nx\r\nPUB _INBOX.a 1\r\nx\r\n",
+        b"PUB a  r 1\r\nx\r\nPUB a r  1\r\nx\r\nPUB a r\t 1\r\nx\r\n",
         b"RMSG $G a 2\r\nhi\r\n",
         b"RMSG $G a 2\r\nhi\r\nRMSG $G a 2\r\nho\r\n",
         b"RMSG $G q.x 1\r\nx\r\n",
@@ -126,6 +136,10 @@ _frames = st.sampled_from(
         b"RMSG $G q.x | g 1100\r\n" + b"L" * 1100 + b"\r\n",
         (b"RMSG $G a 1100\r\n" + b"L" * 1100 + b"\r\n") * 2,
         b"RMSG $G a r 1\r\nx\r\n",
+        b"RMSG $G a r 1\r\nx\r\nRMSG $G a r 1\r\ny\r\nRMSG $G a + 1\r\nx\r\n",
+        b"RMSG $G q.x + r g h 1\r\nx\r\nRMSG $G q.x + r 1\r\nx\r\n",
+        b"RMSG $G q.x + r g 1\r\nx\r\nRMSG $G q.x + r g 1\r\ny\r\n",
+        b"RMSG $G a | 1\r\nx\r\nRMSG $G a r\x01 1\r\nx\r\n",
         b"PING\r\n",
     ]
 )
