@@ -16,8 +16,8 @@ TYPED := shardbroker perf
 
 .PHONY: install serve test test-unit test-int fmt lint check perf fuzz clean
 
-# The compiled core is built by pip too: a changed .pyx rebuilds it.
-$(STAMP): pyproject.toml setup.py $(wildcard shardbroker/core/*.pyx)
+# The compiled core is built by pip too: a changed .pyx or .pxd rebuilds it.
+$(STAMP): pyproject.toml setup.py $(wildcard shardbroker/core/*.pyx shardbroker/core/*.pxd)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -7,6 +7,7 @@ from setuptools import Extension, setup
 setup(
     ext_modules=cythonize(
         [
+            Extension("shardbroker.core._plans", ["shardbroker/core/_plans.pyx"]),
             Extension("shardbroker.core._publoop", ["shardbroker/core/_publoop.pyx"]),
             Extension("shardbroker.core._meshloop", ["shardbroker/core/_meshloop.pyx"]),
         ],

@@ -16,17 +16,22 @@ from __future__ import annotations
 
 import os
 
-from shardbroker.core import meshloop, publoop
+from typing import Any
+
+from shardbroker.core import meshloop, plans, publoop
 
 PURE_ENV = "SHARDBROKER_PURE_CORE"
 
 pub_loop = publoop.pub_loop
 mesh_loop = meshloop.mesh_loop
+Plans: Any = plans.Plans
+Subscription: Any = plans.Subscription
 IMPLEMENTATION = "pure"
 if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
     try:
         from shardbroker.core import (  # type: ignore[attr-defined]  # built by pip
             _meshloop,
+            _plans,
             _publoop,
         )
     except ImportError:
@@ -34,6 +39,8 @@ if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
     else:
         pub_loop = _publoop.pub_loop
         mesh_loop = _meshloop.mesh_loop
+        Plans = _plans.Plans
+        Subscription = _plans.Subscription
         IMPLEMENTATION = "compiled"
 
-__all__ = ["IMPLEMENTATION", "PURE_ENV", "mesh_loop", "pub_loop"]
+__all__ = ["IMPLEMENTATION", "PURE_ENV", "Plans", "Subscription", "mesh_loop", "pub_loop"]

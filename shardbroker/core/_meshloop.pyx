@@ -3,56 +3,18 @@
 
 Same contract, same steps, same output (tests/unit/core/ compares them byte for byte);
 the bytes of the ring piece are scanned in C, every index checked against the length
-before it is read.
+before it is read. Account and subject are looked up where they lie in the buffer
+(``_plans.Plans.lookup``), and deliveries joined from the buffer (``_plans.deliver``).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memchr, memcmp
+from libc.string cimport memcmp
 
 from random import random
 
-from shardbroker.core.publoop import SMALL_PAYLOAD
+from shardbroker.core._plans cimport Plans, deliver, find_blank, find_crlf
 
-
-cdef inline Py_ssize_t _find_crlf(const char* p, Py_ssize_t start, Py_ssize_t n):
-    """Index of the first CRLF at or after start, or -1."""
-    cdef const char* q
-    cdef Py_ssize_t at = start
-    while at < n:
-        q = <const char*>memchr(p + at, 13, <size_t>(n - at))
-        if q == NULL:
-            return -1
-        at = q - p
-        if at + 1 < n and p[at + 1] == 10:
-            return at
-        at += 1
-    return -1
-
-
-cdef inline Py_ssize_t _find_blank(const char* p, Py_ssize_t start, Py_ssize_t end):
-    """Index of the first blank in [start, end), or -1."""
-    cdef const char* q
-    if start >= end:
-        return -1
-    q = <const char*>memchr(p + start, 32, <size_t>(end - start))
-    return -1 if q == NULL else q - p
-
-
-cdef inline int _deliver(
-    object client_entry, bytes tail, Py_ssize_t size, set pending, object unsubscribe
-) except -1:
-    """One message to a local subscription: a plan's (subscription, client, prefix)."""
-    cdef tuple entry = <tuple>client_entry
-    sub = entry[0]
-    target = entry[1]
-    target.out.append(<bytes>entry[2] + tail)
-    target.out_msgs += 1
-    target.out_bytes += size
-    pending.add(target)
-    sub.delivered += 1
-    if sub.max and sub.delivered >= sub.max:
-        unsubscribe(sub)
-    return 0
+from shardbroker.core.plans import SMALL_PAYLOAD
 
 
 cdef inline object _pick_local(tuple queue):
@@ -105,7 +67,9 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
     cdef Py_ssize_t small = SMALL_PAYLOAD
     cdef unsigned char c
     cdef bint ok
-    cdef bytes account, subject, tail, last_account = None
+    cdef bytes tail_bytes, last_account = None
+    cdef const char* tail
+    cdef Py_ssize_t tail_len
     cdef tuple targets, entry, queue
     cdef object names, reply
     plans = None
@@ -115,14 +79,14 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
             or p[pos + 3] != 71 or p[pos + 4] != 32
         ):
             break  # not "RMSG "
-        nl = _find_crlf(p, pos, n)
+        nl = find_crlf(p, pos, n)
         if nl < 0:
             break
         a0 = pos + 5
-        a1 = _find_blank(p, a0, nl)
+        a1 = find_blank(p, a0, nl)
         if a1 <= a0:
             break
-        s1 = _find_blank(p, a1 + 1, nl)
+        s1 = find_blank(p, a1 + 1, nl)
         if s1 <= a1 + 1:
             break  # no subject
         z = _find_last_blank(p, s1, nl)  # the blank before the size
@@ -151,8 +115,6 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
         end = nl + 2 + size
         if end + 2 > n or p[end] != 13 or p[end + 1] != 10:
             break
-        account = PyBytes_FromStringAndSize(p + a0, a1 - a0)
-        subject = PyBytes_FromStringAndSize(p + a1 + 1, s1 - a1 - 1)
         line_len = nl + 2 - pos
         step = end + 2 - pos
         after = end + 2
@@ -170,33 +132,46 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
                 PyBytes_FromStringAndSize(p + at, size) for at in range(nl + 2, after, step)
             ]
             rmsg_run(
-                account, subject, reply, () if names is None else tuple(names), payloads,
+                PyBytes_FromStringAndSize(p + a0, a1 - a0),
+                PyBytes_FromStringAndSize(p + a1 + 1, s1 - a1 - 1),
+                reply, () if names is None else tuple(names), payloads,
                 PyBytes_FromStringAndSize(p + z + 1, nl - z - 1),
             )
             pos = after
             continue
-        if last_account is None or account != last_account:
-            plans = plans_for(account)
-            last_account = account
-        plan = plans.plan(subject)
+        if (
+            last_account is None
+            or PyBytes_GET_SIZE(last_account) != a1 - a0
+            or memcmp(PyBytes_AS_STRING(last_account), p + a0, <size_t>(a1 - a0)) != 0
+        ):
+            last_account = PyBytes_FromStringAndSize(p + a0, a1 - a0)
+            plans = plans_for(last_account)
+        if type(plans) is Plans:
+            plan = (<Plans>plans).lookup(p + a1 + 1, s1 - a1 - 1)
+        else:
+            plan = plans.plan(PyBytes_FromStringAndSize(p + a1 + 1, s1 - a1 - 1))
         if plan is None:
             break
         targets = <tuple>(<tuple>plan)[0]
         # " [<reply> ]<size>\r\n<payload>\r\n"
         if reply is None:
-            tail = PyBytes_FromStringAndSize(p + z, end + 2 - z)
+            tail = p + z
+            tail_len = end + 2 - z
         elif names is None:
-            tail = PyBytes_FromStringAndSize(p + s1, end + 2 - s1)
+            tail = p + s1
+            tail_len = end + 2 - s1
         else:
-            tail = b" " + <bytes>reply + PyBytes_FromStringAndSize(p + z, end + 2 - z)
+            tail_bytes = b" " + <bytes>reply + PyBytes_FromStringAndSize(p + z, end + 2 - z)
+            tail = PyBytes_AS_STRING(tail_bytes)
+            tail_len = PyBytes_GET_SIZE(tail_bytes)
         for entry in targets:
-            _deliver(entry, tail, size, pending, unsubscribe)
+            deliver(entry, tail, tail_len, size, pending, unsubscribe)
         if names:
             for queue in <tuple>(<tuple>plan)[3]:
                 if queue[0] not in names:
                     continue
                 member = _pick_local(queue)
                 if member is not None:
-                    _deliver(member, tail, size, pending, unsubscribe)
+                    deliver(<tuple>member, tail, tail_len, size, pending, unsubscribe)
         pos = end + 2
     return pos

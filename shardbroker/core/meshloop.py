@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shardbroker.core.publoop import SMALL_PAYLOAD, pick_local
+from shardbroker.core.plans import SMALL_PAYLOAD, pick_local
 
 _RMSG = b"RMSG "
 _DIGITS = frozenset(b"0123456789")

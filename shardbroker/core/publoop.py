@@ -38,99 +38,19 @@ groups it was picked for (``RMSG <account> <subject> | <q1> <q2> <size>``).
 
 from __future__ import annotations
 
-from random import random
 from typing import Any
 
-# Runs of larger payloads are left to the parser: it passes runs of large identical
-# publishes on as the bytes read (blocks) instead of copying each payload out.
-SMALL_PAYLOAD = 1024
-# Plans kept per account; past this many (subjects that come and go, inboxes) they are
-# all dropped and built again as messages come. A plan is a few references.
-MAX_PLANS = 1 << 16
-# Replies go to subjects used once (nats clients' inboxes): their plans are not kept.
-INBOX = b"_INBOX."
+from shardbroker.core.plans import (
+    RESERVED_PUBLISH,
+    RESERVED_REPLY,
+    SMALL_PAYLOAD,
+    Plans,
+    pick_member,
+    queue_frame,
+)
+
 _PUB = b"PUB "
-# Subjects and replies a connection may not publish with (worker/client.py's checks):
-# the loop leaves them to the parser's path, which answers them.
-RESERVED_PUBLISH = (b"_GR_.", b"$NRG.")
-RESERVED_REPLY = (b"_R_.", b"$JS.ACK.", b"_GR_.")
 _DIGITS = frozenset(b"0123456789")
-
-
-# A queue group a subject reaches: (name, members, cumulative weights, total weight,
-# local members). A member is a local ``(subscription, client, "MSG <subject> <sid>")``
-# or a peer's shard number; the weights are those of ``QueueGroup`` (1 per local member,
-# a peer's member count), so picks balance over all shards as the general path's do.
-QueuePlan = tuple[bytes, tuple[Any, ...], tuple[float, ...], float, tuple[Any, ...]]
-
-
-def queue_plan(
-    name: bytes, members: tuple[Any, ...], cumulative: Any, total: float, local: tuple[Any, ...]
-) -> QueuePlan:
-    return name, members, tuple(map(float, cumulative)), float(total), local
-
-
-def pick_member(queue: QueuePlan) -> Any:
-    """One member of a queue group, weighted: ``QueueGroup.pick``'s choice for the same
-    ``random()``."""
-    members = queue[1]
-    if len(members) == 1:
-        return members[0]
-    cumulative = queue[2]
-    x = random() * queue[3]
-    i = 0
-    while cumulative[i] <= x:  # bisect_right
-        i += 1
-    return members[i]
-
-
-def pick_local(queue: QueuePlan) -> Any:
-    """One local member for a message a peer picked this shard for, or None:
-    ``QueueGroup.pick_local``'s choice for the same ``random()``."""
-    local = queue[4]
-    if not local:
-        return None
-    if len(local) == 1:
-        return local[0]
-    return local[int(random() * len(local))]
-
-
-def queue_frame(
-    rmsg_prefix: bytes, reply: bytes | None, names: list[bytes], sized: bytes
-) -> bytes:
-    """The RMSG for a peer picked for the named queue groups (the nats route grammar,
-    as frames.rmsg); ``sized`` is ``<size>\\r\\n<payload>\\r\\n``."""
-    if reply is None:
-        return rmsg_prefix + b"| " + b" ".join(names) + b" " + sized
-    return rmsg_prefix + b"+ " + reply + b" " + b" ".join(names) + b" " + sized
-
-
-class Plans:
-    """Plans of one account's subjects, valid while its sublist's generation holds."""
-
-    __slots__ = ("build", "generation", "plans", "sublist")
-
-    def __init__(self, sublist: Any, build: Any) -> None:
-        self.sublist = sublist
-        # build(subject) -> plan, or None when the subject needs the general path.
-        self.build = build
-        self.plans: dict[bytes, Any] = {}
-        self.generation = -1
-
-    def plan(self, subject: bytes) -> Any:
-        sublist = self.sublist
-        if sublist.generation != self.generation:
-            self.plans.clear()
-            self.generation = sublist.generation
-        plans = self.plans
-        plan = plans.get(subject, plans)  # the dict itself: "not built yet"
-        if plan is plans:
-            plan = self.build(subject)
-            if not subject.startswith(INBOX):
-                if len(plans) >= MAX_PLANS:
-                    plans.clear()
-                plans[subject] = plan
-        return plan
 
 
 def pub_loop(

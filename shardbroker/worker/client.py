@@ -36,8 +36,8 @@ from shardbroker import const
 from shardbroker.config.options import Options
 from shardbroker.const import ClosedState
 from shardbroker.core import pub_loop
-from shardbroker.core.publoop import RESERVED_PUBLISH as _RESERVED_PUBLISH
-from shardbroker.core.publoop import RESERVED_REPLY as _RESERVED_REPLY
+from shardbroker.core.plans import RESERVED_PUBLISH as _RESERVED_PUBLISH
+from shardbroker.core.plans import RESERVED_REPLY as _RESERVED_REPLY
 from shardbroker.errors import (
     ERR_AUTH_TIMEOUT,
     ERR_AUTH_VIOLATION,

@@ -21,10 +21,19 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from random import random
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shardbroker.security.permissions import ResponseGrants, UserPermissions
 from shardbroker.shard.interest import RemoteInterest
+
+if TYPE_CHECKING:
+    from shardbroker.core.plans import Subscription
+else:
+    # A client's subscription on this shard: the compiled core's when it is built (its
+    # loops bump its counters as a C struct), else the twin (core/plans.py).
+    from shardbroker.core import Subscription
+
+__all__ = ["QueueGroup", "RouteResult", "Subscriber", "Subscription", "make_result"]
 
 
 class Subscriber(Protocol):
@@ -41,30 +50,6 @@ class Subscriber(Protocol):
     grants: ResponseGrants | None
     subs: dict[bytes, Subscription]
     interest_changed: bool
-
-
-class Subscription:
-    """A client's subscription on this shard."""
-
-    __slots__ = ("account", "checked", "client", "delivered", "max", "queue", "sid", "subject")
-
-    def __init__(
-        self,
-        client: Subscriber,
-        account: bytes,
-        subject: bytes,
-        queue: bytes | None,
-        sid: bytes,
-    ) -> None:
-        self.client = client
-        self.account = account
-        self.subject = subject
-        self.queue = queue
-        self.sid = sid
-        self.max = 0
-        self.delivered = 0
-        # permissions.CHECK_* flags; set before the subscription enters the sublist.
-        self.checked = 0
 
 
 class QueueGroup:

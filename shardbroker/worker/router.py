@@ -28,7 +28,8 @@ import time
 from random import choices, random
 from typing import Any
 
-from shardbroker.core.publoop import Plans, QueuePlan, queue_plan
+from shardbroker.core import Plans as CorePlans
+from shardbroker.core.plans import Plans, QueuePlan, queue_plan
 from shardbroker.protocol import frames
 from shardbroker.protocol.parser import block_payloads, block_tails
 from shardbroker.security.permissions import CHECK_DENY
@@ -368,7 +369,7 @@ class Router:
             def build(subject: bytes) -> Plan | None:
                 return self._plan(sublist, account, subject)
 
-            plans = self.plans[account] = Plans(sublist, build)
+            plans = self.plans[account] = CorePlans(sublist, build)
         return plans
 
     @staticmethod

@@ -14,8 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shardbroker import core
-from shardbroker.core import meshloop, publoop
-from shardbroker.core.publoop import Plans
+from shardbroker.core import meshloop, plans, publoop
 
 pytestmark = pytest.mark.skipif(
     core.IMPLEMENTATION != "compiled", reason="the compiled core is not built"
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.skipif(
 
 
 class Conn:
-    """What the loops touch of a connection and of a subscription."""
+    """What the loops touch of a connection."""
 
     def __init__(self) -> None:
         self.out: list[bytes] = []
@@ -33,20 +32,24 @@ class Conn:
         self.in_bytes = 0
         self.echo = True
         self.no_responders = True
-        self.delivered = 0
-        self.max = 0
 
 
 class Sublist:
     generation = 0
 
 
-def world() -> tuple[Conn, Plans, list[list[bytes]], set[Any], list[Any], list[Conn]]:
+# The objects the loops are handed: the compiled core's (C structs the compiled loops
+# read directly) or the twins' (which they touch as any Python object).
+OBJECTS = {"compiled": (core.Plans, core.Subscription), "pure": (plans.Plans, plans.Subscription)}
+
+
+def world(objects: str) -> tuple[Conn, Any, list[list[bytes]], set[Any], list[Any], list[Any]]:
     """A publisher; one subscriber on every subject but "n.*" (no plan) and "e.*"
-    (nobody interested); on "q.*" also
-    a queue group "g" of two local members and a peer (weight 2), and a group "h" of
-    the peer alone; a peer with plain interest."""
-    sub, first, second = Conn(), Conn(), Conn()
+    (nobody interested); on "q.*" also a queue group "g" of two local members and a
+    peer (weight 2), and a group "h" of the peer alone; a peer with plain interest."""
+    plans_type, subscription = OBJECTS[objects]
+    subs = [subscription(Conn(), b"$G", b"x", None, b"%d" % i) for i in (1, 2, 3)]
+    sub, first, second = subs
     sub.max = 7  # some deliveries reach the UNSUB max
     second.max = 3
     calls: list[Any] = []
@@ -57,25 +60,25 @@ def world() -> tuple[Conn, Plans, list[list[bytes]], set[Any], list[Any], list[C
         if subject.startswith(b"e."):
             return (), (), b"", ()  # nobody interested
         head = b"MSG " + subject + b" "
-        targets = ((sub, sub, head + b"1"),)
+        targets = ((sub, sub.client, head + b"1"),)
         queues: tuple[Any, ...] = ()
         if subject.startswith(b"q."):
-            local = ((first, first, head + b"2"), (second, second, head + b"3"))
+            local = ((first, first.client, head + b"2"), (second, second.client, head + b"3"))
             queues = (
-                publoop.queue_plan(b"g", (*local, 1), (1, 2, 4), 4, local),
-                publoop.queue_plan(b"h", (1,), (3,), 3, ()),
+                plans.queue_plan(b"g", (*local, 1), (1, 2, 4), 4, local),
+                plans.queue_plan(b"h", (1,), (3,), 3, ()),
             )
         return targets, (1,), b"RMSG $G " + subject + b" ", queues
 
-    return Conn(), Plans(Sublist(), build), [[], []], set(), calls, [sub, first, second]
+    return Conn(), plans_type(Sublist(), build), [[], []], set(), calls, subs
 
 
-def delivered(conns: list[Conn]) -> list[Any]:
-    return [(c.out, c.out_msgs, c.out_bytes, c.delivered) for c in conns]
+def delivered(subs: list[Any]) -> list[Any]:
+    return [(s.client.out, s.client.out_msgs, s.client.out_bytes, s.delivered) for s in subs]
 
 
-def outcome(which: str, data: bytes, pos: int, echo: bool = True) -> Any:
-    publisher, plans, batches, pending, calls, conns = world()
+def outcome(which: str, data: bytes, pos: int, echo: bool = True, objects: str = "") -> Any:
+    publisher, account_plans, batches, pending, calls, conns = world(objects or which)
     publisher.echo = echo
     publisher.no_responders = echo  # both ways, with the echo variations
 
@@ -87,12 +90,14 @@ def outcome(which: str, data: bytes, pos: int, echo: bool = True) -> Any:
 
     loop = core.pub_loop if which == "compiled" else publoop.pub_loop
     random.seed(len(data))
-    end = loop(publisher, data, pos, pub_run, plans, batches, pending, unsubscribe, 4096, 2048)
+    end = loop(
+        publisher, data, pos, pub_run, account_plans, batches, pending, unsubscribe, 4096, 2048
+    )
     return end, delivered(conns), batches, calls, publisher.in_msgs, publisher.in_bytes
 
 
-def mesh_outcome(which: str, data: bytes, pos: int) -> Any:
-    _, plans, _, pending, calls, conns = world()
+def mesh_outcome(which: str, data: bytes, pos: int, objects: str = "") -> Any:
+    _, account_plans, _, pending, calls, conns = world(objects or which)
 
     def rmsg_run(*args: Any) -> None:
         calls.append(("run", args))
@@ -102,7 +107,7 @@ def mesh_outcome(which: str, data: bytes, pos: int) -> Any:
 
     loop = core.mesh_loop if which == "compiled" else meshloop.mesh_loop
     random.seed(len(data))
-    end = loop(data, pos, lambda account: plans, rmsg_run, pending, unsubscribe)
+    end = loop(data, pos, lambda account: account_plans, rmsg_run, pending, unsubscribe)
     return end, delivered(conns), calls
 
 
@@ -171,6 +176,8 @@ def test_core_pub_loop_matches_its_twin_on_any_bytes(data: bytes, pos: int) -> N
     assert pos <= compiled[0] <= len(data)
     assert compiled == outcome("pure", data, pos)
     assert outcome("compiled", data, pos, echo=False) == outcome("pure", data, pos, echo=False)
+    # The compiled loop with the twins' objects: its generic branches.
+    assert outcome("compiled", data, pos, objects="pure") == outcome("pure", data, pos)
 
 
 @settings(max_examples=1500, deadline=None, derandomize=True, database=None)
@@ -180,6 +187,7 @@ def test_core_mesh_loop_matches_its_twin_on_any_bytes(data: bytes, pos: int) -> 
     compiled = mesh_outcome("compiled", data, pos)
     assert pos <= compiled[0] <= len(data)
     assert compiled == mesh_outcome("pure", data, pos)
+    assert mesh_outcome("compiled", data, pos, objects="pure") == mesh_outcome("pure", data, pos)
 
 
 CORPUS = Path(__file__).parent / "corpus" / "core"

@@ -1,0 +1,141 @@
+# cython: language_level=3, boundscheck=True, wraparound=False, cdivision=True
+"""Plans and subscriptions, compiled: the twin of plans.py, which is the reference.
+
+``Plans`` keeps an account's plans in its own open-addressing table keyed by the
+subject's bytes, so that the loops look a subject up where it lies in the read buffer,
+without making a ``bytes`` of it or calling into Python; only a miss makes one and
+calls ``build``. Keys are hashed with the interpreter's own keyed bytes hash (as a
+dict's are), so crafted subjects cannot pile up in one chain. ``Subscription`` is a C
+struct whose counters the loops bump directly; from Python it reads as plans.py's.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcmp
+
+from shardbroker.core.plans import INBOX, MAX_PLANS
+
+
+cdef extern from "Python.h":
+    Py_ssize_t _Py_HashBytes(const void* data, Py_ssize_t length)
+
+
+cdef Py_ssize_t _START_SLOTS = 64
+cdef Py_ssize_t _MAX_PLANS = MAX_PLANS
+cdef bytes _INBOX = INBOX
+
+
+cdef class Subscription:
+    """plans.Subscription, with its fields in C."""
+
+    def __init__(self, client, bytes account, bytes subject, queue, bytes sid):
+        self.client = client
+        self.account = account
+        self.subject = subject
+        self.queue = queue
+        self.sid = sid
+        self.max = 0
+        self.delivered = 0
+        self.checked = 0
+
+
+cdef class Plans:
+    """plans.Plans: the plans of one account's subjects, valid while its sublist's
+    generation holds."""
+
+    def __cinit__(self, sublist, build):
+        self.sublist = sublist
+        self.build = build
+        self.generation = -1
+        self.slots = <PlanSlot*>calloc(_START_SLOTS, sizeof(PlanSlot))
+        if self.slots == NULL:
+            raise MemoryError()
+        self.mask = _START_SLOTS - 1
+        self.count = 0
+
+    def __dealloc__(self):
+        if self.slots != NULL:
+            self._clear()
+            free(self.slots)
+            self.slots = NULL
+
+    def __len__(self):
+        return self.count
+
+    cdef void _clear(self):
+        cdef Py_ssize_t i
+        cdef PyObject* key
+        cdef PyObject* plan
+        for i in range(self.mask + 1):
+            key = self.slots[i].key
+            if key != NULL:
+                plan = self.slots[i].plan
+                self.slots[i].key = NULL
+                self.slots[i].plan = NULL
+                Py_XDECREF(key)
+                Py_XDECREF(plan)
+        self.count = 0
+
+    cdef int _grow(self) except -1:
+        """Twice the slots, every entry moved over."""
+        cdef Py_ssize_t old_size = self.mask + 1, size = old_size * 2, i, j
+        cdef PlanSlot* old = self.slots
+        cdef PlanSlot* slots = <PlanSlot*>calloc(size, sizeof(PlanSlot))
+        if slots == NULL:
+            raise MemoryError()
+        for i in range(old_size):
+            if old[i].key != NULL:
+                j = old[i].hash & (size - 1)
+                while slots[j].key != NULL:
+                    j = (j + 1) & (size - 1)
+                slots[j] = old[i]
+        self.slots = slots
+        self.mask = size - 1
+        free(old)
+        return 0
+
+    cdef object lookup(self, const char* p, Py_ssize_t n):
+        """The plan of the subject ``p[:n]``; built (and kept) on a miss."""
+        cdef object generation = self.sublist.generation
+        cdef Py_ssize_t h, i
+        cdef PyObject* key
+        cdef bytes subject
+        if generation != self.generation:
+            self._clear()
+            self.generation = generation
+        h = _Py_HashBytes(p, n)
+        i = h & self.mask
+        while True:
+            key = self.slots[i].key
+            if key == NULL:
+                break
+            if (
+                self.slots[i].hash == h
+                and PyBytes_GET_SIZE(<object>key) == n
+                and memcmp(PyBytes_AS_STRING(<object>key), p, <size_t>n) == 0
+            ):
+                return <object>self.slots[i].plan
+            i = (i + 1) & self.mask
+        subject = PyBytes_FromStringAndSize(p, n)
+        plan = self.build(subject)
+        if subject.startswith(_INBOX):
+            return plan  # replies go to subjects used once
+        if self.count >= _MAX_PLANS:
+            self._clear()
+        if (self.count + 1) * 2 > self.mask + 1:
+            self._grow()
+        i = h & self.mask
+        while self.slots[i].key != NULL:
+            i = (i + 1) & self.mask
+        Py_INCREF(subject)
+        Py_INCREF(plan)
+        self.slots[i].hash = h
+        self.slots[i].key = <PyObject*>subject
+        self.slots[i].plan = <PyObject*>plan
+        self.count += 1
+        return plan
+
+    cpdef object plan(self, bytes subject):
+        """plans.Plans.plan."""
+        return self.lookup(PyBytes_AS_STRING(subject), PyBytes_GET_SIZE(subject))
