@@ -26,6 +26,7 @@ pub_loop = publoop.pub_loop
 mesh_loop = meshloop.mesh_loop
 Plans: Any = plans.Plans
 Subscription: Any = plans.Subscription
+Output: Any = plans.Output
 IMPLEMENTATION = "pure"
 if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
     try:
@@ -41,6 +42,15 @@ if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
         mesh_loop = _meshloop.mesh_loop
         Plans = _plans.Plans
         Subscription = _plans.Subscription
+        Output = _plans.Output
         IMPLEMENTATION = "compiled"
 
-__all__ = ["IMPLEMENTATION", "PURE_ENV", "Plans", "Subscription", "mesh_loop", "pub_loop"]
+__all__ = [
+    "IMPLEMENTATION",
+    "PURE_ENV",
+    "Output",
+    "Plans",
+    "Subscription",
+    "mesh_loop",
+    "pub_loop",
+]

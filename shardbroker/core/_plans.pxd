@@ -8,6 +8,11 @@ cdef struct PlanSlot:
     PyObject* plan
 
 
+cdef class Output:
+    cdef public list out
+    cdef public Py_ssize_t out_msgs, out_bytes
+
+
 cdef class Subscription:
     cdef public object client, account, subject, queue, sid
     cdef public Py_ssize_t max, delivered
@@ -80,11 +85,18 @@ cdef inline int deliver(
     <sid>")``: its head + tail[:n] to the client's output, the counters bumped, as
     publoop.py does; at its UNSUB max, the subscription is unsubscribed."""
     cdef Subscription fast
+    cdef Output output
     sub = entry[0]
     target = entry[1]
-    target.out.append(join_head(<bytes>entry[2], tail, n))
-    target.out_msgs += 1
-    target.out_bytes += size
+    if isinstance(target, Output):
+        output = <Output>target
+        output.out.append(join_head(<bytes>entry[2], tail, n))
+        output.out_msgs += 1
+        output.out_bytes += size
+    else:
+        target.out.append(join_head(<bytes>entry[2], tail, n))
+        target.out_msgs += 1
+        target.out_bytes += size
     pending.add(target)
     if type(sub) is Subscription:
         fast = <Subscription>sub

@@ -6,7 +6,8 @@ subject's bytes, so that the loops look a subject up where it lies in the read b
 without making a ``bytes`` of it or calling into Python; only a miss makes one and
 calls ``build``. Keys are hashed with the interpreter's own keyed bytes hash (as a
 dict's are), so crafted subjects cannot pile up in one chain. ``Subscription`` is a C
-struct whose counters the loops bump directly; from Python it reads as plans.py's.
+struct whose counters the loops bump directly, and ``Output`` (a connection's output
+list and counters) likewise; from Python they read as plans.py's.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -24,6 +25,15 @@ cdef extern from "Python.h":
 cdef Py_ssize_t _START_SLOTS = 64
 cdef Py_ssize_t _MAX_PLANS = MAX_PLANS
 cdef bytes _INBOX = INBOX
+
+
+cdef class Output:
+    """plans.Output, with its fields in C; the base of the worker's client."""
+
+    def __cinit__(self, *args, **kwargs):
+        self.out = []
+        self.out_msgs = 0
+        self.out_bytes = 0
 
 
 cdef class Subscription:

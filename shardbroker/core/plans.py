@@ -6,9 +6,10 @@ A *plan* is what a subject of an account gets when a message is published on it:
 local subscriptions with their ``MSG`` heads, the peers with interest, the queue groups
 to pick a member of (publoop.py says how the loops execute one). ``Plans`` keeps the
 plans of one account while its sublist's generation holds; the router builds them.
-``Subscription`` is the worker's subscription, here because the compiled loops read and
-bump its counters as a C struct. The helpers pick queue members and write queue frames
-the way the general path (worker/router.py) does, draw for draw.
+``Subscription`` is the worker's subscription and ``Output`` a connection's output, here
+because the compiled loops append to them and bump their counters as C structs. The
+helpers pick queue members and write queue frames the way the general path
+(worker/router.py) does, draw for draw.
 """
 
 from __future__ import annotations
@@ -104,6 +105,19 @@ class Plans:
                     plans.clear()
                 plans[subject] = plan
         return plan
+
+
+class Output:
+    """A connection's output and its counters, as the loops append and bump them: the
+    base of the worker's client (worker/client.py). The compiled core's twin keeps them
+    in a C struct."""
+
+    __slots__ = ("out", "out_bytes", "out_msgs")
+
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+        self.out_msgs = 0
+        self.out_bytes = 0
 
 
 class Subscription:

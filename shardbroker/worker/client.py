@@ -30,7 +30,7 @@ import struct
 import time
 from collections import deque
 from random import random
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shardbroker import const
 from shardbroker.config.options import Options
@@ -67,6 +67,13 @@ from shardbroker.security.auth import GONE, REFUSED, Authenticator, Credentials,
 from shardbroker.security.permissions import ResponseGrants, UserPermissions
 from shardbroker.worker.route_result import Subscription
 from shardbroker.worker.router import Router
+
+if TYPE_CHECKING:
+    from shardbroker.core.plans import Output
+else:
+    # The output list and counters the compiled loops append to and bump as a C struct
+    # (core/_plans.pyx), or the twin's (core/plans.py).
+    from shardbroker.core import Output
 
 
 class ClientHost(Protocol):
@@ -111,7 +118,7 @@ _LINGER_RESET = struct.pack("ii", 1, 0)
 _LINGER_DEFAULT = struct.pack("ii", 0, 0)
 
 
-class ClientProtocol(asyncio.Protocol):
+class ClientProtocol(Output, asyncio.Protocol):
     __slots__ = (
         "account",
         "active",
@@ -139,9 +146,6 @@ class ClientProtocol(asyncio.Protocol):
         "name",
         "no_responders",
         "nonce",
-        "out",
-        "out_bytes",
-        "out_msgs",
         "parser",
         "pedantic",
         "perms",
