@@ -16,24 +16,27 @@ from __future__ import annotations
 
 import os
 
-from shardbroker.core import meshloop, publoop
+from shardbroker.core import meshloop, publoop, storeloop
 
 PURE_ENV = "SHARDBROKER_PURE_CORE"
 
 pub_loop = publoop.pub_loop
 mesh_loop = meshloop.mesh_loop
+store_loop = storeloop.store_loop
 IMPLEMENTATION = "pure"
 if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
     try:
         from shardbroker.core import (  # type: ignore[attr-defined]  # built by pip
             _meshloop,
             _publoop,
+            _storeloop,
         )
     except ImportError:
         pass  # not built: the twins serve (the supervisor logs which runs)
     else:
         pub_loop = _publoop.pub_loop
         mesh_loop = _meshloop.mesh_loop
+        store_loop = _storeloop.store_loop
         IMPLEMENTATION = "compiled"
 
-__all__ = ["IMPLEMENTATION", "PURE_ENV", "mesh_loop", "pub_loop"]
+__all__ = ["IMPLEMENTATION", "PURE_ENV", "mesh_loop", "pub_loop", "store_loop"]

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from shardbroker import const
 from shardbroker.config.options import Options
 from shardbroker.config.reload import decode_options_arg
+from shardbroker.core import store_loop
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.snapshot import StorageSnapshot, encode_parts
 from shardbroker.protocol import frames
@@ -225,6 +226,14 @@ class StoragePeer:
         return bool(self.mesh.overflowing)
 
     # -- in ----------------------------------------------------------------------------------
+
+    def fast_frames(self, data: bytes) -> int:
+        """The plain forwarded messages at the start of a ring piece (publishes, acks),
+        handed to the handler by the storage loop (core/storeloop.py); returns where
+        the frame parser takes over."""
+        pos, msgs = store_loop(data, 0, self.handler.on_message)
+        self.messages_in += msgs
+        return pos
 
     def end_of_drain(self) -> None:
         """After a turn of ring frames: wake push consumers if somebody new listens,
