@@ -23,6 +23,7 @@ PURE_ENV = "SHARDBROKER_PURE_CORE"
 pub_loop = publoop.pub_loop
 mesh_loop = meshloop.mesh_loop
 store_loop = storeloop.store_loop
+append_record = storeloop.append_record
 IMPLEMENTATION = "pure"
 if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
     try:
@@ -37,6 +38,14 @@ if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
         pub_loop = _publoop.pub_loop
         mesh_loop = _meshloop.mesh_loop
         store_loop = _storeloop.store_loop
+        append_record = _storeloop.append_record
         IMPLEMENTATION = "compiled"
 
-__all__ = ["IMPLEMENTATION", "PURE_ENV", "mesh_loop", "pub_loop", "store_loop"]
+__all__ = [
+    "IMPLEMENTATION",
+    "PURE_ENV",
+    "append_record",
+    "mesh_loop",
+    "pub_loop",
+    "store_loop",
+]

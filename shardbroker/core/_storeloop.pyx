@@ -7,7 +7,8 @@ read.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memchr
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from libc.string cimport memchr, memcpy
 
 
 cdef inline Py_ssize_t _find_crlf(const char* p, Py_ssize_t start, Py_ssize_t n):
@@ -103,3 +104,76 @@ def store_loop(bytes data, Py_ssize_t pos, on_message):
         msgs += 1
         pos = end + 2
     return pos, msgs
+
+
+cdef unsigned int _CRC_TABLE[256]
+
+
+cdef void _crc_init():
+    cdef unsigned int c, i, k
+    for i in range(256):
+        c = i
+        for k in range(8):
+            c = (0xEDB88320 ^ (c >> 1)) if (c & 1) else (c >> 1)
+        _CRC_TABLE[i] = c
+
+
+_crc_init()
+
+
+cdef inline unsigned int _crc32(const unsigned char* p, Py_ssize_t n):
+    """zlib's crc32 (IEEE 802.3, reflected), table-driven: records are short."""
+    cdef unsigned int c = 0xFFFFFFFF
+    cdef Py_ssize_t i
+    for i in range(n):
+        c = _CRC_TABLE[(c ^ p[i]) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+cdef inline void _put_u32(unsigned char* q, unsigned int v):
+    q[0] = v & 0xFF
+    q[1] = (v >> 8) & 0xFF
+    q[2] = (v >> 16) & 0xFF
+    q[3] = (v >> 24) & 0xFF
+
+
+cdef inline void _put_u64(unsigned char* q, unsigned long long v):
+    cdef int i
+    for i in range(8):
+        q[i] = (v >> (8 * i)) & 0xFF
+
+
+def append_record(
+    bytearray buf, Py_ssize_t rlen, unsigned long long seq, long long ts,
+    bytes sbytes, bytes hdr, bytes data,
+):
+    """See storeloop.append_record."""
+    cdef Py_ssize_t slen = PyBytes_GET_SIZE(sbytes)
+    cdef Py_ssize_t hlen = PyBytes_GET_SIZE(hdr)
+    cdef Py_ssize_t dlen = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t need = 22 + slen + (4 + hlen if hlen else 0) + dlen + 8
+    cdef Py_ssize_t off = PyByteArray_GET_SIZE(buf)
+    cdef unsigned char* q
+    cdef Py_ssize_t at
+    if rlen < 0 or rlen > 0x7FFFFFFF or slen > 0xFFFF or hlen > 0xFFFFFFFF:
+        raise OverflowError("record field out of range")
+    if PyByteArray_Resize(buf, off + need) < 0:
+        raise MemoryError()
+    q = <unsigned char*>PyByteArray_AS_STRING(buf) + off
+    _put_u32(q, <unsigned int>(rlen | (0x80000000 if hlen else 0)))
+    _put_u64(q + 4, seq)
+    _put_u64(q + 12, <unsigned long long>ts)
+    q[20] = slen & 0xFF
+    q[21] = (slen >> 8) & 0xFF
+    at = 22
+    memcpy(q + at, PyBytes_AS_STRING(sbytes), <size_t>slen)
+    at += slen
+    if hlen:
+        _put_u32(q + at, <unsigned int>hlen)
+        at += 4
+        memcpy(q + at, PyBytes_AS_STRING(hdr), <size_t>hlen)
+        at += hlen
+    memcpy(q + at, PyBytes_AS_STRING(data), <size_t>dlen)
+    at += dlen
+    _put_u32(q + at, _crc32(q, at))
+    _put_u32(q + at + 4, <unsigned int>rlen)

@@ -15,11 +15,16 @@ general parser's line split and dispatch per message. It stops at any other fram
 queue groups, interest, control verbs), at anything malformed or incomplete, and returns
 where it stopped, with the count of messages handed over; ``parse_mesh`` takes the rest
 exactly as it would have taken all of it.
+
+``append_record`` encodes a message record of the file store (the storage shard's other
+per-message step, a store of each publish) into a block's write buffer.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any
+from zlib import crc32
 
 _RMSG = b"RMSG "
 _DIGITS = frozenset(b"0123456789")
@@ -59,3 +64,34 @@ def store_loop(data: bytes, pos: int, on_message: Any) -> tuple[int, int]:
         msgs += 1
         pos = end + 2
     return pos, msgs
+
+
+# The file store's record (jetstream/fileblock.py has the format): head, subject,
+# optional header block, payload, then the checksum of all of that and the length again.
+_HEAD = struct.Struct("<IQqH")  # len|hbit, seq, ts, subject length: 22 bytes
+_U32 = struct.Struct("<I")
+_TAIL = struct.Struct("<II")  # crc32, len copy
+HBIT = 1 << 31
+
+
+def append_record(
+    buf: bytearray, rlen: int, seq: int, ts: int, sbytes: bytes, hdr: bytes, data: bytes
+) -> None:
+    """Append one message record of ``rlen`` bytes to ``buf`` (a block's write buffer);
+    the record is the file store's (fileblock.py), its checksum zlib's crc32."""
+    slen = len(sbytes)
+    if hdr:
+        head = _HEAD.pack(rlen | HBIT, seq, ts, slen)
+        hl = _U32.pack(len(hdr))
+        crc = crc32(data, crc32(hdr, crc32(hl, crc32(sbytes, crc32(head)))))
+        buf += head
+        buf += sbytes
+        buf += hl
+        buf += hdr
+    else:
+        head = _HEAD.pack(rlen, seq, ts, slen)
+        crc = crc32(data, crc32(sbytes, crc32(head)))
+        buf += head
+        buf += sbytes
+    buf += data
+    buf += _TAIL.pack(crc, rlen)

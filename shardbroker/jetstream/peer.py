@@ -141,6 +141,24 @@ class StoragePeer:
         self.messages_out += 1
         return True
 
+    def reply(self, account: bytes, subject: bytes, body: bytes) -> None:
+        """A message without headers or reply (a PubAck) to whoever subscribes, as
+        ``publish`` sends it; the frame is built in one step when no queue group has
+        interest (the common case: the publisher's inbox)."""
+        sublist = self.sublists.get(account)
+        if sublist is None:
+            return
+        result: Interested = sublist.match(subject)
+        peers = result.peers
+        if result.groups or not peers:
+            self.publish(account, subject, None, b"", body)
+            return
+        frame = b"RMSG %s %s %d\r\n%s\r\n" % (account, subject, len(body), body)
+        batches = self.mesh.batches
+        for peer in peers:
+            batches[peer].append(frame)
+        self.messages_out += 1
+
     def interest_for(self, account: bytes, subject: bytes, group: bytes | None) -> bool:
         """Does some shard subscribe to `subject` (in queue group `group`, if given)?"""
         sublist = self.sublists.get(account)
