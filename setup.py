@@ -10,6 +10,7 @@ setup(
             Extension("shardbroker.core._plans", ["shardbroker/core/_plans.pyx"]),
             Extension("shardbroker.core._publoop", ["shardbroker/core/_publoop.pyx"]),
             Extension("shardbroker.core._meshloop", ["shardbroker/core/_meshloop.pyx"]),
+            Extension("shardbroker.core._storeloop", ["shardbroker/core/_storeloop.pyx"]),
         ],
         compiler_directives={"language_level": 3},
     )

@@ -18,12 +18,14 @@ import os
 
 from typing import Any
 
-from shardbroker.core import meshloop, plans, publoop
+from shardbroker.core import meshloop, plans, publoop, storeloop
 
 PURE_ENV = "SHARDBROKER_PURE_CORE"
 
 pub_loop = publoop.pub_loop
 mesh_loop = meshloop.mesh_loop
+store_loop = storeloop.store_loop
+append_record = storeloop.append_record
 Plans: Any = plans.Plans
 Subscription: Any = plans.Subscription
 Output: Any = plans.Output
@@ -34,12 +36,15 @@ if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
             _meshloop,
             _plans,
             _publoop,
+            _storeloop,
         )
     except ImportError:
         pass  # not built: the twins serve (the supervisor logs which runs)
     else:
         pub_loop = _publoop.pub_loop
         mesh_loop = _meshloop.mesh_loop
+        store_loop = _storeloop.store_loop
+        append_record = _storeloop.append_record
         Plans = _plans.Plans
         Subscription = _plans.Subscription
         Output = _plans.Output
@@ -51,6 +56,8 @@ __all__ = [
     "Output",
     "Plans",
     "Subscription",
+    "append_record",
     "mesh_loop",
     "pub_loop",
+    "store_loop",
 ]

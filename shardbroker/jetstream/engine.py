@@ -262,13 +262,17 @@ class JetStream:
         state = self.accounts.get(account)
         if state is None:
             return
+        peer = self.peer
         for stream in state.captures.match(subject):
             answer = stream.process_publish(subject, reply, hdr, data)
-            if answer is not None and reply is not None:
-                self.send(account, reply, answer[1], answer[0])
+            if answer is not None and reply is not None and peer is not None:
+                if answer[0]:
+                    peer.publish(account, reply, None, answer[0], answer[1])
+                else:
+                    peer.reply(account, reply, answer[1])
             self.unflushed += 1
-            if self.unflushed >= ACK_CHUNK and self.peer is not None:
-                self.peer.flush()
+            if self.unflushed >= ACK_CHUNK and peer is not None:
+                peer.flush()
 
     def _consumer_of(self, account: bytes, names: list[bytes]) -> Consumer | None:
         state = self.accounts.get(account)

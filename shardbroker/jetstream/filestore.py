@@ -47,13 +47,12 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from zlib import crc32
 
+from shardbroker.core import append_record
 from shardbroker.jetstream.fileblock import (
     DEAD,
     EBIT,
     GONE,
-    HBIT,
     HEAD,
     LEN_MASK,
     MBIT,
@@ -64,9 +63,6 @@ from shardbroker.jetstream.fileblock import (
     default_block_size,
     erased_record,
     marker_record,
-    pack_head,
-    pack_tail,
-    pack_u32,
     pad_slots,
     tombstone_record,
     write_all,
@@ -190,21 +186,7 @@ class FileStore(_StoreCore):
         buf = blk.buf
         assert buf is not None
         off = blk.raw
-        if hlen:
-            head = pack_head(rlen | HBIT, seq, ts, slen)
-            hl = pack_u32(hlen)
-            crc = crc32(data, crc32(hdr, crc32(hl, crc32(sbytes, crc32(head)))))
-            buf += head
-            buf += sbytes
-            buf += hl
-            buf += hdr
-        else:
-            head = pack_head(rlen, seq, ts, slen)
-            crc = crc32(data, crc32(sbytes, crc32(head)))
-            buf += head
-            buf += sbytes
-        buf += data
-        buf += pack_tail(crc, rlen)
+        append_record(buf, rlen, seq, ts, sbytes, hdr, data)
         if blk.flushed == off:
             self._pending.append(blk)
         blk.raw = off + rlen

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from shardbroker import const
 from shardbroker.config.options import Options
 from shardbroker.config.reload import decode_options_arg
+from shardbroker.core import store_loop
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.snapshot import StorageSnapshot, encode_parts
 from shardbroker.protocol import frames
@@ -140,6 +141,24 @@ class StoragePeer:
         self.messages_out += 1
         return True
 
+    def reply(self, account: bytes, subject: bytes, body: bytes) -> None:
+        """A message without headers or reply (a PubAck) to whoever subscribes, as
+        ``publish`` sends it; the frame is built in one step when no queue group has
+        interest (the common case: the publisher's inbox)."""
+        sublist = self.sublists.get(account)
+        if sublist is None:
+            return
+        result: Interested = sublist.match(subject)
+        peers = result.peers
+        if result.groups or not peers:
+            self.publish(account, subject, None, b"", body)
+            return
+        frame = b"RMSG %s %s %d\r\n%s\r\n" % (account, subject, len(body), body)
+        batches = self.mesh.batches
+        for peer in peers:
+            batches[peer].append(frame)
+        self.messages_out += 1
+
     def interest_for(self, account: bytes, subject: bytes, group: bytes | None) -> bool:
         """Does some shard subscribe to `subject` (in queue group `group`, if given)?"""
         sublist = self.sublists.get(account)
@@ -225,6 +244,14 @@ class StoragePeer:
         return bool(self.mesh.overflowing)
 
     # -- in ----------------------------------------------------------------------------------
+
+    def fast_frames(self, data: bytes) -> int:
+        """The plain forwarded messages at the start of a ring piece (publishes, acks),
+        handed to the handler by the storage loop (core/storeloop.py); returns where
+        the frame parser takes over."""
+        pos, msgs = store_loop(data, 0, self.handler.on_message)
+        self.messages_in += msgs
+        return pos
 
     def end_of_drain(self) -> None:
         """After a turn of ring frames: wake push consumers if somebody new listens,

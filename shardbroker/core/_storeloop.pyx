@@ -1,0 +1,179 @@
+# cython: language_level=3, boundscheck=True, wraparound=False, cdivision=True
+"""The storage loop, compiled: the twin of storeloop.py, which is the reference.
+
+Same contract, same steps, same calls (tests/unit/core/ compares them); the bytes of
+the ring piece are scanned in C, every index checked against the length before it is
+read.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from libc.string cimport memchr, memcpy
+
+
+cdef inline Py_ssize_t _find_crlf(const char* p, Py_ssize_t start, Py_ssize_t n):
+    """Index of the first CRLF at or after start, or -1."""
+    cdef const char* q
+    cdef Py_ssize_t at = start
+    while at < n:
+        q = <const char*>memchr(p + at, 13, <size_t>(n - at))
+        if q == NULL:
+            return -1
+        at = q - p
+        if at + 1 < n and p[at + 1] == 10:
+            return at
+        at += 1
+    return -1
+
+
+def store_loop(bytes data, Py_ssize_t pos, on_message):
+    """See storeloop.store_loop."""
+    cdef const char* p = PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t nl, i, size, end, nargs, msgs = 0
+    cdef Py_ssize_t starts[5]
+    cdef Py_ssize_t ends[5]
+    cdef unsigned char c
+    cdef bint ok
+    cdef object reply
+    while pos < n:
+        if (
+            n - pos < 5 or p[pos] != 82 or p[pos + 1] != 77 or p[pos + 2] != 83
+            or p[pos + 3] != 71 or p[pos + 4] != 32
+        ):
+            break  # not "RMSG "
+        nl = _find_crlf(p, pos, n)
+        if nl < 0:
+            break
+        # Split the arguments at single blanks, as bytes.split(b" ") does: up to 4.
+        nargs = 0
+        starts[0] = pos + 5
+        ok = True
+        i = pos + 5
+        while i < nl:
+            if p[i] == 32:
+                ends[nargs] = i
+                nargs += 1
+                if nargs == 4:
+                    ok = False  # a fifth argument: queue groups
+                    break
+                starts[nargs] = i + 1
+            i += 1
+        if not ok:
+            break
+        ends[nargs] = nl
+        nargs += 1
+        if nargs != 3 and nargs != 4:
+            break
+        if ends[0] == starts[0] or ends[1] == starts[1]:
+            break  # no account or no subject
+        if nargs == 4:
+            if ends[2] == starts[2]:
+                break
+            c = <unsigned char>p[starts[2]]
+            if c == 43 or c == 124:  # "+" or "|": the queue-group forms
+                break
+        # The size: 1 to 9 digits.
+        if ends[nargs - 1] - starts[nargs - 1] <= 0 or ends[nargs - 1] - starts[nargs - 1] > 9:
+            break
+        size = 0
+        i = starts[nargs - 1]
+        while i < nl:
+            c = <unsigned char>p[i]
+            if c < 48 or c > 57:
+                ok = False
+                break
+            size = size * 10 + (c - 48)
+            i += 1
+        if not ok:
+            break
+        end = nl + 2 + size
+        if end + 2 > n or p[end] != 13 or p[end + 1] != 10:
+            break
+        if nargs == 4:
+            reply = PyBytes_FromStringAndSize(p + starts[2], ends[2] - starts[2])
+        else:
+            reply = None
+        on_message(
+            PyBytes_FromStringAndSize(p + starts[0], ends[0] - starts[0]),
+            PyBytes_FromStringAndSize(p + starts[1], ends[1] - starts[1]),
+            reply,
+            b"",
+            PyBytes_FromStringAndSize(p + nl + 2, size),
+        )
+        msgs += 1
+        pos = end + 2
+    return pos, msgs
+
+
+cdef unsigned int _CRC_TABLE[256]
+
+
+cdef void _crc_init():
+    cdef unsigned int c, i, k
+    for i in range(256):
+        c = i
+        for k in range(8):
+            c = (0xEDB88320 ^ (c >> 1)) if (c & 1) else (c >> 1)
+        _CRC_TABLE[i] = c
+
+
+_crc_init()
+
+
+cdef inline unsigned int _crc32(const unsigned char* p, Py_ssize_t n):
+    """zlib's crc32 (IEEE 802.3, reflected), table-driven: records are short."""
+    cdef unsigned int c = 0xFFFFFFFF
+    cdef Py_ssize_t i
+    for i in range(n):
+        c = _CRC_TABLE[(c ^ p[i]) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+cdef inline void _put_u32(unsigned char* q, unsigned int v):
+    q[0] = v & 0xFF
+    q[1] = (v >> 8) & 0xFF
+    q[2] = (v >> 16) & 0xFF
+    q[3] = (v >> 24) & 0xFF
+
+
+cdef inline void _put_u64(unsigned char* q, unsigned long long v):
+    cdef int i
+    for i in range(8):
+        q[i] = (v >> (8 * i)) & 0xFF
+
+
+def append_record(
+    bytearray buf, Py_ssize_t rlen, unsigned long long seq, long long ts,
+    bytes sbytes, bytes hdr, bytes data,
+):
+    """See storeloop.append_record."""
+    cdef Py_ssize_t slen = PyBytes_GET_SIZE(sbytes)
+    cdef Py_ssize_t hlen = PyBytes_GET_SIZE(hdr)
+    cdef Py_ssize_t dlen = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t need = 22 + slen + (4 + hlen if hlen else 0) + dlen + 8
+    cdef Py_ssize_t off = PyByteArray_GET_SIZE(buf)
+    cdef unsigned char* q
+    cdef Py_ssize_t at
+    if rlen < 0 or rlen > 0x7FFFFFFF or slen > 0xFFFF or hlen > 0xFFFFFFFF:
+        raise OverflowError("record field out of range")
+    if PyByteArray_Resize(buf, off + need) < 0:
+        raise MemoryError()
+    q = <unsigned char*>PyByteArray_AS_STRING(buf) + off
+    _put_u32(q, <unsigned int>(rlen | (0x80000000 if hlen else 0)))
+    _put_u64(q + 4, seq)
+    _put_u64(q + 12, <unsigned long long>ts)
+    q[20] = slen & 0xFF
+    q[21] = (slen >> 8) & 0xFF
+    at = 22
+    memcpy(q + at, PyBytes_AS_STRING(sbytes), <size_t>slen)
+    at += slen
+    if hlen:
+        _put_u32(q + at, <unsigned int>hlen)
+        at += 4
+        memcpy(q + at, PyBytes_AS_STRING(hdr), <size_t>hlen)
+        at += hlen
+    memcpy(q + at, PyBytes_AS_STRING(data), <size_t>dlen)
+    at += dlen
+    _put_u32(q + at, _crc32(q, at))
+    _put_u32(q + at + 4, <unsigned int>rlen)

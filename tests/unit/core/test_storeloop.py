@@ -1,0 +1,211 @@
+"""The storage loop against the frame parser: for any ring piece, the storage loop's
+messages followed by what ``parse_mesh`` does with the rest it leaves are exactly what
+``parse_mesh`` does with the whole piece on the storage shard (every RMSG, alone or in
+a run, becomes one ``on_message`` call, in order); and the compiled loop stops where its
+pure-Python twin stops, having made the same calls, on any input, malformed included.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shardbroker import core
+from shardbroker.core import storeloop
+from shardbroker.protocol import frames
+from shardbroker.protocol.parser import parse_mesh
+
+LOOPS: dict[str, Any] = {
+    "pure": storeloop.store_loop,
+    "compiled": core.store_loop if core.IMPLEMENTATION == "compiled" else None,
+}
+
+
+class Recorder:
+    """The storage peer's view of the frame parser: every message to on_message."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def on_message(self, *args: Any) -> None:
+        self.calls.append(("msg", *args))
+
+    def process_rmsg(
+        self, account: bytes, subject: bytes, reply: bytes | None, queues: Any,
+        header_size: int, message: bytes, size_token: bytes,
+    ) -> None:  # fmt: skip
+        if queues:
+            self.calls.append(("queued", account, subject, reply, tuple(queues), message))
+        else:
+            self.on_message(account, subject, reply, message[:header_size], message[header_size:])
+
+    def process_rmsg_run(
+        self, account: bytes, subject: bytes, reply: bytes | None, queues: Any,
+        payloads: list[bytes], sizes: Any,
+    ) -> None:  # fmt: skip
+        for payload in payloads:
+            self.process_rmsg(account, subject, reply, queues, 0, payload, b"")
+
+    def process_jmsg(self, *args: Any) -> None:
+        self.calls.append(("jmsg", *args))
+
+    def process_jrun(self, *args: Any) -> None:
+        self.calls.append(("jrun", *args))
+
+    def process_rs_plus(self, *args: Any) -> None:
+        self.calls.append(("rs+", *args))
+
+    def process_rs_minus(self, *args: Any) -> None:
+        self.calls.append(("rs-", *args))
+
+    def process_control(self, *args: Any) -> None:
+        self.calls.append(("control", *args))
+
+
+_subjects = st.sampled_from([b"orders.1", b"$JS.API.STREAM.INFO.S", b"$JS.ACK.S.c.1.5.5.1.0", b"a"])
+_replies = st.sampled_from([None, b"_INBOX.abc.1", b"_INBOX.abc.22", b"$JS.ACK.S.c.1.2.2.1.0"])
+_payloads = st.sampled_from([b"", b"x", b"hello world", b"+ACK", b"a\r\nb", b"\r\n", b"RMSG "])
+_frame = st.one_of(
+    st.builds(lambda s, r, p: frames.rmsg(b"$G", s, r, (), 0, p), _subjects, _replies, _payloads),
+    st.builds(lambda s, p: frames.rmsg(b"$G", s, None, (b"q",), 0, p), _subjects, _payloads),
+    st.builds(
+        lambda s, r, p: frames.rmsg(b"$G", s, r, (b"q", b"w"), 0, p), _subjects, _replies, _payloads
+    ),
+    st.builds(lambda s, p: frames.rmsg(b"$G", s, None, (), 3, b"h\r\n" + p), _subjects, _payloads),
+    st.just(b"RS+ $G foo.> 1\r\n"),
+    st.just(b"RS- $G foo.>\r\n"),
+)  # fmt: skip
+
+
+def _frames_with_runs() -> st.SearchStrategy[bytes]:
+    # Runs of one frame repeated: the parser's run path.
+    return st.lists(st.tuples(_frame, st.integers(1, 4)), max_size=12).map(
+        lambda items: b"".join(frame * times for frame, times in items)
+    )
+
+
+def _via_loop(loop: Any, data: bytes) -> list[tuple[Any, ...]]:
+    recorder = Recorder()
+    pos, msgs = loop(data, 0, recorder.on_message)
+    assert msgs == len(recorder.calls)
+    if pos < len(data):
+        parse_mesh(data[pos:], recorder)
+    return recorder.calls
+
+
+def _via_parser(data: bytes) -> list[tuple[Any, ...]]:
+    recorder = Recorder()
+    parse_mesh(data, recorder)
+    return recorder.calls
+
+
+@pytest.mark.parametrize("loop_name", ["pure", "compiled"])
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(data=_frames_with_runs())
+def test_storeloop_gives_what_the_frame_parser_gives(loop_name: str, data: bytes) -> None:
+    loop = LOOPS[loop_name]
+    if loop is None:
+        pytest.skip("the compiled core is not built")
+    assert _via_loop(loop, data) == _via_parser(data)
+
+
+def test_storeloop_takes_publishes_and_acks() -> None:
+    data = (
+        frames.rmsg(b"$G", b"orders.1", b"_INBOX.a.1", (), 0, b"one")
+        + frames.rmsg(b"$G", b"$JS.ACK.S.c.1.5.5.1.0", None, (), 0, b"")
+        + frames.rmsg(b"$G", b"orders.1", b"_INBOX.a.2", (), 0, b"a\r\nb")
+        + b"RS+ $G x 1\r\n"
+        + frames.rmsg(b"$G", b"orders.2", None, (), 0, b"later")
+    )
+    for loop in filter(None, LOOPS.values()):
+        recorder = Recorder()
+        pos, msgs = loop(data, 0, recorder.on_message)
+        calls = [call[1:] for call in recorder.calls]
+        assert msgs == 3
+        assert data[pos:].startswith(b"RS+ ")
+        assert calls == [
+            (b"$G", b"orders.1", b"_INBOX.a.1", b"", b"one"),
+            (b"$G", b"$JS.ACK.S.c.1.5.5.1.0", None, b"", b""),
+            (b"$G", b"orders.1", b"_INBOX.a.2", b"", b"a\r\nb"),
+        ]
+
+
+def _outcome(loop: Any, data: bytes) -> tuple[Any, ...]:
+    calls: list[Any] = []
+    try:
+        pos, msgs = loop(data, 0, lambda *args: calls.append(args))
+    except Exception as exc:  # both must fail alike, if at all
+        return ("raised", type(exc).__name__, calls)
+    assert 0 <= pos <= len(data)
+    return pos, msgs, calls
+
+
+_near_valid = st.tuples(_frames_with_runs(), st.integers(0, 400), st.binary(max_size=3)).map(
+    lambda t: t[0][: t[1]] + t[2] + t[0][t[1] + len(t[2]) :]
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(data=st.one_of(st.binary(max_size=200), _near_valid, _near_valid.map(lambda d: d[:-3])))
+def test_storeloop_compiled_matches_its_twin_on_any_input(data: bytes) -> None:
+    compiled = LOOPS["compiled"]
+    if compiled is None:
+        pytest.skip("the compiled core is not built")
+    assert _outcome(compiled, data) == _outcome(storeloop.store_loop, data)
+
+
+def test_storeloop_compiled_is_built() -> None:
+    """pip install builds it (setup.py); a missing build would silently test the twin."""
+    assert core.IMPLEMENTATION == "compiled"
+
+
+_records = st.lists(
+    st.tuples(
+        st.integers(1, (1 << 61) - 1),
+        st.integers(0, (1 << 63) - 1),
+        st.binary(min_size=1, max_size=40),
+        st.one_of(st.just(b""), st.binary(min_size=1, max_size=60)),
+        st.binary(max_size=300),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(prefix=st.binary(max_size=40), records=_records)
+def test_storeloop_append_record_compiled_matches_its_twin(
+    prefix: bytes, records: list[tuple[int, int, bytes, bytes, bytes]]
+) -> None:
+    if core.IMPLEMENTATION != "compiled":
+        pytest.skip("the compiled core is not built")
+    pure = bytearray(prefix)
+    compiled = bytearray(prefix)
+    for seq, ts, sbytes, hdr, data in records:
+        rlen = (34 + len(hdr) if hdr else 30) + len(sbytes) + len(data)
+        storeloop.append_record(pure, rlen, seq, ts, sbytes, hdr, data)
+        core.append_record(compiled, rlen, seq, ts, sbytes, hdr, data)
+        assert len(pure) == len(compiled)
+    assert pure == compiled
+
+
+def test_storeloop_append_record_is_a_file_store_record() -> None:
+    """Decoded by the file store's own reader, with its checksum verified."""
+    from shardbroker.jetstream.fileblock import HBIT, TAIL
+
+    for append in filter(None, (storeloop.append_record, LOOPS["compiled"] and core.append_record)):
+        buf = bytearray(b"xx")
+        append(buf, 30 + 3 + 5, 7, 1234, b"a.b", b"", b"hello")
+        append(buf, 34 + 3 + 4 + 2, 8, 1235, b"a.c", b"H\r\n\r\n"[:4], b"hi")
+        first = bytes(buf[2 : 2 + 38])
+        assert int.from_bytes(first[:4], "little") == 38
+        assert int.from_bytes(first[4:12], "little") == 7
+        crc, length = TAIL.unpack_from(first, 30)
+        assert length == 38 and crc == zlib.crc32(first[:30])
+        second = bytes(buf[40:])
+        assert int.from_bytes(second[:4], "little") == 43 | HBIT
+        crc, length = TAIL.unpack_from(second, 35)
+        assert length == 43 and crc == zlib.crc32(second[:35])
