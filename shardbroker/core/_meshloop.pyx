@@ -12,7 +12,7 @@ from libc.string cimport memcmp
 
 from random import random
 
-from shardbroker.core._plans cimport Plans, deliver, find_blank, find_crlf
+from shardbroker.core._plans cimport SHARED_TAIL, Plans, deliver, find_blank, find_crlf
 
 from shardbroker.core.plans import SMALL_PAYLOAD
 
@@ -164,14 +164,15 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
             tail_bytes = b" " + <bytes>reply + PyBytes_FromStringAndSize(p + z, end + 2 - z)
             tail = PyBytes_AS_STRING(tail_bytes)
             tail_len = PyBytes_GET_SIZE(tail_bytes)
+        shared = PyBytes_FromStringAndSize(tail, tail_len) if tail_len >= SHARED_TAIL else None
         for entry in targets:
-            deliver(entry, tail, tail_len, size, pending, unsubscribe)
+            deliver(entry, tail, tail_len, shared, size, pending, unsubscribe)
         if names:
             for queue in <tuple>(<tuple>plan)[3]:
                 if queue[0] not in names:
                     continue
                 member = _pick_local(queue)
                 if member is not None:
-                    deliver(<tuple>member, tail, tail_len, size, pending, unsubscribe)
+                    deliver(<tuple>member, tail, tail_len, shared, size, pending, unsubscribe)
         pos = end + 2
     return pos

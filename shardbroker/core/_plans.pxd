@@ -78,25 +78,45 @@ cdef inline bytes join_head(bytes head, const char* tail, Py_ssize_t n):
     return joined
 
 
+# From this many bytes on, a message's tail is made once and shared by its deliveries
+# (each gets its head and the tail as two pieces of its output): one copy of a large
+# payload per message instead of one per delivery. Smaller ones are joined to each head.
+cdef enum:
+    SHARED_TAIL = 512
+
+
 cdef inline int deliver(
-    tuple entry, const char* tail, Py_ssize_t n, Py_ssize_t size, set pending, object unsubscribe
+    tuple entry,
+    const char* tail,
+    Py_ssize_t n,
+    object shared,
+    Py_ssize_t size,
+    set pending,
+    object unsubscribe,
 ) except -1:
     """One message to a plan's local target ``(subscription, client, "MSG <subject>
-    <sid>")``: its head + tail[:n] to the client's output, the counters bumped, as
+    <sid>")``: its head and tail[:n] to the client's output (joined, or the head and
+    ``shared``, the tail as bytes, when that is not None), the counters bumped, as
     publoop.py does; at its UNSUB max, the subscription is unsubscribed."""
     cdef Subscription fast
     cdef Output output
+    cdef list out
     sub = entry[0]
     target = entry[1]
     if isinstance(target, Output):
         output = <Output>target
-        output.out.append(join_head(<bytes>entry[2], tail, n))
+        out = output.out
         output.out_msgs += 1
         output.out_bytes += size
     else:
-        target.out.append(join_head(<bytes>entry[2], tail, n))
+        out = target.out
         target.out_msgs += 1
         target.out_bytes += size
+    if shared is None:
+        out.append(join_head(<bytes>entry[2], tail, n))
+    else:
+        out.append(<bytes>entry[2])
+        out.append(shared)
     pending.add(target)
     if type(sub) is Subscription:
         fast = <Subscription>sub

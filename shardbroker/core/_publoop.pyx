@@ -15,6 +15,7 @@ from libc.string cimport memcmp
 from random import random
 
 from shardbroker.core._plans cimport (
+    SHARED_TAIL,
     Plans,
     deliver,
     find_blank,
@@ -181,10 +182,13 @@ def pub_loop(
         if targets or peers or queues:
             tail = p + s1  # " [<reply> ]<size>\r\n<payload>\r\n", in the buffer
             tail_len = end + 2 - s1
+            shared = (
+                PyBytes_FromStringAndSize(tail, tail_len) if tail_len >= SHARED_TAIL else None
+            )
             for entry in targets:
                 if entry[1] is client and not echo:
                     continue
-                deliver(entry, tail, tail_len, size, pending, unsubscribe)
+                deliver(entry, tail, tail_len, shared, size, pending, unsubscribe)
             picked = None
             for queue in queues:
                 member = _pick_member(queue)
@@ -197,7 +201,7 @@ def pub_loop(
                     else:
                         names.append(queue[0])
                     continue
-                deliver(<tuple>member, tail, tail_len, size, pending, unsubscribe)
+                deliver(<tuple>member, tail, tail_len, shared, size, pending, unsubscribe)
             if peers:
                 frame = join_head(<bytes>rmsg_prefix, tail + 1, tail_len - 1)
             if picked is not None:

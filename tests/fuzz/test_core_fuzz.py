@@ -92,7 +92,12 @@ def world(objects: str) -> tuple[Any, Any, list[list[bytes]], set[Any], list[Any
 
 
 def delivered(subs: list[Any]) -> list[Any]:
-    return [(s.client.out, s.client.out_msgs, s.client.out_bytes, s.delivered) for s in subs]
+    """What each subscription's client got (its output as the bytes a flush writes: the
+    loops may hand it one message in pieces), and the counters."""
+    return [
+        (b"".join(s.client.out), s.client.out_msgs, s.client.out_bytes, s.delivered)
+        for s in subs
+    ]
 
 
 def outcome(which: str, data: bytes, pos: int, echo: bool = True, objects: str = "") -> Any:
