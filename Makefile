@@ -57,10 +57,19 @@ perf: $(STAMP)
 
 # Coverage-guided fuzzing of the compiled core against its pure twin (atheris): new
 # inputs go to .fuzz/, the repository's corpus seeds it (make test replays that corpus).
+# Then the same checks on a build of the extension with AddressSanitizer and
+# UndefinedBehaviorSanitizer (tests/fuzz/sanitized.sh): every input of the corpus the
+# first run grew, and FUZZ_SANITIZED_RUNS mutants of them (tests/fuzz/sanitized_replay.py;
+# the gcc sanitizer runtime takes over libFuzzer's coverage hooks, so the first run
+# steers and the second one checks memory and undefined behaviour).
 FUZZ_RUNS ?= 1000000
+FUZZ_SANITIZED_RUNS ?= 1000000
 fuzz: $(STAMP)
 	mkdir -p .fuzz/core
 	PYTHONPATH=. $(BIN)/python tests/fuzz/atheris_core.py -atheris_runs=$(FUZZ_RUNS) \
+		.fuzz/core tests/fuzz/corpus/core
+	tests/fuzz/sanitized.sh .fuzz/asan $(BIN)/python \
+		$(BIN)/python tests/fuzz/sanitized_replay.py $(FUZZ_SANITIZED_RUNS) \
 		.fuzz/core tests/fuzz/corpus/core
 
 clean:

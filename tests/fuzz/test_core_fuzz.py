@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shardbroker import core
-from shardbroker.core import meshloop, plans, publoop
+from shardbroker.core import meshloop, plans, publoop, storeloop
 
 pytestmark = pytest.mark.skipif(
     core.IMPLEMENTATION != "compiled", reason="the compiled core is not built"
@@ -213,6 +213,25 @@ def test_core_mesh_loop_matches_its_twin_on_any_bytes(data: bytes, pos: int) -> 
     assert mesh_outcome("compiled", data, pos, objects="plain") == mesh_outcome("pure", data, pos)
 
 
+def store_outcome(which: str, data: bytes, pos: int) -> Any:
+    calls: list[Any] = []
+
+    def on_message(*args: Any) -> None:
+        calls.append(args)
+
+    loop = core.store_loop if which == "compiled" else storeloop.store_loop
+    return loop(data, pos, on_message), calls
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True, database=None)
+@given(_inputs, st.integers(0, 40))
+def test_core_store_loop_matches_its_twin_on_any_bytes(data: bytes, pos: int) -> None:
+    pos = min(pos, len(data))
+    compiled = store_outcome("compiled", data, pos)
+    assert pos <= compiled[0][0] <= len(data)
+    assert compiled == store_outcome("pure", data, pos)
+
+
 CORPUS = Path(__file__).parent / "corpus" / "core"
 
 
@@ -223,3 +242,4 @@ def test_core_corpus_replays(path: Path) -> None:
     for pos in (0, 1, min(len(data), 7)):
         assert outcome("compiled", data, pos) == outcome("pure", data, pos)
         assert mesh_outcome("compiled", data, pos) == mesh_outcome("pure", data, pos)
+        assert store_outcome("compiled", data, pos) == store_outcome("pure", data, pos)
