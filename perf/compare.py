@@ -92,8 +92,17 @@ TARGETS = {
     "reqrep": 0.8,
     "idle": 3.0,
     "js-pub": 0.5,
-    "js-pull": 0.5,  # issue 6
+    "js-pull": 0.8,  # issue 13 (0.5 in issue 6)
     "js-push": 0.5,  # issue 6
+    # Real traffic, where consecutive messages have different subjects (issue 13).
+    "pub-100s": 0.8,
+    "pubsub-100s": 1.0,
+    "pubsub-10ks": 1.0,
+    "pubsub4-1k-100s": 1.0,
+    "fanout-100s": 1.5,
+    "queue-100s": 1.0,
+    "reqrep-100s": 0.9,
+    "js-pub-4k": 0.8,
 }
 LOWER_IS_BETTER = frozenset({"idle"})
 PLACEMENT_LIST = 16  # connections of one role listed one by one in the placement column
