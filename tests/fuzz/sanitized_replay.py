@@ -61,6 +61,8 @@ def main() -> None:
         except AssertionError:
             print(f"input {i} (seed {SEED}): {data!r}", file=sys.stderr)
             raise
+        if i and not i % 100_000:
+            print(f"sanitized: {i} mutants, {time.monotonic() - start:.0f} s", flush=True)
     took = time.monotonic() - start
     print(f"sanitized: {len(corpus)} corpus inputs and {runs} mutants in {took:.0f} s, clean")
 
