@@ -22,11 +22,14 @@ cdef class Subscription:
 cdef class Plans:
     cdef public object sublist, build
     cdef public object generation
+    # The table's keys and plans, referenced from a list the cyclic GC sees (the table
+    # itself holds borrowed pointers into it).
+    cdef list kept
     cdef PlanSlot* slots
     cdef Py_ssize_t mask, count
 
     cdef object lookup(self, const char* p, Py_ssize_t n)
-    cdef void _clear(self)
+    cdef int _clear(self) except -1
     cdef int _grow(self) except -1
     cpdef object plan(self, bytes subject)
 

@@ -11,8 +11,9 @@ list and counters) likewise; from Python they read as plans.py's.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
+from cpython.ref cimport PyObject
 from libc.stdlib cimport calloc, free
+from libc.string cimport memset
 from libc.string cimport memcmp
 
 from shardbroker.core.plans import INBOX, MAX_PLANS
@@ -58,6 +59,7 @@ cdef class Plans:
         self.sublist = sublist
         self.build = build
         self.generation = -1
+        self.kept = []
         self.slots = <PlanSlot*>calloc(_START_SLOTS, sizeof(PlanSlot))
         if self.slots == NULL:
             raise MemoryError()
@@ -66,26 +68,22 @@ cdef class Plans:
 
     def __dealloc__(self):
         if self.slots != NULL:
-            self._clear()
             free(self.slots)
             self.slots = NULL
 
     def __len__(self):
         return self.count
 
-    cdef void _clear(self):
-        cdef Py_ssize_t i
-        cdef PyObject* key
-        cdef PyObject* plan
-        for i in range(self.mask + 1):
-            key = self.slots[i].key
-            if key != NULL:
-                plan = self.slots[i].plan
-                self.slots[i].key = NULL
-                self.slots[i].plan = NULL
-                Py_XDECREF(key)
-                Py_XDECREF(plan)
-        self.count = 0
+    def clear(self):
+        """plans.Plans.clear."""
+        self._clear()
+
+    cdef int _clear(self) except -1:
+        if self.count:
+            memset(self.slots, 0, (self.mask + 1) * sizeof(PlanSlot))
+            self.count = 0
+            self.kept.clear()  # last: dropping plans may run arbitrary deallocators
+        return 0
 
     cdef int _grow(self) except -1:
         """Twice the slots, every entry moved over."""
@@ -138,8 +136,8 @@ cdef class Plans:
         i = h & self.mask
         while self.slots[i].key != NULL:
             i = (i + 1) & self.mask
-        Py_INCREF(subject)
-        Py_INCREF(plan)
+        self.kept.append(subject)
+        self.kept.append(plan)
         self.slots[i].hash = h
         self.slots[i].key = <PyObject*>subject
         self.slots[i].plan = <PyObject*>plan

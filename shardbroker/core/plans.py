@@ -91,6 +91,14 @@ class Plans:
         self.plans: dict[bytes, Any] = {}
         self.generation = -1
 
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def clear(self) -> None:
+        """Drop every plan now (a subscription went away: its plans must not keep the
+        connection alive until the next message of the account)."""
+        self.plans.clear()
+
     def plan(self, subject: bytes) -> Any:
         sublist = self.sublist
         if sublist.generation != self.generation:

@@ -4,6 +4,8 @@ changes, inboxes, the MAX_PLANS cap), and subscriptions with the same fields."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -94,3 +96,35 @@ def test_compiled_subscription_reads_as_the_twin() -> None:
         (client, b"$G", b"a.b", b"q", b"7", 5, 2, 3)
     ] * 2
     assert len({subs[0], subs[0]}) == 1  # hashable, by identity
+
+
+def test_plans_clear_drops_everything_now() -> None:
+    _, made = _pair()
+    for subject in (b"a", b"b"):
+        _ask(made, subject)
+    for p, _ in made:
+        p.clear()
+        p.clear()  # nothing left: still fine
+    _ask(made, b"a")
+    assert made[0][1] == [b"a", b"b", b"a"]
+    assert len(made[0][0]) == 1
+
+
+def test_compiled_plans_let_the_collector_break_cycles() -> None:
+    """What the table keeps is visible to the cyclic GC: a plan that refers back to its
+    Plans (as a client does, through the router) is collected with it."""
+
+    class Thing:
+        plans: Any = None
+
+    def build(subject: bytes) -> Any:
+        return ((thing,), (), b"", ())
+
+    thing = Thing()
+    compiled = core.Plans(Sublist(), build)
+    thing.plans = compiled
+    compiled.plan(b"a")
+    gone = weakref.ref(thing)
+    del thing, compiled
+    gc.collect()
+    assert gone() is None

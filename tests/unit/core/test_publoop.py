@@ -202,3 +202,15 @@ def test_publoop_compiled_is_built() -> None:
     """`pip install` builds the extension (make install, CI); the twin is a reference,
     not a silent fallback, here."""
     assert core.IMPLEMENTATION == "compiled"
+
+
+def test_plans_do_not_keep_a_closed_connection() -> None:
+    """Once a subscription goes, its account's plans are dropped at once, so they do not
+    hold the connection until the account's next message."""
+    with pair_with("compiled" if LOOPS["compiled"] else "pure") as (pair, publisher, subs):
+        publisher.data_received(b"PUB a 1\r\nx\r\n")
+        pair.settle()
+        plans = pair.one.router.plans[publisher.account]
+        assert len(plans) == 1
+        subs[1][0].connection_lost(None)  # a subscriber of "a" on shard 1 goes
+        assert len(plans) == 0
