@@ -69,9 +69,7 @@ def pick_local(queue: QueuePlan) -> Any:
     return local[int(random() * len(local))]
 
 
-def queue_frame(
-    rmsg_prefix: bytes, reply: bytes | None, names: list[bytes], sized: bytes
-) -> bytes:
+def queue_frame(rmsg_prefix: bytes, reply: bytes | None, names: list[bytes], sized: bytes) -> bytes:
     """The RMSG for a peer picked for the named queue groups (the nats route grammar,
     as frames.rmsg); ``sized`` is ``<size>\\r\\n<payload>\\r\\n``."""
     if reply is None:

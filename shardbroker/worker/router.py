@@ -137,7 +137,7 @@ class Router:
         size = len(message)
         for sub in subs:
             client = sub.client
-            if client is publisher and not client.echo:
+            if not client.echo and client is publisher:
                 continue
             if hmsg_tail is not None and client.headers:
                 client.out += (hmsg_head, sub.sid, hmsg_tail)
@@ -167,7 +167,7 @@ class Router:
         count = 0
         for sub in subs:
             client = sub.client
-            if client is publisher and not client.echo:
+            if not client.echo and client is publisher:
                 continue
             perms = client.perms
             assert perms is not None

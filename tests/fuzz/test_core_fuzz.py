@@ -95,8 +95,7 @@ def delivered(subs: list[Any]) -> list[Any]:
     """What each subscription's client got (its output as the bytes a flush writes: the
     loops may hand it one message in pieces), and the counters."""
     return [
-        (b"".join(s.client.out), s.client.out_msgs, s.client.out_bytes, s.delivered)
-        for s in subs
+        (b"".join(s.client.out), s.client.out_msgs, s.client.out_bytes, s.delivered) for s in subs
     ]
 
 

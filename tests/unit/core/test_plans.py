@@ -117,14 +117,15 @@ def test_compiled_plans_let_the_collector_break_cycles() -> None:
     class Thing:
         plans: Any = None
 
-    def build(subject: bytes) -> Any:
-        return ((thing,), (), b"", ())
+    made = {"thing": Thing()}
 
-    thing = Thing()
+    def build(subject: bytes) -> Any:
+        return ((made["thing"],), (), b"", ())
+
     compiled = core.Plans(Sublist(), build)
-    thing.plans = compiled
+    made["thing"].plans = compiled
     compiled.plan(b"a")
-    gone = weakref.ref(thing)
-    del thing, compiled
+    gone = weakref.ref(made.pop("thing"))
+    del compiled
     gc.collect()
     assert gone() is None

@@ -37,7 +37,16 @@ LOOPS: dict[str, Any] = {
 }
 
 SUBJECTS = [
-    b"a", b"b.c", b"b.d", b"q.x", b"q.y", b"cap.1", b"_INBOX.r", b"$SYS.x", b"none", b"a.b.c"
+    b"a",
+    b"b.c",
+    b"b.d",
+    b"q.x",
+    b"q.y",
+    b"cap.1",
+    b"_INBOX.r",
+    b"$SYS.x",
+    b"none",
+    b"a.b.c",
 ]
 
 # Subscriptions on each shard: (subject, queue or None, UNSUB max or 0).
