@@ -16,7 +16,7 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 from libc.string cimport memcmp
 
-from shardbroker.core.plans import INBOX, MAX_PLANS
+from shardbroker.core.plans import MAX_PLANS, SINGLE_USE
 
 
 cdef extern from "Python.h":
@@ -25,7 +25,7 @@ cdef extern from "Python.h":
 
 cdef Py_ssize_t _START_SLOTS = 64
 cdef Py_ssize_t _MAX_PLANS = MAX_PLANS
-cdef bytes _INBOX = INBOX
+cdef tuple _SINGLE_USE = SINGLE_USE
 
 
 cdef class Output:
@@ -127,8 +127,8 @@ cdef class Plans:
             i = (i + 1) & self.mask
         subject = PyBytes_FromStringAndSize(p, n)
         plan = self.build(subject)
-        if subject.startswith(_INBOX):
-            return plan  # replies go to subjects used once
+        if subject.startswith(_SINGLE_USE):
+            return plan  # subjects used once (see plans.SINGLE_USE)
         if self.count >= _MAX_PLANS:
             self._clear()
         if (self.count + 1) * 2 > self.mask + 1:

@@ -23,8 +23,9 @@ SMALL_PAYLOAD = 1024
 # Plans kept per account; past this many (subjects that come and go, inboxes) they are
 # all dropped and built again as messages come. A plan is a few references.
 MAX_PLANS = 1 << 16
-# Replies go to subjects used once (nats clients' inboxes): their plans are not kept.
-INBOX = b"_INBOX."
+# Subjects used once, whose plans are not kept: replies (nats clients' inboxes) and
+# JetStream acks (each names its message's sequence numbers).
+SINGLE_USE = (b"_INBOX.", b"$JS.ACK.")
 # Subjects and replies a connection may not publish with (worker/client.py's checks):
 # the loop leaves them to the parser's path, which answers them.
 RESERVED_PUBLISH = (b"_GR_.", b"$NRG.")
@@ -106,7 +107,7 @@ class Plans:
         plan = plans.get(subject, plans)  # the dict itself: "not built yet"
         if plan is plans:
             plan = self.build(subject)
-            if not subject.startswith(INBOX):
+            if not subject.startswith(SINGLE_USE):
                 if len(plans) >= MAX_PLANS:
                     plans.clear()
                 plans[subject] = plan

@@ -381,9 +381,13 @@ class Router:
             return _NO_INTEREST
         if result.checked or result.checked_queues:
             return None
+        rmsg_prefix = b"RMSG " + account + b" " + subject + b" "
+        if not result.local and not result.queues:
+            # Peers only (JetStream acks to the storage shard, say): nothing to prepare.
+            return (), result.peers, rmsg_prefix, ()
         targets = result.prepare(account, subject)
         if not result.queues:
-            return targets, result.peers, result.rmsg_prefix, ()
+            return targets, result.peers, rmsg_prefix, ()
         head = b"MSG " + subject + b" "
         queues = []
         for group in result.queues:
@@ -392,7 +396,7 @@ class Router:
             queues.append(
                 queue_plan(group.name, local + remote, group.cumulative, group.total, local)
             )
-        return targets, result.peers, result.rmsg_prefix, tuple(queues)
+        return targets, result.peers, rmsg_prefix, tuple(queues)
 
     def _match(self, account: bytes, subject: bytes) -> RouteResult | None:
         """The route result for a subject, or None when nobody is interested."""

@@ -65,11 +65,12 @@ def test_plans_drop_everything_when_the_generation_moves() -> None:
     assert made[0][1] == [b"a", b"a"]
 
 
-def test_plans_do_not_keep_inboxes() -> None:
+def test_plans_do_not_keep_inboxes_and_acks() -> None:
     _, made = _pair()
     for _ in range(3):
         _ask(made, b"_INBOX.abc.1")
-    assert made[0][1] == [b"_INBOX.abc.1"] * 3
+        _ask(made, b"$JS.ACK.S.c.1.5.5.1733600000000000000.0")
+    assert made[0][1] == [b"_INBOX.abc.1", b"$JS.ACK.S.c.1.5.5.1733600000000000000.0"] * 3
     assert len(made[0][0]) == 0
 
 
