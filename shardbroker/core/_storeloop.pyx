@@ -8,7 +8,7 @@ read.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
-from libc.string cimport memchr, memcpy
+from libc.string cimport memchr, memcmp, memcpy
 
 
 cdef inline Py_ssize_t _find_crlf(const char* p, Py_ssize_t start, Py_ssize_t n):
@@ -26,16 +26,69 @@ cdef inline Py_ssize_t _find_crlf(const char* p, Py_ssize_t start, Py_ssize_t n)
     return -1
 
 
-def store_loop(bytes data, Py_ssize_t pos, on_message):
+cdef inline Py_ssize_t _digits(const char* p, Py_ssize_t a, Py_ssize_t b, long long* out):
+    """The value of p[a:b] when it is 1 to 18 ASCII digits, else -1."""
+    cdef long long v = 0
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    if b - a <= 0 or b - a > 18:
+        return -1
+    for i in range(a, b):
+        c = <unsigned char>p[i]
+        if c < 48 or c > 57:
+            return -1
+        v = v * 10 + (c - 48)
+    out[0] = v
+    return 0
+
+
+cdef inline Py_ssize_t _ack_head(
+    const char* p, Py_ssize_t s0, Py_ssize_t s1, long long* sseq, long long* dseq
+):
+    """The end of the head ``$JS.ACK.<stream>.<consumer>`` of a plain ack subject
+    p[s0:s1] (storeloop._plain_ack), with its two sequences; -1 when it is not one."""
+    cdef Py_ssize_t dots[8]
+    cdef Py_ssize_t ndots = 0
+    cdef Py_ssize_t i
+    if (
+        s1 - s0 < 8 or p[s0] != 36 or p[s0 + 1] != 74 or p[s0 + 2] != 83 or p[s0 + 3] != 46
+        or p[s0 + 4] != 65 or p[s0 + 5] != 67 or p[s0 + 6] != 75 or p[s0 + 7] != 46
+    ):
+        return -1  # not "$JS.ACK."
+    for i in range(s0, s1):
+        if p[i] == 46:
+            if ndots == 8:
+                return -1  # a tenth token
+            dots[ndots] = i
+            ndots += 1
+    if ndots != 8:
+        return -1
+    if _digits(p, dots[4] + 1, dots[5], sseq) < 0 or _digits(p, dots[5] + 1, dots[6], dseq) < 0:
+        return -1
+    return dots[3]
+
+
+cdef inline bint _same(bytes known, const char* p, Py_ssize_t a, Py_ssize_t b):
+    """Is p[a:b] the bytes ``known``?"""
+    cdef Py_ssize_t k = PyBytes_GET_SIZE(known)
+    return k == b - a and memcmp(PyBytes_AS_STRING(known), p + a, <size_t>k) == 0
+
+
+def store_loop(bytes data, Py_ssize_t pos, on_message, on_acks=None):
     """See storeloop.store_loop."""
     cdef const char* p = PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t nl, i, size, end, nargs, msgs = 0
+    cdef Py_ssize_t nl, i, size, end, nargs, msgs = 0, head_end
     cdef Py_ssize_t starts[5]
     cdef Py_ssize_t ends[5]
+    cdef long long sseq, dseq
     cdef unsigned char c
     cdef bint ok
+    cdef bint collect = on_acks is not None
     cdef object reply
+    cdef bytes run_account = b""
+    cdef bytes run_head = b""
+    cdef list seqs = []
     while pos < n:
         if (
             n - pos < 5 or p[pos] != 82 or p[pos + 1] != 77 or p[pos + 2] != 83
@@ -90,6 +143,32 @@ def store_loop(bytes data, Py_ssize_t pos, on_message):
         end = nl + 2 + size
         if end + 2 > n or p[end] != 13 or p[end + 1] != 10:
             break
+        msgs += 1
+        if collect and nargs == 3 and (
+            size == 0
+            or (
+                size == 4 and p[nl + 2] == 43 and p[nl + 3] == 65 and p[nl + 4] == 67
+                and p[nl + 5] == 75
+            )
+        ):
+            head_end = _ack_head(p, starts[1], ends[1], &sseq, &dseq)
+            if head_end >= 0:
+                if seqs and (
+                    not _same(run_account, p, starts[0], ends[0])
+                    or not _same(run_head, p, starts[1], head_end)
+                ):
+                    on_acks(run_account, run_head, seqs)
+                    seqs = []
+                if not seqs:
+                    run_account = PyBytes_FromStringAndSize(p + starts[0], ends[0] - starts[0])
+                    run_head = PyBytes_FromStringAndSize(p + starts[1], head_end - starts[1])
+                seqs.append(sseq)
+                seqs.append(dseq)
+                pos = end + 2
+                continue
+        if seqs:
+            on_acks(run_account, run_head, seqs)
+            seqs = []
         if nargs == 4:
             reply = PyBytes_FromStringAndSize(p + starts[2], ends[2] - starts[2])
         else:
@@ -101,8 +180,9 @@ def store_loop(bytes data, Py_ssize_t pos, on_message):
             b"",
             PyBytes_FromStringAndSize(p + nl + 2, size),
         )
-        msgs += 1
         pos = end + 2
+    if seqs:
+        on_acks(run_account, run_head, seqs)
     return pos, msgs
 
 

@@ -16,6 +16,16 @@ queue groups, interest, control verbs), at anything malformed or incomplete, and
 where it stopped, with the count of messages handed over; ``parse_mesh`` takes the rest
 exactly as it would have taken all of it.
 
+Acks in runs. With ``on_acks``, the plain acks of a consumer (subject
+``$JS.ACK.<stream>.<consumer>.<n>.<sseq>.<dseq>.<ts>.<pending>``, exactly 9 tokens, the
+stream and consumer sequences 1 to 18 digits; no reply; payload empty or ``+ACK``) are not
+handed over one by one: consecutive ones with the same account and head
+(``$JS.ACK.<stream>.<consumer>``) are collected and handed to
+``on_acks(account, head, seqs)`` as one flat list ``[sseq, dseq, sseq, dseq, ...]`` of
+ints. A run is handed over before any other message, when the head changes, and before
+the loop returns, so the handler sees every message in the order of the piece. Each ack
+in a run counts as a message.
+
 ``append_record`` encodes a message record of the file store (the storage shard's other
 per-message step, a store of each publish) into a block's write buffer.
 """
@@ -28,13 +38,18 @@ from zlib import crc32
 
 _RMSG = b"RMSG "
 _DIGITS = frozenset(b"0123456789")
+_ACK_PREFIX = b"$JS.ACK."
+_PLUS_ACK = b"+ACK"
 
 
-def store_loop(data: bytes, pos: int, on_message: Any) -> tuple[int, int]:
-    """Hand the plain forwarded messages of ``data`` from ``pos`` to ``on_message``;
-    returns (the position of the first frame left to the frame parser, messages)."""
+def store_loop(data: bytes, pos: int, on_message: Any, on_acks: Any = None) -> tuple[int, int]:
+    """Hand the plain forwarded messages of ``data`` from ``pos`` to ``on_message`` (and
+    runs of plain acks to ``on_acks``, if given); returns (the position of the first
+    frame left to the frame parser, messages)."""
     n = len(data)
     msgs = 0
+    run_account = run_head = b""
+    seqs: list[int] = []
     while pos < n:
         if not data.startswith(_RMSG, pos):
             break
@@ -60,10 +75,42 @@ def store_loop(data: bytes, pos: int, on_message: Any) -> tuple[int, int]:
         end = nl + 2 + size
         if end + 2 > n or data[end : end + 2] != b"\r\n":
             break
-        on_message(account, subject, reply, b"", data[nl + 2 : end])
+        payload = data[nl + 2 : end]
         msgs += 1
         pos = end + 2
+        if on_acks is not None and reply is None and (not payload or payload == _PLUS_ACK):
+            ack = _plain_ack(subject)
+            if ack is not None:
+                head, sseq, dseq = ack
+                if seqs and (account != run_account or head != run_head):
+                    on_acks(run_account, run_head, seqs)
+                    seqs = []
+                if not seqs:
+                    run_account, run_head = account, head
+                seqs.append(sseq)
+                seqs.append(dseq)
+                continue
+        if seqs:
+            on_acks(run_account, run_head, seqs)
+            seqs = []
+        on_message(account, subject, reply, b"", payload)
+    if seqs:
+        on_acks(run_account, run_head, seqs)
     return pos, msgs
+
+
+def _plain_ack(subject: bytes) -> tuple[bytes, int, int] | None:
+    """(head, stream seq, consumer seq) of a 9-token ack subject, or None."""
+    if not subject.startswith(_ACK_PREFIX):
+        return None
+    tokens = subject.split(b".")
+    if len(tokens) != 9:
+        return None
+    sseq, dseq = tokens[5], tokens[6]
+    for token in (sseq, dseq):
+        if not 0 < len(token) <= 18 or not all(b in _DIGITS for b in token):
+            return None
+    return b".".join(tokens[:4]), int(sseq), int(dseq)
 
 
 # The file store's record (jetstream/fileblock.py has the format): head, subject,
