@@ -111,6 +111,12 @@ class PullDelivery:
     def _undo(self, msg: StoreMsg, count: int) -> None:
         raise NotImplementedError
 
+    def _plain_stretch(self) -> bool:
+        raise NotImplementedError
+
+    def _pull_stretch(self, now: int, out: ReplyRun, listening: set[bytes], most: int) -> int:
+        raise NotImplementedError
+
     def _send_status(self, subject: bytes, block: bytes, reply: bytes | None = None) -> None:
         raise NotImplementedError
 
@@ -200,6 +206,11 @@ class PullDelivery:
                     self.waiting.popleft()  # nobody waits for its answers any more
                     continue
                 listening.add(request.reply)
+            if not request.max_bytes and self._plain_stretch():
+                taken = self._pull_stretch(now, out, listening, MAX_BATCH_PER_PASS - sent)
+                if taken:
+                    sent += taken
+                    continue
             found = self._next_message()
             if found is None:
                 flush()
