@@ -26,6 +26,7 @@ pub_loop = publoop.pub_loop
 mesh_loop = meshloop.mesh_loop
 store_loop = storeloop.store_loop
 append_record = storeloop.append_record
+decode_records = storeloop.decode_records
 Plans: Any = plans.Plans
 Subscription: Any = plans.Subscription
 Output: Any = plans.Output
@@ -45,6 +46,7 @@ if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
         mesh_loop = _meshloop.mesh_loop
         store_loop = _storeloop.store_loop
         append_record = _storeloop.append_record
+        decode_records = _storeloop.decode_records
         Plans = _plans.Plans
         Subscription = _plans.Subscription
         Output = _plans.Output
@@ -57,6 +59,7 @@ __all__ = [
     "Plans",
     "Subscription",
     "append_record",
+    "decode_records",
     "mesh_loop",
     "pub_loop",
     "store_loop",

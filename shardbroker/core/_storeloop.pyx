@@ -10,6 +10,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from libc.string cimport memchr, memcmp, memcpy
 
+from shardbroker.core import storeloop as _twin
+
 
 cdef inline Py_ssize_t _find_crlf(const char* p, Py_ssize_t start, Py_ssize_t n):
     """Index of the first CRLF at or after start, or -1."""
@@ -257,3 +259,59 @@ def append_record(
     at += dlen
     _put_u32(q + at, _crc32(q, at))
     _put_u32(q + at + 4, <unsigned int>rlen)
+
+
+cdef inline unsigned int _get_u32(const unsigned char* q):
+    return q[0] | (<unsigned int>q[1] << 8) | (<unsigned int>q[2] << 16) | (<unsigned int>q[3] << 24)
+
+
+def decode_records(
+    offs, lens, tss, list subjs, long long first, list slots, src, Py_ssize_t shift,
+    bint verify, make, list run,
+):
+    """See storeloop.decode_records. A record whose offsets do not lie inside ``src``
+    (a damaged block) is left to the twin, with the slots after it."""
+    cdef const unsigned char[::1] view = src
+    cdef const long long[::1] offv = offs
+    cdef const int[::1] lenv = lens
+    cdef const long long[::1] tsv = tss
+    cdef const unsigned char* q
+    cdef Py_ssize_t n = view.shape[0]
+    cdef Py_ssize_t nslots = len(slots)
+    cdef Py_ssize_t k, i, off, end, p, hlen
+    cdef object ss, sb, hdr
+    if n == 0:
+        return _twin.decode_records(offs, lens, tss, subjs, first, slots, src, shift, verify, make, run)
+    q = &view[0]
+    for k in range(nslots):
+        i = slots[k]
+        if i < 0 or i >= offv.shape[0] or i >= lenv.shape[0] or i >= tsv.shape[0]:
+            break
+        off = offv[i] - shift
+        end = off + lenv[i] - 8
+        if off < 0 or end > n or end - off < 22:
+            break
+        if verify:
+            if end + 8 > n:
+                break
+            if _get_u32(q + end + 4) != <unsigned int>lenv[i] or _get_u32(q + end) != _crc32(q + off, end - off):
+                return i
+        ss = subjs[i]
+        sb = ss.sbytes
+        p = off + 22 + len(sb)
+        if p > end:
+            break
+        if _get_u32(q + off) & 0x80000000:
+            if p + 4 > end:
+                break
+            hlen = _get_u32(q + p)
+            if hlen > end - p - 4:
+                break
+            hdr = PyBytes_FromStringAndSize(<const char*>q + p + 4, hlen)
+            p += 4 + hlen
+        else:
+            hdr = b""
+        run.append(make(ss.subject, first + i, tsv[i], hdr, PyBytes_FromStringAndSize(<const char*>q + p, end - p)))
+    else:
+        return -1
+    return _twin.decode_records(offs, lens, tss, subjs, first, slots[k:], src, shift, verify, make, run)

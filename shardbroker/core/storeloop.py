@@ -27,7 +27,8 @@ the loop returns, so the handler sees every message in the order of the piece. E
 in a run counts as a message.
 
 ``append_record`` encodes a message record of the file store (the storage shard's other
-per-message step, a store of each publish) into a block's write buffer.
+per-message step, a store of each publish) into a block's write buffer;
+``decode_records`` decodes records of a block back into messages (a consumer's reads).
 """
 
 from __future__ import annotations
@@ -142,3 +143,36 @@ def append_record(
         buf += sbytes
     buf += data
     buf += _TAIL.pack(crc, rlen)
+
+
+def decode_records(
+    offs: Any, lens: Any, tss: Any, subjs: list[Any], first: int, slots: list[int],
+    src: bytes | bytearray, shift: int, verify: bool, make: Any, run: list[Any],
+) -> int:  # fmt: skip
+    """Append ``make(subject, seq, ts, hdr, data)`` for each of ``slots`` of a block to
+    ``run`` (jetstream/fileblock.py ``decode_slots`` has the block's fields: record
+    offsets, lengths, times, per-subject entries with ``subject`` and ``sbytes``, the seq
+    of slot 0), decoded from ``src``, which holds the block's bytes from file offset
+    ``shift`` on. With ``verify`` each record's checksum and length copy are checked
+    first: returns the slot of the first record that fails, -1 when none does."""
+    tail = _TAIL.unpack_from
+    word = _U32.unpack_from
+    # Released on the way out: a live view would keep a buffer from resizing.
+    with memoryview(src) as view:
+        for i in slots:
+            off = offs[i] - shift
+            end = off + lens[i] - 8
+            if verify:
+                crc, length = tail(src, end) if len(src) >= end + 8 else (0, 0)
+                if length != lens[i] or crc != crc32(view[off:end]):
+                    return i
+            ss = subjs[i]
+            p = off + 22 + len(ss.sbytes)
+            if word(src, off)[0] & HBIT:
+                hlen = word(src, p)[0]
+                hdr = bytes(view[p + 4 : p + 4 + hlen])
+                p += 4 + hlen
+            else:
+                hdr = b""
+            run.append(make(ss.subject, first + i, tss[i], hdr, bytes(view[p:end])))
+    return -1

@@ -341,3 +341,93 @@ def test_storeloop_ack_runs_break_at_other_messages_and_heads() -> None:
             ("acks", b"$G", b"$JS.ACK.S.d", [9, 5]),
             ("msg", b"$G", b"$JS.ACK.S.d.1.10.6.9.0", b"_INBOX.s", b"", b""),
         ]
+
+
+# -- decode_records ------------------------------------------------------------------------
+
+
+class _Subject:
+    __slots__ = ("sbytes", "subject")
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        self.sbytes = subject.encode()
+
+
+def _block(records: list[tuple[int, bytes, bytes]], lead: int) -> tuple[Any, ...]:
+    """A block's bytes (after `lead` bytes of something else) and its slot fields."""
+    from array import array
+
+    buf = bytearray(b"L" * lead)
+    offs, lens, tss, subjs = array("q"), array("i"), array("q"), []
+    for k, (ts, hdr, data) in enumerate(records):
+        entry = _Subject(f"s.{k % 3}")
+        rlen = (34 + len(hdr) if hdr else 30) + len(entry.sbytes) + len(data)
+        offs.append(len(buf))
+        lens.append(rlen)
+        tss.append(ts)
+        subjs.append(entry)
+        storeloop.append_record(buf, rlen, 100 + k, ts, entry.sbytes, hdr, data)
+    return buf, offs, lens, tss, subjs
+
+
+def _decoded(decode: Any, fields: tuple[Any, ...], src: Any, shift: int, verify: bool,
+             slots: list[int]) -> tuple[Any, ...]:  # fmt: skip
+    _, offs, lens, tss, subjs = fields
+    run: list[Any] = []
+    try:
+        bad = decode(offs, lens, tss, subjs, 100, slots, src, shift, verify,
+                     lambda *args: args, run)  # fmt: skip
+    except Exception as exc:  # both must fail alike, if at all
+        return ("raised", type(exc).__name__, run)
+    return bad, run
+
+
+_block_records = st.lists(
+    st.tuples(
+        st.integers(0, (1 << 63) - 1),
+        st.one_of(st.just(b""), st.binary(min_size=1, max_size=40)),
+        st.binary(max_size=120),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    records=_block_records,
+    lead=st.integers(0, 9),
+    cut=st.integers(0, 9),
+    verify=st.booleans(),
+    as_bytes=st.booleans(),
+    data=st.data(),
+)
+def test_storeloop_decode_records_compiled_matches_its_twin(
+    records: list[tuple[int, bytes, bytes]], lead: int, cut: int, verify: bool, as_bytes: bool,
+    data: st.DataObject,
+) -> None:  # fmt: skip
+    if core.IMPLEMENTATION != "compiled":
+        pytest.skip("the compiled core is not built")
+    fields = _block(records, lead)
+    buf = fields[0]
+    slots = sorted(data.draw(st.sets(st.integers(0, len(records) - 1), min_size=1)))
+    shift = min(cut, lead)
+    src: Any = bytes(buf[shift:]) if as_bytes else bytearray(buf[shift:])
+    pure = _decoded(storeloop.decode_records, fields, src, shift, verify, slots)
+    assert pure[0] == -1 and len(pure[1]) == len(slots)
+    for (subject, seq, ts, hdr, payload), i in zip(pure[1], slots, strict=True):
+        assert (seq, ts, hdr, payload) == (100 + i, records[i][0], records[i][1], records[i][2])
+        assert subject == f"s.{i % 3}"
+    assert _decoded(core.decode_records, fields, src, shift, verify, slots) == pure
+    # Damaged: a byte changed, or the bytes cut short; the twins still agree.
+    if data.draw(st.booleans()) and len(src) > 0:
+        at = data.draw(st.integers(0, len(src) - 1))
+        damaged = bytearray(src)
+        damaged[at] ^= data.draw(st.integers(1, 255))
+    else:
+        damaged = bytearray(src[: data.draw(st.integers(0, len(src)))])
+    for view in (bytes(damaged), damaged):
+        assert _decoded(core.decode_records, fields, view, shift, verify, slots) == _decoded(
+            storeloop.decode_records, fields, view, shift, verify, slots
+        )
