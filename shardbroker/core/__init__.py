@@ -27,6 +27,7 @@ mesh_loop = meshloop.mesh_loop
 store_loop = storeloop.store_loop
 append_record = storeloop.append_record
 decode_records = storeloop.decode_records
+format_deliveries = storeloop.format_deliveries
 Plans: Any = plans.Plans
 Subscription: Any = plans.Subscription
 Output: Any = plans.Output
@@ -47,6 +48,7 @@ if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
         store_loop = _storeloop.store_loop
         append_record = _storeloop.append_record
         decode_records = _storeloop.decode_records
+        format_deliveries = _storeloop.format_deliveries
         Plans = _plans.Plans
         Subscription = _plans.Subscription
         Output = _plans.Output
@@ -60,6 +62,7 @@ __all__ = [
     "Subscription",
     "append_record",
     "decode_records",
+    "format_deliveries",
     "mesh_loop",
     "pub_loop",
     "store_loop",

@@ -7,6 +7,7 @@ read.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from libc.string cimport memchr, memcmp, memcpy
 
@@ -315,3 +316,110 @@ def decode_records(
     else:
         return -1
     return _twin.decode_records(offs, lens, tss, subjs, first, slots[k:], src, shift, verify, make, run)
+
+
+cdef inline int _ndigits(long long v):
+    """Characters %d writes for v."""
+    cdef int k = 1
+    cdef unsigned long long u
+    if v < 0:
+        k = 2
+        u = <unsigned long long>(-(v + 1)) + 1
+    else:
+        u = <unsigned long long>v
+    while u >= 10:
+        u //= 10
+        k += 1
+    return k
+
+
+cdef inline char* _put_int(char* q, long long v, int width):
+    """Write v in its `width` characters (from _ndigits) at q; returns the end."""
+    cdef unsigned long long u
+    cdef char* at = q + width
+    if v < 0:
+        q[0] = 45  # "-"
+        u = <unsigned long long>(-(v + 1)) + 1
+    else:
+        u = <unsigned long long>v
+    while True:
+        at -= 1
+        at[0] = <char>(48 + u % 10)
+        u //= 10
+        if u == 0:
+            break
+    return q + width
+
+
+def format_deliveries(
+    list msgs, bytes prefix, long long dseq, long long npc, now, deadline, pending,
+    list records,
+):
+    """See storeloop.format_deliveries."""
+    cdef Py_ssize_t slen, plen = PyBytes_GET_SIZE(prefix), hlen, dlen, size
+    cdef const char* sp
+    cdef char* q
+    cdef long long seq, ts
+    cdef int wseq, wdseq, wts, wnpc, whl, wtot
+    cdef object msg, hdr, data, record, entry
+    cdef bint track = pending is not None
+    cdef dict table = pending if track else None
+    for msg in msgs:
+        if npc > 0:
+            npc -= 1
+        hdr = msg.hdr
+        data = msg.data
+        seq = msg.seq
+        ts = msg.ts
+        sp = PyUnicode_AsUTF8AndSize(msg.subject, &slen)
+        hlen = PyBytes_GET_SIZE(<bytes?>hdr)
+        dlen = PyBytes_GET_SIZE(<bytes?>data)
+        wseq = _ndigits(seq)
+        wdseq = _ndigits(dseq)
+        wts = _ndigits(ts)
+        wnpc = _ndigits(npc)
+        whl = _ndigits(hlen)
+        wtot = _ndigits(hlen + dlen)
+        # "<subject> <prefix>1.<seq>.<dseq>.<ts>.<npc> <hlen> <total>\r\n<hdr><data>\r\n"
+        size = (slen + 1 + plen + 2 + wseq + 1 + wdseq + 1 + wts + 1 + wnpc + 1 + whl + 1
+                + wtot + 2 + hlen + dlen + 2)
+        record = PyBytes_FromStringAndSize(NULL, size)
+        q = PyBytes_AS_STRING(record)
+        memcpy(q, sp, <size_t>slen)
+        q += slen
+        q[0] = 32
+        q += 1
+        memcpy(q, PyBytes_AS_STRING(prefix), <size_t>plen)
+        q += plen
+        q[0] = 49  # "1"
+        q[1] = 46
+        q = _put_int(q + 2, seq, wseq)
+        q[0] = 46
+        q = _put_int(q + 1, dseq, wdseq)
+        q[0] = 46
+        q = _put_int(q + 1, ts, wts)
+        q[0] = 46
+        q = _put_int(q + 1, npc, wnpc)
+        q[0] = 32
+        q = _put_int(q + 1, hlen, whl)
+        q[0] = 32
+        q = _put_int(q + 1, hlen + dlen, wtot)
+        q[0] = 13
+        q[1] = 10
+        q += 2
+        memcpy(q, PyBytes_AS_STRING(<bytes>hdr), <size_t>hlen)
+        q += hlen
+        memcpy(q, PyBytes_AS_STRING(<bytes>data), <size_t>dlen)
+        q += dlen
+        q[0] = 13
+        q[1] = 10
+        records.append(record)
+        if track:
+            entry = table.get(msg.seq)
+            if entry is None:
+                table[msg.seq] = [dseq, now, deadline]
+            else:
+                entry[1] = now
+                entry[2] = deadline
+        dseq += 1
+    return dseq, npc

@@ -28,7 +28,8 @@ in a run counts as a message.
 
 ``append_record`` encodes a message record of the file store (the storage shard's other
 per-message step, a store of each publish) into a block's write buffer;
-``decode_records`` decodes records of a block back into messages (a consumer's reads).
+``decode_records`` decodes records of a block back into messages (a consumer's reads);
+``format_deliveries`` turns a run of them into a consumer's first deliveries.
 """
 
 from __future__ import annotations
@@ -176,3 +177,36 @@ def decode_records(
                 hdr = b""
             run.append(make(ss.subject, first + i, tss[i], hdr, bytes(view[p:end])))
     return -1
+
+
+def format_deliveries(
+    msgs: list[Any], prefix: bytes, dseq: int, npc: int, now: int, deadline: int,
+    pending: dict[int, list[int]] | None, records: list[bytes],
+) -> tuple[int, int]:  # fmt: skip
+    """First deliveries of stored messages (``subject`` str, ``seq``, ``ts``, ``hdr``,
+    ``data``), as a consumer's pull stretch makes them (jetstream/consumer.py): for each,
+    the pending count goes down (not below 0), a JRUN record with the ack reply
+    ``<prefix>1.<seq>.<dseq>.<ts>.<pending>`` is appended to ``records``, and the
+    message becomes pending (``[dseq, now, deadline]``, or an entry already there gets
+    the new times) unless ``pending`` is None; each takes the next consumer seq.
+    Returns (next consumer seq, pending count). Sequences and times are int64."""
+    append = records.append
+    for msg in msgs:
+        if npc > 0:
+            npc -= 1
+        hdr, data = msg.hdr, msg.data
+        seq = msg.seq
+        append(
+            b"%s %s1.%d.%d.%d.%d %d %d\r\n%s%s\r\n"
+            % (msg.subject.encode(), prefix, seq, dseq, msg.ts, npc,
+               len(hdr), len(hdr) + len(data), hdr, data)
+        )  # fmt: skip
+        if pending is not None:
+            entry = pending.get(seq)
+            if entry is None:
+                pending[seq] = [dseq, now, deadline]
+            else:
+                entry[1] = now
+                entry[2] = deadline
+        dseq += 1
+    return dseq, npc

@@ -63,6 +63,13 @@ class ReplyRun:
             self.reply = reply
         self.records.append(record)
 
+    def extend(self, reply: bytes, records: list[bytes]) -> None:
+        """add() for each of `records`."""
+        if reply != self.reply:
+            self.flush()
+            self.reply = reply
+        self.records += records
+
     def flush(self) -> None:
         if self.records:
             self.engine.deliver_run(self.account, self.reply, self.records)

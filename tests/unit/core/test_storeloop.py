@@ -431,3 +431,59 @@ def test_storeloop_decode_records_compiled_matches_its_twin(
         assert _decoded(core.decode_records, fields, view, shift, verify, slots) == _decoded(
             storeloop.decode_records, fields, view, shift, verify, slots
         )
+
+
+# -- format_deliveries ---------------------------------------------------------------------
+
+
+class _Msg:
+    __slots__ = ("data", "hdr", "seq", "subject", "ts")
+
+    def __init__(self, subject: str, seq: int, ts: int, hdr: bytes, data: bytes) -> None:
+        self.subject, self.seq, self.ts, self.hdr, self.data = subject, seq, ts, hdr, data
+
+
+_int64 = st.one_of(st.integers(0, 20), st.integers(-(1 << 63), (1 << 63) - 1))
+_msgs = st.lists(
+    st.builds(
+        _Msg,
+        st.sampled_from(["a", "orders.1", "é.ü", "x" * 70]),
+        _int64,
+        _int64,
+        st.one_of(st.just(b""), st.binary(min_size=1, max_size=30)),
+        st.binary(max_size=60),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    msgs=_msgs,
+    dseq=st.integers(0, (1 << 62)),
+    npc=st.one_of(st.integers(0, 5), st.integers(0, (1 << 62))),
+    track=st.booleans(),
+    known=st.lists(_int64, max_size=4),
+)
+def test_storeloop_format_deliveries_compiled_matches_its_twin(
+    msgs: list[_Msg], dseq: int, npc: int, track: bool, known: list[int]
+) -> None:
+    if core.IMPLEMENTATION != "compiled":
+        pytest.skip("the compiled core is not built")
+    prefix = b"$JS.ACK.S.c."
+    results = []
+    for fmt in (storeloop.format_deliveries, core.format_deliveries):
+        pending = {seq: [1, 2, 3] for seq in known} if track else None
+        records: list[bytes] = []
+        answer = fmt(msgs, prefix, dseq, npc, 7, 9, pending, records)
+        results.append((answer, records, pending))
+    assert results[0] == results[1]
+    # The records are what _prepare and frames.jrun_record make.
+    (end, left), records, _ = results[0]
+    assert end == dseq + len(msgs)
+    for msg, record in zip(msgs, records, strict=True):
+        npc = max(npc - 1, 0)
+        reply = prefix + b"%d.%d.%d.%d.%d" % (1, msg.seq, dseq, msg.ts, npc)
+        assert record == frames.jrun_record(msg.subject.encode(), reply, msg.hdr, msg.data)
+        dseq += 1
+    assert left == npc
