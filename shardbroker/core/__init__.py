@@ -15,7 +15,6 @@ install`` builds it with Cython and the C compiler), "pure" when it was not, or 
 from __future__ import annotations
 
 import os
-
 from typing import Any
 
 from shardbroker.core import meshloop, plans, publoop, storeloop
