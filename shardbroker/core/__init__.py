@@ -25,6 +25,8 @@ pub_loop = publoop.pub_loop
 mesh_loop = meshloop.mesh_loop
 store_loop = storeloop.store_loop
 append_record = storeloop.append_record
+decode_records = storeloop.decode_records
+format_deliveries = storeloop.format_deliveries
 Plans: Any = plans.Plans
 Subscription: Any = plans.Subscription
 Output: Any = plans.Output
@@ -44,6 +46,8 @@ if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
         mesh_loop = _meshloop.mesh_loop
         store_loop = _storeloop.store_loop
         append_record = _storeloop.append_record
+        decode_records = _storeloop.decode_records
+        format_deliveries = _storeloop.format_deliveries
         Plans = _plans.Plans
         Subscription = _plans.Subscription
         Output = _plans.Output
@@ -56,6 +60,8 @@ __all__ = [
     "Plans",
     "Subscription",
     "append_record",
+    "decode_records",
+    "format_deliveries",
     "mesh_loop",
     "pub_loop",
     "store_loop",

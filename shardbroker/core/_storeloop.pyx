@@ -7,8 +7,11 @@ read.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
-from libc.string cimport memchr, memcpy
+from libc.string cimport memchr, memcmp, memcpy
+
+from shardbroker.core import storeloop as _twin
 
 
 cdef inline Py_ssize_t _find_crlf(const char* p, Py_ssize_t start, Py_ssize_t n):
@@ -26,16 +29,69 @@ cdef inline Py_ssize_t _find_crlf(const char* p, Py_ssize_t start, Py_ssize_t n)
     return -1
 
 
-def store_loop(bytes data, Py_ssize_t pos, on_message):
+cdef inline Py_ssize_t _digits(const char* p, Py_ssize_t a, Py_ssize_t b, long long* out):
+    """The value of p[a:b] when it is 1 to 18 ASCII digits, else -1."""
+    cdef long long v = 0
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    if b - a <= 0 or b - a > 18:
+        return -1
+    for i in range(a, b):
+        c = <unsigned char>p[i]
+        if c < 48 or c > 57:
+            return -1
+        v = v * 10 + (c - 48)
+    out[0] = v
+    return 0
+
+
+cdef inline Py_ssize_t _ack_head(
+    const char* p, Py_ssize_t s0, Py_ssize_t s1, long long* sseq, long long* dseq
+):
+    """The end of the head ``$JS.ACK.<stream>.<consumer>`` of a plain ack subject
+    p[s0:s1] (storeloop._plain_ack), with its two sequences; -1 when it is not one."""
+    cdef Py_ssize_t dots[8]
+    cdef Py_ssize_t ndots = 0
+    cdef Py_ssize_t i
+    if (
+        s1 - s0 < 8 or p[s0] != 36 or p[s0 + 1] != 74 or p[s0 + 2] != 83 or p[s0 + 3] != 46
+        or p[s0 + 4] != 65 or p[s0 + 5] != 67 or p[s0 + 6] != 75 or p[s0 + 7] != 46
+    ):
+        return -1  # not "$JS.ACK."
+    for i in range(s0, s1):
+        if p[i] == 46:
+            if ndots == 8:
+                return -1  # a tenth token
+            dots[ndots] = i
+            ndots += 1
+    if ndots != 8:
+        return -1
+    if _digits(p, dots[4] + 1, dots[5], sseq) < 0 or _digits(p, dots[5] + 1, dots[6], dseq) < 0:
+        return -1
+    return dots[3]
+
+
+cdef inline bint _same(bytes known, const char* p, Py_ssize_t a, Py_ssize_t b):
+    """Is p[a:b] the bytes ``known``?"""
+    cdef Py_ssize_t k = PyBytes_GET_SIZE(known)
+    return k == b - a and memcmp(PyBytes_AS_STRING(known), p + a, <size_t>k) == 0
+
+
+def store_loop(bytes data, Py_ssize_t pos, on_message, on_acks=None):
     """See storeloop.store_loop."""
     cdef const char* p = PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t nl, i, size, end, nargs, msgs = 0
+    cdef Py_ssize_t nl, i, size, end, nargs, msgs = 0, head_end
     cdef Py_ssize_t starts[5]
     cdef Py_ssize_t ends[5]
+    cdef long long sseq, dseq
     cdef unsigned char c
     cdef bint ok
+    cdef bint collect = on_acks is not None
     cdef object reply
+    cdef bytes run_account = b""
+    cdef bytes run_head = b""
+    cdef list seqs = []
     while pos < n:
         if (
             n - pos < 5 or p[pos] != 82 or p[pos + 1] != 77 or p[pos + 2] != 83
@@ -90,6 +146,32 @@ def store_loop(bytes data, Py_ssize_t pos, on_message):
         end = nl + 2 + size
         if end + 2 > n or p[end] != 13 or p[end + 1] != 10:
             break
+        msgs += 1
+        if collect and nargs == 3 and (
+            size == 0
+            or (
+                size == 4 and p[nl + 2] == 43 and p[nl + 3] == 65 and p[nl + 4] == 67
+                and p[nl + 5] == 75
+            )
+        ):
+            head_end = _ack_head(p, starts[1], ends[1], &sseq, &dseq)
+            if head_end >= 0:
+                if seqs and (
+                    not _same(run_account, p, starts[0], ends[0])
+                    or not _same(run_head, p, starts[1], head_end)
+                ):
+                    on_acks(run_account, run_head, seqs)
+                    seqs = []
+                if not seqs:
+                    run_account = PyBytes_FromStringAndSize(p + starts[0], ends[0] - starts[0])
+                    run_head = PyBytes_FromStringAndSize(p + starts[1], head_end - starts[1])
+                seqs.append(sseq)
+                seqs.append(dseq)
+                pos = end + 2
+                continue
+        if seqs:
+            on_acks(run_account, run_head, seqs)
+            seqs = []
         if nargs == 4:
             reply = PyBytes_FromStringAndSize(p + starts[2], ends[2] - starts[2])
         else:
@@ -101,8 +183,9 @@ def store_loop(bytes data, Py_ssize_t pos, on_message):
             b"",
             PyBytes_FromStringAndSize(p + nl + 2, size),
         )
-        msgs += 1
         pos = end + 2
+    if seqs:
+        on_acks(run_account, run_head, seqs)
     return pos, msgs
 
 
@@ -177,3 +260,166 @@ def append_record(
     at += dlen
     _put_u32(q + at, _crc32(q, at))
     _put_u32(q + at + 4, <unsigned int>rlen)
+
+
+cdef inline unsigned int _get_u32(const unsigned char* q):
+    return q[0] | (<unsigned int>q[1] << 8) | (<unsigned int>q[2] << 16) | (<unsigned int>q[3] << 24)
+
+
+def decode_records(
+    offs, lens, tss, list subjs, long long first, list slots, src, Py_ssize_t shift,
+    bint verify, make, list run,
+):
+    """See storeloop.decode_records. A record whose offsets do not lie inside ``src``
+    (a damaged block) is left to the twin, with the slots after it."""
+    cdef const unsigned char[::1] view = src
+    cdef const long long[::1] offv = offs
+    cdef const int[::1] lenv = lens
+    cdef const long long[::1] tsv = tss
+    cdef const unsigned char* q
+    cdef Py_ssize_t n = view.shape[0]
+    cdef Py_ssize_t nslots = len(slots)
+    cdef Py_ssize_t k, i, off, end, p, hlen
+    cdef object ss, sb, hdr
+    if n == 0:
+        return _twin.decode_records(offs, lens, tss, subjs, first, slots, src, shift, verify, make, run)
+    q = &view[0]
+    for k in range(nslots):
+        i = slots[k]
+        if i < 0 or i >= offv.shape[0] or i >= lenv.shape[0] or i >= tsv.shape[0]:
+            break
+        off = offv[i] - shift
+        end = off + lenv[i] - 8
+        if off < 0 or end > n or end - off < 22:
+            break
+        if verify:
+            if end + 8 > n:
+                break
+            if _get_u32(q + end + 4) != <unsigned int>lenv[i] or _get_u32(q + end) != _crc32(q + off, end - off):
+                return i
+        ss = subjs[i]
+        sb = ss.sbytes
+        p = off + 22 + len(sb)
+        if p > end:
+            break
+        if _get_u32(q + off) & 0x80000000:
+            if p + 4 > end:
+                break
+            hlen = _get_u32(q + p)
+            if hlen > end - p - 4:
+                break
+            hdr = PyBytes_FromStringAndSize(<const char*>q + p + 4, hlen)
+            p += 4 + hlen
+        else:
+            hdr = b""
+        run.append(make(ss.subject, first + i, tsv[i], hdr, PyBytes_FromStringAndSize(<const char*>q + p, end - p)))
+    else:
+        return -1
+    return _twin.decode_records(offs, lens, tss, subjs, first, slots[k:], src, shift, verify, make, run)
+
+
+cdef inline int _ndigits(long long v):
+    """Characters %d writes for v."""
+    cdef int k = 1
+    cdef unsigned long long u
+    if v < 0:
+        k = 2
+        u = <unsigned long long>(-(v + 1)) + 1
+    else:
+        u = <unsigned long long>v
+    while u >= 10:
+        u //= 10
+        k += 1
+    return k
+
+
+cdef inline char* _put_int(char* q, long long v, int width):
+    """Write v in its `width` characters (from _ndigits) at q; returns the end."""
+    cdef unsigned long long u
+    cdef char* at = q + width
+    if v < 0:
+        q[0] = 45  # "-"
+        u = <unsigned long long>(-(v + 1)) + 1
+    else:
+        u = <unsigned long long>v
+    while True:
+        at -= 1
+        at[0] = <char>(48 + u % 10)
+        u //= 10
+        if u == 0:
+            break
+    return q + width
+
+
+def format_deliveries(
+    list msgs, bytes prefix, long long dseq, long long npc, now, deadline, pending,
+    list records,
+):
+    """See storeloop.format_deliveries."""
+    cdef Py_ssize_t slen, plen = PyBytes_GET_SIZE(prefix), hlen, dlen, size
+    cdef const char* sp
+    cdef char* q
+    cdef long long seq, ts
+    cdef int wseq, wdseq, wts, wnpc, whl, wtot
+    cdef object msg, hdr, data, record, entry
+    cdef bint track = pending is not None
+    cdef dict table = pending if track else None
+    for msg in msgs:
+        if npc > 0:
+            npc -= 1
+        hdr = msg.hdr
+        data = msg.data
+        seq = msg.seq
+        ts = msg.ts
+        sp = PyUnicode_AsUTF8AndSize(msg.subject, &slen)
+        hlen = PyBytes_GET_SIZE(<bytes?>hdr)
+        dlen = PyBytes_GET_SIZE(<bytes?>data)
+        wseq = _ndigits(seq)
+        wdseq = _ndigits(dseq)
+        wts = _ndigits(ts)
+        wnpc = _ndigits(npc)
+        whl = _ndigits(hlen)
+        wtot = _ndigits(hlen + dlen)
+        # "<subject> <prefix>1.<seq>.<dseq>.<ts>.<npc> <hlen> <total>\r\n<hdr><data>\r\n"
+        size = (slen + 1 + plen + 2 + wseq + 1 + wdseq + 1 + wts + 1 + wnpc + 1 + whl + 1
+                + wtot + 2 + hlen + dlen + 2)
+        record = PyBytes_FromStringAndSize(NULL, size)
+        q = PyBytes_AS_STRING(record)
+        memcpy(q, sp, <size_t>slen)
+        q += slen
+        q[0] = 32
+        q += 1
+        memcpy(q, PyBytes_AS_STRING(prefix), <size_t>plen)
+        q += plen
+        q[0] = 49  # "1"
+        q[1] = 46
+        q = _put_int(q + 2, seq, wseq)
+        q[0] = 46
+        q = _put_int(q + 1, dseq, wdseq)
+        q[0] = 46
+        q = _put_int(q + 1, ts, wts)
+        q[0] = 46
+        q = _put_int(q + 1, npc, wnpc)
+        q[0] = 32
+        q = _put_int(q + 1, hlen, whl)
+        q[0] = 32
+        q = _put_int(q + 1, hlen + dlen, wtot)
+        q[0] = 13
+        q[1] = 10
+        q += 2
+        memcpy(q, PyBytes_AS_STRING(<bytes>hdr), <size_t>hlen)
+        q += hlen
+        memcpy(q, PyBytes_AS_STRING(<bytes>data), <size_t>dlen)
+        q += dlen
+        q[0] = 13
+        q[1] = 10
+        records.append(record)
+        if track:
+            entry = table.get(msg.seq)
+            if entry is None:
+                table[msg.seq] = [dseq, now, deadline]
+            else:
+                entry[1] = now
+                entry[2] = deadline
+        dseq += 1
+    return dseq, npc

@@ -33,12 +33,14 @@ import msgspec
 
 from shardbroker.config.merge import parse_duration
 from shardbroker.config.options import Options
+from shardbroker.core import format_deliveries
 from shardbroker.gofmt import timestamp
 from shardbroker.jetstream.consumer_state import ConsumerState, state_count
 from shardbroker.jetstream.pull import (
     MAX_BATCH_PER_PASS,
     PullDelivery,
     PullRequest,
+    ReplyRun,
     next_request,
     status,
 )
@@ -586,6 +588,100 @@ class Consumer(PullDelivery):
         self.next_heartbeat = now + self.config.idle_heartbeat
         return len(msgs)
 
+    def _pull_stretch(self, now: int, out: ReplyRun, listening: set[bytes], most: int) -> int:
+        """What _pull_pass does for up to `most` first deliveries in a plain stretch, with
+        the messages read in one run: each to the request at the head of the queue, which
+        then goes to the back unless its batch is complete. Only when every waiting
+        request may take them as they come (no max_bytes, not expired, somebody listens
+        to its reply); returns how many were handed out (0: none, the pass goes on
+        message by message)."""
+        waiting = self.waiting
+        owed = 0
+        for request in waiting:
+            if request.max_bytes or (request.expires_at and request.expires_at <= now):
+                return 0
+            reply = request.reply
+            if reply not in listening:
+                if not self.engine.interest_for(self.account, reply, None):
+                    return 0
+                listening.add(reply)
+            owed += request.batch - request.delivered
+        most = min(most, owed)
+        pending = None if self.ack_policy == ACK_NONE else self.pending
+        if pending is not None:
+            limit = self.config.max_ack_pending
+            if limit > 0:
+                most = min(most, limit - len(pending))
+        if most <= 0:
+            return 0
+        msgs = self.stream.store.load_run(self.sseq, most)
+        if not msgs:
+            return 0
+        if self.npc_stale:
+            self.num_pending()
+        npc = self.npc
+        dseq = self.dseq
+        prefix = self.ack_prefix
+        deadline = now + self._wait(1)
+        if len(waiting) == 1:
+            # One request takes them all (it stays at the head): the loop is compiled.
+            request = waiting[0]
+            records: list[bytes] = []
+            self.dseq, self.npc = format_deliveries(
+                msgs, prefix, dseq, npc, now, deadline, pending, records
+            )
+            out.extend(request.reply, records)
+            if pending is None:
+                self.floor_dseq = self.dseq - 1
+                self.floor_sseq = max(self.floor_sseq, msgs[-1].seq)
+            request.delivered += len(msgs)
+            if request.heartbeat:
+                request.next_heartbeat = now + request.heartbeat
+            if request.delivered >= request.batch:
+                waiting.popleft()
+            self.sseq = msgs[-1].seq + 1
+            self.last_delivered = now
+            self.dirty = True
+            return len(msgs)
+        add = out.add
+        popleft = waiting.popleft
+        append = waiting.append
+        for msg in msgs:
+            request = popleft()
+            if npc > 0:
+                npc -= 1
+            hdr, data = msg.hdr, msg.data
+            seq = msg.seq
+            # _prepare's ack reply and frames.jrun_record, formatted in one go.
+            add(
+                request.reply,
+                b"%s %s1.%d.%d.%d.%d %d %d\r\n%s%s\r\n"
+                % (msg.subject.encode(), prefix, seq, dseq, msg.ts, npc,
+                   len(hdr), len(hdr) + len(data), hdr, data),
+            )  # fmt: skip
+            if pending is not None:
+                entry = pending.get(seq)
+                if entry is None:
+                    pending[seq] = [dseq, now, deadline]
+                else:
+                    entry[1] = now
+                    entry[2] = deadline
+            else:
+                self.floor_dseq = dseq
+                self.floor_sseq = max(self.floor_sseq, seq)
+            dseq += 1
+            request.delivered += 1
+            if request.heartbeat:
+                request.next_heartbeat = now + request.heartbeat
+            if request.delivered < request.batch:
+                append(request)
+        self.npc = npc
+        self.dseq = dseq
+        self.sseq = msgs[-1].seq + 1
+        self.last_delivered = now
+        self.dirty = True
+        return len(msgs)
+
     def _replay_later(self, msg: StoreMsg, count: int, now: int) -> bool:
         """replay original: hold `msg` back until its original gap has passed."""
         if self.replay_base is None:
@@ -669,6 +765,38 @@ class Consumer(PullDelivery):
         if reply is not None:
             self.save_now = True  # the client learns the ack took: make it durable
             self.engine.publish(self.account, reply, None, b"", b"")
+
+    def ack_run(self, seqs: list[int], now: int) -> None:
+        """process_ack of plain acks (empty or ``+ACK``, no reply) for the (stream seq,
+        consumer seq) pairs of the flat list `seqs`, in order, as one step: with
+        explicit acks on a limits stream (what nothing else watches) the bookkeeping
+        after the last one is done once; otherwise ack by ack."""
+        self.last_activity = now
+        policy = self.ack_policy
+        if policy == ACK_NONE:
+            return
+        if policy == ACK_ALL or self.lps or self.stream.config.retention != "limits":
+            ack = self._ack
+            for i in range(0, len(seqs), 2):
+                ack(seqs[i], seqs[i + 1], now)
+            return
+        pending = self.pending
+        rdc = self.rdc
+        end = self.sseq
+        move_floor = self._move_floor
+        acked = False
+        for i in range(0, len(seqs), 2):
+            sseq = seqs[i]
+            if sseq >= end or pending.pop(sseq, None) is None:
+                continue  # never delivered, or not pending
+            if rdc:
+                rdc.pop(sseq, None)
+            move_floor()
+            acked = True
+        if acked:
+            self.last_acked = now
+            self.dirty = True
+            self.engine.ready.add(self)
 
     def _ack(self, sseq: int, dseq: int, now: int, terminated: bool = False) -> None:
         policy = self.ack_policy

@@ -313,6 +313,24 @@ class JetStream:
             targets[(account, head)] = consumer
         consumer.process_ack(int(numbers[1]), int(numbers[2]), body, reply, self.clock())
 
+    def on_acks(self, account: bytes, head: bytes, seqs: list[int]) -> None:
+        """A run of plain acks (no reply, empty or ``+ACK``) of the consumer whose v1 ack
+        subjects start with `head`, ``$JS.ACK.<stream>.<consumer>``, as
+        [sseq, dseq, ...] (core/storeloop.py): what ``_ack`` does with each, in order."""
+        key = (account, head)
+        consumer = self._ack_targets.get(key)
+        if consumer is None:
+            consumer = self._consumer_of(account, head.split(b".")[2:4])
+            if consumer is None:
+                return
+            targets = self._ack_targets
+            if len(targets) >= ACK_TARGETS_MAX:
+                targets.clear()
+            targets[key] = consumer
+        elif consumer.deleted:
+            return
+        consumer.ack_run(seqs, self.clock())
+
     def send(self, account: bytes, subject: bytes, body: bytes, hdr: bytes = b"") -> None:
         """Publish a message from JetStream (a reply, an ack) to whoever subscribes."""
         if self.peer is not None:

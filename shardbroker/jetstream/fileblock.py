@@ -41,6 +41,7 @@ import struct
 from array import array
 from zlib import crc32
 
+from shardbroker.core import decode_records
 from shardbroker.jetstream.store import StoreError, StoreLimits, StoreMsg, _Subj
 
 HEAD = struct.Struct("<IQqH")  # len|hbit, seq|flags, ts, subj_len: 22 bytes
@@ -162,30 +163,14 @@ def decode_slots(
 ) -> None:
     """Append the messages of `slots` (live, ascending) of `blk` to `run`, decoded from
     `src`, which holds the block's bytes from file offset `shift` on. With `verify`
-    (read back from the disk) each record's checksum and length copy are checked."""
-    offs, lens, subjs, tss = blk.offs, blk.lens, blk.subjs, blk.tss
-    first = blk.first
-    tail = TAIL.unpack_from
-    word = U32.unpack_from
-    # Released on the way out: a live view would keep a buffer from resizing.
-    with memoryview(src) as view:
-        for i in slots:
-            off = offs[i] - shift
-            end = off + lens[i] - 8
-            if verify:
-                crc, length = tail(src, end) if len(src) >= end + 8 else (0, 0)
-                if length != lens[i] or crc != crc32(view[off:end]):
-                    raise StoreError(f"corrupt record for seq {first + i} in {blk.path}")
-            ss = subjs[i]
-            assert ss is not None
-            p = off + 22 + len(ss.sbytes)
-            if word(src, off)[0] & HBIT:
-                hlen = word(src, p)[0]
-                hdr = bytes(view[p + 4 : p + 4 + hlen])
-                p += 4 + hlen
-            else:
-                hdr = b""
-            run.append(StoreMsg(ss.subject, first + i, tss[i], hdr, bytes(view[p:end])))
+    (read back from the disk) each record's checksum and length copy are checked.
+    The loop over the records is the compiled core's (core/storeloop.py)."""
+    bad = decode_records(
+        blk.offs, blk.lens, blk.tss, blk.subjs, blk.first, slots, src, shift, verify,
+        StoreMsg, run,
+    )  # fmt: skip
+    if bad >= 0:
+        raise StoreError(f"corrupt record for seq {blk.first + bad} in {blk.path}")
 
 
 def pad_slots(blk: Block, seq: int) -> None:

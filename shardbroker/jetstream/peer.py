@@ -42,6 +42,8 @@ class MessageHandler(Protocol):
         self, account: bytes, subject: bytes, reply: bytes | None, hdr: bytes, data: bytes
     ) -> None: ...
 
+    def on_acks(self, account: bytes, head: bytes, seqs: list[int]) -> None: ...
+
     def end_of_batch(self) -> None: ...
 
     def interest_appeared(self) -> None: ...
@@ -247,9 +249,10 @@ class StoragePeer:
 
     def fast_frames(self, data: bytes) -> int:
         """The plain forwarded messages at the start of a ring piece (publishes, acks),
-        handed to the handler by the storage loop (core/storeloop.py); returns where
-        the frame parser takes over."""
-        pos, msgs = store_loop(data, 0, self.handler.on_message)
+        handed to the handler by the storage loop (core/storeloop.py), the plain acks
+        of a consumer in runs (``on_acks``); returns where the frame parser takes over."""
+        handler = self.handler
+        pos, msgs = store_loop(data, 0, handler.on_message, handler.on_acks)
         self.messages_in += msgs
         return pos
 

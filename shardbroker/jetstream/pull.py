@@ -63,6 +63,13 @@ class ReplyRun:
             self.reply = reply
         self.records.append(record)
 
+    def extend(self, reply: bytes, records: list[bytes]) -> None:
+        """add() for each of `records`."""
+        if reply != self.reply:
+            self.flush()
+            self.reply = reply
+        self.records += records
+
     def flush(self) -> None:
         if self.records:
             self.engine.deliver_run(self.account, self.reply, self.records)
@@ -109,6 +116,12 @@ class PullDelivery:
         raise NotImplementedError
 
     def _undo(self, msg: StoreMsg, count: int) -> None:
+        raise NotImplementedError
+
+    def _plain_stretch(self) -> bool:
+        raise NotImplementedError
+
+    def _pull_stretch(self, now: int, out: ReplyRun, listening: set[bytes], most: int) -> int:
         raise NotImplementedError
 
     def _send_status(self, subject: bytes, block: bytes, reply: bytes | None = None) -> None:
@@ -200,6 +213,11 @@ class PullDelivery:
                     self.waiting.popleft()  # nobody waits for its answers any more
                     continue
                 listening.add(request.reply)
+            if not request.max_bytes and self._plain_stretch():
+                taken = self._pull_stretch(now, out, listening, MAX_BATCH_PER_PASS - sent)
+                if taken:
+                    sent += taken
+                    continue
             found = self._next_message()
             if found is None:
                 flush()
