@@ -20,8 +20,13 @@ cdef class Subscription:
 
 
 cdef class Plans:
-    cdef public object sublist, build
+    cdef public object sublist, build, share
+    cdef public bytes account
     cdef public object generation
+    # Plans shared under a leading part of their subjects (plans.Plans), and the token
+    # counts of those parts.
+    cdef public dict prefixes
+    cdef public list prefix_tokens
     # The table's keys and plans, referenced from a list the cyclic GC sees (the table
     # itself holds borrowed pointers into it).
     cdef list kept
@@ -29,6 +34,7 @@ cdef class Plans:
     cdef Py_ssize_t mask, count
 
     cdef object lookup(self, const char* p, Py_ssize_t n)
+    cdef object _by_prefix(self, const char* p, Py_ssize_t n)
     cdef int _clear(self) except -1
     cdef int _grow(self) except -1
     cpdef object plan(self, bytes subject)

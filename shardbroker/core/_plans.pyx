@@ -55,11 +55,15 @@ cdef class Plans:
     """plans.Plans: the plans of one account's subjects, valid while its sublist's
     generation holds."""
 
-    def __cinit__(self, sublist, build):
+    def __cinit__(self, sublist, build, bytes account=b"", share=None):
         self.sublist = sublist
         self.build = build
+        self.account = account
+        self.share = share
         self.generation = -1
         self.kept = []
+        self.prefixes = {}
+        self.prefix_tokens = []
         self.slots = <PlanSlot*>calloc(_START_SLOTS, sizeof(PlanSlot))
         if self.slots == NULL:
             raise MemoryError()
@@ -72,18 +76,45 @@ cdef class Plans:
             self.slots = NULL
 
     def __len__(self):
-        return self.count
+        return self.count + len(self.prefixes)
 
     def clear(self):
         """plans.Plans.clear."""
         self._clear()
 
     cdef int _clear(self) except -1:
+        if self.prefixes:
+            self.prefixes.clear()
+            del self.prefix_tokens[:]
         if self.count:
             memset(self.slots, 0, (self.mask + 1) * sizeof(PlanSlot))
             self.count = 0
             self.kept.clear()  # last: dropping plans may run arbitrary deallocators
         return 0
+
+    cdef object _by_prefix(self, const char* p, Py_ssize_t n):
+        """plans.Plans._by_prefix."""
+        cdef Py_ssize_t i, end, tokens, seen
+        if n == 0 or p[0] == 46 or p[n - 1] == 46:
+            return None
+        for i in range(n - 1):
+            if p[i] == 46 and p[i + 1] == 46:
+                return None
+        for token_count in self.prefix_tokens:
+            tokens = token_count
+            seen = 0
+            end = -1
+            for i in range(n):
+                if p[i] == 46:
+                    seen += 1
+                    if seen == tokens:
+                        end = i
+                        break
+            if end > 0:
+                plan = self.prefixes.get(PyBytes_FromStringAndSize(p, end))
+                if plan is not None:
+                    return plan
+        return None
 
     cdef int _grow(self) except -1:
         """Twice the slots, every entry moved over."""
@@ -125,8 +156,23 @@ cdef class Plans:
             ):
                 return <object>self.slots[i].plan
             i = (i + 1) & self.mask
+        if self.prefix_tokens:
+            plan = self._by_prefix(p, n)
+            if plan is not None:
+                return plan
         subject = PyBytes_FromStringAndSize(p, n)
         plan = self.build(subject)
+        if plan is not None and not (<tuple>plan)[2] and self.share is not None:
+            length = self.share(subject)
+            if length > 0:
+                if len(self.prefixes) >= _MAX_PLANS:
+                    self.prefixes.clear()
+                    del self.prefix_tokens[:]
+                self.prefixes[subject[:length]] = plan
+                tokens = subject.count(b".", 0, length) + 1
+                if tokens not in self.prefix_tokens:
+                    self.prefix_tokens.append(tokens)
+                return plan
         if subject.startswith(_SINGLE_USE):
             return plan  # subjects used once (see plans.SINGLE_USE)
         if self.count >= _MAX_PLANS:

@@ -10,7 +10,7 @@ it is handed, touched through the same operations as in publoop.py.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 
 from random import random
 
@@ -32,6 +32,22 @@ cdef inline bytes _queue_frame(bytes rmsg_prefix, object reply, list names, byte
     if reply is None:
         return rmsg_prefix + b"| " + b" ".join(names) + b" " + sized
     return rmsg_prefix + b"+ " + <bytes>reply + b" " + b" ".join(names) + b" " + sized
+
+
+cdef bytes _rmsg_frame(
+    bytes account, const char* subject, Py_ssize_t subject_len, const char* body, Py_ssize_t n
+):
+    """``RMSG <account> <subject> `` + body[:n], in one allocation."""
+    cdef Py_ssize_t a = PyBytes_GET_SIZE(account)
+    cdef bytes frame = PyBytes_FromStringAndSize(NULL, 5 + a + 1 + subject_len + 1 + n)
+    cdef char* w = PyBytes_AS_STRING(frame)
+    memcpy(w, b"RMSG ", 5)
+    memcpy(w + 5, PyBytes_AS_STRING(account), <size_t>a)
+    w[5 + a] = 32
+    memcpy(w + 6 + a, subject, <size_t>subject_len)
+    w[6 + a + subject_len] = 32
+    memcpy(w + 7 + a + subject_len, body, <size_t>n)
+    return frame
 
 
 cdef inline object _pick_member(tuple queue):
@@ -203,7 +219,10 @@ def pub_loop(
                     continue
                 deliver(<tuple>member, tail, tail_len, shared, size, pending, unsubscribe)
             if peers:
-                frame = join_head(<bytes>rmsg_prefix, tail + 1, tail_len - 1)
+                if PyBytes_GET_SIZE(rmsg_prefix):
+                    frame = join_head(<bytes>rmsg_prefix, tail + 1, tail_len - 1)
+                else:  # a plan of peers only names no subject (plans.Plans)
+                    frame = _rmsg_frame(plans.account, p + s0, s1 - s0, tail + 1, tail_len - 1)
             if picked is not None:
                 reply = PyBytes_FromStringAndSize(p + s1 + 1, z - s1 - 1) if has_reply else None
                 sized = PyBytes_FromStringAndSize(p + z + 1, end + 1 - z)

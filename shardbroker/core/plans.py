@@ -79,39 +79,97 @@ def queue_frame(rmsg_prefix: bytes, reply: bytes | None, names: list[bytes], siz
 
 
 class Plans:
-    """Plans of one account's subjects, valid while its sublist's generation holds."""
+    """Plans of one account's subjects, valid while its sublist's generation holds.
 
-    __slots__ = ("build", "generation", "plans", "sublist")
+    A plan without local deliveries or queue groups (nobody here listens; peers only)
+    names no subject: its ``rmsg_prefix`` is empty and the loops write the frame's
+    ``RMSG <account> <subject>`` themselves. Such a plan serves every subject that
+    matches as its own does: when ``share(subject)`` names a leading part of the subject
+    that decides its match (the sublist's prefix cache, ``Sublist.shared_prefix``), the
+    plan is kept under that prefix, and subjects used once (JetStream acks, unique
+    subjects a stream stores) find it there without a build.
+    """
 
-    def __init__(self, sublist: Any, build: Any) -> None:
+    __slots__ = (
+        "account",
+        "build",
+        "generation",
+        "plans",
+        "prefix_tokens",
+        "prefixes",
+        "share",
+        "sublist",
+    )
+
+    def __init__(self, sublist: Any, build: Any, account: bytes = b"", share: Any = None) -> None:
         self.sublist = sublist
         # build(subject) -> plan, or None when the subject needs the general path.
         self.build = build
+        self.account = account
+        # share(subject) -> length of a prefix that decides its match, or 0.
+        self.share = share
         self.plans: dict[bytes, Any] = {}
+        self.prefixes: dict[bytes, Any] = {}
+        self.prefix_tokens: list[int] = []  # token counts of the keys of prefixes
         self.generation = -1
 
     def __len__(self) -> int:
-        return len(self.plans)
+        return len(self.plans) + len(self.prefixes)
 
     def clear(self) -> None:
         """Drop every plan now (a subscription went away: its plans must not keep the
         connection alive until the next message of the account)."""
         self.plans.clear()
+        self.prefixes.clear()
+        self.prefix_tokens.clear()
 
     def plan(self, subject: bytes) -> Any:
         sublist = self.sublist
         if sublist.generation != self.generation:
-            self.plans.clear()
+            self.clear()
             self.generation = sublist.generation
         plans = self.plans
         plan = plans.get(subject, plans)  # the dict itself: "not built yet"
-        if plan is plans:
-            plan = self.build(subject)
-            if not subject.startswith(SINGLE_USE):
-                if len(plans) >= MAX_PLANS:
-                    plans.clear()
-                plans[subject] = plan
+        if plan is not plans:
+            return plan
+        if self.prefix_tokens:
+            plan = self._by_prefix(subject)
+            if plan is not None:
+                return plan
+        plan = self.build(subject)
+        if plan is not None and not plan[2] and self.share is not None:
+            length = self.share(subject)
+            if length > 0:
+                prefixes = self.prefixes
+                if len(prefixes) >= MAX_PLANS:
+                    self.prefixes.clear()
+                    self.prefix_tokens.clear()
+                prefixes[subject[:length]] = plan
+                tokens = subject.count(b".", 0, length) + 1
+                if tokens not in self.prefix_tokens:
+                    self.prefix_tokens.append(tokens)
+                return plan
+        if not subject.startswith(SINGLE_USE):
+            if len(plans) >= MAX_PLANS:
+                plans.clear()
+            plans[subject] = plan
         return plan
+
+    def _by_prefix(self, subject: bytes) -> Any:
+        """A plan kept under a leading part of the subject (whole tokens), or None."""
+        if subject.startswith(b".") or subject.endswith(b".") or b".." in subject:
+            return None
+        for tokens in self.prefix_tokens:
+            end = -1
+            for _ in range(tokens):
+                end = subject.find(b".", end + 1)
+                if end < 0:
+                    break
+            if end > 0:
+                plan = self.prefixes.get(subject[:end])
+                if plan is not None:
+                    return plan
+        return None
 
 
 class Output:

@@ -170,7 +170,9 @@ def pub_loop(
                 if sub.max and sub.delivered >= sub.max:
                     unsubscribe(sub)
             if peers or picked:
-                frame = rmsg_prefix + tail[1:]
+                # A plan of peers only names no subject (plans.Plans): write it here.
+                head = rmsg_prefix or b"RMSG " + plans.account + b" " + subject + b" "
+                frame = head + tail[1:]
                 sized = data[z + 1 : end + 2]
                 for peer in peers:
                     if picked is not None and peer in picked:

@@ -306,6 +306,30 @@ class Sublist(Generic[S, R]):
                 del cache[key]
         return r
 
+    def shared_prefix(self, subject: bytes) -> int:
+        """The length of a leading part of ``subject``, whole tokens, such that every
+        subject made of it and more tokens matches as ``subject`` does (the prefix
+        cache holds its result); 0 if there is none. Callers may then keep what they
+        derive from a match under that prefix, until the generation moves."""
+        if (
+            not self._share_tails
+            or not self._prefix_lengths
+            or subject.startswith(TSEP)
+            or subject.endswith(TSEP)
+            or b".." in subject
+        ):
+            return 0
+        prefix_cache = self._prefix_cache
+        for length in self._prefix_lengths:
+            end = -1
+            for _ in range(length):
+                end = subject.find(TSEP, end + 1)
+                if end < 0:
+                    break
+            if end > 0 and subject[:end] in prefix_cache:
+                return end
+        return 0
+
     @property
     def cache_count(self) -> int:
         """Entries currently in the main cache (nats CacheCount); for monitoring and tests."""

@@ -369,7 +369,7 @@ class Router:
             def build(subject: bytes) -> Plan | None:
                 return self._plan(sublist, account, subject)
 
-            plans = self.plans[account] = CorePlans(sublist, build)
+            plans = self.plans[account] = CorePlans(sublist, build, account, sublist.shared_prefix)
         return plans
 
     @staticmethod
@@ -381,10 +381,11 @@ class Router:
             return _NO_INTEREST
         if result.checked or result.checked_queues:
             return None
-        rmsg_prefix = b"RMSG " + account + b" " + subject + b" "
         if not result.local and not result.queues:
-            # Peers only (JetStream acks to the storage shard, say): nothing to prepare.
-            return (), result.peers, rmsg_prefix, ()
+            # Peers only (JetStream acks to the storage shard, say): a plan that names
+            # no subject, so that Plans can share it (core/plans.py).
+            return (), result.peers, b"", ()
+        rmsg_prefix = b"RMSG " + account + b" " + subject + b" "
         targets = result.prepare(account, subject)
         if not result.queues:
             return targets, result.peers, rmsg_prefix, ()

@@ -77,6 +77,8 @@ def world(objects: str) -> tuple[Any, Any, list[list[bytes]], set[Any], list[Any
             return None
         if subject.startswith(b"e."):
             return (), (), b"", ()  # nobody interested
+        if subject.startswith(b"p."):
+            return (), (1,), b"", ()  # a peer only: no subject in the plan
         head = b"MSG " + subject + b" "
         targets = ((sub, sub.client, head + b"1"),)
         queues: tuple[Any, ...] = ()
@@ -88,7 +90,15 @@ def world(objects: str) -> tuple[Any, Any, list[list[bytes]], set[Any], list[Any
             )
         return targets, (1,), b"RMSG $G " + subject + b" ", queues
 
-    return conn(), plans_type(Sublist(), build), [[], []], set(), calls, subs
+    def share(subject: bytes) -> int:
+        """ "p.<x>.<more>" matches as "p.<x>" decides (a sublist's prefix cache)."""
+        tokens = subject.split(b".")
+        if tokens[0] != b"p" or len(tokens) < 3 or b"" in tokens:
+            return 0
+        return len(tokens[0]) + 1 + len(tokens[1])
+
+    account_plans = plans_type(Sublist(), build, b"$G", share)
+    return conn(), account_plans, [[], []], set(), calls, subs
 
 
 def delivered(subs: list[Any]) -> list[Any]:
@@ -140,6 +150,7 @@ _frames = st.sampled_from(
         b"PUB q.x 1\r\nx\r\n",
         b"PUB q.y 3\r\nabc\r\nPUB q.z 1\r\nx\r\n",
         b"PUB n.x 1\r\nx\r\n",
+        b"PUB p.a.1 1\r\nx\r\nPUB p.a.2 r 2\r\nxy\r\nPUB p.b 1\r\nx\r\nPUB p.a..3 1\r\nx\r\n",
         b"PUB a 1100\r\n" + b"L" * 1100 + b"\r\n",
         (b"PUB q.x 1100\r\n" + b"L" * 1100 + b"\r\n") * 2,
         b"PUB a 2100\r\n" + b"L" * 2100 + b"\r\n",

@@ -130,3 +130,28 @@ def test_compiled_plans_let_the_collector_break_cycles() -> None:
     del compiled
     gc.collect()
     assert gone() is None
+
+
+def test_plans_share_a_peers_only_plan_under_its_prefix() -> None:
+    """A plan that names no subject is kept under the prefix ``share`` gives, and found
+    there by every subject that extends it, in both implementations alike."""
+    sublist = Sublist()
+    made = []
+    for plans_type in (core.Plans, plans.Plans):
+        builds: list[bytes] = []
+
+        def build(subject: bytes, builds: list[bytes] = builds) -> Any:
+            builds.append(subject)
+            return (), (2,), b"", ()
+
+        def share(subject: bytes) -> int:
+            return 6 if subject.startswith(b"ack.s1.") and subject.count(b".") >= 2 else 0
+
+        made.append((plans_type(sublist, build, b"$G", share), builds))
+    for subject in (b"ack.s1.1", b"ack.s1.2.x", b"ack.s1", b"ack.s1..3", b"ack.s1.", b"ack.s2.1"):
+        _ask(made, subject)
+    # Built: the first ack.s1.*, then each subject the prefix cannot answer for.
+    assert made[0][1] == [b"ack.s1.1", b"ack.s1", b"ack.s1..3", b"ack.s1.", b"ack.s2.1"]
+    sublist.generation += 1
+    _ask(made, b"ack.s1.9")
+    assert made[0][1][-1] == b"ack.s1.9"  # the generation moved: built again

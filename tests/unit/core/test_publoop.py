@@ -47,6 +47,9 @@ SUBJECTS = [
     b"$SYS.x",
     b"none",
     b"a.b.c",
+    b"z.1.2",  # peers only, under a shared prefix
+    b"z.3.4",
+    b"b.c.d",
 ]
 
 # Subscriptions on each shard: (subject, queue or None, UNSUB max or 0).

@@ -580,6 +580,25 @@ def test_sublist_prefix_cache_shares_one_entry_under_a_full_wildcard():
     assert len(sl.match(b"$JS.ACK.S.C.9").plain) == 2
 
 
+def test_sublist_shared_prefix_names_the_tokens_a_match_depends_on():
+    """What the plans of the compiled core are shared under (core/plans.py): the
+    leading tokens whose prefix-cache entry answers for the subject, else 0."""
+    sl = sharing_sublist()
+    acks = Sub(b"$JS.ACK.S.C.>")
+    sl.insert(acks)
+    ack = b"$JS.ACK.S.C.1.5.5.1733600000000000000.0"
+    sl.match(ack)
+    assert sl.shared_prefix(ack) == len(b"$JS.ACK.S.C")
+    assert sl.match(b"$JS.ACK.S.C.9.6.6.17.0") is sl.match(ack)
+    assert sl.shared_prefix(b"$JS.ACK.S.C..1") == 0  # an empty token matches nothing
+    assert sl.shared_prefix(b"$JS.ACK.S.C.1.") == 0
+    assert sl.shared_prefix(b"$JS.ACK.S.D.1.2") == 0  # another prefix, not cached
+    sl.insert(Sub(b"$JS.ACK.S.C.1.*.*.*.0"))  # later tokens count now
+    sl.match(ack)
+    assert sl.shared_prefix(ack) == 0
+    assert new_sublist().shared_prefix(ack) == 0  # a sublist that shares nothing
+
+
 def test_sublist_prefix_cache_is_only_for_shared_results():
     sl = new_sublist()
     sl.insert(Sub(b"$JS.ACK.>"))
