@@ -36,6 +36,7 @@ cdef class Plans:
     cdef object lookup(self, const char* p, Py_ssize_t n)
     cdef object _by_prefix(self, const char* p, Py_ssize_t n)
     cdef int _clear(self) except -1
+    cdef int _clear_exact(self) except -1
     cdef int _grow(self) except -1
     cpdef object plan(self, bytes subject)
 

@@ -86,6 +86,9 @@ cdef class Plans:
         if self.prefixes:
             self.prefixes.clear()
             del self.prefix_tokens[:]
+        return self._clear_exact()
+
+    cdef int _clear_exact(self) except -1:
         if self.count:
             memset(self.slots, 0, (self.mask + 1) * sizeof(PlanSlot))
             self.count = 0
@@ -156,27 +159,24 @@ cdef class Plans:
             ):
                 return <object>self.slots[i].plan
             i = (i + 1) & self.mask
-        if self.prefix_tokens:
-            plan = self._by_prefix(p, n)
-            if plan is not None:
-                return plan
+        plan = self._by_prefix(p, n) if self.prefix_tokens else None
         subject = PyBytes_FromStringAndSize(p, n)
-        plan = self.build(subject)
-        if plan is not None and not (<tuple>plan)[2] and self.share is not None:
-            length = self.share(subject)
-            if length > 0:
-                if len(self.prefixes) >= _MAX_PLANS:
-                    self.prefixes.clear()
-                    del self.prefix_tokens[:]
-                self.prefixes[subject[:length]] = plan
-                tokens = subject.count(b".", 0, length) + 1
-                if tokens not in self.prefix_tokens:
-                    self.prefix_tokens.append(tokens)
-                return plan
+        if plan is None:
+            plan = self.build(subject)
+            if plan is not None and not (<tuple>plan)[2] and self.share is not None:
+                length = self.share(subject)
+                if length > 0:
+                    if len(self.prefixes) >= _MAX_PLANS:
+                        self.prefixes.clear()
+                        del self.prefix_tokens[:]
+                    self.prefixes[subject[:length]] = plan
+                    tokens = subject.count(b".", 0, length) + 1
+                    if tokens not in self.prefix_tokens:
+                        self.prefix_tokens.append(tokens)
         if subject.startswith(_SINGLE_USE):
             return plan  # subjects used once (see plans.SINGLE_USE)
         if self.count >= _MAX_PLANS:
-            self._clear()
+            self._clear_exact()
         if (self.count + 1) * 2 > self.mask + 1:
             self._grow()
         i = h & self.mask

@@ -132,23 +132,21 @@ class Plans:
         plan = plans.get(subject, plans)  # the dict itself: "not built yet"
         if plan is not plans:
             return plan
-        if self.prefix_tokens:
-            plan = self._by_prefix(subject)
-            if plan is not None:
-                return plan
-        plan = self.build(subject)
-        if plan is not None and not plan[2] and self.share is not None:
-            length = self.share(subject)
-            if length > 0:
-                prefixes = self.prefixes
-                if len(prefixes) >= MAX_PLANS:
-                    self.prefixes.clear()
-                    self.prefix_tokens.clear()
-                prefixes[subject[:length]] = plan
-                tokens = subject.count(b".", 0, length) + 1
-                if tokens not in self.prefix_tokens:
-                    self.prefix_tokens.append(tokens)
-                return plan
+        plan = self._by_prefix(subject) if self.prefix_tokens else None
+        if plan is None:
+            plan = self.build(subject)
+            if plan is not None and not plan[2] and self.share is not None:
+                length = self.share(subject)
+                if length > 0:
+                    prefixes = self.prefixes
+                    if len(prefixes) >= MAX_PLANS:
+                        self.prefixes.clear()
+                        self.prefix_tokens.clear()
+                    prefixes[subject[:length]] = plan
+                    tokens = subject.count(b".", 0, length) + 1
+                    if tokens not in self.prefix_tokens:
+                        self.prefix_tokens.append(tokens)
+        # Kept under the subject too (a lookup there is cheaper), but for single use.
         if not subject.startswith(SINGLE_USE):
             if len(plans) >= MAX_PLANS:
                 plans.clear()
