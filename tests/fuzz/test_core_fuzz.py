@@ -174,6 +174,8 @@ _frames = st.sampled_from(
         b"RMSG $G q.x | g 1100\r\n" + b"L" * 1100 + b"\r\n",
         (b"RMSG $G a 1100\r\n" + b"L" * 1100 + b"\r\n") * 2,
         b"RMSG $G a r 1\r\nx\r\n",
+        b"RMSG $G $JS.ACK.S.c.1.5.7.17.0 0\r\n\r\nRMSG $G $JS.ACK.S.c.1.6.8.17.0 4\r\n+ACK\r\n",
+        b"RMSG $G $JS.ACK.S.d.1.5.7.17.0 0\r\n\r\nRMSG $G $JS.ACK.S.c.1.x.8.17.0 0\r\n\r\n",
         b"RMSG $G a r 1\r\nx\r\nRMSG $G a r 1\r\ny\r\nRMSG $G a + 1\r\nx\r\n",
         b"RMSG $G q.x + r g h 1\r\nx\r\nRMSG $G q.x + r 1\r\nx\r\n",
         b"RMSG $G q.x + r g 1\r\nx\r\nRMSG $G q.x + r g 1\r\ny\r\n",
@@ -224,13 +226,18 @@ def test_core_mesh_loop_matches_its_twin_on_any_bytes(data: bytes, pos: int) -> 
 
 
 def store_outcome(which: str, data: bytes, pos: int) -> Any:
+    """The storage loop without and with a taker of ack runs."""
     calls: list[Any] = []
 
     def on_message(*args: Any) -> None:
         calls.append(args)
 
+    def on_acks(*args: Any) -> None:
+        calls.append(("acks", *args))
+
     loop = core.store_loop if which == "compiled" else storeloop.store_loop
-    return loop(data, pos, on_message), calls
+    plain = loop(data, pos, on_message)
+    return plain, loop(data, pos, on_message, on_acks), calls
 
 
 @settings(max_examples=1500, deadline=None, derandomize=True, database=None)
