@@ -465,9 +465,11 @@ def test_bench_pubsub_size_range_over_subjects(server: Broker) -> None:
 def test_bench_server_pid_reports_cpu_per_process(server: Broker) -> None:
     """--server-pid: the server's CPU time during the run, per process (shardbroker: the
     supervisor and each worker; nats-server: its one process), summing to the total."""
+    # Enough messages for each worker's CPU time to pass the clock tick (10 ms) that
+    # the kernel counts it in: at about 0.15 us a message, 20,000 did not.
     r = bench_json(
         "pubsub", "-s", server.url, "--subject", unique(), "--subjects", "100",
-        "--msgs", "20000", "--procs", "2", "--spread", "2", "--server-pid", str(server.pid),
+        "--msgs", "300000", "--procs", "2", "--spread", "2", "--server-pid", str(server.pid),
     )  # fmt: skip
     by_process = r["server_cpu_by_process"]
     if server.is_shardbroker:
