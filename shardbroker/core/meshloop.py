@@ -7,7 +7,7 @@ of the broker: everything it touches is handed in.
 What it does. From ``pos`` on, it takes the frames that are plain forwarded messages in
 the form a worker writes them, ``RMSG <account> <subject> <size>\\r\\n<payload>\\r\\n``
 with a reply or queue groups in the route grammar (no headers), and delivers
-each one to the local subscriptions of the subject's plan (core/publoop.py ``Plans``; a
+each one to the local subscriptions of the subject's plan (core/plans.py ``Plans``; a
 plan's peers are for messages published here and never forwarded again) and to one
 local member of each queue group the publishing shard picked this one for, in the plan's
 order, as ``Router.process_remote_msg`` does. It stops at any other frame, at a

@@ -22,7 +22,9 @@ differential tests (tests/unit/core/) hold the two to the same output.
 
 A plan is ``(targets, peers, rmsg_prefix, queues)``: ``targets`` are ``(subscription,
 client, "MSG <subject> <sid>")``, as ``RouteResult.prepare`` makes them; ``peers`` the
-shards with plain interest, which get ``RMSG <account> <subject> <size>`` once;
+shards with plain interest, which get ``RMSG <account> <subject> <size>`` once (an
+empty ``rmsg_prefix``: a plan of peers only, shared by many subjects, whose frame the
+loop writes from the publisher's account and the subject; see plans.Plans);
 ``queues`` one ``QueuePlan`` per queue group the subject reaches (``queue_plan``).
 
 Delivery of one message, as ``Router.process_msg_results`` does it: to each target but
