@@ -12,7 +12,8 @@ from libc.string cimport memcmp
 
 from random import random
 
-from shardbroker.core._plans cimport SHARED_TAIL, Plans, deliver, find_blank, find_crlf
+from shardbroker.core._plans cimport SHARED_TAIL, Plans, deliver
+from shardbroker.core._scan cimport find_blank, find_crlf, run_end, size_at
 
 from shardbroker.core.plans import SMALL_PAYLOAD
 
@@ -63,10 +64,8 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
     """See meshloop.mesh_loop."""
     cdef const char* p = PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t nl, a0, a1, s1, z, i, size, end, digits, step, after, at, line_len
+    cdef Py_ssize_t nl, a0, a1, s1, z, size, end, step, after, at
     cdef Py_ssize_t small = SMALL_PAYLOAD
-    cdef unsigned char c
-    cdef bint ok
     cdef bytes tail_bytes, last_account = None
     cdef const char* tail
     cdef Py_ssize_t tail_len
@@ -97,34 +96,14 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
             if between is None:
                 break
             reply, names = <tuple>between
-        digits = nl - z - 1
-        if digits <= 0 or digits > 9:
-            break
-        size = 0
-        ok = True
-        i = z + 1
-        while i < nl:
-            c = <unsigned char>p[i]
-            if c < 48 or c > 57:
-                ok = False
-                break
-            size = size * 10 + (c - 48)
-            i += 1
-        if not ok:
+        size = size_at(p, z + 1, nl)
+        if size < 0:
             break
         end = nl + 2 + size
         if end + 2 > n or p[end] != 13 or p[end + 1] != 10:
             break
-        line_len = nl + 2 - pos
+        after = run_end(p, n, pos, nl + 2, end + 2)
         step = end + 2 - pos
-        after = end + 2
-        while (
-            after + step <= n
-            and memcmp(p + after, p + pos, <size_t>line_len) == 0
-            and p[after + step - 2] == 13
-            and p[after + step - 1] == 10
-        ):
-            after += step
         if after > end + 2:
             if size > small:
                 break  # a run of large payloads: the parser's blocks

@@ -41,51 +41,9 @@ cdef class Plans:
     cpdef object plan(self, bytes subject)
 
 
-# -- scanning and delivery, shared by the loops (inlined into each) ----------------------
+# -- delivery, shared by the loops (inlined into each) --------------------------------
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memchr, memcmp, memcpy
-
-
-cdef inline Py_ssize_t find_crlf(const char* p, Py_ssize_t start, Py_ssize_t n):
-    """Index of the first CRLF at or after start, or -1."""
-    cdef const char* q
-    cdef Py_ssize_t at = start
-    while at < n:
-        q = <const char*>memchr(p + at, 13, <size_t>(n - at))
-        if q == NULL:
-            return -1
-        at = q - p
-        if at + 1 < n and p[at + 1] == 10:
-            return at
-        at += 1
-    return -1
-
-
-cdef inline Py_ssize_t find_blank(const char* p, Py_ssize_t start, Py_ssize_t end):
-    """Index of the first blank in [start, end), or -1."""
-    cdef const char* q
-    if start >= end:
-        return -1
-    q = <const char*>memchr(p + start, 32, <size_t>(end - start))
-    return -1 if q == NULL else q - p
-
-
-cdef inline bint has_prefix(
-    const char* p, Py_ssize_t start, Py_ssize_t end, const char* prefix, Py_ssize_t length
-):
-    """Whether p[start:end] starts with the prefix."""
-    return end - start >= length and memcmp(p + start, prefix, <size_t>length) == 0
-
-
-cdef inline bytes join_head(bytes head, const char* tail, Py_ssize_t n):
-    """head + tail[:n] in one allocation (tail points into a live buffer)."""
-    cdef Py_ssize_t k = PyBytes_GET_SIZE(head)
-    cdef bytes joined = PyBytes_FromStringAndSize(NULL, k + n)
-    cdef char* w = PyBytes_AS_STRING(joined)
-    memcpy(w, PyBytes_AS_STRING(head), <size_t>k)
-    memcpy(w + k, tail, <size_t>n)
-    return joined
+from shardbroker.core._scan cimport join_head
 
 
 # From this many bytes on, a message's tail is made once and shared by its deliveries

@@ -10,19 +10,12 @@ it is handed, touched through the same operations as in publoop.py.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcpy
 
 from random import random
 
-from shardbroker.core._plans cimport (
-    SHARED_TAIL,
-    Plans,
-    deliver,
-    find_blank,
-    find_crlf,
-    has_prefix,
-    join_head,
-)
+from shardbroker.core._plans cimport SHARED_TAIL, Plans, deliver
+from shardbroker.core._scan cimport find_blank, find_crlf, has_prefix, join_head, run_end, size_at
 
 from shardbroker.core.plans import SMALL_PAYLOAD
 
@@ -80,8 +73,8 @@ def pub_loop(
     """See publoop.pub_loop."""
     cdef const char* p = PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t nl, s0, s1, i, size, end, digits, msgs = 0, size_sum = 0
-    cdef Py_ssize_t step, after, at, line_len, z
+    cdef Py_ssize_t nl, s0, s1, i, size, end, msgs = 0, size_sum = 0
+    cdef Py_ssize_t step, after, at, z
     cdef Py_ssize_t small = SMALL_PAYLOAD
     cdef unsigned char c
     cdef bint ok
@@ -136,34 +129,15 @@ def pub_loop(
             ):
                 break  # a control byte, or a reply the parser's path refuses
             has_reply = True
-        digits = nl - z - 1
-        if digits <= 0 or digits > 9:
-            break  # no size, or too long a size
-        size = 0
-        i = z + 1
-        while i < nl:
-            c = <unsigned char>p[i]
-            if c < 48 or c > 57:
-                ok = False
-                break
-            size = size * 10 + (c - 48)
-            i += 1
-        if not ok or (digits > 1 and p[z + 1] == 48):
-            break  # not digits, or leading zeros (the general path writes some frames anew)
+        size = size_at(p, z + 1, nl)
+        if size < 0 or (nl - z > 2 and p[z + 1] == 48):
+            break  # not a size, or leading zeros (the general path writes some frames anew)
         end = nl + 2 + size
         if size > max_payload or end + 2 > n or p[end] != 13 or p[end + 1] != 10:
             break
         # The same control line again: a run, for the run path (see publoop.py).
-        line_len = nl + 2 - pos
+        after = run_end(p, n, pos, nl + 2, end + 2)
         step = end + 2 - pos
-        after = end + 2
-        while (
-            after + step <= n
-            and memcmp(p + after, p + pos, <size_t>line_len) == 0
-            and p[after + step - 2] == 13
-            and p[after + step - 1] == 10
-        ):
-            after += step
         if after > end + 2:
             if size > small:
                 break  # a run of large payloads: the parser's blocks

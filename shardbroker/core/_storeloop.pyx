@@ -9,24 +9,11 @@ read.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
-from libc.string cimport memchr, memcmp, memcpy
+from libc.string cimport memcmp, memcpy
+
+from shardbroker.core._scan cimport find_crlf, size_at
 
 from shardbroker.core import storeloop as _twin
-
-
-cdef inline Py_ssize_t _find_crlf(const char* p, Py_ssize_t start, Py_ssize_t n):
-    """Index of the first CRLF at or after start, or -1."""
-    cdef const char* q
-    cdef Py_ssize_t at = start
-    while at < n:
-        q = <const char*>memchr(p + at, 13, <size_t>(n - at))
-        if q == NULL:
-            return -1
-        at = q - p
-        if at + 1 < n and p[at + 1] == 10:
-            return at
-        at += 1
-    return -1
 
 
 cdef inline Py_ssize_t _digits(const char* p, Py_ssize_t a, Py_ssize_t b, long long* out):
@@ -98,7 +85,7 @@ def store_loop(bytes data, Py_ssize_t pos, on_message, on_acks=None):
             or p[pos + 3] != 71 or p[pos + 4] != 32
         ):
             break  # not "RMSG "
-        nl = _find_crlf(p, pos, n)
+        nl = find_crlf(p, pos, n)
         if nl < 0:
             break
         # Split the arguments at single blanks, as bytes.split(b" ") does: up to 4.
@@ -129,19 +116,8 @@ def store_loop(bytes data, Py_ssize_t pos, on_message, on_acks=None):
             c = <unsigned char>p[starts[2]]
             if c == 43 or c == 124:  # "+" or "|": the queue-group forms
                 break
-        # The size: 1 to 9 digits.
-        if ends[nargs - 1] - starts[nargs - 1] <= 0 or ends[nargs - 1] - starts[nargs - 1] > 9:
-            break
-        size = 0
-        i = starts[nargs - 1]
-        while i < nl:
-            c = <unsigned char>p[i]
-            if c < 48 or c > 57:
-                ok = False
-                break
-            size = size * 10 + (c - 48)
-            i += 1
-        if not ok:
+        size = size_at(p, starts[nargs - 1], nl)
+        if size < 0:
             break
         end = nl + 2 + size
         if end + 2 > n or p[end] != 13 or p[end + 1] != 10:

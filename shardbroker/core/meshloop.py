@@ -23,10 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shardbroker.core.plans import SMALL_PAYLOAD, pick_local
+from shardbroker.core.plans import SMALL_PAYLOAD, deliver, pick_local, run_end, size_at
 
 _RMSG = b"RMSG "
-_DIGITS = frozenset(b"0123456789")
 
 
 def _between(data: bytes, start: int, end: int) -> tuple[bytes | None, list[bytes] | None]:
@@ -77,29 +76,20 @@ def mesh_loop(
         reply, names = _between(data, s1 + 1, z)
         if names is None:
             break
-        digits = nl - z - 1
-        if not 0 < digits <= 9 or not all(b in _DIGITS for b in data[z + 1 : nl]):
+        size = size_at(data, z + 1, nl)
+        if size < 0:
             break
-        size = int(data[z + 1 : nl])
         end = nl + 2 + size
         if end + 2 > n or data[end : end + 2] != b"\r\n":
             break
         account = data[a0:a1]
         subject = data[a1 + 1 : s1]
-        line = data[pos : nl + 2]
-        step = end + 2 - pos
-        after = end + 2
-        while (
-            data.startswith(line, after)
-            and after + step <= n
-            and data[after + step - 2 : after + step] == b"\r\n"
-        ):
-            after += step
+        after = run_end(data, pos, nl + 2, end + 2)
         if after > end + 2:
             if size > SMALL_PAYLOAD:
                 break  # a run of large payloads: the parser's blocks
-            start = nl + 2
-            payloads = [data[at : at + size] for at in range(start, after, step)]
+            step = end + 2 - pos
+            payloads = [data[at : at + size] for at in range(nl + 2, after, step)]
             rmsg_run(account, subject, reply, tuple(names), payloads, data[z + 1 : nl])
             pos = after
             continue
@@ -117,28 +107,14 @@ def mesh_loop(
             tail = b" " + reply + data[z : end + 2]
         else:
             tail = data[s1 : end + 2]
-        for sub, target, prefix in targets:
-            target.out.append(prefix + tail)
-            target.out_msgs += 1
-            target.out_bytes += size
-            pending.add(target)
-            sub.delivered += 1
-            if sub.max and sub.delivered >= sub.max:
-                unsubscribe(sub)
+        for entry in targets:
+            deliver(entry, tail, size, pending, unsubscribe)
         if names:
             for queue in plan[3]:
                 if queue[0] not in names:
                     continue
                 member = pick_local(queue)
-                if member is None:
-                    continue
-                sub, target, prefix = member
-                target.out.append(prefix + tail)
-                target.out_msgs += 1
-                target.out_bytes += size
-                pending.add(target)
-                sub.delivered += 1
-                if sub.max and sub.delivered >= sub.max:
-                    unsubscribe(sub)
+                if member is not None:
+                    deliver(member, tail, size, pending, unsubscribe)
         pos = end + 2
     return pos

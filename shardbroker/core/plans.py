@@ -70,6 +70,48 @@ def pick_local(queue: QueuePlan) -> Any:
     return local[int(random() * len(local))]
 
 
+def deliver(entry: Any, tail: bytes, size: int, pending: set[Any], unsubscribe: Any) -> None:
+    """One message to a plan's local target ``(subscription, client, "MSG <subject>
+    <sid>")``: head + tail to the client's output, the counters bumped, the client
+    marked pending; at its UNSUB max the subscription is unsubscribed (after which the
+    plans are looked at again). ``_plans.pxd`` ``deliver`` is the compiled twin."""
+    sub, target, head = entry
+    target.out.append(head + tail)
+    target.out_msgs += 1
+    target.out_bytes += size
+    pending.add(target)
+    sub.delivered += 1
+    if sub.max and sub.delivered >= sub.max:
+        unsubscribe(sub)
+
+
+_DIGITS = frozenset(b"0123456789")
+
+
+def size_at(data: bytes, start: int, end: int) -> int:
+    """The size ``data[start:end]`` spells in 1 to 9 ASCII digits, else -1."""
+    if not 0 < end - start <= 9 or not all(b in _DIGITS for b in data[start:end]):
+        return -1
+    return int(data[start:end])
+
+
+def run_end(data: bytes, pos: int, line_end: int, end: int) -> int:
+    """Where a run of the operation at ``pos`` ends: its control line (up to
+    ``line_end``, its CRLF included) repeated with a payload of the same size each time
+    (the operation ends at ``end``). ``end`` itself when it is not repeated."""
+    line = data[pos:line_end]
+    step = end - pos
+    after = end
+    n = len(data)
+    while (
+        data.startswith(line, after)
+        and after + step <= n
+        and data[after + step - 2 : after + step] == b"\r\n"
+    ):
+        after += step
+    return after
+
+
 def queue_frame(rmsg_prefix: bytes, reply: bytes | None, names: list[bytes], sized: bytes) -> bytes:
     """The RMSG for a peer picked for the named queue groups (the nats route grammar,
     as frames.rmsg); ``sized`` is ``<size>\\r\\n<payload>\\r\\n``."""

@@ -47,12 +47,14 @@ from shardbroker.core.plans import (
     RESERVED_REPLY,
     SMALL_PAYLOAD,
     Plans,
+    deliver,
     pick_member,
     queue_frame,
+    run_end,
+    size_at,
 )
 
 _PUB = b"PUB "
-_DIGITS = frozenset(b"0123456789")
 
 
 def pub_loop(
@@ -95,32 +97,23 @@ def pub_loop(
             reply = data[s1 + 1 : z]
             if any(b < 32 for b in reply) or reply.startswith(RESERVED_REPLY):
                 break
-        digits = nl - z - 1
-        if not 0 < digits <= 9 or not all(b in _DIGITS for b in data[z + 1 : nl]):
+        size = size_at(data, z + 1, nl)
+        if size < 0:
             break
-        if digits > 1 and data[z + 1] == 48:
+        if nl - z > 2 and data[z + 1] == 48:
             break  # a size with leading zeros: the general path writes some frames anew
-        size = int(data[z + 1 : nl])
         end = nl + 2 + size
         if size > max_payload or end + 2 > n or data[end : end + 2] != b"\r\n":
             break
         subject = data[s0:s1]
         # The same control line again: a run, which the run path routes with one join
         # per destination (pub_run, as the parser calls it).
-        line = data[pos : nl + 2]
-        step = end + 2 - pos
-        after = end + 2
-        while (
-            data.startswith(line, after)
-            and after + step <= n
-            and data[after + step - 2 : after + step] == b"\r\n"
-        ):
-            after += step
+        after = run_end(data, pos, nl + 2, end + 2)
         if after > end + 2:
             if size > SMALL_PAYLOAD:
                 break  # a run of large payloads: the parser's blocks
-            start = nl + 2
-            payloads = [data[at : at + size] for at in range(start, after, step)]
+            step = end + 2 - pos
+            payloads = [data[at : at + size] for at in range(nl + 2, after, step)]
             pub_run(subject, reply, payloads, data[z + 1 : nl])
             pos = after
             continue
@@ -141,16 +134,10 @@ def pub_loop(
         size_sum += size
         if targets or peers or queues:
             tail = data[s1 : end + 2]  # " [<reply> ]<size>\r\n<payload>\r\n"
-            for sub, target, prefix in targets:
-                if target is client and not target.echo:
+            for entry in targets:
+                if entry[1] is client and not client.echo:
                     continue
-                target.out.append(prefix + tail)
-                target.out_msgs += 1
-                target.out_bytes += size
-                pending.add(target)
-                sub.delivered += 1
-                if sub.max and sub.delivered >= sub.max:
-                    unsubscribe(sub)
+                deliver(entry, tail, size, pending, unsubscribe)
             picked: dict[int, list[bytes]] | None = None
             for queue in queues:
                 member = pick_member(queue)
@@ -163,14 +150,7 @@ def pub_loop(
                     else:
                         names.append(queue[0])
                     continue
-                sub, target, prefix = member
-                target.out.append(prefix + tail)
-                target.out_msgs += 1
-                target.out_bytes += size
-                pending.add(target)
-                sub.delivered += 1
-                if sub.max and sub.delivered >= sub.max:
-                    unsubscribe(sub)
+                deliver(member, tail, size, pending, unsubscribe)
             if peers or picked:
                 # A plan of peers only names no subject (plans.Plans): write it here.
                 head = rmsg_prefix or b"RMSG " + plans.account + b" " + subject + b" "

@@ -38,6 +38,8 @@ import struct
 from typing import Any
 from zlib import crc32
 
+from shardbroker.core.plans import size_at
+
 _RMSG = b"RMSG "
 _DIGITS = frozenset(b"0123456789")
 _ACK_PREFIX = b"$JS.ACK."
@@ -71,9 +73,9 @@ def store_loop(data: bytes, pos: int, on_message: Any, on_acks: Any = None) -> t
             break
         if not account or not subject:
             break
-        if not 0 < len(size_tok) <= 9 or not all(b in _DIGITS for b in size_tok):
+        size = size_at(size_tok, 0, len(size_tok))
+        if size < 0:
             break
-        size = int(size_tok)
         end = nl + 2 + size
         if end + 2 > n or data[end : end + 2] != b"\r\n":
             break

@@ -372,6 +372,13 @@ class Router:
             plans = self.plans[account] = CorePlans(sublist, build, account, sublist.shared_prefix)
         return plans
 
+    def drop_plans(self, account: bytes) -> None:
+        """A subscription went away: drop the account's plans now, so that none keeps
+        its connection alive until the account's next message."""
+        plans = self.plans.get(account)
+        if plans is not None:
+            plans.clear()
+
     @staticmethod
     def _plan(sublist: Any, account: bytes, subject: bytes) -> Plan | None:
         """A subject's plan (core/publoop.py), or None when its messages need the
@@ -385,8 +392,8 @@ class Router:
             # Peers only (JetStream acks to the storage shard, say): a plan that names
             # no subject, so that Plans can share it (core/plans.py).
             return (), result.peers, b"", ()
-        rmsg_prefix = b"RMSG " + account + b" " + subject + b" "
         targets = result.prepare(account, subject)
+        rmsg_prefix = result.rmsg_prefix  # prepare made it, for this subject
         if not result.queues:
             return targets, result.peers, rmsg_prefix, ()
         head = b"MSG " + subject + b" "

@@ -273,9 +273,7 @@ class Server:
             del client.subs[sub.sid]
         if not self.sublist_for(sub.account).remove(sub):
             return
-        plans = self.router.plans.get(sub.account)
-        if plans is not None:
-            plans.clear()  # they may name this client: do not keep it alive
+        self.router.drop_plans(sub.account)
         self.sub_removes += 1
         self.member.local.remove(sub.account, sub.subject, sub.queue)
         client.interest_changed = True
