@@ -33,6 +33,9 @@ DEFAULT_ALLOW_RESPONSE_MAX_MSGS = 1
 DEFAULT_ALLOW_RESPONSE_EXPIRATION = 120.0  # seconds
 
 GLOBAL_ACCOUNT = b"$G"
+SYSTEM_ACCOUNT = "$SYS"  # the default system account's name
+# How long a service import's stream or chunked responses may pause before the mapping goes.
+DEFAULT_RESPONSE_THRESHOLD = 120.0  # seconds
 
 # JetStream (nats-server defaults).
 JS_SYNC_INTERVAL = 120.0  # seconds between fsyncs of the stores

@@ -15,7 +15,6 @@ close.
 from __future__ import annotations
 
 import os
-import re
 import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,37 +22,30 @@ from typing import Any, NamedTuple, get_args
 
 import msgspec
 
-from shardbroker.config.nkey import is_user_nkey
+from shardbroker.config.accounts import parse_accounts
 from shardbroker.config.options import (
     DECLARATIONS,
     Authorization,
     Options,
-    Permissions,
-    ResponsePermission,
-    SubjectPermission,
     TLSConfig,
-    User,
     validate,
 )
-from shardbroker.config.parse import ConfigError, KeyPath, Position, parse_file_with_positions
+from shardbroker.config.parse import KeyPath, Position, parse_file_with_positions
+from shardbroker.config.users import PERMISSIONS_KEYS, config_error, parse_permissions, parse_users
 from shardbroker.config.value import (
     Converter,
     boolean,
     listen,
     number,
-    parse_duration,
     seconds,
     secret,
     string,
 )
 
-# protocol.subjects.is_valid_subject, on str: config may not import protocol (layers).
-_VALID_SUBJECT = re.compile(r"(?:(?!>\.)[^. \t\r\n\f\v]+\.)*[^. \t\r\n\f\v]+").fullmatch
-
 # nats-server features that a config file may name but shardbroker does not serve yet.
 NOT_YET_SUPPORTED = frozenset(
     (
-        "accounts", "system_account", "operator", "resolver", "allow_non_tls", "ocsp",
+        "operator", "resolver", "allow_non_tls", "ocsp",
         "cluster", "gateway", "leafnodes", "websocket",
         "mqtt", "https", "https_port", "client_advertise",
     )
@@ -118,6 +110,9 @@ def options_from_config(
         if name == "jetstream":
             # A switch, or a block of keys of other options (_JETSTREAM_KEYS).
             fields.update(_jetstream(value, positions, (key,), position))
+            continue
+        if name == "accounts":
+            fields["accounts"] = parse_accounts(value, positions, (key,), position)
             continue
         if name in ("listen", "http"):
             # One key, two options: host and port.
@@ -270,15 +265,9 @@ def _check_readable(path: str) -> None:
         raise ValueError(f'cannot read "{path}": {exc.strerror}') from None
 
 
-# Keys nats-server knows in an authorization block or a user entry that are not
-# served yet: refused, never ignored (ignoring them could widen access).
+# Keys nats-server knows in an authorization block that are not served yet: refused,
+# never ignored (ignoring them could widen access).
 _AUTH_NOT_YET = frozenset(("auth_callout", "auth_hook", "nkey", "nkeys", "proxy_required"))
-_USER_NOT_YET = frozenset(
-    ("allowed_connection_types", "allowed_connection_type", "connection_types", "clients",
-     "account", "proxy_required")
-)  # fmt: skip
-_PERMISSIONS_KEYS = ("permissions", "permission", "default_permissions", "default_permission")
-_USER_PERMISSIONS_KEYS = ("permissions", "permission", "authorization")
 
 
 def _authorization(
@@ -301,11 +290,11 @@ def _authorization(
             elif name == "timeout":
                 out["timeout"] = seconds(item)
             elif name == "users":
-                out["users"] = _users(item, positions, (*path, key), where)
-            elif name in _PERMISSIONS_KEYS:
+                out["users"] = parse_users(item, positions, (*path, key), where)
+            elif name in PERMISSIONS_KEYS:
                 # nats-server: these apply to the users list only (not to a single
                 # user or a token), to each user without permissions of its own.
-                out["default_permissions"] = _permissions(item, positions, (*path, key), where)
+                out["default_permissions"] = parse_permissions(item, positions, (*path, key), where)
             elif name in _AUTH_NOT_YET:
                 raise _error(where, f"authorization {key!r} is not supported by shardbroker yet")
             else:
@@ -313,44 +302,6 @@ def _authorization(
         except ValueError as exc:
             raise _error(where, f"{key}: {exc}") from None
     return Authorization(**out)
-
-
-def _users(
-    value: Any, positions: Mapping[KeyPath, Position], path: KeyPath, position: Position
-) -> tuple[User, ...]:
-    if not isinstance(value, list):
-        raise ValueError(f"expected an array of users, got {value!r}")
-    users = []
-    for index, entry in enumerate(value):
-        at = positions.get((*path, index), position)
-        if not isinstance(entry, dict):
-            raise _error(at, f"users: expected a map {{user: a, password: b}}, not {entry!r}")
-        user: dict[str, Any] = {}
-        for key, item in entry.items():
-            where = positions.get((*path, index, key), at)
-            name = key.lower()
-            try:
-                if name in ("user", "username"):
-                    user["user"] = secret(item)
-                elif name in ("pass", "password"):
-                    user["password"] = secret(item)
-                elif name == "nkey":
-                    key = string(item)
-                    if not is_user_nkey(key):
-                        raise ValueError(f"not a valid user public NKEY: {key!r}")
-                    user["nkey"] = key
-                elif name in _USER_PERMISSIONS_KEYS:
-                    user["permissions"] = _permissions(item, positions, (*path, index, key), where)
-                elif name in _USER_NOT_YET:
-                    raise _error(where, f"user {key!r} is not supported by shardbroker yet")
-                else:
-                    raise _error(where, f'unknown field "{key}"')
-            except ValueError as exc:
-                raise _error(where, f"{key}: {exc}") from None
-        if not user.get("user") and not user.get("nkey"):
-            raise _error(at, "users: each user needs a user name or an nkey")
-        users.append(User(**user))
-    return tuple(users)
 
 
 _JETSTREAM_SWITCH = {"enabled": True, "enable": True, "disabled": False, "disable": False}
@@ -397,117 +348,6 @@ def _jetstream(
     return out
 
 
-def _permissions(
-    value: Any, positions: Mapping[KeyPath, Position], path: KeyPath, position: Position
-) -> Permissions:
-    """`permissions { publish, subscribe, allow_responses }` (nats parseUserPermissions).
-
-    `publish`/`subscribe` take `{allow, deny}` or, old style, a subject or a list of
-    subjects meaning `allow`. `allow_responses` turns the publish allow list into an
-    empty one (publish nothing but responses) when it has none.
-    """
-    if not isinstance(value, dict):
-        raise ValueError(f"Expected permissions to be a map/struct, got {value!r}")
-    publish: SubjectPermission | None = None
-    subscribe: SubjectPermission | None = None
-    responses: ResponsePermission | None = None
-    for key, item in value.items():
-        where = positions.get((*path, key), position)
-        name = key.lower()
-        try:
-            if name in ("pub", "publish", "import"):
-                publish = _subject_permission(item, allow_queue=False)
-            elif name in ("sub", "subscribe", "export"):
-                subscribe = _subject_permission(item, allow_queue=True)
-            elif name in ("allow_responses", "publish_allow_responses"):
-                responses = _response_permission(item)
-            else:
-                raise _error(where, f'Unknown field "{key}" parsing permissions')
-        except ValueError as exc:
-            raise _error(where, f"{key}: {exc}") from None
-    if responses is not None:
-        publish = publish or SubjectPermission()
-        if publish.allow is None:
-            publish = msgspec.structs.replace(publish, allow=())
-    return Permissions(publish=publish, subscribe=subscribe, allow_responses=responses)
-
-
-def _subject_permission(value: Any, allow_queue: bool) -> SubjectPermission | None:
-    if not isinstance(value, dict):
-        return SubjectPermission(allow=_perm_subjects(value, allow_queue))
-    if not value:
-        return None
-    lists: dict[str, tuple[str, ...] | None] = {}
-    for key, item in value.items():
-        name = key.lower()
-        if name not in ("allow", "deny"):
-            raise ValueError(
-                f'Unknown field name "{key}" parsing subject permissions, '
-                "only 'allow' or 'deny' are permitted"
-            )
-        lists[name] = _perm_subjects(item, allow_queue)
-    return SubjectPermission(**lists)
-
-
-def _perm_subjects(value: Any, allow_queue: bool) -> tuple[str, ...] | None:
-    """A subject or a list of them, each valid; None for an empty list (no list)."""
-    if isinstance(value, str):
-        subjects = [value]
-    elif isinstance(value, list):
-        subjects = []
-        for item in value:
-            if not isinstance(item, str):
-                raise ValueError("Subject in permissions array cannot be cast to string")
-            subjects.append(item)
-    else:
-        raise ValueError(
-            f"Expected subject permissions to be a subject, or array of subjects, got {value!r}"
-        )
-    for subject in subjects:
-        check_permission_subject(subject, allow_queue)
-    return tuple(subjects) or None
-
-
-def check_permission_subject(subject: str, allow_queue: bool) -> None:
-    """nats checkPermSubjectArray: a valid subject, or for subscribe `<subject> <queue>`."""
-    if _VALID_SUBJECT(subject):
-        return
-    parts = subject.split()
-    if not allow_queue or len(parts) != 2:
-        raise ValueError(f'subject "{subject}" is not a valid subject')
-    if not _VALID_SUBJECT(parts[0]):
-        raise ValueError(f'subject "{parts[0]}" is not a valid subject')
-    if not _VALID_SUBJECT(parts[1]):
-        raise ValueError(f'queue "{parts[1]}" is not a valid queue')
-
-
-def _response_permission(value: Any) -> ResponsePermission | None:
-    """`true`/`false`, or `{max, expires}`; 0 means the default, negative no limit."""
-    if isinstance(value, bool):
-        return ResponsePermission() if value else None
-    if not isinstance(value, dict):
-        raise ValueError("error parsing response permissions, expected a boolean or a map")
-    out: dict[str, Any] = {}
-    for key, item in value.items():
-        name = key.lower()
-        if name in ("max", "max_msgs", "max_messages", "max_responses"):
-            count = number(item)
-            if count != 0:
-                out["max_msgs"] = count
-        elif name in ("expires", "expiration", "ttl"):
-            if not isinstance(item, str):
-                raise ValueError("error parsing expires, not a duration string")
-            try:
-                expires = parse_duration(item)
-            except ValueError as exc:
-                raise ValueError(f"error parsing expires: {exc}") from None
-            if expires != 0:
-                out["expires"] = expires
-        else:
-            raise ValueError(f'Unknown field "{key}" parsing permissions')
-    return ResponsePermission(**out)
-
-
 BlockParser = Callable[[Any, Mapping[KeyPath, Position], KeyPath, Position], Any]
 
 # The parser of each struct an Options field holds, for its block in a file.
@@ -517,8 +357,7 @@ _BLOCK_PARSERS: dict[type[msgspec.Struct], BlockParser] = {
 }
 
 
-def _error(position: Position, message: str) -> ConfigError:
-    return ConfigError(message, position.file, position.line, position.column)
+_error = config_error
 
 
 def load(path: str | Path) -> dict[str, Any]:

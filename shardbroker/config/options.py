@@ -77,6 +77,68 @@ class Authorization(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float = const.AUTH_TIMEOUT
 
 
+ResponseType = Literal["singleton", "stream", "chunked"]
+
+
+class ServiceLatency(msgspec.Struct, frozen=True, kw_only=True):
+    """`latency` of a service export: where its metrics go, for what share of requests
+    (1..100 percent; 0: the requests whose trace headers ask for sampling)."""
+
+    subject: str
+    sampling: int = 100
+
+
+class Export(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of an account's `exports`: a stream (messages flow to importers) or a
+    service (importers' requests reach this account's responders)."""
+
+    service: bool
+    subject: str
+    # Accounts allowed to import it; None: public.
+    accounts: tuple[str, ...] | None = None
+    # Services only.
+    response_type: ResponseType = "singleton"
+    response_threshold: float = const.DEFAULT_RESPONSE_THRESHOLD
+    latency: ServiceLatency | None = None
+    # The token of the subject that must name the importing account (1-based; 0: none).
+    account_token_position: int = 0
+
+
+class Import(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of an account's `imports`: `subject` of `account`'s export, seen here
+    under `to` (default: the same subject) or, for streams, under `prefix.` + subject."""
+
+    service: bool
+    account: str
+    subject: str
+    to: str = ""
+    prefix: str = ""
+    # Services only: the exporter sees the requester's full client info.
+    share: bool = False
+
+
+class AccountLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """An account's `limits {}` (-1: no limit)."""
+
+    max_connections: int = -1
+    max_subscriptions: int = -1
+    max_payload: int = -1
+    max_leafnodes: int = -1
+
+
+class Account(msgspec.Struct, frozen=True, kw_only=True):
+    """One account of the `accounts {}` block: its own subject namespace, its users,
+    and what it shares with other accounts."""
+
+    name: str
+    users: tuple[User, ...] = ()
+    # For its users that have no permissions of their own.
+    default_permissions: Permissions | None = None
+    exports: tuple[Export, ...] = ()
+    imports: tuple[Import, ...] = ()
+    limits: AccountLimits = AccountLimits()
+
+
 class TLSConfig(msgspec.Struct, frozen=True, kw_only=True):
     """The `tls {}` block of the client port (or --tls, --tlscert, --tlskey, --tlscacert,
     --tlsverify). Clients must upgrade right after INFO, or, with `handshake_first`,
@@ -253,6 +315,21 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
         keys=("no_auth_user",), go="NoAuthUser", reload="auth",
         help="A configured user that clients presenting no credentials are logged in as.",
     )] = ""
+
+    # Accounts besides the global one ($G) and the system account; a user belongs to the
+    # account that lists it (users of `authorization` belong to $G).
+    accounts: Annotated[tuple[Account, ...], Setting(
+        go="Accounts", reload="auth",
+        help="The accounts {} block: isolated subject namespaces with their users.",
+    )] = ()
+    system_account: Annotated[str, Setting(
+        keys=("system_account", "system"), go="SystemAccount",
+        help="The account that receives server events and may ask the server requests.",
+    )] = const.SYSTEM_ACCOUNT
+    no_system_account: Annotated[bool, Setting(
+        keys=("no_system_account", "no_system", "no_sys_acc"), go="NoSystemAccount",
+        help="Run without a system account.",
+    )] = False
 
     # JetStream, served by the storage shard when enabled.
     jetstream: Annotated[bool, Setting(
@@ -482,42 +559,89 @@ def _validate_tls(tls: TLSConfig | None) -> None:
         raise OptionsError(f"unsupported TLS version: {tls.min_version!r} (1.2 or 1.3)")
 
 
+class AccountUser(NamedTuple):
+    """A user of the users list or of an account, with the account it logs in to and
+    the permissions it has (its own, else its block's defaults; None: full rights)."""
+
+    user: User
+    account: str
+    permissions: Permissions | None
+
+    @property
+    def name(self) -> str:
+        """What the client logs in as: the NKEY of an NKEY user, else the user name."""
+        return self.user.nkey or self.user.user
+
+
+GLOBAL_ACCOUNT_NAME = const.GLOBAL_ACCOUNT.decode()
+
+
+def all_users(opts: Options) -> list[AccountUser]:
+    """Every configured user: those of `authorization` (in $G), then each account's."""
+    auth = opts.authorization
+    listed: list[tuple[str, Authorization | Account]] = []
+    if auth is not None and auth.users is not None:
+        listed.append((GLOBAL_ACCOUNT_NAME, auth))
+    listed += [(account.name, account) for account in opts.accounts]
+    return [
+        AccountUser(user, name, user.permissions or block.default_permissions)
+        for name, block in listed
+        for user in block.users or ()
+    ]
+
+
+def has_users(opts: Options) -> bool:
+    """A users list exists: `authorization { users }` or users in any account."""
+    auth = opts.authorization
+    return (auth is not None and auth.users is not None) or any(a.users for a in opts.accounts)
+
+
+def system_account_name(opts: Options) -> str:
+    """The system account in effect ("" with no_system_account)."""
+    return "" if opts.no_system_account else opts.system_account
+
+
 def _validate_auth(opts: Options) -> None:
     """nats-server's cross-checks of the authorization options (same texts)."""
     auth = opts.authorization
+    users = all_users(opts)
     if auth is not None:
         if (auth.user or auth.password) and auth.token:
             raise OptionsError("Cannot have a user/pass and token")
-        if auth.users is not None:
-            if auth.user:
-                raise OptionsError("Can not have a single user/pass and a users array")
-            if auth.token:
-                raise OptionsError("Can not have a token and a users array")
-            seen: set[str] = set()
-            for user in auth.users:
-                if user.nkey:
-                    if user.user or user.password:
-                        raise OptionsError(
-                            f'Nkey "{user.nkey}" can not have a user name or a password'
-                        )
-                    if user.nkey in seen:
-                        raise OptionsError(f'Duplicate nkey "{user.nkey}" detected')
-                    seen.add(user.nkey)
-                    continue
-                if not user.user:
-                    raise OptionsError("a user in the users array has no user name")
-                if user.user in seen:
-                    raise OptionsError(f'Duplicate user "{user.user}" detected')
-                seen.add(user.user)
         if auth.timeout <= 0:
             raise OptionsError("authorization timeout must be positive")
+    if users or (auth is not None and auth.users is not None):
+        if auth is not None and auth.user:
+            raise OptionsError("Can not have a single user/pass and a users array")
+        if auth is not None and auth.token:
+            raise OptionsError("Can not have a token and a users array")
+        seen: set[str] = set()
+        for entry in users:
+            user = entry.user
+            if user.nkey:
+                if user.user or user.password:
+                    raise OptionsError(f'Nkey "{user.nkey}" can not have a user name or a password')
+                if user.nkey in seen:
+                    raise OptionsError(f'Duplicate nkey "{user.nkey}" detected')
+                seen.add(user.nkey)
+                continue
+            if not user.user:
+                raise OptionsError("a user in the users array has no user name")
+            if user.user in seen:
+                raise OptionsError(f'Duplicate user "{user.user}" detected')
+            seen.add(user.user)
+    names = [account.name for account in opts.accounts]
+    if len(set(names)) != len(names):
+        raise OptionsError("an account is defined twice in the accounts block")
+    system = system_account_name(opts)
+    if system and system != const.SYSTEM_ACCOUNT and system not in names:
+        raise OptionsError("error resolving system account: account missing")
     if opts.no_auth_user:
-        users = auth.users if auth is not None else None
-        if users is None:
+        if not has_users(opts):
             raise OptionsError(
                 f'no_auth_user: "{opts.no_auth_user}" present, but users/nkeys are not defined'
             )
-        if not any(opts.no_auth_user in (user.user, user.nkey) for user in users):
+        if not any(opts.no_auth_user == entry.name for entry in users):
             raise OptionsError(
                 f'no_auth_user: "{opts.no_auth_user}" not present as user or nkey in '
                 "authorization block or account configuration"
@@ -532,7 +656,7 @@ def http_host(opts: Options) -> str:
 def auth_required(opts: Options) -> bool:
     """Whether clients must authenticate (INFO `auth_required` before no_auth_user)."""
     auth = opts.authorization
-    return auth is not None and bool(auth.token or auth.user or auth.users is not None)
+    return has_users(opts) or (auth is not None and bool(auth.token or auth.user))
 
 
 def encode(opts: Options) -> bytes:

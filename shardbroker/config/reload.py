@@ -29,6 +29,7 @@ from shardbroker.config.options import (
     SETTINGS,
     ChangeKind,
     Options,
+    all_users,
     decode,
     encode,
     min_ring_size,
@@ -88,10 +89,7 @@ def _not_supported(field: str, old: Any, new: Any, why: str = "") -> ReloadError
 
 
 def _user_names(opts: Options) -> set[str]:
-    auth = opts.authorization
-    if auth is None or auth.users is None:
-        return set()
-    return {user.nkey or user.user for user in auth.users}
+    return {entry.name for entry in all_users(opts)}
 
 
 def _grows(old: int, new: int) -> bool:

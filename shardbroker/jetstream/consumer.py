@@ -31,8 +31,8 @@ from typing import Any, Protocol
 
 import msgspec
 
-from shardbroker.config.merge import parse_duration
 from shardbroker.config.options import Options
+from shardbroker.config.value import parse_duration
 from shardbroker.core import format_deliveries
 from shardbroker.gofmt import timestamp
 from shardbroker.jetstream.consumer_state import ConsumerState, state_count

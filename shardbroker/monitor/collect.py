@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from shardbroker import const, core
-from shardbroker.config.options import Options
+from shardbroker.config.options import Options, auth_required
 from shardbroker.gofmt.timestamp import format_rfc3339
 
 DEFAULT_LIMIT = 1024
@@ -300,7 +300,7 @@ def varz(state: BrokerState) -> Varz:
         message_core=core.IMPLEMENTATION,
         host=opts.host,
         port=state.port,
-        auth_required=bool(auth is not None and (auth.token or auth.user or auth.users)),
+        auth_required=auth_required(opts),
         tls_required=opts.tls is not None,
         tls_verify=opts.tls is not None and opts.tls.verify,
         max_connections=opts.max_connections,

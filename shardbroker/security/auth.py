@@ -22,8 +22,9 @@ import re
 
 import bcrypt
 
+from shardbroker import const
 from shardbroker.config.nkey import signed_by
-from shardbroker.config.options import Options
+from shardbroker.config.options import Options, all_users, has_users
 
 _BCRYPT_RE = re.compile(r"^\$2[abxy]\$\d{2}\$.*")
 _BCRYPT_CACHE_MAX = 1024
@@ -69,6 +70,7 @@ class Authenticator:
     """The authentication options of a broker, ready for checking CONNECTs."""
 
     __slots__ = (
+        "accounts",
         "nkeys",
         "no_auth_user",
         "password",
@@ -84,16 +86,17 @@ class Authenticator:
         self.token = auth.token if auth is not None else ""
         self.user = auth.user if auth is not None else ""
         self.password = auth.password if auth is not None else ""
+        listed = all_users(opts)
         self.users: dict[str, str] | None = (
-            None
-            if auth is None or auth.users is None
-            else {u.user: u.password for u in auth.users if not u.nkey}
+            {e.user.user: e.user.password for e in listed if not e.user.nkey}
+            if has_users(opts)
+            else None
         )
         # NKEY users log in as their public key.
-        self.nkeys = (
-            frozenset(u.nkey for u in (auth.users or ()) if u.nkey) if auth else frozenset()
-        )
-        self.timeout = auth.timeout if auth is not None else 0.0
+        self.nkeys = frozenset(e.user.nkey for e in listed if e.user.nkey)
+        # The account each listed user logs in to; everyone else is in $G.
+        self.accounts = {e.name: e.account.encode() for e in listed}
+        self.timeout = auth.timeout if auth is not None else const.AUTH_TIMEOUT
         self.required = bool(self.token or self.user or self.users is not None)
         self.no_auth_user = opts.no_auth_user if self.required else ""
 
@@ -156,6 +159,11 @@ class Authenticator:
         if stored is None or not is_bcrypt(stored):
             return False
         return (stored, hashlib.sha256(given.encode()).digest()) not in _bcrypt_ok
+
+    def account_of(self, name: str) -> bytes:
+        """The account a logged-in user belongs to (the global one for a token, the
+        single user, or when no authentication is configured)."""
+        return self.accounts.get(name, const.GLOBAL_ACCOUNT)
 
     def is_listed(self, name: str) -> bool:
         """Is `name` a user (or NKEY) of the users list?"""

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from itertools import islice
 
-from shardbroker.config.options import Options, Permissions, ResponsePermission
+from shardbroker.config.options import Options, Permissions, ResponsePermission, all_users
 from shardbroker.protocol.subjects import (
     has_wildcard,
     subject_is_subset_match,
@@ -258,20 +258,18 @@ class ResponseGrants:
 def users_permissions(opts: Options) -> dict[str, UserPermissions]:
     """Compiled permissions by the name a client logs in as (user name or NKEY).
 
-    Only users of the `users` list have permissions; `default_permissions` covers
-    those that have none of their own. Users without any are absent (full rights).
+    Only listed users (of `authorization` or of an account) have permissions; their
+    block's `default_permissions` covers those that have none of their own. Users
+    without any are absent (full rights).
     """
-    auth = opts.authorization
-    if auth is None or auth.users is None:
-        return {}
     compiled: dict[int, UserPermissions] = {}  # one object per distinct Permissions
     out: dict[str, UserPermissions] = {}
-    for user in auth.users:
-        perms = user.permissions or auth.default_permissions
+    for entry in all_users(opts):
+        perms = entry.permissions
         if perms is None:
             continue
         shared = compiled.get(id(perms))
         if shared is None:
             shared = compiled[id(perms)] = UserPermissions(perms)
-        out[user.nkey or user.user] = shared
+        out[entry.name] = shared
     return out

@@ -186,9 +186,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.pedantic = True
         self.guarded = True  # verbose or pedantic: publishes take the checked path
         self.echo = True
-        self.route = server.router.process_msg_results
-        self.route_run = server.router.process_msg_run
-        self.route_block = server.router.process_msg_block
+        self.route, self.route_run, self.route_block = server.router.routes_for(self.account)
         self.headers = False
         self.no_responders = False
         self.protocol = 0
@@ -415,6 +413,14 @@ class ClientProtocol(Output, asyncio.Protocol):
         return True
 
     def authenticated(self, user: str) -> None:
+        account = self.server.auth.account_of(user)
+        if account != self.account:
+            # A CONNECT that logs in to another account: what it held belongs to the
+            # old namespace (a repeated CONNECT drops its subscriptions anyway).
+            for sub in list(self.subs.values()):
+                self.server.remove_subscription(sub)
+            self.account = account
+            self.bind_routes()
         self.user = user
         perms = self.perms = self.server.permissions.get(user)
         responses = perms.responses if perms is not None else None
@@ -425,6 +431,11 @@ class ClientProtocol(Output, asyncio.Protocol):
         if self.auth_handle is not None:
             self.auth_handle.cancel()
             self.auth_handle = None
+
+    def bind_routes(self) -> None:
+        """The router's routes for this client's account (those that follow stream
+        imports when other accounts import from it)."""
+        self.route, self.route_run, self.route_block = self.server.router.routes_for(self.account)
 
     def reauthorize(
         self,
@@ -448,6 +459,13 @@ class ClientProtocol(Output, asyncio.Protocol):
         if outcome == REFUSED:
             log.info("%s - cid:%d - authentication error after a reload", self.host, self.cid)
             self.close_with_error(ERR_AUTH_VIOLATION, ClosedState.AuthenticationViolation)
+            return False
+        if new.account_of(user) != self.account:
+            log.info(
+                "%s - cid:%d - user %r was moved to another account by a reload",
+                self.host, self.cid, user,
+            )  # fmt: skip
+            self.close_connection(ClosedState.ClientClosed)
             return False
         self.user = user
         self.apply_permissions(self.server.permissions.get(user))

@@ -32,6 +32,7 @@ from shardbroker.core import Plans as CorePlans
 from shardbroker.core.plans import Plans, QueuePlan, queue_plan
 from shardbroker.protocol import frames
 from shardbroker.protocol.parser import block_payloads, block_tails
+from shardbroker.security.accounts import AccountRoutes
 from shardbroker.security.permissions import CHECK_DENY
 from shardbroker.shard.interest import RemoteInterest
 from shardbroker.worker.route_result import QueueGroup, RouteResult, Subscriber, Subscription
@@ -96,6 +97,7 @@ class Router:
     """Delivers messages on one shard; the server owns it and the state it uses."""
 
     __slots__ = (
+        "accounts",
         "batches",
         "max_frame",
         "pending",
@@ -117,6 +119,8 @@ class Router:
         # Clients with output waiting for the end of the read batch.
         self.pending: set[Subscriber] = server.pending
         self.unsubscribe = server.remove_subscription
+        # Stream imports by exporting account (security/accounts.py).
+        self.accounts = AccountRoutes(server.opts)
 
     def deliver(
         self,
@@ -365,12 +369,95 @@ class Router:
         plans = self.plans.get(account)
         if plans is None:
             sublist = self.sublist_for(account)
+            if account in self.accounts.streams:
+                # Subjects that other accounts import take the general path (the
+                # exported routes below); no plan is shared under a prefix, since
+                # what decides an import is not the sublist's shape.
+                targets = self.accounts.stream_targets
 
-            def build(subject: bytes) -> Plan | None:
-                return self._plan(sublist, account, subject)
+                def build(subject: bytes) -> Plan | None:
+                    if targets(account, subject):
+                        return None
+                    return self._plan(sublist, account, subject)
 
-            plans = self.plans[account] = CorePlans(sublist, build, account, sublist.shared_prefix)
+                plans = self.plans[account] = CorePlans(sublist, build, account, None)
+            else:
+
+                def build(subject: bytes) -> Plan | None:
+                    return self._plan(sublist, account, subject)
+
+                share = sublist.shared_prefix
+                plans = self.plans[account] = CorePlans(sublist, build, account, share)
         return plans
+
+    def set_accounts(self, accounts: AccountRoutes) -> None:
+        """New imports (a reload): every plan goes; clients rebind their routes."""
+        self.accounts = accounts
+        self.plans.clear()
+
+    def routes_for(self, account: bytes) -> tuple[Any, Any, Any]:
+        """The message, run and block routes for a client of `account`: the plain ones,
+        or, for an account whose streams others import, the ones that follow them."""
+        if account in self.accounts.streams:
+            return self.process_exported, self.process_exported_run, self.process_exported_block
+        return self.process_msg_results, self.process_msg_run, self.process_msg_block
+
+    def process_exported(
+        self,
+        publisher: Subscriber,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        header_size: int,
+        message: bytes,
+        size_token: bytes | None,
+    ) -> bool:
+        """process_msg_results, then the same message in each account importing it."""
+        delivered = self.process_msg_results(
+            publisher, account, subject, reply, header_size, message, size_token
+        )
+        for importer, local in self.accounts.stream_targets(account, subject):
+            route = self.routes_for(importer)[0]
+            if route(publisher, importer, local, reply, header_size, message, size_token):
+                delivered = True
+        return delivered
+
+    def process_exported_run(
+        self,
+        publisher: Subscriber,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        payloads: list[bytes],
+        sizes: bytes | list[bytes],
+    ) -> bool:
+        """process_msg_run, then the run in each account importing it."""
+        delivered = self.process_msg_run(publisher, account, subject, reply, payloads, sizes)
+        for importer, local in self.accounts.stream_targets(account, subject):
+            route_run = self.routes_for(importer)[1]
+            if route_run(publisher, importer, local, reply, payloads, sizes):
+                delivered = True
+        return delivered
+
+    def process_exported_block(
+        self,
+        publisher: Subscriber,
+        account: bytes,
+        subject: bytes,
+        block: bytes,
+        head: bytes,
+        count: int,
+        size_token: bytes,
+    ) -> bool:
+        """process_msg_block, then the block in each account importing it."""
+        delivered = self.process_msg_block(
+            publisher, account, subject, block, head, count, size_token
+        )
+        for importer, local in self.accounts.stream_targets(account, subject):
+            route_block = self.routes_for(importer)[2]
+            if route_block(publisher, importer, local, block, head, count, size_token):
+                delivered = True
+        return delivered
 
     def drop_plans(self, account: bytes) -> None:
         """A subscription went away: drop the account's plans now, so that none keeps

@@ -41,6 +41,7 @@ from shardbroker.protocol import frames
 from shardbroker.protocol.frames import RELOADED, TRIMMED
 from shardbroker.protocol.messages import ServerInfo, encode_info
 from shardbroker.protocol.sublist import Sublist
+from shardbroker.security.accounts import AccountRoutes
 from shardbroker.security.auth import Authenticator, Credentials
 from shardbroker.security.permissions import users_permissions
 from shardbroker.security.tls import server_context
@@ -578,7 +579,9 @@ class Server:
             # Subscriptions' delivery checks may have changed: cached results go.
             for sublist in self.sublists.values():
                 sublist.clear_cache()
-            self.router.plans.clear()
+            self.router.set_accounts(AccountRoutes(new))
+            for client in self.clients.values():
+                client.bind_routes()
         self._info = self.make_info()
 
     # -- housekeeping -----------------------------------------------------------------------

@@ -76,7 +76,7 @@ def test_config_file_check_config_and_t_flag(tmp_path: Path) -> None:
 @shardbroker_only
 @pytest.mark.parametrize(
     "text",
-    ["accounts { A: {} }\n", "max_payload: 2MB\nmax_pending: 1MB\n", "port: x\n"],
+    ["websocket { port: 8080 }\n", "max_payload: 2MB\nmax_pending: 1MB\n", "port: x\n"],
     ids=["unsupported-feature", "cross-field", "wrong-type"],
 )
 def test_config_file_bad_file_starts_nothing(tmp_path: Path, text: str) -> None:

@@ -1,0 +1,94 @@
+"""Accounts at run time: where a message published in one account also goes because
+another account imports it (accounts-and-security.md §4).
+
+Pure: built once per worker from Options (and again on reload), consulted on the
+publisher's worker only, so each message crosses an import once whichever workers
+its subscribers sit on. Accounts that export nothing anybody imports are absent, and
+their messages never look here.
+
+A stream import of `subject` from account E into account I: a message published in E
+on a subject that `subject` matches is delivered in I too, under the import's local
+subject: `prefix.` + the subject, or `to` with the wildcards of `subject` filled in
+order by the tokens they matched, or the subject itself.
+"""
+
+from __future__ import annotations
+
+from shardbroker.config.options import Import, Options
+
+
+def _tokens(subject: bytes) -> list[bytes]:
+    return subject.split(b".")
+
+
+def capture(pattern: list[bytes], subject: list[bytes]) -> list[bytes] | None:
+    """The tokens of `subject` that the wildcards of `pattern` match, in order (a `>`
+    takes the rest, joined), or None when the subject does not match."""
+    captured: list[bytes] = []
+    for i, want in enumerate(pattern):
+        if want == b">":
+            if i >= len(subject):
+                return None
+            captured.append(b".".join(subject[i:]))
+            return captured
+        if i >= len(subject):
+            return None
+        if want == b"*":
+            captured.append(subject[i])
+        elif want != subject[i]:
+            return None
+    return captured if len(subject) == len(pattern) else None
+
+
+class StreamImportRoute:
+    """One stream import, seen from its exporter: which subjects it takes, the account
+    that receives them, and the subject they get there."""
+
+    __slots__ = ("importer", "pattern", "prefix", "to")
+
+    def __init__(self, importer: bytes, imp: Import) -> None:
+        self.importer = importer
+        self.pattern = _tokens(imp.subject.encode())
+        self.prefix = imp.prefix.encode() + b"." if imp.prefix else b""
+        # The local subject's tokens when it is remapped; None: the subject stays.
+        self.to = _tokens(imp.to.encode()) if imp.to and not imp.prefix else None
+
+    def local_subject(self, subject: bytes) -> bytes | None:
+        """The subject in the importing account, or None when the import does not take it."""
+        captured = capture(self.pattern, _tokens(subject))
+        if captured is None:
+            return None
+        if self.to is None:
+            return self.prefix + subject
+        fill = iter(captured)
+        return b".".join(next(fill, t) if t in (b"*", b">") else t for t in self.to)
+
+
+class AccountRoutes:
+    """The imports of every account, by the account that exports them."""
+
+    __slots__ = ("streams",)
+
+    def __init__(self, opts: Options) -> None:
+        streams: dict[bytes, list[StreamImportRoute]] = {}
+        for account in opts.accounts:
+            for imp in account.imports:
+                if not imp.service:
+                    route = StreamImportRoute(account.name.encode(), imp)
+                    streams.setdefault(imp.account.encode(), []).append(route)
+        self.streams: dict[bytes, tuple[StreamImportRoute, ...]] = {
+            exporter: tuple(routes) for exporter, routes in streams.items()
+        }
+
+    def stream_targets(self, account: bytes, subject: bytes) -> list[tuple[bytes, bytes]]:
+        """(importing account, local subject) for each stream import this message of
+        `account` reaches."""
+        routes = self.streams.get(account)
+        if not routes:
+            return []
+        out = []
+        for route in routes:
+            local = route.local_subject(subject)
+            if local is not None:
+                out.append((route.importer, local))
+        return out

@@ -1,0 +1,394 @@
+"""Accounts (accounts-and-security.md §2, §4; config.md §2.5): users inside accounts,
+isolation of each account's subjects across workers, no_auth_user and NKEY users in
+accounts, and the config errors. Each scenario runs against nats-server and against
+shardbroker (2 workers, the clients spread over both) with the same config file, and
+what the clients saw must be the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.broker import (
+    REPO_ROOT,
+    TARGET_ENV,
+    Broker,
+    NatsClients,
+    assert_different_shards,
+    barrier,
+    is_shardbroker_target,
+    nats_server_binary,
+    raw_connect_on_shard,
+    run_broker,
+)
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(90),
+    pytest.mark.skipif(
+        not is_shardbroker_target(), reason="compares shardbroker with nats-server itself"
+    ),
+]
+
+NKEY_SEED = "SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU"
+NKEY_PUBLIC = "UCK5N7N66OBOINFXAYC2ACJQYFSOD4VYNU6APEJTAVFZB2SVHLKGEW7L"
+
+ACCOUNTS_CONF = f"""
+accounts {{
+  A: {{ users: [ {{user: a1, password: p}}, {{user: a2, password: p}} ] }}
+  B: {{
+    users: [ {{user: b1, password: p}}, {{nkey: {NKEY_PUBLIC}}} ]
+    default_permissions: {{ publish: "open.>", subscribe: ">" }}
+  }}
+}}
+authorization {{ users: [ {{user: g, password: p}} ] }}
+no_auth_user: a2
+"""
+
+Scenario = Callable[[Broker], Awaitable[Any]]
+
+
+@contextlib.contextmanager
+def broker_on(
+    target: str, conf: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Broker]:
+    monkeypatch.setenv(TARGET_ENV, target)
+    try:
+        with run_broker(workers=2, tmp_dir=tmp_path, extra_args=("-c", str(conf))) as broker:
+            yield broker
+    finally:
+        monkeypatch.setenv(TARGET_ENV, "shardbroker")
+
+
+async def on_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, scenario: Scenario
+) -> Any:
+    """Run the scenario against nats-server, then shardbroker; their results must match."""
+    conf = tmp_path / "accounts.conf"
+    conf.write_text(text)
+    results = {}
+    for target in ("nats-server", "shardbroker"):
+        with broker_on(target, conf, monkeypatch, tmp_path) as broker:
+            results[target] = await scenario(broker)
+    assert results["shardbroker"] == results["nats-server"]
+    return results["shardbroker"]
+
+
+async def collect(sub: Any, count: int) -> list[tuple[str, bytes]]:
+    out = []
+    for _ in range(count):
+        msg = await sub.next_msg(timeout=5)
+        out.append((msg.subject, msg.data))
+    return out
+
+
+async def nothing_more(*subs: Any) -> bool:
+    """After a barrier: no subscription has anything left."""
+    return all(sub.pending_msgs == 0 for sub in subs)
+
+
+async def test_accounts_isolate_subjects_across_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            a_sub = await clients.on_shard(1, user="a1", password="p")
+            b_sub = await clients.on_shard(2, user="b1", password="p")
+            g_sub = await clients.on_shard(1, user="g", password="p")
+            a_pub = await clients.on_shard(2, user="a1", password="p")
+            b_pub = await clients.on_shard(1, user="b1", password="p")
+            g_pub = await clients.on_shard(2, user="g", password="p")
+            assert_different_shards(broker, a_sub.client_id, a_pub.client_id)
+            assert_different_shards(broker, b_sub.client_id, b_pub.client_id)
+            subs = []
+            for nc in (a_sub, b_sub, g_sub):
+                subs.append(await nc.subscribe("open.>"))
+                subs.append(await nc.subscribe("open.q", queue="workers"))
+                await barrier(nc)
+            for nc, name in ((a_pub, "A"), (b_pub, "B"), (g_pub, "G")):
+                await nc.publish("open.x", name.encode())
+                await nc.publish("open.q", name.encode())
+                await barrier(nc)
+            seen = [await collect(sub, 1 if i % 2 else 2) for i, sub in enumerate(subs)]
+            for nc in (a_sub, b_sub, g_sub):
+                await barrier(nc)
+            return seen, await nothing_more(*subs)
+
+    seen, quiet = await on_both(tmp_path, monkeypatch, ACCOUNTS_CONF, scenario)
+    assert quiet
+    assert seen[0] == [("open.x", b"A"), ("open.q", b"A")]  # A's wildcard subscriber
+    assert seen[1] == [("open.q", b"A")]  # A's queue group
+    assert seen[2] == [("open.x", b"B"), ("open.q", b"B")]
+    assert seen[4] == [("open.x", b"G"), ("open.q", b"G")]
+
+
+async def test_accounts_no_auth_user_and_nkey_users_log_in_to_their_accounts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            anonymous = await clients.on_shard(1)  # no credentials: a2 in A
+            a1 = await clients.on_shard(2, user="a1", password="p")
+            nkey = await clients.on_shard(1, nkeys_seed_str=NKEY_SEED)
+            b1 = await clients.on_shard(2, user="b1", password="p")
+            a_sub = await a1.subscribe("open.>")
+            b_sub = await b1.subscribe("open.>")
+            await barrier(a1)
+            await barrier(b1)
+            await anonymous.publish("open.from", b"anonymous")
+            await nkey.publish("open.from", b"nkey")
+            await barrier(anonymous)
+            await barrier(nkey)
+            return await collect(a_sub, 1), await collect(b_sub, 1)
+
+    a_seen, b_seen = await on_both(tmp_path, monkeypatch, ACCOUNTS_CONF, scenario)
+    assert a_seen == [("open.from", b"anonymous")]
+    assert b_seen == [("open.from", b"nkey")]
+
+
+async def test_accounts_default_permissions_apply_to_the_accounts_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B's default_permissions allow publishing on open.> only: b1 gets a permissions
+    violation for anything else, and the connection stays up."""
+
+    async def scenario(broker: Broker) -> Any:
+        errors: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc))
+
+        async with NatsClients(broker) as clients:
+            b1 = await clients.on_shard(1, user="b1", password="p", error_cb=on_error)
+            sub = await b1.subscribe("closed.x")
+            await barrier(b1)
+            await b1.publish("closed.x", b"no")
+            await barrier(b1)
+            await b1.publish("open.x", b"yes")
+            await barrier(b1)
+            return errors, sub.pending_msgs, b1.is_connected
+
+    errors, pending, connected = await on_both(tmp_path, monkeypatch, ACCOUNTS_CONF, scenario)
+    assert errors and "permissions violation for publish" in errors[0].lower()
+    assert pending == 0 and connected
+
+
+async def test_accounts_connect_info_names_the_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Raw CONNECT with each user's credentials, then a PING: the same bytes back (a
+    PONG, or the authorization error and a close for an unknown user)."""
+
+    async def scenario(broker: Broker) -> Any:
+        answers = []
+        for user in ("a1", "b1", "g", "nobody"):
+            client = raw_connect_on_shard(broker, 2)
+            with client:
+                client.send(
+                    b'CONNECT {"verbose":false,"user":"' + user.encode() + b'","pass":"p"}\r\n'
+                    b"PING\r\n"
+                )
+                if user == "nobody":
+                    answers.append(client.expect_closed())
+                else:
+                    answers.append(client.expect(b"PONG\r\n").group(0))
+        return answers
+
+    await on_both(tmp_path, monkeypatch, ACCOUNTS_CONF, scenario)
+
+
+BAD_CONFIGS = {
+    "reserved": "accounts { $G: { users: [{user: a, password: a}] } }\n",
+    "duplicate-user": (
+        "accounts {\n  A: { users: [{user: a, password: a}] }\n"
+        "  B: { users: [{user: a, password: b}] }\n}\n"
+    ),
+    "restricted-export": (
+        'accounts {\n  A: { exports: [{stream: "priv.>", accounts: [C]}] }\n'
+        '  B: { imports: [{stream: {account: A, subject: "priv.>"}}] }\n  C: {}\n}\n'
+    ),
+    "no-such-export": (
+        'accounts {\n  A: {}\n  B: { imports: [{service: {account: A, subject: "svc"}}] }\n}\n'
+    ),
+    "cycle": (
+        "accounts {\n"
+        "  A: { exports: [{service: a}]\n"
+        "       imports: [{service: {account: B, subject: b}, to: a}] }\n"
+        "  B: { exports: [{service: b}]\n"
+        "       imports: [{service: {account: A, subject: a}, to: b}] }\n"
+        "}\n"
+    ),
+    "response-type": "accounts { A: { exports: [{service: svc, response_type: bogus}] } }\n",
+    "latency-type": (
+        "accounts { A: { exports: [{service: svc, response_type: stream, latency: lat}] } }\n"
+    ),
+    "sampling": (
+        "accounts { A: { exports: [{service: svc, latency: {sampling: 200, subject: lat}}] } }\n"
+    ),
+    "undefined-account": (
+        'accounts {\n  A: { exports: [{stream: "x.>"}] }\n'
+        '  B: { imports: [{stream: {account: Z, subject: "x.>"}}] }\n}\n'
+    ),
+    "both-kinds": 'accounts { A: { exports: [{stream: "a.>", service: "b"}] } }\n',
+    "limits-key": "accounts { A: { limits: { max_connections: 1, bogus: 3 } } }\n",
+    "system-account": "accounts { A: {} }\nsystem_account: X\n",
+    "no-auth-user": "accounts { A: { users: [{user: a, password: a}] } }\nno_auth_user: z\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CONFIGS))
+def test_accounts_bad_configs_are_refused_with_nats_servers_texts(
+    tmp_path: Path, name: str
+) -> None:
+    conf = tmp_path / f"{name}.conf"
+    conf.write_text(BAD_CONFIGS[name])
+    # Not `-t`: nats-server checks the system account and no_auth_user only at start.
+    reference = subprocess.run(
+        [nats_server_binary(), "-a", "127.0.0.1", "-p", "-1", "-c", str(conf)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    ours = subprocess.run(
+        [sys.executable, "-m", "shardbroker", "serve", "-c", str(conf), "-t"],
+        capture_output=True, text=True, timeout=30, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert reference.returncode != 0, reference.stdout + reference.stderr
+    assert ours.returncode != 0 and "Traceback" not in ours.stderr
+    expected = (reference.stderr + reference.stdout).strip().splitlines()[-1]
+    got = (ours.stderr + ours.stdout).strip().splitlines()[-1]
+    assert got.rsplit(": ", 1)[-1] == expected.rsplit(": ", 1)[-1], (got, expected)
+
+
+async def test_accounts_clients_stay_apart_when_a_reused_connection_logs_in_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interest of one account never leaks: a subscriber in A on one worker and a
+    publisher in B on the other; then the same subject from A arrives."""
+
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            a_sub = await clients.on_shard(1, user="a1", password="p")
+            b_pub = await clients.on_shard(2, user="b1", password="p")
+            a_pub = await clients.on_shard(2, user="a1", password="p")
+            sub = await a_sub.subscribe("open.only")
+            await barrier(a_sub)
+            for i in range(50):
+                await b_pub.publish("open.only", f"b{i}".encode())
+            await b_pub.publish("open.only", b"stop")
+            await barrier(b_pub)
+            await a_pub.publish("open.only", b"a")
+            await barrier(a_pub)
+            return await collect(sub, 1), await asyncio.wait_for(nothing_more(sub), 5)
+
+    got, quiet = await on_both(tmp_path, monkeypatch, ACCOUNTS_CONF, scenario)
+    assert got == [("open.only", b"a")] and quiet
+
+
+STREAMS_CONF = """
+accounts {
+  E: {
+    users: [ {user: e, password: p} ]
+    exports: [
+      {stream: "events.>"}
+      {stream: "private.*", accounts: [P]}
+      {stream: "orders.*.created"}
+    ]
+  }
+  P: {
+    users: [ {user: p, password: p} ]
+    imports: [
+      {stream: {account: E, subject: "events.>"}, prefix: "from_e"}
+      {stream: {account: E, subject: "private.*"}}
+      {stream: {account: E, subject: "orders.*.created"}, to: "new.*"}
+    ]
+  }
+  Q: {
+    users: [ {user: q, password: p, permissions: {subscribe: {deny: "events.secret"}}} ]
+    imports: [ {stream: {account: E, subject: "events.>"}} ]
+  }
+}
+"""
+
+
+async def test_accounts_stream_imports_with_prefix_and_to_across_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """E publishes on one worker; importers subscribe on the other (and on the same):
+    each sees the messages its imports take, under its local subjects, with the
+    importer's delivery permissions applied; E's own subscribers see E's subjects."""
+
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            e_pub = await clients.on_shard(1, user="e", password="p")
+            e_sub = await clients.on_shard(2, user="e", password="p")
+            p_far = await clients.on_shard(2, user="p", password="p")
+            p_near = await clients.on_shard(1, user="p", password="p")
+            q_far = await clients.on_shard(2, user="q", password="p")
+            assert_different_shards(broker, e_pub.client_id, p_far.client_id)
+            subs = {
+                "e": await e_sub.subscribe(">"),
+                "p_far": await p_far.subscribe(">"),
+                "p_near": await p_near.subscribe("from_e.>"),
+                "p_new": await p_far.subscribe("new.*", queue="q"),
+                "q_far": await q_far.subscribe("events.*"),
+            }
+            for nc in (e_sub, p_far, p_near, q_far):
+                await barrier(nc)
+            for subject in (
+                "events.a", "events.secret", "private.x", "orders.7.created", "orders.7.paid",
+                "other",
+            ):  # fmt: skip
+                await e_pub.publish(subject, subject.encode())
+            await e_pub.publish("events.h", b"with headers", headers={"K": "v"})
+            await barrier(e_pub)
+            seen = {
+                "e": await collect(subs["e"], 7),
+                "p_far": sorted(await collect(subs["p_far"], 5)),
+                "p_near": await collect(subs["p_near"], 3),
+                "p_new": await collect(subs["p_new"], 1),
+                "q_far": await collect(subs["q_far"], 2),
+            }
+            for nc in (e_sub, p_far, p_near, q_far):
+                await barrier(nc)
+            return seen, await nothing_more(*subs.values())
+
+    seen, quiet = await on_both(tmp_path, monkeypatch, STREAMS_CONF, scenario)
+    assert quiet
+    assert seen["p_near"] == [
+        ("from_e.events.a", b"events.a"),
+        ("from_e.events.secret", b"events.secret"),
+        ("from_e.events.h", b"with headers"),
+    ]
+    assert seen["p_new"] == [("new.7", b"orders.7.created")]
+    assert ("private.x", b"private.x") in seen["p_far"]
+    # Q's subscriber may not have events.secret: its deny list holds on delivery.
+    assert seen["q_far"] == [("events.a", b"events.a"), ("events.h", b"with headers")]
+
+
+async def test_accounts_stream_import_of_a_run_and_of_large_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs (many messages on one subject in one read) and large payloads reach the
+    importer in order, as single messages do."""
+
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            e_pub = await clients.on_shard(1, user="e", password="p")
+            p_sub = await clients.on_shard(2, user="p", password="p")
+            sub = await p_sub.subscribe("from_e.events.run")
+            await barrier(p_sub)
+            bodies = [f"m{i}".encode() for i in range(200)] + [b"x" * 70000] * 3
+            for body in bodies:
+                await e_pub.publish("events.run", body)
+            await barrier(e_pub)
+            got = await collect(sub, len(bodies))
+            return [data for _, data in got] == bodies
+
+    assert await on_both(tmp_path, monkeypatch, STREAMS_CONF, scenario)
