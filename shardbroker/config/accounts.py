@@ -86,10 +86,6 @@ def parse_accounts(
     check_imports(out, position)
     for account in out:
         # Checked above as nats-server checks them; refused until they are served.
-        if any(imp.service for imp in account.imports):
-            raise config_error(
-                position, f"account {account.name}: service imports are not supported yet"
-            )
         if account.limits != AccountLimits():
             raise config_error(
                 position, f"account {account.name}: account limits are not supported yet"

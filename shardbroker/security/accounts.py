@@ -14,7 +14,8 @@ order by the tokens they matched, or the subject itself.
 
 from __future__ import annotations
 
-from shardbroker.config.options import Import, Options
+from shardbroker.config.accounts import export_for
+from shardbroker.config.options import Account, Export, Import, Options
 
 
 def _tokens(subject: bytes) -> list[bytes]:
@@ -64,21 +65,68 @@ class StreamImportRoute:
         return b".".join(next(fill, t) if t in (b"*", b">") else t for t in self.to)
 
 
-class AccountRoutes:
-    """The imports of every account, by the account that exports them."""
+class ServiceImportRoute:
+    """One service import, seen from its importer: the local subjects it takes, and
+    the exporter's subject, export (response type, threshold, latency) and sharing."""
 
-    __slots__ = ("streams",)
+    __slots__ = ("export", "exporter", "importer", "local", "share", "subject")
+
+    def __init__(self, importer: bytes, imp: Import, export: Export) -> None:
+        self.importer = importer
+        self.exporter = imp.account.encode()
+        self.export = export
+        self.share = imp.share
+        self.local = _tokens((imp.to or imp.subject).encode())
+        self.subject = _tokens(imp.subject.encode())
+
+    def exporter_subject(self, subject: bytes) -> bytes | None:
+        """The subject a request on `subject` has in the exporting account, or None
+        when this import does not take it."""
+        captured = capture(self.local, _tokens(subject))
+        if captured is None:
+            return None
+        fill = iter(captured)
+        return b".".join(next(fill, t) if t in (b"*", b">") else t for t in self.subject)
+
+
+class AccountRoutes:
+    """The imports of every account: stream imports by the account that exports them,
+    service imports by the account that imports them."""
+
+    __slots__ = ("services", "streams")
 
     def __init__(self, opts: Options) -> None:
+        by_name: dict[str, Account] = {account.name: account for account in opts.accounts}
         streams: dict[bytes, list[StreamImportRoute]] = {}
+        services: dict[bytes, list[ServiceImportRoute]] = {}
         for account in opts.accounts:
+            name = account.name.encode()
             for imp in account.imports:
                 if not imp.service:
-                    route = StreamImportRoute(account.name.encode(), imp)
+                    route = StreamImportRoute(name, imp)
                     streams.setdefault(imp.account.encode(), []).append(route)
+                    continue
+                exporter = by_name.get(imp.account)
+                export = None if exporter is None else export_for(exporter, imp, account.name)
+                if export is not None:  # config checks refuse imports without one
+                    services.setdefault(name, []).append(ServiceImportRoute(name, imp, export))
         self.streams: dict[bytes, tuple[StreamImportRoute, ...]] = {
             exporter: tuple(routes) for exporter, routes in streams.items()
         }
+        self.services: dict[bytes, tuple[ServiceImportRoute, ...]] = {
+            importer: tuple(routes) for importer, routes in services.items()
+        }
+
+    def service_target(
+        self, account: bytes, subject: bytes
+    ) -> tuple[ServiceImportRoute, bytes] | None:
+        """The service import a request of `account` on `subject` goes through, with
+        the subject it has in the exporting account; None: not an import's subject."""
+        for route in self.services.get(account, ()):
+            target = route.exporter_subject(subject)
+            if target is not None:
+                return route, target
+        return None
 
     def stream_targets(self, account: bytes, subject: bytes) -> list[tuple[bytes, bytes]]:
         """(importing account, local subject) for each stream import this message of

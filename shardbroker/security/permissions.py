@@ -55,6 +55,8 @@ REPLY_PRUNE_COUNT = 4096  # nats replyPermLimit
 # Subscription.checked flags: which per-message checks a subscription's deliveries need.
 CHECK_DENY = 1
 CHECK_REPLIES = 2
+# Not a client's: an internal subscription of the worker, which takes its messages itself.
+CHECK_INTERNAL = 4
 
 
 class SubjectList:

@@ -33,7 +33,7 @@ from shardbroker.core.plans import Plans, QueuePlan, queue_plan
 from shardbroker.protocol import frames
 from shardbroker.protocol.parser import block_payloads, block_tails
 from shardbroker.security.accounts import AccountRoutes
-from shardbroker.security.permissions import CHECK_DENY
+from shardbroker.security.permissions import CHECK_DENY, CHECK_INTERNAL
 from shardbroker.shard.interest import RemoteInterest
 from shardbroker.worker.route_result import QueueGroup, RouteResult, Subscriber, Subscription
 
@@ -102,6 +102,7 @@ class Router:
         "max_frame",
         "pending",
         "plans",
+        "responses",
         "sublist_for",
         "sublists",
         "unsubscribe",
@@ -119,8 +120,11 @@ class Router:
         # Clients with output waiting for the end of the read batch.
         self.pending: set[Subscriber] = server.pending
         self.unsubscribe = server.remove_subscription
-        # Stream imports by exporting account (security/accounts.py).
+        # Stream imports by exporting account, service imports by importing account
+        # (security/accounts.py); the worker's service-import mappings (responses.py)
+        # are set by the server.
         self.accounts = AccountRoutes(server.opts)
+        self.responses: Any = None
 
     def deliver(
         self,
@@ -171,6 +175,10 @@ class Router:
         count = 0
         for sub in subs:
             client = sub.client
+            if sub.checked & CHECK_INTERNAL:
+                if client.internal_message(sub, subject, reply, header_size, message):
+                    count += 1
+                continue
             if not client.echo and client is publisher:
                 continue
             perms = client.perms
@@ -369,14 +377,16 @@ class Router:
         plans = self.plans.get(account)
         if plans is None:
             sublist = self.sublist_for(account)
-            if account in self.accounts.streams:
-                # Subjects that other accounts import take the general path (the
-                # exported routes below); no plan is shared under a prefix, since
-                # what decides an import is not the sublist's shape.
-                targets = self.accounts.stream_targets
+            if self.crosses_accounts(account):
+                # Subjects of imports take the general path (the account routes
+                # below); no plan is shared under a prefix, since what decides an
+                # import is not the sublist's shape.
+                accounts = self.accounts
 
                 def build(subject: bytes) -> Plan | None:
-                    if targets(account, subject):
+                    if accounts.stream_targets(account, subject) or accounts.service_target(
+                        account, subject
+                    ):
                         return None
                     return self._plan(sublist, account, subject)
 
@@ -395,14 +405,20 @@ class Router:
         self.accounts = accounts
         self.plans.clear()
 
+    def crosses_accounts(self, account: bytes) -> bool:
+        """Do messages published in `account` go through imports: a stream it exports
+        that others import, or a service it imports?"""
+        return account in self.accounts.streams or account in self.accounts.services
+
     def routes_for(self, account: bytes) -> tuple[Any, Any, Any]:
         """The message, run and block routes for a client of `account`: the plain ones,
-        or, for an account whose streams others import, the ones that follow them."""
-        if account in self.accounts.streams:
-            return self.process_exported, self.process_exported_run, self.process_exported_block
+        or, for an account whose messages cross into others, the ones that follow
+        its imports."""
+        if self.crosses_accounts(account):
+            return self.process_account_msg, self.process_account_run, self.process_account_block
         return self.process_msg_results, self.process_msg_run, self.process_msg_block
 
-    def process_exported(
+    def process_account_msg(
         self,
         publisher: Subscriber,
         account: bytes,
@@ -412,7 +428,8 @@ class Router:
         message: bytes,
         size_token: bytes | None,
     ) -> bool:
-        """process_msg_results, then the same message in each account importing it."""
+        """process_msg_results, then the same message in each account importing it as
+        a stream, and through the service import that takes its subject, if any."""
         delivered = self.process_msg_results(
             publisher, account, subject, reply, header_size, message, size_token
         )
@@ -420,9 +437,13 @@ class Router:
             route = self.routes_for(importer)[0]
             if route(publisher, importer, local, reply, header_size, message, size_token):
                 delivered = True
+        if account in self.accounts.services and self.responses.request(
+            publisher, account, subject, reply, header_size, message
+        ):
+            delivered = True
         return delivered
 
-    def process_exported_run(
+    def process_account_run(
         self,
         publisher: Subscriber,
         account: bytes,
@@ -431,15 +452,21 @@ class Router:
         payloads: list[bytes],
         sizes: bytes | list[bytes],
     ) -> bool:
-        """process_msg_run, then the run in each account importing it."""
+        """process_msg_run, then the run in each account importing it as a stream, and
+        each message through a service import."""
         delivered = self.process_msg_run(publisher, account, subject, reply, payloads, sizes)
         for importer, local in self.accounts.stream_targets(account, subject):
             route_run = self.routes_for(importer)[1]
             if route_run(publisher, importer, local, reply, payloads, sizes):
                 delivered = True
+        if account in self.accounts.services:
+            request = self.responses.request
+            for payload in payloads:
+                if request(publisher, account, subject, reply, 0, payload):
+                    delivered = True
         return delivered
 
-    def process_exported_block(
+    def process_account_block(
         self,
         publisher: Subscriber,
         account: bytes,
@@ -449,7 +476,8 @@ class Router:
         count: int,
         size_token: bytes,
     ) -> bool:
-        """process_msg_block, then the block in each account importing it."""
+        """process_msg_block, then the block in each account importing it as a stream,
+        and each message through a service import."""
         delivered = self.process_msg_block(
             publisher, account, subject, block, head, count, size_token
         )
@@ -457,6 +485,11 @@ class Router:
             route_block = self.routes_for(importer)[2]
             if route_block(publisher, importer, local, block, head, count, size_token):
                 delivered = True
+        if account in self.accounts.services:
+            request = self.responses.request
+            for payload in block_payloads(block, len(head), count, int(size_token)):
+                if request(publisher, account, subject, None, 0, payload):
+                    delivered = True
         return delivered
 
     def drop_plans(self, account: bytes) -> None:

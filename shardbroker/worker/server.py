@@ -21,6 +21,7 @@ import asyncio
 import asyncio.sslproto
 import logging
 import random
+import time
 from collections import deque
 from typing import Any
 
@@ -48,6 +49,7 @@ from shardbroker.security.tls import server_context
 from shardbroker.shard.member import DRAIN_BUDGET, MeshMember
 from shardbroker.worker import snapshot
 from shardbroker.worker.client import ClientProtocol
+from shardbroker.worker.responses import ServiceResponses
 from shardbroker.worker.route_result import Subscription, make_result
 from shardbroker.worker.router import Router
 
@@ -120,6 +122,7 @@ class Server:
         self._stall_timer: asyncio.TimerHandle | None = None
         self._stall_breather = False
         self.router = Router(self)
+        self.responses = self.router.responses = ServiceResponses(self)
         # Ring frames carrying messages go straight to the router (parse_mesh's hook).
         self.process_rmsg = self.router.process_remote_msg
         self.process_rmsg_run = self.router.process_remote_run
@@ -601,6 +604,7 @@ class Server:
             slot.set("rebalanced", self.rebalanced)
         if self.mesh.overflowing and self.mesh.retry_overflow():
             self.resume_paused()
+        self.responses.expire(time.monotonic())
         if self.holding:
             self.check_holding()
             self.flush_batch(None)

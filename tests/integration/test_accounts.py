@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 import pytest
 
 from tests.helpers.broker import (
@@ -392,3 +394,154 @@ async def test_accounts_stream_import_of_a_run_and_of_large_messages(
             return [data for _, data in got] == bodies
 
     assert await on_both(tmp_path, monkeypatch, STREAMS_CONF, scenario)
+
+
+SERVICES_CONF = """
+accounts {
+  A: {
+    users: [ {user: a, password: p} ]
+    exports: [
+      {service: "help"}
+      {service: "feed", response_type: stream}
+      {service: "parts", response_type: chunked}
+      {service: "slow", response_type: stream, threshold: "500ms"}
+      {service: "who.*"}
+      {service: "nobody"}
+    ]
+  }
+  B: {
+    users: [ {user: b, password: p} ]
+    imports: [
+      {service: {account: A, subject: "help"}, to: "b.help"}
+      {service: {account: A, subject: "feed"}}
+      {service: {account: A, subject: "parts"}}
+      {service: {account: A, subject: "slow"}}
+      {service: {account: A, subject: "who.*"}, to: "ask.*", share: true}
+      {service: {account: A, subject: "nobody"}}
+    ]
+  }
+}
+"""
+
+RTT = re.compile(rb'"rtt":\d+')
+MASKED_INFO = re.compile(rb'"(start|server|host)":"[^"]*"|"id":\d+')
+
+
+def request_info(headers: dict[str, str] | None) -> bytes:
+    """The Nats-Request-Info a responder saw, with what differs between runs masked."""
+    value = (headers or {}).get("Nats-Request-Info", "").encode()
+    return MASKED_INFO.sub(b"<masked>", RTT.sub(b'"rtt":<rtt>', value))
+
+
+async def test_accounts_service_import_response_types_across_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requester in B on one worker, responder in A on the other: a singleton export
+    passes one response; stream and chunked ones pass every response up to an empty
+    one, and nothing after it. The responder sees the export's subject, an `_R_.` reply
+    and the requester's account in Nats-Request-Info."""
+
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            responder = await clients.on_shard(1, user="a", password="p", name="resp")
+            requester = await clients.on_shard(2, user="b", password="p", name="req")
+            assert_different_shards(broker, responder.client_id, requester.client_id)
+            requests = {
+                subject: await responder.subscribe(subject) for subject in ("help", "feed", "parts")
+            }
+            await barrier(responder)
+            answers = {}
+            for subject, exported, count in (("b.help", "help", 2), ("feed", "feed", 11),
+                                             ("parts", "parts", 3)):  # fmt: skip
+                inbox = requester.new_inbox()
+                sub = await requester.subscribe(inbox)
+                await barrier(requester)
+                await requester.publish(subject, b"req", reply=inbox)
+                request = await requests[exported].next_msg(timeout=5)
+                assert request.reply.startswith("_R_.")
+                for i in range(count):
+                    await responder.publish(request.reply, f"r{i}".encode())
+                await responder.publish(request.reply, b"")
+                await responder.publish(request.reply, b"after the end")
+                await barrier(responder)
+                got = []
+                with contextlib.suppress(TimeoutError):
+                    while True:
+                        got.append((await sub.next_msg(timeout=0.5)).data)
+                answers[subject] = (request.subject, request_info(request.headers), got)
+            return answers
+
+    answers = await on_both(tmp_path, monkeypatch, SERVICES_CONF, scenario)
+    assert answers["b.help"] == ("help", b'{"acc":"B","rtt":<rtt>}', [b"r0"])
+    assert answers["feed"][2] == [f"r{i}".encode() for i in range(11)] + [b""]
+    assert answers["parts"][2] == [b"r0", b"r1", b"r2", b""]
+
+
+async def test_accounts_service_import_shares_the_requester_and_maps_wildcards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            responder = await clients.on_shard(2, user="a", password="p")
+            requester = await clients.on_shard(1, user="b", password="p", name="req")
+            sub = await responder.subscribe("who.*")
+            await barrier(responder)
+
+            async def answer() -> Any:
+                msg = await sub.next_msg(timeout=5)
+                await responder.publish(msg.reply, b"it is me: " + msg.subject.encode())
+                return msg
+
+            task = asyncio.ensure_future(answer())
+            reply = await requester.request("ask.you", b"?", timeout=5)
+            msg = await task
+            return msg.subject, request_info(msg.headers), reply.data
+
+    subject, info, data = await on_both(tmp_path, monkeypatch, SERVICES_CONF, scenario)
+    assert subject == "who.you" and data == b"it is me: who.you"
+    assert b'"acc":"B","user":"b","name":"req"' in info and b'"kind":"Client"' in info
+
+
+async def test_accounts_service_import_without_responder_is_a_503(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            await clients.on_shard(1, user="a", password="p")
+            requester = await clients.on_shard(2, user="b", password="p")
+            with pytest.raises(nats.errors.NoRespondersError):
+                await requester.request("nobody", b"?", timeout=5)
+            return True
+
+    assert await on_both(tmp_path, monkeypatch, SERVICES_CONF, scenario)
+
+
+async def test_accounts_stream_response_mapping_expires_after_its_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`slow` has a 500ms threshold: a response after a longer silence finds no
+    mapping, while responses within it keep the mapping alive."""
+
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            responder = await clients.on_shard(1, user="a", password="p")
+            requester = await clients.on_shard(2, user="b", password="p")
+            requests = await responder.subscribe("slow")
+            inbox = requester.new_inbox()
+            sub = await requester.subscribe(inbox)
+            await barrier(responder)
+            await barrier(requester)
+            await requester.publish("slow", b"req", reply=inbox)
+            request = await requests.next_msg(timeout=5)
+            await responder.publish(request.reply, b"soon")
+            await barrier(responder)
+            first = (await sub.next_msg(timeout=5)).data
+            # The behaviour under test is the passing of time: wait out the threshold
+            # (and the worker's tick that sweeps mappings).
+            await asyncio.sleep(1.5)
+            await responder.publish(request.reply, b"too late")
+            await barrier(responder)
+            await barrier(requester)
+            return first, sub.pending_msgs
+
+    assert await on_both(tmp_path, monkeypatch, SERVICES_CONF, scenario) == (b"soon", 0)
