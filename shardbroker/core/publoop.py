@@ -46,6 +46,7 @@ from shardbroker.core.plans import (
     RESERVED_PUBLISH,
     RESERVED_REPLY,
     SMALL_PAYLOAD,
+    SYSTEM_PUBLISH,
     Plans,
     deliver,
     pick_member,
@@ -86,6 +87,8 @@ def pub_loop(
             break  # no subject, or a control byte in it
         if data.startswith(RESERVED_PUBLISH, s0):
             break  # the parser's path answers with a permissions violation
+        if data.startswith(SYSTEM_PUBLISH, s0):
+            break  # the system account's requests, which every account imports
         # The blank before the size: after the subject, or after a reply.
         z = data.find(b" ", s1 + 1, nl)
         reply = None

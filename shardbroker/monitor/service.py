@@ -28,7 +28,15 @@ import msgspec
 import psutil
 
 from shardbroker import const
-from shardbroker.config.options import Options, http_host, jetstream_dir
+from shardbroker.config.options import (
+    Options,
+    Permissions,
+    all_users,
+    http_host,
+    jetstream_dir,
+    system_account_name,
+)
+from shardbroker.gofmt.timestamp import format_rfc3339
 from shardbroker.mesh.snapshot import (
     MON_ACCOUNT,
     MONZ,
@@ -44,12 +52,14 @@ from shardbroker.mesh.stats import ShardTable
 from shardbroker.monitor import accountz, collect, connz, jsz
 from shardbroker.monitor.collect import BrokerState, QueryError, ShardFigures
 from shardbroker.monitor.http import serve
-from shardbroker.protocol import frames
+from shardbroker.protocol import frames, headers
 
 log = logging.getLogger("shardbroker.monitor")
 
 SNAPSHOT_TIMEOUT = 2.0  # seconds to wait for workers' connection snapshots
 _SYS_PREFIX = b"$SYS.REQ.SERVER."
+_ACCOUNT_PREFIX = b"$SYS.REQ.ACCOUNT."
+_USER_INFO = b"$SYS.REQ.USER.INFO"
 
 
 class ShardView(Protocol):
@@ -262,32 +272,55 @@ class Monitor:
     # -- the mesh -------------------------------------------------------------------------
 
     def sys_subjects(self) -> list[bytes]:
+        """The requests the monitor answers, all in the system account. Other accounts
+        reach the ones about themselves through implicit imports (the worker maps them,
+        security/accounts.py), which bring the requester's account and user along."""
         server_id = self.broker.server_id.encode()
         return [
             _SYS_PREFIX + b"PING",
             _SYS_PREFIX + b"PING.*",
             _SYS_PREFIX + server_id + b".*",
+            _USER_INFO,
+            _ACCOUNT_PREFIX + b"*.*",
         ]
 
     def on_message(
-        self, peer: int, account: bytes, subject: bytes, reply: bytes | None, message: bytes
+        self,
+        peer: int,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        message: bytes,
+        header: bytes = b"",
     ) -> None:
         """An RMSG that reached the supervisor: a snapshot part or a $SYS request."""
         if account == MON_ACCOUNT:
             self.on_snapshot_part(subject, message)
             return
-        if subject.startswith(_SYS_PREFIX) and reply:
+        if account != self.system_account or not reply:
+            return
+        if subject.startswith((_SYS_PREFIX, _ACCOUNT_PREFIX, _USER_INFO)):
+            requester = _requester(header)
             task = asyncio.get_running_loop().create_task(
-                self.answer_sys(account, subject, reply, message)
+                self.answer_sys(account, subject, reply, message, requester)
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    @property
+    def system_account(self) -> bytes:
+        return system_account_name(self.broker.opts).encode()
+
     async def answer_sys(
-        self, account: bytes, subject: bytes, reply: bytes, message: bytes
+        self,
+        account: bytes,
+        subject: bytes,
+        reply: bytes,
+        message: bytes,
+        requester: dict[str, Any] | None = None,
     ) -> None:
         try:
-            body = await self.sys_reply(subject.decode(errors="replace"), message)
+            body = await self.sys_reply(subject.decode(errors="replace"), message, requester)
         except Exception:  # a bad request must never cost the supervisor
             log.exception("error answering %s", subject.decode(errors="replace"))
             return
@@ -301,11 +334,26 @@ class Monitor:
             mesh.send(shard, frame)
         mesh.flush()
 
-    async def sys_reply(self, subject: str, message: bytes) -> bytes | None:
-        """The JSON answer to a $SYS.REQ.SERVER request, or None to stay silent."""
+    async def sys_reply(
+        self, subject: str, message: bytes, requester: dict[str, Any] | None = None
+    ) -> bytes | None:
+        """The JSON answer to a $SYS request, or None to stay silent. `requester`: the
+        client info of a request that came through an implicit import (its account's
+        own data is the answer); None for a system account user's own request."""
         tokens = subject.split(".")
         if len(tokens) < 4:
             return None
+        if subject == _USER_INFO.decode():
+            return self.user_info(requester)
+        if requester is not None:
+            # Through an import: about the requester's own account, whatever it asked.
+            account = str(requester.get("acc", ""))
+            if tokens[-1] == "STATZ":
+                return await self.account_statz(account)
+            subject = f"$SYS.REQ.ACCOUNT.{account}.CONNZ"
+            tokens = subject.split(".")
+        if tokens[2] == "ACCOUNT":
+            return await self.account_reply(tokens, message)
         target = tokens[3]
         if target == "PING" and len(tokens) == 4:
             state = self.state()
@@ -341,6 +389,79 @@ class Monitor:
         if data is None:
             error = {"code": 400, "description": f"unknown endpoint {endpoint}"}
             return msgspec.json.encode({"server": info, "error": error})
+        return msgspec.json.encode({"server": info, "data": data})
+
+    def user_info(self, requester: dict[str, Any] | None) -> bytes | None:
+        """$SYS.REQ.USER.INFO: the requester's user, account and permissions."""
+        if requester is None:
+            return None  # the request itself; its imported twin carries who asked
+        user = str(requester.get("user", ""))
+        account = str(requester.get("acc", ""))
+        data: dict[str, Any] = {"user": user, "account": account, "account_name": account}
+        perms = next((e.permissions for e in all_users(self.broker.opts) if e.name == user), None)
+        if perms is not None:
+            data["permissions"] = permissions_json(perms)
+        info = collect.server_info(self.state(), next(self._seq))
+        return msgspec.json.encode({"server": info, "data": data})
+
+    async def account_reply(self, tokens: list[str], message: bytes) -> bytes | None:
+        """`$SYS.REQ.ACCOUNT.<acc>.<CONNZ|SUBSZ|STATZ|INFO|...>` and
+        `$SYS.REQ.ACCOUNT.PING.<STATZ|CONNZ>` from a system account user."""
+        if len(tokens) != 5:
+            return None
+        account, endpoint = tokens[3], tokens[4]
+        if account == "PING":
+            if endpoint == "STATZ":
+                return await self.account_statz("")
+            account = ""
+        if endpoint == "STATZ":
+            return await self.account_statz(account)
+        if endpoint not in ("CONNZ", "SUBSZ", "JSZ", "INFO", "CONNS"):
+            return None
+        if endpoint in ("INFO", "CONNS"):
+            endpoint = "ACCOUNTZ" if endpoint == "INFO" else "CONNZ"
+        try:
+            options = msgspec.json.decode(message) if message.strip() else {}
+        except msgspec.DecodeError:
+            options = {}
+        if not isinstance(options, dict):
+            options = {}
+        if account:
+            options["acc" if endpoint != "ACCOUNTZ" else "account"] = account
+        state = self.state()
+        info = collect.server_info(state, next(self._seq))
+        try:
+            data = await self.endpoint_data(endpoint, state, _sys_query(endpoint, options))
+        except QueryError as exc:
+            return msgspec.json.encode(
+                {"server": info, "error": {"code": 400, "description": str(exc)}}
+            )
+        return msgspec.json.encode({"server": info, "data": data})
+
+    async def account_statz(self, account: str) -> bytes:
+        """Per-account statistics (`account_statz`), from the workers' connection
+        snapshots; one account, or every account with connections."""
+        state = self.state()
+        snaps = await self.snapshots(0)
+        stats: dict[str, dict[str, Any]] = {}
+        for snap in snaps:
+            for conn in snap.conns:
+                if account and conn.account != account:
+                    continue
+                entry = stats.setdefault(conn.account, _account_stat(conn.account))
+                entry["conns"] += 1
+                entry["total_conns"] += 1
+                entry["num_subscriptions"] += conn.n_subs
+                entry["sent"]["msgs"] += conn.out_msgs
+                entry["sent"]["bytes"] += conn.out_bytes
+                entry["received"]["msgs"] += conn.in_msgs
+                entry["received"]["bytes"] += conn.in_bytes
+        data = {
+            "server_id": state.server_id,
+            "now": format_rfc3339(state.now_ns),
+            "account_statz": [stats[name] for name in sorted(stats)],
+        }
+        info = collect.server_info(state, next(self._seq))
         return msgspec.json.encode({"server": info, "data": data})
 
     async def endpoint_data(self, endpoint: str, state: BrokerState, query: dict[str, str]) -> Any:
@@ -396,6 +517,56 @@ class Monitor:
             self.http_server = None
         for task in list(self._tasks):
             task.cancel()
+
+
+def _requester(header: bytes) -> dict[str, Any] | None:
+    """The Nats-Request-Info of a request that came through an import, else None."""
+    if not header:
+        return None
+    value = headers.header_value(header, b"Nats-Request-Info")
+    if value is None:
+        return None
+    try:
+        info = msgspec.json.decode(value)
+    except msgspec.DecodeError:
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _traffic() -> dict[str, Any]:
+    zero = {"msgs": 0, "bytes": 0}
+    return {"msgs": 0, "bytes": 0, "gateways": dict(zero), "routes": dict(zero),
+            "leafs": dict(zero)}  # fmt: skip
+
+
+def _account_stat(name: str) -> dict[str, Any]:
+    return {
+        "acc": name, "name": name, "conns": 0, "leafnodes": 0, "total_conns": 0,
+        "num_subscriptions": 0, "sent": _traffic(), "received": _traffic(),
+        "slow_consumers": 0,
+    }  # fmt: skip
+
+
+def permissions_json(perms: Permissions) -> dict[str, Any]:
+    """A user's permissions as $SYS.REQ.USER.INFO shows them (nats-server's JSON)."""
+    out: dict[str, Any] = {}
+    for name, direction in (("publish", perms.publish), ("subscribe", perms.subscribe)):
+        if direction is None:
+            continue
+        lists = {}
+        if direction.allow:
+            lists["allow"] = list(direction.allow)
+        if direction.deny:
+            lists["deny"] = list(direction.deny)
+        if lists:
+            out[name] = lists
+    responses = perms.allow_responses
+    if responses is not None:
+        out["responses"] = {
+            "max": responses.max_msgs,
+            "ttl": int(responses.expires * 1_000_000_000),
+        }
+    return out
 
 
 def _sys_query(endpoint: str, options: dict[str, Any]) -> dict[str, str]:

@@ -15,7 +15,26 @@ order by the tokens they matched, or the subject itself.
 from __future__ import annotations
 
 from shardbroker.config.accounts import export_for
-from shardbroker.config.options import Account, Export, Import, Options
+from shardbroker.config.options import (
+    GLOBAL_ACCOUNT_NAME,
+    Account,
+    Export,
+    Import,
+    Options,
+    system_account_name,
+)
+
+# What every account reaches of the system account without importing it (nats-server's
+# implicit imports): its own user's identity and permissions, and its own connections
+# and statistics. The requester's full client info goes along (share), so that the
+# answer can be about its account and user.
+SYSTEM_IMPORTS = (
+    "$SYS.REQ.USER.INFO",
+    "$SYS.REQ.SERVER.PING.CONNZ",
+    "$SYS.REQ.ACCOUNT.PING.CONNZ",
+    "$SYS.REQ.ACCOUNT.PING.STATZ",
+)
+SYSTEM_PREFIX = b"$SYS."
 
 
 def _tokens(subject: bytes) -> list[bytes]:
@@ -93,7 +112,7 @@ class AccountRoutes:
     """The imports of every account: stream imports by the account that exports them,
     service imports by the account that imports them."""
 
-    __slots__ = ("services", "streams")
+    __slots__ = ("services", "streams", "system", "system_routes")
 
     def __init__(self, opts: Options) -> None:
         by_name: dict[str, Account] = {account.name: account for account in opts.accounts}
@@ -116,6 +135,23 @@ class AccountRoutes:
         self.services: dict[bytes, tuple[ServiceImportRoute, ...]] = {
             importer: tuple(routes) for importer, routes in services.items()
         }
+        # The implicit imports of the system account's requests, for every account. The
+        # system account's users reach the requests themselves, and import only
+        # USER.INFO, so that the monitor hears who asks.
+        self.system = system_account_name(opts).encode()
+        self.system_routes: dict[bytes, tuple[ServiceImportRoute, ...]] = {}
+        if self.system:
+            system = self.system.decode()
+            for importer in [GLOBAL_ACCOUNT_NAME, system] + [a.name for a in opts.accounts]:
+                subjects = SYSTEM_IMPORTS if importer != system else SYSTEM_IMPORTS[:1]
+                self.system_routes[importer.encode()] = tuple(
+                    ServiceImportRoute(
+                        importer.encode(),
+                        Import(service=True, account=system, subject=subject, share=True),
+                        Export(service=True, subject=subject),
+                    )
+                    for subject in subjects
+                )
 
     def service_target(
         self, account: bytes, subject: bytes
@@ -126,6 +162,11 @@ class AccountRoutes:
             target = route.exporter_subject(subject)
             if target is not None:
                 return route, target
+        if subject.startswith(SYSTEM_PREFIX):
+            for route in self.system_routes.get(account, ()):
+                target = route.exporter_subject(subject)
+                if target is not None:
+                    return route, target
         return None
 
     def stream_targets(self, account: bytes, subject: bytes) -> list[tuple[bytes, bytes]]:

@@ -175,9 +175,12 @@ class Arbiter:
         self.mesh = Mesh(res.spec, const.SUPERVISOR_SHARD, buf=res.mesh_buf)
         member = self.member = MeshMember(const.SUPERVISOR_SHARD, 0, loop, self.mesh, self)
         self.monitor = Monitor(self, res.table)
-        # The $SYS requests the monitor answers: every shard that says HELLO hears of them.
-        for subject in self.monitor.sys_subjects():
-            member.local.add(const.GLOBAL_ACCOUNT, subject)
+        # The $SYS requests the monitor answers, in the system account: every shard
+        # that says HELLO hears of them.
+        system = options_mod.system_account_name(opts).encode()
+        if system:
+            for subject in self.monitor.sys_subjects():
+                member.local.add(system, subject)
         loop.add_reader(self.mesh.doorbell.fileno(), member.on_doorbell)
         loop.add_signal_handler(signal.SIGINT, self.handle_stop)
         loop.add_signal_handler(signal.SIGTERM, self.handle_term)
@@ -625,7 +628,12 @@ class Arbiter:
         """Worker snapshots and $SYS requests, for the monitor."""
         if self.monitor is not None and self.member is not None:
             self.monitor.on_message(
-                self.member.current_peer, account, subject, reply, message[header_size:]
+                self.member.current_peer,
+                account,
+                subject,
+                reply,
+                message[header_size:],
+                message[:header_size],
             )
 
     def process_rmsg_run(

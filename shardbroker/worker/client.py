@@ -111,6 +111,7 @@ class ClientHost(Protocol):
 log = logging.getLogger("shardbroker.client")
 
 _RESERVED_FIRST = (b"_", b"$")
+_SYSTEM_PREFIX = b"$SYS."
 _SYS_QUEUE = b"_sys_"
 _TRACE_WIDTH = 128
 # SO_LINGER on, zero seconds: close() resets the connection instead of ending it.
@@ -605,12 +606,19 @@ class ClientProtocol(Output, asyncio.Protocol):
             not self.check_publish(subject, reply)
         ):
             return
+        route = self.route if subject[:5] != _SYSTEM_PREFIX else self.route_system
         if (
-            not self.route(self, self.account, subject, reply, 0, payload, size_token)
+            not route(self, self.account, subject, reply, 0, payload, size_token)
             and reply is not None
             and self.no_responders
         ):
             self.send_no_responders(subject, reply)
+
+    @property
+    def route_system(self) -> Any:
+        """The route of `$SYS.` subjects: the one that follows imports, since every
+        account reaches some of the system account's requests (security/accounts.py)."""
+        return self.server.router.process_account_msg
 
     def process_pub_run(
         self,
@@ -663,7 +671,8 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.in_bytes += len(message)
         if not self.check_publish(subject, reply):
             return
-        delivered = self.route(
+        route = self.route if subject[:5] != _SYSTEM_PREFIX else self.route_system
+        delivered = route(
             self,
             self.account,
             subject,

@@ -32,7 +32,7 @@ from shardbroker.core import Plans as CorePlans
 from shardbroker.core.plans import Plans, QueuePlan, queue_plan
 from shardbroker.protocol import frames
 from shardbroker.protocol.parser import block_payloads, block_tails
-from shardbroker.security.accounts import AccountRoutes
+from shardbroker.security.accounts import SYSTEM_PREFIX, AccountRoutes
 from shardbroker.security.permissions import CHECK_DENY, CHECK_INTERNAL
 from shardbroker.shard.interest import RemoteInterest
 from shardbroker.worker.route_result import QueueGroup, RouteResult, Subscriber, Subscription
@@ -437,9 +437,9 @@ class Router:
             route = self.routes_for(importer)[0]
             if route(publisher, importer, local, reply, header_size, message, size_token):
                 delivered = True
-        if account in self.accounts.services and self.responses.request(
-            publisher, account, subject, reply, header_size, message
-        ):
+        if (
+            account in self.accounts.services or subject.startswith(SYSTEM_PREFIX)
+        ) and self.responses.request(publisher, account, subject, reply, header_size, message):
             delivered = True
         return delivered
 

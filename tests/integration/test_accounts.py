@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import subprocess
 import sys
@@ -545,3 +546,83 @@ async def test_accounts_stream_response_mapping_expires_after_its_threshold(
             return first, sub.pending_msgs
 
     assert await on_both(tmp_path, monkeypatch, SERVICES_CONF, scenario) == (b"soon", 0)
+
+
+SYSTEM_CONF = """
+accounts {
+  A: {
+    users: [ {
+      user: a, password: p
+      permissions: {
+        publish: {allow: ["x.>", "$SYS.>", "_INBOX.>"], deny: "y"}
+        subscribe: ["z", "_INBOX.>"]
+        allow_responses: true
+      }
+    } ]
+  }
+  $SYS: { users: [ {user: sys, password: p} ] }
+}
+authorization { users: [ {user: g, password: p} ] }
+"""
+
+
+def sorted_lists(value: Any) -> Any:
+    """nats-server lists permission subjects in no fixed order."""
+    if isinstance(value, dict):
+        return {key: sorted_lists(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return sorted(value)
+    return value
+
+
+SERVER_ONLY = ("$SYS.REQ.SERVER.PING", "$SYS.REQ.SERVER.PING.IDZ", "$SYS.REQ.SERVER.PING.VARZ")
+
+
+async def test_accounts_system_account_requests_and_what_other_accounts_reach(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every account learns its own user (USER.INFO) and its own connections (PING.CONNZ,
+    ACCOUNT.PING.STATZ) through the system account's implicit imports; only the system
+    account's users get the server's requests. Clients on both workers."""
+
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            out: dict[str, Any] = {}
+            conns = {
+                "a": await clients.on_shard(1, user="a", password="p", name="a-client"),
+                "g": await clients.on_shard(2, user="g", password="p", name="g-client"),
+                "sys": await clients.on_shard(2, user="sys", password="p", name="s-client"),
+            }
+            for user, nc in conns.items():
+                info = json.loads((await nc.request("$SYS.REQ.USER.INFO", b"", timeout=5)).data)
+                connz = json.loads(
+                    (await nc.request("$SYS.REQ.SERVER.PING.CONNZ", b"", timeout=5)).data
+                )
+                statz = json.loads(
+                    (await nc.request("$SYS.REQ.ACCOUNT.PING.STATZ", b"", timeout=5)).data
+                )
+                refused = []
+                for subject in SERVER_ONLY:
+                    try:
+                        await nc.request(subject, b"", timeout=5)
+                    except nats.errors.NoRespondersError:
+                        refused.append(subject)
+                stats = statz["data"]["account_statz"]
+                out[user] = (
+                    sorted_lists(info["data"]),
+                    sorted(c.get("name", "") for c in connz["data"]["connections"]),
+                    sorted((s["acc"], s["conns"]) for s in stats),
+                    refused,
+                )
+            return out
+
+    seen = await on_both(tmp_path, monkeypatch, SYSTEM_CONF, scenario)
+    assert seen["a"][0]["permissions"]["responses"] == {"max": 1, "ttl": 120000000000}
+    assert seen["g"] == (
+        {"user": "g", "account": "$G", "account_name": "$G"},
+        ["g-client"],
+        [("$G", 1)],
+        list(SERVER_ONLY),
+    )
+    assert seen["sys"][3] == []  # the system account's user reaches everything
+    assert seen["sys"][1] == ["a-client", "g-client", "s-client"]

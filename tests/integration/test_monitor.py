@@ -161,12 +161,22 @@ def nats_server(jetstream: bool = False) -> Iterator[tuple[str, int]]:
 
 
 @contextlib.contextmanager
-def shardbroker(tmp_path: Path, jetstream: bool = False) -> Iterator[tuple[Broker, int]]:
+def shardbroker(
+    tmp_path: Path, jetstream: bool = False, extra: tuple[str, ...] = ()
+) -> Iterator[tuple[Broker, int]]:
     mport = free_port()
     with run_broker(
-        workers=2, tmp_dir=tmp_path, jetstream=jetstream, extra_args=["-m", str(mport)]
+        workers=2, tmp_dir=tmp_path, jetstream=jetstream, extra_args=["-m", str(mport), *extra]
     ) as broker:
         yield broker, mport
+
+
+# A system account user, and a no_auth_user in the global account for everyone else.
+SYSTEM_USER_CONF = """
+accounts { $SYS: { users: [ {user: sys, password: p} ] } }
+authorization { users: [ {user: anyone, password: p} ] }
+no_auth_user: anyone
+"""
 
 
 # Messages the scenario publishes: (subject, payload).
@@ -529,11 +539,13 @@ async def ask_once(nc: Any, subject: str) -> Any:
 
 
 async def test_monitor_sys_ping_answers_once(tmp_path: Path) -> None:
-    with shardbroker(tmp_path) as (broker, port):
+    conf = tmp_path / "sys.conf"
+    conf.write_text(SYSTEM_USER_CONF)
+    with shardbroker(tmp_path, extra=("-c", str(conf))) as (broker, port):
         server_id = get_json(port, "/varz")["server_id"]
         async with NatsClients(broker) as clients:
             for shard in broker.shard_ids:
-                nc = await clients.on_shard(shard)
+                nc = await clients.on_shard(shard, user="sys", password="p")
                 for subject in ("$SYS.REQ.SERVER.PING", "$SYS.REQ.SERVER.PING.CONNZ"):
 
                     async def counts_clients(
