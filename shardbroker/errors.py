@@ -18,6 +18,7 @@ ERR_MAX_CONTROL_LINE = "maximum control line exceeded"
 ERR_MAX_PAYLOAD = "Maximum Payload Violation"
 ERR_MAX_CONNECTIONS = "maximum connections exceeded"
 ERR_MAX_SUBSCRIPTIONS = "maximum subscriptions exceeded"
+ERR_MAX_ACCOUNT_CONNECTIONS = "maximum account active connections exceeded"
 ERR_STALE_CONNECTION = "Stale Connection"
 ERR_INVALID_SUBJECT = "Invalid Subject"
 ERR_INVALID_PUBLISH_SUBJECT = "Invalid Publish Subject"
@@ -55,9 +56,11 @@ class ProtocolError(ShardbrokerError):
     `wire_text` is the -ERR text to send before closing, or None for a silent close.
     """
 
-    def __init__(self, wire_text: str | None, detail: str = "") -> None:
+    def __init__(self, wire_text: str | None, detail: str = "", reason: int = 0) -> None:
         super().__init__(detail or wire_text or "protocol error")
         self.wire_text = wire_text
+        # The ClosedState the connection closes with; 0: a protocol violation.
+        self.reason = reason
 
 
 class HaltBroker(BaseException):

@@ -85,10 +85,9 @@ def parse_accounts(
     out = tuple(accounts)
     check_imports(out, position)
     for account in out:
-        # Checked above as nats-server checks them; refused until they are served.
-        if account.limits != AccountLimits():
+        if account.limits.max_leafnodes > 0:
             raise config_error(
-                position, f"account {account.name}: account limits are not supported yet"
+                position, f"account {account.name}: max_leafnodes: leaf nodes are not supported yet"
             )
     return out
 

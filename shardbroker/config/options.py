@@ -596,6 +596,14 @@ def has_users(opts: Options) -> bool:
     return (auth is not None and auth.users is not None) or any(a.users for a in opts.accounts)
 
 
+def connection_limited_accounts(opts: Options) -> dict[bytes, tuple[int, int]]:
+    """Accounts with a broker-wide connection limit: name -> (its cell, the limit). The
+    cells number them in name order, the same on every shard (mesh/account_table.py)."""
+    limited = sorted(a.name for a in opts.accounts if a.limits.max_connections >= 0)
+    limits = {a.name: a.limits.max_connections for a in opts.accounts}
+    return {name.encode(): (index, limits[name]) for index, name in enumerate(limited)}
+
+
 def system_account_name(opts: Options) -> str:
     """The system account in effect ("" with no_system_account)."""
     return "" if opts.no_system_account else opts.system_account
@@ -633,6 +641,10 @@ def _validate_auth(opts: Options) -> None:
     names = [account.name for account in opts.accounts]
     if len(set(names)) != len(names):
         raise OptionsError("an account is defined twice in the accounts block")
+    if len(connection_limited_accounts(opts)) > const.MAX_LIMITED_ACCOUNTS:
+        raise OptionsError(
+            f"at most {const.MAX_LIMITED_ACCOUNTS} accounts may have a max_connections limit"
+        )
     system = system_account_name(opts)
     if system and system != const.SYSTEM_ACCOUNT and system not in names:
         raise OptionsError("error resolving system account: account missing")

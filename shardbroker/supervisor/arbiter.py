@@ -424,6 +424,7 @@ class Arbiter:
         if held:
             res.connection_limit.release(held)
         res.table.slots[dead].clear()
+        res.accounts.clear_row(dead)
         res.table.slots[dead].set("restarts", shard.restarts)
         mesh.flush()
 

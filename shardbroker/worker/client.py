@@ -44,6 +44,7 @@ from shardbroker.errors import (
     ERR_INVALID_PROTOCOL,
     ERR_INVALID_PUBLISH_SUBJECT,
     ERR_INVALID_SUBJECT,
+    ERR_MAX_ACCOUNT_CONNECTIONS,
     ERR_MAX_CONNECTIONS,
     ERR_MAX_SUBSCRIPTIONS,
     ERR_NO_RESPONDERS_REQUIRES_HEADERS,
@@ -97,6 +98,10 @@ class ClientHost(Protocol):
     def info_for(self, client: ClientProtocol) -> bytes: ...
     def connect_info_for(self, client: ClientProtocol) -> bytes: ...
     def admit(self, client: ClientProtocol) -> bool: ...
+    def login_account(self, account: bytes) -> bool: ...
+    def logout_account(self, account: bytes) -> None: ...
+    def max_payload_for(self, account: bytes) -> int: ...
+    def max_subs_for(self, account: bytes) -> int: ...
     def tls_handshake_failed(self, client: ClientProtocol, exc: BaseException) -> None: ...
     def client_closed(self, client: ClientProtocol, reason: ClosedState) -> None: ...
     def add_subscription(self, sub: Subscription) -> None: ...
@@ -128,6 +133,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         "cid",
         "closed",
         "connected",
+        "counted_account",
         "credentials",
         "deferred",
         "echo",
@@ -144,6 +150,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         "interest_changed",
         "lang",
         "last_ns",
+        "max_subs",
         "name",
         "no_responders",
         "nonce",
@@ -178,6 +185,9 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.deferred: deque[bytes] | None = None
         self.subs: dict[bytes, Subscription] = {}
         self.account = const.GLOBAL_ACCOUNT
+        # The account this connection counts against (account limits) once logged in.
+        self.counted_account: bytes | None = None
+        self.max_subs = opts.max_subscriptions
         self.cid = 0
         self.closed = False
         self.connected = False
@@ -389,7 +399,9 @@ class ClientProtocol(Output, asyncio.Protocol):
             parser.feed(data)  # also with b"": it resumes what it holds (connect_checked)
         except ProtocolError as exc:
             self.server.flush_batch(self)
-            self.close_with_error(exc.wire_text, ClosedState.ProtocolViolation)
+            self.close_with_error(
+                exc.wire_text, ClosedState(exc.reason or ClosedState.ProtocolViolation)
+            )
             return
         except Exception:  # a bug must cost one connection, never the worker
             log.exception("cid=%d: internal error while processing input; closing", self.cid)
@@ -414,14 +426,27 @@ class ClientProtocol(Output, asyncio.Protocol):
         return True
 
     def authenticated(self, user: str) -> None:
-        account = self.server.auth.account_of(user)
+        """Log in as `user`, to its account. Raises ProtocolError when the account's
+        connection limit is reached."""
+        server = self.server
+        account = server.auth.account_of(user)
+        if account != self.counted_account:
+            if not server.login_account(account):
+                raise ProtocolError(
+                    ERR_MAX_ACCOUNT_CONNECTIONS, reason=ClosedState.MaxAccountConnectionsExceeded
+                )
+            if self.counted_account is not None:
+                server.logout_account(self.counted_account)
+            self.counted_account = account
         if account != self.account:
             # A CONNECT that logs in to another account: what it held belongs to the
             # old namespace (a repeated CONNECT drops its subscriptions anyway).
             for sub in list(self.subs.values()):
-                self.server.remove_subscription(sub)
+                server.remove_subscription(sub)
             self.account = account
             self.bind_routes()
+        self.parser.max_payload = server.max_payload_for(account)
+        self.max_subs = server.max_subs_for(account)
         self.user = user
         perms = self.perms = self.server.permissions.get(user)
         responses = perms.responses if perms is not None else None
@@ -554,7 +579,8 @@ class ClientProtocol(Output, asyncio.Protocol):
             self.apply_connect(opts)
         except ProtocolError as exc:
             self.server.flush_batch(self)
-            self.close_with_error(exc.wire_text, ClosedState.AuthenticationViolation)
+            reason = exc.reason or ClosedState.AuthenticationViolation
+            self.close_with_error(exc.wire_text, ClosedState(reason))
             return
         transport = self.transport
         assert transport is not None
@@ -737,7 +763,7 @@ class ClientProtocol(Output, asyncio.Protocol):
             self.send_err(err_subscribe_violation(subject.decode(errors="replace"), queue.decode()))
             return
         if sid not in self.subs:
-            limit = server.opts.max_subscriptions
+            limit = self.max_subs
             if limit and len(self.subs) >= limit:
                 self.send_err(ERR_MAX_SUBSCRIPTIONS)
                 return

@@ -19,7 +19,8 @@ import sys
 
 from shardbroker import const
 from shardbroker.config.options import Options
-from shardbroker.mesh import stats
+from shardbroker.mesh import account_table, stats
+from shardbroker.mesh.account_table import AccountTable
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.shard.boot import Ticker, attach_slot, meet_peers, shard_main
 from shardbroker.worker.client import ClientProtocol
@@ -62,7 +63,9 @@ async def serve(boot: ShardBoot, opts: Options) -> int:
     mesh = Mesh(boot.mesh, boot.shard_id)
     slot = attach_slot(boot)
     limit = stats.ConnectionLimit(boot.mesh.port)
-    server = Server(boot, opts, loop, mesh, slot, limit)
+    n = boot.mesh.n_shards
+    accounts = AccountTable(account_table.attach(boot.mesh.port, n), n)
+    server = Server(boot, opts, loop, mesh, slot, limit, accounts)
     member = server.member
     loop.add_reader(mesh.doorbell.fileno(), member.on_doorbell)
     loop.add_signal_handler(signal.SIGTERM, member.stopping.set)

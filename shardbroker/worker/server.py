@@ -30,12 +30,13 @@ import uvloop
 import uvloop.loop
 
 from shardbroker import const
-from shardbroker.config.options import Options
+from shardbroker.config.options import AccountLimits, Options, connection_limited_accounts
 from shardbroker.config.reload import decode_options_arg, diff, kinds
 from shardbroker.const import ClosedState
 from shardbroker.core import mesh_loop
 from shardbroker.errors import ERR_MAX_CONNECTIONS
 from shardbroker.log import setup as setup_logging
+from shardbroker.mesh.account_table import AccountTable
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.stats import ConnectionLimit, ShardSlot
 from shardbroker.protocol import frames
@@ -92,8 +93,13 @@ class Server:
         mesh: Mesh,
         slot: ShardSlot | None,
         connection_limit: ConnectionLimit | None,
+        account_table: AccountTable | None = None,
     ) -> None:
         self.boot = boot
+        # Connections per account on every worker (account limits), and ours.
+        self.account_table = account_table
+        self.limited_accounts = connection_limited_accounts(opts)
+        self.account_conns: dict[bytes, int] = {}
         self.opts = opts
         self.loop = loop
         self.mesh = mesh
@@ -200,6 +206,29 @@ class Server:
         )
         return frames.info(encode_info(info))
 
+    def max_payload_for(self, account: bytes, opts: Options | None = None) -> int:
+        """The server's max_payload, lowered by the account's `limits { max_payload }`."""
+        opts = opts or self.opts
+        limits = self.account_limits(account, opts)
+        if limits is not None and limits.max_payload >= 0:
+            return min(opts.max_payload, limits.max_payload)
+        return opts.max_payload
+
+    def max_subs_for(self, account: bytes) -> int:
+        """Subscriptions a connection of `account` may hold (0: no limit): the server's
+        max_subscriptions, lowered by the account's limit (per connection, as in
+        nats-server)."""
+        limit = self.opts.max_subscriptions
+        limits = self.account_limits(account, self.opts)
+        if limits is not None and limits.max_subscriptions >= 0:
+            return min(limit, limits.max_subscriptions) if limit else limits.max_subscriptions
+        return limit
+
+    @staticmethod
+    def account_limits(account: bytes, opts: Options) -> AccountLimits | None:
+        name = account.decode()
+        return next((a.limits for a in opts.accounts if a.name == name), None)
+
     def connect_info_for(self, client: ClientProtocol) -> bytes:
         info = msgspec.structs.replace(
             self._info,
@@ -207,6 +236,7 @@ class Server:
             client_ip=client.host,
             connect_info=True,
             remote_account=client.account.decode(),
+            max_payload=client.parser.max_payload,
         )
         return frames.info(encode_info(info))
 
@@ -220,6 +250,41 @@ class Server:
         if self.slot is not None:
             self.slot.set("connections", len(self.clients))
         return True
+
+    def login_account(self, account: bytes) -> bool:
+        """Count a client logging in to `account`; False when the account's connection
+        limit is reached broker-wide (mesh/account_table.py)."""
+        count = self.account_conns.get(account, 0)
+        limited = self.limited_accounts.get(account)
+        if limited is not None:
+            index, limit = limited
+            table = self.account_table
+            others = table.others(self.shard_id, index) if table is not None else 0
+            if others + count >= limit:
+                return False
+            if table is not None:
+                table.set(self.shard_id, index, count + 1)
+        self.account_conns[account] = count + 1
+        return True
+
+    def logout_account(self, account: bytes) -> None:
+        count = self.account_conns.get(account, 0) - 1
+        if count > 0:
+            self.account_conns[account] = count
+        else:
+            self.account_conns.pop(account, None)
+        limited = self.limited_accounts.get(account)
+        if limited is not None and self.account_table is not None:
+            self.account_table.set(self.shard_id, limited[0], max(count, 0))
+
+    def write_account_counts(self) -> None:
+        """Our whole row of account connections, from our clients (the tick): corrects a
+        renumbering by a reload within one tick."""
+        table = self.account_table
+        if table is None:
+            return
+        for account, (index, _) in self.limited_accounts.items():
+            table.set(self.shard_id, index, self.account_conns.get(account, 0))
 
     def tls_handshake_failed(self, client: ClientProtocol, exc: BaseException) -> None:
         """nats-server logs every failed handshake as an error; a port scanner or a
@@ -253,6 +318,9 @@ class Server:
         self.stall_paused.discard(client)
         if client in self.stalled:
             self.unstall(client)
+        if client.counted_account is not None:
+            self.logout_account(client.counted_account)
+            client.counted_account = None
         if self.clients.pop(client.cid, None) is not None:
             if client.cid in self.keep_slots:
                 self.keep_slots.discard(client.cid)
@@ -563,10 +631,10 @@ class Server:
         if "logging" in changed:
             setup_logging(new.log_file, new.debug, new.trace, new.logtime)
             self.trace = new.trace
-        if "limits" in changed:
+        if "limits" in changed or "auth" in changed:
             # Pushed into every live connection (nats-server does the same).
             for client in self.clients.values():
-                client.parser.max_payload = new.max_payload
+                client.parser.max_payload = self.max_payload_for(client.account, new)
                 client.parser.max_control_line = new.max_control_line
         if "tls" in changed:
             # New connections only; established TLS sessions carry on.
@@ -582,6 +650,10 @@ class Server:
             # Subscriptions' delivery checks may have changed: cached results go.
             for sublist in self.sublists.values():
                 sublist.clear_cache()
+            self.limited_accounts = connection_limited_accounts(new)
+            if self.account_table is not None:
+                self.account_table.clear_row(self.shard_id)
+            self.write_account_counts()
             self.router.set_accounts(AccountRoutes(new))
             for client in self.clients.values():
                 client.bind_routes()
@@ -605,6 +677,7 @@ class Server:
         if self.mesh.overflowing and self.mesh.retry_overflow():
             self.resume_paused()
         self.responses.expire(time.monotonic())
+        self.write_account_counts()
         if self.holding:
             self.check_holding()
             self.flush_batch(None)

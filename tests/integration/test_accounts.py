@@ -626,3 +626,65 @@ async def test_accounts_system_account_requests_and_what_other_accounts_reach(
     )
     assert seen["sys"][3] == []  # the system account's user reaches everything
     assert seen["sys"][1] == ["a-client", "g-client", "s-client"]
+
+
+LIMITS_CONF = """
+accounts {
+  L: {
+    users: [ {user: l, password: p} ]
+    limits: { max_connections: 3, max_subscriptions: 2, max_payload: 100 }
+  }
+  F: { users: [ {user: f, password: p} ] }
+}
+"""
+
+
+async def test_accounts_limits_hold_broker_wide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """L may hold 3 connections whichever workers they land on: the fourth is refused
+    with nats-server's error, another account is not affected, and a closed connection
+    frees its place. Its connections may hold 2 subscriptions each, and publish at most
+    100 bytes (the connect-info INFO says so)."""
+
+    async def scenario(broker: Broker) -> Any:
+        out: dict[str, Any] = {}
+        held = [raw_connect_on_shard(broker, shard) for shard in (1, 2, 1)]
+        try:
+            for client in held:
+                client.send(b'CONNECT {"verbose":false,"user":"l","pass":"p","protocol":1}\r\n')
+                client.send(b"PING\r\n")
+                client.expect(b"PONG\r\n")
+            info = held[0].expect(re.compile(rb"INFO (\{.*\}) ?\r\n"))
+            out["max_payload"] = json.loads(info.group(1))["max_payload"]
+            fourth = raw_connect_on_shard(broker, 2)
+            with fourth:
+                fourth.send(b'CONNECT {"verbose":false,"user":"l","pass":"p"}\r\nPING\r\n')
+                out["fourth"] = fourth.expect_closed()
+            other = raw_connect_on_shard(broker, 2)
+            with other:
+                other.send(b'CONNECT {"verbose":false,"user":"f","pass":"p"}\r\nPING\r\n')
+                out["other account"] = other.expect(b"PONG\r\n").group(0)
+            held[0].send(b"SUB a 1\r\nSUB b 2\r\nSUB c 3\r\nPING\r\n")
+            out["subs"] = held[0].expect(re.compile(rb".*?PONG\r\n", re.S)).group(0)
+            held[1].send(b"PUB a 101\r\n" + b"x" * 101 + b"\r\n")
+            out["payload"] = held[1].expect_closed().splitlines()[-1]
+            held[0].close()
+            # Both places are free again (the closes are seen by every worker).
+            again = []
+            for shard in (2, 1):
+                client = raw_connect_on_shard(broker, shard)
+                held.append(client)
+                client.send(b'CONNECT {"verbose":false,"user":"l","pass":"p"}\r\nPING\r\n')
+                again.append(client.expect(b"PONG\r\n").group(0))
+            out["again"] = again
+        finally:
+            for client in held:
+                client.close()
+        return out
+
+    out = await on_both(tmp_path, monkeypatch, LIMITS_CONF, scenario)
+    assert out["max_payload"] == 100
+    assert b"maximum account active connections exceeded" in out["fourth"]
+    assert out["subs"].startswith(b"-ERR 'maximum subscriptions exceeded'")
+    assert b"Maximum Payload Violation" in out["payload"]

@@ -15,12 +15,14 @@ from shardbroker.config.accounts import (
 from shardbroker.config.merge import load
 from shardbroker.config.options import (
     Account,
+    AccountLimits,
     Export,
     Import,
     Options,
     OptionsError,
     ServiceLatency,
     all_users,
+    connection_limited_accounts,
     validate,
 )
 from shardbroker.config.parse import ConfigError
@@ -84,11 +86,15 @@ def test_accounts_block_parses_users_exports_imports_and_limits(tmp_path: Path) 
     assert users["b"].permissions is not None and users["b"].permissions.publish is not None
 
 
-def test_accounts_parts_not_served_yet_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not supported yet"):
-        parse(
-            tmp_path, "accounts { A: { limits: {max_conn: 3, max_subs: 4, max_payload: 1KB} } }\n"
-        )
+def test_accounts_limits(tmp_path: Path) -> None:
+    opts = parse(
+        tmp_path, "accounts { A: { limits: {max_conn: 3, max_subs: 4, max_payload: 1KB} } }\n"
+    )
+    limits = opts.accounts[0].limits
+    assert limits == AccountLimits(max_connections=3, max_subscriptions=4, max_payload=1024)
+    assert connection_limited_accounts(opts) == {b"A": (0, 3)}
+    with pytest.raises(ConfigError, match="leaf nodes are not supported yet"):
+        parse(tmp_path, "accounts { A: { limits: {max_leafnodes: 2} } }\n")
 
 
 def test_accounts_old_list_form(tmp_path: Path) -> None:
