@@ -48,6 +48,7 @@ __all__ = [
     "TransformError",
     "check_mapping",
     "fnv1a32",
+    "is_valid_source",
     "subject_mappings",
 ]
 
@@ -483,7 +484,7 @@ class _Mapping:
 def check_mapping(source: str, destinations: Sequence[Destination]) -> None:
     """Would nats-server take this mapping? Raises TransformError with its text
     (without the "Error adding mapping for ..." the config parser puts in front)."""
-    if not _valid_source(source):
+    if not is_valid_source(source):
         raise TransformError(ERR_BAD_SUBJECT)
     _Mapping(source, destinations, "")
 
@@ -491,8 +492,8 @@ def check_mapping(source: str, destinations: Sequence[Destination]) -> None:
 _SOURCE = re.compile(r"(?:(?!>\.)[^. \t\r\n\f]+\.)*[^. \t\r\n\f]+").fullmatch
 
 
-def _valid_source(source: str) -> bool:
-    """nats IsValidSubject."""
+def is_valid_source(source: str) -> bool:
+    """nats IsValidSubject: no empty token, no whitespace, `>` only last."""
     return _SOURCE(source) is not None
 
 
@@ -546,7 +547,7 @@ class SubjectMappings:
         {{random(n)}}. Raises TransformError with nats-server's texts."""
         mappings: dict[str, _Mapping] = {}
         for source, destinations in entries:
-            if not _valid_source(source):
+            if not is_valid_source(source):
                 raise TransformError(ERR_BAD_SUBJECT)
             mappings[source] = _Mapping(source, destinations, cluster)
         self._mappings = tuple(mappings.values())
