@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shardbroker import const
+from shardbroker.config.mappings import MAPPINGS_KEYS, mappings_block
 from shardbroker.config.options import (
     Account,
     AccountLimits,
@@ -44,9 +45,7 @@ _RESPONSE_TYPES = {
 _THRESHOLD_KEYS = ("threshold", "response_threshold", "response_max_time", "response_time")
 # Keys of an account block that nats-server knows and shardbroker does not serve yet:
 # refused, never ignored.
-_ACCOUNT_NOT_YET = frozenset(
-    ("jetstream", "mappings", "maps", "msg_trace", "trace_dest", "cluster_traffic")
-)
+_ACCOUNT_NOT_YET = frozenset(("jetstream", "msg_trace", "trace_dest", "cluster_traffic"))
 _LIMIT_KEYS = {
     "max_connections": "max_connections",
     "max_conn": "max_connections",
@@ -114,6 +113,8 @@ def _account(
                 out["imports"] = _entries(item, positions, (*path, key), where, _import)
             elif lower == "limits":
                 out["limits"] = _limits(item, positions, (*path, key), where)
+            elif lower in MAPPINGS_KEYS:
+                out["mappings"] = mappings_block(item, positions, (*path, key), where)
             elif lower == "nkey":
                 string(item)  # the account's public key: an identity only in config mode
             elif lower in _ACCOUNT_NOT_YET:

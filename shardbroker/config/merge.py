@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, get_args
 import msgspec
 
 from shardbroker.config.accounts import parse_accounts
+from shardbroker.config.mappings import MAPPINGS_KEYS, mappings_block
 from shardbroker.config.options import (
     DECLARATIONS,
     Authorization,
@@ -113,6 +114,9 @@ def options_from_config(
             continue
         if name == "accounts":
             fields["accounts"] = parse_accounts(value, positions, (key,), position)
+            continue
+        if name in MAPPINGS_KEYS:
+            fields["mappings"] = mappings_block(value, positions, (key,), position)
             continue
         if name in ("listen", "http"):
             # One key, two options: host and port.

@@ -126,6 +126,23 @@ class AccountLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_leafnodes: int = -1
 
 
+class MapDestination(msgspec.Struct, frozen=True, kw_only=True):
+    """One destination of a subject mapping: where `weight` percent of the messages go."""
+
+    subject: str
+    weight: int = 100
+    # Used only by a server of that cluster (nats-server); "" for every server.
+    cluster: str = ""
+
+
+class SubjectMapping(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of `mappings {}`: a published subject matching `source` is rewritten to
+    one of the destinations (protocol/transform.py compiles and applies them)."""
+
+    source: str
+    destinations: tuple[MapDestination, ...]
+
+
 class Account(msgspec.Struct, frozen=True, kw_only=True):
     """One account of the `accounts {}` block: its own subject namespace, its users,
     and what it shares with other accounts."""
@@ -137,6 +154,8 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
     exports: tuple[Export, ...] = ()
     imports: tuple[Import, ...] = ()
     limits: AccountLimits = AccountLimits()
+    # `mappings {}` (alias `maps`), in the file's order.
+    mappings: tuple[SubjectMapping, ...] = ()
 
 
 class TLSConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -321,6 +340,11 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     accounts: Annotated[tuple[Account, ...], Setting(
         go="Accounts", reload="auth",
         help="The accounts {} block: isolated subject namespaces with their users.",
+    )] = ()
+    # The top-level `mappings {}` (alias `maps`): the global account's ($G).
+    mappings: Annotated[tuple[SubjectMapping, ...], Setting(
+        go="Mappings", reload="auth",
+        help="The mappings {} block: subject mappings of the global account.",
     )] = ()
     system_account: Annotated[str, Setting(
         keys=("system_account", "system"), go="SystemAccount",
