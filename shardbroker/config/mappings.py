@@ -23,19 +23,13 @@ from shardbroker.gofmt.strconv import GoNumError, go_atoi
 from shardbroker.protocol.transform import TransformError, check_mapping, is_valid_source
 
 MAPPINGS_KEYS = ("mappings", "maps")
-# The router does not apply mappings yet: a file with any is refused (after the checks
-# above, so its errors come first) rather than served with its mappings ignored.
-MAPPINGS_SERVED = False
 
 
 def mappings_block(
     value: Any, positions: Mapping[KeyPath, Position], path: KeyPath, position: Position
 ) -> tuple[SubjectMapping, ...]:
-    """`parse_mappings`, refused while the router does not apply mappings."""
-    mappings = parse_mappings(value, positions, path, position)
-    if mappings and not MAPPINGS_SERVED:
-        raise config_error(position, "subject mappings are not supported by shardbroker yet")
-    return mappings
+    """The block of a config file (the router applies it: worker/router.py)."""
+    return parse_mappings(value, positions, path, position)
 
 
 def parse_mappings(

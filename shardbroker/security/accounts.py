@@ -23,6 +23,7 @@ from shardbroker.config.options import (
     Options,
     system_account_name,
 )
+from shardbroker.protocol.transform import SubjectMappings, subject_mappings
 
 # What every account reaches of the system account without importing it (nats-server's
 # implicit imports): its own user's identity and permissions, and its own connections
@@ -112,7 +113,7 @@ class AccountRoutes:
     """The imports of every account: stream imports by the account that exports them,
     service imports by the account that imports them."""
 
-    __slots__ = ("services", "streams", "system", "system_routes")
+    __slots__ = ("mappings", "services", "streams", "system", "system_routes")
 
     def __init__(self, opts: Options) -> None:
         by_name: dict[str, Account] = {account.name: account for account in opts.accounts}
@@ -135,6 +136,17 @@ class AccountRoutes:
         self.services: dict[bytes, tuple[ServiceImportRoute, ...]] = {
             importer: tuple(routes) for importer, routes in services.items()
         }
+        # Subject mappings by account ($G: the top-level block).
+        self.mappings: dict[bytes, SubjectMappings] = {}
+        blocks = [(GLOBAL_ACCOUNT_NAME, opts.mappings)]
+        blocks += [(account.name, account.mappings) for account in opts.accounts]
+        for owner, entries in blocks:
+            table = subject_mappings(
+                (m.source, [(d.subject, d.weight, d.cluster) for d in m.destinations])
+                for m in entries
+            )
+            if table is not None:
+                self.mappings[owner.encode()] = table
         # The implicit imports of the system account's requests, for every account. The
         # system account's users reach the requests themselves, and import only
         # USER.INFO, so that the monitor hears who asks.

@@ -382,10 +382,13 @@ class Router:
                 # below); no plan is shared under a prefix, since what decides an
                 # import is not the sublist's shape.
                 accounts = self.accounts
+                mappings = accounts.mappings.get(account)
 
                 def build(subject: bytes) -> Plan | None:
-                    if accounts.stream_targets(account, subject) or accounts.service_target(
-                        account, subject
+                    if (
+                        (mappings is not None and mappings.matches(subject))
+                        or accounts.stream_targets(account, subject)
+                        or accounts.service_target(account, subject)
                     ):
                         return None
                     return self._plan(sublist, account, subject)
@@ -406,9 +409,14 @@ class Router:
         self.plans.clear()
 
     def crosses_accounts(self, account: bytes) -> bool:
-        """Do messages published in `account` go through imports: a stream it exports
-        that others import, or a service it imports?"""
-        return account in self.accounts.streams or account in self.accounts.services
+        """Do messages published in `account` take more than its own subscriptions: a
+        subject mapping, a stream it exports that others import, a service it imports?"""
+        accounts = self.accounts
+        return (
+            account in accounts.streams
+            or account in accounts.services
+            or account in accounts.mappings
+        )
 
     def routes_for(self, account: bytes) -> tuple[Any, Any, Any]:
         """The message, run and block routes for a client of `account`: the plain ones,
@@ -428,8 +436,16 @@ class Router:
         message: bytes,
         size_token: bytes | None,
     ) -> bool:
-        """process_msg_results, then the same message in each account importing it as
-        a stream, and through the service import that takes its subject, if any."""
+        """The subject mapped (if a mapping takes it), process_msg_results, then the same
+        message in each account importing it as a stream, and through the service import
+        that takes its subject, if any."""
+        mappings = self.accounts.mappings.get(account)
+        if mappings is not None:
+            mapped = mappings.map(subject, random())
+            if mapped is not None:
+                if not mapped:
+                    return False  # a weighted mapping's share that is dropped
+                subject = mapped
         delivered = self.process_msg_results(
             publisher, account, subject, reply, header_size, message, size_token
         )
@@ -453,7 +469,16 @@ class Router:
         sizes: bytes | list[bytes],
     ) -> bool:
         """process_msg_run, then the run in each account importing it as a stream, and
-        each message through a service import."""
+        each message through a service import. A mapped subject: message by message (a
+        weighted mapping draws for each)."""
+        mappings = self.accounts.mappings.get(account)
+        if mappings is not None and mappings.matches(subject):
+            delivered = False
+            each = [sizes] * len(payloads) if isinstance(sizes, bytes) else sizes
+            for payload, size in zip(payloads, each, strict=True):
+                if self.process_account_msg(publisher, account, subject, reply, 0, payload, size):
+                    delivered = True
+            return delivered
         delivered = self.process_msg_run(publisher, account, subject, reply, payloads, sizes)
         for importer, local in self.accounts.stream_targets(account, subject):
             route_run = self.routes_for(importer)[1]
@@ -477,7 +502,11 @@ class Router:
         size_token: bytes,
     ) -> bool:
         """process_msg_block, then the block in each account importing it as a stream,
-        and each message through a service import."""
+        and each message through a service import. A mapped subject goes as a run."""
+        mappings = self.accounts.mappings.get(account)
+        if mappings is not None and mappings.matches(subject):
+            payloads = block_payloads(block, len(head), count, int(size_token))
+            return self.process_account_run(publisher, account, subject, None, payloads, size_token)
         delivered = self.process_msg_block(
             publisher, account, subject, block, head, count, size_token
         )

@@ -688,3 +688,75 @@ async def test_accounts_limits_hold_broker_wide(
     assert b"maximum account active connections exceeded" in out["fourth"]
     assert out["subs"].startswith(b"-ERR 'maximum subscriptions exceeded'")
     assert b"Maximum Payload Violation" in out["payload"]
+
+
+MAPPINGS_CONF = """
+mappings {
+  "g.*": "gm.{{wildcard(1)}}"
+}
+accounts {
+  M: {
+    users: [ {user: m, password: p} ]
+    mappings: {
+      "orders.*.*": "new.{{wildcard(2)}}.{{wildcard(1)}}"
+      "part.*": "p.{{partition(4,1)}}.{{wildcard(1)}}"
+      "split": [ {destination: "left", weight: 30%}, {destination: "right", weight: 70%} ]
+    }
+  }
+}
+authorization { users: [ {user: g, password: p} ] }
+"""
+
+
+async def test_accounts_subject_mappings_across_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Published subjects are rewritten before routing, in the publisher's account, for
+    subscribers on the other worker: wildcards, partitions, and a 30/70 weighted split
+    (within a tolerance over 10,000 messages)."""
+
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            pub = await clients.on_shard(1, user="m", password="p")
+            sub_nc = await clients.on_shard(2, user="m", password="p")
+            g_pub = await clients.on_shard(1, user="g", password="p")
+            g_sub = await clients.on_shard(2, user="g", password="p")
+            everything = await sub_nc.subscribe(">")
+            g_all = await g_sub.subscribe(">")
+            await barrier(sub_nc)
+            await barrier(g_sub)
+            fixed = ["orders.7.created", "part.a", "part.b", "part.c", "part.zz", "other"]
+            for subject in fixed:
+                await pub.publish(subject, subject.encode())
+            await g_pub.publish("g.x", b"g")
+            await barrier(pub)
+            await barrier(g_pub)
+            mapped = await collect(everything, len(fixed))
+            g_mapped = await collect(g_all, 1)
+            counts = {"left": 0, "right": 0, "split": 0}
+            total = 10_000
+            for _ in range(total):
+                await pub.publish("split", b"")
+            await barrier(pub)
+            for _ in range(total):
+                msg = await everything.next_msg(timeout=5)
+                counts[msg.subject] += 1
+            return mapped, g_mapped, counts
+
+    mapped, g_mapped, split = await on_both(
+        tmp_path, monkeypatch, MAPPINGS_CONF, lambda b: _with_counts_masked(scenario, b)
+    )
+    assert split == "split within tolerance"
+    assert ("new.created.7", b"orders.7.created") in mapped
+    assert ("other", b"other") in mapped
+    assert g_mapped == [("gm.x", b"g")]
+
+
+async def _with_counts_masked(scenario: Scenario, broker: Broker) -> Any:
+    """The split is random: each run's counts must be within 3% of 30/70; the rest of
+    the results are compared as they are."""
+    mapped, g_mapped, counts = await scenario(broker)
+    total = sum(counts.values())
+    assert counts["split"] == 0
+    assert abs(counts["left"] / total - 0.30) < 0.03, counts
+    return mapped, g_mapped, "split within tolerance"

@@ -127,21 +127,15 @@ def test_mappings_config_errors(text: str, error: str) -> None:
     assert error_of(text) == error
 
 
-def test_mappings_config_refused_until_served(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="subject mappings are not supported by shardbroker yet"):
-        load_text(tmp_path, 'mappings { "a.*": "b.$1" }\n')
-    with pytest.raises(ConfigError, match=r"m.conf:1:\d+: subject mappings are not supported"):
-        load_text(tmp_path, 'accounts { A { maps { "a.*": "b.$1" } } }\n')
-    # nats-server's checks come first.
+def test_mappings_config_in_both_places_checked_first(tmp_path: Path) -> None:
+    assert load_text(tmp_path, 'mappings { "a.*": "b.$1" }\n').mappings
+    assert load_text(tmp_path, 'accounts { A { maps { "a.*": "b.$1" } } }\n').accounts[0].mappings
     with pytest.raises(ConfigError, match="wildcard index out of range"):
         load_text(tmp_path, 'accounts { A { mappings { "a.*": "b.$3" } } }\n')
     assert load_text(tmp_path, "mappings {}\n").mappings == ()
 
 
-def test_mappings_config_on_options_and_accounts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(mappings_module, "MAPPINGS_SERVED", True)
+def test_mappings_config_on_options_and_accounts(tmp_path: Path) -> None:
     opts = load_text(
         tmp_path,
         """
