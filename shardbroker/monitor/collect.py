@@ -25,6 +25,7 @@ import msgspec
 from shardbroker import const, core
 from shardbroker.config.options import Options, auth_required
 from shardbroker.gofmt.timestamp import format_rfc3339
+from shardbroker.protocol.events import EventServer as ServerInfo
 
 DEFAULT_LIMIT = 1024
 SYSTEM_ACCOUNT = "$SYS"
@@ -425,18 +426,6 @@ def healthz(state: BrokerState, query: dict[str, str]) -> tuple[int, Healthz]:
 
 
 # -- $SYS.REQ.SERVER.PING ------------------------------------------------------------------------
-
-
-class ServerInfo(msgspec.Struct, omit_defaults=True, kw_only=True):
-    name: str
-    host: str
-    id: str
-    domain: str = ""
-    ver: str
-    jetstream: bool
-    flags: int
-    seq: int
-    time: str
 
 
 class Statsz(msgspec.Struct, omit_defaults=True, kw_only=True):

@@ -102,6 +102,7 @@ class ClientHost(Protocol):
     def logout_account(self, account: bytes) -> None: ...
     def max_payload_for(self, account: bytes) -> int: ...
     def max_subs_for(self, account: bytes) -> int: ...
+    def client_event(self, client: ClientProtocol, reason: ClosedState | None = None) -> bool: ...
     def tls_handshake_failed(self, client: ClientProtocol, exc: BaseException) -> None: ...
     def client_closed(self, client: ClientProtocol, reason: ClosedState) -> None: ...
     def add_subscription(self, sub: Subscription) -> None: ...
@@ -618,6 +619,7 @@ class ClientProtocol(Output, asyncio.Protocol):
             self.out.append(frames.OK)
             self.server.pending.add(self)
         if first:
+            self.server.client_event(self)
             self.first_ping = True
             interval = min(self.server.opts.ping_interval, const.FIRST_PING_INTERVAL)
             self.arm_ping(interval * (1.0 + 0.2 * random()))
@@ -789,6 +791,10 @@ class ClientProtocol(Output, asyncio.Protocol):
 
     def process_ping(self) -> None:
         server = self.server
+        if not self.rtt_ns and self.start_ns:
+            # Until a server PING measures it, the RTT is the time from the accept to
+            # the client's first PING (nats-server does the same).
+            self.rtt_ns = max(time.time_ns() - self.start_ns, 1)
         if self.interest_changed or self.hold_index >= 0:
             server.hold_pong(self)
         self.out.append(frames.PONG)

@@ -555,6 +555,10 @@ class Router:
             )
         return targets, result.peers, rmsg_prefix, tuple(queues)
 
+    def has_interest(self, account: bytes, subject: bytes) -> bool:
+        """Would a message on `subject` in `account` reach anybody (here or a peer)?"""
+        return self._match(account, subject) is not None
+
     def _match(self, account: bytes, subject: bytes) -> RouteResult | None:
         """The route result for a subject, or None when nobody is interested."""
         sublist = self.sublists.get(account)

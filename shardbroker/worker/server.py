@@ -30,16 +30,22 @@ import uvloop
 import uvloop.loop
 
 from shardbroker import const
-from shardbroker.config.options import AccountLimits, Options, connection_limited_accounts
+from shardbroker.config.options import (
+    AccountLimits,
+    Options,
+    connection_limited_accounts,
+    system_account_name,
+)
 from shardbroker.config.reload import decode_options_arg, diff, kinds
 from shardbroker.const import ClosedState
 from shardbroker.core import mesh_loop
 from shardbroker.errors import ERR_MAX_CONNECTIONS
+from shardbroker.gofmt.timestamp import format_rfc3339
 from shardbroker.log import setup as setup_logging
 from shardbroker.mesh.account_table import AccountTable
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.stats import ConnectionLimit, ShardSlot
-from shardbroker.protocol import frames
+from shardbroker.protocol import events, frames
 from shardbroker.protocol.frames import RELOADED, TRIMMED
 from shardbroker.protocol.messages import ServerInfo, encode_info
 from shardbroker.protocol.sublist import Sublist
@@ -98,6 +104,8 @@ class Server:
         self.boot = boot
         # Connections per account on every worker (account limits), and ours.
         self.account_table = account_table
+        self.system_account = system_account_name(opts).encode()
+        self.event_seq = 0
         self.limited_accounts = connection_limited_accounts(opts)
         self.account_conns: dict[bytes, int] = {}
         self.opts = opts
@@ -251,6 +259,50 @@ class Server:
             self.slot.set("connections", len(self.clients))
         return True
 
+    # -- system account advisories ------------------------------------------------------
+
+    def client_event(self, client: ClientProtocol, reason: ClosedState | None = None) -> bool:
+        """`$SYS.ACCOUNT.<acc>.CONNECT` (reason None) or `.DISCONNECT`, published in the
+        system account when somebody there listens. True when it was."""
+        system = self.system_account
+        if not system:
+            return False
+        subject = (
+            b"$SYS.ACCOUNT." + client.account + (b".CONNECT" if reason is None else b".DISCONNECT")
+        )
+        if not self.router.has_interest(system, subject):
+            return False
+        now = time.time_ns()
+        self.event_seq += 1
+        opts = self.opts
+        server = events.EventServer(
+            name=opts.server_name or self.boot.server_id, host=opts.host, id=self.boot.server_id,
+            domain=opts.jetstream_domain, ver=const.SERVER_VERSION, jetstream=opts.jetstream,
+            flags=1 if opts.jetstream else 0, seq=self.event_seq, time=format_rfc3339(now),
+        )  # fmt: skip
+        who = events.EventClient(
+            start=format_rfc3339(client.start_ns), host=client.host, id=client.cid,
+            acc=client.account.decode(), user=client.user, name=client.name, lang=client.lang,
+            ver=client.version, rtt=client.rtt_ns if reason is not None else 0,
+            stop=format_rfc3339(now) if reason is not None else "",
+            name_tag=client.account.decode(), kind="Client", client_type="nats",
+        )  # fmt: skip
+        event: events.ConnectEvent | events.DisconnectEvent
+        if reason is None:
+            event = events.ConnectEvent(
+                id=events.event_id(), timestamp=format_rfc3339(now), server=server, client=who
+            )
+        else:
+            event = events.DisconnectEvent(
+                id=events.event_id(), timestamp=format_rfc3339(now), server=server, client=who,
+                sent=events.DataStats(client.in_msgs, client.in_bytes),
+                received=events.DataStats(client.out_msgs, client.out_bytes),
+                reason=str(reason),
+            )  # fmt: skip
+        route = self.router.routes_for(system)[0]
+        route(self.responses.sink, system, subject, None, 0, events.encode(event), None)
+        return True
+
     def login_account(self, account: bytes) -> bool:
         """Count a client logging in to `account`; False when the account's connection
         limit is reached broker-wide (mesh/account_table.py)."""
@@ -299,6 +351,8 @@ class Server:
 
     def client_closed(self, client: ClientProtocol, reason: ClosedState) -> None:
         snapshot.on_closed(self, client, reason)
+        # A close outside a read batch: what the advisory reached is written at once.
+        advised = client.connected and self.client_event(client, reason)
         totals = self.closed_totals
         totals[0] += client.in_msgs
         totals[1] += client.out_msgs
@@ -328,6 +382,8 @@ class Server:
                 self.connection_limit.release()
             if self.slot is not None:
                 self.slot.set("connections", len(self.clients))
+        if advised:
+            self.flush_batch(None)
         log.debug("cid=%d closed: %s", client.cid, reason)
 
     # -- subscriptions and interest ------------------------------------------------------

@@ -27,6 +27,7 @@ from tests.helpers.broker import (
     NatsClients,
     assert_different_shards,
     barrier,
+    connect_on_shard,
     is_shardbroker_target,
     nats_server_binary,
     raw_connect_on_shard,
@@ -760,3 +761,57 @@ async def _with_counts_masked(scenario: Scenario, broker: Broker) -> Any:
     assert counts["split"] == 0
     assert abs(counts["left"] / total - 0.30) < 0.03, counts
     return mapped, g_mapped, "split within tolerance"
+
+
+EVENTS_CONF = """
+accounts {
+  A: { users: [ {user: a, password: p} ] }
+  $SYS: { users: [ {user: sys, password: p} ] }
+}
+"""
+
+
+def event_shape(data: bytes) -> Any:
+    """An advisory with what differs between runs and servers masked."""
+    event = json.loads(data)
+    event["id"] = len(event["id"])
+    event["timestamp"] = "<time>"
+    event["server"] = sorted(set(event["server"]) - {"feature_flags"})
+    client = event["client"]
+    for key in ("start", "stop", "host", "id", "rtt", "ver"):
+        if key in client:
+            client[key] = "<masked>"
+    return event
+
+
+async def test_accounts_connect_and_disconnect_advisories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A system account user sees `$SYS.ACCOUNT.A.CONNECT` and `.DISCONNECT` (with the
+    client's traffic and the reason) for a client of A on the other worker."""
+
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            watcher = await clients.on_shard(1, user="sys", password="p")
+            sub = await watcher.subscribe("$SYS.ACCOUNT.A.*")
+            await barrier(watcher)
+            nc = await connect_on_shard(broker, 2, user="a", password="p", name="a-client")
+            await nc.publish("x", b"hello")
+            await barrier(nc)
+            my_id = nc.client_id
+            await nc.close()
+            # Connections that landed on the wrong worker came and went first.
+            mine = []
+            while len(mine) < 2:
+                msg = await sub.next_msg(timeout=5)
+                if json.loads(msg.data)["client"]["id"] == my_id:
+                    mine.append((msg.subject, event_shape(msg.data)))
+            return mine
+
+    (c_subject, connect), (d_subject, disconnect) = await on_both(
+        tmp_path, monkeypatch, EVENTS_CONF, scenario
+    )
+    assert c_subject == "$SYS.ACCOUNT.A.CONNECT" and connect["client"]["name"] == "a-client"
+    assert d_subject == "$SYS.ACCOUNT.A.DISCONNECT"
+    assert disconnect["sent"] == {"msgs": 1, "bytes": 5}
+    assert disconnect["reason"] == "Client Closed"
