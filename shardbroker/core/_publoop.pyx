@@ -110,8 +110,8 @@ def pub_loop(
             break  # no subject, a control byte in it, or no size
         if has_prefix(p, s0, s1, b"_GR_.", 5) or has_prefix(p, s0, s1, b"$NRG.", 5):
             break  # the parser's path answers with a permissions violation
-        if has_prefix(p, s0, s1, b"$SYS.", 5):
-            break  # the system account's requests, which every account imports
+        if has_prefix(p, s0, s1, b"$SYS.", 5) or has_prefix(p, s0, s1, b"_R_.", 4):
+            break  # what the general path routes (plans.GENERAL_PUBLISH)
         # The blank before the size: after the subject, or after a reply.
         z = find_blank(p, s1 + 1, nl)
         has_reply = False

@@ -29,9 +29,9 @@ SINGLE_USE = (b"_INBOX.", b"$JS.ACK.")
 # Subjects and replies a connection may not publish with (worker/client.py's checks):
 # the loop leaves them to the parser's path, which answers them.
 RESERVED_PUBLISH = (b"_GR_.", b"$NRG.")
-# Subjects the loops leave to the general path, which routes them through the system
-# account's implicit imports.
-SYSTEM_PUBLISH = b"$SYS."
+# Subjects the loops leave to the general path: the system account's requests (which
+# every account imports) and service-import responses (latency tracking).
+GENERAL_PUBLISH = (b"$SYS.", b"_R_.")
 RESERVED_REPLY = (b"_R_.", b"$JS.ACK.", b"_GR_.")
 
 

@@ -43,10 +43,10 @@ from __future__ import annotations
 from typing import Any
 
 from shardbroker.core.plans import (
+    GENERAL_PUBLISH,
     RESERVED_PUBLISH,
     RESERVED_REPLY,
     SMALL_PAYLOAD,
-    SYSTEM_PUBLISH,
     Plans,
     deliver,
     pick_member,
@@ -87,8 +87,8 @@ def pub_loop(
             break  # no subject, or a control byte in it
         if data.startswith(RESERVED_PUBLISH, s0):
             break  # the parser's path answers with a permissions violation
-        if data.startswith(SYSTEM_PUBLISH, s0):
-            break  # the system account's requests, which every account imports
+        if data.startswith(GENERAL_PUBLISH, s0):
+            break  # what the general path routes (plans.GENERAL_PUBLISH)
         # The blank before the size: after the subject, or after a reply.
         z = data.find(b" ", s1 + 1, nl)
         reply = None

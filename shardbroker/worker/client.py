@@ -66,6 +66,7 @@ from shardbroker.protocol.subjects import (
 )
 from shardbroker.security.auth import GONE, REFUSED, Authenticator, Credentials, reauthorize
 from shardbroker.security.permissions import ResponseGrants, UserPermissions
+from shardbroker.worker.responses import ServiceResponses
 from shardbroker.worker.route_result import Subscription
 from shardbroker.worker.router import Router
 
@@ -88,6 +89,7 @@ class ClientHost(Protocol):
     auth: Authenticator
     permissions: dict[str, UserPermissions]
     router: Router
+    responses: ServiceResponses
     pending: set[ClientProtocol]
     trace: bool
     ssl_context: ssl.SSLContext | None
@@ -118,6 +120,9 @@ log = logging.getLogger("shardbroker.client")
 
 _RESERVED_FIRST = (b"_", b"$")
 _SYSTEM_PREFIX = b"$SYS."
+# A response to a request whose latency is measured (worker/responses.py).
+_RESPONSE_PREFIX = b"_R_."
+_TRACKED = b".T"
 _SYS_QUEUE = b"_sys_"
 _TRACE_WIDTH = 128
 # SO_LINGER on, zero seconds: close() resets the connection instead of ending it.
@@ -634,6 +639,8 @@ class ClientProtocol(Output, asyncio.Protocol):
             not self.check_publish(subject, reply)
         ):
             return
+        if subject[:4] == _RESPONSE_PREFIX and subject.endswith(_TRACKED):
+            self.server.responses.note_responder(self, self.account, subject)
         route = self.route if subject[:5] != _SYSTEM_PREFIX else self.route_system
         if (
             not route(self, self.account, subject, reply, 0, payload, size_token)
@@ -699,6 +706,8 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.in_bytes += len(message)
         if not self.check_publish(subject, reply):
             return
+        if subject[:4] == _RESPONSE_PREFIX and subject.endswith(_TRACKED):
+            self.server.responses.note_responder(self, self.account, subject)
         route = self.route if subject[:5] != _SYSTEM_PREFIX else self.route_system
         delivered = route(
             self,

@@ -17,20 +17,25 @@ response restarts it). Every mapping ends after the threshold without a response
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import time
 from typing import Any
 
 import msgspec
 
 from shardbroker.gofmt.timestamp import format_rfc3339
-from shardbroker.protocol import headers
+from shardbroker.protocol import events, headers
 from shardbroker.security.accounts import AccountRoutes, ServiceImportRoute
 from shardbroker.security.permissions import CHECK_INTERNAL
 from shardbroker.worker.route_result import Subscription
 
 REQUEST_INFO = b"Nats-Request-Info"
 REPLY_PREFIX = b"_R_."
+# The end of a tracked request's reply subject, and of the note about its response.
+TRACKED = b".T"
+NOTE = b".L"
 _BASE62 = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -39,33 +44,15 @@ def base62(count: int) -> bytes:
     return bytes(_BASE62[b % 62] for b in os.urandom(count))
 
 
-class RequestInfo(msgspec.Struct, omit_defaults=True, kw_only=True):
-    """The requester as the exporter sees it (nats-server's ClientInfo, omitempty):
-    with `share` all of it, else the account and the RTT (always there, 0 included)."""
-
-    start: str = ""
-    host: str = ""
-    id: int = 0
-    acc: str = ""
-    user: str = ""
-    name: str = ""
-    lang: str = ""
-    ver: str = ""
-    rtt: int
-    server: str = ""
-    kind: str = ""
-    client_type: str = ""
-
-
 _encode = msgspec.json.Encoder().encode
 
 
 def request_info(requester: Any, account: bytes, share: bool, server_id: str) -> bytes:
     """The Nats-Request-Info header value for a request from `requester`."""
     if not share:
-        return _encode(RequestInfo(acc=account.decode(), rtt=requester.rtt_ns))
+        return _encode(events.EventClient(acc=account.decode(), rtt=requester.rtt_ns))
     return _encode(
-        RequestInfo(
+        events.EventClient(
             start=format_rfc3339(requester.start_ns),
             host=requester.host,
             id=requester.cid,
@@ -94,16 +81,38 @@ def with_header(header_size: int, message: bytes, key: bytes, value: bytes) -> t
     return len(block), block + message
 
 
+class Tracking:
+    """A request whose latency is measured (a sampled request of an export with
+    `latency`): what the metric needs besides the response."""
+
+    __slots__ = ("forwarded", "header", "received_ns", "requestor", "responder")
+
+    def __init__(self, requestor: events.EventClient, header: dict[str, list[str]] | None) -> None:
+        self.requestor = requestor
+        self.header = header
+        self.received_ns = time.time_ns()
+        self.forwarded = time.monotonic_ns()
+        self.responder: events.ResponderNote | None = None
+
+
 class Mapping:
     """One forwarded request: where its responses go, and until when."""
 
-    __slots__ = ("expires", "importer", "reply", "route")
+    __slots__ = ("expires", "importer", "reply", "route", "tracking")
 
-    def __init__(self, importer: bytes, reply: bytes, route: ServiceImportRoute, now: float):
+    def __init__(
+        self,
+        importer: bytes,
+        reply: bytes,
+        route: ServiceImportRoute,
+        now: float,
+        tracking: Tracking | None = None,
+    ):
         self.importer = importer
         self.reply = reply
         self.route = route
         self.expires = now + route.export.response_threshold
+        self.tracking = tracking
 
 
 class ResponseSink:
@@ -171,10 +180,15 @@ class ServiceResponses:
             return None
         route, exporter_subject = target
         exporter = route.exporter
+        tracking = self._tracking(publisher, account, route, message[:header_size])
         mapped: bytes | None = None
         if reply is not None:
             mapped = self._prefix(exporter) + base62(6)
-            self.mappings[mapped] = Mapping(account, reply, route, time.monotonic())
+            if tracking is not None:
+                mapped += TRACKED  # the responder's worker reports on its response
+            self.mappings[mapped] = Mapping(account, reply, route, time.monotonic(), tracking)
+        elif tracking is not None:
+            self._publish_latency(route, tracking, 400)
         info = request_info(publisher, account, route.share, self.server.boot.server_id)
         header_size, message = with_header(header_size, message, REQUEST_INFO, info)
         deliver = self.router.routes_for(exporter)[0]
@@ -183,15 +197,63 @@ class ServiceResponses:
         )
         if not delivered and mapped is not None:
             del self.mappings[mapped]
+            if tracking is not None:
+                self._publish_latency(route, tracking, 503)
         return delivered
+
+    def _tracking(
+        self, publisher: Any, account: bytes, route: ServiceImportRoute, header: bytes
+    ) -> Tracking | None:
+        """A Tracking when this request's latency is measured (sampled), else None."""
+        latency = route.export.latency
+        if latency is None:
+            return None
+        trace: dict[str, list[str]] | None = None
+        if latency.sampling == 0:  # headers
+            trace = events.sampled_trace_headers(header) if header else None
+            if trace is None:
+                return None
+        elif latency.sampling < 100 and random.random() * 100 >= latency.sampling:
+            return None
+        info = msgspec.json.decode(
+            request_info(publisher, account, route.share, self.server.boot.server_id),
+            type=events.EventClient,
+        )
+        return Tracking(info, trace)
+
+    def note_responder(self, client: Any, account: bytes, subject: bytes) -> None:
+        """A client of this worker answers a tracked request (`_R_....T`): tell the
+        requester's worker who answered, and when, before the response itself."""
+        note = events.ResponderNote(
+            events.EventClient(
+                start=format_rfc3339(client.start_ns), host=client.host, id=client.cid,
+                acc=account.decode(), user=client.user, name=client.name, lang=client.lang,
+                ver=client.version, rtt=client.rtt_ns, server=self.server.boot.server_id,
+                kind="Client", client_type="nats",
+            ),
+            time.monotonic_ns(),
+        )  # fmt: skip
+        deliver = self.router.routes_for(account)[0]
+        deliver(self.sink, account, subject + NOTE, None, 0, msgspec.json.encode(note), None)
 
     def response(
         self, exporter: bytes, subject: bytes, reply: bytes | None, header_size: int, message: bytes
     ) -> bool:
-        """A response reached our `_R_` subscription: to the requester, by the mapping."""
+        """A response reached our `_R_` subscription: to the requester, by the mapping.
+        (Or the note of a tracked response's responder, which comes just before it.)"""
+        if subject.endswith(NOTE):
+            noted = self.mappings.get(subject[: -len(NOTE)])
+            if noted is not None and noted.tracking is not None:
+                # Not a worker's note (a client published there): ignored.
+                with contextlib.suppress(msgspec.DecodeError):
+                    noted.tracking.responder = msgspec.json.decode(
+                        message[header_size:], type=events.ResponderNote
+                    )
+            return noted is not None
         mapping = self.mappings.get(subject)
         if mapping is None:
             return False
+        arrived = time.monotonic_ns()
         importer = mapping.importer
         deliver = self.router.routes_for(importer)[0]
         # The sink stands in for the responder: it is nobody's subscriber there.
@@ -201,12 +263,49 @@ class ServiceResponses:
             del self.mappings[subject]
         else:
             mapping.expires = time.monotonic() + mapping.route.export.response_threshold
+        if mapping.tracking is not None:
+            status = 200 if delivered else 408
+            self._publish_latency(mapping.route, mapping.tracking, status, arrived)
+            mapping.tracking = None
         return delivered
 
+    def _publish_latency(
+        self, route: ServiceImportRoute, tracking: Tracking, status: int, arrived: int = 0
+    ) -> None:
+        """The service latency metric, in the exporting account on its latency subject."""
+        latency = route.export.latency
+        assert latency is not None
+        now = time.time_ns()
+        requestor = tracking.requestor
+        metric = events.ServiceLatency(
+            type=events.LATENCY_TYPE, id=events.event_id(), timestamp=format_rfc3339(now),
+            status=status,
+            description=events.LATENCY_STATUS.get(status, ""), requestor=requestor,
+            header=tracking.header,
+            start=format_rfc3339(tracking.received_ns - requestor.rtt),
+            service=0, system=0, total=0,
+        )  # fmt: skip
+        if status in (200, 408):
+            note = tracking.responder
+            answered = note.at if note is not None else arrived
+            responder_rtt = note.responder.rtt if note is not None else 0
+            metric.responder = note.responder if note is not None else None
+            metric.service = max(answered - tracking.forwarded - responder_rtt, 0)
+            # The hand-over from the responder's worker to ours, and our own part.
+            metric.system = max(time.monotonic_ns() - answered, 0)
+            metric.total = requestor.rtt + responder_rtt + metric.service + metric.system
+        exporter = route.exporter
+        deliver = self.router.routes_for(exporter)[0]
+        subject = latency.subject.encode()
+        deliver(self.sink, exporter, subject, None, 0, events.encode(metric), None)
+
     def expire(self, now: float) -> None:
-        """Drop the mappings whose threshold passed (the worker's tick)."""
+        """Drop the mappings whose threshold passed (the worker's tick); a tracked one
+        that got no response reports a service timeout."""
         if not self.mappings:
             return
         gone = [key for key, mapping in self.mappings.items() if mapping.expires <= now]
         for key in gone:
-            del self.mappings[key]
+            mapping = self.mappings.pop(key)
+            if mapping.tracking is not None:
+                self._publish_latency(mapping.route, mapping.tracking, 504)

@@ -815,3 +815,88 @@ async def test_accounts_connect_and_disconnect_advisories(
     assert d_subject == "$SYS.ACCOUNT.A.DISCONNECT"
     assert disconnect["sent"] == {"msgs": 1, "bytes": 5}
     assert disconnect["reason"] == "Client Closed"
+
+
+LATENCY_CONF = """
+accounts {
+  A: {
+    users: [ {user: a, password: p} ]
+    exports: [
+      {service: "svc", latency: {sampling: 100, subject: "lat.svc"}}
+      {service: "hsvc", latency: {sampling: headers, subject: "lat.h"}}
+      {service: "gone", latency: "lat.gone"}
+    ]
+  }
+  B: {
+    users: [ {user: b, password: p} ]
+    imports: [
+      {service: {account: A, subject: "svc"}}
+      {service: {account: A, subject: "hsvc"}}
+      {service: {account: A, subject: "gone"}}
+    ]
+  }
+}
+"""
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-"
+METRIC_TIMES = ("service", "system", "total")
+
+
+def metric_shape(data: bytes) -> Any:
+    """A latency metric with ids, times and durations masked (durations checked apart)."""
+    metric = json.loads(data)
+    metric["id"] = len(metric["id"])
+    for key in ("timestamp", "start", *METRIC_TIMES):
+        if key in metric:
+            metric[key] = "<masked>"
+    for side in ("requestor", "responder"):
+        for key in ("start", "rtt", "host", "id", "server", "ver"):
+            if key in metric.get(side, {}):
+                metric[side][key] = "<masked>"
+    return metric
+
+
+async def test_accounts_service_latency_metrics_across_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requester in B and responder in A on different workers: sampling 100 gives a
+    metric for each request; headers sampling only for a sampled W3C traceparent (its
+    headers copied); a request nobody answers gives a 503 metric. The metric's shape is
+    nats-server's; its durations are consistent (total covers the service time)."""
+
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            responder = await clients.on_shard(1, user="a", password="p", name="resp")
+            requester = await clients.on_shard(2, user="b", password="p", name="req")
+            metrics = await responder.subscribe("lat.>")
+
+            async def answer(msg: Any) -> None:
+                await responder.publish(msg.reply, b"ok")
+
+            await responder.subscribe("svc", cb=answer)
+            await responder.subscribe("hsvc", cb=answer)
+            await barrier(responder)
+            seen = []
+            assert (await requester.request("svc", b"x", timeout=5)).data == b"ok"
+            seen.append(await metrics.next_msg(timeout=5))
+            sampled = {"traceparent": TRACEPARENT + "01", "tracestate": "k=v"}
+            await requester.request("hsvc", b"x", timeout=5, headers=sampled)
+            seen.append(await metrics.next_msg(timeout=5))
+            unsampled = {"traceparent": TRACEPARENT + "00"}
+            await requester.request("hsvc", b"x", timeout=5, headers=unsampled)
+            with pytest.raises(nats.errors.NoRespondersError):
+                await requester.request("gone", b"x", timeout=5)
+            seen.append(await metrics.next_msg(timeout=5))
+            await barrier(responder)
+            for msg in seen[:2]:
+                metric = json.loads(msg.data)
+                assert 0 <= metric["service"] <= metric["total"], metric
+                assert metric["system"] >= 0
+            return [(msg.subject, metric_shape(msg.data)) for msg in seen], metrics.pending_msgs
+
+    seen, left = await on_both(tmp_path, monkeypatch, LATENCY_CONF, scenario)
+    assert left == 0  # nothing for the unsampled request
+    (s1, svc), (s2, hsvc), (s3, gone) = seen
+    assert (s1, svc["status"], svc["requestor"]["acc"]) == ("lat.svc", 200, "B")
+    assert svc["responder"]["name"] == "resp" and svc["responder"]["acc"] == "A"
+    assert s2 == "lat.h" and hsvc["header"]["Traceparent"] == [TRACEPARENT + "01"]
+    assert (s3, gone["status"]) == ("lat.gone", 503)
