@@ -1,6 +1,7 @@
-"""The broker's named shared memory (the mesh segment, the shard table and the connection
-semaphore, all named after the port): removed on a clean stop, and replaced when a
-killed run left it behind (shardbroker/mesh/layout.py, shardbroker/mesh/stats.py).
+"""The broker's named shared memory (the mesh segment, the shard table, the account
+connection counts and the connection semaphore, all named after the port): removed on a
+clean stop, and replaced when a killed run left it behind (shardbroker/mesh/layout.py,
+shardbroker/mesh/stats.py, shardbroker/mesh/account_table.py).
 
 shardbroker only: nats-server uses no shared memory.
 """
