@@ -469,3 +469,56 @@ def test_reload_lower_max_connections_closes_the_excess(tmp_path: Path) -> None:
         finally:
             for client in clients:
                 client.close()
+
+
+# -- accounts ----------------------------------------------------------------------------
+
+ACCOUNTS_V1 = """
+accounts {
+  A: { users: [ {user: a, password: pa} ], exports: [ {stream: "ev.>"} ] }
+  B: { users: [ {user: b, password: pb} ] }
+  C: { users: [ {user: c, password: pc} ] }
+}
+"""
+ACCOUNTS_V2 = """
+accounts {
+  A: {
+    users: [ {user: a, password: pa} ]
+    exports: [ {stream: "ev.>"} ]
+    limits: { max_connections: 10 }
+  }
+  C: {
+    users: [ {user: c, password: pc} ]
+    imports: [ {stream: {account: A, subject: "ev.>"}, prefix: "from_a"} ]
+  }
+  D: { users: [ {user: d, password: pd} ] }
+}
+"""
+
+
+def test_reload_accounts_added_removed_and_imports_changed(tmp_path: Path) -> None:
+    """A reload removes account B (its clients are closed), adds D and a stream import
+    into C; clients connected before the reload publish and receive by the new imports."""
+    with reloadable(tmp_path, ACCOUNTS_V1) as r:
+        with (
+            login(r.broker, 1, "a", "pa") as a,
+            login(r.broker, 2, "b", "pb") as b,
+            login(r.broker, 3, "c", "pc") as c,
+        ):
+            c.send(b"SUB from_a.ev.> 1\r\n")
+            assert c.ping_barrier() == b""
+            a.send(pub("ev.before"))
+            assert a.ping_barrier() == b""
+            assert c.ping_barrier() == b""  # no import yet: nothing for C
+            r.reload(ACCOUNTS_V2)
+            assert b.expect_closed() == b""
+            a.send(pub("ev.after", b"new"))
+            assert a.ping_barrier() == b""
+            msg = c.read_msg()
+            assert (msg.subject, msg.payload) == ("from_a.ev.after", b"new")
+            assert_alive(a)
+            assert_alive(c)
+        assert refused(r.broker, "b", "pb")
+        for shard in r.broker.shard_ids:
+            with login(r.broker, shard, "d", "pd") as d:
+                assert_alive(d)
