@@ -23,12 +23,11 @@ from typing import Any
 import msgspec
 
 from shardbroker import const, core
-from shardbroker.config.options import Options, auth_required
+from shardbroker.config.options import Options, auth_required, system_account_name
 from shardbroker.gofmt.timestamp import format_rfc3339
 from shardbroker.protocol.events import EventServer as ServerInfo
 
 DEFAULT_LIMIT = 1024
-SYSTEM_ACCOUNT = "$SYS"
 GLOBAL_ACCOUNT = const.GLOBAL_ACCOUNT.decode()
 
 
@@ -350,7 +349,7 @@ def varz(state: BrokerState) -> Varz:
         http_req_stats=dict(state.http_req_stats),
         config_load_time=format_rfc3339(state.config_load_ns),
         config_digest="",
-        system_account=SYSTEM_ACCOUNT,
+        system_account=system_account_name(opts),
         slow_consumer_stats=SlowConsumerStats(clients=slow),
         stale_connection_stats=SlowConsumerStats(),
         disk_io_wait_stats=DiskIOWaitStats(),

@@ -464,6 +464,20 @@ class Monitor:
         info = collect.server_info(state, next(self._seq))
         return msgspec.json.encode({"server": info, "data": data})
 
+    async def account_figures(self) -> dict[str, accountz.AccountFigures]:
+        """Connections and traffic per account, from the workers' snapshots."""
+        sums: dict[str, list[int]] = {}
+        for snap in await self.snapshots(0):
+            for conn in snap.conns:
+                entry = sums.setdefault(conn.account, [0] * 6)
+                entry[0] += 1
+                entry[1] += conn.n_subs
+                entry[2] += conn.in_msgs
+                entry[3] += conn.in_bytes
+                entry[4] += conn.out_msgs
+                entry[5] += conn.out_bytes
+        return {name: accountz.AccountFigures(*values) for name, values in sums.items()}
+
     async def endpoint_data(self, endpoint: str, state: BrokerState, query: dict[str, str]) -> Any:
         """The Struct an endpoint returns (shared by HTTP and $SYS); None if unknown."""
         ep = endpoint.upper()
@@ -488,10 +502,12 @@ class Monitor:
         if ep == "LEAFZ":
             return collect.leafz(state)
         if ep == "ACCOUNTZ":
-            return accountz.accountz(state, query.get("acc", ""))
+            figures = await self.account_figures() if state.opts.accounts else None
+            return accountz.accountz(state, query.get("acc", ""), figures)
         if ep == "ACCSTATZ":
             unused = collect.parse_bool("unused", query["unused"]) if "unused" in query else False
-            return accountz.accstatz(state, unused)
+            figures = await self.account_figures() if state.opts.accounts else None
+            return accountz.accstatz(state, unused, figures)
         if ep == "JSZ":
             jq = jsz.JszQuery.from_query(query)
             snap = await self.storage_snapshot() if jq.details and state.opts.jetstream else None

@@ -626,6 +626,13 @@ def remove_shm_entries(port: int) -> list[str]:
     return removed
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
 def free_port_without_shm() -> int:
     """A TCP port that was free a moment ago and has no shardbroker entries in /dev/shm
     (a killed run elsewhere may have left some), for tests that check shared memory."""

@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from tests.helpers.broker import (
     assert_different_shards,
     barrier,
     connect_on_shard,
+    free_port,
     is_shardbroker_target,
     nats_server_binary,
     raw_connect_on_shard,
@@ -62,11 +64,17 @@ Scenario = Callable[[Broker], Awaitable[Any]]
 
 @contextlib.contextmanager
 def broker_on(
-    target: str, conf: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    target: str,
+    conf: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[Broker]:
     monkeypatch.setenv(TARGET_ENV, target)
     try:
-        with run_broker(workers=2, tmp_dir=tmp_path, extra_args=("-c", str(conf))) as broker:
+        with run_broker(
+            workers=2, tmp_dir=tmp_path, extra_args=("-c", str(conf), *extra)
+        ) as broker:
             yield broker
     finally:
         monkeypatch.setenv(TARGET_ENV, "shardbroker")
@@ -84,6 +92,29 @@ async def on_both(
             results[target] = await scenario(broker)
     assert results["shardbroker"] == results["nats-server"]
     return results["shardbroker"]
+
+
+async def on_both_http(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    text: str,
+    scenario: Callable[[Broker, str], Awaitable[Any]],
+) -> Any:
+    """on_both, with the monitoring port on: the scenario gets its base URL too."""
+    conf = tmp_path / "accounts.conf"
+    conf.write_text(text)
+    results = {}
+    for target in ("nats-server", "shardbroker"):
+        port = free_port()
+        with broker_on(target, conf, monkeypatch, tmp_path, ("-m", str(port))) as broker:
+            results[target] = await scenario(broker, f"http://127.0.0.1:{port}")
+    assert results["shardbroker"] == results["nats-server"]
+    return results["shardbroker"]
+
+
+def get_json_url(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
 
 
 async def collect(sub: Any, count: int) -> list[tuple[str, bytes]]:
@@ -900,3 +931,55 @@ async def test_accounts_service_latency_metrics_across_workers(
     assert svc["responder"]["name"] == "resp" and svc["responder"]["acc"] == "A"
     assert s2 == "lat.h" and hsvc["header"]["Traceparent"] == [TRACEPARENT + "01"]
     assert (s3, gone["status"]) == ("lat.gone", 503)
+
+
+ACCOUNTZ_CONF = """
+accounts {
+  A: {
+    users: [ {user: a, password: p} ]
+    exports: [ {service: "svc", response_type: stream, accounts: [B]}, {stream: "ev.>"} ]
+    mappings: { "m.*": "n.{{wildcard(1)}}" }
+  }
+  B: {
+    users: [ {user: b, password: p} ]
+    imports: [
+      {stream: {account: A, subject: "ev.>"}, prefix: "a"}
+      {service: {account: A, subject: "svc"}, to: "asvc"}
+    ]
+  }
+}
+"""
+
+
+async def test_accounts_monitoring_accountz_and_accstatz(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/accountz lists the accounts and shows each one's exports, imports (the system
+    account's implicit ones included) and mappings; /accstatz counts each account's
+    connections, whichever worker they are on. Compared with nats-server (counts of
+    internal subscriptions aside)."""
+
+    async def scenario(broker: Broker, base: str) -> Any:
+        async with NatsClients(broker) as clients:
+            await clients.on_shard(1, user="a", password="p")
+            await clients.on_shard(2, user="a", password="p")
+            await clients.on_shard(2, user="b", password="p")
+            names = sorted(get_json_url(base + "/accountz")["accounts"])
+            details = {}
+            for acc in ("A", "B"):
+                detail = get_json_url(f"{base}/accountz?acc={acc}")["account_detail"]
+                for key in ("update_time", "subscriptions", "sublist_stats"):
+                    detail.pop(key, None)
+                detail["exports"] = sorted(detail.get("exports", []), key=lambda e: e["subject"])
+                detail["imports"] = sorted(
+                    detail.get("imports", []), key=lambda e: (e["subject"], e["local_subject"])
+                )
+                details[acc] = detail
+            statz = get_json_url(base + "/accstatz")["account_statz"]
+            conns = sorted((s["acc"], s["conns"]) for s in statz)
+            return names, details, conns
+
+    names, details, conns = await on_both_http(tmp_path, monkeypatch, ACCOUNTZ_CONF, scenario)
+    assert names == ["$G", "$SYS", "A", "B"]
+    assert conns == [("A", 2), ("B", 1)]
+    assert details["A"]["mappings"] == {"m.*": [{"subject": "n.{{wildcard(1)}}", "weight": 100}]}

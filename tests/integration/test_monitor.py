@@ -28,6 +28,7 @@ from tests.helpers.broker import (
     Broker,
     NatsClients,
     barrier,
+    free_port,
     is_shardbroker_target,
     nats_server_binary,
     run_broker,
@@ -63,12 +64,6 @@ def parse_metrics(text: str) -> dict[str, list[Any]]:
         for sample in family.samples:
             samples.setdefault(sample.name, []).append(sample)
     return samples
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def kind(value: Any) -> str:
