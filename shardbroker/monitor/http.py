@@ -156,7 +156,8 @@ async def route(monitor: MonitorData, path: str, query: dict[str, str]) -> Respo
     if path == "/metrics":
         from shardbroker.monitor.prometheus import CONTENT_TYPE, render
 
-        connz = await monitor.endpoint_data("CONNZ", state, {})
+        # With auth: each connection's account, for the per-account figures.
+        connz = await monitor.endpoint_data("CONNZ", state, {"auth": "true"})
         jsz = await monitor.endpoint_data("JSZ", state, {"consumers": "true"})
         return Response(200, render(state, connz, jsz), CONTENT_TYPE)
     data = await monitor.endpoint_data(ENDPOINTS[path], state, query)

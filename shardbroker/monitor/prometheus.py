@@ -55,6 +55,10 @@ SHARD_GAUGES = {
 }
 
 
+# shardbroker_account_<field>: a connection count, then sums of these ConnInfo fields.
+_ACCOUNT_FIELDS = ("connections", "subscriptions", "in_msgs", "out_msgs", "in_bytes", "out_bytes")
+
+
 def _name(*parts: str) -> str:
     return _UNDERSCORES.sub("_", "_".join(parts).replace("/", "_")).strip("_")
 
@@ -143,6 +147,24 @@ class _Figures(Collector):
             name = f"gnatsd_connz_{field}"
             gauge = GaugeMetricFamily(name, name, labels=["server_id"])
             gauge.add_metric([sid], float(value))
+            yield gauge
+        yield from self._accounts(sid, connz)
+
+    @staticmethod
+    def _accounts(sid: str, connz: Connz) -> Iterator[GaugeMetricFamily]:
+        """shardbroker_account_*: each account's connections, subscriptions and traffic
+        (the connections /connz lists, with their accounts)."""
+        per_account: dict[str, list[int]] = {}
+        for conn in connz.connections:
+            sums = per_account.setdefault(conn.account or collect.GLOBAL_ACCOUNT, [0] * 6)
+            sums[0] += 1
+            for i, field in enumerate(_ACCOUNT_FIELDS[1:], start=1):
+                sums[i] += getattr(conn, field)
+        for i, field in enumerate(_ACCOUNT_FIELDS):
+            name = f"shardbroker_account_{field}"
+            gauge = GaugeMetricFamily(name, name, labels=["server_id", "account"])
+            for account, sums in sorted(per_account.items()):
+                gauge.add_metric([sid, account], float(sums[i]))
             yield gauge
 
     def _jetstream(self, sid: str) -> Iterator[GaugeMetricFamily]:

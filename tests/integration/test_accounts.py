@@ -20,6 +20,7 @@ from typing import Any
 
 import nats.errors
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers.broker import (
     REPO_ROOT,
@@ -112,9 +113,13 @@ async def on_both_http(
     return results["shardbroker"]
 
 
-def get_json_url(url: str) -> Any:
+def get_text(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
+        return str(response.read().decode())
+
+
+def get_json_url(url: str) -> Any:
+    return json.loads(get_text(url))
 
 
 async def collect(sub: Any, count: int) -> list[tuple[str, bytes]]:
@@ -983,3 +988,28 @@ async def test_accounts_monitoring_accountz_and_accstatz(
     assert names == ["$G", "$SYS", "A", "B"]
     assert conns == [("A", 2), ("B", 1)]
     assert details["A"]["mappings"] == {"m.*": [{"subject": "n.{{wildcard(1)}}", "weight": 100}]}
+
+
+async def test_accounts_metrics_per_account(tmp_path: Path) -> None:
+    """/metrics: shardbroker_account_* gauges labelled with each account."""
+    conf = tmp_path / "metrics.conf"
+    conf.write_text(ACCOUNTZ_CONF)
+    port = free_port()
+    with run_broker(
+        workers=2, tmp_dir=tmp_path, extra_args=("-c", str(conf), "-m", str(port))
+    ) as b:
+        async with NatsClients(b) as clients:
+            a1 = await clients.on_shard(1, user="a", password="p")
+            await clients.on_shard(2, user="a", password="p")
+            await clients.on_shard(2, user="b", password="p")
+            await a1.subscribe("x")
+            await barrier(a1)
+            text = get_text(f"http://127.0.0.1:{port}/metrics")
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("shardbroker_account_"):
+                values[(sample.name, sample.labels["account"])] = sample.value
+    assert values[("shardbroker_account_connections", "A")] == 2
+    assert values[("shardbroker_account_connections", "B")] == 1
+    assert values[("shardbroker_account_subscriptions", "A")] >= 1
