@@ -277,7 +277,6 @@ BAD_CONFIGS = {
         'accounts {\n  A: { exports: [{stream: "x.>"}] }\n'
         '  B: { imports: [{stream: {account: Z, subject: "x.>"}}] }\n}\n'
     ),
-    "both-kinds": 'accounts { A: { exports: [{stream: "a.>", service: "b"}] } }\n',
     "limits-key": "accounts { A: { limits: { max_connections: 1, bogus: 3 } } }\n",
     "system-account": "accounts { A: {} }\nsystem_account: X\n",
     "no-auth-user": "accounts { A: { users: [{user: a, password: a}] } }\nno_auth_user: z\n",
