@@ -12,9 +12,12 @@ import os
 from typing import Any
 
 from shardbroker import const
+from shardbroker.config.accounts import is_subset_match, local_subject
 from shardbroker.config.options import AccountJetStream, Options, system_account_name
 from shardbroker.jetstream.stream import Stream
 from shardbroker.protocol.sublist import Sublist
+
+_JS_API_INFO = "$JS.API.INFO"
 
 
 class Capture:
@@ -43,6 +46,13 @@ def jetstream_accounts(opts: Options) -> dict[bytes, AccountJetStream | None]:
     out: dict[bytes, AccountJetStream | None] = {}
     out[const.GLOBAL_ACCOUNT] = None if others else AccountJetStream()
     for account in others:
+        if account.jetstream is None and any(
+            imp.service and is_subset_match(_JS_API_INFO, local_subject(imp))
+            for imp in account.imports
+        ):
+            # It reaches another account's JetStream through a service import: no
+            # answer of ours beside it (nats-server's serviceImportShadowed).
+            continue
         out[account.name.encode()] = account.jetstream
     if system:
         out[system.encode()] = None

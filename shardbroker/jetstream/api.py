@@ -287,19 +287,35 @@ class Api:
         others = [s for name, s in account.streams.items() if name != config.name]
         if 0 < limits.max_streams <= len(others):
             raise jserrors.error("JSMaximumStreamsLimitErr")
+        self._check_bytes_limits(account, config, others, config.max_bytes, 0)
+
+    def _check_bytes_limits(
+        self,
+        account: Account,
+        config: schema.StreamConfig,
+        others: list[Stream],
+        add: int,
+        more_reserved: int,
+    ) -> None:
+        """nats checkLimits: the stream's max consumers within the account's, and `add`
+        more bytes (at least 1 if negative) beside what the account's other streams of
+        that storage reserve (plus `more_reserved`) within its memory or storage."""
+        limits = account.limits
+        assert limits is not None
         if 0 < limits.max_consumers < config.max_consumers:
             raise jserrors.error("JSMaximumConsumersLimitErr")
         memory = config.storage == "memory"
         limit = limits.max_memory if memory else limits.max_store
         if limit < 0:
             return
-        reserved = sum(
+        reserved = more_reserved + sum(
             s.config.max_bytes
             for s in others
             if s.config.max_bytes > 0 and (s.config.storage == "memory") == memory
         )
-        wanted = 1 if config.max_bytes < 0 else config.max_bytes
-        if reserved > limit or wanted > limit - reserved:
+        if add < 0:
+            add = 1
+        if reserved > limit or add > limit - reserved:
             raise jserrors.error(
                 "JSMemoryResourcesExceededErr" if memory else "JSStorageResourcesExceededErr"
             )
@@ -348,6 +364,11 @@ class Api:
         config = stream_validate.check_stream_update(
             stream.config, request, existing=self._configs(account), account=account.limits
         )
+        # nats configUpdateCheck: only what max bytes grows by is reserved anew.
+        grows = max(max(config.max_bytes, 0) - max(stream.config.max_bytes, 0), 0)
+        others = [s for s in account.streams.values() if s is not stream]
+        kept = max(config.max_bytes - grows, 0)
+        self._check_bytes_limits(account, config, others, grows, kept)
         self.engine.update_stream(account, stream, _plain(config))
         return self.info_of(stream, dynamic=True)
 

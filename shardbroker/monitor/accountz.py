@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
+from shardbroker.config.options import system_account_name
 from shardbroker.gofmt.timestamp import format_rfc3339
 from shardbroker.monitor.collect import (
     GLOBAL_ACCOUNT,
@@ -72,7 +73,10 @@ def accountz(state: BrokerState, acc: str = "") -> Accountz:
         is_system=not is_global,
         expired=False,
         complete=True,
-        jetstream_enabled=is_global and state.opts.jetstream,
+        # $G has JetStream only while no account but the system account is configured.
+        jetstream_enabled=is_global
+        and state.opts.jetstream
+        and all(a.name == system_account_name(state.opts) for a in state.opts.accounts),
         leafnode_connections=0,
         client_connections=state.total("connections") if is_global else 0,
         subscriptions=subs,

@@ -200,11 +200,21 @@ async def test_accounts_jetstream_limits_of_each_account(
                 )
             )
             out["C fits"] = await outcome(jsc.add_stream(name="S", subjects=["s.>"], max_bytes=800))
+            # Updates reserve only what max bytes grows by.
+            out["update too big"] = await outcome(
+                js.update_stream(name="F", subjects=["f.>"], max_bytes=1001)
+            )
+            out["update fits"] = await outcome(
+                js.update_stream(name="F", subjects=["f.>"], max_bytes=1000)
+            )
+            out["C update too big"] = await outcome(
+                jsc.update_stream(name="S", subjects=["s.>"], max_bytes=900)
+            )
             info_a = await request_json(a2, "$JS.API.INFO")
             out["usage A"] = {
                 key: info_a[key] for key in ("memory", "storage", "streams", "consumers")
             }
-            info_c = await request_json(a2, "$JS.API.INFO")
+            info_c = await request_json(c, "$JS.API.INFO")
             out["reserved C"] = (info_c["reserved_storage"], info_c["reserved_memory"])
         return out
 
@@ -221,7 +231,9 @@ async def test_accounts_jetstream_limits_of_each_account(
     assert out["second consumer"][1] == 10026
     assert out["C no max bytes"][1] == 10113
     assert out["C too big"][1] == 10122
-    assert out["C fits"] == "ok"
+    assert out["C fits"] == "ok" and out["reserved C"] == (800, 0)
+    assert out["update too big"][1] == 10047 and out["update fits"] == "ok"
+    assert out["C update too big"][1] == 10122
 
 
 async def test_accounts_jetstream_not_enabled_answers_10039(
