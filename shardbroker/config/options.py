@@ -170,7 +170,6 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
     limits: AccountLimits = AccountLimits()
     # `mappings {}` (alias `maps`), in the file's order.
     mappings: tuple[SubjectMapping, ...] = ()
-
     # JetStream for this account (None: not enabled), with its limits.
     jetstream: AccountJetStream | None = None
 
