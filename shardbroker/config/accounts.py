@@ -18,6 +18,7 @@ from shardbroker import const
 from shardbroker.config.mappings import MAPPINGS_KEYS, mappings_block
 from shardbroker.config.options import (
     Account,
+    AccountJetStream,
     AccountLimits,
     Export,
     Import,
@@ -45,7 +46,7 @@ _RESPONSE_TYPES = {
 _THRESHOLD_KEYS = ("threshold", "response_threshold", "response_max_time", "response_time")
 # Keys of an account block that nats-server knows and shardbroker does not serve yet:
 # refused, never ignored.
-_ACCOUNT_NOT_YET = frozenset(("jetstream", "msg_trace", "trace_dest", "cluster_traffic"))
+_ACCOUNT_NOT_YET = frozenset(("msg_trace", "trace_dest", "cluster_traffic"))
 _LIMIT_KEYS = {
     "max_connections": "max_connections",
     "max_conn": "max_connections",
@@ -115,6 +116,8 @@ def _account(
                 out["limits"] = _limits(item, positions, (*path, key), where)
             elif lower in MAPPINGS_KEYS:
                 out["mappings"] = mappings_block(item, positions, (*path, key), where)
+            elif lower == "jetstream":
+                out["jetstream"] = _jetstream(item, positions, (*path, key), where)
             elif lower == "nkey":
                 string(item)  # the account's public key: an identity only in config mode
             elif lower in _ACCOUNT_NOT_YET:
@@ -291,6 +294,97 @@ def _limits(
             raise config_error(where, f'Unknown field "{key}" parsing account limits')
         out[field] = _number(item, where)
     return AccountLimits(**out)
+
+
+# An account's `jetstream` map (nats-server parseJetStreamForAccount): key -> field.
+_JETSTREAM_KEYS = {
+    **dict.fromkeys(("max_memory", "max_mem", "mem", "memory"), "max_memory"),
+    **dict.fromkeys(("max_store", "max_file", "max_disk", "store", "disk"), "max_store"),
+    **dict.fromkeys(("max_streams", "streams"), "max_streams"),
+    **dict.fromkeys(("max_consumers", "consumers"), "max_consumers"),
+    **dict.fromkeys(("max_bytes_required", "max_stream_bytes", "max_bytes"), "max_bytes_required"),
+    **dict.fromkeys(("mem_max_stream_bytes", "memory_max_stream_bytes"), "memory_max_stream_bytes"),
+    **dict.fromkeys(("disk_max_stream_bytes", "store_max_stream_bytes"), "store_max_stream_bytes"),
+    "max_ack_pending": "max_ack_pending",
+}
+
+
+def _jetstream(
+    value: Any, positions: Mapping[KeyPath, Position], path: KeyPath, at: Position
+) -> AccountJetStream | None:
+    """`jetstream: enabled | disabled | true | false | { limits }` (None: not enabled),
+    with nats-server's texts."""
+    if isinstance(value, bool):
+        return AccountJetStream() if value else None
+    if isinstance(value, str):
+        word = value.lower()
+        if word in ("enabled", "enable"):
+            return AccountJetStream()
+        if word in ("disabled", "disable"):
+            return None
+        raise config_error(at, f"Expected 'enabled' or 'disabled' for string value, got '{value}'")
+    if not isinstance(value, dict):
+        raise config_error(
+            at, f"Expected map, bool or string to define JetStream, got {_go_type(value)}"
+        )
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        where = positions.get((*path, key), at)
+        lower = key.lower()
+        field = _JETSTREAM_KEYS.get(lower)
+        if lower == "cluster_traffic":
+            # Whose account carries a clustered stream's replication traffic: nothing
+            # to carry in one server, but checked as nats-server checks it.
+            if not isinstance(item, str):
+                raise config_error(
+                    where,
+                    f"Expected either 'system' or 'owner' string value for \"{key}\", "
+                    f"got {_go_value(item)}",
+                )
+            if item not in ("system", "", "owner"):
+                raise config_error(
+                    where, f"Expected 'system' or 'owner' string value for \"{key}\", got {item}"
+                )
+        elif field is None:
+            raise config_error(where, f'unknown field "{key}"')
+        elif field == "max_bytes_required":
+            if not isinstance(item, bool):
+                raise config_error(
+                    where, f'Expected a parseable bool for "{key}", got {_go_value(item)}'
+                )
+            out[field] = item
+        else:
+            if isinstance(item, bool) or not isinstance(item, int):
+                raise config_error(
+                    where, f'Expected a parseable size for "{key}", got {_go_value(item)}'
+                )
+            out[field] = item
+    return AccountJetStream(**out)
+
+
+def _go_type(value: Any) -> str:
+    """The Go type nats-server's config parser gives a value, as %T prints it."""
+    if isinstance(value, int):
+        return "int64"
+    if isinstance(value, float):
+        return "float64"
+    if isinstance(value, list):
+        return "[]interface {}"
+    return type(value).__name__
+
+
+def _go_value(value: Any) -> str:
+    """A config value as Go's %v prints it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + " ".join(_go_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = " ".join(f"{k}:{_go_value(v)}" for k, v in sorted(value.items()))
+        return f"map[{items}]"
+    return str(value)
 
 
 def _subject(value: Any, at: Position, wrong_type: str) -> str:

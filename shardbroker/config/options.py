@@ -143,6 +143,20 @@ class SubjectMapping(msgspec.Struct, frozen=True, kw_only=True):
     destinations: tuple[MapDestination, ...]
 
 
+class AccountJetStream(msgspec.Struct, frozen=True, kw_only=True):
+    """An account's `jetstream` (enabled, or a map of limits): nats-server's
+    JetStreamAccountLimits, -1 meaning no limit."""
+
+    max_memory: int = -1
+    max_store: int = -1
+    max_streams: int = -1
+    max_consumers: int = -1
+    max_ack_pending: int = -1
+    memory_max_stream_bytes: int = -1
+    store_max_stream_bytes: int = -1
+    max_bytes_required: bool = False
+
+
 class Account(msgspec.Struct, frozen=True, kw_only=True):
     """One account of the `accounts {}` block: its own subject namespace, its users,
     and what it shares with other accounts."""
@@ -156,6 +170,8 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
     limits: AccountLimits = AccountLimits()
     # `mappings {}` (alias `maps`), in the file's order.
     mappings: tuple[SubjectMapping, ...] = ()
+    # JetStream for this account (None: not enabled), with its limits.
+    jetstream: AccountJetStream | None = None
 
 
 class TLSConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -559,6 +575,28 @@ def _validate_jetstream(opts: Options) -> None:
     domain = opts.jetstream_domain
     if domain and (not domain.replace("-", "").replace("_", "").isalnum()):
         raise OptionsError(f"jetstream domain {domain!r} may only hold letters, digits, - and _")
+    if opts.jetstream:
+        _validate_account_jetstream(opts)
+
+
+def _validate_account_jetstream(opts: Options) -> None:
+    """nats-server's checks when it enables JetStream for the accounts (its texts): not
+    in the system account, and the accounts' memory and storage limits fit the server's."""
+    system = system_account_name(opts)
+    memory = storage = 0
+    for account in opts.accounts:
+        limits = account.jetstream
+        if limits is None:
+            continue
+        if account.name == system:
+            raise OptionsError("Not allowed to enable JetStream on the system account")
+        memory += max(limits.max_memory, 0)
+        storage += max(limits.max_store, 0)
+    why = "Can't start JetStream: Error enabling jetstream on configured accounts: "
+    if 0 <= opts.max_memory_store < memory:
+        raise OptionsError(why + "insufficient memory resources available (10028)")
+    if 0 <= opts.max_file_store < storage:
+        raise OptionsError(why + "insufficient storage resources available (10047)")
 
 
 def jetstream_dir(opts: Options) -> str:

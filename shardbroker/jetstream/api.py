@@ -6,6 +6,13 @@ subject is ignored; an unknown API subject gets no answer (as the reference serv
 Every handler either returns the fields of its response or raises ApiError; the
 envelope (``type``, and the fields a response type always carries, such as paging keys
 or ``purged``) is added here, so an error answer has exactly the shape nats-server's has.
+
+In an account without JetStream every JSON request is answered with 10039 (its own
+response type); a direct get or pull request finds no responder (503), as the stream's
+or consumer's own subscription it would reach in nats-server does not exist. The system
+account answers `INFO` with 10039 and everything else with a 10039 system_response.
+Each account's JetStream limits are enforced here (streams, consumers, reservations,
+max bytes) and by the engine on publish (memory and storage totals).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any, Protocol
 import msgspec
 
 from shardbroker import const
-from shardbroker.config.options import Options
+from shardbroker.config.options import AccountJetStream, Options
 from shardbroker.gofmt import timestamp
 from shardbroker.jetstream import (
     consumer_schema,
@@ -41,6 +48,7 @@ NAMES_LIMIT = 1024
 LIST_LIMIT = 256
 SUBJECTS_LIMIT = 100_000
 REQUIRED_API_LEVEL = b"Nats-Required-Api-Level"
+ACCOUNT_API_PREFIX = b"$JS.API.ACCOUNT."
 
 # A handler gets (account, the subject tokens after the verb, the request body) and
 # returns the response fields.
@@ -116,8 +124,12 @@ class Api:
             b"STREAM.UPDATE": Route("stream_update_response", self.stream_update),
             b"STREAM.INFO": Route("stream_info_response", self.stream_info, paged),
             b"STREAM.DELETE": Route("stream_delete_response", self.stream_delete),
-            b"STREAM.NAMES": Route("stream_names_response", self.stream_names, paged),
-            b"STREAM.LIST": Route("stream_list_response", self.stream_list, paged),
+            b"STREAM.NAMES": Route(
+                "stream_names_response", self.stream_names, {**paged, "streams": None}
+            ),
+            b"STREAM.LIST": Route(
+                "stream_list_response", self.stream_list, {**paged, "streams": []}
+            ),
             b"STREAM.PURGE": Route("stream_purge_response", self.stream_purge, {"purged": 0}),
             b"STREAM.MSG.GET": Route("stream_msg_get_response", self.msg_get),
             b"STREAM.MSG.DELETE": Route("stream_msg_delete_response", self.msg_delete),
@@ -153,10 +165,13 @@ class Api:
         if reply is None:
             return
         route, args = self._route(subject.split(b".")[2:])
+        if account.limits is None:
+            self._not_enabled(account, subject, route, reply, hdr)
+            return
         if route is None:
             return
-        account.api_total += 1
         if isinstance(route, RawRoute):
+            account.api_total += 1
             answer = route.handler(account, args, body, reply)
             if answer is not None:
                 self.engine.send(account.name, reply, answer[1], answer[0])
@@ -170,6 +185,39 @@ class Api:
         except jserrors.ApiError as err:
             account.api_errors += 1
             response = schema.api_response(kind, route.always or None, error=err)
+        # Counted once answered, as nats-server does: INFO shows the calls before it.
+        account.api_total += 1
+        self.engine.send(account.name, reply, jsonencode.encode(response))
+
+    def _not_enabled(
+        self,
+        account: Account,
+        subject: bytes,
+        route: Route | RawRoute | None,
+        reply: bytes,
+        hdr: bytes,
+    ) -> None:
+        """The answer of an account without JetStream (nats-server's, see above)."""
+        error = jserrors.error("JSNotEnabledForAccountErr")
+        if account.system:
+            if subject.startswith(ACCOUNT_API_PREFIX):
+                return  # nats-server leaves these to its cluster machinery
+            info = isinstance(route, Route) and route.handler == self.account_info
+            kind = TYPE_PREFIX + ("account_info_response" if info else "system_response")
+            self.engine.send(
+                account.name, reply, jsonencode.encode(schema.api_response(kind, error=error))
+            )
+            return
+        if route is None:
+            return
+        if isinstance(route, RawRoute):
+            no_responders = headers.build([(b"Nats-Subject", subject)], status=503)
+            self.engine.send(account.name, reply, b"", no_responders)
+            return
+        level = headers.header_value(hdr, REQUIRED_API_LEVEL) if hdr else None
+        if level is not None and (not level.isdigit() or int(level) > API_LEVEL):
+            error = jserrors.error("JSRequiredApiLevelErr")
+        response = schema.api_response(TYPE_PREFIX + route.kind, route.always or None, error=error)
         self.engine.send(account.name, reply, jsonencode.encode(response))
 
     def _stream(self, account: Account, args: list[bytes]) -> Stream:
@@ -193,7 +241,6 @@ class Api:
             else:
                 storage += used
                 reserved_storage += reserved
-        opts = self.engine.opts
         info: dict[str, Any] = {
             "memory": memory,
             "storage": storage,
@@ -201,23 +248,77 @@ class Api:
             "reserved_storage": reserved_storage,
             "streams": len(account.streams),
             "consumers": sum(len(s.consumers) for s in account.streams.values()),
-            "limits": {
-                "max_memory": opts.max_memory_store,
-                "max_storage": opts.max_file_store,
-                "max_streams": -1,
-                "max_consumers": -1,
-                "max_ack_pending": -1,
-                "memory_max_stream_bytes": -1,
-                "storage_max_stream_bytes": -1,
-                "max_bytes_required": False,
-            },
+            "limits": self._limits_shown(account),
             "api": {"level": API_LEVEL, "total": account.api_total, "errors": account.api_errors},
         }
         if self.engine.domain:
             info["domain"] = self.engine.domain
         return info
 
+    def _limits_shown(self, account: Account) -> dict[str, Any]:
+        """The account's limits as `INFO` shows them. `$G`, JetStream's only account
+        when no account is configured, shows the server's memory and storage budgets
+        where nats-server shows -1 (a choice of ours: what the budgets are is useful)."""
+        limits = account.limits or AccountJetStream()
+        max_memory, max_storage = limits.max_memory, limits.max_store
+        if account.name == const.GLOBAL_ACCOUNT:
+            opts = self.engine.opts
+            max_memory, max_storage = opts.max_memory_store, opts.max_file_store
+        return {
+            "max_memory": max_memory,
+            "max_storage": max_storage,
+            "max_streams": limits.max_streams,
+            "max_consumers": limits.max_consumers,
+            "max_ack_pending": limits.max_ack_pending,
+            "memory_max_stream_bytes": limits.memory_max_stream_bytes,
+            "storage_max_stream_bytes": limits.store_max_stream_bytes,
+            "max_bytes_required": limits.max_bytes_required,
+        }
+
     # -- streams ----------------------------------------------------------------------------
+
+    def _check_stream_limits(self, account: Account, config: schema.StreamConfig) -> None:
+        """nats jsNonClusteredStreamLimitsCheck and checkLimits for a stream to create
+        in `account` (its other streams count, a stream of the same name does not):
+        the number of streams, the stream's max consumers, and the bytes its max bytes
+        reserve (at least 1) beside the other streams' reservations of that storage."""
+        limits = account.limits
+        assert limits is not None
+        others = [s for name, s in account.streams.items() if name != config.name]
+        if 0 < limits.max_streams <= len(others):
+            raise jserrors.error("JSMaximumStreamsLimitErr")
+        self._check_bytes_limits(account, config, others, config.max_bytes, 0)
+
+    def _check_bytes_limits(
+        self,
+        account: Account,
+        config: schema.StreamConfig,
+        others: list[Stream],
+        add: int,
+        more_reserved: int,
+    ) -> None:
+        """nats checkLimits: the stream's max consumers within the account's, and `add`
+        more bytes (at least 1 if negative) beside what the account's other streams of
+        that storage reserve (plus `more_reserved`) within its memory or storage."""
+        limits = account.limits
+        assert limits is not None
+        if 0 < limits.max_consumers < config.max_consumers:
+            raise jserrors.error("JSMaximumConsumersLimitErr")
+        memory = config.storage == "memory"
+        limit = limits.max_memory if memory else limits.max_store
+        if limit < 0:
+            return
+        reserved = more_reserved + sum(
+            s.config.max_bytes
+            for s in others
+            if s.config.max_bytes > 0 and (s.config.storage == "memory") == memory
+        )
+        if add < 0:
+            add = 1
+        if reserved > limit or add > limit - reserved:
+            raise jserrors.error(
+                "JSMemoryResourcesExceededErr" if memory else "JSStorageResourcesExceededErr"
+            )
 
     def _config_from(self, args: list[bytes], body: bytes) -> schema.StreamConfigRequest:
         config = (
@@ -233,11 +334,16 @@ class Api:
         return {name: stream.config for name, stream in account.streams.items()}
 
     def stream_create(self, account: Account, args: list[bytes], body: bytes) -> dict[str, Any]:
+        request = self._config_from(args, body)
+        self._check_stream_limits(account, request)
         config = stream_validate.check_stream_config(
-            self._config_from(args, body), existing=self._configs(account)
+            request, existing=self._configs(account), account=account.limits
         )
         existing = account.streams.get(config.name)
         if existing is None:
+            # Again with the defaults filled in (max bytes -1 reserves 1 byte), as nats
+            # addStream does for a stream it creates.
+            self._check_stream_limits(account, config)
             existing = self.engine.add_stream(account, _plain(config))
         return {**self.info_of(existing, dynamic=True), "did_create": True}
 
@@ -256,8 +362,13 @@ class Api:
         if stream is None:
             raise jserrors.error("JSStreamNotFoundErr")
         config = stream_validate.check_stream_update(
-            stream.config, request, existing=self._configs(account)
+            stream.config, request, existing=self._configs(account), account=account.limits
         )
+        # nats configUpdateCheck: only what max bytes grows by is reserved anew.
+        grows = max(max(config.max_bytes, 0) - max(stream.config.max_bytes, 0), 0)
+        others = [s for s in account.streams.values() if s is not stream]
+        kept = max(config.max_bytes - grows, 0)
+        self._check_bytes_limits(account, config, others, grows, kept)
         self.engine.update_stream(account, stream, _plain(config))
         return self.info_of(stream, dynamic=True)
 
@@ -512,11 +623,16 @@ class Api:
         subject = "$JS.API." + verb + b".".join(args).decode(errors="replace")
         stream = account.streams.get(args[0].decode(errors="replace")) if args else None
         existing = stream.consumers if stream is not None else {}
+        limits = account.limits or AccountJetStream()
         name, config = consumer_validate.check_consumer_create(
             subject,
             request,
             stream.config if stream is not None else None,
             {n: c.config for n, c in existing.items()},
+            limits=consumer_validate.ConsumerLimits(
+                account_max_ack_pending=max(limits.max_ack_pending, 0),
+                account_max_consumers=max(limits.max_consumers, 0),
+            ),
             has_interest=lambda deliver: self.engine.interest_for(
                 account.name, deliver.encode(), None
             ),

@@ -9,6 +9,11 @@ overlap, so at most one). ``end_of_batch`` writes what the stores buffered; the 
 commits our outbound frames (the PubAcks) only after it, which is the durability
 policy: a PubAck leaves only once its record reached the operating system.
 
+Accounts (`jetstream_accounts`): JetStream lives in `$G` when no account is configured,
+else in each account whose `jetstream` enables it, with that account's limits. The API
+is advertised in every account (the others get 10039 answers); acks and flow control
+only where JetStream is. Only those accounts' streams are opened from disk.
+
 On disk (layout as nats-server's, so an operator finds their way around):
     <store_dir>/jetstream/<account>/streams/<stream>/meta.inf   config + created (JSON)
     <store_dir>/jetstream/<account>/streams/<stream>/meta.sum   checksum of meta.inf
@@ -24,10 +29,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shardbroker import const
-from shardbroker.config.options import Options
+from shardbroker.config.options import AccountJetStream, Options, system_account_name
 from shardbroker.config.reload import diff, kinds
 from shardbroker.jetstream import api, jsonencode, schema
-from shardbroker.jetstream.account import Account, Capture
+from shardbroker.jetstream.account import Account, Capture, jetstream_accounts
+from shardbroker.jetstream.store import file_store_msg_size, mem_store_msg_size
 from shardbroker.jetstream.stream import Stream, StreamMeta, load_meta
 from shardbroker.log import setup as setup_logging
 from shardbroker.mesh.snapshot import AccountJsz, StorageSnapshot, StreamJsz
@@ -64,6 +70,9 @@ class JetStream:
         # maps it onto $JS.API.>; nats.py's jetstream(domain=...) does so).
         self.domain_api_prefix = b"$JS.%s.API." % self.domain.encode() if self.domain else b""
         self.peer: StoragePeer | None = None
+        # Each account the API answers in, with its JetStream limits (None: not enabled).
+        self.settings = jetstream_accounts(opts)
+        self.system_account = system_account_name(opts).encode()
         self.accounts: dict[bytes, Account] = {}
         # Streams whose store holds records not yet written to the OS.
         self.dirty: set[Stream] = set()
@@ -85,44 +94,106 @@ class JetStream:
         account = self.accounts.get(name)
         if account is None:
             directory = os.path.join(self.root, name.decode())
-            account = self.accounts[name] = Account(name, directory)
+            account = self.accounts[name] = Account(
+                name, directory, self.settings.get(name), name == self.system_account
+            )
         return account
 
+    def enabled(self, name: bytes) -> bool:
+        """Is JetStream enabled in this account?"""
+        return self.settings.get(name) is not None
+
     def _load(self) -> None:
-        """Open every stream found on disk (each store runs its recovery pass)."""
+        """Open every stream found on disk in the accounts with JetStream (each store
+        runs its recovery pass); another account's directory stays as it is."""
         for account_name in sorted(os.listdir(self.root)):
-            streams_dir = os.path.join(self.root, account_name, "streams")
-            if not os.path.isdir(streams_dir):
+            if self.enabled(account_name.encode()):
+                self._load_account(account_name)
+
+    def _load_account(self, account_name: str) -> None:
+        streams_dir = os.path.join(self.root, account_name, "streams")
+        if not os.path.isdir(streams_dir):
+            return
+        account = self.account(account_name.encode())
+        for stream_name in sorted(os.listdir(streams_dir)):
+            directory = os.path.join(streams_dir, stream_name)
+            try:
+                meta = load_meta(directory)
+            except (OSError, ValueError) as exc:
+                log.error("skipping stream directory %s: %s", directory, exc)
                 continue
-            account = self.account(account_name.encode())
-            for stream_name in sorted(os.listdir(streams_dir)):
-                directory = os.path.join(streams_dir, stream_name)
-                try:
-                    meta = load_meta(directory)
-                except (OSError, ValueError) as exc:
-                    log.error("skipping stream directory %s: %s", directory, exc)
-                    continue
-                stream = Stream.open(self, account.name, directory, meta)
-                self._register(account, stream)
-                log.info(
-                    "Restored %d messages for stream '%s > %s'",
-                    stream.store.state(False).msgs,
-                    account_name,
-                    stream.name,
-                )
+            stream = Stream.open(self, account.name, directory, meta)
+            self._register(account, stream)
+            log.info(
+                "Restored %d messages for stream '%s > %s'",
+                stream.store.state(False).msgs,
+                account_name,
+                stream.name,
+            )
 
     def attach(self, peer: StoragePeer) -> None:
-        """Start advertising: the API for every account, and each stream's subjects."""
+        """Start advertising: the API in every account, acks and flow control in those
+        with JetStream, and each stream's subjects."""
         self.peer = peer
-        peer.advertise(const.GLOBAL_ACCOUNT, API_SUBJECT)
-        if self.domain_api_prefix:
-            peer.advertise(const.GLOBAL_ACCOUNT, self.domain_api_prefix + b">")
-        peer.advertise(const.GLOBAL_ACCOUNT, ACK_SUBJECT)
-        peer.advertise(const.GLOBAL_ACCOUNT, FC_SUBJECT)
+        for name, limits in self.settings.items():
+            self._advertise_api(name, limits is not None, True)
         for account in self.accounts.values():
             for stream in account.streams.values():
                 for subject in stream.capture_subjects():
                     peer.advertise(account.name, subject)
+
+    def _advertise_api(self, name: bytes, enabled: bool, on: bool) -> None:
+        """Advertise (or withdraw) the API in an account, and acks and flow control
+        where JetStream is enabled."""
+        peer = self.peer
+        if peer is None:
+            return
+        subjects = [API_SUBJECT]
+        if self.domain_api_prefix:
+            subjects.append(self.domain_api_prefix + b">")
+        if enabled:
+            subjects += [ACK_SUBJECT, FC_SUBJECT]
+        for subject in subjects:
+            if on:
+                peer.advertise(name, subject)
+            else:
+                peer.withdraw(name, subject)
+
+    def _apply_settings(self, settings: dict[bytes, AccountJetStream | None]) -> None:
+        """A reload changed the accounts: new limits apply at once; an account that
+        gains JetStream opens its streams from disk, one that loses it closes them
+        (its files stay, as in nats-server); the API follows the accounts."""
+        old = self.settings
+        self.settings = settings
+        for name in sorted(old.keys() | settings.keys()):
+            before, after = old.get(name), settings.get(name)
+            account = self.accounts.get(name)
+            if account is not None:
+                account.limits = after
+            if name in old and (name not in settings or (before is None) != (after is None)):
+                self._advertise_api(name, before is not None, False)
+                if before is not None:
+                    self._close_account(name)
+            if name in settings and (name not in old or (before is None) != (after is None)):
+                self._advertise_api(name, after is not None, True)
+                if after is not None:
+                    self._load_account(name.decode())
+        self._ack_targets.clear()
+
+    def _close_account(self, name: bytes) -> None:
+        account = self.accounts.get(name)
+        if account is None:
+            return
+        for stream in list(account.streams.values()):
+            stream.save_consumers(force=True)
+            for consumer in stream.consumers.values():
+                consumer.stop()
+                self.ready.discard(consumer)
+            self._unregister(account, stream)
+            try:
+                stream.close()
+            except OSError as exc:
+                log.error("stream '%s': close failed: %s", stream.name, exc)
 
     def _register(self, account: Account, stream: Stream) -> None:
         account.streams[stream.name] = stream
@@ -237,6 +308,24 @@ class JetStream:
             return False
         memory, storage = self.storage_used()
         return (memory if memory_stream else storage) + size > limit
+
+    def account_budget_exceeded(
+        self, stream: Stream, subject: bytes, hdr: bytes, data: bytes
+    ) -> bool:
+        """Would this message take the stream's account past its max_memory / max_store
+        (nats wouldExceedLimits: the bytes the account's streams hold, plus the
+        message's size as the store counts it)? Summed only when such a limit is set."""
+        limits = self.settings.get(stream.account)
+        if limits is None:
+            return False
+        memory_stream = stream.config.storage == "memory"
+        limit = limits.max_memory if memory_stream else limits.max_store
+        if limit < 0:
+            return False
+        size = (mem_store_msg_size if memory_stream else file_store_msg_size)(
+            len(subject), len(hdr), len(data)
+        )
+        return self.account(stream.account).usage(memory_stream) + size > limit
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -439,6 +528,9 @@ class JetStream:
         self.opts = new
         if "logging" in changed:
             setup_logging(new.log_file, new.debug, new.trace, new.logtime)
+        settings = jetstream_accounts(new)
+        if settings != self.settings:
+            self._apply_settings(settings)
 
     def sync(self) -> None:
         for account in self.accounts.values():

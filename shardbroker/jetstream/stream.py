@@ -39,12 +39,16 @@ from shardbroker.protocol.headers import header_value
 class StreamHost(ConsumerHost, Protocol):
     """What a stream needs of the JetStream engine (engine.py's JetStream is the one),
     beyond what its consumers need: the streams with writes to flush, the domain its
-    PubAcks name, and the account-wide storage budget."""
+    PubAcks name, and the server-wide and account storage budgets."""
 
     domain: str
     dirty: set[Stream]
 
     def file_budget_exceeded(self, stream: Stream, size: int) -> bool: ...
+
+    def account_budget_exceeded(
+        self, stream: Stream, subject: bytes, hdr: bytes, data: bytes
+    ) -> bool: ...
 
 
 log = logging.getLogger("shardbroker.jetstream")
@@ -402,6 +406,8 @@ class Stream:
         engine = self.engine
         if engine.file_budget_exceeded(self, len(subject) + len(hdr) + len(data)):
             return self._refuse(jserrors.error("JSInsufficientResourcesErr"))
+        if engine.account_budget_exceeded(self, subject, hdr, data):
+            return self._refuse(jserrors.error("JSAccountResourcesExceededErr"))
         try:
             if self.interest_retention and not self.has_interest(subject):
                 seq = self.store.skip_msg()

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
+from shardbroker.config.options import AccountJetStream
 from shardbroker.gofmt.quote import go_quote
 from shardbroker.jetstream import jserrors as e
 from shardbroker.jetstream.checks import (
@@ -317,12 +318,15 @@ def check_stream_cfg(
     *,
     pedantic: bool = False,
     streams: Mapping[str, StreamConfig] | None = None,
+    account: AccountJetStream | None = None,
 ) -> StreamConfig:
     """nats checkStreamCfg: the config with server defaults filled in, or ApiError.
 
     `streams` are the account's other streams by name, consulted for mirrors and sources
     (origin limits, direct get inheritance, cycles). Overlap with their subjects is not
     checked here (see `check_stream_config`), nor is the single-server replica limit.
+    `account` holds the account's JetStream limits: max bytes required, and the largest
+    max bytes of a stream per storage type.
     """
     streams = streams or {}
     check_stream_name(cfg.name)
@@ -447,6 +451,16 @@ def check_stream_cfg(
         _check_subjects(out)
     if not out.subjects and not out.sources and out.mirror is None:
         raise invalid("stream needs at least one configured subject or be a source/mirror")
+    if account is not None:
+        # nats maxBytesLimits: both are independent of each other.
+        if out.storage == "memory":
+            limit = account.memory_max_stream_bytes
+        else:
+            limit = account.store_max_stream_bytes
+        if account.max_bytes_required and out.max_bytes <= 0:
+            raise ApiError.of(e.JSStreamMaxBytesRequired)
+        if limit > 0 and out.max_bytes > limit:
+            raise ApiError.of(e.JSStreamMaxStreamBytesExceeded)
 
     transform = out.subject_transform
     if transform is not None and transform.src and not valid_subject(transform.src):
@@ -506,6 +520,7 @@ def check_stream_config(
     max_payload: int = 0,
     existing: Mapping[str, StreamConfig] | None = None,
     pedantic: bool = False,
+    account: AccountJetStream | None = None,
 ) -> StreamConfig:
     """STREAM.CREATE's config checks from normalisation on, in nats order.
 
@@ -526,7 +541,7 @@ def check_stream_config(
     if hasattr(cfg, "pedantic"):  # a StreamConfigRequest
         pedantic = pedantic or bool(cfg.pedantic)
     cfg = set_static_metadata(cfg)
-    out = check_stream_cfg(cfg, pedantic=pedantic, streams=existing)
+    out = check_stream_cfg(cfg, pedantic=pedantic, streams=existing, account=account)
     _check_replicas(out)
     stored = existing.get(out.name)
     if stored is not None:
@@ -545,6 +560,7 @@ def check_stream_update(
     existing: Mapping[str, StreamConfig] | None = None,
     pedantic: bool = False,
     consumers: Iterable[tuple[str, int, int]] = (),
+    account: AccountJetStream | None = None,
 ) -> StreamConfig:
     """STREAM.UPDATE's checks (nats configUpdateCheck and stream.update), in nats order.
 
@@ -559,7 +575,9 @@ def check_stream_update(
     existing = existing or {}
     if hasattr(new, "pedantic"):  # a StreamConfigRequest
         pedantic = pedantic or bool(new.pedantic)
-    cfg = check_stream_cfg(set_static_metadata(new), pedantic=pedantic, streams=existing)
+    cfg = check_stream_cfg(
+        set_static_metadata(new), pedantic=pedantic, streams=existing, account=account
+    )
     if cfg.name != old.name:
         raise invalid("stream configuration name must match original")
     _check_replicas(cfg)

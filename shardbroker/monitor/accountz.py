@@ -14,6 +14,7 @@ import msgspec
 from shardbroker.config.accounts import local_subject
 from shardbroker.config.options import Options, system_account_name
 from shardbroker.gofmt.timestamp import format_rfc3339
+from shardbroker.jetstream.account import jetstream_accounts
 from shardbroker.monitor.collect import (
     GLOBAL_ACCOUNT,
     BrokerState,
@@ -191,7 +192,8 @@ def accountz(
         is_system=acc == system,
         expired=False,
         complete=True,
-        jetstream_enabled=acc == GLOBAL_ACCOUNT and opts.jetstream and not opts.accounts,
+        jetstream_enabled=opts.jetstream
+        and jetstream_accounts(opts).get(acc.encode(), None) is not None,
         leafnode_connections=0,
         client_connections=figure.conns,
         subscriptions=figure.subs,

@@ -111,7 +111,7 @@ def test_accounts_old_list_form(tmp_path: Path) -> None:
         ("accounts { A: { exports: [{service: a, latency: {sampling: x1, subject: l}}] } }",
          'Failed to parse latency sample "x1"'),
         ("accounts { A: { bogus: 1 } }", 'unknown field "bogus"'),
-        ("accounts { A: { jetstream: enabled } }", "not supported by shardbroker yet"),
+        ("accounts { A: { msg_trace: x } }", "not supported by shardbroker yet"),
         ('accounts { A: { exports: [{service: "a.*", account_token_position: 1}] } }',
          "invalid subject"),
     ],
