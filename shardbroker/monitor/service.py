@@ -53,6 +53,7 @@ from shardbroker.monitor import accountz, collect, connz, jsz
 from shardbroker.monitor.collect import BrokerState, QueryError, ShardFigures
 from shardbroker.monitor.http import serve
 from shardbroker.protocol import frames, headers
+from shardbroker.protocol.events import event_id
 
 log = logging.getLogger("shardbroker.monitor")
 
@@ -416,10 +417,20 @@ class Monitor:
             account = ""
         if endpoint == "STATZ":
             return await self.account_statz(account)
-        if endpoint not in ("CONNZ", "SUBSZ", "JSZ", "INFO", "CONNS"):
+        if endpoint not in ("CONNZ", "SUBSZ", "JSZ", "INFO", "CONNS", "LEAFZ"):
             return None
-        if endpoint in ("INFO", "CONNS"):
-            endpoint = "ACCOUNTZ" if endpoint == "INFO" else "CONNZ"
+        state = self.state()
+        if endpoint == "INFO" and account:
+            # The account's /accountz detail, alone.
+            info = collect.server_info(state, next(self._seq))
+            try:
+                found = await self.endpoint_data("ACCOUNTZ", state, {"acc": account})
+            except QueryError as exc:
+                error = {"code": 400, "description": str(exc)}
+                return msgspec.json.encode({"server": info, "error": error})
+            return msgspec.json.encode({"server": info, "data": found.account_detail})
+        if endpoint == "CONNS" and account:
+            return await self.account_connections(account)
         try:
             options = msgspec.json.decode(message) if message.strip() else {}
         except msgspec.DecodeError:
@@ -427,8 +438,9 @@ class Monitor:
         if not isinstance(options, dict):
             options = {}
         if account:
-            options["acc" if endpoint != "ACCOUNTZ" else "account"] = account
-        state = self.state()
+            options["acc"] = account
+            if endpoint == "SUBSZ":
+                options.setdefault("subscriptions", True)  # nats-server lists them here
         info = collect.server_info(state, next(self._seq))
         try:
             data = await self.endpoint_data(endpoint, state, _sys_query(endpoint, options))
@@ -437,6 +449,24 @@ class Monitor:
                 {"server": info, "error": {"code": 400, "description": str(exc)}}
             )
         return msgspec.json.encode({"server": info, "data": data})
+
+    async def account_connections(self, account: str) -> bytes:
+        """`$SYS.REQ.ACCOUNT.<acc>.CONNS`: the account_connections advisory, on demand."""
+        state = self.state()
+        figures = (await self.account_figures()).get(account, accountz.AccountFigures())
+        stat = _account_stat(account)
+        stat["conns"] = stat["total_conns"] = figures.conns
+        stat["num_subscriptions"] = figures.subs
+        stat["sent"]["msgs"], stat["sent"]["bytes"] = figures.out_msgs, figures.out_bytes
+        stat["received"]["msgs"], stat["received"]["bytes"] = figures.in_msgs, figures.in_bytes
+        advisory = {
+            "type": "io.nats.server.advisory.v1.account_connections",
+            "id": event_id(),
+            "timestamp": format_rfc3339(state.now_ns),
+            "server": collect.server_info(state, next(self._seq)),
+            **stat,
+        }
+        return msgspec.json.encode(advisory)
 
     async def account_statz(self, account: str) -> bytes:
         """Per-account statistics (`account_statz`), from the workers' connection

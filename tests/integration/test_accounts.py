@@ -1012,3 +1012,38 @@ async def test_accounts_metrics_per_account(tmp_path: Path) -> None:
     assert values[("shardbroker_account_connections", "A")] == 2
     assert values[("shardbroker_account_connections", "B")] == 1
     assert values[("shardbroker_account_subscriptions", "A")] >= 1
+
+
+async def test_accounts_system_account_asks_about_one_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`$SYS.REQ.ACCOUNT.A.<INFO|CONNZ|SUBSZ|STATZ|CONNS>` from a system account user:
+    the same keys as nats-server's answers, about A alone."""
+
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            a_nc = await clients.on_shard(1, user="a", password="p", name="a-client")
+            await a_nc.subscribe("z")
+            await barrier(a_nc)
+            await clients.on_shard(2, user="g", password="p")
+            sys_nc = await clients.on_shard(2, user="sys", password="p")
+            out = {}
+            for endpoint in ("INFO", "CONNZ", "SUBSZ", "STATZ", "CONNS"):
+                reply = await sys_nc.request(f"$SYS.REQ.ACCOUNT.A.{endpoint}", b"", timeout=5)
+                body = json.loads(reply.data)
+                data = body.get("data", body)
+                keys = sorted(set(data) - {"server", "feature_flags"})
+                if endpoint == "CONNZ":
+                    keys.append(sorted(c.get("name", "") for c in data["connections"]))
+                if endpoint in ("STATZ",):
+                    keys.append([(s["acc"], s["conns"]) for s in data["account_statz"]])
+                if endpoint in ("INFO",):
+                    keys.append((data["account_name"], data["client_connections"]))
+                if endpoint == "CONNS":
+                    keys.append((data["type"], data["acc"], data["conns"]))
+                out[endpoint] = keys
+            return out
+
+    out = await on_both(tmp_path, monkeypatch, SYSTEM_CONF, scenario)
+    assert out["CONNZ"][-1] == ["a-client"]
+    assert out["CONNS"][-1] == ("io.nats.server.advisory.v1.account_connections", "A", 1)
