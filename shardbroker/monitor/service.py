@@ -58,6 +58,9 @@ from shardbroker.protocol.events import event_id
 log = logging.getLogger("shardbroker.monitor")
 
 SNAPSHOT_TIMEOUT = 2.0  # seconds to wait for workers' connection snapshots
+# Seconds between account_connections advisories while an account has connections.
+ACCOUNT_CONNS_INTERVAL = 30.0
+ACCOUNT_CONNS_MIN_GAP = 1.0
 _SYS_PREFIX = b"$SYS.REQ.SERVER."
 _ACCOUNT_PREFIX = b"$SYS.REQ.ACCOUNT."
 _USER_INFO = b"$SYS.REQ.USER.INFO"
@@ -112,6 +115,12 @@ class Monitor:
         self._procs: dict[int, psutil.Process] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._js_limits: tuple[int, int] | None = None
+        # Account connection advisories: the broker's connection count they last saw,
+        # when they were last sent, the counts they sent, and the task sending them.
+        self._conns_seen = 0
+        self._conns_sent_at = 0.0
+        self._conns_by_account: dict[str, int] = {}
+        self._conns_task: asyncio.Task[None] | None = None
 
     # -- figures ------------------------------------------------------------------------
 
@@ -312,6 +321,12 @@ class Monitor:
     def system_account(self) -> bytes:
         return system_account_name(self.broker.opts).encode()
 
+    @property
+    def system_listeners(self) -> bool:
+        """Can anybody hear the system account's advisories (has it users)?"""
+        system = system_account_name(self.broker.opts)
+        return bool(system) and any(e.account == system for e in all_users(self.broker.opts))
+
     async def answer_sys(
         self,
         account: bytes,
@@ -450,10 +465,65 @@ class Monitor:
             )
         return msgspec.json.encode({"server": info, "data": data})
 
-    async def account_connections(self, account: str) -> bytes:
-        """`$SYS.REQ.ACCOUNT.<acc>.CONNS`: the account_connections advisory, on demand."""
+    def account_events_due(self) -> None:
+        """The supervisor's tick: when the broker's connection count changed, or every
+        ACCOUNT_CONNS_INTERVAL while accounts have connections, publish
+        `$SYS.ACCOUNT.<acc>.SERVER.CONNS` (and the legacy
+        `$SYS.SERVER.ACCOUNT.<acc>.CONNS`) for the accounts concerned, as nats-server
+        does; one round at a time, from the workers' snapshots."""
+        if self._conns_task is not None or not self.system_listeners:
+            return
+        now = time.monotonic()
+        if now - self._conns_sent_at < ACCOUNT_CONNS_MIN_GAP:
+            return  # connections come and go: one round a second at most
+        total = sum(slot.get("connections") for slot in self.table.slots)
+        periodic = bool(self._conns_by_account) and (
+            now - self._conns_sent_at >= ACCOUNT_CONNS_INTERVAL
+        )
+        if total == self._conns_seen and not periodic:
+            return
+        self._conns_seen = total
+        task = asyncio.get_running_loop().create_task(self.send_account_events(periodic))
+        self._conns_task = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._conns_task = None
+
+        task.add_done_callback(done)
+
+    async def send_account_events(self, periodic: bool) -> None:
+        try:
+            figures = await self.account_figures()
+        except Exception:  # monitoring must never cost the supervisor
+            log.exception("cannot gather account connections")
+            return
+        counts = {name: figure.conns for name, figure in figures.items()}
+        before = self._conns_by_account
+        names = set(counts) | set(before) if periodic else {
+            name for name in set(counts) | set(before) if counts.get(name, 0) != before.get(name, 0)
+        }  # fmt: skip
+        self._conns_by_account = {name: n for name, n in counts.items() if n}
+        self._conns_sent_at = time.monotonic()
+        mesh = self.broker.mesh
+        if mesh is None or not names:
+            return
+        system = self.system_account
+        for name in sorted(names):
+            body = self.account_connections_event(name, figures.get(name))
+            for subject in (
+                f"$SYS.ACCOUNT.{name}.SERVER.CONNS", f"$SYS.SERVER.ACCOUNT.{name}.CONNS"
+            ):  # fmt: skip
+                frame = frames.rmsg(system, subject.encode(), None, (), 0, body)
+                for shard in self.live_workers():
+                    mesh.send(shard, frame)
+        mesh.flush()
+
+    def account_connections_event(
+        self, account: str, figures: accountz.AccountFigures | None
+    ) -> bytes:
+        """The account_connections advisory of an account."""
         state = self.state()
-        figures = (await self.account_figures()).get(account, accountz.AccountFigures())
+        figures = figures or accountz.AccountFigures()
         stat = _account_stat(account)
         stat["conns"] = stat["total_conns"] = figures.conns
         stat["num_subscriptions"] = figures.subs
@@ -467,6 +537,11 @@ class Monitor:
             **stat,
         }
         return msgspec.json.encode(advisory)
+
+    async def account_connections(self, account: str) -> bytes:
+        """`$SYS.REQ.ACCOUNT.<acc>.CONNS`: the account_connections advisory, on demand."""
+        figures = await self.account_figures()
+        return self.account_connections_event(account, figures.get(account))
 
     async def account_statz(self, account: str) -> bytes:
         """Per-account statistics (`account_statz`), from the workers' connection

@@ -441,6 +441,8 @@ class Arbiter:
         own.set("heartbeat_ns", time.monotonic_ns())
         self.check_heartbeats()
         sdnotify.notify_watchdog_if_due(self.heartbeats_fresh())
+        if self.monitor is not None and not self.lame_duck:
+            self.monitor.account_events_due()
         if self.opts.rebalance and not self.lame_duck:
             now = time.monotonic()
             if now >= self._next_rebalance:

@@ -1047,3 +1047,34 @@ async def test_accounts_system_account_asks_about_one_account(
     out = await on_both(tmp_path, monkeypatch, SYSTEM_CONF, scenario)
     assert out["CONNZ"][-1] == ["a-client"]
     assert out["CONNS"][-1] == ("io.nats.server.advisory.v1.account_connections", "A", 1)
+
+
+async def test_accounts_connections_advisory_follows_the_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`$SYS.ACCOUNT.A.SERVER.CONNS` when A's connections change: one client connects
+    on a worker (1), then leaves (0)."""
+
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            watcher = await clients.on_shard(1, user="sys", password="p")
+            sub = await watcher.subscribe("$SYS.ACCOUNT.A.SERVER.CONNS")
+            await barrier(watcher)
+            nc = await connect_on_shard(broker, 2, user="a", password="p")
+            counts = []
+
+            async def next_count() -> int:
+                data = json.loads((await sub.next_msg(timeout=10)).data)
+                assert data["type"] == "io.nats.server.advisory.v1.account_connections"
+                assert data["acc"] == "A"
+                return int(data["conns"])
+
+            # Connections that landed on the wrong worker may have come and gone first.
+            while not counts or counts[-1] != 1:
+                counts.append(await next_count())
+            await nc.close()
+            while counts[-1] != 0:
+                counts.append(await next_count())
+            return counts[-2:]
+
+    assert await on_both(tmp_path, monkeypatch, EVENTS_CONF, scenario) == [1, 0]
