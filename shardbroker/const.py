@@ -34,8 +34,8 @@ DEFAULT_ALLOW_RESPONSE_EXPIRATION = 120.0  # seconds
 
 GLOBAL_ACCOUNT = b"$G"
 SYSTEM_ACCOUNT = "$SYS"  # the default system account's name
-# Accounts with a connection limit (`limits { max_connections }`), at most.
-MAX_LIMITED_ACCOUNTS = 1024
+# Configured accounts whose connections the shared account table counts, at most.
+MAX_COUNTED_ACCOUNTS = 1024
 # How long a service import's stream or chunked responses may pause before the mapping goes.
 DEFAULT_RESPONSE_THRESHOLD = 120.0  # seconds
 

@@ -658,12 +658,20 @@ def has_users(opts: Options) -> bool:
     return (auth is not None and auth.users is not None) or any(a.users for a in opts.accounts)
 
 
-def connection_limited_accounts(opts: Options) -> dict[bytes, tuple[int, int]]:
-    """Accounts with a broker-wide connection limit: name -> (its cell, the limit). The
-    cells number them in name order, the same on every shard (mesh/account_table.py)."""
-    limited = sorted(a.name for a in opts.accounts if a.limits.max_connections >= 0)
-    limits = {a.name: a.limits.max_connections for a in opts.accounts}
-    return {name.encode(): (index, limits[name]) for index, name in enumerate(limited)}
+def account_cells(opts: Options) -> dict[bytes, tuple[int, int]]:
+    """Every configured account: name -> (its cell in the shared account table, its
+    max_connections or -1). Cells number the accounts in name order, the same on every
+    shard (mesh/account_table.py)."""
+    ordered = sorted(opts.accounts, key=lambda a: a.name)
+    return {
+        account.name.encode(): (index, account.limits.max_connections)
+        for index, account in enumerate(ordered)
+    }
+
+
+def account_names(opts: Options) -> list[str]:
+    """The configured accounts in the order of their cells (account_cells)."""
+    return [name.decode() for name in account_cells(opts)]
 
 
 def system_account_name(opts: Options) -> str:
@@ -703,10 +711,8 @@ def _validate_auth(opts: Options) -> None:
     names = [account.name for account in opts.accounts]
     if len(set(names)) != len(names):
         raise OptionsError("an account is defined twice in the accounts block")
-    if len(connection_limited_accounts(opts)) > const.MAX_LIMITED_ACCOUNTS:
-        raise OptionsError(
-            f"at most {const.MAX_LIMITED_ACCOUNTS} accounts may have a max_connections limit"
-        )
+    if len(opts.accounts) > const.MAX_COUNTED_ACCOUNTS:
+        raise OptionsError(f"at most {const.MAX_COUNTED_ACCOUNTS} accounts may be configured")
     system = system_account_name(opts)
     if system and system != const.SYSTEM_ACCOUNT and system not in names:
         raise OptionsError("error resolving system account: account missing")

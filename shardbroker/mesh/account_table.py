@@ -1,19 +1,23 @@
-"""Connections per account and per worker, in shared memory, for account limits that
-hold broker-wide (`limits { max_connections }`).
+"""Connections per account and per worker, in shared memory: for account limits that
+hold broker-wide (`limits { max_connections }`) and for `shardbroker stats`.
 
-Owner: each worker writes only its own row (one 8-byte cell per limited account) at
-every login and close; the supervisor clears the row of a dead worker. A worker admits
-a connection to an account when the cells of the other workers plus its own count stay
-under the limit: reads are plain aligned loads, no lock and no round trip.
+Layout: a names area (how many accounts, then each name in NAME_SIZE bytes, NUL
+padded), then one row per shard of an 8-byte cell per account.
+
+Owners: each worker writes only its own row, at every login and close; the supervisor
+writes the names (at start and on reload) and clears the row of a dead worker. A
+worker admits a connection to a limited account when the cells of the other workers
+plus its own count stay under the limit: reads are plain aligned loads, no lock and no
+round trip.
 
 Two workers admitting at the same instant may both see room for the last connection:
 the broker can exceed an account's limit by at most one connection per worker but the
 first, and only for connections that log in within the same few microseconds. A
-worker rewrites its whole row from its clients on every tick, so a reload that renumbers
-the limited accounts is corrected within one tick.
+worker rewrites its whole row from its clients on every tick, so a reload that
+renumbers the accounts is corrected within one tick.
 
-Accounts are numbered by `limited_accounts` (their names in sorted order, among those
-with a connection limit), the same on every shard for the same Options.
+Accounts are numbered by `config.options.account_cells` (the configured accounts in
+name order), the same on every shard for the same Options.
 """
 
 from __future__ import annotations
@@ -23,21 +27,28 @@ import mmap
 
 import posix_ipc
 
-from shardbroker.const import MAX_LIMITED_ACCOUNTS
+from shardbroker.const import MAX_COUNTED_ACCOUNTS
 
-ROW_SIZE = MAX_LIMITED_ACCOUNTS * 8
+NAME_SIZE = 64
+NAMES_SIZE = 8 + MAX_COUNTED_ACCOUNTS * NAME_SIZE
+ROW_SIZE = MAX_COUNTED_ACCOUNTS * 8
 
 
 def segment_name(port: int) -> str:
     return f"/shardbroker-{port}-accounts"
 
 
+def segment_size(n_shards: int) -> int:
+    return NAMES_SIZE + n_shards * ROW_SIZE
+
+
 def create(port: int, n_shards: int) -> mmap.mmap:
     name = segment_name(port)
     unlink(name)
-    shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, size=n_shards * ROW_SIZE)
+    size = segment_size(n_shards)
+    shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, size=size)
     try:
-        return mmap.mmap(shm.fd, n_shards * ROW_SIZE)
+        return mmap.mmap(shm.fd, size)
     finally:
         shm.close_fd()
 
@@ -45,9 +56,21 @@ def create(port: int, n_shards: int) -> mmap.mmap:
 def attach(port: int, n_shards: int) -> mmap.mmap:
     shm = posix_ipc.SharedMemory(segment_name(port))
     try:
-        return mmap.mmap(shm.fd, n_shards * ROW_SIZE)
+        return mmap.mmap(shm.fd, segment_size(n_shards))
     finally:
         shm.close_fd()
+
+
+def attach_readonly(port: int) -> AccountTable:
+    """The table of a running broker, read-only (`shardbroker stats`). Raises
+    ``posix_ipc.ExistentialError`` when there is none on that port."""
+    shm = posix_ipc.SharedMemory(segment_name(port), read_only=True)
+    try:
+        size = shm.size
+        buf = mmap.mmap(shm.fd, size, prot=mmap.PROT_READ)
+    finally:
+        shm.close_fd()
+    return AccountTable(buf, (size - NAMES_SIZE) // ROW_SIZE)
 
 
 def unlink(name: str) -> None:
@@ -56,22 +79,45 @@ def unlink(name: str) -> None:
 
 
 class AccountTable:
-    """Every shard's row of account connection counts."""
+    """The names, and every shard's row of account connection counts."""
 
     def __init__(self, buf: mmap.mmap, n_shards: int) -> None:
         self.buf = buf
         self.n_shards = n_shards
-        # Aligned 8-byte words: each store and load is one move, never torn.
-        self.words = memoryview(buf).cast("Q")
+        # Aligned 8-byte words after the names area: one move per store or load.
+        self.words = memoryview(buf)[NAMES_SIZE:].cast("Q")
+
+    # -- names (the supervisor writes, readers read) -----------------------------------
+
+    def set_names(self, names: list[str]) -> None:
+        """The accounts the cells count, in cell order (the supervisor)."""
+        count = min(len(names), MAX_COUNTED_ACCOUNTS)
+        buf = self.buf
+        for i, name in enumerate(names[:count]):
+            raw = name.encode()[:NAME_SIZE]
+            start = 8 + i * NAME_SIZE
+            buf[start : start + NAME_SIZE] = raw.ljust(NAME_SIZE, b"\0")
+        buf[0:8] = count.to_bytes(8, "little")
+
+    def names(self) -> list[str]:
+        buf = self.buf
+        count = min(int.from_bytes(buf[0:8], "little"), MAX_COUNTED_ACCOUNTS)
+        out = []
+        for i in range(count):
+            start = 8 + i * NAME_SIZE
+            out.append(buf[start : start + NAME_SIZE].rstrip(b"\0").decode(errors="replace"))
+        return out
+
+    # -- cells ---------------------------------------------------------------------------
 
     def set(self, shard: int, index: int, value: int) -> None:
-        self.words[shard * MAX_LIMITED_ACCOUNTS + index] = value
+        self.words[shard * MAX_COUNTED_ACCOUNTS + index] = value
 
     def others(self, shard: int, index: int) -> int:
         """The account's connections on every shard but `shard`."""
         words = self.words
         return sum(
-            words[other * MAX_LIMITED_ACCOUNTS + index]
+            words[other * MAX_COUNTED_ACCOUNTS + index]
             for other in range(self.n_shards)
             if other != shard
         )
@@ -80,8 +126,12 @@ class AccountTable:
         return self.others(-1, index)
 
     def clear_row(self, shard: int) -> None:
-        base = shard * MAX_LIMITED_ACCOUNTS
-        self.words[base : base + MAX_LIMITED_ACCOUNTS] = memoryview(bytes(ROW_SIZE)).cast("Q")
+        base = shard * MAX_COUNTED_ACCOUNTS
+        self.words[base : base + MAX_COUNTED_ACCOUNTS] = memoryview(bytes(ROW_SIZE)).cast("Q")
+
+    def connections(self) -> dict[str, int]:
+        """Connections per named account, over every shard (`shardbroker stats`)."""
+        return {name: self.total(index) for index, name in enumerate(self.names())}
 
     def release(self) -> None:
         self.words.release()

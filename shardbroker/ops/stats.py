@@ -15,9 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import posix_ipc
 import psutil
 
 from shardbroker import const
+from shardbroker.mesh import account_table
+from shardbroker.mesh.account_table import AccountTable
 from shardbroker.mesh.stats import StatsReader
 
 # Counters shown as a rate per second besides their total.
@@ -47,6 +50,8 @@ class Sampler:
     """Reads samples of one broker; keeps psutil handles so CPU% spans two samples."""
 
     reader: StatsReader
+    # Connections per configured account (None: a broker without the table).
+    accounts: AccountTable | None = None
     _procs: dict[int, psutil.Process] = field(default_factory=dict)
 
     def sample(self) -> Sample:
@@ -117,7 +122,7 @@ def report(sampler: Sampler, before: Sample, after: Sample) -> dict[str, Any]:
     rss = [p["rss_bytes"] for p in processes if p["rss_bytes"] is not None]
     totals["cpu_percent"] = round(sum(cpu), 1)
     totals["rss_bytes"] = sum(rss)
-    return {
+    doc = {
         "port": sampler.reader.port,
         "interval": round(elapsed, 3),
         "lame_duck": bool(top["lame_duck"]),
@@ -126,6 +131,9 @@ def report(sampler: Sampler, before: Sample, after: Sample) -> dict[str, Any]:
         "shards": shards,
         "totals": totals,
     }
+    if sampler.accounts is not None:
+        doc["accounts"] = sampler.accounts.connections()
+    return doc
 
 
 # -- the table ---------------------------------------------------------------------------
@@ -185,6 +193,12 @@ def render(doc: dict[str, Any]) -> str:
         if row["shard"] == "total":
             lines.append("-" * (sum(w for _, _, w in _COLUMNS) + len(_COLUMNS) - 1))
         lines.append(" ".join(_cell(key, row.get(key)).rjust(width) for _, key, width in _COLUMNS))
+    accounts = doc.get("accounts")
+    if accounts:
+        lines.append("")
+        lines.append(f"{'ACCOUNT':>24} {'CONNS':>7}")
+        for name, conns in accounts.items():
+            lines.append(f"{name:>24} {conns:>7}")
     sup = doc["supervisor"]
     lines.append("")
     lines.append(
@@ -209,7 +223,11 @@ def run(
     with --watch (`count` reports, 0: until interrupted). `echo` prints a string."""
     import json
 
-    sampler = Sampler(reader)
+    try:
+        accounts: AccountTable | None = account_table.attach_readonly(reader.port)
+    except posix_ipc.ExistentialError:
+        accounts = None
+    sampler = Sampler(reader, accounts)
     before = sampler.sample()
     sampler.prime(before)
     shown = 0

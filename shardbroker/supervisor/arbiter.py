@@ -31,7 +31,7 @@ import uvloop
 from shardbroker import const, core
 from shardbroker.config import options as options_mod
 from shardbroker.config.merge import OptionsSource
-from shardbroker.config.options import Options
+from shardbroker.config.options import Options, account_names
 from shardbroker.errors import HaltBroker
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.ring import Ring
@@ -170,6 +170,7 @@ class Arbiter:
         except OSError as exc:
             raise HaltBroker(f"cannot create shared memory: {exc}") from exc
         res = self.resources
+        res.accounts.set_names(account_names(opts))
         # Before any shard is spawned: takes NOTIFY_SOCKET out of the shards' environment.
         sdnotify.notifier()
         self.mesh = Mesh(res.spec, const.SUPERVISOR_SHARD, buf=res.mesh_buf)

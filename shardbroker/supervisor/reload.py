@@ -30,7 +30,7 @@ from typing import Protocol
 
 from shardbroker import log as log_setup
 from shardbroker.config.merge import OptionsSource, build_options
-from shardbroker.config.options import Options, OptionsError
+from shardbroker.config.options import Options, OptionsError, account_names
 from shardbroker.config.parse import ConfigError
 from shardbroker.config.reload import Change, ReloadError, diff, encode_options_arg, kinds
 from shardbroker.mesh.mesh import Mesh
@@ -166,6 +166,9 @@ class Reloader:
             self.arbiter.rewrite_files(old)
         if any(c.name == "max_connections" for c in changes):
             self.resize_connection_limit(old.max_connections, new.max_connections)
+        resources = self.arbiter.resources
+        if resources is not None and any(c.name == "accounts" for c in changes):
+            resources.accounts.set_names(account_names(new))
 
     # -- confirmations -----------------------------------------------------------------
 

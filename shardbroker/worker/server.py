@@ -33,7 +33,7 @@ from shardbroker import const
 from shardbroker.config.options import (
     AccountLimits,
     Options,
-    connection_limited_accounts,
+    account_cells,
     system_account_name,
 )
 from shardbroker.config.reload import decode_options_arg, diff, kinds
@@ -106,7 +106,7 @@ class Server:
         self.account_table = account_table
         self.system_account = system_account_name(opts).encode()
         self.event_seq = 0
-        self.limited_accounts = connection_limited_accounts(opts)
+        self.account_cells = account_cells(opts)
         self.account_conns: dict[bytes, int] = {}
         self.opts = opts
         self.loop = loop
@@ -307,13 +307,14 @@ class Server:
         """Count a client logging in to `account`; False when the account's connection
         limit is reached broker-wide (mesh/account_table.py)."""
         count = self.account_conns.get(account, 0)
-        limited = self.limited_accounts.get(account)
-        if limited is not None:
-            index, limit = limited
-            table = self.account_table
-            others = table.others(self.shard_id, index) if table is not None else 0
-            if others + count >= limit:
-                return False
+        cell = self.account_cells.get(account)
+        table = self.account_table
+        if cell is not None:
+            index, limit = cell
+            if limit >= 0:
+                others = table.others(self.shard_id, index) if table is not None else 0
+                if others + count >= limit:
+                    return False
             if table is not None:
                 table.set(self.shard_id, index, count + 1)
         self.account_conns[account] = count + 1
@@ -325,9 +326,9 @@ class Server:
             self.account_conns[account] = count
         else:
             self.account_conns.pop(account, None)
-        limited = self.limited_accounts.get(account)
-        if limited is not None and self.account_table is not None:
-            self.account_table.set(self.shard_id, limited[0], max(count, 0))
+        cell = self.account_cells.get(account)
+        if cell is not None and self.account_table is not None:
+            self.account_table.set(self.shard_id, cell[0], max(count, 0))
 
     def write_account_counts(self) -> None:
         """Our whole row of account connections, from our clients (the tick): corrects a
@@ -335,7 +336,7 @@ class Server:
         table = self.account_table
         if table is None:
             return
-        for account, (index, _) in self.limited_accounts.items():
+        for account, (index, _) in self.account_cells.items():
             table.set(self.shard_id, index, self.account_conns.get(account, 0))
 
     def tls_handshake_failed(self, client: ClientProtocol, exc: BaseException) -> None:
@@ -706,7 +707,7 @@ class Server:
             # Subscriptions' delivery checks may have changed: cached results go.
             for sublist in self.sublists.values():
                 sublist.clear_cache()
-            self.limited_accounts = connection_limited_accounts(new)
+            self.account_cells = account_cells(new)
             if self.account_table is not None:
                 self.account_table.clear_row(self.shard_id)
             self.write_account_counts()

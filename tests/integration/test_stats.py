@@ -126,3 +126,31 @@ def test_stats_without_a_broker_says_so(tmp_path: Path) -> None:
     done = stats("--pid-file", str(tmp_path / "missing.pid"))
     assert done.returncode != 0
     assert "no shardbroker pid file" in done.stderr
+
+
+STATS_ACCOUNTS_CONF = """
+accounts {
+  A: { users: [ {user: a, password: p} ] }
+  B: { users: [ {user: b, password: p} ] }
+}
+"""
+
+
+async def test_stats_counts_each_accounts_connections(
+    broker_factory: Callable[..., Broker], tmp_path: Path
+) -> None:
+    """`stats` shows each configured account's connections, over both workers."""
+    conf = tmp_path / "accounts.conf"
+    conf.write_text(STATS_ACCOUNTS_CONF)
+    broker = broker_factory(workers=2, extra_args=["-c", str(conf)])
+    async with NatsClients(broker) as clients:
+        await clients.on_shard(1, user="a", password="p")
+        await clients.on_shard(2, user="a", password="p")
+        await clients.on_shard(2, user="b", password="p")
+        doc = stats_json("-p", str(broker.port))
+        assert doc["accounts"] == {"A": 2, "B": 1}
+        table = stats("-p", str(broker.port), "--interval", "0.2")
+        assert table.returncode == 0, table.stderr
+        assert "ACCOUNT" in table.stdout
+        rows = [line.split() for line in table.stdout.splitlines()]
+        assert ["A", "2"] in rows and ["B", "1"] in rows

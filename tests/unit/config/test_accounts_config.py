@@ -21,8 +21,8 @@ from shardbroker.config.options import (
     Options,
     OptionsError,
     ServiceLatency,
+    account_cells,
     all_users,
-    connection_limited_accounts,
     validate,
 )
 from shardbroker.config.parse import ConfigError
@@ -92,7 +92,7 @@ def test_accounts_limits(tmp_path: Path) -> None:
     )
     limits = opts.accounts[0].limits
     assert limits == AccountLimits(max_connections=3, max_subscriptions=4, max_payload=1024)
-    assert connection_limited_accounts(opts) == {b"A": (0, 3)}
+    assert account_cells(opts) == {b"A": (0, 3)}
     with pytest.raises(ConfigError, match="leaf nodes are not supported yet"):
         parse(tmp_path, "accounts { A: { limits: {max_leafnodes: 2} } }\n")
 
