@@ -1078,3 +1078,38 @@ async def test_accounts_connections_advisory_follows_the_account(
             return counts[-2:]
 
     assert await on_both(tmp_path, monkeypatch, EVENTS_CONF, scenario) == [1, 0]
+
+
+TOKEN_CONF = """
+accounts {
+  A: {
+    users: [ {user: a, password: p} ]
+    exports: [ {service: "acc.*.req", account_token_position: 2} ]
+  }
+  B: {
+    users: [ {user: b, password: p} ]
+    imports: [ {service: {account: A, subject: "acc.B.req"}, to: "req"} ]
+  }
+}
+"""
+
+
+async def test_accounts_service_export_with_the_importers_name_in_a_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export whose second token must be the importer's name: B's request reaches
+    A's responder on `acc.B.req`, across workers."""
+
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            responder = await clients.on_shard(2, user="a", password="p")
+            requester = await clients.on_shard(1, user="b", password="p")
+
+            async def answer(msg: Any) -> None:
+                await responder.publish(msg.reply, msg.subject.encode())
+
+            await responder.subscribe("acc.*.req", cb=answer)
+            await barrier(responder)
+            return (await requester.request("req", b"?", timeout=5)).data
+
+    assert await on_both(tmp_path, monkeypatch, TOKEN_CONF, scenario) == b"acc.B.req"
