@@ -1113,3 +1113,44 @@ async def test_accounts_service_export_with_the_importers_name_in_a_token(
             return (await requester.request("req", b"?", timeout=5)).data
 
     assert await on_both(tmp_path, monkeypatch, TOKEN_CONF, scenario) == b"acc.B.req"
+
+
+SLOW_LATENCY_CONF = """
+accounts {
+  A: {
+    users: [ {user: a, password: p} ]
+    exports: [
+      {service: "slow", threshold: "500ms", latency: {sampling: 100, subject: "lat.slow"}}
+    ]
+  }
+  B: { users: [ {user: b, password: p} ], imports: [ {service: {account: A, subject: "slow"}} ] }
+}
+"""
+
+
+async def test_accounts_service_latency_bad_request_and_service_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tracked request without a reply subject gives a 400 metric; one that no
+    responder answers within the threshold, a 504."""
+
+    async def scenario(broker: Broker) -> Any:
+        async with NatsClients(broker) as clients:
+            responder = await clients.on_shard(1, user="a", password="p")
+            requester = await clients.on_shard(2, user="b", password="p")
+            metrics = await responder.subscribe("lat.>")
+            await responder.subscribe("slow")  # never answers
+            await barrier(responder)
+            await requester.publish("slow", b"no reply")
+            await barrier(requester)
+            bad = metric_shape((await metrics.next_msg(timeout=5)).data)
+            inbox = requester.new_inbox()
+            await requester.subscribe(inbox)
+            await barrier(requester)
+            await requester.publish("slow", b"x", reply=inbox)
+            timeout = metric_shape((await metrics.next_msg(timeout=10)).data)
+            return bad, timeout
+
+    bad, timeout = await on_both(tmp_path, monkeypatch, SLOW_LATENCY_CONF, scenario)
+    assert (bad["status"], bad["description"]) == (400, "Bad Request")
+    assert (timeout["status"], timeout["description"]) == (504, "Service Timeout")
