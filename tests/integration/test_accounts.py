@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers.broker import (
     REPO_ROOT,
-    TARGET_ENV,
     Broker,
     NatsClients,
     assert_different_shards,
@@ -36,6 +35,7 @@ from tests.helpers.broker import (
     raw_connect_on_shard,
     run_broker,
 )
+from tests.helpers.differential import TARGETS_IN_ORDER, Scenario, broker_on, on_both
 
 pytestmark = [
     pytest.mark.integration,
@@ -60,40 +60,6 @@ authorization {{ users: [ {{user: g, password: p}} ] }}
 no_auth_user: a2
 """
 
-Scenario = Callable[[Broker], Awaitable[Any]]
-
-
-@contextlib.contextmanager
-def broker_on(
-    target: str,
-    conf: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    extra: tuple[str, ...] = (),
-) -> Iterator[Broker]:
-    monkeypatch.setenv(TARGET_ENV, target)
-    try:
-        with run_broker(
-            workers=2, tmp_dir=tmp_path, extra_args=("-c", str(conf), *extra)
-        ) as broker:
-            yield broker
-    finally:
-        monkeypatch.setenv(TARGET_ENV, "shardbroker")
-
-
-async def on_both(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, scenario: Scenario
-) -> Any:
-    """Run the scenario against nats-server, then shardbroker; their results must match."""
-    conf = tmp_path / "accounts.conf"
-    conf.write_text(text)
-    results = {}
-    for target in ("nats-server", "shardbroker"):
-        with broker_on(target, conf, monkeypatch, tmp_path) as broker:
-            results[target] = await scenario(broker)
-    assert results["shardbroker"] == results["nats-server"]
-    return results["shardbroker"]
-
 
 async def on_both_http(
     tmp_path: Path,
@@ -105,7 +71,7 @@ async def on_both_http(
     conf = tmp_path / "accounts.conf"
     conf.write_text(text)
     results = {}
-    for target in ("nats-server", "shardbroker"):
+    for target in TARGETS_IN_ORDER:
         port = free_port()
         with broker_on(target, conf, monkeypatch, tmp_path, ("-m", str(port))) as broker:
             results[target] = await scenario(broker, f"http://127.0.0.1:{port}")

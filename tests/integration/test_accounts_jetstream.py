@@ -9,11 +9,10 @@ same config file, and what the clients saw must be the same.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,14 @@ from nats.js.api import StorageType
 
 from tests.helpers.broker import (
     REPO_ROOT,
-    TARGET_ENV,
     Broker,
     NatsClients,
     assert_different_shards,
     barrier,
     is_shardbroker_target,
     nats_server_binary,
-    run_broker,
 )
+from tests.helpers.differential import broker_on, on_both
 
 pytestmark = [
     pytest.mark.integration,
@@ -69,46 +67,6 @@ accounts {
   B: { users: [ {user: b, password: p} ], jetstream: { max_streams: 10 } }
 }
 """
-
-Scenario = Callable[[Broker], Awaitable[Any]]
-
-
-@contextlib.contextmanager
-def broker_on(
-    target: str,
-    conf: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    store_dir: Path | None = None,
-) -> Iterator[Broker]:
-    monkeypatch.setenv(TARGET_ENV, target)
-    try:
-        with run_broker(
-            workers=2,
-            tmp_dir=tmp_path,
-            extra_args=("-c", str(conf)),
-            jetstream=True,
-            store_dir=store_dir,
-        ) as broker:
-            yield broker
-    finally:
-        monkeypatch.setenv(TARGET_ENV, "shardbroker")
-
-
-async def on_both(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, scenario: Scenario
-) -> Any:
-    """Run the scenario against nats-server, then shardbroker; their results must match."""
-    conf = tmp_path / "accounts.conf"
-    conf.write_text(text)
-    results = {}
-    for target in ("nats-server", "shardbroker"):
-        with broker_on(target, conf, monkeypatch, tmp_path) as broker:
-            results[target] = await scenario(broker)
-    for key, value in results["nats-server"].items():
-        assert results["shardbroker"].get(key) == value, key
-    assert results["shardbroker"] == results["nats-server"]
-    return results["shardbroker"]
 
 
 async def outcome(call: Awaitable[Any]) -> Any:
@@ -218,7 +176,7 @@ async def test_accounts_jetstream_limits_of_each_account(
             out["reserved C"] = (info_c["reserved_storage"], info_c["reserved_memory"])
         return out
 
-    out = await on_both(tmp_path, monkeypatch, LIMITS_CONF, scenario)
+    out = await on_both(tmp_path, monkeypatch, LIMITS_CONF, scenario, jetstream=True)
     assert out["info A"]["limits"] == {
         "max_memory": 500, "max_storage": 1000, "max_streams": 2, "max_consumers": 1,
         "max_ack_pending": 5, "memory_max_stream_bytes": -1, "storage_max_stream_bytes": -1,
@@ -268,7 +226,7 @@ async def test_accounts_jetstream_not_enabled_answers_10039(
                     out[f"{user} publish"] = "no responders"
         return out
 
-    out = await on_both(tmp_path, monkeypatch, LIMITS_CONF, scenario)
+    out = await on_both(tmp_path, monkeypatch, LIMITS_CONF, scenario, jetstream=True)
     assert out["g $JS.API.INFO"] == {
         "type": "io.nats.jetstream.api.v1.account_info_response",
         "error": {
@@ -302,7 +260,7 @@ async def test_accounts_jetstream_same_stream_name_in_two_accounts(
             out["B names"] = await jb.streams_info()
         return out
 
-    out = await on_both(tmp_path, monkeypatch, DATA_CONF, scenario)
+    out = await on_both(tmp_path, monkeypatch, DATA_CONF, scenario, jetstream=True)
     assert out["A state"] == (2, -1) and out["B state"] == (3, 10)
     assert out["A last"] == b"A1" and out["B last"] == b"B2"
     assert out["A after B's delete"] == 2 and out["B names"] == []
@@ -348,7 +306,7 @@ async def test_accounts_jetstream_publish_and_pull_with_acks_across_workers(
             out["other account"] = (await other.jetstream().stream_info("WORK")).state.messages
         return out
 
-    out = await on_both(tmp_path, monkeypatch, DATA_CONF, scenario)
+    out = await on_both(tmp_path, monkeypatch, DATA_CONF, scenario, jetstream=True)
     assert out["acks"] == list(range(1, 21))
     assert [data for _, data, _ in out["got"]] == [b"job%d" % i for i in range(20)]
     assert out["consumer"] == (0, 0, 20, 20)
@@ -363,7 +321,9 @@ async def test_accounts_jetstream_restart_keeps_each_accounts_streams(
     results = {}
     for target in ("nats-server", "shardbroker"):
         store = tmp_path / f"store-{target}"
-        with broker_on(target, conf, monkeypatch, tmp_path, store_dir=store) as broker:
+        with broker_on(
+            target, conf, monkeypatch, tmp_path, jetstream=True, store_dir=store
+        ) as broker:
             async with NatsClients(broker) as clients:
                 a = await clients.on_shard(1, user="a", password="p")
                 b = await clients.on_shard(2, user="b", password="p")
@@ -379,7 +339,9 @@ async def test_accounts_jetstream_restart_keeps_each_accounts_streams(
                 psub = await jb.pull_subscribe("keep.>", durable="d", stream="KEEP")
                 for msg in await psub.fetch(2, timeout=5):
                     await msg.ack_sync()
-        with broker_on(target, conf, monkeypatch, tmp_path, store_dir=store) as broker:
+        with broker_on(
+            target, conf, monkeypatch, tmp_path, jetstream=True, store_dir=store
+        ) as broker:
             out: dict[str, Any] = {}
             async with NatsClients(broker) as clients:
                 a = await clients.on_shard(2, user="a", password="p")
