@@ -382,12 +382,7 @@ class Monitor:
         if len(tokens) != 5 or target not in ("PING", self.broker.server_id):
             return None
         endpoint = tokens[4]
-        try:
-            options = msgspec.json.decode(message) if message.strip() else {}
-        except msgspec.DecodeError:
-            options = {}
-        if not isinstance(options, dict):
-            options = {}
+        options = _request_options(message)
         state = self.state()
         if _filtered_out(state, options):
             return None
@@ -446,12 +441,7 @@ class Monitor:
             return msgspec.json.encode({"server": info, "data": found.account_detail})
         if endpoint == "CONNS" and account:
             return await self.account_connections(account)
-        try:
-            options = msgspec.json.decode(message) if message.strip() else {}
-        except msgspec.DecodeError:
-            options = {}
-        if not isinstance(options, dict):
-            options = {}
+        options = _request_options(message)
         if account:
             options["acc"] = account
             if endpoint == "SUBSZ":
@@ -638,6 +628,15 @@ class Monitor:
             self.http_server = None
         for task in list(self._tasks):
             task.cancel()
+
+
+def _request_options(message: bytes) -> dict[str, Any]:
+    """A $SYS request's JSON options; {} for an empty or unreadable body."""
+    try:
+        options = msgspec.json.decode(message) if message.strip() else {}
+    except msgspec.DecodeError:
+        return {}
+    return options if isinstance(options, dict) else {}
 
 
 def _requester(header: bytes) -> dict[str, Any] | None:
