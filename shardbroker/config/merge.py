@@ -24,6 +24,15 @@ import msgspec
 
 from shardbroker.config.accounts import parse_accounts
 from shardbroker.config.mappings import MAPPINGS_KEYS, mappings_block
+from shardbroker.config.operator import (
+    OPERATOR_KEYS,
+    RESOLVER_KEYS,
+    TRUSTED_KEYS,
+    accounts_from_jwts,
+    operator_system_account,
+    parse_operator_block,
+    trusted_keys,
+)
 from shardbroker.config.options import (
     DECLARATIONS,
     Authorization,
@@ -46,7 +55,7 @@ from shardbroker.config.value import (
 # nats-server features that a config file may name but shardbroker does not serve yet.
 NOT_YET_SUPPORTED = frozenset(
     (
-        "operator", "resolver", "allow_non_tls", "ocsp",
+ "allow_non_tls", "ocsp",
         "cluster", "gateway", "leafnodes", "websocket",
         "mqtt", "https", "https_port", "client_advertise",
     )
@@ -115,6 +124,8 @@ def options_from_config(
         if name == "accounts":
             fields["accounts"] = parse_accounts(value, positions, (key,), position)
             continue
+        if name in OPERATOR_FILE_KEYS:
+            continue  # parse_operator_block, below
         if name in MAPPINGS_KEYS:
             fields["mappings"] = mappings_block(value, positions, (key,), position)
             continue
@@ -143,6 +154,10 @@ def options_from_config(
             fields[entry.field] = entry.convert(value)  # type: ignore[misc]
         except ValueError as exc:
             raise _error(position, f"{key}: {exc}") from None
+    operator = parse_operator_block(values, positions, filename)
+    if operator:
+        _check_operator_mode(operator, fields, values, positions, filename)
+        fields.update(operator)
     auth = fields.get("authorization")
     tls = fields.get("tls")
     auth_block = next((v for k, v in values.items() if k.lower() == "authorization"), None)
@@ -150,6 +165,37 @@ def options_from_config(
         # nats-server: the default auth timeout is the TLS timeout plus one second.
         fields["authorization"] = msgspec.structs.replace(auth, timeout=tls.timeout + 1.0)
     return fields
+
+
+OPERATOR_FILE_KEYS = frozenset((*OPERATOR_KEYS, *RESOLVER_KEYS, *TRUSTED_KEYS, "resolver_preload"))
+
+
+def _check_operator_mode(
+    operator: dict[str, Any],
+    fields: dict[str, Any],
+    values: Mapping[str, Any],
+    positions: Mapping[KeyPath, Position],
+    filename: str,
+) -> None:
+    """nats-server's refusals of an operator-mode file (its texts)."""
+    first = next(iter(values), "")
+    at = positions.get((first,), Position(filename, 0, 0))
+    operators = operator.get("operators", ())
+    if not operators and not operator.get("trusted_keys"):
+        return
+    if operators and operator.get("trusted_keys"):
+        raise _error(at, "conflicting options for 'TrustedKeys' and 'TrustedOperators'")
+    if not operator.get("resolver"):
+        raise _error(at, "operators require an account resolver to be configured")
+    if fields.get("accounts"):
+        raise _error(at, "operators do not allow Accounts to be configured directly")
+    auth = fields.get("authorization")
+    if auth is not None and (auth.users is not None or auth.user or auth.token):
+        raise _error(at, "operators do not allow users to be configured directly")
+    system = fields.get("system_account", "")
+    from_jwt = operator_system_account(operators)
+    if system and from_jwt and system != from_jwt:
+        raise _error(at, "system_account in config and operator JWT must be identical")
 
 
 def _has_key(block: Any, name: str) -> bool:
@@ -450,4 +496,15 @@ def build_options(source: OptionsSource) -> Options:
     fields = merge(msgspec.structs.asdict(Options()), from_file, source.flags)
     fields = apply_auth_flags(fields, *source.auth_flags)
     fields = apply_tls_flags(fields, *source.tls_flags)
+    if fields.get("operators") or fields.get("trusted_keys"):
+        # The preloaded accounts signed by a trusted key are the accounts; the system
+        # account is the configured one, else the operator's, else none.
+        trusted = trusted_keys(fields["operators"], fields["trusted_keys"])
+        fields["accounts"] = accounts_from_jwts(fields["resolver_preload"], trusted)
+        if fields["system_account"] == Options().system_account:
+            system = operator_system_account(fields["operators"])
+            if system:
+                fields["system_account"] = system
+            else:
+                fields["no_system_account"] = True
     return validate(Options(**fields))

@@ -371,6 +371,21 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
         help="Run without a system account.",
     )] = False
 
+    # Operator mode: operator JWTs (or trusted operator keys), and the MEMORY resolver's
+    # preloaded account JWTs, which become `accounts` (config/operator.py).
+    operators: Annotated[tuple[str, ...], Setting(
+        go="TrustedOperators", help="Operator JWTs (the `operator` key: a JWT or a file).",
+    )] = ()
+    trusted_keys: Annotated[tuple[str, ...], Setting(
+        go="TrustedKeys", help="Public operator keys trusted to sign account JWTs.",
+    )] = ()
+    resolver: Annotated[str, Setting(
+        go="AccountResolver", help="The account resolver of operator mode (MEMORY).",
+    )] = ""
+    resolver_preload: Annotated[tuple[tuple[str, str], ...], Setting(
+        go="ResolverPreload", help="Account public key and JWT, for the MEMORY resolver.",
+    )] = ()
+
     # JetStream, served by the storage shard when enabled.
     jetstream: Annotated[bool, Setting(
         keys=("jetstream", "jetstream.enabled"), flags=("-js", "--jetstream"),
@@ -672,6 +687,11 @@ def account_cells(opts: Options) -> dict[bytes, tuple[int, int]]:
 def account_names(opts: Options) -> list[str]:
     """The configured accounts in the order of their cells (account_cells)."""
     return [name.decode() for name in account_cells(opts)]
+
+
+def operator_mode(opts: Options) -> bool:
+    """Users log in with JWTs of accounts an operator signed (no users in the file)."""
+    return bool(opts.operators or opts.trusted_keys)
 
 
 def system_account_name(opts: Options) -> str:

@@ -19,12 +19,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from typing import Any, NamedTuple
 
 import bcrypt
 
 from shardbroker import const
+from shardbroker.config import jwt
 from shardbroker.config.nkey import signed_by
-from shardbroker.config.options import Options, all_users, has_users
+from shardbroker.config.operator import jwt_permissions, trusted_keys
+from shardbroker.config.options import Options, all_users, has_users, operator_mode
+from shardbroker.security.permissions import UserPermissions
 
 _BCRYPT_RE = re.compile(r"^\$2[abxy]\$\d{2}\$.*")
 _BCRYPT_CACHE_MAX = 1024
@@ -71,8 +75,11 @@ class Authenticator:
 
     __slots__ = (
         "accounts",
+        "jwt_accounts",
+        "logins",
         "nkeys",
         "no_auth_user",
+        "operator",
         "password",
         "required",
         "timeout",
@@ -97,7 +104,18 @@ class Authenticator:
         # The account each listed user logs in to; everyone else is in $G.
         self.accounts = {e.name: e.account.encode() for e in listed}
         self.timeout = auth.timeout if auth is not None else const.AUTH_TIMEOUT
-        self.required = bool(self.token or self.user or self.users is not None)
+        # Operator mode: the preloaded account JWTs a trusted key signed, and what each
+        # user key logged in with (its account, permissions and limits).
+        self.operator = operator_mode(opts)
+        self.jwt_accounts: dict[str, jwt.Claims] = {}
+        if self.operator:
+            trusted = trusted_keys(opts.operators, opts.trusted_keys)
+            for key, token in opts.resolver_preload:
+                claims = jwt.decode(token, "account")
+                if claims.iss in trusted:
+                    self.jwt_accounts[key] = claims
+        self.logins: dict[str, JWTLogin] = {}
+        self.required = bool(self.token or self.user or self.users is not None or self.operator)
         self.no_auth_user = opts.no_auth_user if self.required else ""
 
     @property
@@ -107,18 +125,29 @@ class Authenticator:
 
     @property
     def needs_nonce(self) -> bool:
-        """INFO carries a fresh nonce for every connection when NKEY users exist."""
-        return bool(self.nkeys)
+        """INFO carries a fresh nonce for every connection when NKEY users exist, and
+        in operator mode."""
+        return bool(self.nkeys) or self.operator
 
     def check(
-        self, user: str, password: str, token: str, nkey: str = "", sig: str = "", nonce: str = ""
+        self,
+        user: str,
+        password: str,
+        token: str,
+        nkey: str = "",
+        sig: str = "",
+        nonce: str = "",
+        user_jwt: str = "",
     ) -> str | None:
         """The user name these CONNECT credentials log in as, or None (refused).
 
         Without authentication configured everyone gets in and credentials are ignored.
+        In operator mode only a user JWT counts (its user key is the name).
         """
         if not self.required:
             return ANONYMOUS
+        if self.operator:
+            return self._check_jwt(user_jwt, sig, nonce)
         if nkey:
             # An NKEY user signs this connection's nonce (nats-server checks it first).
             if nkey in self.nkeys and nonce and signed_by(nkey, nonce, sig):
@@ -160,9 +189,59 @@ class Authenticator:
             return False
         return (stored, hashlib.sha256(given.encode()).digest()) not in _bcrypt_ok
 
+    def _check_jwt(self, token: str, sig: str, nonce: str) -> str | None:
+        """nats-server's CONNECT checks of a user JWT (jwt-operator-mode.md §7); the
+        user key, or None for any failure."""
+        if not token:
+            return None
+        try:
+            user = jwt.decode(token, "user")
+        except jwt.JWTError:
+            return None
+        if user.expired() or user.not_yet_valid():
+            return None
+        account_key = str(user.nats.get("issuer_account") or user.iss)
+        account = self.jwt_accounts.get(account_key)
+        if account is None or account.expired():
+            return None
+        signing = {
+            key if isinstance(key, str) else str(key.get("key", ""))
+            for key in account.nats.get("signing_keys") or ()
+        }
+        if user.iss != account_key and user.iss not in signing:
+            return None
+        limits = account.nats.get("limits") or {}
+        if user.nats.get("bearer_token"):
+            if limits.get("disallow_bearer"):
+                return None
+        elif not (nonce and signed_by(user.sub, nonce, sig)):
+            return None
+        revocations = account.nats.get("revocations") or {}
+        revoked = max(int(revocations.get(user.sub, 0)), int(revocations.get("*", 0)))
+        if revoked and user.iat <= revoked:
+            return None
+        types = [str(t).upper() for t in user.nats.get("allowed_connection_types") or ()]
+        if types and "STANDARD" not in types and any(t in _CONNECTION_TYPES for t in types):
+            return None
+        perms = jwt_permissions(user.nats)
+        if perms is None and account.nats.get("default_permissions"):
+            perms = jwt_permissions(account.nats["default_permissions"])
+        v1 = user.version == 1
+        self.logins[user.sub] = JWTLogin(
+            account_key.encode(),
+            UserPermissions(perms) if perms is not None else None,
+            _jwt_limit(user.nats, "subs", v1),
+            _jwt_limit(user.nats, "payload", v1),
+            user.exp,
+        )
+        return user.sub
+
     def account_of(self, name: str) -> bytes:
         """The account a logged-in user belongs to (the global one for a token, the
         single user, or when no authentication is configured)."""
+        login = self.logins.get(name)
+        if login is not None:
+            return login.account
         return self.accounts.get(name, const.GLOBAL_ACCOUNT)
 
     def is_listed(self, name: str) -> bool:
@@ -179,6 +258,29 @@ class Authenticator:
         if self.users is not None:
             secrets.extend(self.users.values())
         return any(s and not is_bcrypt(s) for s in secrets)
+
+
+class JWTLogin(NamedTuple):
+    """What a user JWT logged in with: its account, permissions and limits (-1: none)."""
+
+    account: bytes
+    permissions: UserPermissions | None
+    subs: int
+    payload: int
+    expires: int  # Unix seconds; 0: never
+
+
+_CONNECTION_TYPES = frozenset(
+    ("STANDARD", "WEBSOCKET", "LEAFNODE", "LEAFNODE_WS", "MQTT", "MQTT_WS", "IN_PROCESS")
+)
+
+
+def _jwt_limit(section: dict[str, Any], name: str, v1: bool) -> int:
+    """A user JWT limit: -1 unlimited; absent is 0 (nothing) in version 2, -1 in v1."""
+    value = section.get(name)
+    if value is None:
+        return -1 if v1 else 0
+    return int(value)
 
 
 # What a reload does to a logged-in client (nats-server reloadAuthorization).
@@ -204,6 +306,11 @@ def reauthorize(
     kept without checking again, and `memo` (one per reload) keeps one answer per set of
     credentials: a reload must not run bcrypt once per connected client.
     """
+    if new.operator and logged_in_as in old.logins:
+        # Operator mode reloads keep the operator and its accounts (not reloadable):
+        # a JWT login stays what it was.
+        new.logins[logged_in_as] = old.logins[logged_in_as]
+        return KEEP, logged_in_as
     if old.is_listed(logged_in_as) and not new.is_listed(logged_in_as):
         return GONE, ""
     if not new.required:

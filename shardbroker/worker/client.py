@@ -49,6 +49,7 @@ from shardbroker.errors import (
     ERR_MAX_SUBSCRIPTIONS,
     ERR_NO_RESPONDERS_REQUIRES_HEADERS,
     ERR_STALE_CONNECTION,
+    ERR_USER_EXPIRED,
     ProtocolError,
     err_publish_reply_violation,
     err_publish_violation,
@@ -64,7 +65,14 @@ from shardbroker.protocol.subjects import (
     is_valid_subject,
     subject_matches,
 )
-from shardbroker.security.auth import GONE, REFUSED, Authenticator, Credentials, reauthorize
+from shardbroker.security.auth import (
+    GONE,
+    REFUSED,
+    Authenticator,
+    Credentials,
+    JWTLogin,
+    reauthorize,
+)
 from shardbroker.security.permissions import ResponseGrants, UserPermissions
 from shardbroker.worker.responses import ServiceResponses
 from shardbroker.worker.route_result import Subscription
@@ -454,7 +462,12 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.parser.max_payload = server.max_payload_for(account)
         self.max_subs = server.max_subs_for(account)
         self.user = user
-        perms = self.perms = self.server.permissions.get(user)
+        login = server.auth.logins.get(user)
+        if login is not None:
+            self.apply_jwt_login(login)
+        perms = self.perms = (
+            self.server.permissions.get(user) if login is None else login.permissions
+        )
         responses = perms.responses if perms is not None else None
         self.grants = None if responses is None else ResponseGrants(responses, time.monotonic())
         if perms is not None:
@@ -463,6 +476,22 @@ class ClientProtocol(Output, asyncio.Protocol):
         if self.auth_handle is not None:
             self.auth_handle.cancel()
             self.auth_handle = None
+
+    def apply_jwt_login(self, login: JWTLogin) -> None:
+        """A user JWT's limits (the lower of its and the account's), and its expiry."""
+        if login.payload >= 0:
+            self.parser.max_payload = min(self.parser.max_payload, login.payload)
+        if login.subs >= 0:
+            # 0 allows none: -1 makes every SUB meet the limit (process_sub).
+            limit = login.subs or -1
+            self.max_subs = min(self.max_subs, limit) if self.max_subs > 0 else limit
+        if login.expires:
+            delay = max(login.expires - time.time(), 0.0)
+            self.server.loop.call_later(delay, self.on_jwt_expired)
+
+    def on_jwt_expired(self) -> None:
+        if not self.closed:
+            self.close_with_error(ERR_USER_EXPIRED, ClosedState.AuthenticationExpired)
 
     def bind_routes(self) -> None:
         """The router's routes for this client's account (those that follow stream
@@ -554,8 +583,9 @@ class ClientProtocol(Output, asyncio.Protocol):
                 self.check_off_loop(opts)
                 return True
             user = auth.check(
-                opts.user, opts.password, opts.auth_token, opts.nkey, opts.sig, self.nonce
-            )
+                opts.user, opts.password, opts.auth_token, opts.nkey, opts.sig, self.nonce,
+                opts.jwt,
+            )  # fmt: skip
             if user is None:
                 raise ProtocolError(ERR_AUTH_VIOLATION)
             self.authenticated(user)

@@ -78,7 +78,7 @@ def test_config_merge_aliases_listen_and_bare_seconds() -> None:
     ("text", "line", "message"),
     [
         ("port: 1\nfoo: 2\n", 2, 'unknown field "foo"'),
-        ('port: 1\n\noperator: "op.jwt"\n', 3, "does not support yet"),
+        ("port: 1\n\ngateway: {}\n", 3, "does not support yet"),
         ("cluster {}\n", 1, "does not support yet"),
         ("jetstream {\n  cipher: chacha\n}\n", 2, "not supported by shardbroker yet"),
         ("jetstream {\n  bogus: 1\n}\n", 2, 'unknown field "bogus"'),

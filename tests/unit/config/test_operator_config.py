@@ -1,0 +1,87 @@
+"""config/operator.py: operator mode in a config file, and account JWTs as accounts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shardbroker.config import jwt
+from shardbroker.config.merge import OptionsSource, build_options
+from shardbroker.config.options import AccountLimits, operator_mode
+from shardbroker.config.parse import ConfigError
+
+OPERATOR = jwt.new_seed("operator")
+ACCOUNT = jwt.new_seed("account")
+OTHER = jwt.new_seed("account")
+OPERATOR_JWT = jwt.encode("operator", jwt.public_key(OPERATOR), OPERATOR, name="op")
+
+
+def build(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+    conf = tmp_path / "op.conf"
+    conf.write_text(text)
+    return build_options(OptionsSource(config=str(conf)))
+
+
+def account_jwt(seed: str, signer: str = OPERATOR, **fields: object) -> str:
+    return jwt.encode("account", jwt.public_key(seed), signer, fields, name="A")
+
+
+def test_preloaded_accounts_become_accounts(tmp_path: Path) -> None:
+    token = account_jwt(
+        ACCOUNT,
+        limits={"conn": 5, "subs": -1, "payload": 1024},
+        exports=[{"subject": "svc", "type": "service", "response_type": "Stream"}],
+        default_permissions={"pub": {"allow": ["a.>"]}},
+        mappings={"m.*": [{"subject": "n.$1", "weight": 100}]},
+    )
+    untrusted = account_jwt(OTHER, signer=jwt.new_seed("operator"))
+    key, other = jwt.public_key(ACCOUNT), jwt.public_key(OTHER)
+    opts = build(
+        tmp_path,
+        f'operator: "{OPERATOR_JWT}"\nresolver: MEMORY\n'
+        f'resolver_preload: {{\n  {key}: "{token}"\n  {other}: "{untrusted}"\n}}\n',
+    )
+    assert operator_mode(opts) and opts.no_system_account
+    (account,) = opts.accounts  # the one an untrusted operator signed is left out
+    assert account.name == key
+    assert account.limits == AccountLimits(
+        max_connections=5, max_subscriptions=-1, max_payload=1024, max_leafnodes=-1
+    )
+    assert account.exports[0].response_type == "stream"
+    assert account.default_permissions is not None
+    assert account.mappings[0].source == "m.*"
+
+
+def test_operator_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "op.jwt"
+    path.write_text(f"-----BEGIN NATS OPERATOR JWT-----\n{OPERATOR_JWT}\n------END------\n")
+    opts = build(tmp_path, f'operator: "{path}"\nresolver: MEMORY\n')
+    assert opts.operators == (OPERATOR_JWT,)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (f'operator: "{OPERATOR_JWT}"\n', "operators require an account resolver"),
+        (f'operator: "{OPERATOR_JWT}"\nresolver: MEMORY\naccounts {{ A: {{}} }}\n',
+         "operators do not allow Accounts to be configured directly"),
+        (f'operator: "{OPERATOR_JWT}"\nresolver: MEMORY\n'
+         "authorization { users: [{user: a, password: b}] }\n",
+         "operators do not allow users to be configured directly"),
+        (f'operator: "{OPERATOR_JWT}"\nresolver: MEMORY\n'
+         f'trusted_keys: ["{jwt.public_key(OPERATOR)}"]\n',
+         "conflicting options for 'TrustedKeys' and 'TrustedOperators'"),
+        ('trusted_keys: ["OBAD"]\nresolver: MEMORY\n',
+         'trust key "OBAD" required to be a valid public operator nkey'),
+        (f'operator: "{OPERATOR_JWT}"\nresolver: MEMORY\n'
+         f'resolver_preload: {{ {jwt.public_key(ACCOUNT)}: "eyJnot" }}\n',
+         "invalid account JWT"),
+        (f'operator: "{OPERATOR_JWT}"\nresolver: URL("http://x/")\n',
+         "only the MEMORY resolver is supported"),
+        ('operator: "not-a-file-or-jwt"\n', "neither a file nor a JWT"),
+    ],
+)  # fmt: skip
+def test_operator_mode_errors(tmp_path: Path, text: str, error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        build(tmp_path, text)
