@@ -197,9 +197,10 @@ def jti(claims: dict[str, Any]) -> str:
 
 def encode(kind: str, subject: str, issuer_seed: str, fields: dict[str, Any] | None = None,
            *, name: str = "", expires: int = 0, not_before: int = 0,
-           issued_at: int | None = None) -> str:  # fmt: skip
-    """A version 2 token of `kind` about `subject`, signed by `issuer_seed`; `fields` go
-    into the `nats` section (`type` and `version` are added)."""
+           issued_at: int | None = None, version: int = VERSION) -> str:  # fmt: skip
+    """A token of `kind` about `subject`, signed by `issuer_seed`; `fields` go into the
+    `nats` section. Version 2 adds `type` and `version` there and signs the header and
+    claims; version 1 puts `type` at the top and signs the claims only."""
     claims: dict[str, Any] = {
         "jti": "",
         "iat": int(time.time()) if issued_at is None else issued_at,
@@ -212,11 +213,17 @@ def encode(kind: str, subject: str, issuer_seed: str, fields: dict[str, Any] | N
         claims["exp"] = expires
     if not_before:
         claims["nbf"] = not_before
-    claims["nats"] = {**(fields or {}), "type": kind, "version": VERSION}
+    if version == 1:
+        claims["type"] = kind
+        claims["nats"] = dict(fields or {})
+    else:
+        claims["nats"] = {**(fields or {}), "type": kind, "version": VERSION}
     claims["jti"] = jti(claims)
-    header = _b64encode(b'{"typ":"JWT","alg":"ed25519-nkey"}')
+    alg = b"ed25519" if version == 1 else b"ed25519-nkey"
+    header = _b64encode(b'{"typ":"JWT","alg":"' + alg + b'"}')
     payload = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
-    signature = _b64encode(sign(issuer_seed, f"{header}.{payload}".encode()))
+    signed = payload if version == 1 else f"{header}.{payload}"
+    signature = _b64encode(sign(issuer_seed, signed.encode()))
     return f"{header}.{payload}.{signature}"
 
 

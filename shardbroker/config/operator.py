@@ -139,24 +139,22 @@ def accounts_from_jwts(
     return tuple(out)
 
 
-def _limit(section: Mapping[str, Any], name: str, v1: bool) -> int:
-    """A JWT limit: -1 unlimited; absent is 0 (nothing) in version 2, -1 in version 1."""
+def _limit(section: Mapping[str, Any], name: str) -> int:
+    """An account JWT limit: -1 unlimited; absent is 0 (nothing), in version 1 tokens
+    too (nats-server refuses every connection to an account without `conn`)."""
     value = section.get(name)
-    if value is None:
-        return -1 if v1 else 0
-    return int(value)
+    return 0 if value is None else int(value)
 
 
 def account_from_claims(key: str, claims: jwt.Claims) -> Account:
     nats = claims.nats
-    v1 = claims.version == 1
     limits = nats.get("limits") or {}
     fields: dict[str, Any] = {
         "name": key,
         "limits": AccountLimits(
-            max_connections=_limit(limits, "conn", v1),
-            max_subscriptions=_limit(limits, "subs", v1),
-            max_payload=_limit(limits, "payload", v1),
+            max_connections=_limit(limits, "conn"),
+            max_subscriptions=_limit(limits, "subs"),
+            max_payload=_limit(limits, "payload"),
             max_leafnodes=-1,
         ),
         "exports": tuple(_export(e) for e in nats.get("exports") or ()),

@@ -160,3 +160,37 @@ async def test_operator_mode_user_permissions_and_limits_from_the_jwt(
     nonce, errors = await on_both(tmp_path, monkeypatch, config(), scenario)
     assert nonce
     assert any("subscription" in e for e in errors) and any("publish" in e for e in errors)
+
+
+async def test_operator_mode_version_1_tokens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version 1 tokens nats.py's own tests use (claims-only signatures, the type at
+    the top); an account without a `conn` limit takes no connections, in version 1 too."""
+    operator, account, user = (jwt.new_seed(r) for r in ("operator", "account", "user"))
+    account_key = jwt.public_key(account)
+    account_token = jwt.encode("account", account_key, operator, {"limits": UNLIMITED}, version=1)
+    closed = jwt.new_seed("account")
+    closed_token = jwt.encode(
+        "account", jwt.public_key(closed), operator, {"limits": {"wildcards": True}}, version=1
+    )
+    conf = (
+        f'operator: "{jwt.encode("operator", jwt.public_key(operator), operator, version=1)}"\n'
+        "resolver: MEMORY\n"
+        f'resolver_preload: {{\n  {account_key}: "{account_token}"\n'
+        f'  {jwt.public_key(closed)}: "{closed_token}"\n}}\n'
+    )
+    creds = tmp_path / "v1.creds"
+    token = jwt.encode("user", jwt.public_key(user), account, {"pub": {}, "sub": {}}, version=1)
+    creds.write_text(jwt.format_creds(token, user))
+    shut = tmp_path / "v1-closed.creds"
+    token = jwt.encode("user", jwt.public_key(user), closed, {"pub": {}, "sub": {}}, version=1)
+    shut.write_text(jwt.format_creds(token, user))
+
+    async def scenario(broker: Broker) -> Any:
+        results = [await outcome(broker, creds, 1), await outcome(broker, creds, 2)]
+        return [*results, await outcome(broker, shut, 2)]
+
+    out = await on_both(tmp_path, monkeypatch, conf, scenario)
+    assert out[:2] == ["ok", "ok"]
+    assert any("maximum account active connections exceeded" in e for e in out[2])
