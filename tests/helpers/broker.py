@@ -468,6 +468,22 @@ def assert_different_shards(broker: Broker, *client_ids: int | None) -> None:
     assert len(set(shards)) == len(shards), f"expected different shards, got {shards}"
 
 
+async def collect_refused_sockets() -> None:
+    """nats-py leaves a refused connection's socket for the garbage collector: let its
+    tasks see the close (a few turns of the loop), then collect it quietly, so that its
+    ResourceWarning does not land on whatever test runs next. Call it outside the
+    `except` block that caught the refusal (its traceback holds the client)."""
+    import asyncio
+    import gc
+    import warnings
+
+    for _ in range(5):
+        await asyncio.sleep(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
 async def barrier(nc: Any) -> None:
     """A PING/PONG barrier for a nats-py connection: everything sent before it has been
     processed by the server when it returns.

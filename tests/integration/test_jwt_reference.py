@@ -15,6 +15,7 @@ from shardbroker.config import jwt
 from tests.helpers.broker import (
     TARGET_ENV,
     barrier,
+    collect_refused_sockets,
     is_shardbroker_target,
     run_broker,
     unique,
@@ -71,3 +72,4 @@ async def test_nats_server_accepts_our_operator_account_and_user_tokens(
                 broker.url, user_credentials=str(forged), allow_reconnect=False
             )
             await bad.close()
+        await collect_refused_sockets()

@@ -5,10 +5,7 @@ must match."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from tests.helpers.broker import (
     Broker,
     NatsClients,
     barrier,
+    collect_refused_sockets,
     connect_on_shard,
     is_shardbroker_target,
     raw_connect_on_shard,
@@ -68,16 +66,6 @@ def config() -> str:
         "resolver: MEMORY\n"
         f'resolver_preload: {{\n  {ACCOUNT_KEY}: "{account}"\n}}\n'
     )
-
-
-async def collect_refused_sockets() -> None:
-    """nats-py leaves a refused connection's socket for the garbage collector (once its
-    tasks have seen the close: a few turns of the loop)."""
-    for _ in range(5):
-        await asyncio.sleep(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 async def outcome(broker: Broker, creds: Path, shard: int = 1) -> Any:
