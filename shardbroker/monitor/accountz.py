@@ -21,6 +21,7 @@ from shardbroker.monitor.collect import (
     MsgBytes,
     QueryError,
 )
+from shardbroker.security.accounts import SYSTEM_IMPORTS
 
 # -- /accountz, /accstatz ----------------------------------------------------------------------
 
@@ -105,13 +106,7 @@ def account_names(opts: Options) -> list[str]:
 
 
 _RESPONSE_TYPES = {"singleton": "Singleton", "stream": "Streamed", "chunked": "Chunked"}
-# The implicit imports every account has of the system account (nats-server's names).
-_SYSTEM_IMPORTS = (
-    ("$SYS.REQ.ACCOUNT.{acc}.CONNZ", "$SYS.REQ.ACCOUNT.PING.CONNZ", False),
-    ("$SYS.REQ.ACCOUNT.{acc}.CONNZ", "$SYS.REQ.SERVER.PING.CONNZ", False),
-    ("$SYS.REQ.ACCOUNT.{acc}.STATZ", "$SYS.REQ.ACCOUNT.PING.STATZ", False),
-    ("$SYS.REQ.USER.{acc}.INFO", "$SYS.REQ.USER.INFO", True),
-)
+USER_INFO = "$SYS.REQ.USER.INFO"  # the one implicit import nats-server shows as shared
 
 
 def _details(opts: Options, acc: str) -> dict[str, Any]:
@@ -150,10 +145,10 @@ def _details(opts: Options, acc: str) -> dict[str, Any]:
     if system and acc != system:
         imports += [
             ImportInfo(
-                subject=subject.format(acc=acc), account=system, to=local, local_subject=local,
-                type="service", invalid=False, share=share, tracking=False,
+                subject=named.format(acc=acc), account=system, to=local, local_subject=local,
+                type="service", invalid=False, share=local == USER_INFO, tracking=False,
             )
-            for subject, local, share in _SYSTEM_IMPORTS
+            for local, named in SYSTEM_IMPORTS
         ]  # fmt: skip
     if imports:
         out["imports"] = imports

@@ -513,12 +513,7 @@ class Monitor:
     ) -> bytes:
         """The account_connections advisory of an account."""
         state = self.state()
-        figures = figures or accountz.AccountFigures()
-        stat = _account_stat(account)
-        stat["conns"] = stat["total_conns"] = figures.conns
-        stat["num_subscriptions"] = figures.subs
-        stat["sent"]["msgs"], stat["sent"]["bytes"] = figures.out_msgs, figures.out_bytes
-        stat["received"]["msgs"], stat["received"]["bytes"] = figures.in_msgs, figures.in_bytes
+        stat = _account_stat(account, figures or accountz.AccountFigures())
         advisory = {
             "type": "io.nats.server.advisory.v1.account_connections",
             "id": event_id(),
@@ -537,24 +532,14 @@ class Monitor:
         """Per-account statistics (`account_statz`), from the workers' connection
         snapshots; one account, or every account with connections."""
         state = self.state()
-        snaps = await self.snapshots(0)
-        stats: dict[str, dict[str, Any]] = {}
-        for snap in snaps:
-            for conn in snap.conns:
-                if account and conn.account != account:
-                    continue
-                entry = stats.setdefault(conn.account, _account_stat(conn.account))
-                entry["conns"] += 1
-                entry["total_conns"] += 1
-                entry["num_subscriptions"] += conn.n_subs
-                entry["sent"]["msgs"] += conn.out_msgs
-                entry["sent"]["bytes"] += conn.out_bytes
-                entry["received"]["msgs"] += conn.in_msgs
-                entry["received"]["bytes"] += conn.in_bytes
+        figures = await self.account_figures()
+        names = [account] if account else sorted(figures)
         data = {
             "server_id": state.server_id,
             "now": format_rfc3339(state.now_ns),
-            "account_statz": [stats[name] for name in sorted(stats)],
+            "account_statz": [
+                _account_stat(name, figures[name]) for name in names if name in figures
+            ],
         }
         info = collect.server_info(state, next(self._seq))
         return msgspec.json.encode({"server": info, "data": data})
@@ -653,17 +638,19 @@ def _requester(header: bytes) -> dict[str, Any] | None:
     return info if isinstance(info, dict) else None
 
 
-def _traffic() -> dict[str, Any]:
+def _traffic(msgs: int, size: int) -> dict[str, Any]:
     zero = {"msgs": 0, "bytes": 0}
-    return {"msgs": 0, "bytes": 0, "gateways": dict(zero), "routes": dict(zero),
+    return {"msgs": msgs, "bytes": size, "gateways": dict(zero), "routes": dict(zero),
             "leafs": dict(zero)}  # fmt: skip
 
 
-def _account_stat(name: str) -> dict[str, Any]:
+def _account_stat(name: str, figures: accountz.AccountFigures) -> dict[str, Any]:
+    """An account's entry of account_statz (and of its connections advisory)."""
     return {
-        "acc": name, "name": name, "conns": 0, "leafnodes": 0, "total_conns": 0,
-        "num_subscriptions": 0, "sent": _traffic(), "received": _traffic(),
-        "slow_consumers": 0,
+        "acc": name, "name": name, "conns": figures.conns, "leafnodes": 0,
+        "total_conns": figures.conns, "num_subscriptions": figures.subs,
+        "sent": _traffic(figures.out_msgs, figures.out_bytes),
+        "received": _traffic(figures.in_msgs, figures.in_bytes), "slow_consumers": 0,
     }  # fmt: skip
 
 

@@ -27,13 +27,15 @@ from shardbroker.protocol.transform import SubjectMappings, subject_mappings
 
 # What every account reaches of the system account without importing it (nats-server's
 # implicit imports): its own user's identity and permissions, and its own connections
-# and statistics. The requester's full client info goes along (share), so that the
-# answer can be about its account and user.
+# and statistics, as (the subject the account requests, the subject nats-server names
+# the import by in /accountz). The requester's full client info goes along (share),
+# so that the answer can be about its account and user. USER.INFO first: the system
+# account imports only that one.
 SYSTEM_IMPORTS = (
-    "$SYS.REQ.USER.INFO",
-    "$SYS.REQ.SERVER.PING.CONNZ",
-    "$SYS.REQ.ACCOUNT.PING.CONNZ",
-    "$SYS.REQ.ACCOUNT.PING.STATZ",
+    ("$SYS.REQ.USER.INFO", "$SYS.REQ.USER.{acc}.INFO"),
+    ("$SYS.REQ.SERVER.PING.CONNZ", "$SYS.REQ.ACCOUNT.{acc}.CONNZ"),
+    ("$SYS.REQ.ACCOUNT.PING.CONNZ", "$SYS.REQ.ACCOUNT.{acc}.CONNZ"),
+    ("$SYS.REQ.ACCOUNT.PING.STATZ", "$SYS.REQ.ACCOUNT.{acc}.STATZ"),
 )
 SYSTEM_PREFIX = b"$SYS."
 
@@ -162,7 +164,7 @@ class AccountRoutes:
                         Import(service=True, account=system, subject=subject, share=True),
                         Export(service=True, subject=subject),
                     )
-                    for subject in subjects
+                    for subject, _ in subjects
                 )
 
     def service_target(
