@@ -106,6 +106,7 @@ class ClosedState(IntEnum):
     RouteRemoved = 20
     ServerShutdown = 21
     AuthenticationExpired = 22
+    Revocation = 25
 
     def __str__(self) -> str:
         return _CLOSED_REASONS[self]
@@ -134,4 +135,5 @@ _CLOSED_REASONS = {
     ClosedState.RouteRemoved: "Route Removed",
     ClosedState.ServerShutdown: "Server Shutdown",
     ClosedState.AuthenticationExpired: "Authentication Expired",
+    ClosedState.Revocation: "Credentials Revoked",
 }

@@ -41,6 +41,8 @@ _ISSUER_ROLE = {
     "user": "account",
     "activation": "account",
     "authorization_response": "account",
+    # Requests of operators to the nats-based resolver ($SYS.REQ.CLAIMS.DELETE).
+    "generic": "operator",
 }
 _CREDS_BLOCK = re.compile(
     r"\s*(?:(?:[-]{3,}.*[-]{3,}\r?\n)([\w\-.=]+)(?:\r?\n[-]{3,}.*[-]{3,}(\r?\n|\Z)))", re.M

@@ -28,6 +28,7 @@ from shardbroker.config.operator import (
     OPERATOR_KEYS,
     RESOLVER_KEYS,
     TRUSTED_KEYS,
+    account_jwts_at_start,
     accounts_from_jwts,
     operator_system_account,
     parse_operator_block,
@@ -196,6 +197,12 @@ def _check_operator_mode(
     from_jwt = operator_system_account(operators)
     if system and from_jwt and system != from_jwt:
         raise _error(at, "system_account in config and operator JWT must be identical")
+    if operator.get("resolver_store") is not None and not (system or from_jwt):
+        raise _error(
+            at,
+            "using nats based account resolver - the system account needs to be "
+            "specified in configuration or the operator jwt",
+        )
 
 
 def _has_key(block: Any, name: str) -> bool:
@@ -500,7 +507,10 @@ def build_options(source: OptionsSource) -> Options:
         # The preloaded accounts signed by a trusted key are the accounts; the system
         # account is the configured one, else the operator's, else none.
         trusted = trusted_keys(fields["operators"], fields["trusted_keys"])
-        fields["accounts"] = accounts_from_jwts(fields["resolver_preload"], trusted)
+        fields["account_jwts"] = account_jwts_at_start(
+            fields["resolver_preload"], fields["resolver_store"]
+        )
+        fields["accounts"] = accounts_from_jwts(fields["account_jwts"], trusted)
         if fields["system_account"] == Options().system_account:
             system = operator_system_account(fields["operators"])
             if system:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from shardbroker.config import jwt
+from shardbroker.config import account_store, jwt
 from shardbroker.config.jwt import JWTError
 from shardbroker.config.options import (
     Account,
@@ -21,6 +21,7 @@ from shardbroker.config.options import (
     Import,
     MapDestination,
     Permissions,
+    ResolverStore,
     ResponsePermission,
     ServiceLatency,
     SubjectMapping,
@@ -28,6 +29,7 @@ from shardbroker.config.options import (
 )
 from shardbroker.config.parse import KeyPath, Position
 from shardbroker.config.users import config_error
+from shardbroker.config.value import parse_duration
 
 OPERATOR_KEYS = ("operator", "operators", "root", "roots", "root_operator", "root_operators")
 RESOLVER_KEYS = ("resolver", "account_resolver", "accounts_resolver")
@@ -56,13 +58,7 @@ def parse_operator_block(
                     )
             out["trusted_keys"] = tuple(items)
         elif name in RESOLVER_KEYS:
-            if not isinstance(value, str) or value.upper() not in _MEMORY:
-                raise config_error(
-                    at,
-                    f"{key}: only the MEMORY resolver is supported by shardbroker yet "
-                    "(not URL or the nats-based full/cache resolvers)",
-                )
-            out["resolver"] = "MEMORY"
+            out["resolver"], out["resolver_store"] = _resolver(key, value, at)
         elif name == "resolver_preload":
             if not isinstance(value, dict):
                 raise config_error(at, f"resolver_preload should be a map, got {value!r}")
@@ -78,6 +74,78 @@ def parse_operator_block(
                 preload.append((account_key, str(token)))
             out["resolver_preload"] = tuple(preload)
     return out
+
+
+_RESOLVER_FORMS = (
+    'error parsing account resolver, should be MEM or  URL("url") or a map containing '
+    "dir and type state=[FULL|CACHE])"
+)
+
+
+def _resolver(key: str, value: Any, at: Position) -> tuple[str, ResolverStore | None]:
+    """`resolver: MEMORY`, or the nats-based `resolver { type: full|cache, dir, ... }`;
+    nats-server's refusals, in its words."""
+    if isinstance(value, str):
+        if value.strip().upper() in _MEMORY:
+            return "MEMORY", None
+        if value.strip().upper().startswith("URL"):
+            raise config_error(
+                at,
+                f"{key}: the URL resolver is not supported by shardbroker; use MEMORY or "
+                "the nats-based resolver { type: full, dir: ... }",
+            )
+        raise config_error(at, _RESOLVER_FORMS)
+    if not isinstance(value, dict):
+        kind = "bool" if isinstance(value, bool) else type(value).__name__
+        raise config_error(at, f"error parsing operator resolver, wrong type {kind}")
+    block = {k.lower(): v for k, v in value.items()}
+    kind = str(block.get("type", "")).upper()
+    if kind in _MEMORY:
+        return "MEMORY", None
+    if kind not in ("FULL", "CACHE"):
+        raise config_error(at, _RESOLVER_FORMS)
+    try:
+        interval = parse_duration(str(block["interval"])) if "interval" in block else None
+        ttl = parse_duration(str(block["ttl"])) if "ttl" in block else 0.0
+        timeout = parse_duration(str(block["timeout"])) if "timeout" in block else 1.9
+    except ValueError as exc:
+        raise config_error(at, str(exc)) from None
+    directory = str(block.get("dir", ""))
+    if not directory:
+        raise config_error(at, "dir has no value and needs to point to a directory")
+    if os.path.exists(directory) and (
+        not os.path.isdir(directory) or not os.stat(directory).st_mode & 0o200
+    ):
+        raise config_error(at, "dir needs to point to an accessible directory")
+    allow_delete = bool(block.get("allow_delete", False))
+    hard_delete = bool(block.get("hard_delete", False))
+    if kind == "CACHE":
+        for _name, present, what in (
+            ("interval", interval is not None, "sync"),
+            ("allow_delete", allow_delete, "allow_delete"),
+            ("hard_delete", "hard_delete" in block, "hard_delete"),
+        ):
+            if present:
+                raise config_error(at, f"CACHE does not accept {what}")
+    else:
+        if ttl:
+            raise config_error(at, "FULL does not accept ttl")
+        if "hard_delete" in block and not allow_delete:
+            raise config_error(at, "hard_delete has no effect without delete")
+    if timeout <= 0:
+        raise config_error(at, f"Fetch timeout {block.get('timeout')} is too smal")
+    limit = int(block.get("limit", 0) or 0)
+    store = ResolverStore(
+        dir=os.path.abspath(os.path.expanduser(directory)),
+        cache=kind == "CACHE",
+        allow_delete=allow_delete,
+        hard_delete=hard_delete,
+        limit=limit if limit > 0 else (1000 if kind == "CACHE" else 0),
+        interval=interval if interval is not None else 120.0,
+        ttl=ttl,
+        timeout=timeout,
+    )
+    return kind.lower(), store
 
 
 def _operator_jwt(value: Any, at: Position) -> str:
@@ -126,12 +194,31 @@ def operator_system_account(operators: tuple[str, ...]) -> str:
     return ""
 
 
+def account_jwts_at_start(
+    preload: tuple[tuple[str, str], ...], store: ResolverStore | None
+) -> tuple[tuple[str, str], ...]:
+    """The account JWTs a broker starts with: the preloaded ones, and for the nats-based
+    resolver those in its directory, where a preloaded JWT counts only when it was
+    issued later than the stored one (nats-server stores it then)."""
+    jwts = dict(preload)
+    if store is not None:
+        for key, token in account_store.load(store).items():
+            preloaded = jwts.get(key)
+            if preloaded is None or not _issued_later(preloaded, token):
+                jwts[key] = token
+    return tuple(sorted(jwts.items()))
+
+
+def _issued_later(token: str, than: str) -> bool:
+    return jwt.decode(token, "account").iat > jwt.decode(than, "account").iat
+
+
 def accounts_from_jwts(
-    preload: tuple[tuple[str, str], ...], trusted: frozenset[str]
+    jwts: tuple[tuple[str, str], ...], trusted: frozenset[str]
 ) -> tuple[Account, ...]:
-    """The preloaded accounts signed by a trusted key, as Account structs."""
+    """The account JWTs a trusted key signed, as Account structs."""
     out = []
-    for key, token in preload:
+    for key, token in jwts:
         claims = jwt.decode(token, "account")
         if claims.iss not in trusted:
             continue  # nobody can log in to it (nats-server only logs this)

@@ -174,6 +174,25 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
     jetstream: AccountJetStream | None = None
 
 
+class ResolverStore(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the nats-based account resolver (`resolver { type: full|cache, dir }`)
+    keeps account JWTs: one `<account key>.jwt` file each under `dir`."""
+
+    dir: str
+    # `full` keeps every account pushed to it; `cache` (a cache of another server's
+    # full resolver) keeps at most `limit`, the least recently used going first.
+    cache: bool = False
+    # $SYS.REQ.CLAIMS.DELETE is refused unless allowed; deleted files are renamed to
+    # `<key>.jwt.deleted` unless hard_delete.
+    allow_delete: bool = False
+    hard_delete: bool = False
+    limit: int = 0  # 0: no limit
+    # Seconds between syncs with the other servers of a cluster (none in one broker).
+    interval: float = 120.0
+    ttl: float = 0.0
+    timeout: float = 1.9
+
+
 class TLSConfig(msgspec.Struct, frozen=True, kw_only=True):
     """The `tls {}` block of the client port (or --tls, --tlscert, --tlskey, --tlscacert,
     --tlsverify). Clients must upgrade right after INFO, or, with `handshake_first`,
@@ -380,10 +399,21 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
         go="TrustedKeys", help="Public operator keys trusted to sign account JWTs.",
     )] = ()
     resolver: Annotated[str, Setting(
-        go="AccountResolver", help="The account resolver of operator mode (MEMORY).",
+        go="AccountResolver",
+        help="The account resolver of operator mode: MEMORY, full or cache.",
     )] = ""
+    resolver_store: Annotated[ResolverStore | None, Setting(
+        go="AccountResolverDir", help="The directory of the full or cache resolver.",
+    )] = None
     resolver_preload: Annotated[tuple[tuple[str, str], ...], Setting(
         go="ResolverPreload", help="Account public key and JWT, for the MEMORY resolver.",
+    )] = ()
+    # The account JWTs in effect, by account key: the preloaded ones, those in the
+    # resolver's directory, and those pushed on $SYS.REQ.CLAIMS.UPDATE since (the
+    # supervisor replaces them, as a reload does). `accounts` derives from them.
+    account_jwts: Annotated[tuple[tuple[str, str], ...], Setting(
+        go="AccountClaims", reload="auth",
+        help="The account JWTs in effect (operator mode).",
     )] = ()
 
     # JetStream, served by the storage shard when enabled.
@@ -734,7 +764,14 @@ def _validate_auth(opts: Options) -> None:
     if len(opts.accounts) > const.MAX_COUNTED_ACCOUNTS:
         raise OptionsError(f"at most {const.MAX_COUNTED_ACCOUNTS} accounts may be configured")
     system = system_account_name(opts)
-    if system and system != const.SYSTEM_ACCOUNT and system not in names:
+    # Operator mode may start without the system account's JWT (nats-server uses a
+    # bootstrapping system account until one is pushed).
+    if (
+        system
+        and system != const.SYSTEM_ACCOUNT
+        and system not in names
+        and not operator_mode(opts)
+    ):
         raise OptionsError("error resolving system account: account missing")
     if opts.no_auth_user:
         if not has_users(opts):

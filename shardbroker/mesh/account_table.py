@@ -113,6 +113,9 @@ class AccountTable:
     def set(self, shard: int, index: int, value: int) -> None:
         self.words[shard * MAX_COUNTED_ACCOUNTS + index] = value
 
+    def get(self, shard: int, index: int) -> int:
+        return self.words[shard * MAX_COUNTED_ACCOUNTS + index]
+
     def others(self, shard: int, index: int) -> int:
         """The account's connections on every shard but `shard`."""
         words = self.words

@@ -340,8 +340,12 @@ class Monitor:
         except Exception:  # a bad request must never cost the supervisor
             log.exception("error answering %s", subject.decode(errors="replace"))
             return
-        if body is None:
-            return
+        if body is not None:
+            self.send_reply(account, reply, body)
+
+    def send_reply(self, account: bytes, reply: bytes, body: bytes) -> None:
+        """An answer to a request, to every worker (the requester's has the reply
+        subscription; the others drop it)."""
         mesh = self.broker.mesh
         if mesh is None:
             return
@@ -349,6 +353,10 @@ class Monitor:
         for shard in self.live_workers():
             mesh.send(shard, frame)
         mesh.flush()
+
+    def server_info(self) -> collect.ServerInfo:
+        """The `server` object of an answer to a $SYS request."""
+        return collect.server_info(self.state(), next(self._seq))
 
     async def sys_reply(
         self, subject: str, message: bytes, requester: dict[str, Any] | None = None

@@ -44,6 +44,8 @@ def no_responders(reply: bytes, sid: bytes, subject: bytes) -> bytes:
 #   TRIM <count>                       supervisor: max_connections was lowered by a reload;
 #                                      close this many clients, keeping their slots
 #   TRIMMED <shard> <count>            to the supervisor: closed that many
+#   ATRIM <account> <count>            supervisor: an account update lowered the account's
+#                                      connection limit; close its newest `count` clients
 HELLO = b"HELLO"
 SDOWN = b"SDOWN"
 READY = b"READY"
@@ -54,6 +56,7 @@ RELOAD = b"RELOAD"
 RELOADED = b"RELOADED"
 TRIM = b"TRIM"
 TRIMMED = b"TRIMMED"
+ATRIM = b"ATRIM"
 
 
 def rs_plus(account: bytes, subject: bytes, queue: bytes | None = None, weight: int = 1) -> bytes:

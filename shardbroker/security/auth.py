@@ -110,7 +110,7 @@ class Authenticator:
         self.jwt_accounts: dict[str, jwt.Claims] = {}
         if self.operator:
             trusted = trusted_keys(opts.operators, opts.trusted_keys)
-            for key, token in opts.resolver_preload:
+            for key, token in opts.account_jwts:
                 claims = jwt.decode(token, "account")
                 if claims.iss in trusted:
                     self.jwt_accounts[key] = claims
@@ -204,11 +204,7 @@ class Authenticator:
         account = self.jwt_accounts.get(account_key)
         if account is None or account.expired():
             return None
-        signing = {
-            key if isinstance(key, str) else str(key.get("key", ""))
-            for key in account.nats.get("signing_keys") or ()
-        }
-        if user.iss != account_key and user.iss not in signing:
+        if user.iss != account_key and user.iss not in _signing_keys(account):
             return None
         limits = account.nats.get("limits") or {}
         if user.nats.get("bearer_token"):
@@ -216,15 +212,14 @@ class Authenticator:
                 return None
         elif not (nonce and signed_by(user.sub, nonce, sig)):
             return None
-        revocations = account.nats.get("revocations") or {}
-        revoked = max(int(revocations.get(user.sub, 0)), int(revocations.get("*", 0)))
-        if revoked and user.iat <= revoked:
+        if _revoked(account, user.sub, user.iat):
             return None
         types = [str(t).upper() for t in user.nats.get("allowed_connection_types") or ()]
         if types and "STANDARD" not in types and any(t in _CONNECTION_TYPES for t in types):
             return None
         perms = jwt_permissions(user.nats)
-        if perms is None and account.nats.get("default_permissions"):
+        defaults = perms is None
+        if defaults and account.nats.get("default_permissions"):
             perms = jwt_permissions(account.nats["default_permissions"])
         v1 = user.version == 1
         self.logins[user.sub] = JWTLogin(
@@ -233,8 +228,38 @@ class Authenticator:
             _jwt_limit(user.nats, "subs", v1),
             _jwt_limit(user.nats, "payload", v1),
             user.exp,
+            account.exp,
+            user.sub,
+            user.iat,
+            bool(user.nats.get("bearer_token")),
+            user.iss if user.iss != account_key else "",
+            defaults,
         )
         return user.sub
+
+    def recheck(self, login: JWTLogin) -> tuple[str, JWTLogin]:
+        """A JWT login against the account claims in effect now (after an update was
+        pushed), as nats-server re-checks its clients on a claims update: KEEP (with the
+        account's default permissions as they are now, if it has none of its own),
+        ACCOUNT_EXPIRED (the account is gone or expired), REFUSED (a bearer token the
+        account no longer allows), REVOKED (its user key is revoked) or GONE (the
+        signing key that issued it was removed)."""
+        account = self.jwt_accounts.get(login.account.decode())
+        if account is None or account.expired():
+            return ACCOUNT_EXPIRED, login
+        if login.bearer and (account.nats.get("limits") or {}).get("disallow_bearer"):
+            return REFUSED, login
+        if _revoked(account, login.user_key, login.issued):
+            return REVOKED, login
+        if login.signer and login.signer not in _signing_keys(account):
+            return GONE, login
+        if login.default_permissions:
+            defaults = jwt_permissions(account.nats.get("default_permissions") or {})
+            login = login._replace(
+                permissions=UserPermissions(defaults) if defaults is not None else None
+            )
+        self.logins[login.user_key] = login
+        return KEEP, login
 
     def account_of(self, name: str) -> bytes:
         """The account a logged-in user belongs to (the global one for a token, the
@@ -261,13 +286,35 @@ class Authenticator:
 
 
 class JWTLogin(NamedTuple):
-    """What a user JWT logged in with: its account, permissions and limits (-1: none)."""
+    """What a user JWT logged in with: its account, permissions and limits (-1: none),
+    and what a claims update re-checks."""
 
     account: bytes
     permissions: UserPermissions | None
     subs: int
     payload: int
     expires: int  # Unix seconds; 0: never
+    account_expires: int  # the account JWT's expiry, Unix seconds; 0: never
+    user_key: str
+    issued: int  # the user JWT's iat
+    bearer: bool
+    signer: str  # the account signing key that issued it; "": the account's own key
+    default_permissions: bool  # its permissions are the account's defaults
+
+
+def _signing_keys(account: jwt.Claims) -> set[str]:
+    return {
+        key if isinstance(key, str) else str(key.get("key", ""))
+        for key in account.nats.get("signing_keys") or ()
+    }
+
+
+def _revoked(account: jwt.Claims, user_key: str, issued: int) -> bool:
+    """Is a user JWT issued at `issued` revoked by the account (its own key's entry, or
+    `*` for every user)?"""
+    revocations = account.nats.get("revocations") or {}
+    revoked = max(int(revocations.get(user_key, 0)), int(revocations.get("*", 0)))
+    return bool(revoked) and issued <= revoked
 
 
 _CONNECTION_TYPES = frozenset(
@@ -287,6 +334,9 @@ def _jwt_limit(section: dict[str, Any], name: str, v1: bool) -> int:
 KEEP = "keep"  # still authorized (possibly as another user name)
 GONE = "gone"  # its user was removed: closed without an error, as nats-server does
 REFUSED = "refused"  # its credentials no longer pass: -ERR 'Authorization Violation'
+# What a claims update does to a JWT login besides KEEP.
+REVOKED = "revoked"  # -ERR 'User Authentication Revoked'
+ACCOUNT_EXPIRED = "account expired"  # -ERR 'Account Authentication Expired'
 
 Credentials = tuple[str, str, str, str, str]  # CONNECT user, pass, auth_token, nkey, sig
 
@@ -306,11 +356,6 @@ def reauthorize(
     kept without checking again, and `memo` (one per reload) keeps one answer per set of
     credentials: a reload must not run bcrypt once per connected client.
     """
-    if new.operator and logged_in_as in old.logins:
-        # Operator mode reloads keep the operator and its accounts (not reloadable):
-        # a JWT login stays what it was.
-        new.logins[logged_in_as] = old.logins[logged_in_as]
-        return KEEP, logged_in_as
     if old.is_listed(logged_in_as) and not new.is_listed(logged_in_as):
         return GONE, ""
     if not new.required:

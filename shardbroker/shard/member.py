@@ -50,6 +50,7 @@ from shardbroker.mesh.mesh import Mesh
 from shardbroker.mesh.snapshot import MONZ
 from shardbroker.protocol import frames
 from shardbroker.protocol.frames import (
+    ATRIM,
     HELLO,
     LDM,
     READY,
@@ -88,6 +89,7 @@ CONTROL_ARGS: dict[bytes, tuple[Callable[[bytes], Any], ...]] = {
     RELOADED: (int, int, _token),  # shard id, reload sequence, b"ok" | b"failed"
     TRIM: (int,),  # clients to close
     TRIMMED: (int, int),  # shard id, clients closed
+    ATRIM: (_token, int),  # account, its clients to close
     MONZ: (int, int),  # request id, flags
 }
 

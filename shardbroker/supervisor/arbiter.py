@@ -37,9 +37,10 @@ from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.ring import Ring
 from shardbroker.monitor.service import Monitor
 from shardbroker.protocol import frames
-from shardbroker.protocol.frames import LDM, REBALANCE, SDOWN
+from shardbroker.protocol.frames import ATRIM, LDM, REBALANCE, SDOWN
 from shardbroker.shard.member import MeshMember
 from shardbroker.supervisor import liveness, rebalance, sdnotify
+from shardbroker.supervisor.claims import AccountClaims
 from shardbroker.supervisor.reload import Reloader, remove_file
 from shardbroker.supervisor.spawn import (
     STORAGE_MODULE,
@@ -105,6 +106,8 @@ class Arbiter:
         # with the new ones). `source` is where they came from, re-read on reload.
         self.opts = opts
         self.reloader = Reloader(self, source)
+        # Operator mode: account JWTs pushed on $SYS (supervisor/claims.py).
+        self.claims = AccountClaims(self)
         self.server_id = new_server_id()
         self.n_workers = opts.workers or usable_cores()
         # The storage shard, when JetStream is on, comes after the workers.
@@ -180,8 +183,9 @@ class Arbiter:
         # that says HELLO hears of them.
         system = options_mod.system_account_name(opts).encode()
         if system:
-            for subject in self.monitor.sys_subjects():
+            for subject in (*self.monitor.sys_subjects(), *self.claims.subjects()):
                 member.local.add(system, subject)
+        self.claims.store_preloaded()
         loop.add_reader(self.mesh.doorbell.fileno(), member.on_doorbell)
         loop.add_signal_handler(signal.SIGINT, self.handle_stop)
         loop.add_signal_handler(signal.SIGTERM, self.handle_term)
@@ -629,7 +633,11 @@ class Arbiter:
         message: bytes,
         size_token: bytes | None,
     ) -> None:
-        """Worker snapshots and $SYS requests, for the monitor."""
+        """Worker snapshots and $SYS requests, for the monitor; account claims."""
+        if self.claims.is_claims_request(subject):
+            if account == options_mod.system_account_name(self.opts).encode():
+                self.claims.on_request(account, subject, reply, message[header_size:])
+            return
         if self.monitor is not None and self.member is not None:
             self.monitor.on_message(
                 self.member.current_peer,
@@ -650,6 +658,11 @@ class Arbiter:
         sizes: object,
     ) -> None:
         """As process_rmsg, message by message."""
+        if self.claims.is_claims_request(subject):
+            if account == options_mod.system_account_name(self.opts).encode():
+                for payload in payloads:
+                    self.claims.on_request(account, subject, reply, payload)
+            return
         if self.monitor is not None and self.member is not None:
             peer = self.member.current_peer
             for payload in payloads:
@@ -676,6 +689,39 @@ class Arbiter:
 
     def on_reloaded(self, shard_id: int, seq: int, status: bytes) -> None:
         self.reloader.on_reloaded(shard_id, seq, status)
+
+    def apply_claims(self, new: Options) -> asyncio.Future[None]:
+        """Account JWTs pushed on $SYS: in effect on every shard, as a reload is."""
+        return self.reloader.apply(new, announce=False)
+
+    def trim_account(self, account: str, limit: int) -> None:
+        """An update lowered an account's connection limit below its connections: the
+        workers close the excess (each its newest clients), the workers holding most
+        of the account's clients first."""
+        res = self.resources
+        mesh = self.mesh
+        if res is None or mesh is None:
+            return
+        names = res.accounts.names()
+        if account not in names:
+            return
+        index = names.index(account)
+        held = sorted(
+            (
+                (res.accounts.get(s.shard_id, index), s.shard_id)
+                for s in self.shards.values()
+                if s.pid and s.role == "worker"
+            ),
+            reverse=True,
+        )
+        excess = sum(count for count, _ in held) - limit
+        for count, shard_id in held:
+            take = min(excess, count)
+            if take <= 0:
+                break
+            mesh.send(shard_id, frames.control(ATRIM, account.encode(), take))
+            excess -= take
+        mesh.flush()
 
     def on_trimmed(self, shard_id: int, count: int) -> None:
         self.reloader.on_trimmed(count)

@@ -39,6 +39,7 @@ from shardbroker.protocol import frames
 from shardbroker.protocol.frames import RELOAD, TRIM
 from shardbroker.security.tls import TLSConfigError, server_context
 from shardbroker.supervisor import sdnotify
+from shardbroker.supervisor.claims import AccountClaims
 from shardbroker.supervisor.spawn import SharedResources
 
 
@@ -56,6 +57,7 @@ class ReloadHost(Protocol):
     whose connection slots it takes back, and the files to move."""
 
     opts: Options
+    claims: AccountClaims
     resources: SharedResources | None
     mesh: Mesh | None
     monitor: Monitor | None
@@ -101,6 +103,11 @@ class Reloader:
         self.source = source or OptionsSource()
         self.seq = 0
         self.waiting: set[int] = set()
+        # Done when the shards confirmed the reload (or a later one).
+        self.applied: list[asyncio.Future[None]] = []
+        # A configuration reload is logged and told to systemd; an account update
+        # pushed on $SYS is not.
+        self.announce = True
         self._timer: asyncio.TimerHandle | None = None
         # Connection slots still to take back after max_connections was lowered.
         self.slot_debt = 0
@@ -110,32 +117,44 @@ class Reloader:
 
     def reload(self) -> bool:
         """Reload now; False (and one ERR line) when the reload was refused."""
-        arbiter = self.arbiter
-        res = arbiter.resources
         try:
-            new = load_options(self.source)
-            changes = diff(
-                arbiter.opts, new, ring_size=res.layout.ring_size if res is not None else None
-            )
-            frame = frames.control(RELOAD, self.seq + 1, encode_options_arg(new))
-            mesh = arbiter.mesh
-            if mesh is not None and len(frame) > mesh.max_commit:
-                raise ReloadError(
-                    f"the new options take {len(frame)} bytes, more than a shared-memory "
-                    f"ring frame can hold ({mesh.max_commit}); restart the broker instead"
-                )
+            new = self.arbiter.claims.keep_pushed(load_options(self.source))
+            self.apply(new)
         except ReloadError as exc:
             log.error("%s: %s", RELOAD_FAILED, exc)
-            self._done("Configuration reload refused; the previous one stays in effect")
+            sdnotify.notify_ready("Configuration reload refused; the previous one stays in effect")
             return False
+        return True
+
+    def apply(self, new: Options, announce: bool = True) -> asyncio.Future[None]:
+        """Put `new` in effect: here, and in every live shard. The future is done once
+        every shard confirmed it (or died, or the confirmation timed out). Raises
+        ReloadError, changing nothing, for a change a running broker cannot take."""
+        arbiter = self.arbiter
+        res = arbiter.resources
+        changes = diff(
+            arbiter.opts, new, ring_size=res.layout.ring_size if res is not None else None
+        )
+        frame = frames.control(RELOAD, self.seq + 1, encode_options_arg(new))
+        mesh = arbiter.mesh
+        if mesh is not None and len(frame) > mesh.max_commit:
+            raise ReloadError(
+                f"the new options take {len(frame)} bytes, more than a shared-memory "
+                f"ring frame can hold ({mesh.max_commit}); restart the broker instead"
+            )
         self.seq += 1
         old = arbiter.opts
         arbiter.opts = new  # every shard spawned from now on boots with it
         if arbiter.monitor is not None:
             arbiter.monitor.config_load_ns = time.time_ns()  # /varz config_load_time
         self.apply_here(old, new, changes)
-        for change in changes:
-            log.info("Reloaded: %s", change.describe())
+        # A configuration reload still waiting for its confirmations stays announced.
+        self.announce = announce or (self.announce and bool(self.waiting))
+        if announce:
+            for change in changes:
+                log.info("Reloaded: %s", change.describe())
+        applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.applied.append(applied)
         self.waiting.clear()
         if changes and mesh is not None:
             for shard in arbiter.shards.values():
@@ -149,13 +168,24 @@ class Reloader:
         if self.waiting:
             self._timer = asyncio.get_running_loop().call_later(_ACK_TIMEOUT, self._ack_timeout)
         else:
-            log.info("%s", RELOADED)
             self._done("Configuration reloaded")
-        return True
+        return applied
 
     def _done(self, status: str) -> None:
-        """systemd hears that the reload is over (arbiter.handle_hup said it began)."""
-        sdnotify.notify_ready(status)
+        """The shards confirmed (or will boot with it): systemd hears that the reload
+        is over (arbiter.handle_hup said it began)."""
+        if self.announce:
+            log.info("%s", RELOADED)
+            sdnotify.notify_ready(status)
+        self._settle()
+
+    def _settle(self) -> None:
+        """Whoever waits for it hears that it is in effect (a shard applies reloads in
+        order: a later one confirmed means the earlier ones are in effect too)."""
+        applied, self.applied = self.applied, []
+        for future in applied:
+            if not future.done():
+                future.set_result(None)
 
     def apply_here(self, old: Options, new: Options, changes: list[Change]) -> None:
         """The supervisor's own share of a reload."""
@@ -188,7 +218,6 @@ class Reloader:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            log.info("%s", RELOADED)
             self._done("Configuration reloaded")
 
     def _ack_timeout(self) -> None:

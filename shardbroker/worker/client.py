@@ -39,6 +39,7 @@ from shardbroker.core import pub_loop
 from shardbroker.core.plans import RESERVED_PUBLISH as _RESERVED_PUBLISH
 from shardbroker.core.plans import RESERVED_REPLY as _RESERVED_REPLY
 from shardbroker.errors import (
+    ERR_ACCOUNT_EXPIRED,
     ERR_AUTH_TIMEOUT,
     ERR_AUTH_VIOLATION,
     ERR_INVALID_PROTOCOL,
@@ -50,6 +51,7 @@ from shardbroker.errors import (
     ERR_NO_RESPONDERS_REQUIRES_HEADERS,
     ERR_STALE_CONNECTION,
     ERR_USER_EXPIRED,
+    ERR_USER_REVOKED,
     ProtocolError,
     err_publish_reply_violation,
     err_publish_violation,
@@ -66,8 +68,11 @@ from shardbroker.protocol.subjects import (
     subject_matches,
 )
 from shardbroker.security.auth import (
+    ACCOUNT_EXPIRED,
     GONE,
+    KEEP,
     REFUSED,
+    REVOKED,
     Authenticator,
     Credentials,
     JWTLogin,
@@ -162,6 +167,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         "in_msgs",
         "info_sent",
         "interest_changed",
+        "jwt_login",
         "lang",
         "last_ns",
         "max_subs",
@@ -252,6 +258,8 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.user = ""
         # What CONNECT presented, kept for a reload's re-check (nats keeps c.opts too).
         self.credentials: Credentials | None = None
+        # What its user JWT logged in with (operator mode).
+        self.jwt_login: JWTLogin | None = None
         # The user's permissions (None: full rights, and no check costs anything) and,
         # with allow_responses, the reply subjects this connection may answer.
         self.perms: UserPermissions | None = None
@@ -462,9 +470,10 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.parser.max_payload = server.max_payload_for(account)
         self.max_subs = server.max_subs_for(account)
         self.user = user
-        login = server.auth.logins.get(user)
+        login = self.jwt_login = server.auth.logins.get(user)
         if login is not None:
-            self.apply_jwt_login(login)
+            self.apply_jwt_limits(login)
+            self.start_jwt_timers(login)
         perms = self.perms = (
             self.server.permissions.get(user) if login is None else login.permissions
         )
@@ -477,21 +486,66 @@ class ClientProtocol(Output, asyncio.Protocol):
             self.auth_handle.cancel()
             self.auth_handle = None
 
-    def apply_jwt_login(self, login: JWTLogin) -> None:
-        """A user JWT's limits (the lower of its and the account's), and its expiry."""
+    def apply_jwt_limits(self, login: JWTLogin) -> None:
+        """A user JWT's limits: the lower of its and the account's (already set)."""
         if login.payload >= 0:
             self.parser.max_payload = min(self.parser.max_payload, login.payload)
         if login.subs >= 0:
             # 0 allows none: -1 makes every SUB meet the limit (process_sub).
             limit = login.subs or -1
             self.max_subs = min(self.max_subs, limit) if self.max_subs > 0 else limit
-        if login.expires:
-            delay = max(login.expires - time.time(), 0.0)
-            self.server.loop.call_later(delay, self.on_jwt_expired)
 
-    def on_jwt_expired(self) -> None:
-        if not self.closed:
+    def start_jwt_timers(self, login: JWTLogin) -> None:
+        """Close the client when its user JWT, or its account's JWT, expires."""
+        now = time.time()
+        loop = self.server.loop
+        if login.expires:
+            loop.call_later(max(login.expires - now, 0.0), self.on_jwt_expired, login)
+        if login.account_expires:
+            loop.call_later(max(login.account_expires - now, 0.0), self.on_account_expiry)
+
+    def on_jwt_expired(self, login: JWTLogin) -> None:
+        if not self.closed and self.jwt_login is login:
             self.close_with_error(ERR_USER_EXPIRED, ClosedState.AuthenticationExpired)
+
+    def on_account_expiry(self) -> None:
+        """Its account JWT's expiry time came (an update may have pushed it later)."""
+        login = self.jwt_login
+        if login is not None and login.account_expires and login.account_expires <= time.time():
+            self.account_expired()
+
+    def account_expired(self) -> None:
+        """Its account's JWT expired, or an update deleted or expired the account."""
+        if not self.closed:
+            self.close_with_error(ERR_ACCOUNT_EXPIRED, ClosedState.AuthenticationExpired)
+
+    def recheck_jwt_login(self, new: Authenticator, old: JWTLogin) -> bool:
+        """Account claims were updated: re-check this JWT login (nats-server's
+        updateAccountClaimsWithRefresh). False when the client was closed."""
+        outcome, login = new.recheck(old)
+        if outcome == ACCOUNT_EXPIRED:
+            self.account_expired()
+        elif outcome == REVOKED:
+            self.close_with_error(ERR_USER_REVOKED, ClosedState.Revocation)
+        elif outcome == REFUSED:
+            self.close_with_error(ERR_AUTH_VIOLATION, ClosedState.AuthenticationViolation)
+        elif outcome == GONE:
+            self.close_connection(ClosedState.AuthenticationViolation)
+        if outcome != KEEP:
+            log.info(
+                "%s - cid:%d - user %s: %s after an account update",
+                self.host, self.cid, login.user_key, outcome,
+            )  # fmt: skip
+            return False
+        if login.account_expires and login.account_expires != old.account_expires:
+            self.start_jwt_timers(login._replace(expires=0))
+        self.jwt_login = login
+        # The account's limits as they are now, then the user's own.
+        self.parser.max_payload = self.server.max_payload_for(self.account)
+        self.max_subs = self.server.max_subs_for(self.account)
+        self.apply_jwt_limits(login)
+        self.apply_permissions(login.permissions)
+        return True
 
     def bind_routes(self) -> None:
         """The router's routes for this client's account (those that follow stream
@@ -510,6 +564,8 @@ class ClientProtocol(Output, asyncio.Protocol):
             # Not logged in yet: its CONNECT will meet the new rules.
             self.awaiting_auth = new.required
             return True
+        if self.jwt_login is not None and new.operator:
+            return self.recheck_jwt_login(new, self.jwt_login)
         outcome, user = reauthorize(old, new, self.user, self.credentials, memo)
         if outcome == GONE:
             log.info(

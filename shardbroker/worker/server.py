@@ -39,7 +39,7 @@ from shardbroker.config.options import (
 from shardbroker.config.reload import decode_options_arg, diff, kinds
 from shardbroker.const import ClosedState
 from shardbroker.core import mesh_loop
-from shardbroker.errors import ERR_MAX_CONNECTIONS
+from shardbroker.errors import ERR_MAX_ACCOUNT_CONNECTIONS, ERR_MAX_CONNECTIONS
 from shardbroker.gofmt.timestamp import format_rfc3339
 from shardbroker.log import setup as setup_logging
 from shardbroker.mesh.account_table import AccountTable
@@ -656,6 +656,21 @@ class Server:
 
     def on_trim(self, count: int) -> None:
         self.trim_connections(count)
+
+    def on_atrim(self, account: bytes, count: int) -> None:
+        """An account update lowered the account's connection limit below what it has:
+        close our share of the excess, newest clients first, as nats-server does."""
+        clients = [c for c in self.clients.values() if c.counted_account == account]
+        clients.sort(key=lambda c: c.start_ns, reverse=True)
+        for client in clients[:count]:
+            client.close_with_error(
+                ERR_MAX_ACCOUNT_CONNECTIONS, ClosedState.MaxAccountConnectionsExceeded
+            )
+        if clients[:count]:
+            log.info(
+                "closed %d clients of account %s over its lowered connection limit",
+                len(clients[:count]), account.decode(errors="replace"),
+            )  # fmt: skip
 
     # -- reload ------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ NATS_CLOSED_STATES = [
     (20, "RouteRemoved", "Route Removed"),
     (21, "ServerShutdown", "Server Shutdown"),
     (22, "AuthenticationExpired", "Authentication Expired"),
+    (25, "Revocation", "Credentials Revoked"),
 ]
 
 

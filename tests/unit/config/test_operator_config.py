@@ -78,10 +78,75 @@ def test_operator_from_a_file(tmp_path: Path) -> None:
          f'resolver_preload: {{ {jwt.public_key(ACCOUNT)}: "eyJnot" }}\n',
          "invalid account JWT"),
         (f'operator: "{OPERATOR_JWT}"\nresolver: URL("http://x/")\n',
-         "only the MEMORY resolver is supported"),
+         "the URL resolver is not supported"),
         ('operator: "not-a-file-or-jwt"\n', "neither a file nor a JWT"),
     ],
 )  # fmt: skip
 def test_operator_mode_errors(tmp_path: Path, text: str, error: str) -> None:
     with pytest.raises(ConfigError, match=error):
         build(tmp_path, text)
+
+
+SYSTEM = jwt.new_seed("account")
+SYSTEM_OPERATOR_JWT = jwt.encode(
+    "operator", jwt.public_key(OPERATOR), OPERATOR,
+    {"system_account": jwt.public_key(SYSTEM)}, name="op",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("resolver", "error"),
+    [
+        ("{ type: full }", "dir has no value and needs to point to a directory"),
+        ("{ type: cache, dir: DIR, interval: \"1m\" }", "CACHE does not accept sync"),
+        ("{ type: cache, dir: DIR, allow_delete: true }", "CACHE does not accept allow_delete"),
+        ("{ type: full, dir: DIR, ttl: \"1m\" }", "FULL does not accept ttl"),
+        ("{ type: full, dir: DIR, hard_delete: true }", "hard_delete has no effect without delete"),
+        ("{ type: other, dir: DIR }", "should be MEM or"),
+        ("42", "error parsing operator resolver, wrong type int"),
+        ("SOMETHING", "should be MEM or"),
+    ],
+)  # fmt: skip
+def test_nats_based_resolver_errors(tmp_path: Path, resolver: str, error: str) -> None:
+    text = (
+        f'operator: "{SYSTEM_OPERATOR_JWT}"\nresolver: {resolver.replace("DIR", str(tmp_path))}\n'
+    )
+    with pytest.raises(ConfigError, match=error):
+        build(tmp_path, text)
+
+
+def test_nats_based_resolver_needs_a_system_account(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="the system account needs to be specified"):
+        build(
+            tmp_path, f'operator: "{OPERATOR_JWT}"\nresolver: {{ type: full, dir: "{tmp_path}" }}\n'
+        )
+
+
+def test_full_resolver_reads_its_directory_and_takes_newer_preloads(tmp_path: Path) -> None:
+    """The directory's JWTs are accounts; a preloaded JWT replaces a stored one only if
+    it was issued later."""
+    key, other = jwt.public_key(ACCOUNT), jwt.public_key(OTHER)
+    store = tmp_path / "jwt"
+    store.mkdir()
+    stored = jwt.encode("account", key, OPERATOR, {"limits": {"conn": 1}}, issued_at=2000)
+    older = jwt.encode("account", key, OPERATOR, {"limits": {"conn": 2}}, issued_at=1000)
+    (store / f"{key}.jwt").write_text(stored)
+    (store / "unrelated.txt").write_text("not a jwt")
+    newer = jwt.encode("account", other, OPERATOR, {"limits": {"conn": 3}})
+    system = jwt.encode("account", jwt.public_key(SYSTEM), OPERATOR)
+    (store / f"{other}.jwt").write_text(
+        jwt.encode("account", other, OPERATOR, {"limits": {"conn": 4}}, issued_at=1000)
+    )
+    opts = build(
+        tmp_path,
+        f'operator: "{SYSTEM_OPERATOR_JWT}"\n'
+        f'resolver: {{ type: full, dir: "{store}", allow_delete: true, interval: "2m" }}\n'
+        f'resolver_preload: {{\n  {key}: "{older}"\n  {other}: "{newer}"\n'
+        f'  {jwt.public_key(SYSTEM)}: "{system}"\n}}\n',
+    )
+    assert opts.resolver == "full"
+    assert opts.resolver_store is not None and opts.resolver_store.allow_delete
+    jwts = dict(opts.account_jwts)
+    assert (jwts[key], jwts[other]) == (stored, newer)
+    limits = {a.name: a.limits.max_connections for a in opts.accounts}
+    assert (limits[key], limits[other]) == (1, 3)
