@@ -5,12 +5,14 @@ must match."""
 
 from __future__ import annotations
 
+import base64
 import time
 from pathlib import Path
 from typing import Any
 
 import nats
 import nats.errors
+import nkeys
 import pytest
 
 from shardbroker.config import jwt
@@ -182,3 +184,40 @@ async def test_operator_mode_version_1_tokens(
     out = await on_both(tmp_path, monkeypatch, conf, scenario)
     assert out[:2] == ["ok", "ok"]
     assert any("maximum account active connections exceeded" in e for e in out[2])
+
+
+async def test_operator_mode_raw_callbacks_and_a_wrong_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nats-py's `user_jwt_cb`/`signature_cb` (the JWT and the nonce signature given by
+    the application) log in on both workers; a .creds file whose seed is not the user
+    JWT's key is refused with Authorization Violation, and nothing else is harmed."""
+    good, _ = user_creds(tmp_path, "callbacks")
+    token, seed = jwt.parse_creds(good.read_text())
+    wrong = tmp_path / "wrong-seed.creds"
+    wrong.write_text(jwt.format_creds(token, jwt.new_seed("user")))
+
+    def sign(nonce: str) -> bytes:
+        return base64.b64encode(nkeys.from_seed(seed.encode()).sign(nonce.encode()))
+
+    async def scenario(broker: Broker) -> Any:
+        results = {}
+        async with NatsClients(broker) as clients:
+            for shard in (1, 2):
+                nc = await clients.on_shard(
+                    shard, user_jwt_cb=lambda: token.encode(), signature_cb=sign
+                )
+                subject = unique("cb")
+                sub = await nc.subscribe(subject)
+                await barrier(nc)
+                await nc.publish(subject, b"x")
+                results[f"callbacks on worker {shard}"] = (await sub.next_msg(timeout=5)).data
+            results["wrong seed"] = await outcome(broker, wrong, 2)
+            results["others unharmed"] = await outcome(broker, good, 1)
+        return results
+
+    out = await on_both(tmp_path, monkeypatch, config(), scenario)
+    assert out == {
+        "callbacks on worker 1": b"x", "callbacks on worker 2": b"x",
+        "wrong seed": "refused", "others unharmed": "ok",
+    }  # fmt: skip
