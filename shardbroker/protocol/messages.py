@@ -92,6 +92,8 @@ def decode_connect(body: bytes) -> ConnectOptions:
         raise ProtocolError(None, "CONNECT is not a JSON object")
     fields: dict[str, Any] = {}
     for key, value in raw.items():
+        if value is None:
+            continue  # null leaves a field at its default in Go
         name = key.lower()
         if name == "pass":
             name = "password"

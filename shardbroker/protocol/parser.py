@@ -429,6 +429,8 @@ class ClientParser:
             new_pos = self._one(data, pos)
             if new_pos < 0:
                 return
+            # A CONNECT may have lowered it (the user's or account's payload limit).
+            max_payload = self.max_payload
             if data[new_pos - 2 : new_pos] != b"\r\n":
                 pos = new_pos
                 break  # a bare LF: the split lines no longer line up

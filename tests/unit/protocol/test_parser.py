@@ -169,6 +169,29 @@ def test_parser_max_payload_exact_waits_for_payload() -> None:
     assert recorder.ops == [pub(b"foo", payload)]
 
 
+class LoweringRecorder(Recorder):
+    """A CONNECT lowers the payload limit, as a user JWT's or an account's limit does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parser: ClientParser | None = None
+
+    def process_connect(self, body: bytes) -> None:
+        super().process_connect(body)
+        assert self.parser is not None
+        self.parser.max_payload = 4
+
+
+@pytest.mark.parametrize("between", [b"", b"SUB a 1\r\n", b"PUB a 1\r\nx\r\n"])
+def test_parser_max_payload_lowered_by_connect_in_the_same_read(between: bytes) -> None:
+    recorder = LoweringRecorder()
+    parser = recorder.parser = ClientParser(recorder, 4096, 1024 * 1024)
+    with pytest.raises(ProtocolError) as exc:
+        parser.feed(b"CONNECT {}\r\n" + between + b"PUB foo 5\r\nhello\r\nPING\r\n")
+    assert exc.value.wire_text == ERR_MAX_PAYLOAD
+    assert ("ping",) not in recorder.ops
+
+
 @pytest.mark.parametrize("prefix", [b"SUB ", b"PUB ", b"UNSUB ", b"CONNECT ", b"sub\t"])
 @pytest.mark.parametrize("piece", [1, 7, 100, 1000, 5000])
 def test_parser_partial_control_line_over_limit(prefix: bytes, piece: int) -> None:
