@@ -286,7 +286,7 @@ def _limits(
 ) -> AccountLimits:
     if not isinstance(value, dict):
         raise config_error(at, f"Expected account limits to be a map, got {value!r}")
-    out: dict[str, int] = {}
+    out: dict[str, Any] = {}
     for key, item in value.items():
         where = positions.get((*path, key), at)
         field = _LIMIT_KEYS.get(key.lower())
@@ -325,7 +325,7 @@ def _jetstream(
         raise config_error(at, f"Expected 'enabled' or 'disabled' for string value, got '{value}'")
     if not isinstance(value, dict):
         raise config_error(
-            at, f"Expected map, bool or string to define JetStream, got {_go_type(value)}"
+            at, f"Expected map, bool or string to define JetStream, got {go_type(value)}"
         )
     out: dict[str, Any] = {}
     for key, item in value.items():
@@ -362,7 +362,7 @@ def _jetstream(
     return AccountJetStream(**out)
 
 
-def _go_type(value: Any) -> str:
+def go_type(value: Any) -> str:
     """The Go type nats-server's config parser gives a value, as %T prints it."""
     if isinstance(value, int):
         return "int64"

@@ -26,6 +26,7 @@ from shardbroker.config.accounts import parse_accounts
 from shardbroker.config.mappings import MAPPINGS_KEYS, mappings_block
 from shardbroker.config.operator import (
     OPERATOR_KEYS,
+    PINNED_KEY,
     RESOLVER_KEYS,
     TRUSTED_KEYS,
     account_jwts_at_start,
@@ -168,7 +169,9 @@ def options_from_config(
     return fields
 
 
-OPERATOR_FILE_KEYS = frozenset((*OPERATOR_KEYS, *RESOLVER_KEYS, *TRUSTED_KEYS, "resolver_preload"))
+OPERATOR_FILE_KEYS = frozenset(
+    (*OPERATOR_KEYS, *RESOLVER_KEYS, *TRUSTED_KEYS, "resolver_preload", PINNED_KEY)
+)
 
 
 def _check_operator_mode(

@@ -11,8 +11,12 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from shardbroker.config import account_store, jwt
+from shardbroker.config.accounts import go_type, is_subset_match
 from shardbroker.config.jwt import JWTError
+from shardbroker.config.jwt_claims import account_claims_valid, activation_granted
 from shardbroker.config.options import (
     Account,
     AccountJetStream,
@@ -34,6 +38,7 @@ from shardbroker.config.value import parse_duration
 OPERATOR_KEYS = ("operator", "operators", "root", "roots", "root_operator", "root_operators")
 RESOLVER_KEYS = ("resolver", "account_resolver", "accounts_resolver")
 TRUSTED_KEYS = ("trusted_keys", "trusted")
+PINNED_KEY = "resolver_pinned_accounts"
 _MEMORY = ("MEMORY", "MEM")
 _RESPONSE_TYPES = {"singleton": "singleton", "stream": "stream", "chunked": "chunked"}
 
@@ -73,6 +78,20 @@ def parse_operator_block(
                     raise config_error(where, "invalid account JWT")
                 preload.append((account_key, str(token)))
             out["resolver_preload"] = tuple(preload)
+        elif name == PINNED_KEY:
+            out["resolver_pinned_accounts"] = _pinned_accounts(value, at)
+    if out.get("operators"):
+        # nats-server checks the pinned keys along with the operators.
+        for account in out.get("resolver_pinned_accounts", ()):
+            if jwt.decode_public_key(account, "account") is None:
+                at = next(
+                    positions.get((k,), Position(filename, 0, 0))
+                    for k in values
+                    if k.lower() == PINNED_KEY
+                )
+                raise config_error(
+                    at, f'pinned account key "{account}" is not a valid public account nkey'
+                )
     return out
 
 
@@ -148,6 +167,24 @@ def _resolver(key: str, value: Any, at: Position) -> tuple[str, ResolverStore | 
     return kind.lower(), store
 
 
+def _pinned_accounts(value: Any, at: Position) -> tuple[str, ...]:
+    """`resolver_pinned_accounts`: one account key or a list of them."""
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list):
+        raise config_error(
+            at, f"error parsing resolver_pinned_accounts: unsupported type {go_type(value)}"
+        )
+    for item in value:
+        if not isinstance(item, str):
+            raise config_error(
+                at,
+                "error parsing resolver_pinned_accounts: unsupported type in array "
+                f"{go_type(item)}",
+            )
+    return tuple(dict.fromkeys(value))
+
+
 def _operator_jwt(value: Any, at: Position) -> str:
     """An operator JWT given inline, or the file holding it (decorated or bare)."""
     if not isinstance(value, str):
@@ -213,17 +250,93 @@ def _issued_later(token: str, than: str) -> bool:
     return jwt.decode(token, "account").iat > jwt.decode(than, "account").iat
 
 
-def accounts_from_jwts(
+def loadable_accounts(
     jwts: tuple[tuple[str, str], ...], trusted: frozenset[str]
-) -> tuple[Account, ...]:
-    """The account JWTs a trusted key signed, as Account structs."""
-    out = []
+) -> dict[str, jwt.Claims]:
+    """The account JWTs nats-server would load: signed by a trusted key and valid
+    (jwt_claims.account_claims_valid). Nobody logs in to the others (nats-server only
+    logs them)."""
+    out = {}
     for key, token in jwts:
         claims = jwt.decode(token, "account")
-        if claims.iss not in trusted:
-            continue  # nobody can log in to it (nats-server only logs this)
-        out.append(account_from_claims(key, claims))
+        if claims.iss in trusted and account_claims_valid(claims):
+            out[key] = claims
+    return out
+
+
+def accounts_from_jwts(
+    jwts: tuple[tuple[str, str], ...], trusted: frozenset[str], now: float | None = None
+) -> tuple[Account, ...]:
+    """The loadable account JWTs as Account structs.
+
+    An import goes only where an export authorizes it, as in nats-server, which drops
+    (and only logs) the others: a public export, one whose account token names the
+    importer, or a private one (`token_req`) when the import's activation token is
+    valid. A private export lists the accounts whose imports were activated.
+    """
+    claims = loadable_accounts(jwts, trusted)
+    accounts = {key: account_from_claims(key, decoded) for key, decoded in claims.items()}
+    activated: dict[tuple[str, int], set[str]] = {}
+    imports: dict[str, tuple[Import, ...]] = {}
+    for key, decoded in claims.items():
+        kept = []
+        for entry in _entries(decoded.nats, "imports", "account"):
+            imp = _import(entry)
+            exporter = accounts.get(imp.account)
+            index = None if exporter is None else _covering_export(exporter, imp)
+            if exporter is None or index is None:
+                continue
+            export = exporter.exports[index]
+            position = export.account_token_position
+            if position:
+                parts = imp.subject.split(".")
+                if position > len(parts) or parts[position - 1] != key:
+                    continue
+            elif export.accounts is not None:
+                raw_export = _entries(claims[imp.account].nats, "exports")[index]
+                if not activation_granted(key, entry, claims[imp.account], raw_export, now):
+                    continue
+                activated.setdefault((imp.account, index), set()).add(key)
+            kept.append(imp)
+        imports[key] = tuple(kept)
+    out = []
+    for key, account in accounts.items():
+        exports = tuple(
+            msgspec.structs.replace(export, accounts=tuple(sorted(activated.get((key, i), ()))))
+            if export.accounts is not None
+            else export
+            for i, export in enumerate(account.exports)
+        )
+        out.append(msgspec.structs.replace(account, exports=exports, imports=imports[key]))
     return tuple(out)
+
+
+def _entries(section: Mapping[str, Any], name: str, *required: str) -> list[dict[str, Any]]:
+    """The `exports` or `imports` of an account JWT of a known type (stream or service)
+    with a subject (and the other `required` keys) as strings; nats-server cannot add
+    the others either."""
+    items = section.get(name)
+    if not isinstance(items, list):
+        return []
+    return [
+        item
+        for item in items
+        if isinstance(item, dict)
+        and item.get("type") in ("stream", "service")
+        and all(isinstance(item.get(field), str) for field in ("subject", *required))
+    ]
+
+
+def _covering_export(exporter: Account, imp: Import) -> int | None:
+    """The index of the export an import falls under: one of its kind with the same
+    subject, else the first whose subject covers the import's (nats-server's order)."""
+    candidates = [
+        i
+        for i, export in enumerate(exporter.exports)
+        if export.service == imp.service and is_subset_match(imp.subject, export.subject)
+    ]
+    exact = [i for i in candidates if exporter.exports[i].subject == imp.subject]
+    return exact[0] if exact else candidates[0] if candidates else None
 
 
 def _limit(section: Mapping[str, Any], name: str) -> int:
@@ -243,9 +356,10 @@ def account_from_claims(key: str, claims: jwt.Claims) -> Account:
             max_subscriptions=_limit(limits, "subs"),
             max_payload=_limit(limits, "payload"),
             max_leafnodes=-1,
+            from_jwt=True,
         ),
-        "exports": tuple(_export(e) for e in nats.get("exports") or ()),
-        "imports": tuple(_import(i) for i in nats.get("imports") or ()),
+        "exports": tuple(_export(e) for e in _entries(nats, "exports")),
+        "imports": tuple(_import(i) for i in _entries(nats, "imports", "account")),
     }
     defaults = nats.get("default_permissions")
     if defaults:
@@ -256,7 +370,7 @@ def account_from_claims(key: str, claims: jwt.Claims) -> Account:
             SubjectMapping(
                 source=source,
                 destinations=tuple(
-                    MapDestination(subject=d["subject"], weight=int(d.get("weight", 100)))
+                    MapDestination(subject=d["subject"], weight=int(d.get("weight") or 100))
                     for d in dests
                 ),
             )
@@ -293,6 +407,10 @@ def _export(entry: Mapping[str, Any]) -> Export:
     position = entry.get("account_token_position")
     if position:
         out["account_token_position"] = int(position)
+    elif entry.get("token_req"):
+        # Private: open to the accounts whose imports carry an activation token
+        # (accounts_from_jwts lists them).
+        out["accounts"] = ()
     return Export(**out)
 
 

@@ -124,6 +124,9 @@ class AccountLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_subscriptions: int = -1
     max_payload: int = -1
     max_leafnodes: int = -1
+    # The limits of an account JWT, where max_subscriptions 0 allows no subscription at
+    # all (in a config file it means no limit).
+    from_jwt: bool = False
 
 
 class MapDestination(msgspec.Struct, frozen=True, kw_only=True):
@@ -414,6 +417,10 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     account_jwts: Annotated[tuple[tuple[str, str], ...], Setting(
         go="AccountClaims", reload="auth",
         help="The account JWTs in effect (operator mode).",
+    )] = ()
+    resolver_pinned_accounts: Annotated[tuple[str, ...], Setting(
+        go="ResolverPinnedAccounts",
+        help="The only accounts (with the system account) whose users may log in.",
     )] = ()
 
     # JetStream, served by the storage shard when enabled.

@@ -30,7 +30,7 @@ def account_jwt(seed: str, signer: str = OPERATOR, **fields: object) -> str:
 def test_preloaded_accounts_become_accounts(tmp_path: Path) -> None:
     token = account_jwt(
         ACCOUNT,
-        limits={"conn": 5, "subs": -1, "payload": 1024},
+        limits={"conn": 5, "subs": -1, "payload": 1024, "exports": -1},
         exports=[{"subject": "svc", "type": "service", "response_type": "Stream"}],
         default_permissions={"pub": {"allow": ["a.>"]}},
         mappings={"m.*": [{"subject": "n.$1", "weight": 100}]},
@@ -46,7 +46,7 @@ def test_preloaded_accounts_become_accounts(tmp_path: Path) -> None:
     (account,) = opts.accounts  # the one an untrusted operator signed is left out
     assert account.name == key
     assert account.limits == AccountLimits(
-        max_connections=5, max_subscriptions=-1, max_payload=1024, max_leafnodes=-1
+        max_connections=5, max_subscriptions=-1, max_payload=1024, max_leafnodes=-1, from_jwt=True
     )
     assert account.exports[0].response_type == "stream"
     assert account.default_permissions is not None
@@ -80,6 +80,10 @@ def test_operator_from_a_file(tmp_path: Path) -> None:
         (f'operator: "{OPERATOR_JWT}"\nresolver: URL("http://x/")\n',
          "the URL resolver is not supported"),
         ('operator: "not-a-file-or-jwt"\n', "neither a file nor a JWT"),
+        (f'operator: "{OPERATOR_JWT}"\nresolver: MEMORY\nresolver_pinned_accounts: ["ABAD"]\n',
+         'pinned account key "ABAD" is not a valid public account nkey'),
+        (f'operator: "{OPERATOR_JWT}"\nresolver: MEMORY\nresolver_pinned_accounts: 5\n',
+         "error parsing resolver_pinned_accounts: unsupported type int64"),
     ],
 )  # fmt: skip
 def test_operator_mode_errors(tmp_path: Path, text: str, error: str) -> None:
@@ -150,3 +154,18 @@ def test_full_resolver_reads_its_directory_and_takes_newer_preloads(tmp_path: Pa
     assert (jwts[key], jwts[other]) == (stored, newer)
     limits = {a.name: a.limits.max_connections for a in opts.accounts}
     assert (limits[key], limits[other]) == (1, 3)
+
+
+def test_resolver_pinned_accounts(tmp_path: Path) -> None:
+    key = jwt.public_key(ACCOUNT)
+    opts = build(
+        tmp_path, f'operator: "{OPERATOR_JWT}"\nresolver: MEMORY\nresolver_pinned_accounts: {key}\n'
+    )
+    assert opts.resolver_pinned_accounts == (key,)
+    # nats-server checks the keys only along with operators.
+    opts = build(
+        tmp_path,
+        f'trusted_keys: ["{jwt.public_key(OPERATOR)}"]\nresolver: MEMORY\n'
+        'resolver_pinned_accounts: ["ABAD", "ABAD"]\n',
+    )
+    assert opts.resolver_pinned_accounts == ("ABAD",)
