@@ -27,6 +27,9 @@ PING_MAX = 2
 FIRST_PING_INTERVAL = 2.0  # the first server PING, for RTT, comes this soon after CONNECT
 WRITE_DEADLINE = 10.0
 AUTH_TIMEOUT = 2.0
+# A client at its subscription limit from its login (a limit of none) is told so, then
+# closed this many seconds later, as nats-server does: what it sent meanwhile is answered.
+MAX_SUBS_CLOSE_DELAY = 0.02
 TLS_TIMEOUT = 2.0  # seconds a client has to finish the TLS handshake
 # allow_responses: true means one response within two minutes.
 DEFAULT_ALLOW_RESPONSE_MAX_MSGS = 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from typing import Any, NamedTuple
 
@@ -25,9 +26,23 @@ import bcrypt
 
 from shardbroker import const
 from shardbroker.config import jwt
+from shardbroker.config.jwt_claims import account_signers, is_revoked
 from shardbroker.config.nkey import signed_by
-from shardbroker.config.operator import jwt_permissions, trusted_keys
-from shardbroker.config.options import Options, all_users, has_users, operator_mode
+from shardbroker.config.operator import jwt_permissions, loadable_accounts, trusted_keys
+from shardbroker.config.options import (
+    Options,
+    all_users,
+    has_users,
+    operator_mode,
+    system_account_name,
+)
+from shardbroker.security.jwt_login import (
+    TemplateError,
+    connect_window,
+    scoped_section,
+    src_allows,
+    user_claims_valid,
+)
 from shardbroker.security.permissions import UserPermissions
 
 _BCRYPT_RE = re.compile(r"^\$2[abxy]\$\d{2}\$.*")
@@ -81,6 +96,7 @@ class Authenticator:
         "no_auth_user",
         "operator",
         "password",
+        "pinned",
         "required",
         "timeout",
         "token",
@@ -110,10 +126,11 @@ class Authenticator:
         self.jwt_accounts: dict[str, jwt.Claims] = {}
         if self.operator:
             trusted = trusted_keys(opts.operators, opts.trusted_keys)
-            for key, token in opts.account_jwts:
-                claims = jwt.decode(token, "account")
-                if claims.iss in trusted:
-                    self.jwt_accounts[key] = claims
+            self.jwt_accounts = loadable_accounts(opts.account_jwts, trusted)
+        # resolver_pinned_accounts: only these accounts (and the system account) log in.
+        self.pinned = frozenset(opts.resolver_pinned_accounts)
+        if self.pinned and opts.operators and system_account_name(opts):
+            self.pinned |= {system_account_name(opts)}
         self.logins: dict[str, JWTLogin] = {}
         self.required = bool(self.token or self.user or self.users is not None or self.operator)
         self.no_auth_user = opts.no_auth_user if self.required else ""
@@ -138,16 +155,18 @@ class Authenticator:
         sig: str = "",
         nonce: str = "",
         user_jwt: str = "",
+        host: str = "",
     ) -> str | None:
         """The user name these CONNECT credentials log in as, or None (refused).
 
         Without authentication configured everyone gets in and credentials are ignored.
-        In operator mode only a user JWT counts (its user key is the name).
+        In operator mode only a user JWT counts (its user key is the name); `host`, the
+        client's address, is checked against its `src`.
         """
         if not self.required:
             return ANONYMOUS
         if self.operator:
-            return self._check_jwt(user_jwt, sig, nonce)
+            return self._check_jwt(user_jwt, sig, nonce, host)
         if nkey:
             # An NKEY user signs this connection's nonce (nats-server checks it first).
             if nkey in self.nkeys and nonce and signed_by(nkey, nonce, sig):
@@ -189,7 +208,7 @@ class Authenticator:
             return False
         return (stored, hashlib.sha256(given.encode()).digest()) not in _bcrypt_ok
 
-    def _check_jwt(self, token: str, sig: str, nonce: str) -> str | None:
+    def _check_jwt(self, token: str, sig: str, nonce: str, host: str) -> str | None:
         """nats-server's CONNECT checks of a user JWT (jwt-operator-mode.md §7); the
         user key, or None for any failure."""
         if not token:
@@ -198,42 +217,61 @@ class Authenticator:
             user = jwt.decode(token, "user")
         except jwt.JWTError:
             return None
-        if user.expired() or user.not_yet_valid():
+        if user.expired() or user.not_yet_valid() or not user_claims_valid(user.nats):
             return None
         account_key = str(user.nats.get("issuer_account") or user.iss)
+        if self.pinned and account_key not in self.pinned:
+            return None
         account = self.jwt_accounts.get(account_key)
-        if account is None or account.expired():
+        if account is None or account.expired() or account.not_yet_valid():
             return None
-        if user.iss != account_key and user.iss not in _signing_keys(account):
+        signers = account_signers(account)
+        if user.iss not in signers:
             return None
+        section = user.nats
+        template = signers[user.iss]
+        if template is not None:
+            # Signed by a scoped key: the key's template is the user's permissions.
+            try:
+                section = scoped_section(user, account, template)
+            except TemplateError:
+                return None
         limits = account.nats.get("limits") or {}
-        if user.nats.get("bearer_token"):
+        if section.get("bearer_token"):
             if limits.get("disallow_bearer"):
                 return None
         elif not (nonce and signed_by(user.sub, nonce, sig)):
             return None
-        if _revoked(account, user.sub, user.iat):
+        if is_revoked(account.nats.get("revocations"), user.sub, user.iat):
             return None
-        types = [str(t).upper() for t in user.nats.get("allowed_connection_types") or ()]
+        types = [str(t).upper() for t in section.get("allowed_connection_types") or ()]
         if types and "STANDARD" not in types and any(t in _CONNECTION_TYPES for t in types):
             return None
-        perms = jwt_permissions(user.nats)
+        allowed_now, window_ends = connect_window(section)
+        if not src_allows(section, host) or not allowed_now:
+            return None
+        perms = jwt_permissions(section)
         defaults = perms is None
         if defaults and account.nats.get("default_permissions"):
             perms = jwt_permissions(account.nats["default_permissions"])
-        v1 = user.version == 1
+        # Limits a scoped key's template leaves out are unlimited, as in version 1.
+        unlimited = user.version == 1 or template is not None
+        expires = user.exp
+        if window_ends and (not expires or window_ends < expires):
+            expires = int(window_ends)  # closed when its connect-time range ends
         self.logins[user.sub] = JWTLogin(
             account_key.encode(),
             UserPermissions(perms) if perms is not None else None,
-            _jwt_limit(user.nats, "subs", v1),
-            _jwt_limit(user.nats, "payload", v1),
-            user.exp,
+            _jwt_limit(section, "subs", unlimited),
+            _jwt_limit(section, "payload", unlimited),
+            expires,
             account.exp,
             user.sub,
             user.iat,
             bool(user.nats.get("bearer_token")),
             user.iss if user.iss != account_key else "",
             defaults,
+            _scope_text(template),
         )
         return user.sub
 
@@ -243,16 +281,18 @@ class Authenticator:
         account's default permissions as they are now, if it has none of its own),
         ACCOUNT_EXPIRED (the account is gone or expired), REFUSED (a bearer token the
         account no longer allows), REVOKED (its user key is revoked) or GONE (the
-        signing key that issued it was removed)."""
+        signing key that issued it was removed, or its scope changed)."""
         account = self.jwt_accounts.get(login.account.decode())
         if account is None or account.expired():
             return ACCOUNT_EXPIRED, login
         if login.bearer and (account.nats.get("limits") or {}).get("disallow_bearer"):
             return REFUSED, login
-        if _revoked(account, login.user_key, login.issued):
+        if is_revoked(account.nats.get("revocations"), login.user_key, login.issued):
             return REVOKED, login
-        if login.signer and login.signer not in _signing_keys(account):
-            return GONE, login
+        if login.signer:
+            signers = account_signers(account)
+            if login.signer not in signers or _scope_text(signers[login.signer]) != login.scope:
+                return GONE, login
         if login.default_permissions:
             defaults = jwt_permissions(account.nats.get("default_permissions") or {})
             login = login._replace(
@@ -300,21 +340,12 @@ class JWTLogin(NamedTuple):
     bearer: bool
     signer: str  # the account signing key that issued it; "": the account's own key
     default_permissions: bool  # its permissions are the account's defaults
+    scope: str  # the signer's user template (_scope_text); "": not a scoped key
 
 
-def _signing_keys(account: jwt.Claims) -> set[str]:
-    return {
-        key if isinstance(key, str) else str(key.get("key", ""))
-        for key in account.nats.get("signing_keys") or ()
-    }
-
-
-def _revoked(account: jwt.Claims, user_key: str, issued: int) -> bool:
-    """Is a user JWT issued at `issued` revoked by the account (its own key's entry, or
-    `*` for every user)?"""
-    revocations = account.nats.get("revocations") or {}
-    revoked = max(int(revocations.get(user_key, 0)), int(revocations.get("*", 0)))
-    return bool(revoked) and issued <= revoked
+def _scope_text(template: dict[str, Any] | None) -> str:
+    """A scoped key's template in a form a later claims update compares with."""
+    return "" if template is None else json.dumps(template, sort_keys=True)
 
 
 _CONNECTION_TYPES = frozenset(
@@ -322,11 +353,12 @@ _CONNECTION_TYPES = frozenset(
 )
 
 
-def _jwt_limit(section: dict[str, Any], name: str, v1: bool) -> int:
-    """A user JWT limit: -1 unlimited; absent is 0 (nothing) in version 2, -1 in v1."""
+def _jwt_limit(section: dict[str, Any], name: str, unlimited: bool) -> int:
+    """A user JWT limit: -1 unlimited; absent is 0 (nothing) in version 2, -1 where
+    `unlimited` (version 1, a scoped key's template)."""
     value = section.get(name)
     if value is None:
-        return -1 if v1 else 0
+        return -1 if unlimited else 0
     return int(value)
 
 

@@ -490,10 +490,28 @@ class ClientProtocol(Output, asyncio.Protocol):
         """A user JWT's limits: the lower of its and the account's (already set)."""
         if login.payload >= 0:
             self.parser.max_payload = min(self.parser.max_payload, login.payload)
-        if login.subs >= 0:
-            # 0 allows none: -1 makes every SUB meet the limit (process_sub).
-            limit = login.subs or -1
-            self.max_subs = min(self.max_subs, limit) if self.max_subs > 0 else limit
+        # max_subs -1 allows none (every SUB meets the limit in process_sub), 0 any number.
+        if login.subs == 0 or self.max_subs < 0:
+            self.max_subs = -1
+        elif login.subs > 0:
+            self.max_subs = min(self.max_subs, login.subs) if self.max_subs else login.subs
+        if self.max_subs < 0 or (self.max_subs and len(self.subs) >= self.max_subs):
+            # At its limit already (none allowed at login, or fewer than it holds after an
+            # update): nats-server says so, and closes the connection a little later.
+            self.server.loop.call_soon(self.on_subscriptions_at_limit)
+
+    def on_subscriptions_at_limit(self) -> None:
+        if self.closed:
+            return
+        self.send_err(ERR_MAX_SUBSCRIPTIONS)
+        self.server.flush_batch(None)
+        self.server.loop.call_later(const.MAX_SUBS_CLOSE_DELAY, self.close_at_subscription_limit)
+
+    def close_at_subscription_limit(self) -> None:
+        if not self.closed:
+            self.hold_index = -1  # what a held PONG keeps back goes out first
+            self.flush()
+            self.close_connection(ClosedState.MaxSubscriptionsExceeded)
 
     def start_jwt_timers(self, login: JWTLogin) -> None:
         """Close the client when its user JWT, or its account's JWT, expires."""
@@ -640,7 +658,7 @@ class ClientProtocol(Output, asyncio.Protocol):
                 return True
             user = auth.check(
                 opts.user, opts.password, opts.auth_token, opts.nkey, opts.sig, self.nonce,
-                opts.jwt,
+                opts.jwt, self.host,
             )  # fmt: skip
             if user is None:
                 raise ProtocolError(ERR_AUTH_VIOLATION)

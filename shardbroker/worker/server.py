@@ -223,11 +223,13 @@ class Server:
         return opts.max_payload
 
     def max_subs_for(self, account: bytes) -> int:
-        """Subscriptions a connection of `account` may hold (0: no limit): the server's
-        max_subscriptions, lowered by the account's limit (per connection, as in
-        nats-server)."""
+        """Subscriptions a connection of `account` may hold (0: no limit, -1: none): the
+        server's max_subscriptions, lowered by the account's limit (per connection, as
+        in nats-server)."""
         limit = self.opts.max_subscriptions
         limits = self.account_limits(account, self.opts)
+        if limits is not None and limits.from_jwt and limits.max_subscriptions == 0:
+            return -1
         if limits is not None and limits.max_subscriptions >= 0:
             return min(limit, limits.max_subscriptions) if limit else limits.max_subscriptions
         return limit

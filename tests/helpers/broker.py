@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -526,10 +526,17 @@ class NatsClients:
 class ShardProbes:
     """One raw, already-connected client per worker; `check()` sends a message from each
     probe to every probe (itself included) and expects each to arrive, then a PONG with
-    nothing before it. Use around a fatal error to show that only the offender suffered."""
+    nothing before it. Use around a fatal error to show that only the offender suffered.
+    `credentials` gives the CONNECT fields a probe logs in with, from the INFO it got
+    (a user JWT and its signature of the nonce, in operator mode)."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        credentials: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
         self.broker = broker
+        self.credentials = credentials
         self.token = unique("probe")
         self.clients: dict[int, WireClient] = {}
         self.rounds = 0
@@ -539,7 +546,7 @@ class ShardProbes:
             for shard in self.broker.shard_ids:
                 client = raw_connect_on_shard(self.broker, shard)
                 self.clients[shard] = client
-                client.handshake()
+                client.handshake(**(self.credentials(client.info) if self.credentials else {}))
                 client.send(f"SUB {self.token}.{shard} 1\r\n".encode())
                 assert client.ping_barrier() == b""
         except BaseException:
