@@ -329,7 +329,8 @@ def _entries(section: Mapping[str, Any], name: str, *required: str) -> list[dict
 
 def _covering_export(exporter: Account, imp: Import) -> int | None:
     """The index of the export an import falls under: one of its kind with the same
-    subject, else the first whose subject covers the import's (nats-server's order)."""
+    subject (nats-server looks for that first), else the first whose subject covers
+    the import's."""
     candidates = [
         i
         for i, export in enumerate(exporter.exports)
