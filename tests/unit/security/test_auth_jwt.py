@@ -11,7 +11,7 @@ from typing import Any
 
 from shardbroker.config import jwt
 from shardbroker.config.merge import OptionsSource, build_options
-from shardbroker.security.auth import Authenticator
+from shardbroker.security.auth import GONE, KEEP, Authenticator
 
 OPERATOR = jwt.new_seed("operator")
 ACCOUNT = jwt.new_seed("account")
@@ -135,3 +135,16 @@ def test_auth_jwt_account_not_yet_valid_or_invalid(tmp_path: Path) -> None:
     auth = authenticator(tmp_path, exports=[{"subject": "a", "type": "stream"}],
                          limits={"conn": -1})  # fmt: skip
     assert login(auth) is None  # no exports allowed: nats-server does not load the account
+
+
+def test_auth_jwt_claims_update_closes_users_of_a_changed_scope(tmp_path: Path) -> None:
+    """nats-server closes the users of a scoped key whose template an update changed."""
+    old = authenticator(tmp_path)
+    key = login(old, SCOPED, tags=["team:red"])
+    assert key is not None
+    same = authenticator(tmp_path)
+    assert same.recheck(old.logins[key])[0] == KEEP
+    scope = {"kind": "user_scope", "key": jwt.public_key(SCOPED), "role": "r",
+             "template": {**TEMPLATE, "payload": 32}}  # fmt: skip
+    changed = authenticator(tmp_path, signing_keys=[scope])
+    assert changed.recheck(old.logins[key])[0] == GONE
