@@ -400,7 +400,10 @@ def push(
     ),
     timeout: float = typer.Option(2.0, "--timeout", help="Seconds to wait for the replies."),
     servers: int = typer.Option(
-        1, "--servers", help="Stop waiting once this many servers have replied."
+        1,
+        "--servers",
+        help="The servers expected to reply: stop waiting once this many have; exit status "
+        "1 if fewer do.",
     ),
     json_output: bool = typer.Option(False, "--json", help="Print each reply's JSON."),
 ) -> None:
@@ -423,9 +426,15 @@ def push(
             timeout=timeout, max_replies=max(servers, 1),
         )  # fmt: skip
         name = claims.name or claims.sub
-        failed = not replies
+        failed = len(replies) < servers
         if not replies:
             typer.echo(f"shardbroker jwt push: no reply on {subject} within {timeout}s", err=True)
+        elif failed:
+            typer.echo(
+                f"shardbroker jwt push: {len(replies)} of {servers} servers replied within "
+                f"{timeout}s",
+                err=True,
+            )
         for reply in replies:
             if reply.status == NO_RESPONDERS:
                 hint = (
@@ -453,7 +462,8 @@ def _push_outcome(name: str, payload: bytes) -> tuple[bool, str]:
         return False, f"unexpected reply: {payload[:200]!r}"
     if not isinstance(body, dict):
         return False, f"unexpected reply: {payload[:200]!r}"
-    server = (body.get("server") or {}).get("name", "?")
+    info = body.get("server")
+    server = info.get("name", "?") if isinstance(info, dict) else "?"
     error = body.get("error")
     if error:
         description = error.get("description", error) if isinstance(error, dict) else error

@@ -252,7 +252,6 @@ class Store:
         path = self.root / name
         if path.exists():
             raise StoreError(f'operator "{name}" already exists in {self.root}')
-        _make_dir(self.root)
         _make_dir(path)
         seed = jwt.new_seed("operator")
         write_secret(path / OPERATOR_SEED, seed + "\n")

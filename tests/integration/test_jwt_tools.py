@@ -243,6 +243,10 @@ async def test_jwt_push_to_the_full_resolver(
         reply = json.loads(pushed.stdout)
         assert reply["data"] == {"account": tiny_key, "code": 200, "message": "jwt updated"}
         assert await login(broker, keys.creds("tiny", "bob")) == "ok"
+        # Expecting more servers than answer: all replies printed, then a failure.
+        pushed = await push(keys, broker, "tiny", "--servers", "2", "--timeout", "0.5")
+        assert pushed.returncode == 1 and pushed.stdout.rstrip().endswith(": jwt updated")
+        assert "1 of 2 servers replied within 0.5s" in pushed.stderr
 
 
 @pytest.mark.parametrize("target", TARGETS_IN_ORDER)

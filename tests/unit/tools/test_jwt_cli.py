@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from shardbroker.cli import app
 from shardbroker.config import jwt
+from shardbroker.tools.jwt_cli import _push_outcome
 from shardbroker.tools.jwtstore import Store
 
 runner = CliRunner()
@@ -127,3 +128,15 @@ def test_push_refuses_a_bad_seed_before_connecting(keys: Path, tmp_path: Path) -
     assert "the seed does not belong to the user JWT" in err
     _, err = run("push", "app", "-s", "nats://127.0.0.1:1", code=1)
     assert "cannot connect to nats://127.0.0.1:1" in err
+
+
+def test_push_outcome_of_each_reply() -> None:
+    server = {"name": "N1", "id": "N1"}
+    data = {"account": "A", "code": 200, "message": "jwt updated"}
+    reply = json.dumps({"server": server, "data": data}).encode()
+    assert _push_outcome("app", reply) == (True, 'pushed "app" to server N1: jwt updated')
+    error = {"account": "A", "code": 500, "description": "jwt validation failed"}
+    reply = json.dumps({"server": server, "error": error}).encode()
+    assert _push_outcome("app", reply) == (False, 'server N1 refused "app": jwt validation failed')
+    assert _push_outcome("app", b"[1]")[0] is False
+    assert _push_outcome("app", b"not json") == (False, "unexpected reply: b'not json'")
