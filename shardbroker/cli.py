@@ -12,15 +12,14 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import msgspec
 import typer
 
 from shardbroker import __version__, const, log
-from shardbroker.config.merge import OptionsSource, build_options, merge
-from shardbroker.config.merge import load as load_config
-from shardbroker.config.options import DECLARATIONS, Options, OptionsError, validate
+from shardbroker.config.merge import OptionsSource, build_options
+from shardbroker.config.options import DECLARATIONS, Options, OptionsError
 from shardbroker.config.parse import ConfigError
 from shardbroker.errors import HaltBroker
+from shardbroker.tools.jwt_cli import jwt_app
 
 app = typer.Typer(
     add_completion=False,
@@ -28,6 +27,8 @@ app = typer.Typer(
     help="shardbroker: a NATS-compatible message broker that uses every core.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+app.add_typer(jwt_app, name="jwt")
 
 _Command = TypeVar("_Command", bound=Callable[..., None])
 _KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -388,12 +389,11 @@ def check_config(
 ) -> None:
     """Check a configuration file: every error with file, line and a message."""
     try:
-        fields = load_config(config)
-        check_tls(validate(Options(**merge(msgspec.structs.asdict(Options()), fields, {}))))
+        check_tls(build_options(OptionsSource(config=config)))
     except ConfigError as exc:
         typer.echo(f"shardbroker: {exc}", err=True)
         raise typer.Exit(1) from None
-    except OptionsError as exc:
+    except (OptionsError, ValueError) as exc:
         typer.echo(f"shardbroker: {config}: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"shardbroker: configuration file {config} is valid")

@@ -70,6 +70,22 @@ def decode_public_key(key: str, role: str) -> bytes | None:
     return raw[1:33]
 
 
+def seed_role(seed: str) -> str | None:
+    """The role ("operator", "account", "user") of a well-formed seed, else None.
+    The checksum is checked too (nkeys.from_seed does not: a seed with a changed
+    character would sign as some other key)."""
+    try:
+        raw = base64.b32decode(seed + "=" * (-len(seed) % 8))
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != 36 or nkeys.crc16_checksum(raw[:-2]) != raw[-2:]:
+        return None
+    if raw[0] & 0xF8 != nkeys.PREFIX_BYTE_SEED:
+        return None
+    prefix = (raw[0] & 0x07) << 5 | (raw[1] & 0xF8) >> 3
+    return next((role for role, byte in _ROLE_PREFIX.items() if byte == prefix), None)
+
+
 def new_seed(role: str) -> str:
     """A fresh seed (`SO...`, `SA...`, `SU...`) for an operator, account or user."""
     return nkeys.encode_seed(os.urandom(32), _ROLE_PREFIX[role]).decode()

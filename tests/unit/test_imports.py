@@ -21,6 +21,7 @@ ENTRY_MODULES = [
     "shardbroker.mesh.mesh",
     "shardbroker.config.options",
     "shardbroker.bench.runner",
+    "shardbroker.tools.jwt_cli",
 ]
 
 

@@ -110,3 +110,14 @@ def test_public_keys_by_role() -> None:
     assert jwt.decode_public_key(jwt.public_key(USER), "user") is not None
     assert jwt.decode_public_key(jwt.public_key(USER), "account") is None
     assert jwt.decode_public_key("Unot-a-key", "user") is None
+
+
+def test_seed_role_checks_the_prefix_and_the_checksum() -> None:
+    assert [jwt.seed_role(s) for s in (OPERATOR, ACCOUNT, USER)] == ["operator", "account", "user"]
+    changed = ACCOUNT[:10] + ("A" if ACCOUNT[10] != "A" else "B") + ACCOUNT[11:]
+    # nkeys itself takes the changed seed, as some other key.
+    assert jwt.public_key(changed) != jwt.public_key(ACCOUNT)
+    assert jwt.seed_role(changed) is None
+    assert jwt.seed_role(jwt.public_key(ACCOUNT)) is None  # a public key, not a seed
+    assert jwt.seed_role("SA" + "!" * 56) is None
+    assert jwt.seed_role("") is None
