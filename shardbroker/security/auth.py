@@ -28,6 +28,7 @@ from shardbroker.config import jwt
 from shardbroker.config.nkey import signed_by
 from shardbroker.config.operator import jwt_permissions, trusted_keys
 from shardbroker.config.options import Options, all_users, has_users, operator_mode
+from shardbroker.security.callout import CalloutPolicy
 from shardbroker.security.permissions import UserPermissions
 
 _BCRYPT_RE = re.compile(r"^\$2[abxy]\$\d{2}\$.*")
@@ -75,6 +76,7 @@ class Authenticator:
 
     __slots__ = (
         "accounts",
+        "callout",
         "jwt_accounts",
         "logins",
         "nkeys",
@@ -116,6 +118,8 @@ class Authenticator:
                     self.jwt_accounts[key] = claims
         self.logins: dict[str, JWTLogin] = {}
         self.required = bool(self.token or self.user or self.users is not None or self.operator)
+        # Auth callout (security/callout.py): None when no client can be decided by one.
+        self.callout = CalloutPolicy.build(opts, lambda key: self.jwt_accounts.get(key))
         self.no_auth_user = opts.no_auth_user if self.required else ""
 
     @property

@@ -1,0 +1,299 @@
+"""Auth callout (accounts-and-security.md §7): an external service authorizes clients.
+
+Each scenario runs against nats-server and shardbroker with the same config; the
+outcomes must match. The service is examples/auth_callout_service.py, run as a
+subprocess (or, for answers a real service would never give, a responder in the test),
+and the clients it decides on sit on the other worker than the service, so requests
+and answers cross the mesh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.errors
+import pytest
+
+from shardbroker.config import jwt
+from shardbroker.security.callout import curve_public_key
+from tests.helpers.broker import (
+    REPO_ROOT,
+    Broker,
+    barrier,
+    collect_refused_sockets,
+    connect_on_shard,
+    is_shardbroker_target,
+    raw_connect_on_shard,
+    unique,
+)
+from tests.helpers.differential import on_both
+from tests.helpers.wait import async_check_for
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(90),
+    pytest.mark.skipif(
+        not is_shardbroker_target(), reason="compares shardbroker with nats-server itself"
+    ),
+]
+
+EXAMPLE = REPO_ROOT / "examples" / "auth_callout_service.py"
+ISSUER = jwt.new_seed("account")
+ISSUER_KEY = jwt.public_key(ISSUER)
+XKEY = jwt.new_seed("curve")
+STRANGER = jwt.new_seed("account")
+APP_PERMISSIONS = {"allow": ["app.>", "_INBOX.>"]}
+USERS = {
+    "alice": {"password": "pw", "account": "APP", "pub": APP_PERMISSIONS, "sub": APP_PERMISSIONS},
+    "bob": {"password": "pw", "account": "APP"},
+    "brief": {"password": "pw", "account": "APP", "expires_in": 2},
+}
+
+
+def config_mode(xkey: bool = False, timeout: float = 2.0) -> str:
+    sealed = f"    xkey: {curve_public_key(XKEY)}\n" if xkey else ""
+    return (
+        "accounts {\n  AUTH { users: [ {user: auth, password: auth} ] }\n  APP {}\n}\n"
+        "authorization {\n"
+        f"  timeout: {timeout}\n"
+        "  auth_callout {\n"
+        f"    issuer: {ISSUER_KEY}\n"
+        "    auth_users: [ auth ]\n"
+        "    account: AUTH\n"
+        f"{sealed}"
+        "  }\n}\n"
+    )
+
+
+@contextlib.asynccontextmanager
+async def example_service(broker: Broker, tmp_path: Path, *args: str) -> AsyncIterator[int]:
+    """The example service, connected; yields the worker it sits on (1 for nats-server)."""
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps(USERS))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLE), "--url", broker.url, "--issuer-seed", ISSUER,
+        "--users", str(users), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 20)
+        assert line.startswith(b"ready "), line
+        yield broker.shard_of(int(line.split()[1])) or 1
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+def other_worker(shard: int) -> int:
+    return 2 if shard == 1 else 1
+
+
+async def connected(broker: Broker, shard: int, **kwargs: Any) -> tuple[Any, list[str]]:
+    """(a nats-py connection or None when refused, the errors it saw, lower case)."""
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc).lower())
+
+    try:
+        nc = await connect_on_shard(broker, shard, error_cb=on_error, **kwargs)
+    except (nats.errors.Error, OSError) as exc:
+        errors.append(str(exc).lower())
+        nc = None
+    if nc is None:
+        await collect_refused_sockets()
+    return nc, errors
+
+
+async def outcome(broker: Broker, shard: int, **kwargs: Any) -> Any:
+    """'ok' after a message through the broker, 'refused', or the errors seen."""
+    nc, errors = await connected(broker, shard, **kwargs)
+    if nc is None:
+        return "refused" if any("authorization violation" in e for e in errors) else errors
+    try:
+        subject = "app." + unique()
+        sub = await nc.subscribe(subject)
+        await barrier(nc)
+        await nc.publish(subject, b"hi")
+        return "ok" if (await sub.next_msg(timeout=5)).data == b"hi" else "lost"
+    finally:
+        await nc.close()
+
+
+@pytest.mark.parametrize("sealed", [False, True], ids=["plain", "xkey"])
+async def test_auth_callout_decides_and_its_user_jwt_applies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sealed: bool
+) -> None:
+    """Allowed, refused (wrong password, unknown user), placed in the account the user
+    JWT names with its permissions; the service's own account may not publish auth
+    requests."""
+    extra = ("--xkey-seed", XKEY) if sealed else ()
+
+    async def scenario(broker: Broker) -> Any:
+        async with example_service(broker, tmp_path, *extra) as service:
+            far = other_worker(service)
+            out: dict[str, Any] = {
+                "alice far": await outcome(broker, far, user="alice", password="pw"),
+                "alice near": await outcome(broker, service, user="alice", password="pw"),
+                "wrong password": await outcome(broker, far, user="alice", password="no"),
+                "unknown user": await outcome(broker, far, user="zed", password="pw"),
+                "no credentials": await outcome(broker, far),
+            }
+            alice, alice_errors = await connected(broker, far, user="alice", password="pw")
+            bob, _ = await connected(broker, service, user="bob", password="pw")
+            auth, auth_errors = await connected(broker, far, user="auth", password="auth")
+            try:
+                # alice and bob are both in APP (the user JWT's `aud`), whatever their
+                # workers; auth, in AUTH, is not.
+                sub = await alice.subscribe("app.news")
+                await alice.subscribe("secret.x")
+                await barrier(alice)
+                await auth.publish("app.news", b"from AUTH")
+                await barrier(auth)
+                await bob.publish("app.news", b"from APP")
+                await alice.publish("secret.y", b"x")
+                await auth.publish("$SYS.REQ.USER.AUTH", b"x")
+                await barrier(bob)
+                await barrier(alice)
+                await barrier(auth)
+                out["delivered"] = (await sub.next_msg(timeout=5)).data.decode()
+                out["alice errors"] = sorted(alice_errors)
+                out["auth errors"] = sorted(auth_errors)
+            finally:
+                for nc in (alice, bob, auth):
+                    await nc.close()
+            return out
+
+    out = await on_both(tmp_path, monkeypatch, config_mode(xkey=sealed), scenario)
+    assert out["alice far"] == out["alice near"] == "ok"
+    assert out["wrong password"] == out["unknown user"] == out["no credentials"] == "refused"
+    assert out["delivered"] == "from APP"
+    assert out["alice errors"] == [
+        'nats: permissions violation for publish to "secret.y"',
+        'nats: permissions violation for subscription to "secret.x"',
+    ]
+    assert out["auth errors"] == ['nats: permissions violation for publish to "$sys.req.user.auth"']
+
+
+async def test_auth_callout_without_an_answer_refuses_after_the_auth_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No service: the client gets Authorization Violation once the auth timeout has
+    passed since its CONNECT, and nothing it sent after the CONNECT is answered."""
+
+    async def scenario(broker: Broker) -> Any:
+        client = raw_connect_on_shard(broker, 2)
+        with client:
+            client.connect_proto(user="alice", password="pw", verbose=False, protocol=1)
+            client.send(b"PING\r\nSUB x 1\r\nPING\r\n")
+            raw = await asyncio.to_thread(client.expect_closed, 10)
+        return raw, await outcome(broker, 1, user="alice", password="pw", connect_timeout=5)
+
+    raw, refused = await on_both(tmp_path, monkeypatch, config_mode(timeout=0.5), scenario)
+    assert raw == b"-ERR 'Authorization Violation'\r\n"
+    assert refused == "refused"
+
+
+def _responder_answers(server_id: str) -> dict[str, Callable[[str], bytes]]:
+    """Per client user name: the answer the test responder gives to a request about
+    `user_nkey` (all wrong except "good")."""
+
+    def response(user_nkey: str, *, signer: str = ISSUER, audience: str = server_id,
+                 subject: str = "", **user: Any) -> bytes:  # fmt: skip
+        user_jwt = jwt.encode(
+            "user", user.pop("sub", user_nkey), user.pop("user_signer", signer),
+            {"subs": -1, "data": -1, "payload": -1}, audience=user.pop("aud", "APP"), **user,
+        )  # fmt: skip
+        token = jwt.encode(
+            "authorization_response", subject or user_nkey, signer, {"jwt": user_jwt},
+            audience=audience,
+        )  # fmt: skip
+        return token.encode()
+
+    other_user = jwt.public_key(jwt.new_seed("user"))
+    other_server = jwt.public_key(jwt.new_seed("server"))
+    return {
+        "good": lambda key: response(key),
+        "garbage": lambda key: b"not a token",
+        "empty": lambda key: b"",
+        "wrong-signer": lambda key: response(key, signer=STRANGER),
+        "wrong-user-signer": lambda key: response(key, user_signer=STRANGER),
+        "wrong-audience": lambda key: response(key, audience=other_server),
+        "wrong-subject": lambda key: response(key, subject=other_user),
+        "user-for-another": lambda key: response(key, sub=other_user),
+        "no-such-account": lambda key: response(key, aud="NOPE"),
+        "expired": lambda key: response(key, expires=int(time.time()) - 5),
+        "refusal": lambda key: jwt.encode(
+            "authorization_response", key, ISSUER, {"error": "go away"}, audience=server_id
+        ).encode(),
+    }
+
+
+async def test_auth_callout_bad_answers_are_violations_and_harm_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A responder in the test answers each client by its user name: garbage, an empty
+    answer, wrong signers, audiences and subjects, an unknown account, an expired user
+    JWT, a refusal. Each is an Authorization Violation; a good answer after them still
+    lets its client in, and the responder's connection is unharmed."""
+
+    async def scenario(broker: Broker) -> Any:
+        service = await connect_on_shard(broker, 1, user="auth", password="auth")
+        seen: list[str] = []
+
+        async def on_request(msg: Any) -> None:
+            request = jwt.decode(msg.data.decode(), "authorization_request")
+            seen.append(request.aud)
+            answers = _responder_answers(request.iss)
+            name = request.nats["connect_opts"].get("user", "")
+            await msg.respond(answers[name](request.nats["user_nkey"]))
+
+        try:
+            await service.subscribe("$SYS.REQ.USER.AUTH", cb=on_request)
+            await barrier(service)
+            names = list(_responder_answers(""))
+            out = {name: await outcome(broker, 2, user=name, password="x") for name in names}
+            out["good again"] = await outcome(broker, 2, user="good", password="x")
+            await barrier(service)
+            out["audiences"] = sorted(set(seen))
+            return out
+        finally:
+            await service.close()
+
+    out = await on_both(tmp_path, monkeypatch, config_mode(), scenario)
+    assert out.pop("good") == out.pop("good again") == "ok"
+    assert out.pop("audiences") == ["nats-authorization-request"]
+    assert set(out.values()) == {"refused"}, out
+
+
+async def test_auth_callout_user_jwt_expiry_closes_the_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user JWT's `exp`: the connection is closed with User Authentication Expired."""
+
+    async def scenario(broker: Broker) -> Any:
+        async with example_service(broker, tmp_path) as service:
+            nc, _ = await connected(broker, other_worker(service), user="brief", password="pw")
+            try:
+                await barrier(nc)
+                await async_check_for(8, 0.1, lambda: nc.is_closed)
+            finally:
+                await nc.close()
+            return str(nc.last_error)
+
+    error = await on_both(tmp_path, monkeypatch, config_mode(), scenario)
+    assert error == "nats: user authentication expired"
