@@ -2,11 +2,12 @@
 to which account, with which permissions.
 
 The server sends it an authorization request for every client that is not one of the
-callout's ``auth_users``; this service checks the user name and password the client
-presented against a JSON file of users and answers with a user JWT, signed with the
-issuer account's seed, naming the client's account and permissions, or with an error
-(the client then gets ``Authorization Violation``). It uses only nats-py, nkeys and
-PyNaCl.
+callout's ``auth_users``. This service checks the user name and password the client
+presented (or its token ``user:password``, which a client logging in with a user JWT in
+operator mode can send besides) against a JSON file of users, and answers with a user
+JWT signed with the issuer account's seed, naming the client's account and permissions,
+or with an error (the client then gets ``Authorization Violation``). With an xkey seed
+it opens sealed requests and seals its answers. It uses only nats-py, nkeys and PyNaCl.
 
 Server config (config mode)::
 
@@ -20,15 +21,19 @@ Server config (config mode)::
       }
     }
 
+In operator mode the callout account's JWT carries ``authorization { auth_users: [<the
+service's user key>], xkey }`` instead, the issuer seed is that account's, and clients
+log in with a user JWT of that account (a "sentinel") plus their token.
+
 Users file::
 
     {"alice": {"password": "secret", "account": "APP",
                "pub": {"allow": ["orders.>"]}, "sub": {"allow": ["orders.>", "_INBOX.>"]},
                "expires_in": 3600}}
 
-``account`` is where the client goes (config mode: an account name; in operator mode
-the issuer account itself, where the callout runs); ``pub``/``sub`` are the user JWT's
-permissions (absent: full rights); ``expires_in`` (seconds) ends the connection then.
+``account`` is where the client goes in config mode (operator mode places it in the
+issuer account); ``pub``/``sub`` are the user JWT's permissions (absent: full rights);
+``expires_in`` (seconds) ends the connection then.
 
 Run::
 
@@ -171,6 +176,15 @@ def decode_request(token: str) -> dict[str, Any]:
 # -- the service ---------------------------------------------------------------------------
 
 
+def credentials(connect: dict[str, Any]) -> tuple[str, str]:
+    """(user, password) from the client's CONNECT: its user and password, or a token
+    `user:password` (what a client that logs in with a user JWT can send besides)."""
+    if connect.get("user"):
+        return str(connect["user"]), str(connect.get("pass", ""))
+    name, _, password = str(connect.get("auth_token", "")).partition(":")
+    return name, password
+
+
 class CalloutService:
     """Answers authorization requests from a table of users."""
 
@@ -193,13 +207,12 @@ class CalloutService:
         details = request["nats"]
         user_nkey = details["user_nkey"]
         server_id = details["server_id"]["id"]
-        connect = details.get("connect_opts", {})
-        user = self.users.get(connect.get("user", ""))
-        password = connect.get("pass", "")
+        name, password = credentials(details.get("connect_opts", {}))
+        user = self.users.get(name)
         if user is None or not hmac.compare_digest(user["password"].encode(), password.encode()):
             response = {"error": "bad user name or password"}
         else:
-            response = {"jwt": self.user_jwt(user_nkey, connect["user"], user)}
+            response = {"jwt": self.user_jwt(user_nkey, name, user)}
         token = encode_jwt(
             "authorization_response", user_nkey, self.issuer_seed, response, aud=server_id
         ).encode()

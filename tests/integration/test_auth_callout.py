@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +32,7 @@ from tests.helpers.broker import (
     collect_refused_sockets,
     connect_on_shard,
     is_shardbroker_target,
+    nats_server_binary,
     raw_connect_on_shard,
     unique,
 )
@@ -297,3 +299,232 @@ async def test_auth_callout_user_jwt_expiry_closes_the_connection(
 
     error = await on_both(tmp_path, monkeypatch, config_mode(), scenario)
     assert error == "nats: user authentication expired"
+
+
+def _callout_block(body: str, accounts: str = "") -> str:
+    return (
+        f"{accounts}authorization {{\n  users: [ {{user: auth, password: auth}} ]\n"
+        f"  auth_callout {{\n{body}  }}\n}}\n"
+    )
+
+
+_ISSUER_LINE = f"    issuer: {ISSUER_KEY}\n"
+BAD_CONFIGS = {
+    "not-a-map": "authorization {\n  users: [ {user: auth, password: auth} ]\n"
+    "  auth_callout: 5\n}\n",
+    "bad-issuer": _callout_block('    issuer: "ABAD"\n    auth_users: [ auth ]\n'),
+    "issuer-not-a-string": _callout_block("    issuer: 5\n    auth_users: [ auth ]\n"),
+    "no-issuer": _callout_block("    auth_users: [ auth ]\n"),
+    "no-auth-users": _callout_block(_ISSUER_LINE),
+    "auth-users-not-a-list": _callout_block(_ISSUER_LINE + "    auth_users: auth\n"),
+    "bad-xkey": _callout_block(
+        _ISSUER_LINE + f"    auth_users: [ auth ]\n    xkey: {ISSUER_KEY}\n"
+    ),
+    "unknown-field": _callout_block(_ISSUER_LINE + "    auth_users: [ auth ]\n    bogus: 1\n"),
+    "allowed-not-a-list": _callout_block(
+        _ISSUER_LINE + "    auth_users: [ auth ]\n    allowed_accounts: A\n"
+    ),
+    "allowed-unknown": _callout_block(
+        _ISSUER_LINE + "    auth_users: [ auth ]\n    allowed_accounts: [ A, B ]\n",
+        accounts="accounts { A {} }\n",
+    ),
+}
+
+
+def _operator_with_callout() -> str:
+    operator = jwt.new_seed("operator")
+    account = jwt.encode("account", ISSUER_KEY, operator, {"limits": {"conn": -1}})
+    operator_jwt = jwt.encode("operator", jwt.public_key(operator), operator)
+    return (
+        f'operator: "{operator_jwt}"\nresolver: MEMORY\n'
+        f'resolver_preload: {{\n  {ISSUER_KEY}: "{account}"\n}}\n'
+        f"authorization {{\n  auth_callout {{\n{_ISSUER_LINE}    auth_users: [ auth ]\n  }}\n}}\n"
+    )
+
+
+@pytest.mark.parametrize("name", [*sorted(BAD_CONFIGS), "operator-mode"])
+def test_auth_callout_bad_configs_are_refused_with_nats_servers_texts(
+    tmp_path: Path, name: str
+) -> None:
+    conf = tmp_path / f"{name}.conf"
+    conf.write_text(BAD_CONFIGS[name] if name in BAD_CONFIGS else _operator_with_callout())
+    reference = subprocess.run(
+        [nats_server_binary(), "-a", "127.0.0.1", "-p", "-1", "-c", str(conf)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    ours = subprocess.run(
+        [sys.executable, "-m", "shardbroker", "serve", "-c", str(conf), "-t"],
+        capture_output=True, text=True, timeout=30, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert reference.returncode != 0, reference.stdout + reference.stderr
+    assert ours.returncode != 0 and "Traceback" not in ours.stderr
+    expected = (reference.stderr + reference.stdout).strip().splitlines()[-1]
+    got = (ours.stderr + ours.stdout).strip().splitlines()[-1]
+    assert got.rsplit(": ", 1)[-1] == expected.rsplit(": ", 1)[-1], (got, expected)
+
+
+# -- operator mode -------------------------------------------------------------------------
+
+UNLIMITED = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+             "wildcards": True, "conn": -1, "leaf": -1}  # fmt: skip
+OPERATOR = jwt.new_seed("operator")
+AUTH_SIGNER = jwt.new_seed("account")  # a signing key of the callout account (ISSUER)
+APP = jwt.new_seed("account")
+OTHER = jwt.new_seed("account")
+SYSTEM = jwt.new_seed("account")
+SERVICE_USER = jwt.new_seed("user")
+SENTINEL_USER = jwt.new_seed("user")
+
+
+def operator_mode(sealed: bool = False) -> str:
+    """The callout account is ISSUER's; its service user bypasses the callout, which
+    may also place clients in APP (not OTHER). (nats-server 2.15.1 crashes on a callout
+    without a system account: it has one.)"""
+    authorization: dict[str, Any] = {
+        "auth_users": [jwt.public_key(SERVICE_USER)],
+        "allowed_accounts": [jwt.public_key(APP)],
+    }
+    if sealed:
+        authorization["xkey"] = curve_public_key(XKEY)
+    accounts = {
+        ISSUER_KEY: jwt.encode(
+            "account",
+            ISSUER_KEY,
+            OPERATOR,
+            {
+                "limits": UNLIMITED,
+                "authorization": authorization,
+                "signing_keys": [jwt.public_key(AUTH_SIGNER)],
+            },
+            name="AUTH",
+        ),
+        jwt.public_key(APP): jwt.encode(
+            "account", jwt.public_key(APP), OPERATOR, {"limits": UNLIMITED}, name="APP"
+        ),
+        jwt.public_key(OTHER): jwt.encode(
+            "account", jwt.public_key(OTHER), OPERATOR, {"limits": UNLIMITED}, name="OTHER"
+        ),
+        jwt.public_key(SYSTEM): jwt.encode(
+            "account", jwt.public_key(SYSTEM), OPERATOR, {"limits": UNLIMITED}, name="SYS"
+        ),
+    }
+    operator = jwt.encode("operator", jwt.public_key(OPERATOR), OPERATOR, name="op")
+    preload = "".join(f'  {key}: "{token}"\n' for key, token in accounts.items())
+    return (
+        f'operator: "{operator}"\nsystem_account: {jwt.public_key(SYSTEM)}\n'
+        f"resolver: MEMORY\nresolver_preload: {{\n{preload}}}\n"
+    )
+
+
+def creds(tmp_path: Path, name: str, seed: str, **section: Any) -> str:
+    fields = {"subs": -1, "data": -1, "payload": -1, **section}
+    token = jwt.encode("user", jwt.public_key(seed), ISSUER, fields, name=name)
+    path = tmp_path / f"{name}.creds"
+    path.write_text(jwt.format_creds(token, seed))
+    return str(path)
+
+
+@pytest.mark.parametrize("sealed", [False, True], ids=["plain", "xkey"])
+async def test_auth_callout_operator_mode_with_the_example_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sealed: bool
+) -> None:
+    """The account JWT's `authorization`: a sentinel user JWT of the callout account
+    gets its client to the service, which lets it in with its own user JWT."""
+    service_creds = creds(tmp_path, "service", SERVICE_USER)
+    sentinel = creds(tmp_path, "sentinel", SENTINEL_USER, pub={"deny": [">"]}, sub={"deny": [">"]})
+    extra = ("--creds", service_creds, *(("--xkey-seed", XKEY) if sealed else ()))
+
+    async def scenario(broker: Broker) -> Any:
+        async with example_service(broker, tmp_path, *extra) as service:
+            far = other_worker(service)
+            out: dict[str, Any] = {
+                "alice": await outcome(broker, far, user_credentials=sentinel, token="alice:pw"),
+                "wrong password": await outcome(
+                    broker, far, user_credentials=sentinel, token="alice:no"
+                ),
+                "no token": await outcome(broker, far, user_credentials=sentinel),
+            }
+            alice, errors = await connected(
+                broker, far, user_credentials=sentinel, token="alice:pw"
+            )
+            try:
+                await alice.publish("secret", b"x")
+                await alice.publish("$SYS.REQ.USER.AUTH", b"x")
+                await barrier(alice)
+            finally:
+                await alice.close()
+            out["alice errors"] = sorted(errors)
+            return out
+
+    out = await on_both(tmp_path, monkeypatch, operator_mode(sealed), scenario)
+    assert out["alice"] == "ok"
+    assert out["wrong password"] == out["no token"] == "refused"
+    assert out["alice errors"] == [
+        'nats: permissions violation for publish to "$sys.req.user.auth"',
+        'nats: permissions violation for publish to "secret"',
+    ]
+
+
+async def test_auth_callout_operator_mode_placement_and_signers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A responder in the test: answers signed by the account or its signing key are
+    taken, an unknown signer's are not; a user JWT of an allowed account places the
+    client there, one of another account is refused."""
+    service_creds = creds(tmp_path, "service", SERVICE_USER)
+    sentinel = creds(tmp_path, "sentinel", SENTINEL_USER)
+
+    def answer(kind: str, user_nkey: str, server_id: str) -> bytes:
+        user_signer = {"in APP": APP, "in OTHER": OTHER}.get(kind, ISSUER)
+        section = {"subs": -1, "data": -1, "payload": -1}
+        user = jwt.encode("user", user_nkey, user_signer, section)
+        signer = {"by signing key": AUTH_SIGNER, "by stranger": STRANGER}.get(kind, ISSUER)
+        inner: dict[str, Any] = {"jwt": user}
+        if signer == AUTH_SIGNER:
+            inner["issuer_account"] = ISSUER_KEY
+        token = jwt.encode("authorization_response", user_nkey, signer, inner, audience=server_id)
+        return token.encode()
+
+    async def scenario(broker: Broker) -> Any:
+        service = await connect_on_shard(broker, 1, user_credentials=service_creds)
+
+        async def on_request(msg: Any) -> None:
+            request = jwt.decode(msg.data.decode(), "authorization_request")
+            kind = request.nats["connect_opts"].get("auth_token", "")
+            await msg.respond(answer(kind, request.nats["user_nkey"], request.iss))
+
+        try:
+            await service.subscribe("$SYS.REQ.USER.AUTH", cb=on_request)
+            await barrier(service)
+            kinds = ("by account", "by signing key", "by stranger", "in APP", "in OTHER")
+            results = {}
+            for kind in kinds:
+                results[kind] = await outcome(broker, 2, user_credentials=sentinel, token=kind)
+            # Who is where: AUTH's publishes (from worker 1) do not reach APP; an APP
+            # client's publish from the same worker, sent after them, does.
+            in_app, _ = await connected(broker, 2, user_credentials=sentinel, token="in APP")
+            in_auth, _ = await connected(broker, 1, user_credentials=sentinel, token="by account")
+            marker, _ = await connected(broker, 1, user_credentials=sentinel, token="in APP")
+            try:
+                sub = await in_app.subscribe("where")
+                await barrier(in_app)
+                await in_auth.publish("where", b"AUTH")
+                await barrier(in_auth)
+                await service.publish("where", b"AUTH too")
+                await barrier(service)
+                await marker.publish("where", b"APP")
+                await barrier(marker)
+                first = (await sub.next_msg(timeout=5)).data
+                results["APP hears"] = [first.decode(), sub.pending_msgs]
+            finally:
+                for nc in (in_app, in_auth, marker):
+                    await nc.close()
+            return results
+        finally:
+            await service.close()
+
+    out = await on_both(tmp_path, monkeypatch, operator_mode(), scenario)
+    assert out == {
+        "by account": "ok", "by signing key": "ok", "by stranger": "refused",
+        "in APP": "ok", "in OTHER": "refused", "APP hears": ["APP", 0],
+    }  # fmt: skip
