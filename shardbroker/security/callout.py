@@ -7,10 +7,10 @@ Pure: no asyncio, no sockets, no logging. The worker's side (publishing the requ
 worker/callout.py. Follows nats-server's auth_callout.go:
 
 - Config mode (``authorization { auth_callout }``): every client whose user is not one
-  of ``auth_users`` is decided by the service, after normal authentication and
-  whatever its outcome, unless it logged in to an account other than ``$G`` that
-  ``allowed_accounts`` leaves out. The user JWT must be issued by ``issuer``; its
-  ``aud`` names the account the client goes to.
+  of ``auth_users`` (that names a configured user) is decided by the service, after
+  normal authentication and whatever its outcome, unless it logged in to an account
+  other than ``$G`` that ``allowed_accounts`` leaves out. The user JWT must be issued
+  by ``issuer``; its ``aud`` names the account the client goes to.
 - Operator mode: a client whose user JWT belongs to an account with
   ``authorization.auth_users`` (and is not one of them) is decided by the service of
   that account; the user JWT's issuer account is where the client goes (the callout
@@ -42,6 +42,7 @@ from shardbroker.config.options import (
     Options,
     Permissions,
     SubjectPermission,
+    all_users,
     operator_mode,
     system_account_name,
 )
@@ -181,7 +182,7 @@ class CalloutPolicy:
     """The auth callout settings of a broker (config or operator mode), ready for
     CONNECTs. One per worker, next to its Authenticator; rebuilt by a reload."""
 
-    __slots__ = ("account_claims", "accounts", "config", "operator")
+    __slots__ = ("account_claims", "accounts", "config", "listed", "operator")
 
     def __init__(self, opts: Options, account_claims: AccountClaims) -> None:
         auth = opts.authorization
@@ -196,6 +197,9 @@ class CalloutPolicy:
         if system:
             names.add(system)
         self.accounts = frozenset(names)
+        # nats-server 2.15.1 lets only configured users (and NKEYs) bypass the callout
+        # as auth_users: with no such user, even an auth_users name is called out.
+        self.listed = frozenset(entry.name for entry in all_users(opts))
 
     @classmethod
     def build(cls, opts: Options, account_claims: AccountClaims) -> CalloutPolicy | None:
@@ -228,7 +232,7 @@ class CalloutPolicy:
                 and account.decode() not in config.allowed_accounts
             ):
                 return None
-            if raw_user in config.auth_users:
+            if raw_user in config.auth_users and raw_user in self.listed:
                 return None
             return Callout(config.account.encode(), config.issuer, config.xkey, (), False)
         if not self.operator or user is None or account is None:

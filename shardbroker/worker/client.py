@@ -596,8 +596,9 @@ class ClientProtocol(Output, asyncio.Protocol):
         """Returns True when the CONNECT finishes later (bcrypt runs in a thread)."""
         opts = decode_connect(body)
         auth = self.server.auth
-        if auth.required:
-            # Every CONNECT is (re-)authenticated; any failure is the same answer.
+        if auth.required or auth.callout is not None:
+            # Every CONNECT is (re-)authenticated; any failure is the same answer. (A
+            # callout decides at CONNECT even when nothing else needs credentials.)
             if not opts.nkey and auth.is_slow(opts.user, opts.password, opts.auth_token):
                 self.check_off_loop(opts)
                 return True

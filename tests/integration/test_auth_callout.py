@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ from tests.helpers.broker import (
     raw_connect_on_shard,
     unique,
 )
+from tests.helpers.certs import make_certs
 from tests.helpers.differential import on_both
 from tests.helpers.wait import async_check_for
 
@@ -210,6 +212,23 @@ async def test_auth_callout_without_an_answer_refuses_after_the_auth_timeout(
     assert refused == "refused"
 
 
+def request_shape(request: jwt.Claims) -> dict[str, Any]:
+    """What a request holds, without the values that differ from server to server."""
+    nats = request.nats
+    info = nats["client_info"]
+    return {
+        "claims": sorted(request.raw),
+        "nats": sorted(nats),
+        "server_id": sorted(nats["server_id"]),
+        "client_info": sorted(info),
+        "client user and kind": [info["user"], info["kind"], info["type"], info["name"]],
+        "connect_opts": nats["connect_opts"],
+        "subject is the issuer": request.sub == ISSUER_KEY,
+        # The auth timeout (2 s) from now (a second may pass between the two clocks).
+        "expires in time": 1 <= request.exp - request.iat <= 2,
+    }
+
+
 def _responder_answers(server_id: str) -> dict[str, Callable[[str], bytes]]:
     """Per client user name: the answer the test responder gives to a request about
     `user_nkey` (all wrong except "good")."""
@@ -256,12 +275,15 @@ async def test_auth_callout_bad_answers_are_violations_and_harm_nothing_else(
     async def scenario(broker: Broker) -> Any:
         service = await connect_on_shard(broker, 1, user="auth", password="auth")
         seen: list[str] = []
+        shapes: list[dict[str, Any]] = []
 
         async def on_request(msg: Any) -> None:
             request = jwt.decode(msg.data.decode(), "authorization_request")
             seen.append(request.aud)
             answers = _responder_answers(request.iss)
             name = request.nats["connect_opts"].get("user", "")
+            if name == "good":
+                shapes.append(request_shape(request))
             await msg.respond(answers[name](request.nats["user_nkey"]))
 
         try:
@@ -272,6 +294,7 @@ async def test_auth_callout_bad_answers_are_violations_and_harm_nothing_else(
             out["good again"] = await outcome(broker, 2, user="good", password="x")
             await barrier(service)
             out["audiences"] = sorted(set(seen))
+            out["request shape"] = shapes[0]
             return out
         finally:
             await service.close()
@@ -279,6 +302,7 @@ async def test_auth_callout_bad_answers_are_violations_and_harm_nothing_else(
     out = await on_both(tmp_path, monkeypatch, config_mode(), scenario)
     assert out.pop("good") == out.pop("good again") == "ok"
     assert out.pop("audiences") == ["nats-authorization-request"]
+    assert out.pop("request shape")["connect_opts"]["user"] == "good"
     assert set(out.values()) == {"refused"}, out
 
 
@@ -528,3 +552,84 @@ async def test_auth_callout_operator_mode_placement_and_signers(
         "by account": "ok", "by signing key": "ok", "by stranger": "refused",
         "in APP": "ok", "in OTHER": "refused", "APP hears": ["APP", 0],
     }  # fmt: skip
+
+
+async def test_auth_callout_decides_at_connect_even_without_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no users to authenticate, INFO does not ask for credentials, yet every
+    CONNECT goes to the callout: an auth_users name that is no configured user does not
+    bypass it (here nobody answers, so nobody gets in)."""
+    conf = (
+        "authorization {\n  timeout: 0.5\n"
+        f"  auth_callout {{\n{_ISSUER_LINE}    auth_users: [ auth ]\n  }}\n}}\n"
+    )
+
+    async def scenario(broker: Broker) -> Any:
+        info = raw_connect_on_shard(broker, 1)
+        with info:
+            required = info.info.get("auth_required", False)
+        return {
+            "auth_required": required,
+            "auth": await outcome(broker, 2, user="auth", password="auth"),
+            "anonymous": await outcome(broker, 1),
+        }
+
+    out = await on_both(tmp_path, monkeypatch, conf, scenario)
+    assert out == {"auth_required": False, "auth": "refused", "anonymous": "refused"}
+
+
+@pytest.mark.parametrize("verify", [False, True], ids=["certs", "verified"])
+async def test_auth_callout_request_describes_a_tls_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verify: bool
+) -> None:
+    """`client_tls`: the TLS version and cipher, and, when the server verifies clients,
+    the client's certificate in `verified_chains` (nats-server puts the CA after it,
+    which Python's TLS layer does not tell us before 3.13)."""
+    certs = make_certs(tmp_path / "certs")
+    ctx = ssl.create_default_context(cafile=str(certs.ca))
+    ctx.load_cert_chain(str(certs.client_cert), str(certs.client_key))
+    client_pem = certs.client_cert.read_text()
+    tls = (
+        f'tls {{\n  cert_file: "{certs.server_cert}"\n  key_file: "{certs.server_key}"\n'
+        f'  ca_file: "{certs.ca}"\n  verify: {str(verify).lower()}\n}}\n'
+    )
+
+    async def scenario(broker: Broker) -> Any:
+        service = await connect_on_shard(broker, 1, user="auth", password="auth", tls=ctx)
+        described: list[dict[str, Any]] = []
+
+        async def on_request(msg: Any) -> None:
+            request = jwt.decode(msg.data.decode(), "authorization_request")
+            described.append(request.nats.get("client_tls", {}))
+            await msg.respond(_responder_answers(request.iss)["good"](request.nats["user_nkey"]))
+
+        try:
+            await service.subscribe("$SYS.REQ.USER.AUTH", cb=on_request)
+            await barrier(service)
+            allowed = await outcome(broker, 2, user="good", password="x", tls=ctx)
+        finally:
+            await service.close()
+        got = described[0]
+        chain = (got.get("verified_chains") or [[]])[0]
+        return {
+            "allowed": allowed,
+            "fields": sorted(got),
+            "version": got.get("version"),
+            "client certificate": bool(chain) and _same_pem(chain[0], client_pem),
+        }
+
+    out = await on_both(tmp_path, monkeypatch, config_mode() + tls, scenario)
+    assert out["allowed"] == "ok" and out["version"] == "1.3"
+    # Without verify the server asks for no certificate at all.
+    assert out["client certificate"] is verify
+    assert out["fields"] == (
+        ["cipher", "verified_chains", "version"] if verify else ["cipher", "version"]
+    )
+
+
+def _same_pem(a: str, b: str) -> bool:
+    def body(pem: str) -> str:
+        return "".join(line for line in pem.split() if "CERTIFICATE" not in line)
+
+    return body(a) == body(b)

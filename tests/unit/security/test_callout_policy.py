@@ -53,7 +53,7 @@ def policy(**callout: Any) -> CalloutPolicy:
         accounts=(Account(name="APP"), Account(name="OTHER"), Account(name="AUTH")),
         authorization=Authorization(
             users=(User(user="auth", password="p"),),
-            callout=AuthCallout(issuer=ISSUER_KEY, auth_users=("auth",), **callout),
+            callout=AuthCallout(issuer=ISSUER_KEY, auth_users=("auth", "ghost"), **callout),
         ),
     )
     built = CalloutPolicy.build(opts, lambda key: None)
@@ -93,9 +93,10 @@ def test_callout_decides_on_whom_config_mode() -> None:
     # An allowed account's users too; another account's keep their login.
     assert p.callout_for("a", b"APP", "a") is not None
     assert p.callout_for("o", b"OTHER", "o") is None
-    # The service's own users bypass it.
+    # The service's own users bypass it (a name that is no configured user does not).
     assert p.callout_for("auth", b"AUTH", "auth") is None
     assert p.callout_for(None, None, "auth") is None
+    assert p.callout_for(None, None, "ghost") is not None
     assert policy().callout_for("o", b"OTHER", "o") is not None  # no allowed list: all
 
 
