@@ -154,10 +154,11 @@ class AuthCallouts:
         if client.closed:
             return True
         verdict: CalloutVerdict | None = None
+        policy = self.server.auth.callout  # a reload may have removed the callout since
         try:
-            verdict = self.server.auth.callout.verdict(
-                pending.callout, pending.user_nkey, body, self.identity()
-            )
+            if policy is None:
+                raise CalloutError("auth callout is no longer configured")
+            verdict = policy.verdict(pending.callout, pending.user_nkey, body, self.identity())
         except CalloutError as exc:
             log.warning("%s - cid:%d - %s", client.host, client.cid, exc)
         name = verdict.name if verdict is not None and verdict.name else None

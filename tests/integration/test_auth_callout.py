@@ -234,10 +234,11 @@ def _responder_answers(server_id: str) -> dict[str, Callable[[str], bytes]]:
     `user_nkey` (all wrong except "good")."""
 
     def response(user_nkey: str, *, signer: str = ISSUER, audience: str = server_id,
-                 subject: str = "", **user: Any) -> bytes:  # fmt: skip
+                 subject: str = "", limits: int = -1, **user: Any) -> bytes:  # fmt: skip
         user_jwt = jwt.encode(
             "user", user.pop("sub", user_nkey), user.pop("user_signer", signer),
-            {"subs": -1, "data": -1, "payload": -1}, audience=user.pop("aud", "APP"), **user,
+            {"subs": limits, "data": limits, "payload": limits},
+            audience=user.pop("aud", "APP"), **user,
         )  # fmt: skip
         token = jwt.encode(
             "authorization_response", subject or user_nkey, signer, {"jwt": user_jwt},
@@ -249,6 +250,9 @@ def _responder_answers(server_id: str) -> dict[str, Callable[[str], bytes]]:
     other_server = jwt.public_key(jwt.new_seed("server"))
     return {
         "good": lambda key: response(key),
+        # The user JWT's own limits do not apply (nats-server drops the JWT before it
+        # would read them): with subs and payload 0, pub/sub still works.
+        "no-limits-applied": lambda key: response(key, limits=0),
         "garbage": lambda key: b"not a token",
         "empty": lambda key: b"",
         "wrong-signer": lambda key: response(key, signer=STRANGER),
@@ -300,7 +304,7 @@ async def test_auth_callout_bad_answers_are_violations_and_harm_nothing_else(
             await service.close()
 
     out = await on_both(tmp_path, monkeypatch, config_mode(), scenario)
-    assert out.pop("good") == out.pop("good again") == "ok"
+    assert out.pop("good") == out.pop("good again") == out.pop("no-limits-applied") == "ok"
     assert out.pop("audiences") == ["nats-authorization-request"]
     assert out.pop("request shape")["connect_opts"]["user"] == "good"
     assert set(out.values()) == {"refused"}, out
