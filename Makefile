@@ -11,8 +11,8 @@ WORKERS ?= auto
 DATA ?= data
 
 # What ruff and mypy look at (perf/ is typed too; tests/ are linted, not type-checked).
-LINT_PATHS := shardbroker tests perf
-TYPED := shardbroker perf
+LINT_PATHS := shardbroker tests perf examples
+TYPED := shardbroker perf examples
 
 .PHONY: install serve test test-unit test-int fmt lint check perf fuzz clean
 

@@ -33,6 +33,8 @@ _ROLE_PREFIX = {
     "operator": nkeys.PREFIX_BYTE_OPERATOR,
     "account": nkeys.PREFIX_BYTE_ACCOUNT,
     "user": nkeys.PREFIX_BYTE_USER,
+    "server": nkeys.PREFIX_BYTE_SERVER,
+    "curve": 23 << 3,  # x25519 keys (`X...`), which the nkeys package does not know
 }
 # Who signs each kind of token.
 _ISSUER_ROLE = {
@@ -40,6 +42,7 @@ _ISSUER_ROLE = {
     "account": "operator",
     "user": "account",
     "activation": "account",
+    "authorization_request": "server",
     "authorization_response": "account",
     # Requests of operators to the nats-based resolver ($SYS.REQ.CLAIMS.DELETE).
     "generic": "operator",
@@ -87,8 +90,37 @@ def seed_role(seed: str) -> str | None:
 
 
 def new_seed(role: str) -> str:
-    """A fresh seed (`SO...`, `SA...`, `SU...`) for an operator, account or user."""
-    return nkeys.encode_seed(os.urandom(32), _ROLE_PREFIX[role]).decode()
+    """A fresh seed (`SO...`, `SA...`, `SU...`, `SN...`, `SX...`) of a role."""
+    return encode_seed(os.urandom(32), role)
+
+
+def encode_seed(raw: bytes, role: str) -> str:
+    """The seed of 32 raw bytes: two prefix bytes (seed, role), the bytes, a CRC-16."""
+    prefix = _ROLE_PREFIX[role]
+    head = bytes((nkeys.PREFIX_BYTE_SEED | prefix >> 5, (prefix & 31) << 3))
+    body = head + raw
+    return base64.b32encode(body + nkeys.crc16_checksum(body)).decode().rstrip("=")
+
+
+def decode_seed(seed: str, role: str) -> bytes | None:
+    """The 32 raw bytes of a seed of `role`, or None if it is not one."""
+    prefix = _ROLE_PREFIX.get(role)
+    if prefix is None or not seed:
+        return None
+    try:
+        raw = base64.b32decode(seed + "=" * (-len(seed) % 8))
+    except (binascii.Error, ValueError):
+        return None
+    head = bytes((nkeys.PREFIX_BYTE_SEED | prefix >> 5, (prefix & 31) << 3))
+    if len(raw) != 36 or raw[:2] != head or nkeys.crc16_checksum(raw[:-2]) != raw[-2:]:
+        return None
+    return raw[2:34]
+
+
+def encode_public_key(raw: bytes, role: str) -> str:
+    """The public NKEY of `role` for 32 raw key bytes."""
+    body = bytes((_ROLE_PREFIX[role],)) + raw
+    return base64.b32encode(body + nkeys.crc16_checksum(body)).decode().rstrip("=")
 
 
 def public_key(seed: str) -> str:
@@ -129,7 +161,9 @@ class Claims:
     """A decoded and verified token: its common claims, its type and version, and the
     type-specific section (`nats`, or for version 1 the claims themselves)."""
 
-    __slots__ = ("exp", "iat", "iss", "name", "nats", "nbf", "raw", "sub", "type", "version")
+    __slots__ = (
+        "aud", "exp", "iat", "iss", "name", "nats", "nbf", "raw", "sub", "type", "version"
+    )  # fmt: skip
 
     def __init__(self, raw: dict[str, Any], version: int, kind: str) -> None:
         self.raw = raw
@@ -138,6 +172,7 @@ class Claims:
         self.iss = str(raw.get("iss", ""))
         self.sub = str(raw.get("sub", ""))
         self.name = str(raw.get("name", ""))
+        self.aud = str(raw.get("aud", "") or "")
         self.iat = int(raw.get("iat", 0) or 0)
         self.exp = int(raw.get("exp", 0) or 0)
         self.nbf = int(raw.get("nbf", 0) or 0)
@@ -214,12 +249,13 @@ def jti(claims: dict[str, Any]) -> str:
 
 
 def encode(kind: str, subject: str, issuer_seed: str, fields: dict[str, Any] | None = None,
-           *, name: str = "", expires: int = 0, not_before: int = 0,
+           *, name: str = "", audience: str = "", expires: int = 0, not_before: int = 0,
            issued_at: int | None = None, version: int = VERSION) -> str:  # fmt: skip
     """A token of `kind` about `subject`, signed by `issuer_seed`; `fields` go into the
     `nats` section. Version 2 adds `type` and `version` there and signs the header and
     claims; version 1 puts `type` at the top and signs the claims only."""
-    claims: dict[str, Any] = {
+    claims: dict[str, Any] = {"aud": audience} if audience else {}
+    claims |= {
         "jti": "",
         "iat": int(time.time()) if issued_at is None else issued_at,
         "iss": public_key(issuer_seed),

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, get_args
 import msgspec
 
 from shardbroker.config.accounts import parse_accounts
+from shardbroker.config.callout import CALLOUT_KEYS, check_allowed_accounts, parse_auth_callout
 from shardbroker.config.mappings import MAPPINGS_KEYS, mappings_block
 from shardbroker.config.operator import (
     OPERATOR_KEYS,
@@ -156,6 +157,14 @@ def options_from_config(
             fields[entry.field] = entry.convert(value)  # type: ignore[misc]
         except ValueError as exc:
             raise _error(position, f"{key}: {exc}") from None
+    auth: Authorization | None = fields.get("authorization")
+    if auth is not None and auth.callout is not None:
+        at = positions.get((_key_named(values, "authorization"),), Position(filename, 0, 0))
+        accounts = tuple(account.name for account in fields.get("accounts", ()))
+        try:
+            check_allowed_accounts(auth.callout, accounts)
+        except ValueError as exc:
+            raise _error(at, str(exc)) from None
     operator = parse_operator_block(values, positions, filename)
     if operator:
         _check_operator_mode(operator, fields, values, positions, filename)
@@ -206,6 +215,8 @@ def _check_operator_mode(
             "using nats based account resolver - the system account needs to be "
             "specified in configuration or the operator jwt",
         )
+    if auth is not None and auth.callout is not None:
+        raise _error(at, "operators do not allow authorization callouts to be configured directly")
 
 
 def _has_key(block: Any, name: str) -> bool:
@@ -288,7 +299,7 @@ def _tls(
     return TLSConfig(**out)
 
 
-def _key_named(block: dict[str, Any], name: str) -> str:
+def _key_named(block: Mapping[str, Any], name: str) -> str:
     return next((key for key in block if key.lower() == name), name)
 
 
@@ -327,7 +338,7 @@ def _check_readable(path: str) -> None:
 
 # Keys nats-server knows in an authorization block that are not served yet: refused,
 # never ignored (ignoring them could widen access).
-_AUTH_NOT_YET = frozenset(("auth_callout", "auth_hook", "nkey", "nkeys", "proxy_required"))
+_AUTH_NOT_YET = frozenset(("nkey", "nkeys", "proxy_required"))
 
 
 def _authorization(
@@ -351,6 +362,8 @@ def _authorization(
                 out["timeout"] = seconds(item)
             elif name == "users":
                 out["users"] = parse_users(item, positions, (*path, key), where)
+            elif name in CALLOUT_KEYS:
+                out["callout"] = parse_auth_callout(item, positions, (*path, key), where)
             elif name in PERMISSIONS_KEYS:
                 # nats-server: these apply to the users list only (not to a single
                 # user or a token), to each user without permissions of its own.

@@ -63,6 +63,20 @@ class User(msgspec.Struct, frozen=True, kw_only=True):
     permissions: Permissions | None = None
 
 
+class AuthCallout(msgspec.Struct, frozen=True, kw_only=True):
+    """`authorization { auth_callout {} }`: clients are authorized by an external
+    service (accounts-and-security.md §7). `issuer` signs its answers; `auth_users`
+    (the service's own) bypass it; requests go to `account`; with `xkey` they are
+    sealed for the service; `allowed_accounts` limits which accounts' users it decides
+    on (empty: all)."""
+
+    issuer: str
+    account: str = const.GLOBAL_ACCOUNT.decode()
+    auth_users: tuple[str, ...] = ()
+    xkey: str = ""
+    allowed_accounts: tuple[str, ...] = ()
+
+
 class Authorization(msgspec.Struct, frozen=True, kw_only=True):
     """The `authorization {}` block (and --auth/--user/--pass). A token, a single
     user, or a users list; never more than one of them (validate)."""
@@ -75,6 +89,7 @@ class Authorization(msgspec.Struct, frozen=True, kw_only=True):
     default_permissions: Permissions | None = None
     # Seconds a client has to send CONNECT once it got INFO.
     timeout: float = const.AUTH_TIMEOUT
+    callout: AuthCallout | None = None
 
 
 ResponseType = Literal["singleton", "stream", "chunked"]

@@ -56,6 +56,10 @@ class ShardBoot(msgspec.Struct, frozen=True):
     server_id: str
     supervisor_pid: int
     options: bytes
+    # The broker's NKEY seed (server_id is its public key) and curve seed (INFO xkey):
+    # one identity for every worker (auth callout requests are signed and sealed by it).
+    server_seed: str = ""
+    xkey_seed: str = ""
 
 
 def encode_boot(boot: ShardBoot) -> bytes:

@@ -36,6 +36,7 @@ from shardbroker.config.options import (
     operator_mode,
     system_account_name,
 )
+from shardbroker.security.callout import CalloutPolicy
 from shardbroker.security.jwt_login import (
     TemplateError,
     connect_window,
@@ -90,6 +91,7 @@ class Authenticator:
 
     __slots__ = (
         "accounts",
+        "callout",
         "jwt_accounts",
         "logins",
         "nkeys",
@@ -133,6 +135,8 @@ class Authenticator:
             self.pinned |= {system_account_name(opts)}
         self.logins: dict[str, JWTLogin] = {}
         self.required = bool(self.token or self.user or self.users is not None or self.operator)
+        # Auth callout (security/callout.py): None when no client can be decided by one.
+        self.callout = CalloutPolicy.build(opts, lambda key: self.jwt_accounts.get(key))
         self.no_auth_user = opts.no_auth_user if self.required else ""
 
     @property

@@ -148,6 +148,19 @@ class UserPermissions:
         self._pub_cache: dict[bytes, bool] = {}
         self._deny_cache: dict[bytes, bool] = {}
 
+    def with_publish_denied(self, subject: bytes) -> UserPermissions:
+        """These permissions with one more publish deny entry (nats
+        mergeDenyPermissions), as a new object: the original stays shared."""
+        merged = UserPermissions(Permissions())
+        merged.pub_allow = self.pub_allow
+        deny = self.pub_deny
+        patterns = [*deny.literals, *deny.wildcards] if deny is not None else []
+        merged.pub_deny = SubjectList([*patterns, subject])
+        merged.sub_allow = self.sub_allow
+        merged.sub_deny = self.sub_deny
+        merged.responses = self.responses
+        return merged
+
     # -- publish ---------------------------------------------------------------------
 
     def publish_allowed(self, subject: bytes) -> bool:

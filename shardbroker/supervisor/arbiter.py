@@ -29,6 +29,7 @@ import time
 import uvloop
 
 from shardbroker import const, core
+from shardbroker.config import jwt
 from shardbroker.config import options as options_mod
 from shardbroker.config.merge import OptionsSource
 from shardbroker.config.options import Options, account_names
@@ -63,10 +64,9 @@ _TICK = 0.25  # seconds between supervisor ticks (heartbeats, watchdog, rebalanc
 _FRESH = 1.0  # seconds: a heartbeat older than this holds the systemd watchdog back
 
 
-def new_server_id() -> str:
-    """A 56-character id shaped like nats-server's public server NKEY."""
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-    return "N" + "".join(random.choice(alphabet) for _ in range(55))
+def new_server_seed() -> str:
+    """The broker's server NKEY seed: its public key is the server id, as nats-server's."""
+    return jwt.new_seed("server")
 
 
 class ShardProcess:
@@ -108,7 +108,9 @@ class Arbiter:
         self.reloader = Reloader(self, source)
         # Operator mode: account JWTs pushed on $SYS (supervisor/claims.py).
         self.claims = AccountClaims(self)
-        self.server_id = new_server_id()
+        self.server_seed = new_server_seed()
+        self.server_id = jwt.public_key(self.server_seed)
+        self.xkey_seed = jwt.new_seed("curve")
         self.n_workers = opts.workers or usable_cores()
         # The storage shard, when JetStream is on, comes after the workers.
         self.n_shards = 1 + self.n_workers + (1 if opts.jetstream else 0)
@@ -328,6 +330,8 @@ class Arbiter:
             server_id=self.server_id,
             supervisor_pid=os.getpid(),
             options=options_mod.encode(self.opts),
+            server_seed=self.server_seed,
+            xkey_seed=self.xkey_seed,
         )
         shard.pid = spawn_shard(boot, res.doorbell_fds, shard.module)
         # A pidfd becomes readable when the process exits (uvloop keeps SIGCHLD to itself).

@@ -78,7 +78,9 @@ from shardbroker.security.auth import (
     JWTLogin,
     reauthorize,
 )
+from shardbroker.security.callout import CalloutVerdict, raw_auth_user
 from shardbroker.security.permissions import ResponseGrants, UserPermissions
+from shardbroker.worker.callout import AuthCallouts
 from shardbroker.worker.responses import ServiceResponses
 from shardbroker.worker.route_result import Subscription
 from shardbroker.worker.router import Router
@@ -103,6 +105,7 @@ class ClientHost(Protocol):
     permissions: dict[str, UserPermissions]
     router: Router
     responses: ServiceResponses
+    callouts: AuthCallouts
     pending: set[ClientProtocol]
     trace: bool
     ssl_context: ssl.SSLContext | None
@@ -149,6 +152,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         "active",
         "auth_handle",
         "awaiting_auth",
+        "callout_verdict",
         "cid",
         "closed",
         "connected",
@@ -160,6 +164,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         "grants",
         "guarded",
         "headers",
+        "held_input",
         "hold_index",
         "hold_targets",
         "host",
@@ -260,6 +265,11 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.credentials: Credentials | None = None
         # What its user JWT logged in with (operator mode).
         self.jwt_login: JWTLogin | None = None
+        # What an auth callout allowed, when one logged this connection in.
+        self.callout_verdict: CalloutVerdict | None = None
+        # While a CONNECT is decided off the parser (bcrypt, auth callout): input that
+        # still arrives (read before the socket was paused, or deferred) waits here.
+        self.held_input: bytearray | None = None
         # The user's permissions (None: full rights, and no check costs anything) and,
         # with allow_responses, the reply subjects this connection may answer.
         self.perms: UserPermissions | None = None
@@ -381,6 +391,9 @@ class ClientProtocol(Output, asyncio.Protocol):
 
     def consume(self, data: bytes) -> None:
         """Parse and act on what the client sent; write what it caused (one batch)."""
+        if self.held_input is not None:
+            self.held_input += data
+            return
         self.active = True
         self.last_ns = time.time_ns()
         if self.server.trace:
@@ -447,11 +460,12 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.connected = True
         return True
 
-    def authenticated(self, user: str) -> None:
-        """Log in as `user`, to its account. Raises ProtocolError when the account's
-        connection limit is reached."""
+    def authenticated(self, user: str, verdict: CalloutVerdict | None = None) -> None:
+        """Log in as `user`, to its account (or where an auth callout's verdict puts
+        it). Raises ProtocolError when the account's connection limit is reached."""
         server = self.server
-        account = server.auth.account_of(user)
+        auth = server.auth
+        account = auth.account_of(user) if verdict is None else verdict.account
         if account != self.counted_account:
             if not server.login_account(account):
                 raise ProtocolError(
@@ -470,13 +484,16 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.parser.max_payload = server.max_payload_for(account)
         self.max_subs = server.max_subs_for(account)
         self.user = user
-        login = self.jwt_login = server.auth.logins.get(user)
-        if login is not None:
-            self.apply_jwt_limits(login)
-            self.start_jwt_timers(login)
-        perms = self.perms = (
-            self.server.permissions.get(user) if login is None else login.permissions
-        )
+        self.callout_verdict = verdict
+        login = self.jwt_login = auth.logins.get(user) if verdict is None else None
+        granted = login if login is not None else verdict
+        if granted is not None:
+            self.apply_jwt_limits(granted)
+            self.start_jwt_timers(granted)
+        perms = server.permissions.get(user) if granted is None else granted.permissions
+        if auth.callout is not None:
+            perms = auth.callout.restrict(account, perms)
+        self.perms = perms
         responses = perms.responses if perms is not None else None
         self.grants = None if responses is None else ResponseGrants(responses, time.monotonic())
         if perms is not None:
@@ -486,8 +503,9 @@ class ClientProtocol(Output, asyncio.Protocol):
             self.auth_handle.cancel()
             self.auth_handle = None
 
-    def apply_jwt_limits(self, login: JWTLogin) -> None:
-        """A user JWT's limits: the lower of its and the account's (already set)."""
+    def apply_jwt_limits(self, login: JWTLogin | CalloutVerdict) -> None:
+        """A user JWT's limits (or a callout's verdict's): the lower of its and the
+        account's (already set)."""
         if login.payload >= 0:
             self.parser.max_payload = min(self.parser.max_payload, login.payload)
         # max_subs -1 allows none (every SUB meets the limit in process_sub), 0 any number.
@@ -513,17 +531,18 @@ class ClientProtocol(Output, asyncio.Protocol):
             self.flush()
             self.close_connection(ClosedState.MaxSubscriptionsExceeded)
 
-    def start_jwt_timers(self, login: JWTLogin) -> None:
+    def start_jwt_timers(self, login: JWTLogin | CalloutVerdict) -> None:
         """Close the client when its user JWT, or its account's JWT, expires."""
         now = time.time()
         loop = self.server.loop
         if login.expires:
             loop.call_later(max(login.expires - now, 0.0), self.on_jwt_expired, login)
-        if login.account_expires:
+        if isinstance(login, JWTLogin) and login.account_expires:
             loop.call_later(max(login.account_expires - now, 0.0), self.on_account_expiry)
 
-    def on_jwt_expired(self, login: JWTLogin) -> None:
-        if not self.closed and self.jwt_login is login:
+    def on_jwt_expired(self, login: JWTLogin | CalloutVerdict) -> None:
+        """Its user JWT expired (unless an update or a new CONNECT replaced it)."""
+        if not self.closed and (self.jwt_login is login or self.callout_verdict is login):
             self.close_with_error(ERR_USER_EXPIRED, ClosedState.AuthenticationExpired)
 
     def on_account_expiry(self) -> None:
@@ -581,6 +600,9 @@ class ClientProtocol(Output, asyncio.Protocol):
         if not self.connected:
             # Not logged in yet: its CONNECT will meet the new rules.
             self.awaiting_auth = new.required
+            return True
+        if self.callout_verdict is not None and new.callout is not None:
+            # The callout service's verdict stands (nats-server would ask it again).
             return True
         if self.jwt_login is not None and new.operator:
             return self.recheck_jwt_login(new, self.jwt_login)
@@ -651,8 +673,9 @@ class ClientProtocol(Output, asyncio.Protocol):
         """Returns True when the CONNECT finishes later (bcrypt runs in a thread)."""
         opts = decode_connect(body)
         auth = self.server.auth
-        if auth.required:
-            # Every CONNECT is (re-)authenticated; any failure is the same answer.
+        if auth.required or auth.callout is not None:
+            # Every CONNECT is (re-)authenticated; any failure is the same answer. (A
+            # callout decides at CONNECT even when nothing else needs credentials.)
             if not opts.nkey and auth.is_slow(opts.user, opts.password, opts.auth_token):
                 self.check_off_loop(opts)
                 return True
@@ -660,32 +683,73 @@ class ClientProtocol(Output, asyncio.Protocol):
                 opts.user, opts.password, opts.auth_token, opts.nkey, opts.sig, self.nonce,
                 opts.jwt, self.host,
             )  # fmt: skip
+            if auth.callout is not None and self.call_out(opts, user):
+                return True
             if user is None:
                 raise ProtocolError(ERR_AUTH_VIOLATION)
             self.authenticated(user)
         self.apply_connect(opts)
         return False
 
+    def call_out(self, opts: ConnectOptions, user: str | None) -> bool:
+        """Ask the auth callout when it decides on this client (True): the connection
+        reads nothing more until its verdict (callout_decided)."""
+        auth = self.server.auth
+        assert auth.callout is not None
+        account = None if user is None else auth.account_of(user)
+        callout = auth.callout.callout_for(user, account, raw_auth_user(opts, user))
+        if callout is None:
+            return False
+        self.suspend_reading()
+        # As nats-server: the auth timer stops at CONNECT; the callout has its own.
+        if self.auth_handle is not None:
+            self.auth_handle.cancel()
+            self.auth_handle = None
+        self.server.callouts.request(self, opts, user, callout)
+        return True
+
     def check_off_loop(self, opts: ConnectOptions) -> None:
         """Run a slow credential check in a thread; the connection reads nothing until
         it is done, then the CONNECT completes and what followed it is parsed."""
-        transport = self.transport
-        assert transport is not None
-        transport.pause_reading()
+        self.suspend_reading()
         auth = self.server.auth
         future = self.server.loop.run_in_executor(
             None, auth.check, opts.user, opts.password, opts.auth_token
         )
         future.add_done_callback(lambda done: self.connect_checked(opts, done))
 
+    def suspend_reading(self) -> None:
+        """Read and parse nothing more until the CONNECT is decided (connect_decided)."""
+        transport = self.transport
+        assert transport is not None
+        transport.pause_reading()
+        if self.held_input is None:
+            self.held_input = bytearray()
+
     def connect_checked(self, opts: ConnectOptions, done: asyncio.Future[str | None]) -> None:
         if self.closed:
             return
         user = None if done.cancelled() or done.exception() else done.result()
+        if self.server.auth.callout is not None and self.call_out(opts, user):
+            return
+        self.connect_decided(opts, user)
+
+    def callout_decided(
+        self, opts: ConnectOptions, user: str, verdict: CalloutVerdict | None
+    ) -> None:
+        """The auth callout's verdict (None: refused, or no answer in time)."""
+        if not self.closed:
+            self.connect_decided(opts, None if verdict is None else user, verdict)
+
+    def connect_decided(
+        self, opts: ConnectOptions, user: str | None, verdict: CalloutVerdict | None = None
+    ) -> None:
+        """Finish a CONNECT that was decided off the parser (bcrypt, auth callout):
+        log in or refuse, then parse what the client sent after it."""
         try:
             if user is None:
                 raise ProtocolError(ERR_AUTH_VIOLATION)
-            self.authenticated(user)
+            self.authenticated(user, verdict)
             self.apply_connect(opts)
         except ProtocolError as exc:
             self.server.flush_batch(self)
@@ -695,7 +759,9 @@ class ClientProtocol(Output, asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         transport.resume_reading()
-        self.data_received(b"")  # what followed the CONNECT in its read
+        held = self.held_input or b""
+        self.held_input = None
+        self.data_received(bytes(held))  # what followed the CONNECT (the parser kept its read)
 
     def apply_connect(self, opts: ConnectOptions) -> None:
         """The CONNECT options, once the connection is authenticated."""

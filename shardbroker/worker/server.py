@@ -55,6 +55,7 @@ from shardbroker.security.permissions import users_permissions
 from shardbroker.security.tls import server_context
 from shardbroker.shard.member import DRAIN_BUDGET, MeshMember
 from shardbroker.worker import snapshot
+from shardbroker.worker.callout import AuthCallouts
 from shardbroker.worker.client import ClientProtocol
 from shardbroker.worker.responses import ServiceResponses
 from shardbroker.worker.route_result import Subscription, make_result
@@ -137,6 +138,7 @@ class Server:
         self._stall_breather = False
         self.router = Router(self)
         self.responses = self.router.responses = ServiceResponses(self)
+        self.callouts = AuthCallouts(self)
         # Ring frames carrying messages go straight to the router (parse_mesh's hook).
         self.process_rmsg = self.router.process_remote_msg
         self.process_rmsg_run = self.router.process_remote_run
@@ -194,6 +196,7 @@ class Server:
             max_payload=opts.max_payload,
             jetstream=opts.jetstream,
             domain=opts.jetstream_domain,
+            xkey=self.callouts.xkey,
         )
 
     def sublist_for(self, account: bytes) -> Sublist[Any, Any]:
