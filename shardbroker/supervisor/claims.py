@@ -30,6 +30,7 @@ import msgspec
 from shardbroker import const
 from shardbroker.config import account_store, jwt
 from shardbroker.config.account_store import StoreError
+from shardbroker.config.jwt_claims import account_claims_valid
 from shardbroker.config.operator import accounts_from_jwts, trusted_keys
 from shardbroker.config.options import Options
 from shardbroker.config.reload import ReloadError
@@ -89,8 +90,11 @@ class AccountClaims:
         """What the supervisor listens on in the system account."""
         if not self.opts.resolver:
             return []
-        if self.opts.resolver_store is None:
+        store = self.opts.resolver_store
+        if store is None:
             return [_UPDATE_NEW, _UPDATE_OLD]
+        if store.cache:
+            return [_UPDATE_NEW, _UPDATE_OLD, UPDATE, LIST, DELETE]
         return [_UPDATE_NEW, _UPDATE_OLD, UPDATE, _LOOKUP, LIST, DELETE, PACK]
 
     @staticmethod
@@ -158,6 +162,8 @@ class AccountClaims:
         store = self.opts.resolver_store
         if store is None:
             return []
+        if store.cache and subject.endswith((".CLAIMS.LOOKUP", ".CLAIMS.PACK")):
+            return []
         if subject.endswith(".CLAIMS.LOOKUP") and len(tokens) == 6:
             # The JWT, or an empty message: "not here".
             return [dict(self.opts.account_jwts).get(tokens[3], "").encode()]
@@ -179,21 +185,30 @@ class AccountClaims:
         except UpdateError as exc:
             log.error("%s - %s", exc, exc.account)
             return self._status(exc.account, error=str(exc))
+        cache = self._cache
         if applied is None:
-            return self._status(account, message="jwt update skipped")
+            return self._status(account, message=f"jwt update{cache} skipped")
         await applied
         log.info("Updated account claims of %s", account)
         limits = next((a.limits for a in self.opts.accounts if a.name == account), None)
         if limits is not None and limits.max_connections >= 0:
             # Every worker counts with the new limit now: close what is over it.
             self.arbiter.trim_account(account, limits.max_connections)
-        return self._status(account, message="jwt updated")
+        return self._status(account, message=f"jwt updated{cache}")
+
+    @property
+    def _cache(self) -> str:
+        """The cache resolver's answers say so ("jwt updated cache")."""
+        store = self.opts.resolver_store
+        return " cache" if store is not None and store.cache else ""
 
     def _take(self, key: str | None, body: bytes) -> tuple[str, asyncio.Future[None] | None]:
         """Check and store a pushed JWT and put it in effect; the future is done when
-        every shard has it (None: nothing to do)."""
+        every shard has it (None: nothing to do, the account is not loaded here)."""
         opts = self.opts
         memory = opts.resolver_store is None
+        cache = self._cache
+        failed = f"jwt update{cache} resulted in error"
         where = key or "n/a"
         if not body.strip():
             raise UpdateError("jwt update error", "request body is empty", where)
@@ -201,23 +216,24 @@ class AccountClaims:
         try:
             claims = jwt.decode(token, "account")
         except jwt.JWTError as exc:
-            raise UpdateError("jwt update resulted in error", str(exc), where) from None
+            raise UpdateError(failed, str(exc), where) from None
         account = claims.sub
         if key is not None and key != account:
-            raise UpdateError(
-                "jwt update resulted in error", "subject does not match jwt content", key
-            )
+            raise UpdateError(failed, "subject does not match jwt content", key)
         if self._strict_operator_issued(claims):
+            raise UpdateError(failed, "operator requires issuer to be a signing key", account)
+        jwts = dict(opts.account_jwts)
+        if (memory or cache) and account not in jwts:
+            return account, None
+        valid = account_claims_valid(claims)
+        if not valid and not memory:
             raise UpdateError(
-                "jwt update resulted in error",
-                "operator requires issuer to be a signing key",
+                "jwt update cache validation failed" if cache else "jwt validation failed",
+                "validation errors: the account JWT does not pass the jwt library's checks",
                 account,
             )
-        jwts = dict(opts.account_jwts)
         if memory:
-            if account not in jwts:
-                return account, None
-            if claims.iss not in self._trusted() or claims.expired():
+            if claims.iss not in self._trusted() or claims.expired() or not valid:
                 raise UpdateError(
                     "jwt update resulted in error", "account validation failed", account
                 )
@@ -227,7 +243,7 @@ class AccountClaims:
             try:
                 account_store.save(opts.resolver_store, account, token)
             except (OSError, StoreError) as exc:
-                raise UpdateError("jwt update resulted in error", str(exc), account) from None
+                raise UpdateError(failed, str(exc), account) from None
             if claims.iss not in self._trusted():
                 # Stored (the directory is the operator's), but no one logs in to it.
                 log.error(

@@ -281,6 +281,10 @@ async def test_full_resolver_takes_new_accounts_and_applies_updates_on_both_work
                 open_ones = [await Watched().connect(broker, shard, user) for shard in (1, 2)]
                 small = account_jwt(ACCOUNT, "A", limits={"payload": 8})
                 lowered = await request(nc, "$SYS.REQ.CLAIMS.UPDATE", small.encode())
+                # More exports than its limits allow: refused, and nothing changes.
+                two = [{"subject": s, "type": "stream"} for s in ("a", "b")]
+                invalid = account_jwt(ACCOUNT, "A", limits={"exports": 1}, exports=two)
+                refused = await request(nc, "$SYS.REQ.CLAIMS.UPDATE", invalid.encode())
                 for watched in open_ones:
                     await watched.nc.publish(unique("big"), b"more than eight bytes")
                 closed = [await watched.wait_closed() for watched in open_ones]
@@ -293,6 +297,8 @@ async def test_full_resolver_takes_new_accounts_and_applies_updates_on_both_work
                 "missing": missing.data,
                 "lowered": lowered,
                 "closed": closed,
+                "invalid": (refused["error"]["code"], refused["error"]["description"][:21]),
+                "stored": account_jwt_on_disk(directory, ACCOUNT_KEY) == small,
             }
     assert results["shardbroker"] == results["nats-server"]
     out = results["shardbroker"]
@@ -302,6 +308,8 @@ async def test_full_resolver_takes_new_accounts_and_applies_updates_on_both_work
     assert out["lookup"] is True and out["missing"] == b""
     assert out["listed"] == sorted([SYSTEM_KEY, ACCOUNT_KEY, LATE_KEY])
     assert out["closed"] == ["nats: maximum payload violation"] * 2
+    assert out["invalid"] == (500, "jwt validation failed")
+    assert out["stored"] is True
 
 
 def account_jwt_on_disk(directory: Path, key: str) -> str:
@@ -379,3 +387,53 @@ async def test_lowered_connection_limit_closes_the_excess_across_workers(
     assert message == "jwt updated"
     assert errors == ["nats: maximum account active connections exceeded"] * 2 + ["open"]
     assert again.startswith("refused") and "maximum account active connections" in again
+
+
+async def test_cache_resolver_updates_only_what_it_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`resolver { type: cache }`: an update of a loaded account is stored and applied
+    ('jwt updated cache'), one of an account it does not hold is skipped, and LOOKUP is
+    not answered by a cache."""
+    admin = user_creds(tmp_path, "admin", account=SYSTEM)
+    user = user_creds(tmp_path, "user")
+    results = {}
+    for target in TARGETS_IN_ORDER:
+        directory = tmp_path / f"cache-{target}"
+        conf = tmp_path / f"{target}.conf"
+        conf.write_text(
+            full_config(directory)
+            .replace("type: full", "type: cache")
+            .replace(", allow_delete: false", "")
+        )
+        with broker_on(target, conf, monkeypatch, tmp_path) as broker:
+            first = await outcome(broker, user, 2)  # loads the account on nats-server
+            async with NatsClients(broker) as clients:
+                nc = await clients.on_shard(1, user_credentials=str(admin))
+                small = account_jwt(ACCOUNT, "A", limits={"payload": 8})
+                updated = await request(nc, "$SYS.REQ.CLAIMS.UPDATE", small.encode())
+                skipped = await request(
+                    nc, "$SYS.REQ.CLAIMS.UPDATE", account_jwt(LATE, "L").encode()
+                )
+                try:
+                    await nc.request(
+                        f"$SYS.REQ.ACCOUNT.{ACCOUNT_KEY}.CLAIMS.LOOKUP", b"", timeout=1
+                    )
+                    lookup = "answered"
+                except nats.errors.NoRespondersError:
+                    lookup = "no responders"
+                except nats.errors.TimeoutError:
+                    lookup = "timeout"
+                watched = await Watched().connect(broker, 1, user)
+                await watched.nc.publish(unique("big"), b"more than eight bytes")
+                closed = await watched.wait_closed()
+            results[target] = {
+                "first": first, "updated": updated, "skipped": skipped,
+                "lookup": lookup, "closed": closed,
+                "stored": account_jwt_on_disk(directory, ACCOUNT_KEY) == small,
+            }  # fmt: skip
+    assert results["shardbroker"] == results["nats-server"]
+    out = results["shardbroker"]
+    assert out["updated"]["data"]["message"] == "jwt updated cache"
+    assert out["skipped"]["data"]["message"] == "jwt update cache skipped"
+    assert out["closed"] == "nats: maximum payload violation" and out["stored"] is True
