@@ -14,7 +14,7 @@ its import. Both happen silently for clients, as in nats-server, which only logs
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shardbroker.config import jwt
@@ -89,6 +89,26 @@ def activation_granted(
     if activation.expired(now) or activation.not_yet_valid(now):
         return False
     return not is_revoked(export.get("revocations"), activation.sub, activation.iat)
+
+
+def next_activation_change(jwts: Iterable[str], now: float) -> float | None:
+    """The next time an import's activation token expires or becomes valid, over these
+    account JWTs (what imports are granted changes then); None: never."""
+    times: list[int] = []
+    for token in jwts:
+        try:
+            account = jwt.decode(token, "account")
+        except jwt.JWTError:
+            continue
+        for imported in account.nats.get("imports") or ():
+            if not isinstance(imported, dict) or not imported.get("token"):
+                continue
+            try:
+                activation = jwt.decode(str(imported["token"]), "activation")
+            except jwt.JWTError:
+                continue
+            times.extend(t for t in (activation.exp, activation.nbf) if t and t > now)
+    return float(min(times)) if times else None
 
 
 def _activation_fields(activation: jwt.Claims) -> tuple[Any, str]:

@@ -187,7 +187,7 @@ class Arbiter:
         if system:
             for subject in (*self.monitor.sys_subjects(), *self.claims.subjects()):
                 member.local.add(system, subject)
-        self.claims.store_preloaded()
+        self.claims.start()
         loop.add_reader(self.mesh.doorbell.fileno(), member.on_doorbell)
         loop.add_signal_handler(signal.SIGINT, self.handle_stop)
         loop.add_signal_handler(signal.SIGTERM, self.handle_term)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from typing import Any, Protocol
 
 import msgspec
@@ -30,7 +31,7 @@ import msgspec
 from shardbroker import const
 from shardbroker.config import account_store, jwt
 from shardbroker.config.account_store import StoreError
-from shardbroker.config.jwt_claims import account_claims_valid
+from shardbroker.config.jwt_claims import account_claims_valid, next_activation_change
 from shardbroker.config.operator import accounts_from_jwts, trusted_keys
 from shardbroker.config.options import Options
 from shardbroker.config.reload import ReloadError
@@ -61,6 +62,8 @@ LIST = b"$SYS.REQ.CLAIMS.LIST"
 DELETE = b"$SYS.REQ.CLAIMS.DELETE"
 PACK = b"$SYS.REQ.CLAIMS.PACK"
 _OK = 200
+# After an activation's expiry, so that the derivation sees it expired.
+_ACTIVATION_SLACK = 0.05
 _FAILED = 500
 
 
@@ -81,6 +84,7 @@ class AccountClaims:
         # MEMORY resolver: JWTs pushed since the start, kept over reloads.
         self.pushed: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._activation_timer: asyncio.TimerHandle | None = None
 
     @property
     def opts(self) -> Options:
@@ -103,6 +107,38 @@ class AccountClaims:
             subject.startswith((b"$SYS.REQ.ACCOUNT.", b"$SYS.ACCOUNT."))
             and subject.endswith((b".CLAIMS.UPDATE", b".CLAIMS.LOOKUP"))
         )
+
+    def start(self) -> None:
+        """At start: the preloaded JWTs go to the directory, and imports follow their
+        activation tokens' times."""
+        self.store_preloaded()
+        self.watch_activations()
+
+    def watch_activations(self) -> None:
+        """When an import's activation token expires (or becomes valid), the accounts
+        are derived again: nats-server drops such an import at that moment too."""
+        if self._activation_timer is not None:
+            self._activation_timer.cancel()
+            self._activation_timer = None
+        if not self.opts.resolver:
+            return
+        when = next_activation_change((t for _, t in self.opts.account_jwts), time.time())
+        if when is not None:
+            delay = max(when - time.time(), 0.0) + _ACTIVATION_SLACK
+            loop = asyncio.get_running_loop()
+            self._activation_timer = loop.call_later(delay, self._activations_changed)
+
+    def _activations_changed(self) -> None:
+        self._activation_timer = None
+        opts = self.opts
+        new = _with_jwts(opts, dict(opts.account_jwts))
+        if new.accounts != opts.accounts:
+            log.info("an import's activation token expired or became valid: imports updated")
+            try:
+                self._apply(new)
+            except UpdateError as exc:
+                log.error("cannot apply the imports' new activations: %s", exc)
+        self.watch_activations()
 
     def store_preloaded(self) -> None:
         """At start, with the nats-based resolver: the preloaded JWTs newer than the
@@ -274,9 +310,11 @@ class AccountClaims:
 
     def _apply(self, new: Options) -> asyncio.Future[None]:
         try:
-            return self.arbiter.apply_claims(new)
+            applied = self.arbiter.apply_claims(new)
         except ReloadError as exc:
             raise UpdateError("jwt update resulted in error", str(exc), "n/a") from None
+        self.watch_activations()
+        return applied
 
     # -- delete, pack --------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ often the exact bytes, must match."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
@@ -24,13 +25,15 @@ import pytest
 from shardbroker.config import jwt
 from tests.helpers.broker import (
     Broker,
+    NatsClients,
     ShardProbes,
     barrier,
     connect_on_shard,
     is_shardbroker_target,
     raw_connect_on_shard,
 )
-from tests.helpers.differential import on_both
+from tests.helpers.differential import TARGETS_IN_ORDER, broker_on, on_both
+from tests.helpers.wait import async_check_for
 from tests.helpers.wire import PONG_RE, WireClient, WireError
 
 pytestmark = [
@@ -514,3 +517,71 @@ async def test_jwt_claims_scoped_user_with_creds_file(
     got, errors = await on_both(tmp_path, monkeypatch, conf, scenario)
     assert got == b"red"
     assert errors == ['nats: permissions violation for publish to "team.blue.news"']
+
+
+async def test_jwt_claims_activation_expiring_while_running_drops_the_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import whose activation token expires while the broker runs stops delivering
+    at that moment, over workers, as in nats-server; the public import next to it
+    carries on."""
+    exporter, importer = jwt.new_seed("account"), jwt.new_seed("account")
+    exporter_key = jwt.public_key(exporter)
+    creds = {}
+    for name, seed in (("exporter", exporter), ("importer", importer)):
+        creds[name] = tmp_path / f"{name}.creds"
+        creds[name].write_text(jwt.format_creds(*user(seed, **USER_UNLIMITED)))
+
+    def config(expires: int) -> str:
+        activation = jwt.encode(
+            "activation", jwt.public_key(importer), exporter,
+            {"subject": "feed.>", "kind": "stream"}, expires=expires,
+        )  # fmt: skip
+        return operator_config({
+            exporter: {"exports": [{"subject": "feed.>", "type": "stream", "token_req": True},
+                                   {"subject": "public.>", "type": "stream"}]},
+            importer: {"imports": [
+                {"subject": "feed.>", "account": exporter_key, "type": "stream",
+                 "token": activation},
+                {"subject": "public.>", "account": exporter_key, "type": "stream"},
+            ]},
+        })  # fmt: skip
+
+    async def scenario(broker: Broker, expires: int) -> Any:
+        seen: asyncio.Queue[str] = asyncio.Queue()
+
+        async def on_msg(msg: Any) -> None:
+            await seen.put(msg.subject)
+
+        async with NatsClients(broker) as clients:
+            sub = await clients.on_shard(2, user_credentials=str(creds["importer"]))
+            pub = await clients.on_shard(1, user_credentials=str(creds["exporter"]))
+            await sub.subscribe("feed.x", cb=on_msg)
+            await sub.subscribe("public.marker", cb=on_msg)
+            await barrier(sub)
+
+            async def round_trip() -> list[str]:
+                """What arrives up to the marker (the feed message first, if any)."""
+                await pub.publish("feed.x", b"feed")
+                await pub.publish("public.marker", b"marker")
+                got = [await asyncio.wait_for(seen.get(), 5)]
+                if got[0] != "public.marker":
+                    got.append(await asyncio.wait_for(seen.get(), 5))
+                return got
+
+            before = await round_trip()
+
+            async def dropped() -> bool:
+                return await round_trip() == ["public.marker"]
+
+            await async_check_for(15, 0.2, dropped)
+            return before, time.time() >= expires
+
+    results = {}
+    for target in TARGETS_IN_ORDER:
+        expires = int(time.time()) + 3
+        conf = tmp_path / f"{target}.conf"
+        conf.write_text(config(expires))
+        with broker_on(target, conf, monkeypatch, tmp_path) as broker:
+            results[target] = await scenario(broker, expires)
+    assert results["shardbroker"] == results["nats-server"] == (["feed.x", "public.marker"], True)

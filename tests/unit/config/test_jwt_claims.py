@@ -14,6 +14,7 @@ from shardbroker.config.jwt_claims import (
     account_signers,
     activation_granted,
     is_revoked,
+    next_activation_change,
 )
 from shardbroker.config.operator import accounts_from_jwts, loadable_accounts
 
@@ -259,3 +260,24 @@ def test_loadable_accounts_are_trusted_and_valid() -> None:
     token = jwt.encode("account", jwt.public_key(untrusted), stranger, {"limits": UNLIMITED})
     table += ((jwt.public_key(untrusted), token),)
     assert set(loadable_accounts(table, TRUSTED)) == {EXPORTER_KEY}
+
+
+def test_next_activation_change_is_the_nearest_future_expiry_or_start() -> None:
+    exporter, importer = jwt.new_seed("account"), jwt.new_seed("account")
+    now = 1_000_000
+
+    def importing(**times: int) -> str:
+        token = jwt.encode(
+            "activation", jwt.public_key(importer), exporter,
+            {"subject": "a.>", "kind": "stream"}, **times,
+        )  # fmt: skip
+        imports = [{"subject": "a.>", "account": jwt.public_key(exporter), "type": "stream",
+                    "token": token}]  # fmt: skip
+        return jwt.encode("account", jwt.public_key(importer), OPERATOR, {"imports": imports})
+
+    plain = jwt.encode("account", jwt.public_key(exporter), OPERATOR, {})
+    assert next_activation_change([plain], now) is None
+    assert next_activation_change([importing(expires=now - 1)], now) is None
+    assert next_activation_change([importing(expires=now + 50)], now) == now + 50
+    both = [importing(expires=now + 50), importing(not_before=now + 20), plain, "garbage"]
+    assert next_activation_change(both, now) == now + 20
