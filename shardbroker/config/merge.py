@@ -14,6 +14,7 @@ close.
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 from collections.abc import Callable, Mapping
@@ -41,6 +42,7 @@ from shardbroker.config.options import (
     Authorization,
     Options,
     TLSConfig,
+    WebsocketConfig,
     validate,
 )
 from shardbroker.config.parse import KeyPath, Position, parse_file_with_positions
@@ -54,12 +56,13 @@ from shardbroker.config.value import (
     secret,
     string,
 )
+from shardbroker.config.websocket import parse_websocket
 
 # nats-server features that a config file may name but shardbroker does not serve yet.
 NOT_YET_SUPPORTED = frozenset(
     (
  "allow_non_tls", "ocsp",
-        "cluster", "gateway", "leafnodes", "websocket",
+        "cluster", "gateway", "leafnodes",
         "mqtt", "https", "https_port", "client_advertise",
     )
 )  # fmt: skip
@@ -427,6 +430,7 @@ BlockParser = Callable[[Any, Mapping[KeyPath, Position], KeyPath, Position], Any
 _BLOCK_PARSERS: dict[type[msgspec.Struct], BlockParser] = {
     Authorization: _authorization,
     TLSConfig: _tls,
+    WebsocketConfig: functools.partial(parse_websocket, tls=_tls),
 }
 
 

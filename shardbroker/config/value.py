@@ -94,3 +94,19 @@ def secret(value: Any) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return string(value)
+
+
+def tags(value: Any) -> tuple[str, ...]:
+    """`server_tags`: a string or a list of strings, each trimmed and lower-cased, empty
+    ones and repeats dropped (nats-server's TagList)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError(f"error parsing tags: expected a string or a list, got {value!r}")
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"error parsing tags: expected a string, got {item!r}")
+        tag = item.strip().lower()
+        if tag and tag not in out:
+            out.append(tag)
+    return tuple(out)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from shardbroker.core import meshloop, plans, publoop, storeloop
+from shardbroker.core import meshloop, plans, publoop, storeloop, wsmask
 
 PURE_ENV = "SHARDBROKER_PURE_CORE"
 
@@ -30,6 +30,7 @@ format_deliveries = storeloop.format_deliveries
 Plans: Any = plans.Plans
 Subscription: Any = plans.Subscription
 Output: Any = plans.Output
+ws_unmask = wsmask.unmask
 IMPLEMENTATION = "pure"
 if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
     try:
@@ -38,6 +39,7 @@ if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
             _plans,
             _publoop,
             _storeloop,
+            _wsmask,
         )
     except ImportError:
         pass  # not built: the twins serve (the supervisor logs which runs)
@@ -51,6 +53,7 @@ if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
         Plans = _plans.Plans
         Subscription = _plans.Subscription
         Output = _plans.Output
+        ws_unmask = _wsmask.unmask
         IMPLEMENTATION = "compiled"
 
 __all__ = [
@@ -65,4 +68,5 @@ __all__ = [
     "mesh_loop",
     "pub_loop",
     "store_loop",
+    "ws_unmask",
 ]

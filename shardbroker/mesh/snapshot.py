@@ -71,6 +71,8 @@ class ConnSnapshot(msgspec.Struct, array_like=True, frozen=True):
     subs: list[SubSnapshot] | None = None
     stop_ns: int = 0
     reason: str = ""
+    # The client's type as /connz shows it: "nats", or "websocket".
+    type: str = "nats"
 
 
 class WorkerSnapshot(msgspec.Struct, array_like=True):

@@ -69,7 +69,7 @@ def conn_snapshot(
             pending = transport.get_write_buffer_size()
         except Exception:  # a transport already torn down
             pending = 0
-        if client.server.ssl_context is not None:
+        if client.server.ssl_context is not None or client.websocket:
             ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is not None:
                 tls_version = ssl_object.version() or ""
@@ -99,6 +99,7 @@ def conn_snapshot(
         subs=[sub_snapshot(s, cid) for s in client.subs.values()] if with_subs else None,
         stop_ns=stop_ns,
         reason=reason,
+        type=client.client_type,
     )
 
 

@@ -1,0 +1,26 @@
+"""Unmasking websocket payloads, pure Python: the reference twin of the compiled
+``_wsmask``.
+
+Every frame a websocket client sends is XORed with a 4-byte key (RFC 6455 §5.3); the
+server undoes it on every payload byte, so this is a per-byte loop of the websocket
+listener (worker/websocket.py), as hot as parsing. Layer 0: imports nothing of the broker.
+"""
+
+from __future__ import annotations
+
+# XOR tables: _TABLES[k] maps every byte to byte ^ k, so that bytes.translate applies one
+# key byte to a whole stride of the payload at C speed.
+_TABLES = [bytes(b ^ k for b in range(256)) for k in range(256)]
+
+
+def unmask(data: bytes | memoryview, key: bytes, offset: int) -> bytes:
+    """`data` XORed with the repeated 4-byte `key`, starting at key byte `offset` (a
+    payload cut over several reads goes on where its previous piece stopped)."""
+    n = len(data)
+    if n == 0:
+        return b""
+    raw = bytes(data)
+    out = bytearray(n)
+    for i in range(min(4, n)):
+        out[i::4] = raw[i::4].translate(_TABLES[key[(offset + i) & 3]])
+    return bytes(out)
