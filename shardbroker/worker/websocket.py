@@ -53,7 +53,14 @@ _MAX_COMPRESSED = 64 * 1024 * 1024
 # buffers rather than joined (a copy of the payload).
 _JOIN_LIMIT = 16 * 1024
 
+# What Go's HTTP server answers a plain-text request on its TLS port (the first bytes
+# look like an HTTP method, not a TLS record), on the socket itself.
+_HTTP_ON_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+_HTTP_METHODS = (b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO")
+_RECORD_HEADER = 5  # bytes of a TLS record header
+
 # Connection states.
+_FIRST = -1  # a wss:// listener: waiting for the first bytes (TLS, or plain HTTP)
 _TLS = 0  # the TLS handshake of a wss:// listener runs
 _HTTP = 1  # reading the upgrade request
 _OPEN = 2  # upgraded: frames
@@ -181,7 +188,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.socket: asyncio.Transport | None = None
         self.state = _HTTP
         self.peer = ""
-        self.request = b""  # the upgrade request read so far
+        self.request = b""  # the upgrade request read so far (or a wss:// client's first bytes)
         self.skip = 0  # bytes of a refused request's body still to skip
         self.timer: asyncio.TimerHandle | None = None
         self.reader: wf.FrameReader | None = None
@@ -205,13 +212,31 @@ class WebSocketConnection(asyncio.Protocol):
         loop = listener.server.loop
         if timeout > 0:
             self.timer = loop.call_later(timeout, self.handshake_timed_out)
-        ctx = listener.ssl_context
-        if ctx is not None:
-            self.start_tls(transport, ctx, timeout)
+        if listener.ssl_context is not None:
+            self.state = _FIRST
 
-    def start_tls(self, raw: asyncio.BaseTransport, ctx: Any, timeout: float) -> None:
-        """A TLS layer between the socket and this protocol from the first byte on (as
-        worker/client.py's start_tls, which says why it is done synchronously)."""
+    def first_bytes(self, data: bytes) -> None:
+        """A wss:// client's first bytes: the TLS handshake's, or a plain HTTP request,
+        which Go's server answers in plain text before it closes."""
+        data = self.request + data
+        if len(data) < _RECORD_HEADER:
+            self.request = data
+            return
+        self.request = b""
+        socket = self.socket
+        assert socket is not None
+        if data[:_RECORD_HEADER] in _HTTP_METHODS:
+            self.state = _CLOSED
+            self.cancel_timer()
+            socket.write(_HTTP_ON_TLS)
+            socket.close()
+            return
+        ctx = self.listener.ssl_context
+        self.start_tls(socket, ctx, self.listener.config.handshake_timeout, data)
+
+    def start_tls(self, raw: asyncio.BaseTransport, ctx: Any, timeout: float, first: bytes) -> None:
+        """A TLS layer between the socket and this protocol (as worker/client.py's
+        start_tls), given the bytes it read already."""
         self.state = _TLS
         server = self.listener.server
         tls = self.listener.config.tls
@@ -230,6 +255,14 @@ class WebSocketConnection(asyncio.Protocol):
         tls_protocol.connection_made(raw)
         self.raw = tls_protocol._get_app_transport()
         waiter.add_done_callback(self.tls_handshake_done)
+        # Both loops' TLS protocols are buffered protocols: hand them what was read.
+        view = memoryview(first)
+        while view:
+            buffer = tls_protocol.get_buffer(len(view))
+            size = min(len(buffer), len(view))
+            buffer[:size] = view[:size]
+            tls_protocol.buffer_updated(size)
+            view = view[size:]
 
     def tls_handshake_done(self, waiter: asyncio.Future[None]) -> None:
         if self.state != _TLS:
@@ -246,7 +279,7 @@ class WebSocketConnection(asyncio.Protocol):
 
     def handshake_timed_out(self) -> None:
         self.timer = None
-        if self.state in (_TLS, _HTTP):
+        if self.state in (_FIRST, _TLS, _HTTP):
             log.debug("%s - websocket handshake error: timed out", self.peer)
             self.state = _CLOSED
             if self.socket is not None:
@@ -262,6 +295,8 @@ class WebSocketConnection(asyncio.Protocol):
             self.frames_received(data)
         elif self.state == _HTTP:
             self.request_received(data)
+        elif self.state == _FIRST:
+            self.first_bytes(data)
 
     def eof_received(self) -> bool | None:
         return None  # the transport closes; connection_lost follows
