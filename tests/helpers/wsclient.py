@@ -40,7 +40,7 @@ def upgrade_request(
         "Sec-WebSocket-Version": "13",
     }
     extra = []
-    for header in headers:
+    for header in filter(None, headers):
         name, _, value = header.partition(":")
         usual = next((key for key in fields if key.lower() == name.strip().lower()), None)
         if usual is None:

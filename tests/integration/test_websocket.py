@@ -211,13 +211,25 @@ async def auth_outcomes(broker: Broker, good: dict[str, Any], bad: dict[str, Any
             nc = await clients.on_shard(shard, url=url, **good)
             await barrier(nc)
         out["good"] = "connected"
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
     try:
-        await nats.connect(url, allow_reconnect=False, connect_timeout=5, **bad)
-    except Exception as exc:
-        out["bad"] = str(exc)
+        nc = await nats.connect(
+            url, allow_reconnect=False, connect_timeout=5, error_cb=on_error, **bad
+        )
+    except (nats.errors.Error, OSError) as exc:
+        errors.append(str(exc))
+        nc = None
+    if nc is None:
+        # Outside the except block: its traceback no longer holds the refused client.
+        await collect_refused_sockets()
+        out["bad"] = "refused" if any("authorization" in e.lower() for e in errors) else errors
     else:
+        await nc.close()
         out["bad"] = "connected"
-    await collect_refused_sockets()
     return out
 
 
@@ -244,8 +256,7 @@ async def test_websocket_auth(
         return await auth_outcomes(broker, good, bad)
 
     result = await on_both(tmp_path, monkeypatch, block + "\n" + WS, scenario)
-    assert result["good"] == "connected"
-    assert "Authorization Violation" in result["bad"]
+    assert result == {"good": "connected", "bad": "refused"}
 
 
 async def test_websocket_authorization_override_and_cookies(
@@ -615,3 +626,125 @@ async def test_websocket_refused_client_harms_nobody(tmp_path: Path) -> None:
             for subscription in subscriptions:
                 assert (await subscription.next_msg(timeout=5)).data == b"still here"
         assert {shard: proc.pid for shard, proc in broker.refresh_workers().items()} == pids
+
+
+async def test_websocket_handshake_timeout_origins_and_headers(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    conf = (
+        'websocket {\n  port: -1, no_tls: true, host: 127.0.0.1, handshake_timeout: "300ms"\n'
+        '  allowed_origins: ["http://good.example:8080"]\n'
+        '  headers { "X-Served-By": "ws-test" }\n}\n'
+    )
+
+    async def scenario(broker: Broker) -> dict[str, Any]:
+        port = ws_port(broker)
+        out: dict[str, Any] = {}
+        with WSClient.open(port) as idle:
+            # Nothing sent: the handshake timeout closes the connection without a word.
+            out["idle"] = (idle.read_answer(timeout=10), idle.closed)
+        for name, origin in [
+            ("exact", "http://good.example:8080"),
+            ("default_port", "http://good.example"),
+            ("other_host", "http://evil.example:8080"),
+            ("none", ""),
+        ]:
+            with WSClient.open(port) as client:
+                client.send(upgrade_request("/", f"Origin: {origin}" if origin else ""))
+                answer = without_date(client.read_answer())
+                out[name] = answer.split(b"\r\n")[0]
+                if name == "exact":
+                    out["headers"] = answer
+                    # Upgraded: the handshake timeout no longer applies.
+                    out["info"] = client.read_frame().data.startswith(b"INFO ")
+                    client.send_frame(b"PING\r\n")
+                    out["pong"] = client.read_data(b"PONG\r\n")
+        return out
+
+    result = await on_both(tmp_path, monkeypatch, conf, scenario)
+    assert result["idle"] == (b"", True)
+    assert result["exact"] == b"HTTP/1.1 101 Switching Protocols"
+    assert result["headers"].endswith(b"\r\nX-Served-By: ws-test\r\n\r\n")
+    assert result["default_port"] == result["other_host"] == b"HTTP/1.1 403 Forbidden"
+    assert result["none"] == b"HTTP/1.1 101 Switching Protocols"
+    assert result["pong"] == b"PONG\r\n"
+
+
+async def test_websocket_operator_mode_jwt_cookie_and_connection_types(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A browser cannot sign the nonce: its bearer user JWT comes in a cookie. A user JWT
+    allowed the WEBSOCKET connection type only gets in over websocket, not the client port."""
+    from shardbroker.config import jwt
+
+    operator = jwt.new_seed("operator")
+    account = jwt.new_seed("account")
+    account_key = jwt.public_key(account)
+    limits = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+              "wildcards": True, "conn": -1, "leaf": -1}  # fmt: skip
+    account_jwt = jwt.encode("account", account_key, operator, {"limits": limits}, name="A")
+    operator_jwt = jwt.encode("operator", jwt.public_key(operator), operator, name="op")
+    user_seed = jwt.new_seed("user")
+    section = {"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+               "bearer_token": True, "allowed_connection_types": ["WEBSOCKET"]}  # fmt: skip
+    user_jwt = jwt.encode("user", jwt.public_key(user_seed), account, section, name="browser")
+    creds = tmp_path / "browser.creds"
+    creds.write_text(jwt.format_creds(user_jwt, user_seed))
+    conf = (
+        f'operator: "{operator_jwt}"\nresolver: MEMORY\n'
+        f'resolver_preload: {{\n  {account_key}: "{account_jwt}"\n}}\n'
+        "websocket { port: -1, no_tls: true, host: 127.0.0.1, jwt_cookie: jwt }\n"
+    )
+
+    async def scenario(broker: Broker) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for shard in broker.shard_ids:
+            with raw_on_shard(broker, shard, f"Cookie: jwt={user_jwt}") as client:
+                out[f"cookie{shard}"] = client.nats_handshake()
+        with raw_on_shard(broker, 1) as client:
+            client.send_frame(b'CONNECT {"verbose":false}\r\nPING\r\n')
+            out["no_cookie"] = [(f.opcode, f.payload) for f in client.read_until_closed()]
+        errors: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc))
+
+        try:
+            nc = await connect_on_shard(broker, 1, user_credentials=str(creds), error_cb=on_error)
+        except (nats.errors.Error, OSError) as exc:
+            errors.append(str(exc))
+            nc = None
+        if nc is None:
+            # Outside the except block: its traceback no longer holds the refused client.
+            await collect_refused_sockets()
+            out["tcp"] = "refused" if any("authorization" in e.lower() for e in errors) else errors
+        else:
+            await nc.close()
+            out["tcp"] = "connected"
+        return out
+
+    result = await on_both(tmp_path, monkeypatch, conf, scenario)
+    assert result["cookie1"] == result["cookie2"] == b"PONG\r\n"
+    assert result["no_cookie"] == [
+        (BINARY, b"-ERR 'Authorization Violation'\r\n"),
+        (CLOSE, b"\x03\xf0Authentication Failure"),
+    ]
+    assert result["tcp"] == "refused"
+
+
+def test_websocket_bench_over_websocket(tmp_path: Path) -> None:
+    """`shardbroker bench -s ws://...` (perf's pubsub-ws): counts exact, placed on both
+    workers by the INFO client_id, as over the client port."""
+    conf = tmp_path / "ws.conf"
+    conf.write_text(WS)
+    with run_broker(workers=2, tmp_dir=tmp_path, extra_args=("-c", str(conf))) as broker:
+        argv = [
+            sys.executable, "-m", "shardbroker", "bench", "pubsub", "-s", broker.websocket_url,
+            "--subject", unique("wsb"), "--pubs", "2", "--subs", "2", "--msgs", "4000",
+            "--size", "300", "--spread", "2", "--json", "--no-progress",
+        ]  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert (result["sent"], result["received"]) == (4000, 8000)
+        assert sorted(c["shard"] for c in result["per_client"]) == [1, 1, 2, 2]
