@@ -22,6 +22,7 @@ import os
 import struct
 from typing import Any
 
+from shardbroker.core import ws_unmask_runs
 from shardbroker.protocol import wsframes
 
 _ZERO_KEY = b"\x00\x00\x00\x00"
@@ -37,10 +38,6 @@ def client_frame_header(length: int, opcode: int = wsframes.BINARY) -> bytes:
     if length < 65536:
         return struct.pack(">BBH", b0, _MASKED | 126, length) + _ZERO_KEY
     return struct.pack(">BBQ", b0, _MASKED | 127, length) + _ZERO_KEY
-
-
-def _no_unmask(data: bytes, key: bytes, offset: int) -> bytes:
-    raise AssertionError("a server's frames are not masked")  # mask_required=False
 
 
 class ClientFrames:
@@ -105,7 +102,8 @@ class WebSocketLayer(asyncio.Protocol):
         self.raw: asyncio.Transport | None = None
         self.answer = b""
         self.upgraded = False
-        self.reader = wsframes.FrameReader(_no_unmask, mask_required=False)
+        # A server's frames are not masked: the payloads are only gathered.
+        self.reader = wsframes.FrameReader(ws_unmask_runs, mask_required=False)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.raw = transport  # type: ignore[assignment]

@@ -30,7 +30,7 @@ format_deliveries = storeloop.format_deliveries
 Plans: Any = plans.Plans
 Subscription: Any = plans.Subscription
 Output: Any = plans.Output
-ws_unmask = wsmask.unmask
+ws_unmask_runs = wsmask.unmask_runs
 IMPLEMENTATION = "pure"
 if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
     try:
@@ -53,7 +53,7 @@ if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
         Plans = _plans.Plans
         Subscription = _plans.Subscription
         Output = _plans.Output
-        ws_unmask = _wsmask.unmask
+        ws_unmask_runs = _wsmask.unmask_runs
         IMPLEMENTATION = "compiled"
 
 __all__ = [
@@ -68,5 +68,5 @@ __all__ = [
     "mesh_loop",
     "pub_loop",
     "store_loop",
-    "ws_unmask",
+    "ws_unmask_runs",
 ]

@@ -60,15 +60,20 @@ _INFLATE_TAIL = b"\x00\x00\xff\xff\x01\x00\x00\xff\xff"
 # Outgoing data of at most this many bytes is sent uncompressed (nats-server's threshold).
 COMPRESS_THRESHOLD = 64
 
-Unmask = Callable[[bytes, bytes, int], bytes]
+# A payload piece of a read: (start, length, masking key or None, key offset).
+Run = tuple[int, int, "bytes | None", int]
+# Gathers runs of a read into one bytes object, unmasked (core.ws_unmask_runs).
+UnmaskRuns = Callable[[bytes, list[Run]], bytes]
 Event = tuple[int, bytes]
 
 
 class FrameReader:
     """The frames a websocket client sends, decoded read by read (see the module
-    docstring). `unmask` is the (compiled) unmasking function; `mask_required` is off
-    only when the client asked for no masking and the server agreed; `compression`
-    when permessage-deflate was negotiated (RSV1 frames are refused otherwise)."""
+    docstring). `unmask_runs` is the (compiled) unmasking function: the data frames of
+    a read that follow one another become one DATA event, unmasked into one object in
+    one pass. `mask_required` is off only when the client asked for no masking and the
+    server agreed; `compression` when permessage-deflate was negotiated (RSV1 frames
+    are refused otherwise)."""
 
     __slots__ = (
         "compressed",
@@ -83,11 +88,14 @@ class FrameReader:
         "kind",
         "mask_required",
         "remaining",
-        "unmask",
+        "runs",
+        "unmask_runs",
     )
 
-    def __init__(self, unmask: Unmask, mask_required: bool = True, compression: bool = False):
-        self.unmask = unmask
+    def __init__(
+        self, unmask_runs: UnmaskRuns, mask_required: bool = True, compression: bool = False
+    ) -> None:
+        self.unmask_runs = unmask_runs
         self.mask_required = mask_required
         self.compression = compression
         self.head = b""  # a frame header cut by the end of a read
@@ -101,6 +109,8 @@ class FrameReader:
         self.in_message = False
         self.compressed = False
         self.failed = False
+        # Data payload pieces of the current read not yet gathered into an event.
+        self.runs: list[Run] = []
 
     def feed(self, data: bytes) -> list[Event]:
         """Decode a read; the events in wire order (see the module docstring)."""
@@ -120,15 +130,27 @@ class FrameReader:
             if end < 0:
                 if end == -1:  # the header is cut: wait for the rest
                     self.head = data[pos:]
-                return events
+                break
             pos = end
             if not self.remaining:  # an empty payload ends its frame at once
-                self._frame_done(events)
+                self._frame_done(data, events)
+        self._gather(data, events)
         return events
 
-    def _fail(self, events: list[Event], reason: str) -> int:
+    def _gather(self, data: bytes, events: list[Event]) -> None:
+        """The data pieces since the last event, as one DATA event (before any other)."""
+        runs = self.runs
+        if runs:
+            events.append((DATA, self.unmask_runs(data, runs)))
+            self.runs = []
+
+    def _event(self, data: bytes, events: list[Event], kind: int, payload: bytes) -> None:
+        self._gather(data, events)
+        events.append((kind, payload))
+
+    def _fail(self, data: bytes, events: list[Event], reason: str) -> int:
         self.failed = True
-        events.append((ERROR, reason.encode()))
+        self._event(data, events, ERROR, reason.encode())
         return -2
 
     def _header(self, data: bytes, pos: int, events: list[Event]) -> int:
@@ -148,28 +170,30 @@ class FrameReader:
         final = bool(b0 & _FIN)
         compressed = bool(b0 & _RSV1)
         if b0 & _RSV23:
-            return self._fail(events, "RSV2 and RSV3 must be clear")
+            return self._fail(data, events, "RSV2 and RSV3 must be clear")
         if compressed and not self.compression:
             return self._fail(
-                events, "compressed frame received without negotiated permessage-deflate"
+                data, events, "compressed frame received without negotiated permessage-deflate"
             )
         if self.mask_required and not masked:
-            return self._fail(events, "mask bit missing")
+            return self._fail(data, events, "mask bit missing")
         if opcode in (CLOSE, PING, PONG):
             if length > MAX_CONTROL_PAYLOAD:
                 return self._fail(
+                    data,
                     events,
                     "control frame length bigger than maximum allowed of "
                     f"{MAX_CONTROL_PAYLOAD} bytes",
                 )
             if not final:
-                return self._fail(events, "control frame does not have final bit set")
+                return self._fail(data, events, "control frame does not have final bit set")
             if compressed:
-                return self._fail(events, "control frame must not be compressed")
+                return self._fail(data, events, "control frame must not be compressed")
             kind = opcode
         elif opcode in (TEXT, BINARY):
             if self.in_message:
                 return self._fail(
+                    data,
                     events,
                     "new message started before final frame for previous message was received",
                 )
@@ -178,11 +202,11 @@ class FrameReader:
             kind = DEFLATED if compressed else DATA
         elif opcode == CONTINUATION:
             if not self.in_message or compressed:
-                return self._fail(events, "invalid continuation frame")
+                return self._fail(data, events, "invalid continuation frame")
             self.in_message = not final
             kind = DEFLATED if self.compressed else DATA
         else:
-            return self._fail(events, f"unknown opcode {opcode}")
+            return self._fail(data, events, f"unknown opcode {opcode}")
         at = pos + 2
         if length == 126:
             length = struct.unpack_from(">H", data, at)[0]
@@ -190,7 +214,7 @@ class FrameReader:
         elif length == 127:
             length = struct.unpack_from(">Q", data, at)[0]
             if length >> 63:
-                return self._fail(events, "invalid 64-bit payload length")
+                return self._fail(data, events, "invalid 64-bit payload length")
             at += 8
         if masked:
             self.key = data[at : at + 4]
@@ -208,28 +232,27 @@ class FrameReader:
         """Take what the read holds of the current frame's payload; returns the new
         position (the frame ends there when nothing of it remains)."""
         take = min(self.remaining, len(data) - pos)
-        piece = data[pos : pos + take] if take != len(data) else data
-        key = self.key
-        if key is not None:
-            piece = self.unmask(piece, key, self.key_pos)
-            self.key_pos = (self.key_pos + take) & 3
+        run = (pos, take, self.key, self.key_pos)
+        self.key_pos = (self.key_pos + take) & 3
         self.remaining -= take
         kind = self.kind
-        if kind <= DEFLATED:  # DATA or DEFLATED; control opcodes are 8 and up
-            events.append((kind, piece))
+        if kind == DATA:
+            self.runs.append(run)
+        elif kind == DEFLATED:
+            self._event(data, events, DEFLATED, self.unmask_runs(data, [run]))
         else:
-            self.control += piece
+            self.control += self.unmask_runs(data, [run])
         if not self.remaining:
-            self._frame_done(events)
+            self._frame_done(data, events)
         return pos + take
 
-    def _frame_done(self, events: list[Event]) -> None:
+    def _frame_done(self, data: bytes, events: list[Event]) -> None:
         kind = self.kind
         if kind == DEFLATED:
             if self.final:
-                events.append((DEFLATED_END, b""))
+                self._event(data, events, DEFLATED_END, b"")
         elif kind != DATA:
-            events.append((kind, self.control))
+            self._event(data, events, kind, self.control)
             self.control = b""
 
 

@@ -1037,17 +1037,22 @@ class ClientProtocol(Output, asyncio.Protocol):
         if hold >= 0:
             if hold == 0:
                 return
-            data = b"".join(out[:hold])
+            chunks = out[:hold]
             del out[:hold]
             self.hold_index = 0
         else:
-            data = b"".join(out)
+            chunks = out
+        if self.server.trace:
+            self.trace("->>", b"".join(chunks))
+        self.write_out(chunks)
+        if chunks is out:
             out.clear()
+
+    def write_out(self, chunks: list[bytes]) -> None:
+        """One flush of output, in one write (websocket clients: in one frame)."""
         transport = self.transport
         assert transport is not None
-        if self.server.trace:
-            self.trace("->>", data)
-        transport.write(data)
+        transport.write(b"".join(chunks))
 
     def trace(self, direction: str, data: bytes) -> None:
         """nats-server's -V lines: one per protocol line, payloads included, shortened."""

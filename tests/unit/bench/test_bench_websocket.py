@@ -10,7 +10,7 @@ import pytest
 from shardbroker.bench import BenchError
 from shardbroker.bench.client import ServerURL
 from shardbroker.bench.websocket import WebSocketLayer, client_frame_header
-from shardbroker.core import ws_unmask
+from shardbroker.core import ws_unmask_runs
 from shardbroker.protocol import wsframes as wf
 
 
@@ -56,7 +56,7 @@ class Socket:
 @pytest.mark.parametrize("size", [0, 5, 125, 126, 65535, 65536, 100_000])
 def test_bench_websocket_frames_are_what_a_server_reads(size: int) -> None:
     payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    reader = wf.FrameReader(ws_unmask)
+    reader = wf.FrameReader(ws_unmask_runs)
     events = reader.feed(client_frame_header(len(payload)) + payload)
     assert b"".join(p for kind, p in events if kind == wf.DATA) == payload
     assert all(kind == wf.DATA for kind, _ in events)
@@ -87,7 +87,7 @@ def test_bench_websocket_upgrade_then_frames_both_ways() -> None:
     assert inner.data == b"INFO {}\r\nPONG\r\n"
     # The ping was answered with a masked pong; the inner connection's writes are frames.
     inner.transport.write(b"PUB a 1\r\nx\r\n")
-    reader = wf.FrameReader(ws_unmask)
+    reader = wf.FrameReader(ws_unmask_runs)
     assert reader.feed(sock.written) == [(wf.PONG, b"p"), (wf.DATA, b"PUB a 1\r\nx\r\n")]
 
 
