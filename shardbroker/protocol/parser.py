@@ -194,7 +194,7 @@ class ClientParser:
     process_hpub(subject, reply|None, header_size, message, header_token, total_token)
         (message = header block + payload)
     process_sub(subject, queue|None, sid)
-    process_unsub(sid, max_msgs|None)    (max_msgs -1 when present but unparsable)
+    process_unsub(sid, max_msgs|None)    (max_msgs -1 when present but not 1 to 9 digits)
     process_ping(), process_pong(), process_client_err()
     process_connect(json_bytes) -> bool: True suspends parsing after the CONNECT (the rest
         of the read is kept); the handler resumes it with feed(b"")
@@ -534,8 +534,9 @@ class ClientParser:
             if nargs == 2:
                 self._unsub(args[1], None)
             elif nargs == 3:
-                max_tok = args[2]
-                self._unsub(args[1], int(max_tok) if max_tok.isdigit() else -1)
+                # nats-server reads the max as a size: 1 to 9 digits, else -1 (which,
+                # like 0, unsubscribes at once).
+                self._unsub(args[1], parse_size(args[2]))
             else:
                 raise _bad_args()
             return pos

@@ -200,6 +200,11 @@ CASES: dict[str, Case] = {
             unsub(b"4", -1),
             unsub(b"5", -1),
             unsub(b"6", -1),
+            # As nats-server's parseSize: at most 9 digits, leading zeros allowed.
+            unsub(b"7", 999_999_999),
+            unsub(b"8", -1),
+            unsub(b"9", -1),
+            unsub(b"10", 7),
         ),
     ),
     "ping_pong": Case((PING, PONG, PING, PONG, PING)),
