@@ -25,6 +25,8 @@ ERR_ACCOUNT_EXPIRED = "Account Authentication Expired"
 ERR_STALE_CONNECTION = "Stale Connection"
 ERR_INVALID_SUBJECT = "Invalid Subject"
 ERR_INVALID_PUBLISH_SUBJECT = "Invalid Publish Subject"
+# Our protocol extensions' own texts (docs/protocol-extensions.md), not nats-server's.
+ERR_INVALID_SUBSCRIPTION_LIMIT = "Invalid Subscription Limit"
 
 
 def err_publish_violation(subject: str) -> str:

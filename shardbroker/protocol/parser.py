@@ -51,6 +51,11 @@ _INFO = b"INFO"
 _OK = b"+OK"
 _ERR = b"-ERR"
 
+# The atomic auto-unsubscribe extension (docs/protocol-extensions.md): a client that
+# sent "sub_max": true in CONNECT may end a SUB with `max=<n>`. The marker keeps the
+# line unambiguous, since `SUB <subject> <queue> <sid>` also ends in a bare token.
+SUB_LIMIT_MARK = b"max="
+
 _CLIENT_VERBS = frozenset((_PUB, _HPUB, _SUB, _UNSUB, _PING, _PONG, _CONNECT, _INFO, _OK, _ERR))
 # Verbs that must be followed by a blank; alone on a line they are unknown operations.
 _VERBS_WITH_ARGS = frozenset((_PUB, _HPUB, _SUB, _UNSUB, _CONNECT, _INFO, _ERR))
@@ -193,7 +198,10 @@ class ClientParser:
         (the control line with its CRLF), payload and CRLF; see block_payloads)
     process_hpub(subject, reply|None, header_size, message, header_token, total_token)
         (message = header block + payload)
-    process_sub(subject, queue|None, sid)
+    process_sub(subject, queue|None, sid[, max_msgs])
+        (max_msgs: a negotiated client's `max=<n>`, 1 to 999,999,999; see sub_max)
+    process_sub_limit_error()
+        (a negotiated client's SUB with a `max=` token that is not that; non-fatal)
     process_unsub(sid, max_msgs|None)    (max_msgs -1 when present but not 1 to 9 digits)
     process_ping(), process_pong(), process_client_err()
     process_connect(json_bytes) -> bool: True suspends parsing after the CONNECT (the rest
@@ -213,10 +221,12 @@ class ClientParser:
         "_pub_block",
         "_pub_run",
         "_sub",
+        "_sub_limit_error",
         "_unsub",
         "headers",
         "max_control_line",
         "max_payload",
+        "sub_max",
     )
 
     def __init__(self, handler: Any, max_control_line: int, max_payload: int) -> None:
@@ -225,6 +235,7 @@ class ClientParser:
         self._pub_block = handler.process_pub_block
         self._hpub = handler.process_hpub
         self._sub = handler.process_sub
+        self._sub_limit_error = handler.process_sub_limit_error
         self._unsub = handler.process_unsub
         self._ping = handler.process_ping
         self._pong = handler.process_pong
@@ -234,6 +245,9 @@ class ClientParser:
         self.max_payload = max_payload
         # Set by the connection once CONNECT asked for headers; HPUB is refused before.
         self.headers = False
+        # Set by the connection once CONNECT asked for the extension: a SUB's `max=`
+        # token after the subject is then its limit, never a queue or sid.
+        self.sub_max = False
         self._buf = bytearray()
         # A control line whose payload has not fully arrived: (is_hpub, args, size).
         self._pending: tuple[bool, list[bytes], int] | None = None
@@ -523,7 +537,9 @@ class ClientParser:
         if verb in _VERBS_WITH_ARGS and nargs == 1:
             raise self._arg_error(data, start, nl, verb)
         if verb == _SUB:
-            if nargs == 3:
+            if self.sub_max and any(arg.startswith(SUB_LIMIT_MARK) for arg in args[2:]):
+                self._limited_sub(args)
+            elif nargs == 3:
                 self._sub(args[1], None, args[2])
             elif nargs == 4:
                 self._sub(args[1], args[2], args[3])
@@ -565,6 +581,28 @@ class ClientParser:
             return -1
         # INFO and +OK from a client are ignored.
         return pos
+
+    def _limited_sub(self, args: list[bytes]) -> None:
+        """A SUB with a marked token: exactly ``SUB <subject> [<queue>] <sid> max=<n>``,
+        n of 1 to 9 digits and not 0 (UNSUB's numbers, as nats-server parses them), or a
+        non-fatal error: the line is framed, so nothing after it is misread, and the
+        connection and its other subscriptions stay (as for nats-server's 'Invalid
+        Subject')."""
+        nargs = len(args)
+        last = args[-1]
+        limit = -1
+        if (
+            nargs in (4, 5)
+            and last.startswith(SUB_LIMIT_MARK)
+            and not any(arg.startswith(SUB_LIMIT_MARK) for arg in args[2:-1])
+        ):
+            limit = parse_size(last[len(SUB_LIMIT_MARK) :])
+        if limit <= 0:
+            self._sub_limit_error()
+        elif nargs == 4:
+            self._sub(args[1], None, args[2], limit)
+        else:
+            self._sub(args[1], args[2], args[3], limit)
 
     def _wait_payload(
         self, data: bytes, pos: int, is_hpub: bool, args: list[bytes], size: int

@@ -45,6 +45,7 @@ from shardbroker.errors import (
     ERR_INVALID_PROTOCOL,
     ERR_INVALID_PUBLISH_SUBJECT,
     ERR_INVALID_SUBJECT,
+    ERR_INVALID_SUBSCRIPTION_LIMIT,
     ERR_MAX_ACCOUNT_CONNECTIONS,
     ERR_MAX_CONNECTIONS,
     ERR_MAX_SUBSCRIPTIONS,
@@ -778,6 +779,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.echo = opts.echo
         self.headers = opts.headers
         self.parser.headers = opts.headers
+        self.parser.sub_max = opts.sub_max
         self.no_responders = opts.no_responders
         self.protocol = opts.protocol
         self.name = opts.name
@@ -926,7 +928,11 @@ class ClientProtocol(Output, asyncio.Protocol):
                 self.server.pending.add(self)
                 return
 
-    def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
+    def process_sub(
+        self, subject: bytes, queue: bytes | None, sid: bytes, max_msgs: int = 0
+    ) -> None:
+        """SUB; `max_msgs` (the sub_max extension's `max=<n>`) makes it SUB followed by
+        UNSUB <sid> <n> in one step."""
         server = self.server
         perms = self.perms
         if perms is not None and not perms.can_subscribe(subject, queue):
@@ -951,8 +957,13 @@ class ClientProtocol(Output, asyncio.Protocol):
             sub = Subscription(self, self.account, subject, queue, sid)
             if perms is not None:
                 sub.checked = perms.needs_delivery_check(subject, queue)
+            if max_msgs:
+                # Limited before it can match anything: no message passes the limit.
+                sub.max = max_msgs
             self.subs[sid] = sub
             server.add_subscription(sub)
+        elif max_msgs:
+            self.limit_subscription(self.subs[sid], max_msgs)
         if self.verbose:
             self.out.append(frames.OK)
             server.pending.add(self)
@@ -960,13 +971,24 @@ class ClientProtocol(Output, asyncio.Protocol):
     def process_unsub(self, sid: bytes, max_msgs: int | None) -> None:
         sub = self.subs.get(sid)
         if sub is not None:
-            if max_msgs is None or max_msgs <= 0 or max_msgs <= sub.delivered:
+            if max_msgs is None:
                 self.server.remove_subscription(sub)
             else:
-                sub.max = max_msgs
+                self.limit_subscription(sub, max_msgs)
         if self.verbose:
             self.out.append(frames.OK)
             self.server.pending.add(self)
+
+    def limit_subscription(self, sub: Subscription, max_msgs: int) -> None:
+        """At most `max_msgs` deliveries in all (UNSUB's max): none left, or no positive
+        max, unsubscribes now."""
+        if max_msgs <= 0 or max_msgs <= sub.delivered:
+            self.server.remove_subscription(sub)
+        else:
+            sub.max = max_msgs
+
+    def process_sub_limit_error(self) -> None:
+        self.send_err(ERR_INVALID_SUBSCRIPTION_LIMIT)
 
     def process_ping(self) -> None:
         server = self.server

@@ -197,6 +197,7 @@ class Server:
             jetstream=opts.jetstream,
             domain=opts.jetstream_domain,
             xkey=self.callouts.xkey,
+            sub_max=True,
         )
 
     def sublist_for(self, account: bytes) -> Sublist[Any, Any]:

@@ -68,6 +68,7 @@ def split(data: bytes, mode: str) -> list[bytes]:
 def new_parser(case: Case, recorder: Recorder) -> ClientParser:
     parser = ClientParser(recorder, case.max_control_line, case.max_payload)
     parser.headers = case.headers
+    parser.sub_max = case.sub_max
     return parser
 
 
