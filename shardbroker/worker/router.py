@@ -93,6 +93,14 @@ def _each(sizes: bytes | list[bytes], count: int) -> list[bytes]:
     return [sizes] * count if isinstance(sizes, bytes) else sizes
 
 
+def _limited_member(groups: tuple[QueueGroup, ...], names: tuple[bytes, ...] = ()) -> bool:
+    """Whether a local member of the groups (of those named, when names are given) has
+    a limit (UNSUB max, SUB max=): read now, since a limit changes no match."""
+    return any(
+        sub.max for group in groups if not names or group.name in names for sub in group.local
+    )
+
+
 class Router:
     """Delivers messages on one shard; the server owns it and the state it uses."""
 
@@ -591,14 +599,19 @@ class Router:
         ``sizes`` is one size token when every control line was identical, else one
         token per message. Each destination gets the whole run as one join (see
         ``run_blob``). Queue groups pick all their members at once; subscriptions with
-        an UNSUB max, a publisher with echo off next to a queue group, and queue groups
-        with sizes that vary go message by message."""
+        an UNSUB max, a publisher with echo off next to a queue group, queue groups
+        with sizes that vary and queue groups with a limited member (whose share past
+        its limit must go to the others) go message by message."""
         result = self._prepared_match(account, subject)
         if result is None:
             return False
         uniform = type(sizes) is bytes
         if result.queues and (
-            result.peers or not publisher.echo or not uniform or result.checked_queues
+            result.peers
+            or not publisher.echo
+            or not uniform
+            or result.checked_queues
+            or _limited_member(result.queues)
         ):
             # A peer with plain interest must get each message in one RMSG together
             # with the queues picked for it: message by message.
@@ -821,6 +834,13 @@ class Router:
             for payload, size in zip(payloads, _each(sizes, len(payloads)), strict=True):
                 self.deliver_checked(result.checked, None, subject, reply, 0, payload, size)
         if queues:
+            if _limited_member(result.queues, queues):
+                # A member's share past its limit goes to the others: message by message.
+                for payload, size in zip(payloads, _each(sizes, len(payloads)), strict=True):
+                    now = self._match(account, subject)
+                    if now is not None:
+                        self._deliver_picked(now, queues, subject, reply, 0, payload, size)
+                return
             for group in result.queues:
                 if group.name not in queues or not group.local:
                     continue
@@ -909,17 +929,29 @@ class Router:
         if result.checked:
             self.deliver_checked(result.checked, None, subject, reply, header_size, message, None)
         if queues:
-            for group in result.queues:
-                if group.name in queues:
-                    member = group.pick_local()
-                    if member is None:
-                        continue
-                    if group.checked:
-                        self.deliver_member(
-                            group, member, None, subject, reply, header_size, message, None
-                        )
-                    else:
-                        self.deliver((member,), None, subject, reply, header_size, message, None)
+            self._deliver_picked(result, queues, subject, reply, header_size, message, None)
+
+    def _deliver_picked(
+        self,
+        result: RouteResult,
+        queues: tuple[bytes, ...],
+        subject: bytes,
+        reply: bytes | None,
+        header_size: int,
+        message: bytes,
+        size_token: bytes | None,
+    ) -> None:
+        """One local member of each queue group a peer picked this shard for."""
+        for group in result.queues:
+            if group.name in queues:
+                member = group.pick_local()
+                if member is None:
+                    continue
+                args = (None, subject, reply, header_size, message, size_token)
+                if group.checked:
+                    self.deliver_member(group, member, *args)
+                else:
+                    self.deliver((member,), *args)
 
     def process_jetstream_run(
         self, account: bytes, deliver: bytes, entries: list[tuple[bytes, bytes, int, bytes]]

@@ -184,3 +184,22 @@ def test_sub_max_advertised_in_every_info(pair: ShardPair) -> None:
         pair.one.ldm_info_for(client),
     ):
         assert b'"sub_max":true' in info
+
+
+@pytest.mark.parametrize("publisher_shard", [1, 2], ids=["local-run", "remote-run"])
+def test_sub_max_queue_run_gives_a_limited_members_surplus_to_the_others(
+    pair: ShardPair, publisher_shard: int
+) -> None:
+    """A run of identical publishes picks queue members all at once; a limited member's
+    picks past its limit go to the group's other members, not nowhere (the run goes
+    message by message), whether the run was published here or on the other shard."""
+    limited = connect(pair.one, sub_max=True)
+    limited.data_received(b"SUB job grp 1 max=3\r\n")
+    other = connect(pair.one)
+    other.data_received(b"SUB job grp 1\r\n")
+    pair.settle()
+    publisher = connect(pair.one if publisher_shard == 1 else pair.two)
+    publisher.data_received(b"PUB job 2\r\nok\r\n" * 200)
+    pair.settle()
+    assert output(limited).count(b"MSG job 1 2\r\nok\r\n") == 3
+    assert output(other).count(b"MSG job 1 2\r\nok\r\n") == 197
