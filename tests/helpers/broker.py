@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -405,12 +405,18 @@ class ShardConnectError(AssertionError):
 
 
 async def connect_on_shard(
-    broker: Broker, shard: int, *, tries: int = SHARD_CONNECT_TRIES, **kwargs: Any
+    broker: Broker,
+    shard: int,
+    *,
+    tries: int = SHARD_CONNECT_TRIES,
+    connect: Callable[..., Awaitable[Any]] | None = None,
+    **kwargs: Any,
 ) -> Any:
     """A nats-py connection on worker `shard` (any connection for nats-server).
 
     Defaults: no reconnect (a test must see a disconnect); no error callback is
-    installed (nats-py logs errors, which pytest shows on failure).
+    installed (nats-py logs errors, which pytest shows on failure). `connect` replaces
+    `nats.connect` (a helper that makes another client class).
     """
     import nats
 
@@ -418,11 +424,12 @@ async def connect_on_shard(
     kwargs.setdefault("allow_reconnect", False)
     kwargs.setdefault("connect_timeout", 5)
     kwargs.setdefault("name", f"test-shard{shard}")
+    connect = connect or nats.connect
     if not broker.is_shardbroker:
-        return await nats.connect(broker.url, **kwargs)
+        return await connect(broker.url, **kwargs)
     seen: set[int | None] = set()
     for _ in range(tries):
-        nc = await nats.connect(broker.url, **kwargs)
+        nc = await connect(broker.url, **kwargs)
         got = broker.shard_of(nc.client_id)
         if got == shard:
             return nc
