@@ -25,7 +25,7 @@ ERR_ACCOUNT_EXPIRED = "Account Authentication Expired"
 ERR_STALE_CONNECTION = "Stale Connection"
 ERR_INVALID_SUBJECT = "Invalid Subject"
 ERR_INVALID_PUBLISH_SUBJECT = "Invalid Publish Subject"
-# Our protocol extensions' own texts (docs/protocol-extensions.md), not nats-server's.
+# Our protocol extensions' own texts (README, Protocol extensions), not nats-server's.
 ERR_INVALID_SUBSCRIPTION_LIMIT = "Invalid Subscription Limit"
 
 

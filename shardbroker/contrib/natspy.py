@@ -1,4 +1,4 @@
-"""nats-py with the atomic auto-unsubscribe extension (docs/protocol-extensions.md).
+"""nats-py with the atomic auto-unsubscribe extension (docs/sub-max.md).
 
 Imported by applications, examples and tests, never by the broker: it needs nats-py
 (``pip install nats-py``), which the broker does not depend on.

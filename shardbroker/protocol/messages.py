@@ -43,7 +43,7 @@ class ServerInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     acc_is_sys: bool = False
     api_lvl: int = 0
     xkey: str = ""
-    # Extensions (docs/protocol-extensions.md); clients ignore keys they do not know.
+    # Extensions (README, Protocol extensions); clients ignore keys they do not know.
     sub_max: bool = False
 
 

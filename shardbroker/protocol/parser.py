@@ -51,7 +51,7 @@ _INFO = b"INFO"
 _OK = b"+OK"
 _ERR = b"-ERR"
 
-# The atomic auto-unsubscribe extension (docs/protocol-extensions.md): a client that
+# The atomic auto-unsubscribe extension (docs/sub-max.md): a client that
 # sent "sub_max": true in CONNECT may end a SUB with `max=<n>`. The marker keeps the
 # line unambiguous, since `SUB <subject> <queue> <sid>` also ends in a bare token.
 SUB_LIMIT_MARK = b"max="

@@ -1,6 +1,6 @@
 """Subscription limits: UNSUB <sid> <max> as nats-server reads it, and the atomic
 auto-unsubscribe extension (`SUB <subject> [queue] <sid> max=<n>` for clients that send
-`"sub_max": true` in CONNECT; docs/protocol-extensions.md).
+`"sub_max": true` in CONNECT; docs/sub-max.md).
 
 Subscribers sit on worker 1 and publishers on worker 2, so every limit is counted for
 messages that crossed the mesh. Negative checks use a sentinel: per-publisher order means
