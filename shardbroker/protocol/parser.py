@@ -633,6 +633,7 @@ class ClientParser:
 _RMSG = b"RMSG"
 _HRMSG = b"HRMSG"
 _JMSG = b"JMSG"
+_QMSG = b"QMSG"
 _JRUN = b"JRUN"
 _NO_QUEUE = b"-"
 _RS_PLUS = b"RS+"
@@ -719,6 +720,8 @@ def parse_mesh(data: bytes, handler: Any) -> None:
         (a JetStream delivery: match `deliver`, show `subject`; see frames.jmsg)
     process_jrun(account, deliver, [(subject, reply, header_size, message), ...])
         (deliveries to `deliver` without a queue group, in order; see frames.jrun)
+    process_qmsg(account, subject, queue, hops, reply|None, header_size, message)
+        (a queue group's message passed on for one member of `queue`; see frames.qmsg)
     process_rs_plus(account, subject, queue|None, weight)
     process_rs_minus(account, subject, queue|None)
     process_control(verb, args)   (HELLO, SDOWN, READY, STOP and other shard control)
@@ -826,6 +829,15 @@ def parse_mesh(data: bytes, handler: Any) -> None:
             handler.process_jmsg(
                 args[1], args[2], args[3], args[4],
                 None if queue == _NO_QUEUE else queue, int(args[6]), payload,
+            )  # fmt: skip
+            continue
+        if verb == _QMSG:
+            start = pos + len(line) + 2
+            payload, i = _payload_at(data, lines, i, last, start, int(args[-1]))
+            pos = start + len(payload) + 2
+            handler.process_qmsg(
+                args[1], args[2], args[3], int(args[4]),
+                args[5] if len(args) == 8 else None, int(args[-2]), payload,
             )  # fmt: skip
             continue
         pos += len(line) + 2

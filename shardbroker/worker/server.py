@@ -145,6 +145,7 @@ class Server:
         self.process_rmsg_block = self.router.process_remote_block
         self.process_jmsg = self.router.process_jetstream_delivery
         self.process_jrun = self.router.process_jetstream_run
+        self.process_qmsg = self.router.process_remote_queue_msg
         self.member = MeshMember(
             boot.shard_id, boot.generation, loop, mesh, self, sublist_for=self.sublist_for
         )

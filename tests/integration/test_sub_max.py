@@ -272,6 +272,37 @@ async def test_sub_max_exact_in_a_storm_from_the_other_worker(tmp_path: Path, li
             assert check_for(10, 0.02, lambda: interest_gone(broker, subject))
 
 
+async def test_sub_max_queue_members_take_exactly_their_limits(broker: Broker) -> None:
+    """Limited members on both workers and an unlimited one, publishers on both: each
+    limited member gets exactly its limit (counted on the wire), and the group still
+    gets every message exactly once, also those a worker picked for the other's member
+    in flight after it left."""
+    async with NatsClients(broker) as clients:
+        first = await clients.on_shard(1, connect=natspy.connect)
+        second = await clients.on_shard(2, connect=natspy.connect)
+        unlimited = await clients.on_shard(1)
+        subject = unique("jobs")
+        await first.subscribe(subject, queue="workers", max_msgs=100)
+        await second.subscribe(subject, queue="workers", max_msgs=50)
+        await unlimited.subscribe(subject, queue="workers")
+        for nc in (first, second, unlimited):
+            await barrier(nc)
+        publishers = [await clients.on_shard(2), await clients.on_shard(1)]
+        members = (first, second, unlimited)
+
+        def received() -> int:
+            return sum(nc.stats["in_msgs"] for nc in members)
+
+        for total in (1000, 1100):
+            for i in range(total - received()):
+                await publishers[i % 2].publish(subject, b"%d" % i)
+            for publisher in publishers:
+                await publisher.flush()
+            await async_check_for(10, 0.01, lambda total=total: received() == total)
+        assert (first.stats["in_msgs"], second.stats["in_msgs"]) == (100, 50)
+        assert unlimited.stats["in_msgs"] == 950
+
+
 def test_sub_max_malformed_extended_subs_get_the_error_and_harm_nothing(broker: Broker) -> None:
     bad = [
         "max=",

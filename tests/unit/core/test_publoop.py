@@ -55,7 +55,9 @@ SUBJECTS = [
 # Subscriptions on each shard: (subject, queue or None, limit or 0). Shard 1 limits
 # with UNSUB <sid> <max>, shard 2 with SUB ... max=<n> (the sub_max extension).
 # Queue groups: "g" on both shards (two local members on shard 1, one limited on
-# shard 2), "h" on shard 1 only (one member, with an UNSUB max), "k" on shard 2 only.
+# shard 2), "h" on shard 1 only (one member, with an UNSUB max), "k" on shard 2 only,
+# "p" on both (shard 2's only member limited: picks of shard 2 made before shard 1
+# hears it left are passed back, as QMSGs).
 SUBS = {
     1: [
         (b"a", None, 0),
@@ -64,6 +66,7 @@ SUBS = {
         (b"cap.1", None, 3),
         (b"q.*", b"g", 0),
         (b"q.x", b"h", 4),
+        (b"q.y", b"p", 0),
     ],
     2: [
         (b"a", None, 0),
@@ -73,6 +76,7 @@ SUBS = {
         (b"q.x", b"k", 0),
         (b"b.c", None, 2),
         (b"q.*", b"g", 3),
+        (b"q.y", b"p", 2),
     ],
 }
 
@@ -218,6 +222,19 @@ def test_publoop_varied_subjects_reach_both_shards(loop_name: str) -> None:
     received, _ = run(loop_name, [stream])
     assert received == run("general", [stream])[0]
     assert any(b"MSG b.d" in r for r in received)  # routed to shard 2 too
+
+
+@pytest.mark.parametrize("loop_name", ["pure", "compiled"])
+def test_publoop_stale_queue_picks_are_passed_on_alike(loop_name: str) -> None:
+    """One read of q.y publishes: shard 1 keeps picking shard 2 for group "p" after
+    its limited member there left; shard 2 passes those back, on every path, and the
+    group gets every message once (with "g": two deliveries per message in all)."""
+    if LOOPS[loop_name] is None:
+        pytest.skip("the compiled core is not built")
+    stream = b"".join(b"PUB q.y %d\r\n%s\r\n" % (1 + i % 2, b"z" * (1 + i % 2)) for i in range(40))
+    received, _ = run(loop_name, [stream])
+    assert received == run("general", [stream])[0]
+    assert sum(r.count(b"MSG q.y ") for r in received) == 40 * 2 + 40  # p, g; *.> plain
 
 
 def test_publoop_compiled_is_built() -> None:

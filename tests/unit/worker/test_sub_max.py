@@ -203,3 +203,35 @@ def test_sub_max_queue_run_gives_a_limited_members_surplus_to_the_others(
     pair.settle()
     assert output(limited).count(b"MSG job 1 2\r\nok\r\n") == 3
     assert output(other).count(b"MSG job 1 2\r\nok\r\n") == 197
+
+
+def _one_read(shape: str, count: int) -> bytes:
+    if shape == "run":
+        return b"PUB job 2\r\nok\r\n" * count
+    if shape == "headers":
+        return b"HPUB job 12 14\r\nNATS/1.0\r\n\r\nok\r\n" * count
+    return b"".join(b"PUB job %d\r\n%s\r\n" % (1 + i % 3, b"x" * (1 + i % 3)) for i in range(count))
+
+
+@pytest.mark.parametrize("shape", ["run", "one by one", "headers"])
+def test_sub_max_queue_group_loses_nothing_when_a_workers_last_member_leaves(
+    pair: ShardPair, shape: str
+) -> None:
+    """Shard 1 routes a whole read with the view it had before it: it keeps picking
+    shard 2 after the group's only member there took its one message and left. Shard 2
+    passes those messages back (QMSG) to the member left on shard 1; a plain subscriber
+    gets each message once."""
+    limited = connect(pair.two, sub_max=True)
+    limited.data_received(b"SUB job grp 1 max=1\r\n")
+    other = connect(pair.one, headers=True)
+    other.data_received(b"SUB job grp 2\r\n")
+    plain = connect(pair.one, headers=True)
+    plain.data_received(b"SUB job 3\r\n")
+    pair.settle()
+    publisher = connect(pair.one, headers=True)
+    publisher.data_received(_one_read(shape, 300))
+    pair.settle()
+    assert limited.out_msgs == 1
+    assert other.out_msgs == 299
+    assert plain.out_msgs == 300
+    assert (GLOBAL, b"job", b"grp") not in pair.one.member.remote.tables[2]
