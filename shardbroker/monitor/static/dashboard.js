@@ -49,7 +49,8 @@ function fmtBytes(value) {
     v /= 1024;
     unit += 1;
   }
-  return (unit === 0 ? String(Math.round(v)) : v.toFixed(v < 10 ? 2 : 1)) + " " + units[unit];
+  const digits = v < 10 ? 2 : v < 100 ? 1 : 0;
+  return (unit === 0 ? String(Math.round(v)) : v.toFixed(digits)) + " " + units[unit];
 }
 
 function fmtPct(value) {
@@ -422,19 +423,19 @@ function drawCharts() {
   draw("chart-msgs", [
     ...perShard("in_msgs_rate", [], workers, true),
     ...perShard("out_msgs_rate", dashed, workers, true),
-  ], fmtCount, 5);
+  ], { format: fmtCount, floor: 5 });
   draw("chart-bytes", [
     ...perShard("in_bytes_rate", [], workers, true),
     ...perShard("out_bytes_rate", dashed, workers, true),
-  ], fmtBytes, 1024);
+  ], { format: fmtBytes, floor: 1024, binary: true });
   draw("chart-conns", [
     ...perShard("connections", [], workers, true),
     ...perShard("subscriptions", dashed, workers, true),
-  ], fmtCount, 5);
+  ], { format: fmtCount, floor: 5 });
   draw("chart-cpu", [
     ...perShard("cpu", [], ["worker", "storage", "supervisor"], false),
     ...perShard("ring_fill_pct", dashed, workers, false),
-  ], (v) => v.toFixed(0) + " %", 10);
+  ], { format: (v) => v.toFixed(0) + " %", floor: 10 });
 }
 
 const GRID_LINES = 5;
@@ -449,7 +450,16 @@ function niceMax(value, floor) {
   return 10 * magnitude;
 }
 
-function draw(id, series, format, yFloor) {
+/** The same for bytes: round in the largest binary unit below the value (500 KiB). */
+function niceBinaryMax(value, floor) {
+  if (!(value > floor)) return floor;
+  let unit = 1;
+  while (value / unit >= 1024) unit *= 1024;
+  return niceMax(value / unit, 1) * unit;
+}
+
+function draw(id, series, axis) {
+  const format = axis.format;
   const canvas = document.getElementById(id);
   const ratio = window.devicePixelRatio || 1;
   const width = canvas.clientWidth;
@@ -478,7 +488,7 @@ function draw(id, series, format, yFloor) {
     for (const [, v] of s.points) if (v !== null && v !== undefined) max = Math.max(max, v);
     points = Math.max(points, s.points.filter(([, v]) => v !== null && v !== undefined).length);
   }
-  const yMax = niceMax(max, yFloor);
+  const yMax = axis.binary ? niceBinaryMax(max, axis.floor) : niceMax(max, axis.floor);
   const x = (t) => left + ((t - start) / span) * plotW;
   const y = (v) => top + plotH - (v / yMax) * plotH;
 
