@@ -81,20 +81,24 @@ READ_FIGURES = """(previous) => {
   };
 }"""
 
-# Ready once both workers show traffic and the consumer's row is there.
+# A reading is taken once the page shows the load: both workers' rates, the four test
+# connections' rates (a publisher held up for a moment only delays it), the consumer's row;
+# the second one READINGS_APART refreshes after the first.
 TRAFFIC_SHOWN = """(previous) => {
-  const value = (selector) => {
-    const el = document.querySelector(selector);
-    return el && el.dataset.value !== undefined ? Number(el.dataset.value) : 0;
-  };
-  const rate = (shard) => value(`#shards tr[data-shard="${shard}"] td[data-field="in_msgs_rate"]`);
-  return rate(1) > 0 && rate(2) > 0 && document.querySelector("#js-consumers tbody tr") !== null;
-}"""
-
-LATER_REFRESH = (
-    "(previous) => Number(document.getElementById('status').dataset.updates) >= "
-    f"previous.updates + {READINGS_APART}"
-)
+  const value = (el) => (el && el.dataset.value !== undefined ? Number(el.dataset.value) : 0);
+  const updates = Number(document.getElementById("status").dataset.updates);
+  if (previous && updates < previous.updates + READINGS_APART) return false;
+  for (const shard of [1, 2]) {
+    for (const field of ["in_msgs_rate", "out_msgs_rate"]) {
+      const row = document.querySelector(`#shards tr[data-shard="${shard}"]`);
+      if (!(value(row && row.querySelector(`td[data-field="${field}"]`)) > 0)) return false;
+    }
+  }
+  const moving = [...document.querySelectorAll("#top-conns tbody tr")].filter((tr) =>
+    value(tr.querySelector('[data-field="in_msgs_rate"]')) +
+    value(tr.querySelector('[data-field="out_msgs_rate"]')) > 0);
+  return moving.length >= 4 && document.querySelector("#js-consumers tbody tr") !== null;
+}""".replace("READINGS_APART", str(READINGS_APART))
 
 
 @contextlib.asynccontextmanager
@@ -179,7 +183,7 @@ async def test_dashboard_shows_live_figures_in_chromium(tmp_path: Path) -> None:
                     "steps": [
                         {"waitFor": TRAFFIC_SHOWN, "collect": READ_FIGURES},
                         {
-                            "waitFor": LATER_REFRESH,
+                            "waitFor": TRAFFIC_SHOWN,
                             "collect": READ_FIGURES,
                             "timeoutMs": (READINGS_APART + 20) * 1000,
                         },
