@@ -295,6 +295,7 @@ function showConnections(connz) {
       cell("cid", c.cid, String(c.cid), "num"),
       numCell("shard", c.shard),
       cell("name", null, c.name || ""),
+      cell("type", null, c.type || ""),
       cell("account", null, c.account),
       cell("address", null, `${c.ip}:${c.port}`),
       numCell("in_msgs_rate", c.in_msgs_rate),
