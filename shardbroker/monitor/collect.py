@@ -86,6 +86,10 @@ class ShardFigures:
     role: str  # "worker" or "storage"
     up: bool
     counters: dict[str, int]
+    # The shard process's pid, CPU percent and resident memory (0 while it is down).
+    pid: int = 0
+    cpu: float = 0.0
+    mem: int = 0
 
 
 @dataclass
@@ -104,6 +108,10 @@ class BrokerState:
     mem: int = 0
     cpu: float = 0.0
     cores: int = 1
+    # The supervisor process's own share of mem and cpu (the rest is the shards').
+    supervisor_pid: int = 0
+    supervisor_mem: int = 0
+    supervisor_cpu: float = 0.0
     http_req_stats: dict[str, int] = field(default_factory=dict)
     js_max_memory: int = 0
     js_max_storage: int = 0
