@@ -61,7 +61,6 @@ from shardbroker.mesh.rate_table import (
     THROTTLES,
     RateTable,
 )
-from shardbroker.protocol import frames
 
 # A worker takes this much of a shared budget's rate at once (at least one message).
 LEASE_SECONDS = 0.02
@@ -364,10 +363,10 @@ class LimitedClient(Protocol):
     held_input: bytearray | None
     parser: Any
     transport: Any
-    out: list[bytes]
     limiter: Limiter | None
 
     def process_input(self, data: bytes) -> None: ...
+    def send_err(self, text: str) -> None: ...
     def consume(self, data: bytes) -> None: ...
     def rate_limit_engaged(self, budget: Budget) -> None: ...
     def rate_limit_released(self) -> None: ...
@@ -489,7 +488,7 @@ class Limiter:
         if end > len(data):
             return -1
         client = self.client
-        client.out.append(frames.err(err_rate_limited(args[1].decode(errors="replace"))))
+        client.send_err(err_rate_limited(args[1].decode(errors="replace")))
         client.rate_limit_engaged(spent[0])
         self.rejected += 1
         for budget in spent:

@@ -23,14 +23,18 @@ from typing import Any
 
 import pytest
 
+from shardbroker.config import jwt
+from shardbroker.config.rate_limit import JWT_CLAIM
 from tests.helpers.broker import (
     Broker,
+    barrier,
     connect_on_shard,
     is_shardbroker_target,
     raw_connect_on_shard,
     run_broker,
     unique,
 )
+from tests.helpers.differential import broker_on
 from tests.helpers.wait import async_check_for
 
 pytestmark = [
@@ -66,7 +70,7 @@ async def collect(nc: Any, subject: str) -> tuple[list[int], Any]:
         got.append(int(msg.data))
 
     sub = await nc.subscribe(subject, cb=on_msg)
-    await nc.flush()
+    await barrier(nc)
     return got, sub
 
 
@@ -126,7 +130,7 @@ async def test_rate_limit_holds_only_the_limited_publisher(tmp_path: Path, shard
                 await msg.respond(msg.data)
 
             await sub_nc.subscribe(echo, cb=answer)
-            await sub_nc.flush()
+            await barrier(sub_nc)
             publishing = asyncio.create_task(publish_all(slow_nc, subject, count))
             # The limited publisher is being held back...
             await async_check_for(10, 0.01, lambda: 5 <= len(got) < count)
@@ -143,14 +147,14 @@ async def test_rate_limit_holds_only_the_limited_publisher(tmp_path: Path, shard
                 await nc.close()
 
 
-ACCOUNT_RATE = 400
-ACCOUNT_BURST = 40
+ACCOUNT_RATE = 100
+ACCOUNT_BURST = 10
 
 
 async def test_rate_limit_of_an_account_holds_over_both_workers(tmp_path: Path) -> None:
     """Publishers of one account on both workers share its budget: together they get
     no more than burst + rate * T + (2W - 1) * lease messages through in T seconds."""
-    per_publisher = 500
+    per_publisher = 150
     conf = f"""
 accounts {{
   A {{
@@ -172,7 +176,7 @@ accounts {{
                 got[msg.subject.rsplit(".", 1)[1]].append(int(msg.data))
 
             await sub_nc.subscribe(subject + ".*", cb=on_msg)
-            await sub_nc.flush()
+            await barrier(sub_nc)
             start = time.monotonic()
             await asyncio.gather(
                 *(
@@ -304,3 +308,100 @@ async def test_rate_limit_reload_raises_and_lowers_a_limit_live(tmp_path: Path) 
         finally:
             await pub_nc.close()
             await sub_nc.close()
+
+
+# -- operator mode: the limit as a tagged claim of account and user JWTs -----------------
+
+OPERATOR = jwt.new_seed("operator")
+ACCOUNT = jwt.new_seed("account")
+ACCOUNT_KEY = jwt.public_key(ACCOUNT)
+UNLIMITED = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+             "wildcards": True, "conn": -1, "leaf": -1}  # fmt: skip
+ACCOUNT_CLAIM = {"msgs_per_sec": 100, "burst_msgs": 10}
+
+
+def operator_config() -> str:
+    account = jwt.encode(
+        "account", ACCOUNT_KEY, OPERATOR,
+        {"limits": UNLIMITED, JWT_CLAIM: ACCOUNT_CLAIM}, name="A",
+    )  # fmt: skip
+    operator = jwt.encode("operator", jwt.public_key(OPERATOR), OPERATOR, name="op")
+    return (
+        f'operator: "{operator}"\n'
+        "resolver: MEMORY\n"
+        f'resolver_preload: {{\n  {ACCOUNT_KEY}: "{account}"\n}}\n'
+    )
+
+
+def user_creds(tmp_path: Path, name: str, claim: dict[str, Any] | None) -> Path:
+    seed = jwt.new_seed("user")
+    section: dict[str, Any] = {"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1}
+    if claim is not None:
+        section[JWT_CLAIM] = claim
+    token = jwt.encode("user", jwt.public_key(seed), ACCOUNT, section, name=name)
+    path = tmp_path / f"{name}.creds"
+    path.write_text(jwt.format_creds(token, seed))
+    return path
+
+
+async def test_rate_limit_claims_are_accepted_by_nats_server_and_applied_by_shardbroker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same JWTs log in and deliver on both servers (nats-server ignores the tagged
+    field); shardbroker applies the user's limit (reject, one message a second) and the
+    account's (100 msg/s over both workers)."""
+    limited = user_creds(
+        tmp_path, "limited", {"msgs_per_sec": 1, "burst_msgs": 1, "mode": "reject"}
+    )
+    plain = user_creds(tmp_path, "plain", None)
+
+    async def scenario(broker: Broker) -> Any:
+        errors: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc))
+
+        sub_nc = await connect_on_shard(broker, 2, user_credentials=str(plain))
+        pub_nc = await connect_on_shard(broker, 1, user_credentials=str(limited), error_cb=on_error)
+        try:
+            subject = unique("op.")
+            got, _ = await collect(sub_nc, subject)
+            for i in range(3):
+                await pub_nc.publish(subject, str(i).encode())
+            await pub_nc.flush()
+            await sub_nc.flush()
+            await async_check_for(5, 0.01, lambda: len(got) + len(errors) >= 3)
+            return {"delivered": list(got), "errors": len(errors), "connected": pub_nc.is_connected}
+        finally:
+            await pub_nc.close()
+            await sub_nc.close()
+
+    conf = tmp_path / "operator.conf"
+    conf.write_text(operator_config())
+    results = {}
+    for target in ("nats-server", "shardbroker"):
+        with broker_on(target, conf, monkeypatch, tmp_path) as broker:
+            results[target] = await scenario(broker)
+            if target == "shardbroker":
+                await account_limit_holds(broker, plain)
+    assert results["nats-server"] == {"delivered": [0, 1, 2], "errors": 0, "connected": True}
+    assert results["shardbroker"] == {"delivered": [0], "errors": 2, "connected": True}
+
+
+async def account_limit_holds(broker: Broker, creds: Path) -> None:
+    """The account JWT's limit: 300 messages from both workers take their time."""
+    sub_nc = await connect_on_shard(broker, 1, user_credentials=str(creds))
+    pubs = [await connect_on_shard(broker, s, user_credentials=str(creds)) for s in (1, 2)]
+    try:
+        subject = unique("op.")
+        got, _ = await collect(sub_nc, subject)
+        start = time.monotonic()
+        await asyncio.gather(publish_all(pubs[0], subject, 150), publish_all(pubs[1], subject, 150))
+        await async_check_for(20, 0.05, lambda: len(got) >= 300)
+        elapsed = time.monotonic() - start
+        rate, burst = ACCOUNT_CLAIM["msgs_per_sec"], ACCOUNT_CLAIM["burst_msgs"]
+        lease = max(1, int(rate * LEASE_SECONDS))
+        assert 300 <= burst + rate * elapsed + 3 * lease, f"300 messages in {elapsed:.2f}s"
+    finally:
+        for nc in (*pubs, sub_nc):
+            await nc.close()
