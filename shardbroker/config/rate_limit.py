@@ -19,6 +19,7 @@ claim that cannot be read limits nothing, as nats-server would read it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -108,6 +109,12 @@ def checked(limit: RateLimit) -> RateLimit:
     if limit.burst_bytes and not limit.bytes_per_sec:
         raise ValueError("burst_bytes needs bytes_per_sec")
     return limit
+
+
+def default_burst(rate: float, burst: int) -> int:
+    """The burst of a rate: the configured one, or a tenth of a second of it (at least
+    one)."""
+    return burst if burst > 0 else max(1, math.ceil(rate / 10))
 
 
 def rate_keys(opts: Options) -> dict[str, RateLimit]:

@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import math
 import mmap
+from typing import NamedTuple
 
 import posix_ipc
 
@@ -66,6 +67,15 @@ THROTTLES = 4  # times a publisher was held back
 THROTTLED_NS = 5  # how long publishers were held, added up
 REJECTED = 6  # publishes refused (mode reject)
 ADMITTED = 7  # messages let through
+
+
+class RateFigures(NamedTuple):
+    """What a key's limit did, over every worker (monitoring)."""
+
+    throttles: int = 0  # publishers held back
+    throttled_ns: int = 0  # time they were held, added up
+    rejected: int = 0  # publishes refused
+    admitted: int = 0  # messages let through
 
 
 def segment_name(port: int) -> str:
@@ -193,13 +203,19 @@ class RateTable:
                 for i, value in enumerate(saved[old]):
                     words[base + new * CELLS + i] = value
 
-    def totals(self, index: int) -> list[int]:
+    def totals(self, index: int) -> RateFigures:
         """The monitoring counters of key `index`, summed over every shard."""
         words = self.words
-        return [
-            sum(words[s * ROW_WORDS + index * CELLS + cell] for s in range(self.n_shards))
-            for cell in (THROTTLES, THROTTLED_NS, REJECTED, ADMITTED)
-        ]
+        return RateFigures(
+            *(
+                sum(words[s * ROW_WORDS + index * CELLS + cell] for s in range(self.n_shards))
+                for cell in (THROTTLES, THROTTLED_NS, REJECTED, ADMITTED)
+            )
+        )
+
+    def figures(self) -> dict[str, RateFigures]:
+        """Every named key's counters (`shardbroker stats`, the monitor)."""
+        return {name: self.totals(index) for index, name in enumerate(self.names())}
 
     def release(self) -> None:
         self.words.release()

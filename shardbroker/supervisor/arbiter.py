@@ -182,7 +182,7 @@ class Arbiter:
         sdnotify.notifier()
         self.mesh = Mesh(res.spec, const.SUPERVISOR_SHARD, buf=res.mesh_buf)
         member = self.member = MeshMember(const.SUPERVISOR_SHARD, 0, loop, self.mesh, self)
-        self.monitor = Monitor(self, res.table)
+        self.monitor = Monitor(self, res.table, res.rates)
         # The $SYS requests the monitor answers, in the system account: every shard
         # that says HELLO hears of them.
         system = options_mod.system_account_name(opts).encode()

@@ -48,7 +48,7 @@ from typing import Any, Protocol
 
 from shardbroker import const
 from shardbroker.config.options import Options, RateLimit
-from shardbroker.config.rate_limit import rate_keys
+from shardbroker.config.rate_limit import default_burst, rate_keys
 from shardbroker.core import pub_budget
 from shardbroker.core.budget import CONNECT, PARTIAL, SPENT
 from shardbroker.errors import err_rate_limited
@@ -67,11 +67,6 @@ LEASE_SECONDS = 0.02
 # A held publisher is woken when this much of its rate (or its burst) is back.
 WAKE_SECONDS = 0.01
 UNLIMITED = 1 << 62
-
-
-def default_burst(rate: float, burst: int) -> int:
-    """The burst of a rate: the configured one, or a tenth of a second of it."""
-    return burst if burst > 0 else max(1, math.ceil(rate / 10))
 
 
 class _LocalTokens:

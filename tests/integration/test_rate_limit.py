@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
+import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 import pytest
 
 from shardbroker.config import jwt
@@ -29,13 +33,15 @@ from tests.helpers.broker import (
     Broker,
     barrier,
     connect_on_shard,
+    free_port,
     is_shardbroker_target,
     raw_connect_on_shard,
     run_broker,
+    shardbroker_command,
     unique,
 )
 from tests.helpers.differential import broker_on
-from tests.helpers.wait import async_check_for
+from tests.helpers.wait import async_check_for, check_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -405,3 +411,97 @@ async def account_limit_holds(broker: Broker, creds: Path) -> None:
     finally:
         for nc in (*pubs, sub_nc):
             await nc.close()
+
+
+# -- what monitoring shows -------------------------------------------------------------
+
+VISIBLE = """
+accounts {
+  A {
+    users [ {user: a, password: a} ]
+    rate_limit { msgs_per_sec: 50, burst_msgs: 5 }
+  }
+  B { users [ {user: b, password: b} ] }
+  $SYS { users [ {user: sys, password: p} ] }
+}
+"""
+
+
+def http_json(port: int, path: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def http_text(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+        return str(answer.read().decode())
+
+
+def stats_doc(port: int) -> Any:
+    done = subprocess.run(
+        shardbroker_command("stats", "--json", "--interval", "0.2", "-p", str(port)),
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def metric(text: str, name: str, limit: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and f'limit="{limit}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {name} for {limit}")
+
+
+async def test_rate_limit_is_visible_in_monitoring_stats_and_an_advisory(tmp_path: Path) -> None:
+    mport = free_port()
+    conf = tmp_path / "broker.conf"
+    conf.write_text(VISIBLE)
+    extra = ("-c", str(conf), "-m", str(mport))
+    with run_broker(workers=2, tmp_dir=tmp_path, extra_args=extra) as broker:
+        watcher = await connect_on_shard(broker, 2, user="sys", password="p")
+        limited = await connect_on_shard(broker, 1, user="a", password="a", name="limited")
+        free = await connect_on_shard(broker, 1, user="b", password="b", name="free")
+        try:
+            advisories = await watcher.subscribe("$SYS.ACCOUNT.A.RATE_LIMIT")
+            await barrier(watcher)
+            await publish_all(limited, unique("v."), 30)  # 5 at once, then 50 msg/s
+            await publish_all(free, unique("v."), 30)
+            event = json.loads((await advisories.next_msg(timeout=5)).data)
+            assert event["type"] == "io.shardbroker.advisory.v1.rate_limit"
+            assert (event["limit"], event["mode"], event["msgs_per_sec"]) == (
+                "account:A",
+                "slow",
+                50,
+            )
+            assert (event["client"]["acc"], event["client"]["name"]) == ("A", "limited")
+            # Once per budget and worker within RATE_ADVISORY_INTERVAL, not per hold.
+            await publish_all(limited, unique("v."), 10)
+            await barrier(watcher)
+            with pytest.raises(nats.errors.TimeoutError):
+                await advisories.next_msg(timeout=0.2)
+
+            conns = {c["name"]: c for c in http_json(mport, "/connz?auth=1")["connections"]}
+            assert conns["limited"]["rate_limits"] == ["account:A"]
+            assert conns["limited"]["throttled"] >= 1
+            assert conns["limited"]["throttled_time"]
+            assert "rate_rejected" not in conns["limited"]  # none refused: left out
+            # The unlimited client on the same worker was never held: nothing to show.
+            assert not {"rate_limits", "throttled", "throttled_time"} & set(conns["free"])
+
+            def account_figures() -> Any:
+                detail = http_json(mport, "/accountz?acc=A")["account_detail"]["rate_limit"]
+                assert detail["admitted"] >= 40 and detail["throttled"] >= 1, detail
+                return detail
+
+            detail = check_for(5, 0.05, account_figures)
+            assert (detail["msgs_per_sec"], detail["burst_msgs"], detail["mode"]) == (50, 5, "slow")
+            assert "rate_limit" not in http_json(mport, "/accountz?acc=B")["account_detail"]
+            text = http_text(mport, "/metrics")
+            assert metric(text, "shardbroker_rate_limit_throttled", "account:A") >= 1
+            assert metric(text, "shardbroker_rate_limit_admitted", "account:A") >= 40
+            figures = stats_doc(broker.port)["rate_limits"]["account:A"]
+            assert figures["throttled"] >= 1 and figures["admitted"] >= 40
+        finally:
+            for nc in (free, limited, watcher):
+                await nc.close()

@@ -82,7 +82,7 @@ def test_rate_table_give_back_and_renumbering() -> None:
     t.set(0, 1, REJECTED, 3)
     t.set(1, 1, REJECTED, 2)
     t.set(1, 1, ADMITTED, 9)
-    assert t.totals(1)[2:] == [5, 9]
+    assert t.totals(1)[2:] == (5, 9)
     # A reload moves key 1 to 0 and drops key 2 on shard 0.
     t.set(0, 2, REJECTED, 7)
     t.move_row(0, {1: 0, 2: -1})
