@@ -220,22 +220,29 @@ accounts {
 """
 
 
+@pytest.mark.parametrize("with_login", [False, True], ids=["after-login", "with-login"])
 def test_rate_limit_reject_mode_refuses_the_excess_and_keeps_the_connection(
-    tmp_path: Path,
+    tmp_path: Path, with_login: bool
 ) -> None:
+    """Five publishes in one write: the burst (2) goes through, three are refused, each
+    with its own error, in order, and the PING behind them is answered. With the
+    CONNECT in the same write, the publishes behind it meet the limit of the user it
+    logs in."""
     with (
         broker_with(tmp_path, REJECT_USERS) as broker,
         raw_connect_on_shard(broker, 2) as sub,
         raw_connect_on_shard(broker, 1) as pub,
     ):
         sub.handshake(user="s", **{"pass": "s"})
-        pub.handshake(user="r", **{"pass": "r"})
+        login = b'CONNECT {"user":"r","pass":"r","verbose":false,"pedantic":false}\r\n'
+        if not with_login:
+            pub.handshake(user="r", **{"pass": "r"})
+            login = b""
         subject = unique("rj.")
         sub.send(f"SUB {subject} 1\r\n".encode())
         sub.ping_barrier()
-        # Five publishes in one write: the burst (2) goes through, three are refused,
-        # each with its own error, in order, and the PING behind them is answered.
-        pub.send(b"".join(f"PUB {subject} 1\r\n{i}\r\n".encode() for i in range(5)) + b"PING\r\n")
+        pubs = b"".join(f"PUB {subject} 1\r\n{i}\r\n".encode() for i in range(5))
+        pub.send(login + pubs + b"PING\r\n")
         for _ in range(3):
             pub.expect_err(rejected_err(subject))
         pub.expect(b"PONG\r\n")
