@@ -3,26 +3,30 @@
 Owner: a worker shard, on its loop; called once per read of a rate-limited connection
 (worker/ratelimit.py), never for the others. Imports nothing of the broker.
 
-What it does. It walks the operations of a client read from ``pos``, as the client
-parser cuts them (a line ends at LF, arguments are split on whitespace, a PUB or HPUB
-carries the payload its last argument sizes, then CRLF), and says how far the
-connection may go with the budget it has: every publish that starts while some of the
-budget is left (``max_msgs`` messages and ``max_bytes`` payload bytes, headers
-included) is taken and counted, so the last one may overdraw the bytes; every other
-operation is taken as it comes. It stops
+What it does. It walks the operations of a client read from ``pos``, cut where the
+client parser cuts them (a line ends at LF; a PUB or HPUB carries the payload its last
+argument sizes, then CRLF), and says how far the connection may go with the budget it
+has: every publish that starts while some of the budget is left (``max_msgs`` messages
+and ``max_bytes`` payload bytes, headers included) is taken and counted, so the last one
+may overdraw the bytes; every other operation is taken as it comes. It stops
 
 * at the first publish that starts with the budget spent (SPENT),
 * at an operation that has not arrived whole (PARTIAL): the caller keeps it, so the
   next scan starts on an operation boundary,
 * after a CONNECT when ``stop_at_connect`` (CONNECT): the login decides the limits of
   what follows,
-* or it gives up (PARSER) on what the parser will refuse anyway (a control line too
-  long, a size it cannot read or over ``max_payload``, a line starting with a blank):
-  everything from there goes to the parser, which closes the connection,
+* or it gives up (PARSER) where the parser will close the connection anyway (a control
+  line too long, a line starting with a blank, a publish whose last argument is not a
+  size or is over ``max_payload``): everything from there goes to the parser,
 
 and returns ``(end, msgs, nbytes, stop)``: where the taken part ends, what it holds,
 and why it stopped (DONE: at the end of the data, on a boundary). It only measures;
 nothing is routed here.
+
+What it reads of a line is what fixes the boundaries and no more: the verb and the last
+argument. Every line the parser accepts is cut where the parser cuts it; a line it
+refuses (a wrong number of arguments, headers larger than the message) closes the
+connection when the parser reaches it, wherever the scan cut.
 """
 
 from __future__ import annotations
@@ -37,12 +41,18 @@ PARSER = 4
 _MAX_SIZE_DIGITS = 9
 # A control line's verb and blank, beyond max_control_line (parser._LONGEST_VERB).
 _VERB_ROOM = 8
+_BLANKS = b" \t"
+_DIGITS = b"0123456789"
 
 
-def _size(token: bytes) -> int:
-    if 0 < len(token) <= _MAX_SIZE_DIGITS and token.isdigit():
-        return int(token)
-    return -1
+def _verb(data: bytes, pos: int, line_end: int, verb: bytes) -> bool:
+    """Does the line start with `verb` (any case) followed by a blank or its end?"""
+    k = len(verb)
+    return (
+        line_end - pos >= k
+        and data[pos : pos + k].upper() == verb
+        and (line_end == pos + k or data[pos + k] in _BLANKS)
+    )
 
 
 def pub_budget(
@@ -67,24 +77,21 @@ def pub_budget(
         line_end = nl - 1 if nl > pos and data[nl - 1] == 13 else nl
         if line_end - pos > max_control_line + _VERB_ROOM:
             return n, msgs, nbytes, PARSER
-        if line_end == pos or data[pos] in b" \t":
+        if line_end == pos or data[pos] in _BLANKS:
             return n, msgs, nbytes, PARSER
-        # Blanks only: the parser splits on all whitespace, but a line holding no LF has
-        # no other whitespace than blanks unless it holds CR, VT or FF, and then the
-        # parser splits on blanks only too.
-        args = data[pos:line_end].replace(b"\t", b" ").split(b" ")
-        args = [arg for arg in args if arg]
-        verb = args[0].upper()
-        if verb == b"PUB" or verb == b"HPUB":
-            if len(args) not in ((3, 4) if verb == b"PUB" else (4, 5)):
+        if _verb(data, pos, line_end, b"PUB") or _verb(data, pos, line_end, b"HPUB"):
+            # The size: the last argument, after any trailing blanks.
+            end = line_end
+            while end > pos and data[end - 1] in _BLANKS:
+                end -= 1
+            start = end
+            while start > pos and data[start - 1] in _DIGITS:
+                start -= 1
+            if not 0 < end - start <= _MAX_SIZE_DIGITS or data[start - 1] not in _BLANKS:
                 return n, msgs, nbytes, PARSER
-            size = _size(args[-1])
-            if size < 0 or size > max_payload:
+            size = int(data[start:end])
+            if size > max_payload:
                 return n, msgs, nbytes, PARSER
-            if verb == b"HPUB":
-                header = _size(args[-2])
-                if header < 0 or header > size:
-                    return n, msgs, nbytes, PARSER
             if msgs >= max_msgs or nbytes >= max_bytes:
                 return pos, msgs, nbytes, SPENT
             end = nl + 1 + size + 2
@@ -94,7 +101,8 @@ def pub_budget(
             nbytes += size
             pos = end
             continue
+        connect = stop_at_connect and _verb(data, pos, line_end, b"CONNECT")
         pos = nl + 1
-        if stop_at_connect and verb == b"CONNECT":
+        if connect:
             return pos, msgs, nbytes, CONNECT
     return pos, msgs, nbytes, DONE
