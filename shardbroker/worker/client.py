@@ -528,10 +528,13 @@ class ClientProtocol(Output, asyncio.Protocol):
         server = self.server
         rates = server.rates
         login = self.jwt_login
-        budgets = rates.budgets_for(
-            self.account, self.user, login.rate_limit if login is not None else None
-        )
         limiter = self.limiter
+        budgets = rates.budgets_for(
+            self.account,
+            self.user,
+            login.rate_limit if login is not None else None,
+            limiter.budgets if limiter is not None else (),
+        )
         if limiter is not None:
             limiter.budgets = budgets
             if not budgets and not limiter.holding and not limiter.carry and self.connected:

@@ -67,6 +67,8 @@ LEASE_SECONDS = 0.02
 # A held publisher is woken when this much of its rate (or its burst) is back.
 WAKE_SECONDS = 0.01
 UNLIMITED = 1 << 62
+# The key of a connection's own budget (the top-level rate_limit).
+CONNECTION = "connection"
 
 
 class _LocalTokens:
@@ -177,7 +179,6 @@ class Budget:
         "admitted",
         "bytes",
         "key",
-        "last_advisory",
         "limit",
         "mode",
         "msgs",
@@ -196,7 +197,6 @@ class Budget:
         self.throttled_ns = 0
         self.rejected = 0
         self.admitted = 0
-        self.last_advisory = 0.0
         self.reconfigure(limit, tokens)
 
     def reconfigure(self, limit: RateLimit, tokens: Callable[[int, float, int], Tokens]) -> None:
@@ -311,9 +311,14 @@ class RateLimits:
         return make
 
     def budgets_for(
-        self, account: bytes, user: str, jwt_limit: RateLimit | None
+        self,
+        account: bytes,
+        user: str,
+        jwt_limit: RateLimit | None,
+        current: tuple[Budget, ...] = (),
     ) -> tuple[Budget, ...]:
-        """The budgets a client of `account` logged in as `user` publishes against."""
+        """The budgets a client of `account` logged in as `user` publishes against
+        (`current`: those it has, whose own budget keeps its tokens)."""
         out: list[Budget] = []
         mine = self.shared.get("user:" + user) if user else None
         if mine is None and jwt_limit is not None:
@@ -323,7 +328,11 @@ class RateLimits:
             else:
                 mine.reconfigure(jwt_limit, _local)
         if mine is None and self.default is not None:
-            mine = Budget("connection", self.default, _local)
+            mine = next((b for b in current if b.key == CONNECTION), None)
+            if mine is None:
+                mine = Budget(CONNECTION, self.default, _local)
+            else:
+                mine.reconfigure(self.default, _local)
         if mine is not None:
             out.append(mine)
         theirs = self.shared.get("account:" + account.decode(errors="replace"))
@@ -344,10 +353,11 @@ class RateLimits:
                 table.set(shard, index, REJECTED, budget.rejected)
                 table.set(shard, index, ADMITTED, budget.admitted)
 
-    def forget_user(self, user: str, still_used: Callable[[Budget], bool]) -> None:
-        budget = self.jwt_users.get(user)
-        if budget is not None and not still_used(budget):
-            del self.jwt_users[user]
+    def forget_jwt_users(self, in_use: set[int]) -> None:
+        """Drop the budgets of user JWTs no connection publishes against (by id)."""
+        for user, budget in list(self.jwt_users.items()):
+            if id(budget) not in in_use:
+                del self.jwt_users[user]
 
 
 class LimitedClient(Protocol):

@@ -68,6 +68,8 @@ log = logging.getLogger("shardbroker.worker")
 
 # Ticks between copies of the message totals (a pass over every client) to the slot.
 _MONITOR_TICKS = 3
+# Ticks between two sweeps of the budgets of user JWTs no connection uses any more.
+_PRUNE_TICKS = 100
 _HOLD_RECHECK = 0.001  # seconds between barrier re-checks while a PONG is held
 # Lame duck: nats-server's pause between two closes is at most 1 s (and at least half the
 # computed interval); below this many seconds per client, clients are closed in batches.
@@ -146,6 +148,8 @@ class Server:
         self.callouts = AuthCallouts(self)
         # Publish budgets (worker/ratelimit.py); accounts' and users' shared broker-wide.
         self.rates = RateLimits(opts, rate_table, boot.shard_id)
+        # When each account's last rate limit advisory went out (monotonic seconds).
+        self.rate_advisories: dict[bytes, float] = {}
         # Ring frames carrying messages go straight to the router (parse_mesh's hook).
         self.process_rmsg = self.router.process_remote_msg
         self.process_rmsg_run = self.router.process_remote_run
@@ -321,15 +325,14 @@ class Server:
 
     def rate_limit_engaged(self, client: ClientProtocol, budget: Budget) -> None:
         """`$SYS.ACCOUNT.<acc>.RATE_LIMIT` when a limit begins to hold back or refuse a
-        publisher, at most once per RATE_ADVISORY_INTERVAL per budget and worker, and
-        only when somebody in the system account listens."""
+        publisher of the account, at most once per RATE_ADVISORY_INTERVAL per account
+        and worker, and only when somebody in the system account listens."""
         system = self.system_account
         mono = time.monotonic()
-        if not system or (
-            budget.last_advisory and mono - budget.last_advisory < RATE_ADVISORY_INTERVAL
-        ):
+        last = self.rate_advisories.get(client.account)
+        if not system or (last is not None and mono - last < RATE_ADVISORY_INTERVAL):
             return
-        budget.last_advisory = mono
+        self.rate_advisories[client.account] = mono
         subject = b"$SYS.ACCOUNT." + client.account + b".RATE_LIMIT"
         if not self.router.has_interest(system, subject):
             return
@@ -796,6 +799,10 @@ class Server:
             self._ticks += 1
             if self._ticks % _MONITOR_TICKS == 0:
                 self.publish_monitor_counters(slot)
+            if self._ticks % _PRUNE_TICKS == 0 and self.rates.jwt_users:
+                self.rates.forget_jwt_users(
+                    {id(b) for c in self.clients.values() if c.limiter for b in c.limiter.budgets}
+                )
             slot.set("rebalanced", self.rebalanced)
         if self.mesh.overflowing and self.mesh.retry_overflow():
             self.resume_paused()

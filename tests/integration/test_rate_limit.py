@@ -482,7 +482,7 @@ async def test_rate_limit_is_visible_in_monitoring_stats_and_an_advisory(tmp_pat
                 50,
             )
             assert (event["client"]["acc"], event["client"]["name"]) == ("A", "limited")
-            # Once per budget and worker within RATE_ADVISORY_INTERVAL, not per hold.
+            # Once per account and worker within RATE_ADVISORY_INTERVAL, not per hold.
             await publish_all(limited, unique("v."), 10)
             await barrier(watcher)
             with pytest.raises(nats.errors.TimeoutError):
