@@ -11,6 +11,7 @@ setup(
             Extension("shardbroker.core._publoop", ["shardbroker/core/_publoop.pyx"]),
             Extension("shardbroker.core._meshloop", ["shardbroker/core/_meshloop.pyx"]),
             Extension("shardbroker.core._storeloop", ["shardbroker/core/_storeloop.pyx"]),
+            Extension("shardbroker.core._budget", ["shardbroker/core/_budget.pyx"]),
         ],
         compiler_directives={"language_level": 3},
     )

@@ -33,6 +33,13 @@ def err_publish_violation(subject: str) -> str:
     return f"Permissions Violation for Publish to {go_quote(subject)}"
 
 
+def err_rate_limited(subject: str) -> str:
+    """shardbroker's own: a publish refused by a rate limit in mode reject. A
+    permissions violation in form, so that clients keep the connection (nats-py and
+    nats.go treat every "permissions violation" as non-fatal)."""
+    return f"{err_publish_violation(subject)}: rate limit exceeded"
+
+
 def err_publish_reply_violation(reply: str) -> str:
     return f"Permissions Violation for Publish with Reply of {go_quote(reply)}"
 

@@ -25,6 +25,7 @@ import msgspec
 from shardbroker import const, core
 from shardbroker.config.options import Options, auth_required, system_account_name
 from shardbroker.gofmt.timestamp import format_rfc3339
+from shardbroker.mesh.rate_table import RateFigures
 from shardbroker.protocol.events import EventServer as ServerInfo
 
 DEFAULT_LIMIT = 1024
@@ -118,6 +119,8 @@ class BrokerState:
     js_store_dir: str = ""
     # Listener down (lame duck, or workers not all up): /healthz says error.
     listening: bool = True
+    # What each account's and user's rate limit did ("account:A", "user:b").
+    rate_limits: dict[str, RateFigures] = field(default_factory=dict)
 
     @property
     def server_name(self) -> str:

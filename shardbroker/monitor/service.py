@@ -37,6 +37,7 @@ from shardbroker.config.options import (
     system_account_name,
 )
 from shardbroker.gofmt.timestamp import format_rfc3339
+from shardbroker.mesh.rate_table import RateTable
 from shardbroker.mesh.snapshot import (
     MON_ACCOUNT,
     MONZ,
@@ -102,9 +103,12 @@ class _Pending:
 
 
 class Monitor:
-    def __init__(self, broker: BrokerView, table: ShardTable) -> None:
+    def __init__(
+        self, broker: BrokerView, table: ShardTable, rates: RateTable | None = None
+    ) -> None:
         self.broker = broker
         self.table = table
+        self.rates = rates
         self.start_ns = time.time_ns()
         self.config_load_ns = self.start_ns
         self.http_req_stats: dict[str, int] = {}
@@ -170,6 +174,7 @@ class Monitor:
             js_store_dir=jetstream_dir(opts) if opts.jetstream else "",
             # Lame duck closes the listeners: /healthz says error (nats-server does too).
             listening=not (broker.stopping or getattr(broker, "lame_duck", False)),
+            rate_limits=self.rates.figures() if self.rates is not None else {},
         )
 
     def _process_figures(self) -> dict[int, tuple[float, int]]:

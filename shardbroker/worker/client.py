@@ -82,6 +82,7 @@ from shardbroker.security.auth import (
 from shardbroker.security.callout import CalloutVerdict, raw_auth_user
 from shardbroker.security.permissions import ResponseGrants, UserPermissions
 from shardbroker.worker.callout import AuthCallouts
+from shardbroker.worker.ratelimit import Budget, Limiter, RateLimits
 from shardbroker.worker.responses import ServiceResponses
 from shardbroker.worker.route_result import Subscription
 from shardbroker.worker.router import Router
@@ -107,6 +108,7 @@ class ClientHost(Protocol):
     router: Router
     responses: ServiceResponses
     callouts: AuthCallouts
+    rates: RateLimits
     pending: set[ClientProtocol]
     trace: bool
     ssl_context: ssl.SSLContext | None
@@ -131,6 +133,8 @@ class ClientHost(Protocol):
     def stall(self, client: ClientProtocol) -> None: ...
     def unstall(self, client: ClientProtocol) -> None: ...
     def defer_read(self, client: ClientProtocol, data: bytes) -> None: ...
+    def resume_reading(self, client: ClientProtocol) -> None: ...
+    def rate_limit_engaged(self, client: ClientProtocol, budget: Budget) -> None: ...
 
 
 log = logging.getLogger("shardbroker.client")
@@ -176,6 +180,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         "jwt_login",
         "lang",
         "last_ns",
+        "limiter",
         "max_subs",
         "name",
         "no_responders",
@@ -275,6 +280,8 @@ class ClientProtocol(Output, asyncio.Protocol):
         # with allow_responses, the reply subjects this connection may answer.
         self.perms: UserPermissions | None = None
         self.grants: ResponseGrants | None = None
+        # Its publish rate limits (worker/ratelimit.py); None: not limited, no cost.
+        self.limiter: Limiter | None = None
 
     # -- transport callbacks -------------------------------------------------------
 
@@ -361,6 +368,10 @@ class ClientProtocol(Output, asyncio.Protocol):
         high = server.opts.max_pending * 3 // 4
         transport.set_write_buffer_limits(high=high, low=high // 2)
         self.arm_ping(server.opts.ping_interval)
+        if server.rates.configured:
+            # Scanned from the first byte: publishes behind a CONNECT meet its login's limits.
+            budgets = server.rates.budgets_for(self.account, "", None)
+            self.limiter = Limiter(self, budgets, server.loop)
         if self.awaiting_auth:
             self.auth_handle = server.loop.call_later(server.auth.timeout, self.on_auth_timeout)
 
@@ -391,6 +402,14 @@ class ClientProtocol(Output, asyncio.Protocol):
             server.defer_read(self, data[budget:])
 
     def consume(self, data: bytes) -> None:
+        """Parse and act on what the client sent, as far as its rate limits allow."""
+        limiter = self.limiter
+        if limiter is None or self.held_input is not None:
+            self.process_input(data)
+        else:
+            limiter.feed(data)
+
+    def process_input(self, data: bytes) -> None:
         """Parse and act on what the client sent; write what it caused (one batch)."""
         if self.held_input is not None:
             self.held_input += data
@@ -499,10 +518,36 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.grants = None if responses is None else ResponseGrants(responses, time.monotonic())
         if perms is not None:
             self.guarded = True  # every publish goes through check_publish
+        self.apply_rate_limits()
         self.awaiting_auth = False
         if self.auth_handle is not None:
             self.auth_handle.cancel()
             self.auth_handle = None
+
+    def apply_rate_limits(self) -> None:
+        """The budgets this connection publishes against now (login, reload)."""
+        server = self.server
+        rates = server.rates
+        login = self.jwt_login
+        limiter = self.limiter
+        budgets = rates.budgets_for(
+            self.account,
+            self.user,
+            login.rate_limit if login is not None else None,
+            limiter.budgets if limiter is not None else (),
+        )
+        if limiter is not None:
+            limiter.budgets = budgets
+            if not budgets and not limiter.holding and not limiter.carry and self.connected:
+                self.limiter = None
+        elif budgets:
+            self.limiter = Limiter(self, budgets, server.loop)
+
+    def rate_limit_engaged(self, budget: Budget) -> None:
+        self.server.rate_limit_engaged(self, budget)
+
+    def rate_limit_released(self) -> None:
+        self.server.resume_reading(self)
 
     def apply_jwt_limits(self, login: JWTLogin | CalloutVerdict) -> None:
         """A user JWT's limits (or a callout's verdict's): the lower of its and the
@@ -1101,6 +1146,8 @@ class ClientProtocol(Output, asyncio.Protocol):
         if self.auth_handle is not None:
             self.auth_handle.cancel()
             self.auth_handle = None
+        if self.limiter is not None:
+            self.limiter.cancel()
         self.server.client_closed(self, reason)
         transport = self.transport
         if transport is not None:

@@ -628,13 +628,14 @@ def shardbroker_command(*args: str) -> list[str]:
 
 def expected_shm_entries(port: int) -> list[str]:
     """What a running shardbroker on `port` has in /dev/shm: the mesh segment, the shard
-    table, the per-account connection counts and the connection semaphore (POSIX
-    semaphores appear as `sem.<name>`)."""
+    table, the per-account connection counts, the rate budgets and the connection
+    semaphore (POSIX semaphores appear as `sem.<name>`)."""
     return sorted(
         [
             f"shardbroker-{port}-mesh",
             f"shardbroker-{port}-shards",
             f"shardbroker-{port}-accounts",
+            f"shardbroker-{port}-rates",
             f"sem.shardbroker-{port}-conns",
         ]
     )
