@@ -14,7 +14,8 @@ DATA ?= data
 LINT_PATHS := shardbroker tests perf examples
 TYPED := shardbroker perf examples
 
-.PHONY: install serve test test-unit test-int fmt lint check perf fuzz clean
+.PHONY: install serve test test-unit test-int fmt lint check perf fuzz soak clean \
+	browser-deps screenshots
 
 # The compiled core is built by pip too: a changed .pyx or .pxd rebuilds it.
 $(STAMP): pyproject.toml setup.py $(wildcard shardbroker/core/*.pyx shardbroker/core/*.pxd)
@@ -34,8 +35,26 @@ test: $(STAMP)
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -n 2 tests/unit tests/fuzz
 
+# The long form of tests whose figures are set by time: the publisher rate limit at the
+# issue's size (1,000 msg/s, 10,000 messages, at least 9 s, every message in order).
+soak: $(STAMP)
+	RATE_LIMIT_SOAK=1 $(BIN)/python -m pytest tests/integration/test_rate_limit.py \
+		-k slows_one_connection
+
 test-int: $(STAMP)
 	$(BIN)/python -m pytest -n 2 tests/integration tests/reliability
+
+# What the browser tests need (they skip, saying so, without it): Debian's Chromium, driven
+# by playwright-core, and @nats-io/nats-core for the websocket page (tests/browser/).
+browser-deps:
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+	npm ci --prefix tests/browser --no-audit --no-fund
+
+# The README's picture of the dashboard (docs/dashboard.png), from its browser test with a
+# minute of load.
+screenshots: $(STAMP)
+	SHARDBROKER_UPDATE_DOCS=1 $(BIN)/python -m pytest tests/integration/test_dashboard_browser.py
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --select I --fix $(LINT_PATHS)

@@ -39,6 +39,8 @@ GLOBAL_ACCOUNT = b"$G"
 SYSTEM_ACCOUNT = "$SYS"  # the default system account's name
 # Configured accounts whose connections the shared account table counts, at most.
 MAX_COUNTED_ACCOUNTS = 1024
+# Accounts and users with a rate limit that the shared rate table holds, at most.
+MAX_RATE_KEYS = 4096
 # How long a service import's stream or chunked responses may pause before the mapping goes.
 DEFAULT_RESPONSE_THRESHOLD = 120.0  # seconds
 

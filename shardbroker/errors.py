@@ -25,10 +25,19 @@ ERR_ACCOUNT_EXPIRED = "Account Authentication Expired"
 ERR_STALE_CONNECTION = "Stale Connection"
 ERR_INVALID_SUBJECT = "Invalid Subject"
 ERR_INVALID_PUBLISH_SUBJECT = "Invalid Publish Subject"
+# Our protocol extensions' own texts (README, Protocol extensions), not nats-server's.
+ERR_INVALID_SUBSCRIPTION_LIMIT = "Invalid Subscription Limit"
 
 
 def err_publish_violation(subject: str) -> str:
     return f"Permissions Violation for Publish to {go_quote(subject)}"
+
+
+def err_rate_limited(subject: str) -> str:
+    """shardbroker's own: a publish refused by a rate limit in mode reject. A
+    permissions violation in form, so that clients keep the connection (nats-py and
+    nats.go treat every "permissions violation" as non-fatal)."""
+    return f"{err_publish_violation(subject)}: rate limit exceeded"
 
 
 def err_publish_reply_violation(reply: str) -> str:

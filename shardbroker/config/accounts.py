@@ -25,6 +25,7 @@ from shardbroker.config.options import (
     ServiceLatency,
 )
 from shardbroker.config.parse import ConfigError, KeyPath, Position
+from shardbroker.config.rate_limit import RATE_LIMIT_KEY, parse_rate_limit
 from shardbroker.config.users import (
     PERMISSIONS_KEYS,
     VALID_SUBJECT,
@@ -118,6 +119,8 @@ def _account(
                 out["mappings"] = mappings_block(item, positions, (*path, key), where)
             elif lower == "jetstream":
                 out["jetstream"] = _jetstream(item, positions, (*path, key), where)
+            elif lower == RATE_LIMIT_KEY:
+                out["rate_limit"] = parse_rate_limit(item, positions, (*path, key), where)
             elif lower == "nkey":
                 string(item)  # the account's public key: an identity only in config mode
             elif lower in _ACCOUNT_NOT_YET:

@@ -41,11 +41,13 @@ from shardbroker.config.options import (
     DECLARATIONS,
     Authorization,
     Options,
+    RateLimit,
     TLSConfig,
     WebsocketConfig,
     validate,
 )
 from shardbroker.config.parse import KeyPath, Position, parse_file_with_positions
+from shardbroker.config.rate_limit import parse_rate_limit
 from shardbroker.config.users import PERMISSIONS_KEYS, config_error, parse_permissions, parse_users
 from shardbroker.config.value import (
     Converter,
@@ -430,6 +432,7 @@ BlockParser = Callable[[Any, Mapping[KeyPath, Position], KeyPath, Position], Any
 _BLOCK_PARSERS: dict[type[msgspec.Struct], BlockParser] = {
     Authorization: _authorization,
     TLSConfig: _tls,
+    RateLimit: parse_rate_limit,
     WebsocketConfig: functools.partial(parse_websocket, tls=_tls),
 }
 

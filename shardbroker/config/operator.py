@@ -32,6 +32,7 @@ from shardbroker.config.options import (
     SubjectPermission,
 )
 from shardbroker.config.parse import KeyPath, Position
+from shardbroker.config.rate_limit import rate_limit_from_claims
 from shardbroker.config.users import config_error
 from shardbroker.config.value import parse_duration
 
@@ -362,6 +363,9 @@ def account_from_claims(key: str, claims: jwt.Claims) -> Account:
         "exports": tuple(_export(e) for e in _entries(nats, "exports")),
         "imports": tuple(_import(i) for i in _entries(nats, "imports", "account")),
     }
+    rate_limit = rate_limit_from_claims(nats)
+    if rate_limit is not None:
+        fields["rate_limit"] = rate_limit
     defaults = nats.get("default_permissions")
     if defaults:
         fields["default_permissions"] = jwt_permissions(defaults)

@@ -52,6 +52,23 @@ class Permissions(msgspec.Struct, frozen=True, kw_only=True):
     allow_responses: ResponsePermission | None = None
 
 
+RateLimitMode = Literal["slow", "reject"]
+
+
+class RateLimit(msgspec.Struct, frozen=True, kw_only=True):
+    """A `rate_limit {}` block (shardbroker's extension; config/rate_limit.py reads it):
+    how fast a publisher may go, in messages and in payload bytes (headers included) per
+    second (0: no limit of that kind), with a burst of each (0: a tenth of a second's
+    worth, at least one message). Past it a publisher is slowed (`slow`: its socket is
+    not read until tokens return) or its publishes are refused (`reject`)."""
+
+    msgs_per_sec: float = 0.0
+    bytes_per_sec: float = 0.0
+    burst_msgs: int = 0
+    burst_bytes: int = 0
+    mode: RateLimitMode = "slow"
+
+
 class User(msgspec.Struct, frozen=True, kw_only=True):
     """One entry of `authorization { users: [...] }`: a user name with a password (one
     starting with `$2a$`, `$2b$`, `$2x$` or `$2y$` is a bcrypt hash), or an NKEY user
@@ -62,6 +79,8 @@ class User(msgspec.Struct, frozen=True, kw_only=True):
     password: str = ""
     nkey: str = ""
     permissions: Permissions | None = None
+    # The user's publish budget, shared by all its connections broker-wide.
+    rate_limit: RateLimit | None = None
 
 
 class AuthCallout(msgspec.Struct, frozen=True, kw_only=True):
@@ -191,6 +210,8 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
     mappings: tuple[SubjectMapping, ...] = ()
     # JetStream for this account (None: not enabled), with its limits.
     jetstream: AccountJetStream | None = None
+    # The account's publish budget, shared by all its connections broker-wide.
+    rate_limit: RateLimit | None = None
 
 
 class ResolverStore(msgspec.Struct, frozen=True, kw_only=True):
@@ -518,6 +539,13 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     sync_always: Annotated[bool, Setting(
         go="SyncAlways", help="Fsync before every PubAck (jetstream { sync_interval: always }).",
     )] = False
+
+    # Not in nats-server: the publish budget of each connection whose user has none of
+    # its own (config/rate_limit.py).
+    rate_limit: Annotated[RateLimit | None, Setting(
+        keys=("rate_limit",), go="RateLimit", reload="limits",
+        help="The rate_limit {} block: each connection's default publish rate limit.",
+    )] = None
 
     # None: plain TCP.
     tls: Annotated[TLSConfig | None, Setting(

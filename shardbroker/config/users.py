@@ -18,6 +18,7 @@ from shardbroker.config.options import (
     User,
 )
 from shardbroker.config.parse import ConfigError, KeyPath, Position
+from shardbroker.config.rate_limit import RATE_LIMIT_KEY, parse_rate_limit
 from shardbroker.config.value import number, parse_duration, secret, string
 
 # protocol.subjects.is_valid_subject, on str: config may not import protocol (layers).
@@ -61,6 +62,10 @@ def parse_users(
                     user["nkey"] = key
                 elif name in _USER_PERMISSIONS_KEYS:
                     user["permissions"] = parse_permissions(
+                        item, positions, (*path, index, key), where
+                    )
+                elif name == RATE_LIMIT_KEY:
+                    user["rate_limit"] = parse_rate_limit(
                         item, positions, (*path, index, key), where
                     )
                 elif name in _USER_NOT_YET:

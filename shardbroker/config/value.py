@@ -96,6 +96,26 @@ def secret(value: Any) -> str:
     return string(value)
 
 
+_SIZE_STRING = re.compile(r"(\d+)\s*(?:([kmgtpe])(ib|b|i)?)?", re.IGNORECASE)
+_SIZE_POWERS = {"k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
+
+
+def size(value: Any) -> int:
+    """A byte count: a number (a bare `10MB` in a file already is one, config/parse.py),
+    or a string such as "10MB", "512K" or "1GiB". As nats-server's sizes in strings
+    (getStorageSize), a suffix in a string counts in powers of 1024."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"expected a size of at least 0, got {value}")
+        return value
+    if isinstance(value, str):
+        match = _SIZE_STRING.fullmatch(value.strip())
+        if match is not None:
+            digits, suffix, _ = match.groups()
+            return int(digits) * 1024 ** _SIZE_POWERS[suffix.lower()] if suffix else int(digits)
+    raise ValueError(f'expected a size such as 1048576 or "10MB", got {value!r}')
+
+
 def tags(value: Any) -> tuple[str, ...]:
     """`server_tags`: a string or a list of strings, each trimmed and lower-cased, empty
     ones and repeats dropped (nats-server's TagList)."""

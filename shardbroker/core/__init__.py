@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from shardbroker.core import meshloop, plans, publoop, storeloop, wsmask
+from shardbroker.core import budget, meshloop, plans, publoop, storeloop, wsmask
 
 PURE_ENV = "SHARDBROKER_PURE_CORE"
 
 pub_loop = publoop.pub_loop
+pub_budget = budget.pub_budget
 mesh_loop = meshloop.mesh_loop
 store_loop = storeloop.store_loop
 append_record = storeloop.append_record
@@ -35,6 +36,7 @@ IMPLEMENTATION = "pure"
 if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
     try:
         from shardbroker.core import (  # type: ignore[attr-defined]  # built by pip
+            _budget,
             _meshloop,
             _plans,
             _publoop,
@@ -45,6 +47,7 @@ if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
         pass  # not built: the twins serve (the supervisor logs which runs)
     else:
         pub_loop = _publoop.pub_loop
+        pub_budget = _budget.pub_budget
         mesh_loop = _meshloop.mesh_loop
         store_loop = _storeloop.store_loop
         append_record = _storeloop.append_record
@@ -66,6 +69,7 @@ __all__ = [
     "decode_records",
     "format_deliveries",
     "mesh_loop",
+    "pub_budget",
     "pub_loop",
     "store_loop",
     "ws_unmask_runs",

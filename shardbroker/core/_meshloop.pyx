@@ -29,6 +29,15 @@ cdef inline object _pick_local(tuple queue):
     return local[<Py_ssize_t>(<double>random() * count)]
 
 
+cdef inline bint _stranded(tuple queues, object names):
+    """Whether a queue group named in the frame has no local member (meshloop.py)."""
+    cdef tuple queue
+    for queue in queues:
+        if not queue[4] and queue[0] in names:
+            return True
+    return False
+
+
 cdef inline Py_ssize_t _find_last_blank(const char* p, Py_ssize_t start, Py_ssize_t end):
     """Index of the last blank in [start, end), or -1."""
     cdef Py_ssize_t at = end - 1
@@ -131,6 +140,8 @@ def mesh_loop(bytes data, Py_ssize_t pos, plans_for, rmsg_run, set pending, unsu
             plan = plans.plan(PyBytes_FromStringAndSize(p + a1 + 1, s1 - a1 - 1))
         if plan is None:
             break
+        if names and _stranded(<tuple>(<tuple>plan)[3], names):
+            break  # a picked group has no member here: the router passes it on
         targets = <tuple>(<tuple>plan)[0]
         # " [<reply> ]<size>\r\n<payload>\r\n"
         if reply is None:

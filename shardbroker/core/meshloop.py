@@ -12,7 +12,8 @@ plan's peers are for messages published here and never forwarded again) and to o
 local member of each queue group the publishing shard picked this one for, in the plan's
 order, as ``Router.process_remote_msg`` does. It stops at any other frame, at a
 subject without a plan, at a run of payloads larger than ``SMALL_PAYLOAD`` (the
-parser's blocks), and returns where it
+parser's blocks), at a frame naming a queue group that has no member on this shard any
+more (the router passes it on to one elsewhere), and returns where it
 stopped: ``parse_mesh`` takes the rest exactly as it would have taken all of it. A run of
 the same control line goes whole to ``rmsg_run`` (``Router.process_remote_run``, as the
 frame parser calls it). The frames come from our own processes, but the loop checks
@@ -99,6 +100,8 @@ def mesh_loop(
         plan = plans.plan(subject)
         if plan is None:
             break
+        if names and any(not queue[4] for queue in plan[3] if queue[0] in names):
+            break  # a picked group has no member here: the router passes it on
         targets = plan[0]
         # " [<reply> ]<size>\r\n<payload>\r\n"
         if reply is None:

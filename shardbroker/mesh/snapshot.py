@@ -71,6 +71,12 @@ class ConnSnapshot(msgspec.Struct, array_like=True, frozen=True):
     subs: list[SubSnapshot] | None = None
     stop_ns: int = 0
     reason: str = ""
+    # Publish rate limits (worker/ratelimit.py): the budgets it publishes against ("":
+    # none), times it was held back, for how long in all, publishes refused.
+    rate_limits: str = ""
+    throttled: int = 0
+    throttled_ns: int = 0
+    rate_rejected: int = 0
     # The client's type as /connz shows it: "nats", or "websocket".
     type: str = "nats"
 

@@ -13,8 +13,11 @@ import msgspec
 
 from shardbroker.config.accounts import local_subject
 from shardbroker.config.options import Options, system_account_name
+from shardbroker.config.rate_limit import default_burst
+from shardbroker.gofmt.duration import go_duration
 from shardbroker.gofmt.timestamp import format_rfc3339
 from shardbroker.jetstream.account import jetstream_accounts
+from shardbroker.mesh.rate_table import RateFigures
 from shardbroker.monitor.collect import (
     GLOBAL_ACCOUNT,
     BrokerState,
@@ -61,6 +64,22 @@ class MapDest(msgspec.Struct):
     weight: int
 
 
+class RateLimitInfo(msgspec.Struct, kw_only=True):
+    """shardbroker's addition: the account's publish rate limit (the bursts in effect)
+    and what it did over every worker: publishers held back, for how long, publishes
+    refused and messages let through."""
+
+    msgs_per_sec: float
+    bytes_per_sec: float
+    burst_msgs: int
+    burst_bytes: int
+    mode: str
+    throttled: int
+    throttled_time: str
+    rejected: int
+    admitted: int
+
+
 class AccountDetail(msgspec.Struct, omit_defaults=True, kw_only=True):
     account_name: str
     update_time: str
@@ -76,6 +95,7 @@ class AccountDetail(msgspec.Struct, omit_defaults=True, kw_only=True):
     imports: list[ImportInfo] | None = None
     name_tag: str = ""
     sublist_stats: SublistStats | None = None
+    rate_limit: RateLimitInfo | None = None
 
 
 class Accountz(msgspec.Struct, omit_defaults=True, kw_only=True):
@@ -203,10 +223,32 @@ def accountz(
             max_fanout=0,
             avg_fanout=0.0,
         ),
+        rate_limit=_rate_limit(state, acc),
         **_details(opts, acc),
     )
     return Accountz(
         server_id=state.server_id, now=now, system_account=system, account_detail=detail
+    )
+
+
+def _rate_limit(state: BrokerState, acc: str) -> RateLimitInfo | None:
+    account = next((a for a in state.opts.accounts if a.name == acc), None)
+    limit = account.rate_limit if account is not None else None
+    if limit is None:
+        return None
+    figures = state.rate_limits.get("account:" + acc, RateFigures())
+    return RateLimitInfo(
+        msgs_per_sec=limit.msgs_per_sec,
+        bytes_per_sec=limit.bytes_per_sec,
+        burst_msgs=default_burst(limit.msgs_per_sec, limit.burst_msgs) if limit.msgs_per_sec else 0,
+        burst_bytes=(
+            default_burst(limit.bytes_per_sec, limit.burst_bytes) if limit.bytes_per_sec else 0
+        ),
+        mode=limit.mode,
+        throttled=figures.throttles,
+        throttled_time=go_duration(figures.throttled_ns),
+        rejected=figures.rejected,
+        admitted=figures.admitted,
     )
 
 

@@ -25,6 +25,7 @@ import msgspec
 from shardbroker import const, core
 from shardbroker.config.options import Options, auth_required, system_account_name
 from shardbroker.gofmt.timestamp import format_rfc3339
+from shardbroker.mesh.rate_table import RateFigures
 from shardbroker.protocol.events import EventServer as ServerInfo
 
 DEFAULT_LIMIT = 1024
@@ -86,6 +87,10 @@ class ShardFigures:
     role: str  # "worker" or "storage"
     up: bool
     counters: dict[str, int]
+    # The shard process's pid, CPU percent and resident memory (0 while it is down).
+    pid: int = 0
+    cpu: float = 0.0
+    mem: int = 0
 
 
 @dataclass
@@ -104,12 +109,18 @@ class BrokerState:
     mem: int = 0
     cpu: float = 0.0
     cores: int = 1
+    # The supervisor process's own share of mem and cpu (the rest is the shards').
+    supervisor_pid: int = 0
+    supervisor_mem: int = 0
+    supervisor_cpu: float = 0.0
     http_req_stats: dict[str, int] = field(default_factory=dict)
     js_max_memory: int = 0
     js_max_storage: int = 0
     js_store_dir: str = ""
     # Listener down (lame duck, or workers not all up): /healthz says error.
     listening: bool = True
+    # What each account's and user's rate limit did ("account:A", "user:b").
+    rate_limits: dict[str, RateFigures] = field(default_factory=dict)
     websocket_port: int = 0  # the port the websocket listener has (0: none)
 
     @property

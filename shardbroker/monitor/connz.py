@@ -76,6 +76,13 @@ class ConnInfo(msgspec.Struct, omit_defaults=True, kw_only=True):
     name_tag: str = ""
     # shardbroker's addition: the worker shard that holds the connection.
     shard: int
+    # shardbroker's additions for publish rate limits (left out when there is none):
+    # the budgets the connection publishes against ("connection", "user:<name>",
+    # "account:<name>"), times it was held back, for how long in all, publishes refused.
+    rate_limits: list[str] = msgspec.field(default_factory=list)
+    throttled: int = 0
+    throttled_time: str = ""
+    rate_rejected: int = 0
 
 
 class Connz(msgspec.Struct, kw_only=True):
@@ -210,6 +217,10 @@ def conn_info(c: ConnSnapshot, shard: int, now_ns: int, q: ConnzQuery) -> ConnIn
         subscriptions_list_detail=[_sub_detail(s) for s in subs] if q.subs_detail else [],
         name_tag=c.account if q.auth else "",
         shard=shard,
+        rate_limits=c.rate_limits.split(",") if c.rate_limits else [],
+        throttled=c.throttled,
+        throttled_time=go_duration(c.throttled_ns) if c.throttled_ns else "",
+        rate_rejected=c.rate_rejected,
     )
 
 

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
-from shardbroker.monitor import collect
+from shardbroker.monitor import collect, dashboard
 from shardbroker.monitor.collect import BrokerState, QueryError
 
 
@@ -66,6 +66,8 @@ ENDPOINTS = {
     "/accountz": "ACCOUNTZ",
     "/accstatz": "ACCSTATZ",
     "/jsz": "JSZ",
+    # shardbroker's own: per-shard figures (monitor/shardz.py).
+    "/shardz": "SHARDZ",
 }
 
 INDEX = """<html lang="en">
@@ -81,12 +83,19 @@ INDEX = """<html lang="en">
 
 
 class Response:
-    __slots__ = ("body", "content_type", "status")
+    __slots__ = ("body", "content_type", "headers", "status")
 
-    def __init__(self, status: int, body: bytes, content_type: str = _JSON) -> None:
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = _JSON,
+        headers: tuple[str, ...] = (),
+    ) -> None:
         self.status = status
         self.body = body
         self.content_type = content_type
+        self.headers = headers  # extra "Name: value" lines
 
     def encode(self, keep_alive: bool) -> bytes:
         head = [
@@ -99,6 +108,7 @@ class Response:
             head.append("Access-Control-Allow-Origin: *")
         if self.status == 404:
             head.append("X-Content-Type-Options: nosniff")
+        head.extend(self.headers)
         head.append("Connection: keep-alive" if keep_alive else "Connection: close")
         return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + self.body
 
@@ -142,9 +152,11 @@ async def route(monitor: MonitorData, path: str, query: dict[str, str]) -> Respo
         base = monitor.base_path()
         links = "\n".join(
             f'      <li><a href="{base}{p}">{p[1:]}</a></li>'
-            for p in (*ENDPOINTS, "/healthz", "/metrics")
+            for p in (*ENDPOINTS, "/healthz", "/metrics", "/dashboard")
         )
         return Response(200, INDEX.format(links=links).encode(), "text/html; charset=utf-8")
+    if path == "/dashboard" or path.startswith("/static/"):
+        return dashboard_response(monitor, path)
     if path not in ENDPOINTS and path not in ("/healthz", "/metrics"):
         return text_response(404, "404 page not found\n")
     stats = monitor.http_req_stats
@@ -162,6 +174,21 @@ async def route(monitor: MonitorData, path: str, query: dict[str, str]) -> Respo
         return Response(200, render(state, connz, jsz), CONTENT_TYPE)
     data = await monitor.endpoint_data(ENDPOINTS[path], state, query)
     return json_response(data)
+
+
+def dashboard_response(monitor: MonitorData, path: str) -> Response:
+    """/dashboard and the files under /static/ it loads (monitor/dashboard.py)."""
+    stats = monitor.http_req_stats
+    headers: tuple[str, ...] = ("Cache-Control: no-cache", "X-Content-Type-Options: nosniff")
+    if path == "/dashboard":
+        stats[path] = stats.get(path, 0) + 1
+        body = dashboard.page(monitor.base_path())
+        headers += (f"Content-Security-Policy: {dashboard.CONTENT_SECURITY_POLICY}",)
+        return Response(200, body, "text/html; charset=utf-8", headers)
+    found = dashboard.asset(path.removeprefix("/static/"))
+    if found is None:
+        return text_response(404, "404 page not found\n")
+    return Response(200, found[0], found[1], headers)
 
 
 class HTTPProtocol(asyncio.Protocol):

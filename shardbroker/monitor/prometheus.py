@@ -55,6 +55,15 @@ SHARD_GAUGES = {
 }
 
 
+# shardbroker_rate_limit_<field>, in the order of mesh/rate_table.RateFigures.
+RATE_LIMIT_GAUGES = {
+    "throttled": "Times publishers were held back by the limit",
+    "throttled_seconds": "Seconds publishers were held back by the limit, added up",
+    "rejected": "Publishes refused by the limit (mode reject)",
+    "admitted": "Messages the limit let through",
+}
+
+
 # shardbroker_account_<field>: a connection count, then sums of these ConnInfo fields.
 _ACCOUNT_FIELDS = ("connections", "subscriptions", "in_msgs", "out_msgs", "in_bytes", "out_bytes")
 
@@ -129,6 +138,21 @@ class _Figures(Collector):
         yield gauge
         yield from self._jetstream(sid)
         yield from self._shards(sid)
+        yield from self._rate_limits(sid)
+
+    def _rate_limits(self, sid: str) -> Iterator[GaugeMetricFamily]:
+        """shardbroker_rate_limit_*: what each account's and user's rate limit did, over
+        every worker, labelled `limit` ("account:A", "user:b")."""
+        figures = self.state.rate_limits
+        if not figures:
+            return
+        for index, (field, help_text) in enumerate(RATE_LIMIT_GAUGES.items()):
+            name = f"shardbroker_rate_limit_{field}"
+            gauge = GaugeMetricFamily(name, help_text, labels=["server_id", "limit"])
+            for key, values in sorted(figures.items()):
+                value = values[index] / 1e9 if field == "throttled_seconds" else values[index]
+                gauge.add_metric([sid, key], float(value))
+            yield gauge
 
     def _connz(self, sid: str) -> Iterator[GaugeMetricFamily]:
         connz = self.connz

@@ -37,6 +37,7 @@ from shardbroker.config.options import (
     system_account_name,
 )
 from shardbroker.gofmt.timestamp import format_rfc3339
+from shardbroker.mesh.rate_table import RateTable
 from shardbroker.mesh.snapshot import (
     MON_ACCOUNT,
     MONZ,
@@ -49,7 +50,7 @@ from shardbroker.mesh.snapshot import (
     parse_part_subject,
 )
 from shardbroker.mesh.stats import ShardTable
-from shardbroker.monitor import accountz, collect, connz, jsz
+from shardbroker.monitor import accountz, collect, connz, jsz, shardz
 from shardbroker.monitor.collect import BrokerState, QueryError, ShardFigures
 from shardbroker.monitor.http import serve
 from shardbroker.protocol import frames, headers
@@ -58,6 +59,7 @@ from shardbroker.protocol.events import event_id
 log = logging.getLogger("shardbroker.monitor")
 
 SNAPSHOT_TIMEOUT = 2.0  # seconds to wait for workers' connection snapshots
+PROCESS_SAMPLE_INTERVAL = 0.5  # seconds between two CPU/memory samples of the processes
 # Seconds between account_connections advisories while an account has connections.
 ACCOUNT_CONNS_INTERVAL = 30.0
 ACCOUNT_CONNS_MIN_GAP = 1.0
@@ -102,9 +104,12 @@ class _Pending:
 
 
 class Monitor:
-    def __init__(self, broker: BrokerView, table: ShardTable) -> None:
+    def __init__(
+        self, broker: BrokerView, table: ShardTable, rates: RateTable | None = None
+    ) -> None:
         self.broker = broker
         self.table = table
+        self.rates = rates
         self.start_ns = time.time_ns()
         self.config_load_ns = self.start_ns
         self.http_req_stats: dict[str, int] = {}
@@ -114,6 +119,8 @@ class Monitor:
         self._pending: dict[int, _Pending] = {}
         self._seq = itertools.count(1)
         self._procs: dict[int, psutil.Process] = {}
+        self._proc_figures: dict[int, tuple[float, int]] = {}
+        self._procs_sampled_at = float("-inf")
         self._tasks: set[asyncio.Task[None]] = set()
         self._js_limits: tuple[int, int] | None = None
         # Account connection advisories: the broker's connection count they last saw,
@@ -132,14 +139,19 @@ class Monitor:
     def state(self) -> BrokerState:
         broker = self.broker
         opts = broker.opts
+        figures = self._process_figures()
         shards = []
         for shard in sorted(broker.shards.values(), key=lambda s: s.shard_id):
             slots = self.table.slots
             counters = slots[shard.shard_id].snapshot() if shard.shard_id < len(slots) else {}
+            cpu, mem = figures.get(shard.pid, (0.0, 0)) if shard.pid else (0.0, 0)
             shards.append(
-                ShardFigures(shard.shard_id, shard.role, bool(shard.pid and shard.ready), counters)
-            )
-        mem, cpu = self._process_figures()
+                ShardFigures(
+                    shard.shard_id, shard.role, bool(shard.pid and shard.ready), counters,
+                    pid=shard.pid or 0, cpu=cpu, mem=mem,
+                )
+            )  # fmt: skip
+        own_cpu, own_mem = figures.get(os.getpid(), (0.0, 0))
         max_memory, max_storage = self._js_limits_for(opts)
         return BrokerState(
             server_id=broker.server_id,
@@ -152,36 +164,48 @@ class Monitor:
             now_ns=time.time_ns(),
             config_load_ns=self.config_load_ns,
             shards=shards,
-            mem=mem,
-            cpu=cpu,
+            mem=sum(mem for _, mem in figures.values()),
+            cpu=round(sum(cpu for cpu, _ in figures.values()), 2),
             cores=os.cpu_count() or 1,
+            supervisor_pid=os.getpid(),
+            supervisor_mem=own_mem,
+            supervisor_cpu=own_cpu,
             http_req_stats=self.http_req_stats,
             js_max_memory=max_memory,
             js_max_storage=max_storage,
             js_store_dir=jetstream_dir(opts) if opts.jetstream else "",
             # Lame duck closes the listeners: /healthz says error (nats-server does too).
             listening=not (broker.stopping or getattr(broker, "lame_duck", False)),
+            rate_limits=self.rates.figures() if self.rates is not None else {},
         )
 
-    def _process_figures(self) -> tuple[int, float]:
-        """RSS and CPU% summed over the supervisor and every shard (psutil, /proc reads)."""
+    def _process_figures(self) -> dict[int, tuple[float, int]]:
+        """pid -> (CPU%, RSS) of the supervisor and every shard (psutil, /proc reads).
+
+        CPU% is the share since the previous sample, so samples closer together than
+        PROCESS_SAMPLE_INTERVAL reuse the last one: a page that reads /varz and /shardz
+        at once gets one measure over a second, not a second one over a millisecond.
+        """
+        now = time.monotonic()
+        if now - self._procs_sampled_at < PROCESS_SAMPLE_INTERVAL:
+            return self._proc_figures
         pids = {os.getpid()} | {s.pid for s in self.broker.shards.values() if s.pid}
         for pid in list(self._procs):
             if pid not in pids:
                 del self._procs[pid]
-        mem = 0
-        cpu = 0.0
+        figures: dict[int, tuple[float, int]] = {}
         for pid in pids:
             proc = self._procs.get(pid)
             try:
                 if proc is None:
                     proc = self._procs[pid] = psutil.Process(pid)
                     proc.cpu_percent(None)  # the first call only starts the measure
-                mem += proc.memory_info().rss
-                cpu += proc.cpu_percent(None)
+                figures[pid] = (round(proc.cpu_percent(None), 2), proc.memory_info().rss)
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 self._procs.pop(pid, None)
-        return mem, round(cpu, 2)
+        self._proc_figures = figures
+        self._procs_sampled_at = now
+        return figures
 
     def _js_limits_for(self, opts: Options) -> tuple[int, int]:
         """nats-server's defaults when unlimited: 75% of RAM, 75% of the disk's free space."""
@@ -604,6 +628,8 @@ class Monitor:
             return jsz.jsz(state, jq, snap)
         if ep == "HEALTHZ":
             return collect.healthz(state, query)[1]
+        if ep == "SHARDZ":
+            return shardz.shardz(state)
         return None
 
     # -- HTTP ---------------------------------------------------------------------------------

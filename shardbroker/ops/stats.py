@@ -19,8 +19,9 @@ import posix_ipc
 import psutil
 
 from shardbroker import const
-from shardbroker.mesh import account_table
+from shardbroker.mesh import account_table, rate_table
 from shardbroker.mesh.account_table import AccountTable
+from shardbroker.mesh.rate_table import RateTable
 from shardbroker.mesh.stats import StatsReader
 
 # Counters shown as a rate per second besides their total.
@@ -52,6 +53,8 @@ class Sampler:
     reader: StatsReader
     # Connections per configured account (None: a broker without the table).
     accounts: AccountTable | None = None
+    # What the rate limits of accounts and users did (None: a broker without the table).
+    rates: RateTable | None = None
     _procs: dict[int, psutil.Process] = field(default_factory=dict)
 
     def sample(self) -> Sample:
@@ -133,6 +136,16 @@ def report(sampler: Sampler, before: Sample, after: Sample) -> dict[str, Any]:
     }
     if sampler.accounts is not None:
         doc["accounts"] = sampler.accounts.connections()
+    if sampler.rates is not None:
+        doc["rate_limits"] = {
+            key: {
+                "throttled": figures.throttles,
+                "throttled_seconds": round(figures.throttled_ns / 1e9, 3),
+                "rejected": figures.rejected,
+                "admitted": figures.admitted,
+            }
+            for key, figures in sampler.rates.figures().items()
+        }
     return doc
 
 
@@ -199,6 +212,17 @@ def render(doc: dict[str, Any]) -> str:
         lines.append(f"{'ACCOUNT':>24} {'CONNS':>7}")
         for name, conns in accounts.items():
             lines.append(f"{name:>24} {conns:>7}")
+    limits = doc.get("rate_limits")
+    if limits:
+        lines.append("")
+        lines.append(
+            f"{'RATE LIMIT':>24} {'THROTTLED':>10} {'HELD(s)':>9} {'REJECTED':>9} {'ADMITTED':>10}"
+        )
+        for key, row in limits.items():
+            lines.append(
+                f"{key:>24} {row['throttled']:>10} {row['throttled_seconds']:>9.3f} "
+                f"{row['rejected']:>9} {row['admitted']:>10}"
+            )
     sup = doc["supervisor"]
     lines.append("")
     lines.append(
@@ -227,7 +251,11 @@ def run(
         accounts: AccountTable | None = account_table.attach_readonly(reader.port)
     except posix_ipc.ExistentialError:
         accounts = None
-    sampler = Sampler(reader, accounts)
+    try:
+        rates: RateTable | None = rate_table.attach_readonly(reader.port)
+    except posix_ipc.ExistentialError:
+        rates = None
+    sampler = Sampler(reader, accounts, rates)
     before = sampler.sample()
     sampler.prime(before)
     shown = 0

@@ -16,6 +16,9 @@ EVENT_ID_LEN = 22  # a NUID's length
 
 CONNECT_TYPE = "io.nats.server.advisory.v1.client_connect"
 DISCONNECT_TYPE = "io.nats.server.advisory.v1.client_disconnect"
+# shardbroker's own: a publish rate limit began to hold back (or refuse) an account's
+# publishers, on `$SYS.ACCOUNT.<account>.RATE_LIMIT`.
+RATE_LIMIT_TYPE = "io.shardbroker.advisory.v1.rate_limit"
 
 
 def event_id() -> str:
@@ -79,6 +82,21 @@ class DisconnectEvent(msgspec.Struct, kw_only=True):
     sent: DataStats
     received: DataStats
     reason: str
+
+
+class RateLimitEvent(msgspec.Struct, kw_only=True):
+    """A rate limit engaged: which (`limit`: "account:<name>", "user:<name>" or
+    "connection"), in which mode, and the client that met it first."""
+
+    type: str = RATE_LIMIT_TYPE
+    id: str
+    timestamp: str
+    server: EventServer
+    client: EventClient
+    limit: str
+    mode: str
+    msgs_per_sec: float
+    bytes_per_sec: float
 
 
 encode = msgspec.json.Encoder().encode

@@ -96,6 +96,26 @@ def rmsg(
     return b"".join(parts)
 
 
+def qmsg(
+    account: bytes,
+    subject: bytes,
+    queue: bytes,
+    hops: int,
+    reply: bytes | None,
+    header_size: int,
+    message: bytes,
+) -> bytes:
+    """A queue group's message passed on by a shard a peer picked for the group whose
+    last member there left meanwhile (mesh only): for one member of `queue` on the
+    receiving shard, never for its plain subscriptions (they had it from the publishing
+    shard). `hops` counts the shards that passed it on.
+    ``QMSG <account> <subject> <queue> <hops> [<reply>] <hdr size> <size>``."""
+    middle = b" " + reply + b" " if reply is not None else b" "
+    return b"QMSG %s %s %s %d%s%d %d\r\n%s\r\n" % (
+        account, subject, queue, hops, middle, header_size, len(message), message,
+    )  # fmt: skip
+
+
 def jrun_record(subject: bytes, reply: bytes, hdr: bytes, data: bytes) -> bytes:
     """One delivery of a JRUN frame: ``<subject> <reply> <hdr size> <size>``, message.
 

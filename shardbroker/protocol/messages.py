@@ -43,6 +43,8 @@ class ServerInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     acc_is_sys: bool = False
     api_lvl: int = 0
     xkey: str = ""
+    # Extensions (README, Protocol extensions); clients ignore keys they do not know.
+    sub_max: bool = False
 
 
 _info_encoder = msgspec.json.Encoder()
@@ -71,12 +73,14 @@ class ConnectOptions(msgspec.Struct, kw_only=True):
     nkey: str = ""
     no_responders: bool = False
     headers: bool = False
+    # The atomic auto-unsubscribe extension: SUB may end with `max=<n>`.
+    sub_max: bool = False
     # Obsolete fields whose presence is an Authorization Violation.
     has_account: bool = False
 
 
 _BOOL_FIELDS = frozenset(
-    ("verbose", "pedantic", "tls_required", "echo", "no_responders", "headers")
+    ("verbose", "pedantic", "tls_required", "echo", "no_responders", "headers", "sub_max")
 )
 _STR_FIELDS = frozenset(("auth_token", "user", "name", "lang", "version", "sig", "jwt", "nkey"))
 

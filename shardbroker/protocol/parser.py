@@ -52,6 +52,11 @@ _INFO = b"INFO"
 _OK = b"+OK"
 _ERR = b"-ERR"
 
+# The atomic auto-unsubscribe extension (docs/sub-max.md): a client that
+# sent "sub_max": true in CONNECT may end a SUB with `max=<n>`. The marker keeps the
+# line unambiguous, since `SUB <subject> <queue> <sid>` also ends in a bare token.
+SUB_LIMIT_MARK = b"max="
+
 _CLIENT_VERBS = frozenset((_PUB, _HPUB, _SUB, _UNSUB, _PING, _PONG, _CONNECT, _INFO, _OK, _ERR))
 # Verbs that must be followed by a blank; alone on a line they are unknown operations.
 _VERBS_WITH_ARGS = frozenset((_PUB, _HPUB, _SUB, _UNSUB, _CONNECT, _INFO, _ERR))
@@ -194,8 +199,11 @@ class ClientParser:
         (the control line with its CRLF), payload and CRLF; see block_payloads)
     process_hpub(subject, reply|None, header_size, message, header_token, total_token)
         (message = header block + payload)
-    process_sub(subject, queue|None, sid)
-    process_unsub(sid, max_msgs|None)    (max_msgs -1 when present but unparsable)
+    process_sub(subject, queue|None, sid[, max_msgs])
+        (max_msgs: a negotiated client's `max=<n>`, 1 to 999,999,999; see sub_max)
+    process_sub_limit_error()
+        (a negotiated client's SUB with a `max=` token that is not that; non-fatal)
+    process_unsub(sid, max_msgs|None)    (max_msgs -1 when present but not 1 to 9 digits)
     process_ping(), process_pong(), process_client_err()
     process_connect(json_bytes) -> bool: True suspends parsing after the CONNECT (the rest
         of the read is kept); the handler resumes it with feed(b"")
@@ -214,10 +222,12 @@ class ClientParser:
         "_pub_block",
         "_pub_run",
         "_sub",
+        "_sub_limit_error",
         "_unsub",
         "headers",
         "max_control_line",
         "max_payload",
+        "sub_max",
     )
 
     def __init__(self, handler: Any, max_control_line: int, max_payload: int) -> None:
@@ -226,6 +236,7 @@ class ClientParser:
         self._pub_block = handler.process_pub_block
         self._hpub = handler.process_hpub
         self._sub = handler.process_sub
+        self._sub_limit_error = handler.process_sub_limit_error
         self._unsub = handler.process_unsub
         self._ping = handler.process_ping
         self._pong = handler.process_pong
@@ -235,6 +246,9 @@ class ClientParser:
         self.max_payload = max_payload
         # Set by the connection once CONNECT asked for headers; HPUB is refused before.
         self.headers = False
+        # Set by the connection once CONNECT asked for the extension: a SUB's `max=`
+        # token after the subject is then its limit, never a queue or sid.
+        self.sub_max = False
         self._buf = bytearray()
         # A control line whose payload has not fully arrived: (is_hpub, args, size).
         self._pending: tuple[bool, list[bytes], int] | None = None
@@ -524,7 +538,9 @@ class ClientParser:
         if verb in _VERBS_WITH_ARGS and nargs == 1:
             raise self._arg_error(data, start, nl, verb)
         if verb == _SUB:
-            if nargs == 3:
+            if self.sub_max and any(arg.startswith(SUB_LIMIT_MARK) for arg in args[2:]):
+                self._limited_sub(args)
+            elif nargs == 3:
                 self._sub(args[1], None, args[2])
             elif nargs == 4:
                 self._sub(args[1], args[2], args[3])
@@ -535,8 +551,9 @@ class ClientParser:
             if nargs == 2:
                 self._unsub(args[1], None)
             elif nargs == 3:
-                max_tok = args[2]
-                self._unsub(args[1], int(max_tok) if max_tok.isdigit() else -1)
+                # nats-server reads the max as a size: 1 to 9 digits, else -1 (which,
+                # like 0, unsubscribes at once).
+                self._unsub(args[1], parse_size(args[2]))
             else:
                 raise _bad_args()
             return pos
@@ -565,6 +582,28 @@ class ClientParser:
             return -1
         # INFO and +OK from a client are ignored.
         return pos
+
+    def _limited_sub(self, args: list[bytes]) -> None:
+        """A SUB with a marked token: exactly ``SUB <subject> [<queue>] <sid> max=<n>``,
+        n of 1 to 9 digits and not 0 (UNSUB's numbers, as nats-server parses them), or a
+        non-fatal error: the line is framed, so nothing after it is misread, and the
+        connection and its other subscriptions stay (as for nats-server's 'Invalid
+        Subject')."""
+        nargs = len(args)
+        last = args[-1]
+        limit = -1
+        if (
+            nargs in (4, 5)
+            and last.startswith(SUB_LIMIT_MARK)
+            and not any(arg.startswith(SUB_LIMIT_MARK) for arg in args[2:-1])
+        ):
+            limit = parse_size(last[len(SUB_LIMIT_MARK) :])
+        if limit <= 0:
+            self._sub_limit_error()
+        elif nargs == 4:
+            self._sub(args[1], None, args[2], limit)
+        else:
+            self._sub(args[1], args[2], args[3], limit)
 
     def _wait_payload(
         self, data: bytes, pos: int, is_hpub: bool, args: list[bytes], size: int
@@ -595,6 +634,7 @@ class ClientParser:
 _RMSG = b"RMSG"
 _HRMSG = b"HRMSG"
 _JMSG = b"JMSG"
+_QMSG = b"QMSG"
 _JRUN = b"JRUN"
 _NO_QUEUE = b"-"
 _RS_PLUS = b"RS+"
@@ -681,6 +721,8 @@ def parse_mesh(data: bytes, handler: Any) -> None:
         (a JetStream delivery: match `deliver`, show `subject`; see frames.jmsg)
     process_jrun(account, deliver, [(subject, reply, header_size, message), ...])
         (deliveries to `deliver` without a queue group, in order; see frames.jrun)
+    process_qmsg(account, subject, queue, hops, reply|None, header_size, message)
+        (a queue group's message passed on for one member of `queue`; see frames.qmsg)
     process_rs_plus(account, subject, queue|None, weight)
     process_rs_minus(account, subject, queue|None)
     process_control(verb, args)   (HELLO, SDOWN, READY, STOP and other shard control)
@@ -788,6 +830,15 @@ def parse_mesh(data: bytes, handler: Any) -> None:
             handler.process_jmsg(
                 args[1], args[2], args[3], args[4],
                 None if queue == _NO_QUEUE else queue, int(args[6]), payload,
+            )  # fmt: skip
+            continue
+        if verb == _QMSG:
+            start = pos + len(line) + 2
+            payload, i = _payload_at(data, lines, i, last, start, int(args[-1]))
+            pos = start + len(payload) + 2
+            handler.process_qmsg(
+                args[1], args[2], args[3], int(args[4]),
+                args[5] if len(args) == 8 else None, int(args[-2]), payload,
             )  # fmt: skip
             continue
         pos += len(line) + 2

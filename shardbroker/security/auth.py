@@ -32,12 +32,14 @@ from shardbroker.config.nkey import signed_by
 from shardbroker.config.operator import jwt_permissions, loadable_accounts, trusted_keys
 from shardbroker.config.options import (
     Options,
+    RateLimit,
     WebsocketConfig,
     all_users,
     has_users,
     operator_mode,
     system_account_name,
 )
+from shardbroker.config.rate_limit import rate_limit_from_claims
 from shardbroker.security.callout import CalloutPolicy
 from shardbroker.security.jwt_login import (
     TemplateError,
@@ -302,6 +304,7 @@ class Authenticator:
             user.iss if user.iss != account_key else "",
             defaults,
             _scope_text(template),
+            rate_limit_from_claims(section),
         )
         return user.sub
 
@@ -371,6 +374,8 @@ class JWTLogin(NamedTuple):
     signer: str  # the account signing key that issued it; "": the account's own key
     default_permissions: bool  # its permissions are the account's defaults
     scope: str  # the signer's user template (_scope_text); "": not a scoped key
+    # Its publish budget (the JWT's rate limit extension, config/rate_limit.py).
+    rate_limit: RateLimit | None = None
 
 
 def _scope_text(template: dict[str, Any] | None) -> str:

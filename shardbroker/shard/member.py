@@ -15,7 +15,8 @@ it or rings the doorbell again, and a turn cut short by the budget schedules the
 
 Frames. ``parse_mesh`` is handed the member: frames carrying messages go straight to
 the role's ``process_rmsg``, ``process_rmsg_run``, ``process_jmsg``, ``process_jrun``
-(and ``process_rmsg_block`` if it has one), bound once here; RS+/RS- update
+(and ``process_rmsg_block`` and ``process_qmsg`` if it has them; a QMSG only ever goes
+to a shard with queue subscriptions, a worker), bound once here; RS+/RS- update
 ``remote`` (PeerInterest) and are acknowledged; control verbs are dispatched to the
 role's ``on_<verb>`` methods with their arguments read as ``CONTROL_ARGS`` says. A verb
 the role has no method for is logged once per verb and dropped. A role with a
@@ -74,6 +75,10 @@ DRAIN_BUDGET = 256 * 1024
 
 def _token(value: bytes) -> bytes:
     return value
+
+
+def _no_queue_members(*args: Any) -> None:
+    """A QMSG for a shard that keeps no queue subscriptions: nobody to give it to."""
 
 
 # How each control verb's arguments are read (frames.control writes them as tokens),
@@ -147,6 +152,7 @@ class MeshMember:
         "peer_up",
         "process_jmsg",
         "process_jrun",
+        "process_qmsg",
         "process_rmsg",
         "process_rmsg_block",
         "process_rmsg_run",
@@ -193,6 +199,7 @@ class MeshMember:
         block = getattr(role, "process_rmsg_block", None)
         if block is not None:
             self.process_rmsg_block = block
+        self.process_qmsg = getattr(role, "process_qmsg", _no_queue_members)
         self._handlers: dict[bytes, Callable[..., None]] = {
             HELLO: self.on_hello,
             SDOWN: self.on_sdown,

@@ -33,6 +33,7 @@ from shardbroker.config import jwt
 from shardbroker.config import options as options_mod
 from shardbroker.config.merge import OptionsSource
 from shardbroker.config.options import Options, account_names
+from shardbroker.config.rate_limit import rate_keys
 from shardbroker.errors import HaltBroker
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.mesh.ring import Ring
@@ -190,11 +191,12 @@ class Arbiter:
             raise HaltBroker(f"cannot create shared memory: {exc}") from exc
         res = self.resources
         res.accounts.set_names(account_names(opts))
+        res.rates.set_names(list(rate_keys(opts)))
         # Before any shard is spawned: takes NOTIFY_SOCKET out of the shards' environment.
         sdnotify.notifier()
         self.mesh = Mesh(res.spec, const.SUPERVISOR_SHARD, buf=res.mesh_buf)
         member = self.member = MeshMember(const.SUPERVISOR_SHARD, 0, loop, self.mesh, self)
-        self.monitor = Monitor(self, res.table)
+        self.monitor = Monitor(self, res.table, res.rates)
         # The $SYS requests the monitor answers, in the system account: every shard
         # that says HELLO hears of them.
         system = options_mod.system_account_name(opts).encode()

@@ -32,6 +32,7 @@ from shardbroker import log as log_setup
 from shardbroker.config.merge import OptionsSource, build_options
 from shardbroker.config.options import Options, OptionsError, account_names
 from shardbroker.config.parse import ConfigError
+from shardbroker.config.rate_limit import rate_keys
 from shardbroker.config.reload import Change, ReloadError, diff, encode_options_arg, kinds
 from shardbroker.mesh.mesh import Mesh
 from shardbroker.monitor.service import Monitor
@@ -199,6 +200,8 @@ class Reloader:
         resources = self.arbiter.resources
         if resources is not None and any(c.name == "accounts" for c in changes):
             resources.accounts.set_names(account_names(new))
+        if resources is not None:
+            resources.rates.set_names(list(rate_keys(new)))
 
     # -- confirmations -----------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import socket
 import sys
 
 from shardbroker import const
-from shardbroker.mesh import account_table, stats
+from shardbroker.mesh import account_table, rate_table, stats
 from shardbroker.mesh.doorbell import create_doorbell
 from shardbroker.mesh.layout import MeshLayout, create_segment, segment_name, unlink_segment
 from shardbroker.mesh.mesh import MeshSpec, ShardBoot, encode_boot
@@ -66,6 +66,8 @@ class SharedResources:
         self.connection_limit = stats.ConnectionLimit(port, create_with=max(0, max_connections))
         self.accounts_buf = account_table.create(port, n_shards)
         self.accounts = account_table.AccountTable(self.accounts_buf, n_shards)
+        self.rates_buf = rate_table.create(port, n_shards)
+        self.rates = rate_table.RateTable(self.rates_buf, n_shards)
         self.doorbell_fds = [create_doorbell() for _ in range(n_shards)]
         self.spec = MeshSpec(
             port=port,
@@ -81,6 +83,7 @@ class SharedResources:
         stats.unlink(stats.segment_name(self.port))
         self.connection_limit.unlink()
         account_table.unlink(account_table.segment_name(self.port))
+        rate_table.unlink(rate_table.segment_name(self.port))
         for fd in self.doorbell_fds:
             with contextlib.suppress(OSError):
                 os.close(fd)

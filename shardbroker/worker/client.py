@@ -45,6 +45,7 @@ from shardbroker.errors import (
     ERR_INVALID_PROTOCOL,
     ERR_INVALID_PUBLISH_SUBJECT,
     ERR_INVALID_SUBJECT,
+    ERR_INVALID_SUBSCRIPTION_LIMIT,
     ERR_MAX_ACCOUNT_CONNECTIONS,
     ERR_MAX_CONNECTIONS,
     ERR_MAX_SUBSCRIPTIONS,
@@ -81,6 +82,7 @@ from shardbroker.security.auth import (
 from shardbroker.security.callout import CalloutVerdict, raw_auth_user
 from shardbroker.security.permissions import ResponseGrants, UserPermissions
 from shardbroker.worker.callout import AuthCallouts
+from shardbroker.worker.ratelimit import Budget, Limiter, RateLimits
 from shardbroker.worker.responses import ServiceResponses
 from shardbroker.worker.route_result import Subscription
 from shardbroker.worker.router import Router
@@ -106,6 +108,7 @@ class ClientHost(Protocol):
     router: Router
     responses: ServiceResponses
     callouts: AuthCallouts
+    rates: RateLimits
     pending: set[ClientProtocol]
     trace: bool
     ssl_context: ssl.SSLContext | None
@@ -130,6 +133,8 @@ class ClientHost(Protocol):
     def stall(self, client: ClientProtocol) -> None: ...
     def unstall(self, client: ClientProtocol) -> None: ...
     def defer_read(self, client: ClientProtocol, data: bytes) -> None: ...
+    def resume_reading(self, client: ClientProtocol) -> None: ...
+    def rate_limit_engaged(self, client: ClientProtocol, budget: Budget) -> None: ...
 
 
 log = logging.getLogger("shardbroker.client")
@@ -180,6 +185,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         "jwt_login",
         "lang",
         "last_ns",
+        "limiter",
         "max_subs",
         "name",
         "no_responders",
@@ -279,6 +285,8 @@ class ClientProtocol(Output, asyncio.Protocol):
         # with allow_responses, the reply subjects this connection may answer.
         self.perms: UserPermissions | None = None
         self.grants: ResponseGrants | None = None
+        # Its publish rate limits (worker/ratelimit.py); None: not limited, no cost.
+        self.limiter: Limiter | None = None
 
     # -- what differs for websocket clients (worker/websocket.py overrides) ----------
 
@@ -388,6 +396,10 @@ class ClientProtocol(Output, asyncio.Protocol):
         high = server.opts.max_pending * 3 // 4
         transport.set_write_buffer_limits(high=high, low=high // 2)
         self.arm_ping(self.ping_interval())
+        if server.rates.configured:
+            # Scanned from the first byte: publishes behind a CONNECT meet its login's limits.
+            budgets = server.rates.budgets_for(self.account, "", None)
+            self.limiter = Limiter(self, budgets, server.loop)
         if self.awaiting_auth:
             self.auth_handle = server.loop.call_later(
                 self.authenticator().timeout, self.on_auth_timeout
@@ -420,6 +432,14 @@ class ClientProtocol(Output, asyncio.Protocol):
             server.defer_read(self, data[budget:])
 
     def consume(self, data: bytes) -> None:
+        """Parse and act on what the client sent, as far as its rate limits allow."""
+        limiter = self.limiter
+        if limiter is None or self.held_input is not None:
+            self.process_input(data)
+        else:
+            limiter.feed(data)
+
+    def process_input(self, data: bytes) -> None:
         """Parse and act on what the client sent; write what it caused (one batch)."""
         if self.held_input is not None:
             self.held_input += data
@@ -528,10 +548,36 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.grants = None if responses is None else ResponseGrants(responses, time.monotonic())
         if perms is not None:
             self.guarded = True  # every publish goes through check_publish
+        self.apply_rate_limits()
         self.awaiting_auth = False
         if self.auth_handle is not None:
             self.auth_handle.cancel()
             self.auth_handle = None
+
+    def apply_rate_limits(self) -> None:
+        """The budgets this connection publishes against now (login, reload)."""
+        server = self.server
+        rates = server.rates
+        login = self.jwt_login
+        limiter = self.limiter
+        budgets = rates.budgets_for(
+            self.account,
+            self.user,
+            login.rate_limit if login is not None else None,
+            limiter.budgets if limiter is not None else (),
+        )
+        if limiter is not None:
+            limiter.budgets = budgets
+            if not budgets and not limiter.holding and not limiter.carry and self.connected:
+                self.limiter = None
+        elif budgets:
+            self.limiter = Limiter(self, budgets, server.loop)
+
+    def rate_limit_engaged(self, budget: Budget) -> None:
+        self.server.rate_limit_engaged(self, budget)
+
+    def rate_limit_released(self) -> None:
+        self.server.resume_reading(self)
 
     def apply_jwt_limits(self, login: JWTLogin | CalloutVerdict) -> None:
         """A user JWT's limits (or a callout's verdict's): the lower of its and the
@@ -808,6 +854,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.echo = opts.echo
         self.headers = opts.headers
         self.parser.headers = opts.headers
+        self.parser.sub_max = opts.sub_max
         self.no_responders = opts.no_responders
         self.protocol = opts.protocol
         self.name = opts.name
@@ -956,7 +1003,11 @@ class ClientProtocol(Output, asyncio.Protocol):
                 self.server.pending.add(self)
                 return
 
-    def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
+    def process_sub(
+        self, subject: bytes, queue: bytes | None, sid: bytes, max_msgs: int = 0
+    ) -> None:
+        """SUB; `max_msgs` (the sub_max extension's `max=<n>`) makes it SUB followed by
+        UNSUB <sid> <n> in one step."""
         server = self.server
         perms = self.perms
         if perms is not None and not perms.can_subscribe(subject, queue):
@@ -981,8 +1032,13 @@ class ClientProtocol(Output, asyncio.Protocol):
             sub = Subscription(self, self.account, subject, queue, sid)
             if perms is not None:
                 sub.checked = perms.needs_delivery_check(subject, queue)
+            if max_msgs:
+                # Limited before it can match anything: no message passes the limit.
+                sub.max = max_msgs
             self.subs[sid] = sub
             server.add_subscription(sub)
+        elif max_msgs:
+            self.limit_subscription(self.subs[sid], max_msgs)
         if self.verbose:
             self.out.append(frames.OK)
             server.pending.add(self)
@@ -990,13 +1046,24 @@ class ClientProtocol(Output, asyncio.Protocol):
     def process_unsub(self, sid: bytes, max_msgs: int | None) -> None:
         sub = self.subs.get(sid)
         if sub is not None:
-            if max_msgs is None or max_msgs <= 0 or max_msgs <= sub.delivered:
+            if max_msgs is None:
                 self.server.remove_subscription(sub)
             else:
-                sub.max = max_msgs
+                self.limit_subscription(sub, max_msgs)
         if self.verbose:
             self.out.append(frames.OK)
             self.server.pending.add(self)
+
+    def limit_subscription(self, sub: Subscription, max_msgs: int) -> None:
+        """At most `max_msgs` deliveries in all (UNSUB's max): none left, or no positive
+        max, unsubscribes now."""
+        if max_msgs <= 0 or max_msgs <= sub.delivered:
+            self.server.remove_subscription(sub)
+        else:
+            sub.max = max_msgs
+
+    def process_sub_limit_error(self) -> None:
+        self.send_err(ERR_INVALID_SUBSCRIPTION_LIMIT)
 
     def process_ping(self) -> None:
         server = self.server
@@ -1114,6 +1181,8 @@ class ClientProtocol(Output, asyncio.Protocol):
         if self.auth_handle is not None:
             self.auth_handle.cancel()
             self.auth_handle = None
+        if self.limiter is not None:
+            self.limiter.cancel()
         self.server.client_closed(self, reason)
         self.close_transport(reason, abort)
 

@@ -20,7 +20,7 @@ import sys
 
 from shardbroker import const
 from shardbroker.config.options import Options
-from shardbroker.mesh import account_table, stats
+from shardbroker.mesh import account_table, rate_table, stats
 from shardbroker.mesh.account_table import AccountTable
 from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.shard.boot import Ticker, attach_slot, meet_peers, shard_main
@@ -67,7 +67,8 @@ async def serve(boot: ShardBoot, opts: Options) -> int:
     limit = stats.ConnectionLimit(boot.mesh.port)
     n = boot.mesh.n_shards
     accounts = AccountTable(account_table.attach(boot.mesh.port, n), n)
-    server = Server(boot, opts, loop, mesh, slot, limit, accounts)
+    rates = rate_table.RateTable(rate_table.attach(boot.mesh.port, n), n)
+    server = Server(boot, opts, loop, mesh, slot, limit, accounts, rates)
     member = server.member
     loop.add_reader(mesh.doorbell.fileno(), member.on_doorbell)
     loop.add_signal_handler(signal.SIGTERM, member.stopping.set)

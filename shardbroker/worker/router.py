@@ -9,7 +9,13 @@ Queue groups are exactly-once broker-wide: the publishing shard picks one member
 its local members (weight 1 each) and the peers that advertised the group (weight =
 their member count), so deliveries balance over all shards. A remote pick travels as
 ``RMSG ... | queue``; the receiving shard hands it to one of its local members.
-Each peer gets at most one RMSG per message, carrying every queue picked for it.
+Each peer gets at most one RMSG per message, carrying every queue picked for it. A
+pick can be stale: the group's last member on the picked shard may have left (UNSUB,
+its limit, a disconnect) before that shard's RS- reached the picking one. The picked
+shard then passes the message on to a member elsewhere, picked by its own view, as a
+``QMSG`` (frames.qmsg: for the group only, not for plain subscriptions, which had it).
+It never passes it back to a shard whose last member had left: that shard sent its RS-
+on the same ring before the message. A hop count bounds the rest.
 
 Delivery bytes are built once per message: a shared ``MSG <subject> `` head and a
 ``[reply] <size>\\r\\n<payload>\\r\\n`` tail, with only the sid varying.
@@ -91,6 +97,19 @@ def run_blob(head: bytes, payloads: list[bytes], sizes: bytes | list[bytes]) -> 
 def _each(sizes: bytes | list[bytes], count: int) -> list[bytes]:
     """The size token of every message of a run."""
     return [sizes] * count if isinstance(sizes, bytes) else sizes
+
+
+def _stranded(groups: tuple[QueueGroup, ...], names: tuple[bytes, ...]) -> bool:
+    """Whether a named group has no member on this shard (a stale pick: pass it on)."""
+    return any(not group.local for group in groups if group.name in names)
+
+
+def _limited_member(groups: tuple[QueueGroup, ...], names: tuple[bytes, ...] = ()) -> bool:
+    """Whether a local member of the groups (of those named, when names are given) has
+    a limit (UNSUB max, SUB max=): read now, since a limit changes no match."""
+    return any(
+        sub.max for group in groups if not names or group.name in names for sub in group.local
+    )
 
 
 class Router:
@@ -591,14 +610,19 @@ class Router:
         ``sizes`` is one size token when every control line was identical, else one
         token per message. Each destination gets the whole run as one join (see
         ``run_blob``). Queue groups pick all their members at once; subscriptions with
-        an UNSUB max, a publisher with echo off next to a queue group, and queue groups
-        with sizes that vary go message by message."""
+        an UNSUB max, a publisher with echo off next to a queue group, queue groups
+        with sizes that vary and queue groups with a limited member (whose share past
+        its limit must go to the others) go message by message."""
         result = self._prepared_match(account, subject)
         if result is None:
             return False
         uniform = type(sizes) is bytes
         if result.queues and (
-            result.peers or not publisher.echo or not uniform or result.checked_queues
+            result.peers
+            or not publisher.echo
+            or not uniform
+            or result.checked_queues
+            or _limited_member(result.queues)
         ):
             # A peer with plain interest must get each message in one RMSG together
             # with the queues picked for it: message by message.
@@ -821,6 +845,14 @@ class Router:
             for payload, size in zip(payloads, _each(sizes, len(payloads)), strict=True):
                 self.deliver_checked(result.checked, None, subject, reply, 0, payload, size)
         if queues:
+            if _limited_member(result.queues, queues) or _stranded(result.queues, queues):
+                # A member's share past its limit goes to the others, and a group without
+                # a member here passes its messages on: message by message.
+                for payload, size in zip(payloads, _each(sizes, len(payloads)), strict=True):
+                    now = self._match(account, subject)
+                    if now is not None:
+                        self._deliver_picked(now, account, queues, subject, reply, 0, payload, size)
+                return
             for group in result.queues:
                 if group.name not in queues or not group.local:
                     continue
@@ -909,17 +941,80 @@ class Router:
         if result.checked:
             self.deliver_checked(result.checked, None, subject, reply, header_size, message, None)
         if queues:
-            for group in result.queues:
-                if group.name in queues:
-                    member = group.pick_local()
-                    if member is None:
-                        continue
-                    if group.checked:
-                        self.deliver_member(
-                            group, member, None, subject, reply, header_size, message, None
-                        )
-                    else:
-                        self.deliver((member,), None, subject, reply, header_size, message, None)
+            self._deliver_picked(
+                result, account, queues, subject, reply, header_size, message, None
+            )
+
+    def _deliver_picked(
+        self,
+        result: RouteResult,
+        account: bytes,
+        queues: tuple[bytes, ...],
+        subject: bytes,
+        reply: bytes | None,
+        header_size: int,
+        message: bytes,
+        size_token: bytes | None,
+    ) -> None:
+        """One local member of each queue group a peer picked this shard for; a group
+        whose members here are gone passes the message on."""
+        for group in result.queues:
+            if group.name in queues:
+                member = group.pick_local()
+                if member is None:
+                    self._pass_on(group, account, subject, reply, header_size, message, 1)
+                    continue
+                args = (None, subject, reply, header_size, message, size_token)
+                if group.checked:
+                    self.deliver_member(group, member, *args)
+                else:
+                    self.deliver((member,), *args)
+
+    def process_remote_queue_msg(
+        self,
+        account: bytes,
+        subject: bytes,
+        queue: bytes,
+        hops: int,
+        reply: bytes | None,
+        header_size: int,
+        message: bytes,
+    ) -> None:
+        """A queue group's message another shard passed on (a QMSG): one local member
+        of the group, or on again."""
+        result = self._match(account, subject)
+        if result is None:
+            return
+        for group in result.queues:
+            if group.name != queue:
+                continue
+            member = group.pick_local()
+            if member is None:
+                self._pass_on(group, account, subject, reply, header_size, message, hops + 1)
+            elif group.checked:
+                self.deliver_member(group, member, None, subject, reply, header_size, message, None)
+            else:
+                self.deliver((member,), None, subject, reply, header_size, message, None)
+            return
+
+    def _pass_on(
+        self,
+        group: QueueGroup,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        header_size: int,
+        message: bytes,
+        hops: int,
+    ) -> None:
+        """To a member of the group on another shard (none is left here), picked by
+        weight; dropped after as many hops as there are shards."""
+        if hops >= len(self.batches) or not group.members:
+            return
+        peer = group.pick().peer  # no local member: every member is a peer
+        self.batches[peer].append(
+            frames.qmsg(account, subject, group.name, hops, reply, header_size, message)
+        )
 
     def process_jetstream_run(
         self, account: bytes, deliver: bytes, entries: list[tuple[bytes, bytes, int, bytes]]

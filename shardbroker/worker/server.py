@@ -44,6 +44,7 @@ from shardbroker.gofmt.timestamp import format_rfc3339
 from shardbroker.log import setup as setup_logging
 from shardbroker.mesh.account_table import AccountTable
 from shardbroker.mesh.mesh import Mesh, ShardBoot
+from shardbroker.mesh.rate_table import RateTable
 from shardbroker.mesh.stats import ConnectionLimit, ShardSlot
 from shardbroker.protocol import events, frames
 from shardbroker.protocol.frames import RELOADED, TRIMMED
@@ -57,6 +58,7 @@ from shardbroker.shard.member import DRAIN_BUDGET, MeshMember
 from shardbroker.worker import snapshot
 from shardbroker.worker.callout import AuthCallouts
 from shardbroker.worker.client import ClientProtocol
+from shardbroker.worker.ratelimit import Budget, RateLimits
 from shardbroker.worker.responses import ServiceResponses
 from shardbroker.worker.route_result import Subscription, make_result
 from shardbroker.worker.router import Router
@@ -66,6 +68,8 @@ log = logging.getLogger("shardbroker.worker")
 
 # Ticks between copies of the message totals (a pass over every client) to the slot.
 _MONITOR_TICKS = 3
+# Ticks between two sweeps of the budgets of user JWTs no connection uses any more.
+_PRUNE_TICKS = 100
 _HOLD_RECHECK = 0.001  # seconds between barrier re-checks while a PONG is held
 # Lame duck: nats-server's pause between two closes is at most 1 s (and at least half the
 # computed interval); below this many seconds per client, clients are closed in batches.
@@ -79,6 +83,8 @@ STALL_MAX = 0.01  # seconds a stalled worker holds publishers and its rings back
 # member's drain budget, what keeps a turn to a few milliseconds however many clients
 # publish at once, so timers and the tick run on time (shard/member.py).
 READ_BUDGET = 256 * 1024
+# Seconds between two rate limit advisories of one budget on one worker.
+RATE_ADVISORY_INTERVAL = 10.0
 
 
 def ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> Any:
@@ -101,6 +107,7 @@ class Server:
         slot: ShardSlot | None,
         connection_limit: ConnectionLimit | None,
         account_table: AccountTable | None = None,
+        rate_table: RateTable | None = None,
     ) -> None:
         self.boot = boot
         # Connections per account on every worker (account limits), and ours.
@@ -139,12 +146,17 @@ class Server:
         self.router = Router(self)
         self.responses = self.router.responses = ServiceResponses(self)
         self.callouts = AuthCallouts(self)
+        # Publish budgets (worker/ratelimit.py); accounts' and users' shared broker-wide.
+        self.rates = RateLimits(opts, rate_table, boot.shard_id)
+        # When each account's last rate limit advisory went out (monotonic seconds).
+        self.rate_advisories: dict[bytes, float] = {}
         # Ring frames carrying messages go straight to the router (parse_mesh's hook).
         self.process_rmsg = self.router.process_remote_msg
         self.process_rmsg_run = self.router.process_remote_run
         self.process_rmsg_block = self.router.process_remote_block
         self.process_jmsg = self.router.process_jetstream_delivery
         self.process_jrun = self.router.process_jetstream_run
+        self.process_qmsg = self.router.process_remote_queue_msg
         self.member = MeshMember(
             boot.shard_id, boot.generation, loop, mesh, self, sublist_for=self.sublist_for
         )
@@ -217,6 +229,7 @@ class Server:
             jetstream=opts.jetstream,
             domain=opts.jetstream_domain,
             xkey=self.callouts.xkey,
+            sub_max=True,
         )
 
     def sublist_for(self, account: bytes) -> Sublist[Any, Any]:
@@ -301,14 +314,7 @@ class Server:
         if not self.router.has_interest(system, subject):
             return False
         now = time.time_ns()
-        self.event_seq += 1
-        opts = self.opts
-        server = events.EventServer(
-            name=opts.server_name or self.boot.server_id, host=opts.host, id=self.boot.server_id,
-            domain=opts.jetstream_domain, ver=const.SERVER_VERSION, tags=opts.server_tags,
-            jetstream=opts.jetstream,
-            flags=1 if opts.jetstream else 0, seq=self.event_seq, time=format_rfc3339(now),
-        )  # fmt: skip
+        server = self.event_server(now)
         who = events.EventClient(
             start=format_rfc3339(client.start_ns), host=client.host, id=client.cid,
             acc=client.account.decode(), user=client.user, name=client.name, lang=client.lang,
@@ -331,6 +337,45 @@ class Server:
         route = self.router.routes_for(system)[0]
         route(self.responses.sink, system, subject, None, 0, events.encode(event), None)
         return True
+
+    def event_server(self, now: int) -> events.EventServer:
+        """This server, as an event names it (with the next event sequence number)."""
+        self.event_seq += 1
+        opts = self.opts
+        return events.EventServer(
+            name=opts.server_name or self.boot.server_id, host=opts.host, id=self.boot.server_id,
+            domain=opts.jetstream_domain, ver=const.SERVER_VERSION, tags=opts.server_tags,
+            jetstream=opts.jetstream, flags=1 if opts.jetstream else 0, seq=self.event_seq,
+            time=format_rfc3339(now),
+        )  # fmt: skip
+
+    def rate_limit_engaged(self, client: ClientProtocol, budget: Budget) -> None:
+        """`$SYS.ACCOUNT.<acc>.RATE_LIMIT` when a limit begins to hold back or refuse a
+        publisher of the account, at most once per RATE_ADVISORY_INTERVAL per account
+        and worker, and only when somebody in the system account listens."""
+        system = self.system_account
+        mono = time.monotonic()
+        last = self.rate_advisories.get(client.account)
+        if not system or (last is not None and mono - last < RATE_ADVISORY_INTERVAL):
+            return
+        self.rate_advisories[client.account] = mono
+        subject = b"$SYS.ACCOUNT." + client.account + b".RATE_LIMIT"
+        if not self.router.has_interest(system, subject):
+            return
+        now = time.time_ns()
+        limit = budget.limit
+        event = events.RateLimitEvent(
+            id=events.event_id(), timestamp=format_rfc3339(now), server=self.event_server(now),
+            client=events.EventClient(
+                start=format_rfc3339(client.start_ns), host=client.host, id=client.cid,
+                acc=client.account.decode(), user=client.user, name=client.name,
+                lang=client.lang, ver=client.version, kind="Client", client_type="nats",
+            ),
+            limit=budget.key, mode=limit.mode, msgs_per_sec=limit.msgs_per_sec,
+            bytes_per_sec=limit.bytes_per_sec,
+        )  # fmt: skip
+        route = self.router.routes_for(system)[0]
+        route(self.responses.sink, system, subject, None, 0, events.encode(event), None)
 
     def login_account(self, account: bytes) -> bool:
         """Count a client logging in to `account`; False when the account's connection
@@ -575,6 +620,7 @@ class Server:
             or client in self.paused
             or client in self.stall_paused
             or client.deferred is not None
+            or (client.limiter is not None and client.limiter.holding)
         ):
             return
         client.transport.resume_reading()
@@ -764,6 +810,11 @@ class Server:
             self.router.set_accounts(AccountRoutes(new))
             for client in self.clients.values():
                 client.bind_routes()
+        if "limits" in changed or "auth" in changed:
+            self.rates.configure(new)
+            for client in list(self.clients.values()):
+                if not client.closed:
+                    client.apply_rate_limits()
         self._info = self.make_info()
         self._ws_info = self.make_ws_info()
 
@@ -781,11 +832,16 @@ class Server:
             self._ticks += 1
             if self._ticks % _MONITOR_TICKS == 0:
                 self.publish_monitor_counters(slot)
+            if self._ticks % _PRUNE_TICKS == 0 and self.rates.jwt_users:
+                self.rates.forget_jwt_users(
+                    {id(b) for c in self.clients.values() if c.limiter for b in c.limiter.budgets}
+                )
             slot.set("rebalanced", self.rebalanced)
         if self.mesh.overflowing and self.mesh.retry_overflow():
             self.resume_paused()
         self.responses.expire(time.monotonic())
         self.write_account_counts()
+        self.rates.tick()
         if self.holding:
             self.check_holding()
             self.flush_batch(None)

@@ -76,6 +76,7 @@ def conn_snapshot(
                 cipher = ssl_object.cipher()
                 tls_cipher = cipher[0] if cipher else ""
     cid = client.cid
+    limiter = client.limiter
     return ConnSnapshot(
         cid=cid,
         ip=client.host,
@@ -99,6 +100,10 @@ def conn_snapshot(
         subs=[sub_snapshot(s, cid) for s in client.subs.values()] if with_subs else None,
         stop_ns=stop_ns,
         reason=reason,
+        rate_limits=",".join(b.key for b in limiter.budgets) if limiter is not None else "",
+        throttled=limiter.throttles if limiter is not None else 0,
+        throttled_ns=limiter.throttled_total_ns() if limiter is not None else 0,
+        rate_rejected=limiter.rejected if limiter is not None else 0,
         type=client.client_type,
     )
 

@@ -3,7 +3,8 @@
     python tests/fuzz/atheris_core.py [-atheris_runs=1000000] [tests/fuzz/corpus/core]
 
 Each input is one client read and one ring piece: the compiled publish, mesh and
-storage loops run on it beside their twins (publoop.py, meshloop.py, storeloop.py), and
+storage loops and the publish budget scan run on it beside their twins (publoop.py,
+meshloop.py, storeloop.py, budget.py), and
 any difference in where they stop, what they deliver or what they hand on, or a crash,
 fails the run with the input saved. `make fuzz` runs it on a build of the extension with
 AddressSanitizer and UndefinedBehaviorSanitizer (tests/fuzz/sanitized.sh), so a read
@@ -18,10 +19,10 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from shardbroker.core import meshloop, plans, publoop, storeloop
+    from shardbroker.core import budget, meshloop, plans, publoop, storeloop
 
 from shardbroker import core
-from tests.fuzz.test_core_fuzz import mesh_outcome, outcome, store_outcome
+from tests.fuzz.test_core_fuzz import budget_outcome, mesh_outcome, outcome, store_outcome
 
 
 def one_input(data: bytes) -> None:
@@ -36,12 +37,15 @@ def one_input(data: bytes) -> None:
     store = store_outcome("compiled", data, pos)
     if store != store_outcome("pure", data, pos) or not pos <= store[0][0] <= len(data):
         raise AssertionError(f"storage loops differ on {data!r}")
+    scan = budget_outcome("compiled", data, pos)
+    if scan != budget_outcome("pure", data, pos) or not pos <= scan[0] <= len(data):
+        raise AssertionError(f"budget scans differ on {data!r}")
 
 
 def main() -> None:
     if core.IMPLEMENTATION != "compiled":
         sys.exit("the compiled core is not built (make install builds it)")
-    assert publoop and meshloop and plans and storeloop  # instrumented, for coverage
+    assert publoop and meshloop and plans and storeloop and budget  # instrumented, for coverage
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()
 

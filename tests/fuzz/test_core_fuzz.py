@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shardbroker import core
-from shardbroker.core import meshloop, plans, publoop, storeloop
+from shardbroker.core import budget, meshloop, plans, publoop, storeloop
 
 pytestmark = pytest.mark.skipif(
     core.IMPLEMENTATION != "compiled", reason="the compiled core is not built"
@@ -249,6 +249,24 @@ def test_core_store_loop_matches_its_twin_on_any_bytes(data: bytes, pos: int) ->
     assert compiled == store_outcome("pure", data, pos)
 
 
+def budget_outcome(which: str, data: bytes, pos: int) -> Any:
+    """The publish budget scan, with a budget and options drawn from the input's bytes."""
+    scan = core.pub_budget if which == "compiled" else budget.pub_budget
+    msgs = data[-1] % 8 if data else 0
+    nbytes = (data[-2] if len(data) > 1 else 0) * 4
+    connect = len(data) > 2 and bool(data[-3] & 1)
+    return scan(data, pos, msgs, nbytes, 64, 256, connect)
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True, database=None)
+@given(_inputs, st.integers(0, 40))
+def test_core_budget_scan_matches_its_twin_on_any_bytes(data: bytes, pos: int) -> None:
+    pos = min(pos, len(data))
+    compiled = budget_outcome("compiled", data, pos)
+    assert pos <= compiled[0] <= len(data)
+    assert compiled == budget_outcome("pure", data, pos)
+
+
 CORPUS = Path(__file__).parent / "corpus" / "core"
 
 
@@ -258,5 +276,6 @@ def test_core_corpus_replays(path: Path) -> None:
     data = path.read_bytes()
     for pos in (0, 1, min(len(data), 7)):
         assert outcome("compiled", data, pos) == outcome("pure", data, pos)
+        assert budget_outcome("compiled", data, pos) == budget_outcome("pure", data, pos)
         assert mesh_outcome("compiled", data, pos) == mesh_outcome("pure", data, pos)
         assert store_outcome("compiled", data, pos) == store_outcome("pure", data, pos)

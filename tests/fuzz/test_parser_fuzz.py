@@ -3,7 +3,7 @@
 1. Any bytes, split any way: only ProtocolError is ever raised, and the ops recorded
    (and the error) are the same however the input is split.
 2. Generated valid streams of PUB/HPUB/SUB/UNSUB/PING/PONG/CONNECT parse to exactly the
-   generated ops, however split.
+   generated ops, however split (SUBs with the sub_max extension's limits among them).
 """
 
 from __future__ import annotations
@@ -35,16 +35,20 @@ FUZZ = settings(max_examples=300, deadline=None)
 
 
 class Limits:
-    def __init__(self, headers: bool, max_control_line: int, max_payload: int) -> None:
+    def __init__(
+        self, headers: bool, max_control_line: int, max_payload: int, sub_max: bool = False
+    ) -> None:
         self.headers = headers
         self.max_control_line = max_control_line
         self.max_payload = max_payload
+        self.sub_max = sub_max
 
     def __repr__(self) -> str:
-        return f"Limits({self.headers}, {self.max_control_line}, {self.max_payload})"
+        fields = (self.headers, self.max_control_line, self.max_payload, self.sub_max)
+        return f"Limits{fields}"
 
 
-DEFAULT = Limits(True, 4096, 1024 * 1024)
+DEFAULT = Limits(True, 4096, 1024 * 1024, sub_max=True)
 
 
 def replay(chunks: list[bytes], limits: Limits) -> Outcome:
@@ -52,6 +56,7 @@ def replay(chunks: list[bytes], limits: Limits) -> Outcome:
     recorder = Recorder()
     parser = ClientParser(recorder, limits.max_control_line, limits.max_payload)
     parser.headers = limits.headers
+    parser.sub_max = limits.sub_max
     try:
         for chunk in chunks:
             parser.feed(chunk)
@@ -108,6 +113,8 @@ FRAGMENTS = [
     b"1234567890",
     b"NATS/1.0\r\n\r\n",
     b"{}",
+    b"max=",
+    b"max=1",
     b"\x00",
     b"\x0b",
     b"\xff",
@@ -121,6 +128,7 @@ limits = st.builds(
     headers=st.booleans(),
     max_control_line=st.sampled_from([8, 24, 4096]),
     max_payload=st.sampled_from([0, 8, 1024]),
+    sub_max=st.booleans(),
 )
 
 
@@ -206,8 +214,13 @@ def sub_op(draw: st.DrawFn) -> tuple[bytes, Op]:
     line = [verb(draw, "SUB"), draw(blank), subj]
     if queue is not None:
         line += [draw(blank), queue]
-    line += [draw(blank), s, draw(trailing), draw(eol)]
-    return b"".join(line), sub(subj, s, queue)
+    line += [draw(blank), s]
+    # DEFAULT negotiated the sub_max extension: a SUB may end with its limit.
+    max_msgs = draw(st.just(0) | st.integers(1, 10**9 - 1))
+    if max_msgs:
+        line += [draw(blank), b"max=" + size_token(draw, max_msgs)]
+    line += [draw(trailing), draw(eol)]
+    return b"".join(line), sub(subj, s, queue, max_msgs)
 
 
 @st.composite

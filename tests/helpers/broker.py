@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -421,6 +421,7 @@ async def connect_on_shard(
     shard: int,
     *,
     tries: int = SHARD_CONNECT_TRIES,
+    connect: Callable[..., Awaitable[Any]] | None = None,
     url: str | None = None,
     **kwargs: Any,
 ) -> Any:
@@ -428,7 +429,8 @@ async def connect_on_shard(
     client port or to `url` (the websocket listener's, for one).
 
     Defaults: no reconnect (a test must see a disconnect); no error callback is
-    installed (nats-py logs errors, which pytest shows on failure).
+    installed (nats-py logs errors, which pytest shows on failure). `connect` replaces
+    `nats.connect` (a helper that makes another client class).
     """
     import nats
 
@@ -436,12 +438,13 @@ async def connect_on_shard(
     kwargs.setdefault("allow_reconnect", False)
     kwargs.setdefault("connect_timeout", 5)
     kwargs.setdefault("name", f"test-shard{shard}")
+    connect = connect or nats.connect
     url = url or broker.url
     if not broker.is_shardbroker:
-        return await nats.connect(url, **kwargs)
+        return await connect(url, **kwargs)
     seen: set[int | None] = set()
     for _ in range(tries):
-        nc = await nats.connect(url, **kwargs)
+        nc = await connect(url, **kwargs)
         got = broker.shard_of(nc.client_id)
         if got == shard:
             return nc
@@ -640,13 +643,14 @@ def shardbroker_command(*args: str) -> list[str]:
 
 def expected_shm_entries(port: int) -> list[str]:
     """What a running shardbroker on `port` has in /dev/shm: the mesh segment, the shard
-    table, the per-account connection counts and the connection semaphore (POSIX
-    semaphores appear as `sem.<name>`)."""
+    table, the per-account connection counts, the rate budgets and the connection
+    semaphore (POSIX semaphores appear as `sem.<name>`)."""
     return sorted(
         [
             f"shardbroker-{port}-mesh",
             f"shardbroker-{port}-shards",
             f"shardbroker-{port}-accounts",
+            f"shardbroker-{port}-rates",
             f"sem.shardbroker-{port}-conns",
         ]
     )

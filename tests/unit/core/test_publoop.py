@@ -6,8 +6,8 @@ shard 2's subscribers cross the ring, so the mesh loop is held to the frame pars
 
 Inputs mix what the loop takes (plain canonical publishes, runs of one control line)
 with everything it must leave to the parser: replies, reserved subjects, headers,
-queue groups, UNSUB max, large payloads, PINGs, subscriptions made mid-read, and
-malformed operations, split at arbitrary points.
+queue groups, UNSUB max, SUB max=<n> (the sub_max extension), large payloads, PINGs,
+subscriptions made mid-read, and malformed operations, split at arbitrary points.
 """
 
 from __future__ import annotations
@@ -52,9 +52,12 @@ SUBJECTS = [
     b"b.c.d",
 ]
 
-# Subscriptions on each shard: (subject, queue or None, UNSUB max or 0).
-# Queue groups: "g" on both shards (two local members on shard 1), "h" on shard 1
-# only (one member, with an UNSUB max), "k" on shard 2 only.
+# Subscriptions on each shard: (subject, queue or None, limit or 0). Shard 1 limits
+# with UNSUB <sid> <max>, shard 2 with SUB ... max=<n> (the sub_max extension).
+# Queue groups: "g" on both shards (two local members on shard 1, one limited on
+# shard 2), "h" on shard 1 only (one member, with an UNSUB max), "k" on shard 2 only,
+# "p" on both (shard 2's only member limited: picks of shard 2 made before shard 1
+# hears it left are passed back, as QMSGs).
 SUBS = {
     1: [
         (b"a", None, 0),
@@ -63,6 +66,7 @@ SUBS = {
         (b"cap.1", None, 3),
         (b"q.*", b"g", 0),
         (b"q.x", b"h", 4),
+        (b"q.y", b"p", 0),
     ],
     2: [
         (b"a", None, 0),
@@ -70,6 +74,9 @@ SUBS = {
         (b"q.*", b"g", 0),
         (b"b.d", None, 0),
         (b"q.x", b"k", 0),
+        (b"b.c", None, 2),
+        (b"q.*", b"g", 3),
+        (b"q.y", b"p", 2),
     ],
 }
 
@@ -97,15 +104,19 @@ def pair_with(loop_name: str) -> Iterator[tuple[ShardPair, Any, dict[int, list[A
         subscribers: dict[int, list[Any]] = {1: [], 2: []}
         for shard, server in ((1, pair.one), (2, pair.two)):
             for sid, (subject, queue, max_msgs) in enumerate(SUBS[shard], 1):
-                sub = connect(server)
+                sub = connect(server, sub_max=True)
                 q = b" " + queue if queue else b""
-                sub.data_received(b"SUB %s%s %d\r\n" % (subject, q, sid))
-                if max_msgs:
-                    sub.data_received(b"UNSUB %d %d\r\n" % (sid, max_msgs))
+                if max_msgs and shard == 2:
+                    sub.data_received(b"SUB %s%s %d max=%d\r\n" % (subject, q, sid, max_msgs))
+                else:
+                    sub.data_received(b"SUB %s%s %d\r\n" % (subject, q, sid))
+                    if max_msgs:
+                        sub.data_received(b"UNSUB %d %d\r\n" % (sid, max_msgs))
+                assert sub.subs[b"%d" % sid].max == max_msgs
                 subscribers[shard].append(sub)
         pair.settle()
         # It wants "no responders" answers to requests nobody gets, on its inbox.
-        publisher = connect(pair.one, headers=True, no_responders=True)
+        publisher = connect(pair.one, headers=True, no_responders=True, sub_max=True)
         publisher.data_received(b"SUB reply.* 99\r\n")
         pair.settle()
         yield pair, publisher, subscribers
@@ -166,6 +177,9 @@ _other = st.sampled_from(
         b"HPUB a 12 14\r\nNATS/1.0\r\n\r\nhi\r\n",
         b"SUB b.c 90\r\n",
         b"UNSUB 90\r\n",
+        b"SUB a 91 max=2\r\n",
+        b"SUB q.* g 92 max=1\r\n",
+        b"SUB a 93 max=0\r\n",  # the extension's non-fatal error
         b"pub a 2\r\nhi\r\n",  # lower case: the parser's exact path
         b"PUB  a 2\r\nhi\r\n",  # two blanks
         b"PUB a\t2\r\nhi\r\n",
@@ -208,6 +222,19 @@ def test_publoop_varied_subjects_reach_both_shards(loop_name: str) -> None:
     received, _ = run(loop_name, [stream])
     assert received == run("general", [stream])[0]
     assert any(b"MSG b.d" in r for r in received)  # routed to shard 2 too
+
+
+@pytest.mark.parametrize("loop_name", ["pure", "compiled"])
+def test_publoop_stale_queue_picks_are_passed_on_alike(loop_name: str) -> None:
+    """One read of q.y publishes: shard 1 keeps picking shard 2 for group "p" after
+    its limited member there left; shard 2 passes those back, on every path, and the
+    group gets every message once (with "g": two deliveries per message in all)."""
+    if LOOPS[loop_name] is None:
+        pytest.skip("the compiled core is not built")
+    stream = b"".join(b"PUB q.y %d\r\n%s\r\n" % (1 + i % 2, b"z" * (1 + i % 2)) for i in range(40))
+    received, _ = run(loop_name, [stream])
+    assert received == run("general", [stream])[0]
+    assert sum(r.count(b"MSG q.y ") for r in received) == 40 * 2 + 40  # p, g; *.> plain
 
 
 def test_publoop_compiled_is_built() -> None:

@@ -31,7 +31,7 @@ class Recorder:
 
     ("pub", subject, reply, payload, size_token)
     ("hpub", subject, reply, header_size, message, header_token, total_token)
-    ("sub", subject, queue, sid)   ("unsub", sid, max_msgs)
+    ("sub", subject, queue, sid[, max_msgs])   ("sub_limit_error",)   ("unsub", sid, max_msgs)
     ("ping",) ("pong",) ("connect", body) ("err",)
     """
 
@@ -86,8 +86,13 @@ class Recorder:
     ) -> None:
         self.ops.append(("hpub", subject, reply, header_size, message, header_token, total_token))
 
-    def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
-        self.ops.append(("sub", subject, queue, sid))
+    def process_sub(
+        self, subject: bytes, queue: bytes | None, sid: bytes, max_msgs: int = 0
+    ) -> None:
+        self.ops.append(sub(subject, sid, queue, max_msgs))
+
+    def process_sub_limit_error(self) -> None:
+        self.ops.append(SUB_LIMIT_ERROR)
 
     def process_unsub(self, sid: bytes, max_msgs: int | None) -> None:
         self.ops.append(("unsub", sid, max_msgs))
@@ -128,6 +133,7 @@ class Case:
     ops: tuple[Op, ...]
     end: Closed | None = None
     headers: bool = False
+    sub_max: bool = False  # CONNECT asked for the atomic auto-unsubscribe extension
     max_payload: int = 1024 * 1024
     max_control_line: int = 4096
 
@@ -154,7 +160,9 @@ def hpub(subject: bytes, headers: bytes, payload: bytes, reply: bytes | None = N
     )
 
 
-def sub(subject: bytes, sid: bytes, queue: bytes | None = None) -> Op:
+def sub(subject: bytes, sid: bytes, queue: bytes | None = None, max_msgs: int = 0) -> Op:
+    if max_msgs:
+        return ("sub", subject, queue, sid, max_msgs)
     return ("sub", subject, queue, sid)
 
 
@@ -169,6 +177,7 @@ def connect(body: bytes) -> Op:
 PING: Op = ("ping",)
 PONG: Op = ("pong",)
 CLIENT_ERR: Op = ("err",)
+SUB_LIMIT_ERROR: Op = ("sub_limit_error",)
 
 EMPTY_HDR = b"NATS/1.0\r\n\r\n"
 FOO_HDR = b"NATS/1.0\r\nFoo: Bar\r\n\r\n"
@@ -191,6 +200,39 @@ CASES: dict[str, Case] = {
         (sub(b"foo", b"1"), sub(b"foo", b"2", b"q1"), sub(b"foo.*", b"3"), sub(b">", b"4")),
     ),
     "sub_blanks": Case((sub(b"foo", b"1"), sub(b"foo", b"2"), sub(b"foo", b"3", b"q"))),
+    # The atomic auto-unsubscribe extension, negotiated: `max=<n>` ends a SUB; the
+    # marker is looked for after the subject only, and is lower case.
+    "sub_max": Case(
+        (
+            sub(b"orders.*", b"7", max_msgs=1),
+            sub(b"jobs", b"8", b"workers", 100),
+            sub(b"a", b"9", max_msgs=999_999_999),
+            sub(b"a", b"10", max_msgs=7),
+            sub(b"a", b"11", max_msgs=2),
+            sub(b"a", b"12", b"q", 3),
+            sub(b"max=5", b"13"),
+            sub(b"a", b"14"),
+            sub(b"a", b"15", b"q"),
+            sub(b"a", b"MAX=1", b"16"),
+            sub(b"a", b"maximum=1", b"17"),
+        ),
+        sub_max=True,
+    ),
+    # Every malformed extended SUB gets the non-fatal error, and the next line is read.
+    "sub_max_malformed": Case(
+        (*[SUB_LIMIT_ERROR] * 12, sub(b"a", b"1", max_msgs=1), PING), sub_max=True
+    ),
+    # Not negotiated: a `max=` token is a queue or a sid, as nats-server reads it, and
+    # one token too many is the usual silent close.
+    "sub_max_not_negotiated": Case(
+        (
+            sub(b"a", b"max=1", b"7"),
+            sub(b"a", b"7", b"max=1"),
+            sub(b"a", b"max="),
+            sub(b"a", b"max=0", b"q"),
+        ),
+        SILENT,
+    ),
     "unsub": Case(
         (
             unsub(b"1"),
@@ -200,6 +242,11 @@ CASES: dict[str, Case] = {
             unsub(b"4", -1),
             unsub(b"5", -1),
             unsub(b"6", -1),
+            # As nats-server's parseSize: at most 9 digits, leading zeros allowed.
+            unsub(b"7", 999_999_999),
+            unsub(b"8", -1),
+            unsub(b"9", -1),
+            unsub(b"10", 7),
         ),
     ),
     "ping_pong": Case((PING, PONG, PING, PONG, PING)),

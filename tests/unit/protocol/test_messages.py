@@ -20,8 +20,15 @@ def test_connect_null_fields_keep_their_defaults() -> None:
     assert opts == ConnectOptions()
 
 
+def test_connect_sub_max_extension_is_off_unless_asked() -> None:
+    assert decode_connect(b"{}").sub_max is False
+    assert decode_connect(b'{"sub_max":true}').sub_max is True
+    assert decode_connect(b'{"Sub_Max":true}').sub_max is True
+
+
 @pytest.mark.parametrize(
-    "body", [b'{"jwt":5}', b'{"verbose":"yes"}', b'{"protocol":true}', b"[1]", b"{"]
+    "body",
+    [b'{"jwt":5}', b'{"verbose":"yes"}', b'{"protocol":true}', b'{"sub_max":1}', b"[1]", b"{"],
 )
 def test_connect_wrong_types_close_silently(body: bytes) -> None:
     with pytest.raises(ProtocolError) as exc:

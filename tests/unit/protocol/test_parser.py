@@ -68,6 +68,7 @@ def split(data: bytes, mode: str) -> list[bytes]:
 def new_parser(case: Case, recorder: Recorder) -> ClientParser:
     parser = ClientParser(recorder, case.max_control_line, case.max_payload)
     parser.headers = case.headers
+    parser.sub_max = case.sub_max
     return parser
 
 
@@ -366,6 +367,18 @@ class MeshRecorder:
     ) -> None:
         self.ops.append(("jrun", account, deliver, list(entries)))
 
+    def process_qmsg(
+        self,
+        account: bytes,
+        subject: bytes,
+        queue: bytes,
+        hops: int,
+        reply: bytes | None,
+        header_size: int,
+        message: bytes,
+    ) -> None:
+        self.ops.append(("qmsg", account, subject, queue, hops, reply, header_size, message))
+
     def process_rs_plus(
         self, account: bytes, subject: bytes, queue: bytes | None, weight: int
     ) -> None:
@@ -444,6 +457,14 @@ MESH_FRAMES: dict[str, tuple[bytes, Op]] = {
     "hrmsg_queues_reply": (
         frames.rmsg(b"$G", b"foo", b"r", (b"q1", b"q2"), len(HDR), HDR + b"x"),
         ("rmsg", b"$G", b"foo", b"r", (b"q1", b"q2"), len(HDR), HDR + b"x"),
+    ),
+    "qmsg": (
+        frames.qmsg(b"$G", b"jobs", b"workers", 1, None, 0, b"hi"),
+        ("qmsg", b"$G", b"jobs", b"workers", 1, None, 0, b"hi"),
+    ),
+    "qmsg_reply_headers_crlf": (
+        frames.qmsg(b"acc", b"jobs.a", b"q", 3, b"_INBOX.r", len(HDR), HDR + CRLF_PAYLOAD),
+        ("qmsg", b"acc", b"jobs.a", b"q", 3, b"_INBOX.r", len(HDR), HDR + CRLF_PAYLOAD),
     ),
     "rs_plus": (frames.rs_plus(b"$G", b"foo.*"), ("rs+", b"$G", b"foo.*", None, 1)),
     "rs_plus_queue": (
