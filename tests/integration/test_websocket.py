@@ -536,23 +536,35 @@ async def launcher_view(broker: Broker) -> dict[str, Any]:
     varz = _get_json(monitor + "/varz")
     ws = varz["websocket"]
     out["varz"] = (ws["host"], ws["port"] == ws_port(broker), ws["no_tls"], varz.get("tags"))
-    async with NatsClients(broker) as clients:
-        nc = await clients.on_shard(1, url=broker.websocket_url, name="over-ws")
-        tcp = await clients.on_shard(2, name="over-tcp")
-        await barrier(nc)
-        await barrier(tcp)
-        connz = _get_json(monitor + "/connz")
-        out["connz"] = sorted((c["name"], c["kind"], c["type"]) for c in connz["connections"])
-        sys_nc = await nats.connect(broker.url, user="sys", password="sys")
-        try:
-            reply = await sys_nc.request("$SYS.REQ.SERVER.PING", b"", timeout=5)
-            out["statsz_tags"] = json.loads(reply.data)["server"].get("tags")
-            filtered = await sys_nc.request(
-                "$SYS.REQ.SERVER.PING.VARZ", json.dumps({"tags": ["region:eu"]}).encode(), timeout=5
+    sys_nc = await nats.connect(broker.url, user="sys", password="sys")
+    try:
+        events = await sys_nc.subscribe("$SYS.ACCOUNT.APP.CONNECT")
+        await barrier(sys_nc)
+        async with NatsClients(broker) as clients:
+            nc = await clients.on_shard(1, url=broker.websocket_url, name="over-ws")
+            tcp = await clients.on_shard(2, name="over-tcp")
+            await barrier(nc)
+            await barrier(tcp)
+            connz = _get_json(monitor + "/connz")
+            out["connz"] = sorted(
+                (c["name"], c["kind"], c["type"])
+                for c in connz["connections"]
+                if c.get("name", "").startswith("over-")
             )
-            out["tag_filter"] = "server" in json.loads(filtered.data)
-        finally:
-            await sys_nc.close()
+            # Placing a connection on a worker may take tries: each one is an event.
+            seen: dict[str, str] = {}
+            while len(seen) < 2:
+                client = json.loads((await events.next_msg(timeout=5)).data)["client"]
+                seen[client["name"]] = client["client_type"]
+            out["events"] = sorted(seen.items())
+        reply = await sys_nc.request("$SYS.REQ.SERVER.PING", b"", timeout=5)
+        out["statsz_tags"] = json.loads(reply.data)["server"].get("tags")
+        filtered = await sys_nc.request(
+            "$SYS.REQ.SERVER.PING.VARZ", json.dumps({"tags": ["region:eu"]}).encode(), timeout=5
+        )
+        out["tag_filter"] = "server" in json.loads(filtered.data)
+    finally:
+        await sys_nc.close()
     return out
 
 
@@ -568,6 +580,7 @@ async def test_websocket_launcher_view(tmp_path: Path, monkeypatch: Any) -> None
     assert result["log"] == [True, True, True, True]
     assert result["varz"] == ("127.0.0.1", True, True, ["region:eu", "edge"])
     assert result["connz"] == [("over-tcp", "Client", "nats"), ("over-ws", "Client", "websocket")]
+    assert result["events"] == [("over-tcp", "nats"), ("over-ws", "websocket")]
     assert result["statsz_tags"] == ["region:eu", "edge"]
     assert result["tag_filter"]
 

@@ -360,3 +360,16 @@ def test_websocket_headers_over_the_limit_get_431(loop: asyncio.AbstractEventLoo
         while not ws.raw.closed:
             ws.conn.data_received(chunk)
         assert ws.take().startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+
+
+def test_websocket_ping_interval_of_the_block(loop: asyncio.AbstractEventLoop) -> None:
+    config = WebsocketConfig(port=8080, no_tls=True, ping_interval=7.0)
+    with pair_with(loop, websocket=config) as pair:
+        ws = WSConn(pair.one, config)
+        tcp = connect(pair.one)
+        assert ws.client.ping_interval() == 7.0
+        assert tcp.ping_interval() == 3600
+        handle = ws.client.ping_handle
+        assert handle is not None
+        # Scheduled from the block's interval (the first PING comes sooner, after CONNECT).
+        assert 6.0 < handle.when() - loop.time() <= 7.0
