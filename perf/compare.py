@@ -10,6 +10,9 @@ shardbroker/nats-server, server CPU seconds per million messages, server memory 
 10,000 idle connections) is printed and written to perf/results/latest.md, with a chart
 next to it (latest.png). See perf/README.md for how to read it.
 
+The websocket scenario (pubsub-ws) connects to the servers' websocket ports: when it is
+selected, both servers start with a config file holding a websocket listener.
+
 The JetStream scenarios (js-pub, js-pub-sync, js-pull, js-push) get a server of their own
 for every run:
 started with `-js -sd DIR` on a fresh store directory under one temporary directory,
@@ -57,6 +60,7 @@ from perf.scenarios import (
     SCENARIOS,
     TITLES,
     UNITS,
+    WS_SCENARIOS,
     Options,
     bench_command,
     expand,
@@ -74,6 +78,9 @@ NATS_CMD = "{nats_server} -a {host} -p {port}"
 SB_CMD = "{python} -m shardbroker serve -a {host} -p {port} --workers {workers}"
 # Appended to either command for the JetStream scenarios (unless it has {store_dir}).
 JS_ARGS = "-js -sd {store_dir}"
+# Appended to either command when a websocket scenario runs (unless it has {ws_conf}): a
+# config file with nothing but a websocket listener on {ws_port}.
+WS_ARGS = "-c {ws_conf}"
 
 NATS = "nats-server"
 SB = "shardbroker"
@@ -97,6 +104,7 @@ TARGETS = {
     # Real traffic, where consecutive messages have different subjects (issue 13).
     "pub-100s": 0.8,
     "pubsub-100s": 1.0,
+    "pubsub-ws": 0.8,  # issue 17
     "pubsub-10ks": 1.0,
     "pubsub4-1k-100s": 1.0,
     "fanout-100s": 1.5,
@@ -143,6 +151,7 @@ class Server:
         sb_cmd: str | None = None,
         store_dir: Path | None = None,
         label: str | None = None,
+        websocket: bool = False,
     ) -> None:
         self.kind = kind
         self.name = label or kind
@@ -151,6 +160,10 @@ class Server:
         self.port = free_port()
         stem = self.name.replace(" ", "-")
         self.log_path = RESULTS / f"{stem}{'-js' if store_dir else ''}.log.tmp"
+        # A websocket listener too (for the websocket scenarios): its port and config file.
+        self.websocket = websocket
+        self.ws_port = free_port() if websocket else 0
+        self.ws_conf = RESULTS / f"{stem}-ws.conf.tmp"
         self.proc: subprocess.Popen | None = None
         self.ps: psutil.Process | None = None
         self.known: dict[tuple[int, float], psutil.Process] = {}
@@ -159,6 +172,8 @@ class Server:
         template = NATS_CMD if kind == NATS else (sb_cmd or SB_CMD)
         if store_dir is not None and "{store_dir}" not in template:
             template += " " + JS_ARGS
+        if websocket and "{ws_conf}" not in template:
+            template += " " + WS_ARGS
         self.template = template
         self.cmd = self._command()
 
@@ -170,6 +185,8 @@ class Server:
             "port": self.port,
             "workers": self.workers,
             "store_dir": str(self.store_dir or ""),
+            "ws_conf": str(self.ws_conf),
+            "ws_port": self.ws_port,
         }
         return [part.format(**fields) for part in shlex.split(self.template)]
 
@@ -177,8 +194,18 @@ class Server:
     def url(self) -> str:
         return f"nats://{HOST}:{self.port}"
 
+    def url_for(self, scenario: str) -> str:
+        """Where a scenario's clients connect: the websocket port for the websocket ones."""
+        if scenario in WS_SCENARIOS:
+            return f"ws://{HOST}:{self.ws_port}"
+        return self.url
+
     def start(self, timeout: float, append: bool = False) -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
+        if self.websocket:
+            self.ws_conf.write_text(
+                f"websocket {{ host: {HOST}, port: {self.ws_port}, no_tls: true }}\n"
+            )
         log = open(self.log_path, "ab" if append else "wb")  # noqa: SIM115 - owned by the child
         try:
             self.proc = subprocess.Popen(
@@ -200,6 +227,8 @@ class Server:
         """Stop the server and start a fresh one (on a new port, same command)."""
         self.stop()
         self.port = free_port()
+        if self.websocket:
+            self.ws_port = free_port()
         self.cmd = self._command()
         self.proc = None
         self.ps = None
@@ -1280,6 +1309,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--only", choices=[NATS, SB], help="run against one server only")
     p.add_argument("--server-url", help="use an already-running server (no start/stop, no ratio)")
     p.add_argument(
+        "--server-ws-url",
+        help="with --server-url: that server's websocket URL (ws://host:port), for the "
+        "websocket scenarios",
+    )
+    p.add_argument(
         "--server-pid", type=int, help="with --server-url: PID to measure CPU and memory of"
     )
     p.add_argument(
@@ -1343,6 +1377,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             parse_url(args.server_url)
         except ValueError as exc:
             p.error(f"--server-url {args.server_url!r}: {exc}")
+        if set(args.scenario_list) & WS_SCENARIOS and not args.server_ws_url:
+            p.error("the websocket scenarios need --server-ws-url with --server-url")
     return args
 
 
@@ -1427,7 +1463,8 @@ def adhoc(args: argparse.Namespace) -> int:
                 if args.server_pid:
                     with contextlib.suppress(psutil.Error):  # gone: the run goes unmeasured
                         probe = ServerProbe(args.server_pid)
-                r = run_scenario(url, sc, options(args, args.spread), probe)
+                where = args.server_ws_url if sc in WS_SCENARIOS else url
+                r = run_scenario(where, sc, options(args, args.spread), probe)
             progress(i, total, title(sc, args), url, r)
             failed |= not r["ok"]
             cpu = r.get("server_cpu")
@@ -1563,8 +1600,11 @@ def managed(args: argparse.Namespace) -> int:
     try:
         if len(plain) < len(args.scenario_list):
             js_root = Path(tempfile.mkdtemp(prefix="perf-js-"))
+        websocket = any(sc in WS_SCENARIOS for sc in plain)
         for name in names if plain else []:
-            srv = Server(kind_of(name), args.labels[name], args.sb_cmd, label=name)
+            srv = Server(
+                kind_of(name), args.labels[name], args.sb_cmd, label=name, websocket=websocket
+            )
             servers[name] = srv
             print(f"starting {name}: {shlex.join(srv.cmd)}", file=sys.stderr, flush=True)
             try:
@@ -1605,7 +1645,7 @@ def managed(args: argparse.Namespace) -> int:
                     elif srv.alive():
                         srv.used = True
                         opt = options(args, args.spread and srv.kind == SB, workers=srv.workers)
-                        r = run_scenario(srv.url, sc, opt, srv.probe())
+                        r = run_scenario(srv.url_for(sc), sc, opt, srv.probe())
                         if not srv.alive():
                             r["ok"] = False
                             r["server_cpu"] = None

@@ -35,6 +35,7 @@ SCENARIOS = (
     "pubsub-sizes-100s",
     "pubsub4-1k-100s",
     "pubsub8x2-1ks",
+    "pubsub-ws",
     "fanout",
     "fanout-100s",
     "fanout16",
@@ -51,6 +52,9 @@ SCENARIOS = (
     "js-pull",
     "js-push",
 )
+# Scenarios whose clients connect to the servers' websocket port (perf.compare starts
+# both servers with a websocket listener when one is selected).
+WS_SCENARIOS = frozenset({"pubsub-ws"})
 # JetStream scenarios need a server started with -js (perf.compare starts a fresh one
 # with a fresh store directory for every run of them).
 JS_SCENARIOS = frozenset({"js-pub", "js-pub-4k", "js-pub-sync", "js-pull", "js-push"})
@@ -90,6 +94,7 @@ TITLES = {
     "pubsub-sizes-100s": "pubsub 1:1, 16 B-4 KiB, 100 subjects",
     "pubsub4-1k-100s": "pubsub 4:4, 1 KiB, 100 subjects",
     "pubsub8x2-1ks": "pubsub 8:2, 1k subjects",
+    "pubsub-ws": "pubsub 1:1 over websocket",
     "fanout": "fan-out 1:4",
     "fanout-100s": "fan-out 1:4, 100 subjects",
     "fanout16": "fan-out 1:16",
@@ -118,6 +123,7 @@ UNITS = {
     "pubsub-sizes-100s": "msg/s",
     "pubsub4-1k-100s": "msg/s delivered",
     "pubsub8x2-1ks": "msg/s delivered",
+    "pubsub-ws": "msg/s",
     "fanout": "msg/s delivered",
     "fanout-100s": "msg/s delivered",
     "fanout16": "msg/s delivered",
@@ -180,6 +186,9 @@ ALIASES = {
     "pubsub-8:2-1ks": "pubsub8x2-1ks",
     "pubsub8x2": "pubsub8x2-1ks",
     "request-reply-100s": "reqrep-100s",
+    "websocket": "pubsub-ws",
+    "ws": "pubsub-ws",
+    "pubsub-websocket": "pubsub-ws",
     "reqrep50": "reqrep50-100s",
     "request-reply-50": "reqrep50-100s",
     "js-pub-4096": "js-pub-4k",
@@ -364,6 +373,8 @@ def bench_options(scenario: str, opt: Options) -> tuple[str, dict[str, Any]]:
                 "subjects": VARIED_1K,
             },
         ),
+        # The pubsub scenario through the websocket port (the run's URL is ws://).
+        "pubsub-ws": ("pubsub", {"pubs": 1, "subs": 1, "subject": "bench.ws"}),
         "fanout": ("pubsub", {"pubs": 1, "subs": FANOUT_SUBS, "subject": "bench.fan"}),
         "fanout-100s": (
             "pubsub",

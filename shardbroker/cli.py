@@ -86,14 +86,16 @@ def _given_flags(ctx: typer.Context) -> dict[str, object]:
 def check_tls(opts: Options) -> None:
     """Load the TLS certificates once here, so that a broker never starts (and a config
     check never passes) with files the workers could not use. Raises OptionsError."""
-    if opts.tls is None:
-        return
     from shardbroker.security.tls import TLSConfigError, server_context
 
-    try:
-        server_context(opts.tls)
-    except TLSConfigError as exc:
-        raise OptionsError(str(exc)) from None
+    ws_tls = opts.websocket.tls if opts.websocket is not None else None
+    for tls, where in ((opts.tls, ""), (ws_tls, "websocket ")):
+        if tls is None:
+            continue
+        try:
+            server_context(tls)
+        except TLSConfigError as exc:
+            raise OptionsError(where + str(exc)) from None
 
 
 def _options(source: OptionsSource) -> Options:
@@ -109,6 +111,14 @@ def _options(source: OptionsSource) -> Options:
         where = f"{source.config}: " if source.config else ""
         typer.echo(f"shardbroker: {where}{exc}", err=True)
         raise typer.Exit(const.EXIT_BOOT_FAILURE) from None
+
+
+def _print_version(value: bool) -> None:
+    """`serve --version` / `-v`: what `nats-server --version` prints (launchers of
+    client test suites probe it to learn the protocol level they talk to)."""
+    if value:
+        typer.echo(f"nats-server: v{const.SERVER_VERSION}")
+        raise typer.Exit(0)
 
 
 @app.command()
@@ -139,6 +149,14 @@ def serve(
     ),
     tlsverify: bool = typer.Option(
         False, "--tlsverify", help="Enable TLS with client verification."
+    ),
+    show_version: bool = typer.Option(
+        False,
+        "-v",
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Print the version (as nats-server does) and exit.",
     ),
     **settings: Any,
 ) -> None:

@@ -53,11 +53,12 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
 
 from shardbroker import __version__
 from shardbroker.bench import DEFAULT_TIMEOUT, BenchConfig, BenchError, ClientSpec
+from shardbroker.bench.websocket import WebSocketLayer
 from shardbroker.protocol import frames
 
 if TYPE_CHECKING:
@@ -301,9 +302,10 @@ def status_line(payload: bytes) -> str:
 
 
 class ServerURL:
-    """`nats://[user:pass@|token@]host[:port]`; a bare `host[:port]` is accepted too."""
+    """`nats://[user:pass@|token@]host[:port]`; a bare `host[:port]` is accepted too, and
+    `ws://host:port` for a server's websocket port (bench/websocket.py)."""
 
-    __slots__ = ("display", "host", "password", "port", "token", "user")
+    __slots__ = ("display", "host", "password", "port", "token", "user", "websocket")
 
     def __init__(self, url: str) -> None:
         text = url.strip()
@@ -316,21 +318,22 @@ class ServerURL:
             port = parts.port
         except ValueError as exc:
             raise BenchError(f"bad server URL {url!r}: {exc}", 2) from None
-        if parts.scheme not in ("nats", "tcp"):
+        if parts.scheme not in ("nats", "tcp", "ws"):
             raise BenchError(
-                f"bad server URL {url!r}: only nats:// is supported (no TLS, no websocket)", 2
+                f"bad server URL {url!r}: only nats:// and ws:// are supported (no TLS)", 2
             )
         if not parts.hostname:
             raise BenchError(f"bad server URL {url!r}: no host", 2)
         self.host = parts.hostname
-        self.port = port or 4222
+        self.websocket = parts.scheme == "ws"
+        self.port = port or (80 if self.websocket else 4222)
         self.user = unquote(parts.username) if parts.username else ""
         self.password = unquote(parts.password) if parts.password else ""
         self.token = ""
         if self.user and parts.password is None:
             self.token, self.user = self.user, ""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        self.display = f"nats://{host}:{self.port}"
+        self.display = f"{'ws' if self.websocket else 'nats'}://{host}:{self.port}"
 
     def connect_options(self) -> dict[str, Any]:
         if self.token:
@@ -892,13 +895,22 @@ async def connect(
     def factory() -> Connection:
         return Connection(name, fail, counting=counting, hist=hist)
 
+    def ws_factory() -> WebSocketLayer:
+        return WebSocketLayer(factory(), url.host, url.port)
+
     where = url.display
     attempts = 0
     while True:
         attempts += 1
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(factory, url.host, url.port), timeout
+            _, protocol = await asyncio.wait_for(
+                loop.create_connection(
+                    ws_factory if url.websocket else factory, url.host, url.port
+                ),
+                timeout,
+            )
+            conn = cast(
+                Connection, protocol.inner if isinstance(protocol, WebSocketLayer) else protocol
             )
         except TimeoutError:
             raise BenchError(f"cannot connect to {where}: timed out after {timeout:g}s") from None

@@ -14,6 +14,7 @@ close.
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 from collections.abc import Callable, Mapping
@@ -42,6 +43,7 @@ from shardbroker.config.options import (
     Options,
     RateLimit,
     TLSConfig,
+    WebsocketConfig,
     validate,
 )
 from shardbroker.config.parse import KeyPath, Position, parse_file_with_positions
@@ -56,12 +58,13 @@ from shardbroker.config.value import (
     secret,
     string,
 )
+from shardbroker.config.websocket import parse_websocket
 
 # nats-server features that a config file may name but shardbroker does not serve yet.
 NOT_YET_SUPPORTED = frozenset(
     (
  "allow_non_tls", "ocsp",
-        "cluster", "gateway", "leafnodes", "websocket",
+        "cluster", "gateway", "leafnodes",
         "mqtt", "https", "https_port", "client_advertise",
     )
 )  # fmt: skip
@@ -430,6 +433,7 @@ _BLOCK_PARSERS: dict[type[msgspec.Struct], BlockParser] = {
     Authorization: _authorization,
     TLSConfig: _tls,
     RateLimit: parse_rate_limit,
+    WebsocketConfig: functools.partial(parse_websocket, tls=_tls),
 }
 
 

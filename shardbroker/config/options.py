@@ -12,6 +12,7 @@ derive theirs from DECLARATIONS; nothing keeps a list of its own.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, NamedTuple, get_args, get_origin, get_type_hints
@@ -19,7 +20,7 @@ from typing import Annotated, Any, Literal, NamedTuple, get_args, get_origin, ge
 import msgspec
 
 from shardbroker import const
-from shardbroker.config.value import Converter, duration_string, number
+from shardbroker.config.value import Converter, duration_string, number, tags
 from shardbroker.gofmt.duration import go_duration_seconds
 
 
@@ -249,6 +250,46 @@ class TLSConfig(msgspec.Struct, frozen=True, kw_only=True):
     min_version: str = "1.2"
 
 
+class WebsocketConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """The `websocket {}` block: a listener for NATS clients over websockets (browsers,
+    nats.ws), on every worker like the client port. Port 0: no listener; -1: a free one.
+    `tls` makes it `wss://`; without it `no_tls` must say plain `ws://` is meant.
+    `user`/`password`/`token`/`no_auth_user` (the block's `authorization {}` and its own
+    `no_auth_user`) replace the server-wide single user or token for websocket clients;
+    the `*_cookie` names take CONNECT credentials a browser cannot set from the upgrade
+    request's cookies. `headers` go into every 101 answer, in the file's order."""
+
+    host: str = const.DEFAULT_HOST
+    port: int = 0
+    advertise: str = ""
+    no_tls: bool = False
+    tls: TLSConfig | None = None
+    compression: bool = False
+    same_origin: bool = False
+    allowed_origins: tuple[str, ...] = ()
+    # Seconds the TLS handshake and the upgrade request may take (0: no limit).
+    handshake_timeout: float = 0.0
+    user: str = ""
+    password: str = ""
+    token: str = ""
+    # The authorization timeout of websocket clients (0: the server's).
+    auth_timeout: float = 0.0
+    no_auth_user: str = ""
+    jwt_cookie: str = ""
+    user_cookie: str = ""
+    pass_cookie: str = ""
+    token_cookie: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    # Seconds between server PINGs to websocket clients (0: the server's ping_interval).
+    ping_interval: float = 0.0
+
+    @property
+    def auth_override(self) -> bool:
+        """The block names its own credentials: they replace the server's single user
+        or token for websocket clients (nats-server's authOverride)."""
+        return bool(self.user or self.token or self.no_auth_user)
+
+
 # -- one declaration per setting ------------------------------------------------------
 
 ChangeKind = Literal["logging", "files", "limits", "auth", "tls", "jetstream"]
@@ -329,6 +370,11 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
         keys=("server_name",), flags=("-n", "--name", "--server_name"), go="ServerName",
         help="Server name (default: the server id).",
     )] = ""
+    # Lower case, without duplicates (nats-server's TagList): /varz `tags`, $SYS events.
+    server_tags: Annotated[tuple[str, ...], Setting(
+        keys=("server_tags",), convert=tags, go="Tags",
+        help="Tags of this server, shown in /varz and in $SYS server events.",
+    )] = ()
     pid_file: Annotated[str, Setting(
         keys=("pid_file",), flags=("-P", "--pid"), go="PidFile", reload="files",
         help="File to write the supervisor's pid to.",
@@ -506,6 +552,11 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
         keys=("tls",), go="TLSConfig", reload="tls",
         help="The tls {} block of the client port.",
     )] = None
+    # None: no websocket listener (nor with port 0).
+    websocket: Annotated[WebsocketConfig | None, Setting(
+        keys=("websocket",), go="Websocket",
+        help="The websocket {} block: a listener for NATS clients over websockets.",
+    )] = None
 
     # Lame duck mode (SIGUSR2, `shardbroker ldm`): stop accepting, send every client an
     # INFO with ldm:true, wait the grace period, then close the clients spread over the
@@ -632,6 +683,7 @@ def validate(opts: Options) -> Options:
     _validate_auth(opts)
     _validate_jetstream(opts)
     _validate_tls(opts.tls)
+    _validate_websocket(opts)
     return opts
 
 
@@ -714,6 +766,88 @@ def _validate_tls(tls: TLSConfig | None) -> None:
         raise OptionsError("tls timeout must be positive")
     if tls.min_version not in ("1.2", "1.3"):
         raise OptionsError(f"unsupported TLS version: {tls.min_version!r} (1.2 or 1.3)")
+
+
+# Response headers a `websocket { headers }` block may not set (nats-server's list).
+_RESERVED_WS_HEADERS = frozenset(
+    ("host", "content-length", "connection", "upgrade", "nats-no-masking")
+)
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def origin_scheme_host(text: str) -> tuple[str, str]:
+    """The scheme and host of an `allowed_origins` entry, as Go's url.ParseRequestURI
+    reads them (ValueError in its words); the websocket listener parses them again
+    (protocol/wshandshake.py), config may not import it."""
+    match = _SCHEME.match(text)
+    scheme, rest = (match.group(1).lower(), text[match.end() :]) if match else ("", text)
+    if not text:
+        raise ValueError('parse "": empty url')
+    if not rest.startswith("/"):
+        raise ValueError(f'parse "{text}": invalid URI for request')
+    authority = rest[2:].split("/", 1)[0] if rest.startswith("//") else ""
+    host = authority.rpartition("@")[2]
+    if host.startswith("["):
+        host = host[1 : host.find("]")]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    elif host.count(":") > 1:
+        raise ValueError(f"address {host}: too many colons in address")
+    return scheme, host
+
+
+def websocket_listens(opts: Options) -> bool:
+    """A websocket listener is configured (a block with a port other than 0)."""
+    return opts.websocket is not None and opts.websocket.port != 0
+
+
+def _validate_websocket(opts: Options) -> None:
+    """nats-server's validateWebsocketOptions (its texts); nothing is checked without a
+    port, as there."""
+    ws = opts.websocket
+    if ws is None or ws.port == 0:
+        return
+    if not (ws.port == const.RANDOM_PORT or 0 < ws.port <= 65535):
+        raise OptionsError(f"websocket port {ws.port} is out of range (1-65535, or -1)")
+    if ws.tls is None and not ws.no_tls:
+        raise OptionsError("websocket requires TLS configuration")
+    _validate_tls(ws.tls)
+    for allowed in ws.allowed_origins:
+        try:
+            scheme, host = origin_scheme_host(allowed)
+        except ValueError as exc:
+            raise OptionsError(f"unable to parse allowed origin: {exc}") from None
+        if scheme not in ("http", "https"):
+            raise OptionsError(
+                f'unable to parse allowed origin "{allowed}": allowed origins must be absolute '
+                "URLs with http or https scheme"
+            )
+        if not host:
+            raise OptionsError(f'unable to parse allowed origin "{allowed}": host is required')
+    if ws.no_auth_user:
+        _validate_no_auth_user(opts, ws.no_auth_user)
+    if all_users(opts):
+        if ws.user:
+            raise OptionsError(
+                "websocket authentication username not compatible with presence of users/nkeys"
+            )
+        if ws.token:
+            raise OptionsError(
+                "websocket authentication token not compatible with presence of users/nkeys"
+            )
+    if ws.jwt_cookie and not operator_mode(opts):
+        raise OptionsError(
+            "trusted operators or trusted keys configuration is required for JWT "
+            f'authentication via cookie "{ws.jwt_cookie}"'
+        )
+    for name, _ in ws.headers:
+        lower = name.lower()
+        if lower in _RESERVED_WS_HEADERS:
+            raise OptionsError(f'websocket: invalid header "{name}" not allowed')
+        if lower.startswith("sec-websocket-"):
+            raise OptionsError(
+                f'websocket: invalid header "{name}", "Sec-WebSocket-" prefix not allowed'
+            )
 
 
 class AccountUser(NamedTuple):
@@ -824,15 +958,18 @@ def _validate_auth(opts: Options) -> None:
     ):
         raise OptionsError("error resolving system account: account missing")
     if opts.no_auth_user:
-        if not has_users(opts):
-            raise OptionsError(
-                f'no_auth_user: "{opts.no_auth_user}" present, but users/nkeys are not defined'
-            )
-        if not any(opts.no_auth_user == entry.name for entry in users):
-            raise OptionsError(
-                f'no_auth_user: "{opts.no_auth_user}" not present as user or nkey in '
-                "authorization block or account configuration"
-            )
+        _validate_no_auth_user(opts, opts.no_auth_user)
+
+
+def _validate_no_auth_user(opts: Options, name: str) -> None:
+    """A no_auth_user (top-level or websocket) names a configured user (its texts)."""
+    if not has_users(opts):
+        raise OptionsError(f'no_auth_user: "{name}" present, but users/nkeys are not defined')
+    if not any(name == entry.name for entry in all_users(opts)):
+        raise OptionsError(
+            f'no_auth_user: "{name}" not present as user or nkey in '
+            "authorization block or account configuration"
+        )
 
 
 def http_host(opts: Options) -> str:

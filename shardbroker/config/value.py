@@ -114,3 +114,19 @@ def size(value: Any) -> int:
             digits, suffix, _ = match.groups()
             return int(digits) * 1024 ** _SIZE_POWERS[suffix.lower()] if suffix else int(digits)
     raise ValueError(f'expected a size such as 1048576 or "10MB", got {value!r}')
+
+
+def tags(value: Any) -> tuple[str, ...]:
+    """`server_tags`: a string or a list of strings, each trimmed and lower-cased, empty
+    ones and repeats dropped (nats-server's TagList)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError(f"error parsing tags: expected a string or a list, got {value!r}")
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"error parsing tags: expected a string, got {item!r}")
+        tag = item.strip().lower()
+        if tag and tag not in out:
+            out.append(tag)
+    return tuple(out)

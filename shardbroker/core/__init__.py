@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from shardbroker.core import budget, meshloop, plans, publoop, storeloop
+from shardbroker.core import budget, meshloop, plans, publoop, storeloop, wsmask
 
 PURE_ENV = "SHARDBROKER_PURE_CORE"
 
@@ -31,6 +31,7 @@ format_deliveries = storeloop.format_deliveries
 Plans: Any = plans.Plans
 Subscription: Any = plans.Subscription
 Output: Any = plans.Output
+ws_unmask_runs = wsmask.unmask_runs
 IMPLEMENTATION = "pure"
 if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
     try:
@@ -40,6 +41,7 @@ if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
             _plans,
             _publoop,
             _storeloop,
+            _wsmask,
         )
     except ImportError:
         pass  # not built: the twins serve (the supervisor logs which runs)
@@ -54,6 +56,7 @@ if os.environ.get(PURE_ENV, "") not in ("1", "true", "yes"):
         Plans = _plans.Plans
         Subscription = _plans.Subscription
         Output = _plans.Output
+        ws_unmask_runs = _wsmask.unmask_runs
         IMPLEMENTATION = "compiled"
 
 __all__ = [
@@ -69,4 +72,5 @@ __all__ = [
     "pub_budget",
     "pub_loop",
     "store_loop",
+    "ws_unmask_runs",
 ]

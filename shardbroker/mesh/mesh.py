@@ -60,6 +60,9 @@ class ShardBoot(msgspec.Struct, frozen=True):
     # one identity for every worker (auth callout requests are signed and sealed by it).
     server_seed: str = ""
     xkey_seed: str = ""
+    # The websocket port every worker listens on (the configured one, or the one the
+    # supervisor picked for -1); 0: no websocket listener.
+    websocket_port: int = 0
 
 
 def encode_boot(boot: ShardBoot) -> bytes:

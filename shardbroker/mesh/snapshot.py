@@ -77,6 +77,8 @@ class ConnSnapshot(msgspec.Struct, array_like=True, frozen=True):
     throttled: int = 0
     throttled_ns: int = 0
     rate_rejected: int = 0
+    # The client's type as /connz shows it: "nats", or "websocket".
+    type: str = "nats"
 
 
 class WorkerSnapshot(msgspec.Struct, array_like=True):

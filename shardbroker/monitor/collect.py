@@ -121,6 +121,7 @@ class BrokerState:
     listening: bool = True
     # What each account's and user's rate limit did ("account:A", "user:b").
     rate_limits: dict[str, RateFigures] = field(default_factory=dict)
+    websocket_port: int = 0  # the port the websocket listener has (0: none)
 
     @property
     def server_name(self) -> str:
@@ -185,6 +186,22 @@ class Empty(msgspec.Struct):
     """nats-server's `{}` for a cluster, gateway, leaf, mqtt or websocket not configured."""
 
 
+class WebsocketVarz(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """/varz `websocket`: the block's settings, as nats-server's WebsocketOptsVarz."""
+
+    host: str = ""
+    port: int = 0
+    advertise: str = ""
+    no_auth_user: str = ""
+    jwt_cookie: str = ""
+    handshake_timeout: int = 0  # nanoseconds
+    auth_timeout: float = 0.0
+    no_tls: bool = False
+    same_origin: bool = False
+    allowed_origins: list[str] = msgspec.field(default_factory=list)
+    compression: bool = False
+
+
 class MsgBytes(msgspec.Struct):
     msgs: int = 0
     bytes: int = 0
@@ -216,7 +233,7 @@ class Varz(msgspec.Struct, omit_defaults=True, kw_only=True):
     gateway: Empty
     leaf: Empty
     mqtt: Empty
-    websocket: Empty
+    websocket: WebsocketVarz
     jetstream: JetStreamVarz
     tls_timeout: float
     write_deadline: int
@@ -247,6 +264,7 @@ class Varz(msgspec.Struct, omit_defaults=True, kw_only=True):
     http_req_stats: dict[str, int]
     config_load_time: str
     config_digest: str
+    tags: tuple[str, ...] = ()
     system_account: str
     slow_consumer_stats: SlowConsumerStats
     stale_connection_stats: SlowConsumerStats
@@ -258,6 +276,25 @@ class Varz(msgspec.Struct, omit_defaults=True, kw_only=True):
 
 def _seconds_ns(seconds: float) -> int:
     return round(seconds * 1_000_000_000)
+
+
+def _websocket_varz(state: BrokerState) -> WebsocketVarz:
+    ws = state.opts.websocket
+    if ws is None or not ws.port:
+        return WebsocketVarz()
+    return WebsocketVarz(
+        host=ws.host,
+        port=state.websocket_port or ws.port,
+        advertise=ws.advertise,
+        no_auth_user=ws.no_auth_user,
+        jwt_cookie=ws.jwt_cookie,
+        handshake_timeout=_seconds_ns(ws.handshake_timeout),
+        auth_timeout=ws.auth_timeout,
+        no_tls=ws.no_tls,
+        same_origin=ws.same_origin,
+        allowed_origins=list(ws.allowed_origins),
+        compression=ws.compression,
+    )
 
 
 def _jetstream_varz(state: BrokerState) -> JetStreamVarz:
@@ -329,7 +366,7 @@ def varz(state: BrokerState) -> Varz:
         gateway=Empty(),
         leaf=Empty(),
         mqtt=Empty(),
-        websocket=Empty(),
+        websocket=_websocket_varz(state),
         jetstream=_jetstream_varz(state),
         tls_timeout=opts.tls.timeout if opts.tls is not None else const.TLS_TIMEOUT,
         write_deadline=_seconds_ns(opts.write_deadline),
@@ -360,6 +397,7 @@ def varz(state: BrokerState) -> Varz:
         http_req_stats=dict(state.http_req_stats),
         config_load_time=format_rfc3339(state.config_load_ns),
         config_digest="",
+        tags=opts.server_tags,
         system_account=system_account_name(opts),
         slow_consumer_stats=SlowConsumerStats(clients=slow),
         stale_connection_stats=SlowConsumerStats(),
@@ -461,6 +499,7 @@ def server_info(state: BrokerState, seq: int) -> ServerInfo:
         id=state.server_id,
         domain=state.opts.jetstream_domain,
         ver=const.SERVER_VERSION,
+        tags=state.opts.server_tags,
         jetstream=state.opts.jetstream,
         flags=1 if state.opts.jetstream else 0,
         seq=seq,

@@ -190,7 +190,7 @@ def conn_info(c: ConnSnapshot, shard: int, now_ns: int, q: ConnzQuery) -> ConnIn
     return ConnInfo(
         cid=c.cid,
         kind="Client",
-        type="nats",
+        type=c.type,
         ip=c.ip,
         port=c.port,
         start=format_rfc3339(c.start_ns),

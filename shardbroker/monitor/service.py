@@ -87,6 +87,7 @@ class BrokerView(Protocol):
     server_id: str
     opts: Options
     port: int
+    websocket_port: int
     shards: dict[int, Any]
     mesh: Any
     stopping: bool
@@ -156,6 +157,7 @@ class Monitor:
             server_id=broker.server_id,
             opts=opts,
             port=broker.port,
+            websocket_port=broker.websocket_port,
             http_host=http_host(opts),
             http_port=self.http_port,
             start_ns=self.start_ns,
@@ -734,6 +736,11 @@ def _sys_query(endpoint: str, options: dict[str, Any]) -> dict[str, str]:
 
 
 def _filtered_out(state: BrokerState, options: dict[str, Any]) -> bool:
+    tags = options.get("tags")
+    if isinstance(tags, list) and any(
+        str(tag).strip().lower() not in state.opts.server_tags for tag in tags
+    ):
+        return True  # every tag asked for must be one of ours
     name = options.get("server_name")
     if isinstance(name, str) and name:
         if options.get("exact_match"):

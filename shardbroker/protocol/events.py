@@ -34,6 +34,7 @@ class EventServer(msgspec.Struct, omit_defaults=True, kw_only=True):
     id: str
     domain: str = ""
     ver: str
+    tags: tuple[str, ...] = ()
     jetstream: bool
     flags: int
     seq: int

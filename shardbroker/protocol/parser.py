@@ -25,6 +25,7 @@ from __future__ import annotations
 from itertools import groupby, islice
 from typing import Any
 
+from shardbroker.const import ClosedState
 from shardbroker.errors import (
     ERR_MAX_CONTROL_LINE,
     ERR_MAX_PAYLOAD,
@@ -173,7 +174,7 @@ def _check_partial(data: bytes, pos: int, n: int, max_line: int) -> None:
     if verb not in _CLIENT_VERBS:
         raise _unknown()
     if end - pos - len(verb) - 1 > max_line:
-        raise ProtocolError(ERR_MAX_CONTROL_LINE)
+        raise ProtocolError(ERR_MAX_CONTROL_LINE, reason=ClosedState.MaxControlLineExceeded)
 
 
 def _bad_args() -> ProtocolError:
@@ -497,7 +498,7 @@ class ClientParser:
             and verb not in (_PING, _PONG)
         ):
             # The limit counts the argument bytes after the verb and its blank.
-            raise ProtocolError(ERR_MAX_CONTROL_LINE)
+            raise ProtocolError(ERR_MAX_CONTROL_LINE, reason=ClosedState.MaxControlLineExceeded)
         if verb == _PUB:
             nargs = len(args)
             if nargs == 3:
@@ -510,7 +511,7 @@ class ClientParser:
             if size < 0:
                 raise _bad_args()
             if size > self.max_payload:
-                raise ProtocolError(ERR_MAX_PAYLOAD)
+                raise ProtocolError(ERR_MAX_PAYLOAD, reason=ClosedState.MaxPayloadExceeded)
             return self._wait_payload(data, pos, False, args, size)
         return self._control(data, start, nl, pos, verb, args)
 
@@ -566,7 +567,7 @@ class ClientParser:
             if hsize < 0 or tsize < 0 or hsize > tsize:
                 raise _bad_args()
             if tsize > self.max_payload:
-                raise ProtocolError(ERR_MAX_PAYLOAD)
+                raise ProtocolError(ERR_MAX_PAYLOAD, reason=ClosedState.MaxPayloadExceeded)
             return self._wait_payload(data, pos, True, args, tsize)
         if verb == _CONNECT:
             line = data[start:nl]

@@ -16,6 +16,7 @@ the secret itself) and a client that reconnects does not pay for it again.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
@@ -32,6 +33,7 @@ from shardbroker.config.operator import jwt_permissions, loadable_accounts, trus
 from shardbroker.config.options import (
     Options,
     RateLimit,
+    WebsocketConfig,
     all_users,
     has_users,
     operator_mode,
@@ -94,6 +96,7 @@ class Authenticator:
     __slots__ = (
         "accounts",
         "callout",
+        "connection_type",
         "jwt_accounts",
         "logins",
         "nkeys",
@@ -140,6 +143,25 @@ class Authenticator:
         # Auth callout (security/callout.py): None when no client can be decided by one.
         self.callout = CalloutPolicy.build(opts, lambda key: self.jwt_accounts.get(key))
         self.no_auth_user = opts.no_auth_user if self.required else ""
+        # What a user JWT's allowed_connection_types must name for these clients.
+        self.connection_type = "STANDARD"
+
+    def for_websocket(self, ws: WebsocketConfig | None) -> Authenticator:
+        """These rules as websocket clients meet them (nats-server's websocket auth
+        override): the same users, accounts, JWT logins and callout (shared, not
+        copied: a login recorded by one is found by the other), the block's single
+        user, token and no_auth_user instead of the server's when it names any, its
+        authorization timeout, and JWTs that allow the WEBSOCKET connection type."""
+        view = copy.copy(self)
+        view.connection_type = "WEBSOCKET"
+        if ws is not None:
+            if ws.auth_timeout:
+                view.timeout = ws.auth_timeout
+            if ws.auth_override:
+                view.token, view.user, view.password = ws.token, ws.user, ws.password
+                view.no_auth_user = ws.no_auth_user
+                view.required = True
+        return view
 
     @property
     def advertised(self) -> bool:
@@ -251,7 +273,11 @@ class Authenticator:
         if is_revoked(account.nats.get("revocations"), user.sub, user.iat):
             return None
         types = [str(t).upper() for t in section.get("allowed_connection_types") or ()]
-        if types and "STANDARD" not in types and any(t in _CONNECTION_TYPES for t in types):
+        if (
+            types
+            and self.connection_type not in types
+            and any(t in _CONNECTION_TYPES for t in types)
+        ):
             return None
         allowed_now, window_ends = connect_window(section)
         if not src_allows(section, host) or not allowed_now:

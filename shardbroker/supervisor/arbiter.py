@@ -123,6 +123,7 @@ class Arbiter:
         self.lame_duck = False
         self.halt_reason: str | None = None
         self.port = 0
+        self.websocket_port = 0  # 0: no websocket listener
         self.ports_file = ""
         self.resources: SharedResources | None = None
         self.mesh: Mesh | None = None
@@ -156,10 +157,23 @@ class Arbiter:
                 f"cannot listen on {opts.host}:{opts.port}: {exc.strerror or exc}"
             ) from exc
         self.port = keeper.getsockname()[1]
+        ws_keeper = None
+        ws = opts.websocket
         try:
+            if ws is not None and ws.port:
+                try:
+                    ws_keeper = reserve_port(ws.host, ws.port)
+                except OSError as exc:
+                    raise HaltBroker(
+                        f"cannot listen for websocket clients on {ws.host}:{ws.port}: "
+                        f"{exc.strerror or exc}"
+                    ) from exc
+                self.websocket_port = ws_keeper.getsockname()[1]
             return await self._serve()
         finally:
             keeper.close()
+            if ws_keeper is not None:
+                ws_keeper.close()
             if self.monitor is not None:
                 self.monitor.close()
             self._stop_watching_mesh()
@@ -233,6 +247,15 @@ class Arbiter:
             if self.halt_reason is not None:
                 raise HaltBroker(self.halt_reason)
             return const.EXIT_OK
+        if self.websocket_port:
+            assert opts.websocket is not None
+            scheme = "wss" if opts.websocket.tls is not None else "ws"
+            log.info(
+                "Listening for websocket clients on %s://%s:%d",
+                scheme, opts.websocket.host, self.websocket_port,
+            )  # fmt: skip
+            if opts.websocket.tls is None:
+                log.warning("Websocket not configured with TLS. DO NOT USE IN PRODUCTION!")
         log.info("Listening for client connections on %s:%d", opts.host, self.port)
         if opts.http_port:
             assert self.monitor is not None
@@ -279,6 +302,11 @@ class Arbiter:
             ports: dict[str, list[str]] = {"nats": [f"nats://{host}:{self.port}"]}
             if self.monitor is not None and self.monitor.http_port:
                 ports["monitoring"] = [f"http://{host}:{self.monitor.http_port}"]
+            ws = opts.websocket
+            if self.websocket_port and ws is not None:
+                ws_host = ws.host if ws.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+                scheme = "wss" if ws.tls is not None else "ws"
+                ports["websocket"] = [f"{scheme}://{ws_host}:{self.websocket_port}"]
             with open(tmp, "w") as f:
                 json.dump(ports, f)
             os.replace(tmp, self.ports_file)
@@ -334,6 +362,7 @@ class Arbiter:
             options=options_mod.encode(self.opts),
             server_seed=self.server_seed,
             xkey_seed=self.xkey_seed,
+            websocket_port=self.websocket_port,
         )
         shard.pid = spawn_shard(boot, res.doorbell_fds, shard.module)
         # A pidfd becomes readable when the process exits (uvloop keeps SIGCHLD to itself).

@@ -152,6 +152,11 @@ _LINGER_DEFAULT = struct.pack("ii", 0, 0)
 
 
 class ClientProtocol(Output, asyncio.Protocol):
+    # What /connz and $SYS events call this kind of client; websocket clients (a
+    # subclass, worker/websocket.py) differ in the few hooks below marked so.
+    client_type = "nats"
+    websocket = False
+
     __slots__ = (
         "account",
         "active",
@@ -258,12 +263,12 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.hold_targets: dict[int, tuple[int, int]] = {}
         # Authentication configured: the first op must be a CONNECT with good credentials
         # (checked in data_received per read, never per message) within the auth timeout.
-        self.awaiting_auth = server.auth.required
+        self.awaiting_auth = self.authenticator().required
         self.auth_handle: asyncio.TimerHandle | None = None
         # 11 random bytes as 15 base64url characters, signed by NKEY users at CONNECT.
         self.nonce = (
             base64.urlsafe_b64encode(os.urandom(11)).decode().rstrip("=")
-            if server.auth.needs_nonce
+            if self.authenticator().needs_nonce
             else ""
         )
         self.user = ""
@@ -282,6 +287,29 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.grants: ResponseGrants | None = None
         # Its publish rate limits (worker/ratelimit.py); None: not limited, no cost.
         self.limiter: Limiter | None = None
+
+    # -- what differs for websocket clients (worker/websocket.py overrides) ----------
+
+    def authenticator(self) -> Authenticator:
+        """The authentication rules this connection meets (the worker's may change on
+        reload, so they are looked up, never kept)."""
+        return self.server.auth
+
+    def ping_interval(self) -> float:
+        return self.server.opts.ping_interval
+
+    def connect_options(self, body: bytes) -> ConnectOptions:
+        """A CONNECT's options."""
+        return decode_connect(body)
+
+    def close_transport(self, reason: ClosedState, abort: bool) -> None:
+        """End the connection's transport (its state is already closed)."""
+        transport = self.transport
+        if transport is not None:
+            if abort:
+                transport.abort()
+            else:
+                transport.close()
 
     # -- transport callbacks -------------------------------------------------------
 
@@ -361,19 +389,21 @@ class ClientProtocol(Output, asyncio.Protocol):
         if not server.admit(self):
             transport.write(frames.err(ERR_MAX_CONNECTIONS))
             self.closed = True
-            transport.close()
+            self.close_transport(ClosedState.MaxConnectionsExceeded, abort=False)
             return
         self.start_ns = self.last_ns = time.time_ns()
         # Past 75% of max_pending the transport calls pause_writing: the stall signal.
         high = server.opts.max_pending * 3 // 4
         transport.set_write_buffer_limits(high=high, low=high // 2)
-        self.arm_ping(server.opts.ping_interval)
+        self.arm_ping(self.ping_interval())
         if server.rates.configured:
             # Scanned from the first byte: publishes behind a CONNECT meet its login's limits.
             budgets = server.rates.budgets_for(self.account, "", None)
             self.limiter = Limiter(self, budgets, server.loop)
         if self.awaiting_auth:
-            self.auth_handle = server.loop.call_later(server.auth.timeout, self.on_auth_timeout)
+            self.auth_handle = server.loop.call_later(
+                self.authenticator().timeout, self.on_auth_timeout
+            )
 
     def pause_writing(self) -> None:
         self.server.stall(self)
@@ -473,7 +503,7 @@ class ClientProtocol(Output, asyncio.Protocol):
     def login_no_auth_user(self) -> bool:
         """A first op other than CONNECT under auth: only no_auth_user lets it through,
         logging the client in as that user (nats-server's parser does the same)."""
-        name = self.server.auth.no_auth_user
+        name = self.authenticator().no_auth_user
         if not name:
             return False
         self.authenticated(name)
@@ -484,7 +514,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         """Log in as `user`, to its account (or where an auth callout's verdict puts
         it). Raises ProtocolError when the account's connection limit is reached."""
         server = self.server
-        auth = server.auth
+        auth = self.authenticator()
         account = auth.account_of(user) if verdict is None else verdict.account
         if account != self.counted_account:
             if not server.login_account(account):
@@ -717,8 +747,8 @@ class ClientProtocol(Output, asyncio.Protocol):
 
     def process_connect(self, body: bytes) -> bool:
         """Returns True when the CONNECT finishes later (bcrypt runs in a thread)."""
-        opts = decode_connect(body)
-        auth = self.server.auth
+        opts = self.connect_options(body)
+        auth = self.authenticator()
         if auth.required or auth.callout is not None:
             # Every CONNECT is (re-)authenticated; any failure is the same answer. (A
             # callout decides at CONNECT even when nothing else needs credentials.)
@@ -732,7 +762,7 @@ class ClientProtocol(Output, asyncio.Protocol):
             if auth.callout is not None and self.call_out(opts, user):
                 return True
             if user is None:
-                raise ProtocolError(ERR_AUTH_VIOLATION)
+                raise ProtocolError(ERR_AUTH_VIOLATION, reason=ClosedState.AuthenticationViolation)
             self.authenticated(user)
         self.apply_connect(opts)
         return False
@@ -740,7 +770,7 @@ class ClientProtocol(Output, asyncio.Protocol):
     def call_out(self, opts: ConnectOptions, user: str | None) -> bool:
         """Ask the auth callout when it decides on this client (True): the connection
         reads nothing more until its verdict (callout_decided)."""
-        auth = self.server.auth
+        auth = self.authenticator()
         assert auth.callout is not None
         account = None if user is None else auth.account_of(user)
         callout = auth.callout.callout_for(user, account, raw_auth_user(opts, user))
@@ -758,7 +788,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         """Run a slow credential check in a thread; the connection reads nothing until
         it is done, then the CONNECT completes and what followed it is parsed."""
         self.suspend_reading()
-        auth = self.server.auth
+        auth = self.authenticator()
         future = self.server.loop.run_in_executor(
             None, auth.check, opts.user, opts.password, opts.auth_token
         )
@@ -776,7 +806,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         if self.closed:
             return
         user = None if done.cancelled() or done.exception() else done.result()
-        if self.server.auth.callout is not None and self.call_out(opts, user):
+        if self.authenticator().callout is not None and self.call_out(opts, user):
             return
         self.connect_decided(opts, user)
 
@@ -812,9 +842,9 @@ class ClientProtocol(Output, asyncio.Protocol):
     def apply_connect(self, opts: ConnectOptions) -> None:
         """The CONNECT options, once the connection is authenticated."""
         if opts.has_account:
-            raise ProtocolError(ERR_AUTH_VIOLATION)
+            raise ProtocolError(ERR_AUTH_VIOLATION, reason=ClosedState.AuthenticationViolation)
         if opts.protocol not in (0, 1):
-            raise ProtocolError(ERR_INVALID_PROTOCOL)
+            raise ProtocolError(ERR_INVALID_PROTOCOL, reason=ClosedState.BadClientProtocolVersion)
         if opts.no_responders and not opts.headers:
             raise ProtocolError(ERR_NO_RESPONDERS_REQUIRES_HEADERS)
         self.credentials = (opts.user, opts.password, opts.auth_token, opts.nkey, opts.sig)
@@ -843,7 +873,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         if first:
             self.server.client_event(self)
             self.first_ping = True
-            interval = min(self.server.opts.ping_interval, const.FIRST_PING_INTERVAL)
+            interval = min(self.ping_interval(), const.FIRST_PING_INTERVAL)
             self.arm_ping(interval * (1.0 + 0.2 * random()))
 
     def process_pub(
@@ -1057,7 +1087,7 @@ class ClientProtocol(Output, asyncio.Protocol):
             self.ping_sent_ns = 0
 
     def process_client_err(self) -> None:
-        raise ProtocolError(None, "client sent -ERR")
+        raise ProtocolError(None, "client sent -ERR", reason=ClosedState.ParseError)
 
     # -- output ----------------------------------------------------------------------
 
@@ -1074,17 +1104,22 @@ class ClientProtocol(Output, asyncio.Protocol):
         if hold >= 0:
             if hold == 0:
                 return
-            data = b"".join(out[:hold])
+            chunks = out[:hold]
             del out[:hold]
             self.hold_index = 0
         else:
-            data = b"".join(out)
+            chunks = out
+        if self.server.trace:
+            self.trace("->>", b"".join(chunks))
+        self.write_out(chunks)
+        if chunks is out:
             out.clear()
+
+    def write_out(self, chunks: list[bytes]) -> None:
+        """One flush of output, in one write (websocket clients: in one frame)."""
         transport = self.transport
         assert transport is not None
-        if self.server.trace:
-            self.trace("->>", data)
-        transport.write(data)
+        transport.write(b"".join(chunks))
 
     def trace(self, direction: str, data: bytes) -> None:
         """nats-server's -V lines: one per protocol line, payloads included, shortened."""
@@ -1111,7 +1146,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         if self.active and not self.first_ping:
             # The client talked to us lately: no need to probe it.
             self.active = False
-            self.arm_ping(opts.ping_interval)
+            self.arm_ping(self.ping_interval())
             return
         if self.pings_out + 1 > opts.ping_max:
             self.close_with_error(ERR_STALE_CONNECTION, ClosedState.StaleConnection)
@@ -1123,7 +1158,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         self.out.append(frames.PING)
         self.server.pending.add(self)
         self.server.flush_batch(None)
-        self.arm_ping(opts.ping_interval)
+        self.arm_ping(self.ping_interval())
 
     # -- closing -----------------------------------------------------------------------
 
@@ -1149,12 +1184,7 @@ class ClientProtocol(Output, asyncio.Protocol):
         if self.limiter is not None:
             self.limiter.cancel()
         self.server.client_closed(self, reason)
-        transport = self.transport
-        if transport is not None:
-            if abort:
-                transport.abort()
-            else:
-                transport.close()
+        self.close_transport(reason, abort)
 
 
 def _set_linger(transport: asyncio.BaseTransport, value: bytes) -> None:

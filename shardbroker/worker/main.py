@@ -3,7 +3,8 @@
 Started by the supervisor by module path, never forked from it. Reads its ShardBoot
 (mesh, options, live peers) from the inherited boot fd, dies with the supervisor
 (parent-death signal), greets its peers and waits for their HELLO, then binds the
-client port with SO_REUSEPORT and reports READY. Any failure before READY exits with
+client port (and the websocket port, when configured) with SO_REUSEPORT and reports
+READY. Any failure before READY exits with
 EXIT_BOOT_FAILURE so the supervisor halts instead of restart-looping.
 """
 
@@ -25,6 +26,7 @@ from shardbroker.mesh.mesh import Mesh, ShardBoot
 from shardbroker.shard.boot import Ticker, attach_slot, meet_peers, shard_main
 from shardbroker.worker.client import ClientProtocol
 from shardbroker.worker.server import Server
+from shardbroker.worker.websocket import WebSocketListener
 
 logger = logging.getLogger("shardbroker.worker")
 
@@ -93,6 +95,19 @@ async def serve(boot: ShardBoot, opts: Options) -> int:
         lambda: ClientProtocol(server), sock=sock, backlog=LISTEN_BACKLOG
     )
     server.listener = listener
+    ws = opts.websocket
+    if ws is not None and boot.websocket_port:
+        try:
+            ws_sock = listen_socket(ws.host, boot.websocket_port)
+        except OSError as exc:
+            logger.error(
+                "shard %d: cannot listen for websocket clients on %s:%d: %s",
+                boot.shard_id, ws.host, boot.websocket_port, exc,
+            )  # fmt: skip
+            return const.EXIT_BOOT_FAILURE
+        server.ws_listener = await loop.create_server(
+            WebSocketListener(server, ws), sock=ws_sock, backlog=LISTEN_BACKLOG
+        )
     member.report_ready()
     logger.debug("worker shard %d (generation %d) ready", boot.shard_id, boot.generation)
 
@@ -101,6 +116,8 @@ async def serve(boot: ShardBoot, opts: Options) -> int:
     await member.stopping.wait()
     ticker.stop()
     listener.close()
+    if server.ws_listener is not None:
+        server.ws_listener.close()
     server.close_all_clients()
     server.flush_batch(None)
     await asyncio.sleep(0)

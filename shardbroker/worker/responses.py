@@ -64,7 +64,7 @@ def request_info(requester: Any, account: bytes, share: bool, server_id: str) ->
             rtt=requester.rtt_ns,
             server=server_id,
             kind="Client",
-            client_type="nats",
+            client_type=getattr(requester, "client_type", "nats"),
         )
     )
 
@@ -229,7 +229,7 @@ class ServiceResponses:
                 start=format_rfc3339(client.start_ns), host=client.host, id=client.cid,
                 acc=account.decode(), user=client.user, name=client.name, lang=client.lang,
                 ver=client.version, rtt=client.rtt_ns, server=self.server.boot.server_id,
-                kind="Client", client_type="nats",
+                kind="Client", client_type=getattr(client, "client_type", "nats"),
             ),
             time.monotonic_ns(),
         )  # fmt: skip

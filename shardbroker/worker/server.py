@@ -162,8 +162,9 @@ class Server:
         )
         self.member.drain_budget = self.drain_budget
         self.stopping = self.member.stopping
-        # The listening server (main.py sets it once listening); lame duck closes it.
+        # The listening servers (main.py sets them once listening); lame duck closes them.
         self.listener: asyncio.AbstractServer | None = None
+        self.ws_listener: asyncio.AbstractServer | None = None
         self.lame_duck = False
         self._hold_timer: asyncio.TimerHandle | None = None
         self._cid_base = ((self.generation << 8) | self.shard_id) << const.CID_SHARD_SHIFT
@@ -181,6 +182,8 @@ class Server:
         # -V: trace the protocol of every connection (decided once, not per message).
         self.trace = opts.trace
         self.auth = Authenticator(opts)
+        # The same rules as websocket clients meet them (security/auth.py).
+        self.ws_auth = self.auth.for_websocket(opts.websocket)
         # User name (or NKEY) -> compiled permissions; users with full rights are absent.
         self.permissions = users_permissions(opts)
         # TLS on the client port: one context for every connection of this worker.
@@ -188,6 +191,23 @@ class Server:
         self.ssl_protocol_class = ssl_protocol_class(loop)
         self.tls_errors_seen: set[str] = set()
         self._info = self.make_info()
+        self._ws_info = self.make_ws_info()
+
+    def make_ws_info(self) -> ServerInfo:
+        """The INFO of the websocket port: its listener's address and TLS, and the
+        websocket authorization override (nats-server's generateClientInfoJSON)."""
+        ws = self.opts.websocket
+        if ws is None:
+            return self._info
+        tls = ws.tls is not None
+        return msgspec.structs.replace(
+            self._info,
+            host=ws.host,
+            port=self.boot.websocket_port,
+            tls_required=tls,
+            tls_available=tls,
+            auth_required=self.auth.advertised or ws.auth_override,
+        )
 
     def make_info(self) -> ServerInfo:
         """The INFO every new connection starts from (rebuilt by a reload)."""
@@ -226,7 +246,10 @@ class Server:
 
     def info_for(self, client: ClientProtocol) -> bytes:
         info = msgspec.structs.replace(
-            self._info, client_id=client.cid, client_ip=client.host, nonce=client.nonce
+            self._ws_info if client.websocket else self._info,
+            client_id=client.cid,
+            client_ip=client.host,
+            nonce=client.nonce,
         )
         return frames.info(encode_info(info))
 
@@ -257,7 +280,7 @@ class Server:
 
     def connect_info_for(self, client: ClientProtocol) -> bytes:
         info = msgspec.structs.replace(
-            self._info,
+            self._ws_info if client.websocket else self._info,
             client_id=client.cid,
             client_ip=client.host,
             connect_info=True,
@@ -297,7 +320,7 @@ class Server:
             acc=client.account.decode(), user=client.user, name=client.name, lang=client.lang,
             ver=client.version, rtt=client.rtt_ns if reason is not None else 0,
             stop=format_rfc3339(now) if reason is not None else "",
-            name_tag=client.account.decode(), kind="Client", client_type="nats",
+            name_tag=client.account.decode(), kind="Client", client_type=client.client_type,
         )  # fmt: skip
         event: events.ConnectEvent | events.DisconnectEvent
         if reason is None:
@@ -321,7 +344,8 @@ class Server:
         opts = self.opts
         return events.EventServer(
             name=opts.server_name or self.boot.server_id, host=opts.host, id=self.boot.server_id,
-            domain=opts.jetstream_domain, ver=const.SERVER_VERSION, jetstream=opts.jetstream,
+            domain=opts.jetstream_domain, ver=const.SERVER_VERSION, tags=opts.server_tags,
+            jetstream=opts.jetstream,
             flags=1 if opts.jetstream else 0, seq=self.event_seq, time=format_rfc3339(now),
         )  # fmt: skip
 
@@ -763,12 +787,18 @@ class Server:
             # New connections only; established TLS sessions carry on.
             self.ssl_context = server_context(new.tls) if new.tls is not None else None
         if "auth" in changed:
-            old_auth = self.auth
+            old_auth, old_ws_auth = self.auth, self.ws_auth
             self.auth = Authenticator(new)
+            self.ws_auth = self.auth.for_websocket(new.websocket)
             self.permissions = users_permissions(new)
             memo: dict[Credentials, str | None] = {}
+            ws_memo: dict[Credentials, str | None] = {}
             for client in list(self.clients.values()):
-                if not client.closed:
+                if client.closed:
+                    continue
+                if client.websocket:
+                    client.reauthorize(old_ws_auth, self.ws_auth, ws_memo)
+                else:
                     client.reauthorize(old_auth, self.auth, memo)
             # Subscriptions' delivery checks may have changed: cached results go.
             for sublist in self.sublists.values():
@@ -786,6 +816,7 @@ class Server:
                 if not client.closed:
                     client.apply_rate_limits()
         self._info = self.make_info()
+        self._ws_info = self.make_ws_info()
 
     # -- housekeeping -----------------------------------------------------------------------
 
@@ -826,7 +857,10 @@ class Server:
 
     def ldm_info_for(self, client: ClientProtocol) -> bytes:
         info = msgspec.structs.replace(
-            self._info, client_id=client.cid, client_ip=client.host, ldm=True
+            self._ws_info if client.websocket else self._info,
+            client_id=client.cid,
+            client_ip=client.host,
+            ldm=True,
         )
         return frames.info(encode_info(info))
 
@@ -836,8 +870,9 @@ class Server:
         self.lame_duck = True
         if self.slot is not None:
             self.slot.set("lame_duck", 1)
-        if self.listener is not None:
-            self.listener.close()
+        for listener in (self.listener, self.ws_listener):
+            if listener is not None:
+                listener.close()
         clients = [c for c in self.clients.values() if not c.closed]
         if not clients:
             self.stopping.set()

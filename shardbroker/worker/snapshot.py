@@ -69,7 +69,7 @@ def conn_snapshot(
             pending = transport.get_write_buffer_size()
         except Exception:  # a transport already torn down
             pending = 0
-        if client.server.ssl_context is not None:
+        if client.server.ssl_context is not None or client.websocket:
             ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is not None:
                 tls_version = ssl_object.version() or ""
@@ -104,6 +104,7 @@ def conn_snapshot(
         throttled=limiter.throttles if limiter is not None else 0,
         throttled_ns=limiter.throttled_total_ns() if limiter is not None else 0,
         rate_rejected=limiter.rejected if limiter is not None else 0,
+        type=client.client_type,
     )
 
 

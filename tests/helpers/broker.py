@@ -163,6 +163,18 @@ class Broker:
             return None
         return shard_of_client_id(client_id)
 
+    def ports(self, kind: str) -> list[str]:
+        """The URLs of a kind ("nats", "monitoring", "websocket") in the ports file."""
+        data = json.loads(self.ports_file.read_text())
+        return list(data.get(kind) or [])
+
+    @property
+    def websocket_url(self) -> str:
+        """The websocket listener's URL (ws:// or wss://), from the ports file."""
+        urls = self.ports("websocket")
+        assert urls, f"no websocket listener in {self.ports_file}"
+        return urls[0]
+
     def log_text(self) -> str:
         if self._log_cache is not None:
             return self._log_cache
@@ -410,9 +422,11 @@ async def connect_on_shard(
     *,
     tries: int = SHARD_CONNECT_TRIES,
     connect: Callable[..., Awaitable[Any]] | None = None,
+    url: str | None = None,
     **kwargs: Any,
 ) -> Any:
-    """A nats-py connection on worker `shard` (any connection for nats-server).
+    """A nats-py connection on worker `shard` (any connection for nats-server), to the
+    client port or to `url` (the websocket listener's, for one).
 
     Defaults: no reconnect (a test must see a disconnect); no error callback is
     installed (nats-py logs errors, which pytest shows on failure). `connect` replaces
@@ -425,11 +439,12 @@ async def connect_on_shard(
     kwargs.setdefault("connect_timeout", 5)
     kwargs.setdefault("name", f"test-shard{shard}")
     connect = connect or nats.connect
+    url = url or broker.url
     if not broker.is_shardbroker:
-        return await connect(broker.url, **kwargs)
+        return await connect(url, **kwargs)
     seen: set[int | None] = set()
     for _ in range(tries):
-        nc = await connect(broker.url, **kwargs)
+        nc = await connect(url, **kwargs)
         got = broker.shard_of(nc.client_id)
         if got == shard:
             return nc

@@ -749,7 +749,7 @@ def test_bench_js_mode_without_jetstream(server: Broker) -> None:
         (["js-consume", "--ack-policy", "none"], "--ack-policy none applies to push", 2),
         (["pub", "--subjects", "-1"], "--subjects must be 0 (one subject) or more", 2),
         (["pub", "--spread", "-2"], "--spread must be 0 (off) or a number of workers", 2),
-        (["pub", "-s", "tls://127.0.0.1:4222"], "only nats:// is supported", 2),
+        (["pub", "-s", "tls://127.0.0.1:4222"], "only nats:// and ws:// are supported", 2),
         (
             ["pub", "-s", "nats://127.0.0.1:1"],
             "cannot connect to nats://127.0.0.1:1: Connection refused",

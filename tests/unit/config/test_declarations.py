@@ -41,7 +41,7 @@ def test_config_declarations_give_serve_its_options() -> None:
     others = set(options) - {decl.name for decl in declared}
     assert others == {
         "config", "check_only", "signal_command", "auth", "user", "password", "tls",
-        "tlscert", "tlskey", "tlscacert", "tlsverify",
+        "tlscert", "tlskey", "tlscacert", "tlsverify", "show_version",
     }  # fmt: skip
 
 
