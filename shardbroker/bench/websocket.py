@@ -22,7 +22,6 @@ import os
 import struct
 from typing import Any
 
-from shardbroker.core import ws_unmask_runs
 from shardbroker.protocol import wsframes
 
 _ZERO_KEY = b"\x00\x00\x00\x00"
@@ -38,6 +37,14 @@ def client_frame_header(length: int, opcode: int = wsframes.BINARY) -> bytes:
     if length < 65536:
         return struct.pack(">BBH", b0, _MASKED | 126, length) + _ZERO_KEY
     return struct.pack(">BBQ", b0, _MASKED | 127, length) + _ZERO_KEY
+
+
+def _gather(data: bytes, runs: list[wsframes.Run]) -> bytes:
+    """The payloads of a server's frames (never masked), one after the other."""
+    if len(runs) == 1:
+        start, length, _, _ = runs[0]
+        return data if start == 0 and length == len(data) else data[start : start + length]
+    return b"".join(data[start : start + length] for start, length, _, _ in runs)
 
 
 class ClientFrames:
@@ -102,8 +109,7 @@ class WebSocketLayer(asyncio.Protocol):
         self.raw: asyncio.Transport | None = None
         self.answer = b""
         self.upgraded = False
-        # A server's frames are not masked: the payloads are only gathered.
-        self.reader = wsframes.FrameReader(ws_unmask_runs, mask_required=False)
+        self.reader = wsframes.FrameReader(_gather, mask_required=False)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.raw = transport  # type: ignore[assignment]

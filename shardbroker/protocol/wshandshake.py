@@ -98,10 +98,11 @@ class OriginPolicy(NamedTuple):
     tls: bool  # the listener has TLS: a same origin is https
 
 
-def request_end(buffer: bytes) -> int:
+def request_end(buffer: bytes | bytearray, start: int = 0) -> int:
     """Where the request's headers end in `buffer` (past the blank line), -1 when they
-    have not all arrived."""
-    match = _HEADERS_END.search(buffer)
+    have not all arrived; the search starts at `start` (where an earlier one gave up,
+    less the three bytes a blank line could have begun with)."""
+    match = _HEADERS_END.search(buffer, max(0, start - 3))
     return -1 if match is None else match.end()
 
 

@@ -345,8 +345,8 @@ class Server:
         return events.EventServer(
             name=opts.server_name or self.boot.server_id, host=opts.host, id=self.boot.server_id,
             domain=opts.jetstream_domain, ver=const.SERVER_VERSION, tags=opts.server_tags,
-            jetstream=opts.jetstream,
-            flags=1 if opts.jetstream else 0, seq=self.event_seq, time=format_rfc3339(now),
+            jetstream=opts.jetstream, flags=1 if opts.jetstream else 0, seq=self.event_seq,
+            time=format_rfc3339(now),
         )  # fmt: skip
 
     def rate_limit_engaged(self, client: ClientProtocol, budget: Budget) -> None:

@@ -174,6 +174,7 @@ class WebSocketConnection(asyncio.Protocol):
         "reader",
         "request",
         "safari",
+        "searched",
         "skip",
         "socket",
         "state",
@@ -188,7 +189,11 @@ class WebSocketConnection(asyncio.Protocol):
         self.socket: asyncio.Transport | None = None
         self.state = _HTTP
         self.peer = ""
-        self.request = b""  # the upgrade request read so far (or a wss:// client's first bytes)
+        # The upgrade request read so far (or a wss:// client's first bytes), and how far
+        # the search for its end got: a request arriving a byte at a time costs no more
+        # than one arriving at once.
+        self.request = bytearray()
+        self.searched = 0
         self.skip = 0  # bytes of a refused request's body still to skip
         self.timer: asyncio.TimerHandle | None = None
         self.reader: wf.FrameReader | None = None
@@ -218,11 +223,11 @@ class WebSocketConnection(asyncio.Protocol):
     def first_bytes(self, data: bytes) -> None:
         """A wss:// client's first bytes: the TLS handshake's, or a plain HTTP request,
         which Go's server answers in plain text before it closes."""
-        data = self.request + data
+        self.request += data
+        data = bytes(self.request)
         if len(data) < _RECORD_HEADER:
-            self.request = data
             return
-        self.request = b""
+        self.request = bytearray()
         socket = self.socket
         assert socket is not None
         if data[:_RECORD_HEADER] in _HTTP_METHODS:
@@ -326,17 +331,18 @@ class WebSocketConnection(asyncio.Protocol):
             skipped = min(self.skip, len(data))
             self.skip -= skipped
             data = data[skipped:]
-        buffer = self.request + data if self.request else data
+        buffer = self.request
+        buffer += data
         while buffer:
-            end = hs.request_end(buffer)
+            end = hs.request_end(buffer, self.searched)
             if end < 0:
+                self.searched = len(buffer)
                 if len(buffer) > hs.MAX_HEADER_BYTES:
                     self.refuse(hs.server_error(431))
-                else:
-                    self.request = buffer
                 return
-            request = hs.read_request(buffer[:end])
-            rest = buffer[end:]
+            request = hs.read_request(bytes(buffer[:end]))
+            del buffer[:end]
+            self.searched = 0
             if isinstance(request, hs.Refusal):
                 self.refuse(request)
                 return
@@ -352,11 +358,10 @@ class WebSocketConnection(asyncio.Protocol):
                 if not self.refuse(outcome):
                     return
                 body = hs.body_length(request)
-                self.skip = max(0, body - len(rest))
-                buffer = rest[body:]
+                self.skip = max(0, body - len(buffer))
+                del buffer[:body]
                 continue
-            self.request = b""
-            if rest:
+            if buffer:
                 # Frames sent before the 101 arrived: nats-server closes without a word.
                 log.debug(
                     "%s - websocket handshake error: client sent data before handshake is complete",
@@ -365,9 +370,9 @@ class WebSocketConnection(asyncio.Protocol):
                 self.state = _CLOSED
                 raw.close()
                 return
+            self.request = bytearray()
             self.upgrade(outcome)
             return
-        self.request = b""
 
     def refuse(self, refusal: hs.Refusal) -> bool:
         """Answer a refused request; True when the connection stays open."""
@@ -508,7 +513,7 @@ class WebSocketConnection(asyncio.Protocol):
         frame header joined in front, so the payload is copied once, as on the client
         port; otherwise as send_data."""
         raw = self.raw
-        if raw is None or self.close_sent or not chunks:
+        if raw is None or self.close_sent or self.state == _CLOSED or not chunks:
             return
         if self.compression or self.browser:
             self.send_data(b"".join(chunks))
@@ -521,7 +526,7 @@ class WebSocketConnection(asyncio.Protocol):
         into messages of at most BROWSER_FRAME bytes); compressed when that was agreed
         and it is worth it."""
         raw = self.raw
-        if raw is None or self.close_sent or not data:
+        if raw is None or self.close_sent or self.state == _CLOSED or not data:
             return
         if self.compression and len(data) > wf.COMPRESS_THRESHOLD:
             payload = wf.deflate(data)

@@ -7,9 +7,6 @@ with its client id, and the test then starts a nats-py responder on the other wo
 says ready. The page takes that message, publishes to itself and to the test, makes a
 request the responder answers, and reports what it saw. The same scenario runs against
 nats-server with the same config, and must end the same way.
-
-shardbroker refuses a `websocket {}` block until its listener exists: then its half
-skips, with the reason `shardbroker check-config` gives.
 """
 
 from __future__ import annotations
@@ -20,8 +17,6 @@ import functools
 import http.server
 import json
 import shutil
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +27,6 @@ import pytest
 from tests.helpers import browser
 from tests.helpers.broker import (
     HOST,
-    REPO_ROOT,
     Broker,
     barrier,
     connect_on_shard,
@@ -53,15 +47,6 @@ def websocket_conf(tmp_path: Path) -> tuple[Path, int]:
     conf = tmp_path / "websocket.conf"
     conf.write_text(f"websocket {{\n  host: {HOST}\n  port: {ws_port}\n  no_tls: true\n}}\n")
     return conf, ws_port
-
-
-def shardbroker_refuses(conf: Path) -> str | None:
-    """shardbroker check-config's error for the config, or None when it takes it."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "shardbroker", "check-config", str(conf)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    return None if proc.returncode == 0 else (proc.stderr or proc.stdout).strip()
 
 
 @contextlib.contextmanager
@@ -185,10 +170,6 @@ async def test_nats_core_in_chromium_over_websocket(
 ) -> None:
     browser.require()
     conf, ws_port = websocket_conf(tmp_path)
-    if target == "shardbroker":
-        refused = shardbroker_refuses(conf)
-        if refused is not None:
-            pytest.skip(f"shardbroker does not take a websocket {{}} block yet: {refused}")
     site = page_dir(tmp_path)
     with broker_on(target, conf, monkeypatch, tmp_path) as broker:
         result = await scenario(broker, ws_port, site, tmp_path)

@@ -340,3 +340,23 @@ def test_websocket_connz_type_and_events(loop: asyncio.AbstractEventLoop) -> Non
         assert conn_snapshot(ws.client, False).type == "websocket"
         assert conn_snapshot(connect(pair.two), False).type == "nats"
         assert isinstance(ws.conn, WebSocketConnection)
+
+
+def test_websocket_request_a_byte_at_a_time(loop: asyncio.AbstractEventLoop) -> None:
+    with pair_with(loop, websocket=PLAIN) as pair:
+        ws = WSConn(pair.one, PLAIN, request=None)
+        request = (UPGRADE + "X-Padding: " + "p" * 3000 + "\r\n\r\n").encode()
+        for i in range(len(request)):
+            ws.conn.data_received(request[i : i + 1])
+        assert ws.take().startswith(ACCEPTED)
+        assert ws.conn.client is not None
+
+
+def test_websocket_headers_over_the_limit_get_431(loop: asyncio.AbstractEventLoop) -> None:
+    with pair_with(loop, websocket=PLAIN) as pair:
+        ws = WSConn(pair.one, PLAIN, request=None)
+        chunk = b"X-Big: " + b"b" * 65536 + b"\r\n"
+        ws.conn.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n")
+        while not ws.raw.closed:
+            ws.conn.data_received(chunk)
+        assert ws.take().startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
