@@ -11,8 +11,8 @@ setup(
             Extension("shardbroker.core._publoop", ["shardbroker/core/_publoop.pyx"]),
             Extension("shardbroker.core._meshloop", ["shardbroker/core/_meshloop.pyx"]),
             Extension("shardbroker.core._storeloop", ["shardbroker/core/_storeloop.pyx"]),
-            Extension("shardbroker.core._wsmask", ["shardbroker/core/_wsmask.pyx"]),
             Extension("shardbroker.core._budget", ["shardbroker/core/_budget.pyx"]),
+            Extension("shardbroker.core._wsmask", ["shardbroker/core/_wsmask.pyx"]),
         ],
         compiler_directives={"language_level": 3},
     )
