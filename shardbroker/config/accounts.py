@@ -33,7 +33,7 @@ from shardbroker.config.users import (
     parse_permissions,
     parse_users,
 )
-from shardbroker.config.value import number, parse_duration, string
+from shardbroker.config.value import go_type, number, parse_duration, string
 
 RESERVED = (const.GLOBAL_ACCOUNT.decode(),)
 
@@ -363,17 +363,6 @@ def _jetstream(
                 )
             out[field] = item
     return AccountJetStream(**out)
-
-
-def go_type(value: Any) -> str:
-    """The Go type nats-server's config parser gives a value, as %T prints it."""
-    if isinstance(value, int):
-        return "int64"
-    if isinstance(value, float):
-        return "float64"
-    if isinstance(value, list):
-        return "[]interface {}"
-    return type(value).__name__
 
 
 def _go_value(value: Any) -> str:

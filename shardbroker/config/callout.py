@@ -13,6 +13,7 @@ from shardbroker.config import jwt
 from shardbroker.config.options import AuthCallout
 from shardbroker.config.parse import KeyPath, Position
 from shardbroker.config.users import config_error
+from shardbroker.config.value import go_type
 
 CALLOUT_KEYS = ("auth_callout", "auth_hook")
 
@@ -82,24 +83,9 @@ def _string(value: Any, where: Position) -> str:
     """A string field; nats-server's type assertion fails on anything else."""
     if not isinstance(value, str):
         raise config_error(
-            where, f"interface conversion: interface {{}} is {_go_type(value)}, not string"
+            where, f"interface conversion: interface {{}} is {go_type(value)}, not string"
         )
     return value
-
-
-def _go_type(value: Any) -> str:
-    """The Go type nats-server's config parser gives a value."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int64"
-    if isinstance(value, float):
-        return "float64"
-    if isinstance(value, list):
-        return "[]interface {}"
-    if isinstance(value, dict):
-        return "map[string]interface {}"
-    return type(value).__name__
 
 
 def _go_value(value: Any) -> str:

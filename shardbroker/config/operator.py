@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from shardbroker.config import account_store, jwt
-from shardbroker.config.accounts import go_type, is_subset_match
+from shardbroker.config.accounts import is_subset_match
 from shardbroker.config.jwt import JWTError
 from shardbroker.config.jwt_claims import account_claims_valid, activation_granted
 from shardbroker.config.options import (
@@ -34,7 +34,7 @@ from shardbroker.config.options import (
 from shardbroker.config.parse import KeyPath, Position
 from shardbroker.config.rate_limit import rate_limit_from_claims
 from shardbroker.config.users import config_error
-from shardbroker.config.value import parse_duration
+from shardbroker.config.value import go_type, parse_duration
 
 OPERATOR_KEYS = ("operator", "operators", "root", "roots", "root_operator", "root_operators")
 RESOLVER_KEYS = ("resolver", "account_resolver", "accounts_resolver")

@@ -130,3 +130,21 @@ def tags(value: Any) -> tuple[str, ...]:
         if tag and tag not in out:
             out.append(tag)
     return tuple(out)
+
+
+def go_type(value: Any) -> str:
+    """The Go type nats-server's config parser gives a value, as %T prints it in its
+    "unsupported type" and "Expected ..., got" errors."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int64"
+    if isinstance(value, float):
+        return "float64"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "[]interface {}"
+    if isinstance(value, dict):
+        return "map[string]interface {}"
+    return type(value).__name__

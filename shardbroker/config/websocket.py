@@ -11,7 +11,15 @@ from typing import Any
 from shardbroker.config.options import TLSConfig, WebsocketConfig
 from shardbroker.config.parse import KeyPath, Position
 from shardbroker.config.users import config_error
-from shardbroker.config.value import boolean, listen, number, parse_duration, secret, string
+from shardbroker.config.value import (
+    boolean,
+    go_type,
+    listen,
+    number,
+    parse_duration,
+    secret,
+    string,
+)
 
 # The parser of a `tls {}` block (config/merge.py's), handed in: merge imports this module.
 TLSParser = Callable[[Any, Mapping[KeyPath, Position], KeyPath, Position], TLSConfig]
@@ -43,7 +51,7 @@ def parse_websocket(
     tls: TLSParser,
 ) -> WebsocketConfig:
     if not isinstance(value, dict):
-        raise config_error(position, f"Expected websocket to be a map, got {_go_type(value)}")
+        raise config_error(position, f"Expected websocket to be a map, got {go_type(value)}")
     out: dict[str, Any] = {}
     for key, item in value.items():
         where = positions.get((*path, key), position)
@@ -81,19 +89,6 @@ def parse_websocket(
     return WebsocketConfig(**out)
 
 
-def _go_type(value: Any) -> str:
-    """The Go type nats-server names in its "Expected ... got" errors."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int64"
-    if isinstance(value, float):
-        return "float64"
-    if isinstance(value, str):
-        return "string"
-    return "[]interface {}" if isinstance(value, list) else type(value).__name__
-
-
 def _strings(value: Any) -> tuple[str, ...]:
     """A string or a list of strings (nats-server parseStringArray)."""
     items = [value] if isinstance(value, str) else value
@@ -108,7 +103,7 @@ def _handshake_timeout(value: Any) -> float:
         return float(value)
     if isinstance(value, str):
         return parse_duration(value)
-    raise ValueError(f"error parsing handshake timeout: unsupported type {_go_type(value)}")
+    raise ValueError(f"error parsing handshake timeout: unsupported type {go_type(value)}")
 
 
 def _duration(value: Any) -> float:
@@ -149,13 +144,13 @@ def _headers(
     value: Any, positions: Mapping[KeyPath, Position], path: KeyPath, position: Position
 ) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict):
-        raise ValueError(f"error parsing headers: unsupported type {_go_type(value)}")
+        raise ValueError(f"error parsing headers: unsupported type {go_type(value)}")
     out = []
     for key, item in value.items():
         if not isinstance(item, str):
             where = positions.get((*path, key), position)
             raise config_error(
-                where, f"error parsing header key {key}: unsupported type {_go_type(item)}"
+                where, f"error parsing header key {key}: unsupported type {go_type(item)}"
             )
         out.append((key, item))
     return tuple(out)

@@ -1,7 +1,7 @@
 """Connections per account and per worker, in shared memory: for account limits that
 hold broker-wide (`limits { max_connections }`) and for `shardbroker stats`.
 
-Layout: a names area (how many accounts, then each name in NAME_SIZE bytes, NUL
+Layout: a names area (how many accounts, then each name in 64 bytes (layout.TABLE_NAME_SIZE), NUL
 padded), then one row per shard of an 8-byte cell per account.
 
 Owners: each worker writes only its own row, at every login and close; the supervisor
@@ -22,15 +22,20 @@ name order), the same on every shard for the same Options.
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 
-import posix_ipc
-
 from shardbroker.const import MAX_COUNTED_ACCOUNTS
+from shardbroker.mesh.layout import (
+    attach_readonly_segment,
+    attach_segment,
+    create_segment,
+    names_area_size,
+    read_names,
+    unlink_segment,
+    write_names,
+)
 
-NAME_SIZE = 64
-NAMES_SIZE = 8 + MAX_COUNTED_ACCOUNTS * NAME_SIZE
+NAMES_SIZE = names_area_size(MAX_COUNTED_ACCOUNTS)
 ROW_SIZE = MAX_COUNTED_ACCOUNTS * 8
 
 
@@ -43,39 +48,22 @@ def segment_size(n_shards: int) -> int:
 
 
 def create(port: int, n_shards: int) -> mmap.mmap:
-    name = segment_name(port)
-    unlink(name)
-    size = segment_size(n_shards)
-    shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, size=size)
-    try:
-        return mmap.mmap(shm.fd, size)
-    finally:
-        shm.close_fd()
+    return create_segment(segment_name(port), segment_size(n_shards))
 
 
 def attach(port: int, n_shards: int) -> mmap.mmap:
-    shm = posix_ipc.SharedMemory(segment_name(port))
-    try:
-        return mmap.mmap(shm.fd, segment_size(n_shards))
-    finally:
-        shm.close_fd()
+    return attach_segment(segment_name(port), segment_size(n_shards))
 
 
 def attach_readonly(port: int) -> AccountTable:
-    """The table of a running broker, read-only (`shardbroker stats`). Raises
-    ``posix_ipc.ExistentialError`` when there is none on that port."""
-    shm = posix_ipc.SharedMemory(segment_name(port), read_only=True)
-    try:
-        size = shm.size
-        buf = mmap.mmap(shm.fd, size, prot=mmap.PROT_READ)
-    finally:
-        shm.close_fd()
-    return AccountTable(buf, (size - NAMES_SIZE) // ROW_SIZE)
+    """The table of a running broker, read-only (`shardbroker stats`, the monitor).
+    Raises ``posix_ipc.ExistentialError`` when there is none on that port."""
+    buf = attach_readonly_segment(segment_name(port))
+    return AccountTable(buf, (len(buf) - NAMES_SIZE) // ROW_SIZE)
 
 
 def unlink(name: str) -> None:
-    with contextlib.suppress(posix_ipc.ExistentialError):
-        posix_ipc.unlink_shared_memory(name)
+    unlink_segment(name)
 
 
 class AccountTable:
@@ -91,22 +79,10 @@ class AccountTable:
 
     def set_names(self, names: list[str]) -> None:
         """The accounts the cells count, in cell order (the supervisor)."""
-        count = min(len(names), MAX_COUNTED_ACCOUNTS)
-        buf = self.buf
-        for i, name in enumerate(names[:count]):
-            raw = name.encode()[:NAME_SIZE]
-            start = 8 + i * NAME_SIZE
-            buf[start : start + NAME_SIZE] = raw.ljust(NAME_SIZE, b"\0")
-        buf[0:8] = count.to_bytes(8, "little")
+        write_names(self.buf, names, MAX_COUNTED_ACCOUNTS)
 
     def names(self) -> list[str]:
-        buf = self.buf
-        count = min(int.from_bytes(buf[0:8], "little"), MAX_COUNTED_ACCOUNTS)
-        out = []
-        for i in range(count):
-            start = 8 + i * NAME_SIZE
-            out.append(buf[start : start + NAME_SIZE].rstrip(b"\0").decode(errors="replace"))
-        return out
+        return read_names(self.buf, MAX_COUNTED_ACCOUNTS)
 
     # -- cells ---------------------------------------------------------------------------
 

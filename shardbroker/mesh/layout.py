@@ -41,6 +41,7 @@ __all__ = [
     "WAITING_FLAG_OFFSET",
     "WRITE_COUNTER_OFFSET",
     "MeshLayout",
+    "attach_readonly_segment",
     "attach_segment",
     "create_segment",
     "segment_name",
@@ -133,6 +134,47 @@ def attach_segment(name: str, size: int) -> mmap.mmap:
         return mmap.mmap(shm.fd, size)
     finally:
         shm.close_fd()
+
+
+def attach_readonly_segment(name: str) -> mmap.mmap:
+    """Map a whole existing segment read-only (`shardbroker stats`, the monitor).
+    Raises ``posix_ipc.ExistentialError`` if it does not exist."""
+    shm = posix_ipc.SharedMemory(name, read_only=True)
+    try:
+        return mmap.mmap(shm.fd, shm.size, prot=mmap.PROT_READ)
+    finally:
+        shm.close_fd()
+
+
+# The names area of a table of named cells (mesh/account_table.py, mesh/rate_table.py):
+# how many names (8 bytes), then each name in TABLE_NAME_SIZE bytes, NUL padded.
+TABLE_NAME_SIZE = 64
+
+
+def names_area_size(capacity: int) -> int:
+    return 8 + capacity * TABLE_NAME_SIZE
+
+
+def write_names(buf: mmap.mmap, names: list[str], capacity: int) -> None:
+    """The names in order (at most `capacity`); the count last, so that a reader never
+    sees a count ahead of its names."""
+    count = min(len(names), capacity)
+    for i, name in enumerate(names[:count]):
+        start = 8 + i * TABLE_NAME_SIZE
+        buf[start : start + TABLE_NAME_SIZE] = name.encode()[:TABLE_NAME_SIZE].ljust(
+            TABLE_NAME_SIZE, b"\0"
+        )
+    buf[0:8] = count.to_bytes(8, "little")
+
+
+def read_names(buf: mmap.mmap, capacity: int) -> list[str]:
+    count = min(int.from_bytes(buf[0:8], "little"), capacity)
+    return [
+        buf[8 + i * TABLE_NAME_SIZE : 8 + (i + 1) * TABLE_NAME_SIZE]
+        .rstrip(b"\0")
+        .decode(errors="replace")
+        for i in range(count)
+    ]
 
 
 def unlink_segment(name: str) -> bool:

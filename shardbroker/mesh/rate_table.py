@@ -1,7 +1,7 @@
 """Publish budgets of accounts and users, shared by every worker through shared memory:
 what makes a `rate_limit` on an account (or a user) hold broker-wide.
 
-Layout: a names area (how many keys, then each key in NAME_SIZE bytes, NUL padded:
+Layout: a names area (how many keys, then each key in 64 bytes, layout.TABLE_NAME_SIZE, NUL padded:
 "account:A", "user:bob"), then one row per shard of CELLS 8-byte cells per key.
 
 The budget is a token bucket in virtual time (GCRA). For a key and a kind of token
@@ -44,17 +44,22 @@ one key's cells under different names: a reload can let through up to one lease 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import mmap
 from typing import NamedTuple
 
-import posix_ipc
-
 from shardbroker.const import MAX_RATE_KEYS
+from shardbroker.mesh.layout import (
+    attach_readonly_segment,
+    attach_segment,
+    create_segment,
+    names_area_size,
+    read_names,
+    unlink_segment,
+    write_names,
+)
 
-NAME_SIZE = 64
-NAMES_SIZE = 8 + MAX_RATE_KEYS * NAME_SIZE
+NAMES_SIZE = names_area_size(MAX_RATE_KEYS)
 CELLS = 8
 ROW_WORDS = MAX_RATE_KEYS * CELLS
 ROW_SIZE = ROW_WORDS * 8
@@ -87,39 +92,22 @@ def segment_size(n_shards: int) -> int:
 
 
 def create(port: int, n_shards: int) -> mmap.mmap:
-    name = segment_name(port)
-    unlink(name)
-    size = segment_size(n_shards)
-    shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, size=size)
-    try:
-        return mmap.mmap(shm.fd, size)
-    finally:
-        shm.close_fd()
+    return create_segment(segment_name(port), segment_size(n_shards))
 
 
 def attach(port: int, n_shards: int) -> mmap.mmap:
-    shm = posix_ipc.SharedMemory(segment_name(port))
-    try:
-        return mmap.mmap(shm.fd, segment_size(n_shards))
-    finally:
-        shm.close_fd()
+    return attach_segment(segment_name(port), segment_size(n_shards))
 
 
 def attach_readonly(port: int) -> RateTable:
     """The table of a running broker, read-only (`shardbroker stats`, the monitor).
     Raises ``posix_ipc.ExistentialError`` when there is none on that port."""
-    shm = posix_ipc.SharedMemory(segment_name(port), read_only=True)
-    try:
-        size = shm.size
-        buf = mmap.mmap(shm.fd, size, prot=mmap.PROT_READ)
-    finally:
-        shm.close_fd()
-    return RateTable(buf, (size - NAMES_SIZE) // ROW_SIZE)
+    buf = attach_readonly_segment(segment_name(port))
+    return RateTable(buf, (len(buf) - NAMES_SIZE) // ROW_SIZE)
 
 
 def unlink(name: str) -> None:
-    with contextlib.suppress(posix_ipc.ExistentialError):
-        posix_ipc.unlink_shared_memory(name)
+    unlink_segment(name)
 
 
 class RateTable:
@@ -134,21 +122,10 @@ class RateTable:
     # -- names (the supervisor writes, readers read) -----------------------------------
 
     def set_names(self, names: list[str]) -> None:
-        count = min(len(names), MAX_RATE_KEYS)
-        buf = self.buf
-        for i, name in enumerate(names[:count]):
-            raw = name.encode()[:NAME_SIZE]
-            start = 8 + i * NAME_SIZE
-            buf[start : start + NAME_SIZE] = raw.ljust(NAME_SIZE, b"\0")
-        buf[0:8] = count.to_bytes(8, "little")
+        write_names(self.buf, names, MAX_RATE_KEYS)
 
     def names(self) -> list[str]:
-        buf = self.buf
-        count = min(int.from_bytes(buf[0:8], "little"), MAX_RATE_KEYS)
-        return [
-            buf[8 + i * NAME_SIZE : 8 + (i + 1) * NAME_SIZE].rstrip(b"\0").decode(errors="replace")
-            for i in range(count)
-        ]
+        return read_names(self.buf, MAX_RATE_KEYS)
 
     # -- budgets (each worker its own row) ----------------------------------------------
 

@@ -34,7 +34,7 @@ from shardbroker.security.callout import (
     new_curve_seed,
 )
 from shardbroker.security.permissions import CHECK_INTERNAL
-from shardbroker.worker.responses import base62
+from shardbroker.worker.responses import InternalSink, base62
 from shardbroker.worker.route_result import Subscription
 
 log = logging.getLogger("shardbroker.callout")
@@ -65,19 +65,14 @@ class Pending:
         self.timer = timer
 
 
-class AnswerSink:
-    """The subscriber behind the internal inbox subscriptions: what the router needs of
-    a subscriber, and the hand-over of what it receives."""
+class AnswerSink(InternalSink):
+    """The internal inbox subscriptions' subscriber: the callout service's answers."""
 
-    __slots__ = ("callouts", "echo", "headers", "interest_changed", "perms", "subs")
+    __slots__ = ("callouts",)
 
     def __init__(self, callouts: AuthCallouts) -> None:
+        super().__init__()
         self.callouts = callouts
-        self.echo = True
-        self.headers = True
-        self.perms = None
-        self.subs: dict[bytes, Subscription] = {}
-        self.interest_changed = False
 
     def internal_message(
         self,

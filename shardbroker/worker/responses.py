@@ -115,19 +115,30 @@ class Mapping:
         self.tracking = tracking
 
 
-class ResponseSink:
-    """The subscriber behind the internal `_R_.<prefix>.>` subscriptions: what the
-    router needs of a subscriber, and the hand-over of what it receives."""
+class InternalSink:
+    """The subscriber behind a worker's internal subscriptions: what the router needs of
+    a subscriber (every message, headers included, no permissions); subclasses take
+    what it receives in `internal_message`."""
 
-    __slots__ = ("echo", "headers", "interest_changed", "perms", "responses", "subs")
+    __slots__ = ("echo", "headers", "interest_changed", "perms", "subs")
 
-    def __init__(self, responses: ServiceResponses) -> None:
-        self.responses = responses
+    def __init__(self) -> None:
         self.echo = True
         self.headers = True
         self.perms = None
         self.subs: dict[bytes, Subscription] = {}
         self.interest_changed = False
+
+
+class ResponseSink(InternalSink):
+    """The internal `_R_.<prefix>.>` subscriptions' subscriber: responses to service
+    imports."""
+
+    __slots__ = ("responses",)
+
+    def __init__(self, responses: ServiceResponses) -> None:
+        super().__init__()
+        self.responses = responses
 
     def internal_message(
         self,
